@@ -1,0 +1,245 @@
+//! Event time: where a record says its business event happened, and why a record's
+//! event time may be unusable (the invalid reasons, counted, never guessed around).
+
+use crate::json::{JsonPointer, Lookup};
+use crate::time::{parse_rfc3339, Millis};
+
+/// How a JSON field encodes a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeFormat {
+    Rfc3339,
+    EpochSeconds,
+    EpochMillis,
+    EpochMicros,
+}
+
+impl TimeFormat {
+    /// The config names, in the order the docs list them.
+    pub const NAMES: [&'static str; 4] = ["rfc3339", "epoch_seconds", "epoch_millis", "epoch_micros"];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "rfc3339" => Self::Rfc3339,
+            "epoch_seconds" => Self::EpochSeconds,
+            "epoch_millis" => Self::EpochMillis,
+            "epoch_micros" => Self::EpochMicros,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rfc3339 => "rfc3339",
+            Self::EpochSeconds => "epoch_seconds",
+            Self::EpochMillis => "epoch_millis",
+            Self::EpochMicros => "epoch_micros",
+        }
+    }
+}
+
+/// Why a record's event time could not be used. The set is fixed: these are the
+/// `reason` label values of `pipewatch_records_invalid_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum InvalidReason {
+    /// No payload, or a zero-length one (e.g. a tombstone).
+    EmptyPayload,
+    /// The payload is not JSON (as far as the lookup read it).
+    NotJson,
+    /// The event-time field (or the Kafka timestamp) is absent.
+    MissingField,
+    /// The field is there but is not a time in the configured format, or is implausible
+    /// (before 2000-01-01: usually seconds read as milliseconds or the like).
+    BadTimestamp,
+    /// The event time is more than `max_future_skew` ahead of the arrival time.
+    FutureTimestamp,
+}
+
+impl InvalidReason {
+    pub const ALL: [InvalidReason; 5] = [
+        Self::EmptyPayload,
+        Self::NotJson,
+        Self::MissingField,
+        Self::BadTimestamp,
+        Self::FutureTimestamp,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EmptyPayload => "empty_payload",
+            Self::NotJson => "not_json",
+            Self::MissingField => "missing_field",
+            Self::BadTimestamp => "bad_timestamp",
+            Self::FutureTimestamp => "future_timestamp",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Event times before this (2000-01-01T00:00:00Z) are implausible for a live pipeline.
+pub const MIN_PLAUSIBLE_EVENT_TIME: Millis = 946_684_800_000;
+
+/// Where a stream's records carry their event time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventTimeSource {
+    /// A JSON field at a pointer, in a format.
+    Field { pointer: JsonPointer, format: TimeFormat },
+    /// The Kafka message timestamp (create or log-append time).
+    KafkaTimestamp,
+}
+
+/// Extracts event times for one stream; built once from the config, then used per record.
+#[derive(Debug, Clone)]
+pub struct Extractor {
+    source: EventTimeSource,
+    max_future_skew_ms: Millis,
+}
+
+impl Extractor {
+    pub fn new(source: EventTimeSource, max_future_skew_ms: Millis) -> Self {
+        Self { source, max_future_skew_ms }
+    }
+
+    pub fn source(&self) -> &EventTimeSource {
+        &self.source
+    }
+
+    /// The event time of one record, or why it has none. `kafka_timestamp` is the
+    /// message timestamp if the broker gave one. Does not allocate.
+    #[inline]
+    pub fn extract(&self, payload: Option<&[u8]>, kafka_timestamp: Option<Millis>, arrival: Millis) -> Result<Millis, InvalidReason> {
+        let t = match &self.source {
+            EventTimeSource::KafkaTimestamp => kafka_timestamp.ok_or(InvalidReason::MissingField)?,
+            EventTimeSource::Field { pointer, format } => {
+                let payload = match payload {
+                    Some(p) if !p.is_empty() => p,
+                    _ => return Err(InvalidReason::EmptyPayload),
+                };
+                match pointer.lookup(payload) {
+                    Lookup::String { raw, escaped } => {
+                        if escaped {
+                            return Err(InvalidReason::BadTimestamp);
+                        }
+                        match format {
+                            TimeFormat::Rfc3339 => parse_rfc3339(raw).ok_or(InvalidReason::BadTimestamp)?,
+                            _ => parse_epoch(raw, *format).ok_or(InvalidReason::BadTimestamp)?,
+                        }
+                    }
+                    Lookup::Number(raw) => match format {
+                        TimeFormat::Rfc3339 => return Err(InvalidReason::BadTimestamp),
+                        _ => parse_epoch(raw, *format).ok_or(InvalidReason::BadTimestamp)?,
+                    },
+                    Lookup::Other => return Err(InvalidReason::BadTimestamp),
+                    Lookup::Missing => return Err(InvalidReason::MissingField),
+                    Lookup::NotJson => return Err(InvalidReason::NotJson),
+                }
+            }
+        };
+        if t < MIN_PLAUSIBLE_EVENT_TIME {
+            return Err(InvalidReason::BadTimestamp);
+        }
+        if t > arrival.saturating_add(self.max_future_skew_ms) {
+            return Err(InvalidReason::FutureTimestamp);
+        }
+        Ok(t)
+    }
+}
+
+/// Parses an epoch number (integer, decimal or exponent form) in the given unit.
+fn parse_epoch(raw: &[u8], format: TimeFormat) -> Option<Millis> {
+    // Fast path: a plain integer.
+    let (neg, body) = match raw.first() {
+        Some(b'-') => (true, &raw[1..]),
+        _ => (false, raw),
+    };
+    if !body.is_empty() && body.len() <= 18 && body.iter().all(u8::is_ascii_digit) {
+        let mut v: i64 = 0;
+        for &c in body {
+            v = v * 10 + i64::from(c - b'0');
+        }
+        let v = if neg { -v } else { v };
+        return Some(match format {
+            TimeFormat::EpochSeconds => v.checked_mul(1000)?,
+            TimeFormat::EpochMillis => v,
+            TimeFormat::EpochMicros => v.div_euclid(1000),
+            TimeFormat::Rfc3339 => return None,
+        });
+    }
+    let v: f64 = std::str::from_utf8(raw).ok()?.parse().ok()?;
+    if !v.is_finite() {
+        return None;
+    }
+    let ms = match format {
+        TimeFormat::EpochSeconds => v * 1000.0,
+        TimeFormat::EpochMillis => v,
+        TimeFormat::EpochMicros => v / 1000.0,
+        TimeFormat::Rfc3339 => return None,
+    };
+    if ms.abs() > 1e17 {
+        return None;
+    }
+    Some(ms.floor() as Millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Millis = 1_795_375_975_000; // 2026-11-22T19:32:55Z
+    const SKEW: Millis = 300_000;
+
+    fn field(ptr: &str, format: TimeFormat) -> Extractor {
+        Extractor::new(EventTimeSource::Field { pointer: JsonPointer::parse(ptr).unwrap(), format }, SKEW)
+    }
+
+    #[test]
+    fn every_format() {
+        let ex = field("/t", TimeFormat::Rfc3339);
+        assert_eq!(ex.extract(Some(br#"{"t":"2026-11-22T19:32:55Z"}"#), None, NOW), Ok(NOW));
+        let ex = field("/t", TimeFormat::EpochSeconds);
+        assert_eq!(ex.extract(Some(br#"{"t":1795375975}"#), None, NOW), Ok(NOW));
+        assert_eq!(ex.extract(Some(br#"{"t":1795375975.25}"#), None, NOW), Ok(NOW + 250));
+        assert_eq!(ex.extract(Some(br#"{"t":"1795375975"}"#), None, NOW), Ok(NOW));
+        let ex = field("/t", TimeFormat::EpochMillis);
+        assert_eq!(ex.extract(Some(br#"{"t":1795375975000}"#), None, NOW), Ok(NOW));
+        assert_eq!(ex.extract(Some(br#"{"t":1.795375975e12}"#), None, NOW), Ok(NOW));
+        let ex = field("/t", TimeFormat::EpochMicros);
+        assert_eq!(ex.extract(Some(br#"{"t":1795375975000123}"#), None, NOW), Ok(NOW));
+        let ex = Extractor::new(EventTimeSource::KafkaTimestamp, SKEW);
+        assert_eq!(ex.extract(None, Some(NOW - 5), NOW), Ok(NOW - 5));
+    }
+
+    #[test]
+    fn every_invalid_reason() {
+        let ex = field("/t", TimeFormat::EpochMillis);
+        assert_eq!(ex.extract(None, Some(NOW), NOW), Err(InvalidReason::EmptyPayload));
+        assert_eq!(ex.extract(Some(b""), Some(NOW), NOW), Err(InvalidReason::EmptyPayload));
+        assert_eq!(ex.extract(Some(b"not json at all"), Some(NOW), NOW), Err(InvalidReason::NotJson));
+        assert_eq!(ex.extract(Some(br#"{"t": 1"#), Some(NOW), NOW), Err(InvalidReason::NotJson));
+        assert_eq!(ex.extract(Some(br#"{"x": 1}"#), Some(NOW), NOW), Err(InvalidReason::MissingField));
+        assert_eq!(ex.extract(Some(br#"{"t": "soon"}"#), Some(NOW), NOW), Err(InvalidReason::BadTimestamp));
+        assert_eq!(ex.extract(Some(br#"{"t": null}"#), Some(NOW), NOW), Err(InvalidReason::BadTimestamp));
+        // seconds written where milliseconds were promised: January 1970
+        assert_eq!(ex.extract(Some(br#"{"t": 1795375975}"#), Some(NOW), NOW), Err(InvalidReason::BadTimestamp));
+        let future = format!(r#"{{"t": {}}}"#, NOW + SKEW + 1);
+        assert_eq!(ex.extract(Some(future.as_bytes()), Some(NOW), NOW), Err(InvalidReason::FutureTimestamp));
+        let edge = format!(r#"{{"t": {}}}"#, NOW + SKEW);
+        assert_eq!(ex.extract(Some(edge.as_bytes()), Some(NOW), NOW), Ok(NOW + SKEW));
+        let rfc = field("/t", TimeFormat::Rfc3339);
+        assert_eq!(rfc.extract(Some(br#"{"t": 1795375975}"#), None, NOW), Err(InvalidReason::BadTimestamp));
+        let kafka = Extractor::new(EventTimeSource::KafkaTimestamp, SKEW);
+        assert_eq!(kafka.extract(Some(b"x"), None, NOW), Err(InvalidReason::MissingField));
+    }
+
+    #[test]
+    fn reason_names_are_the_metric_labels() {
+        let names: Vec<_> = InvalidReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names, ["empty_payload", "not_json", "missing_field", "bad_timestamp", "future_timestamp"]);
+        for (i, r) in InvalidReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! A lazy JSON lookup: finds the value at a JSON pointer (RFC 6901) in a byte slice
+//! without building values or allocating. Members before the target are skipped by
+//! their syntax alone; the document after the target is not read at all.
+
+/// A compiled JSON pointer such as `/created_at` or `/meta/ts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonPointer {
+    tokens: Vec<Box<str>>,
+    text: Box<str>,
+}
+
+/// Why a pointer string cannot be compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointerError(pub &'static str);
+
+impl JsonPointer {
+    /// Compiles an RFC 6901 pointer: `""` is the whole document, otherwise it starts
+    /// with `/`; `~1` stands for `/` and `~0` for `~`.
+    pub fn parse(text: &str) -> Result<Self, PointerError> {
+        if text.is_empty() {
+            return Err(PointerError("a JSON pointer to a field starts with \"/\", e.g. \"/created_at\""));
+        }
+        let Some(rest) = text.strip_prefix('/') else {
+            return Err(PointerError("a JSON pointer starts with \"/\", e.g. \"/created_at\""));
+        };
+        let mut tokens = Vec::new();
+        for raw in rest.split('/') {
+            let mut token = String::with_capacity(raw.len());
+            let mut chars = raw.chars();
+            while let Some(c) = chars.next() {
+                if c == '~' {
+                    match chars.next() {
+                        Some('0') => token.push('~'),
+                        Some('1') => token.push('/'),
+                        _ => return Err(PointerError("\"~\" in a JSON pointer must be followed by 0 or 1")),
+                    }
+                } else {
+                    token.push(c);
+                }
+            }
+            tokens.push(token.into_boxed_str());
+        }
+        Ok(Self { tokens, text: text.into() })
+    }
+
+    /// The pointer as written in the config.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Finds the value the pointer names in `doc`.
+    pub fn lookup<'a>(&self, doc: &'a [u8]) -> Lookup<'a> {
+        let mut s = Scanner { buf: doc, pos: 0 };
+        for (depth, token) in self.tokens.iter().enumerate() {
+            s.skip_ws();
+            match s.peek() {
+                Some(b'{') => match s.find_member(token.as_bytes()) {
+                    Ok(true) => {}
+                    Ok(false) => return Lookup::Missing,
+                    Err(()) => return Lookup::NotJson,
+                },
+                Some(b'[') => {
+                    let Ok(index) = token.parse::<usize>() else {
+                        return Lookup::Missing;
+                    };
+                    match s.find_element(index) {
+                        Ok(true) => {}
+                        Ok(false) => return Lookup::Missing,
+                        Err(()) => return Lookup::NotJson,
+                    }
+                }
+                Some(_) if depth > 0 => return Lookup::Missing, // a scalar has no members
+                _ => return Lookup::NotJson,
+            }
+        }
+        s.skip_ws();
+        let start = s.pos;
+        let found = match s.peek() {
+            Some(b'"') => match s.skip_string() {
+                Ok(escaped) => Lookup::String { raw: &doc[start + 1..s.pos - 1], escaped },
+                Err(()) => return Lookup::NotJson,
+            },
+            Some(b'-' | b'0'..=b'9') => {
+                s.skip_number();
+                Lookup::Number(&doc[start..s.pos])
+            }
+            Some(_) => match s.skip_value() {
+                Ok(()) => Lookup::Other,
+                Err(()) => return Lookup::NotJson,
+            },
+            None => return Lookup::NotJson,
+        };
+        // The value must end where its container goes on: a truncated record is not JSON.
+        s.skip_ws();
+        match s.peek() {
+            Some(b',' | b'}' | b']') => found,
+            _ => Lookup::NotJson,
+        }
+    }
+}
+
+/// What a pointer lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup<'a> {
+    /// A string value: its raw bytes between the quotes, and whether they hold escapes.
+    String { raw: &'a [u8], escaped: bool },
+    /// A number value, as written.
+    Number(&'a [u8]),
+    /// `null`, a boolean, an object or an array.
+    Other,
+    /// The document is valid as far as it was read, but has no such member.
+    Missing,
+    /// The document is not JSON (as far as it was read).
+    NotJson,
+}
+
+struct Scanner<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Scanner<'_> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
+    #[inline]
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    #[inline]
+    fn expect(&mut self, b: u8) -> Result<(), ()> {
+        self.skip_ws();
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(())
+        }
+    }
+
+    /// At `{`: moves to the value of member `key` (Ok(true)), or past the object (Ok(false)).
+    fn find_member(&mut self, key: &[u8]) -> Result<bool, ()> {
+        self.pos += 1; // '{'
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(false);
+        }
+        loop {
+            self.skip_ws();
+            if self.peek() != Some(b'"') {
+                return Err(());
+            }
+            let start = self.pos + 1;
+            let escaped = self.skip_string()?;
+            let name = &self.buf[start..self.pos - 1];
+            self.expect(b':')?;
+            let matches = if escaped { unescaped_eq(name, key) } else { name == key };
+            if matches {
+                return Ok(true);
+            }
+            self.skip_ws();
+            self.skip_value()?;
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(false);
+                }
+                _ => return Err(()),
+            }
+        }
+    }
+
+    /// At `[`: moves to element `index` (Ok(true)), or past the array (Ok(false)).
+    fn find_element(&mut self, index: usize) -> Result<bool, ()> {
+        self.pos += 1; // '['
+        self.skip_ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(false);
+        }
+        let mut i = 0;
+        loop {
+            self.skip_ws();
+            if i == index {
+                return Ok(true);
+            }
+            self.skip_value()?;
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(false);
+                }
+                _ => return Err(()),
+            }
+            i += 1;
+        }
+    }
+
+    /// At `"`: moves past the closing quote; returns whether the string holds escapes.
+    #[inline]
+    fn skip_string(&mut self) -> Result<bool, ()> {
+        self.pos += 1;
+        let mut escaped = false;
+        loop {
+            // Jump to the next quote or backslash.
+            match self.buf[self.pos.min(self.buf.len())..].iter().position(|&b| b == b'"' || b == b'\\') {
+                None => return Err(()),
+                Some(off) => {
+                    self.pos += off;
+                    if self.buf[self.pos] == b'"' {
+                        self.pos += 1;
+                        return Ok(escaped);
+                    }
+                    escaped = true;
+                    self.pos += 2; // backslash and the escaped byte
+                }
+            }
+        }
+    }
+
+    fn skip_number(&mut self) {
+        while let Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn skip_literal(&mut self, lit: &[u8]) -> Result<(), ()> {
+        if self.buf[self.pos..].starts_with(lit) {
+            self.pos += lit.len();
+            Ok(())
+        } else {
+            Err(())
+        }
+    }
+
+    /// Skips one value of any kind. Nested containers are skipped by counting brackets
+    /// outside strings, without checking their inner syntax.
+    fn skip_value(&mut self) -> Result<(), ()> {
+        match self.peek() {
+            Some(b'"') => self.skip_string().map(|_| ()),
+            Some(b'-' | b'0'..=b'9') => {
+                self.skip_number();
+                Ok(())
+            }
+            Some(b't') => self.skip_literal(b"true"),
+            Some(b'f') => self.skip_literal(b"false"),
+            Some(b'n') => self.skip_literal(b"null"),
+            Some(b'{' | b'[') => {
+                let mut depth = 0usize;
+                loop {
+                    match self.peek() {
+                        Some(b'{' | b'[') => {
+                            depth += 1;
+                            self.pos += 1;
+                        }
+                        Some(b'}' | b']') => {
+                            depth -= 1;
+                            self.pos += 1;
+                            if depth == 0 {
+                                return Ok(());
+                            }
+                        }
+                        Some(b'"') => {
+                            self.skip_string()?;
+                        }
+                        Some(_) => self.pos += 1,
+                        None => return Err(()),
+                    }
+                }
+            }
+            _ => Err(()),
+        }
+    }
+}
+
+/// Compares a raw (escaped) JSON string body with a plain key, decoding as it goes.
+fn unescaped_eq(raw: &[u8], key: &[u8]) -> bool {
+    let mut buf = [0u8; 4];
+    let mut k = key;
+    let mut i = 0;
+    while i < raw.len() {
+        let decoded: &[u8] = if raw[i] == b'\\' {
+            let Some(&e) = raw.get(i + 1) else { return false };
+            i += 2;
+            let c = match e {
+                b'"' => '"',
+                b'\\' => '\\',
+                b'/' => '/',
+                b'b' => '\u{8}',
+                b'f' => '\u{c}',
+                b'n' => '\n',
+                b'r' => '\r',
+                b't' => '\t',
+                b'u' => {
+                    let Some(hex) = raw.get(i..i + 4) else { return false };
+                    i += 4;
+                    let Some(code) = std::str::from_utf8(hex).ok().and_then(|h| u32::from_str_radix(h, 16).ok()) else {
+                        return false;
+                    };
+                    match char::from_u32(code) {
+                        Some(c) => c,
+                        None => return false, // surrogate pairs never match a config key here
+                    }
+                }
+                _ => return false,
+            };
+            c.encode_utf8(&mut buf).as_bytes()
+        } else {
+            i += 1;
+            std::slice::from_ref(&raw[i - 1])
+        };
+        let Some(rest) = k.strip_prefix(decoded) else { return false };
+        k = rest;
+    }
+    k.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> JsonPointer {
+        JsonPointer::parse(s).unwrap()
+    }
+
+    #[test]
+    fn finds_top_level_and_nested_members() {
+        let doc = br#"{"a": 1, "b": {"c": [10, {"d": "x"}]}, "ts": "2026-01-01T00:00:00Z"}"#;
+        assert_eq!(p("/a").lookup(doc), Lookup::Number(b"1"));
+        assert_eq!(p("/b/c/0").lookup(doc), Lookup::Number(b"10"));
+        assert_eq!(p("/b/c/1/d").lookup(doc), Lookup::String { raw: b"x", escaped: false });
+        assert_eq!(p("/ts").lookup(doc), Lookup::String { raw: b"2026-01-01T00:00:00Z", escaped: false });
+        assert_eq!(p("/b").lookup(doc), Lookup::Other);
+    }
+
+    #[test]
+    fn missing_members_and_indexes() {
+        let doc = br#"{"a": {"b": 1}, "list": [1, 2]}"#;
+        assert_eq!(p("/x").lookup(doc), Lookup::Missing);
+        assert_eq!(p("/a/x").lookup(doc), Lookup::Missing);
+        assert_eq!(p("/list/5").lookup(doc), Lookup::Missing);
+        assert_eq!(p("/list/x").lookup(doc), Lookup::Missing);
+        assert_eq!(p("/a/b/c").lookup(doc), Lookup::Missing);
+        assert_eq!(p("/x").lookup(b"{}"), Lookup::Missing);
+    }
+
+    #[test]
+    fn skips_strings_with_brackets_and_escapes() {
+        let doc = br#"{"s": "}{\"][", "n": {"x": "]"}, "ts": 5}"#;
+        assert_eq!(p("/ts").lookup(doc), Lookup::Number(b"5"));
+    }
+
+    #[test]
+    fn escaped_keys_and_pointer_escapes() {
+        let doc = br#"{"a\/b": 1, "t\u0073": 2, "m~n": 3}"#;
+        assert_eq!(p("/a~1b").lookup(doc), Lookup::Number(b"1"));
+        assert_eq!(p("/ts").lookup(doc), Lookup::Number(b"2"));
+        assert_eq!(p("/m~0n").lookup(doc), Lookup::Number(b"3"));
+    }
+
+    #[test]
+    fn not_json() {
+        assert_eq!(p("/a").lookup(b"hello"), Lookup::NotJson);
+        assert_eq!(p("/a").lookup(b""), Lookup::NotJson);
+        assert_eq!(p("/a").lookup(br#"{"b": 1"#), Lookup::NotJson);
+        assert_eq!(p("/a").lookup(br#"{"b" 1}"#), Lookup::NotJson);
+        assert_eq!(p("/a").lookup(br#"{"a": "unterminated"#), Lookup::NotJson);
+        assert_eq!(p("/a").lookup(br#"{b: 1}"#), Lookup::NotJson);
+    }
+
+    #[test]
+    fn bad_pointers() {
+        assert!(JsonPointer::parse("created_at").is_err());
+        assert!(JsonPointer::parse("").is_err());
+        assert!(JsonPointer::parse("/a~2").is_err());
+    }
+}

@@ -1,0 +1,823 @@
+//! The monitor state: one tracker per assigned partition, grouped into streams and
+//! pairs, turned into a [`Snapshot`] each tick. Pure: every method takes `now`.
+//!
+//! The hot path is [`Monitor::record`]: extract the event time, update the partition's
+//! tracker and the stream's record-delay histogram. The monitor is owned by one thread
+//! (the source's), so nothing here locks.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::Serialize;
+
+use crate::extract::{Extractor, InvalidReason};
+use crate::histogram::{quantile, Histogram, GAP_DURATION_BUCKETS, RECORD_DELAY_BUCKETS};
+use crate::time::Millis;
+
+/// A stream is `monitor_backlog` when its unread backlog grew over the rate window and
+/// holds more than this many seconds of traffic.
+pub const BACKLOG_TOLERANCE_SECONDS: f64 = 10.0;
+
+/// One stream as configured.
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    pub name: String,
+    pub topic: String,
+    pub extractor: Extractor,
+    /// A partition whose log end has not advanced for longer is silent; a gap opens.
+    pub max_silence_ms: Millis,
+    /// A median record delay over the rate window above this is `event_time_delayed`.
+    pub max_record_delay_ms: Millis,
+    /// Rate bounds (records/s) for `volume_low` / `volume_high`.
+    pub min_rate: Option<f64>,
+    pub max_rate: Option<f64>,
+}
+
+/// One pair as configured: indexes into the stream list.
+#[derive(Debug, Clone)]
+pub struct PairSpec {
+    pub name: String,
+    pub leader: usize,
+    pub follower: usize,
+}
+
+/// Monitor-wide settings.
+#[derive(Debug, Clone)]
+pub struct MonitorSettings {
+    pub idle_partition_timeout_ms: Millis,
+    pub rate_window_ms: Millis,
+}
+
+/// Whether the cluster answers (as the log-end poller sees it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaStatus {
+    /// Not asked yet.
+    Unknown,
+    Up,
+    Down,
+}
+
+/// The one state of a stream: a fault (first that holds in this order) or a normal state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    Ok,
+    NoData,
+    CatchingUp,
+    KafkaUnreachable,
+    ProducerSilent,
+    PartitionStalled,
+    MonitorBacklog,
+    EventTimeDelayed,
+    VolumeLow,
+    VolumeHigh,
+}
+
+impl Cause {
+    /// Every value, as `pipewatch_stream_cause{cause}` exports them.
+    pub const ALL: [Cause; 10] = [
+        Cause::Ok,
+        Cause::NoData,
+        Cause::CatchingUp,
+        Cause::KafkaUnreachable,
+        Cause::ProducerSilent,
+        Cause::PartitionStalled,
+        Cause::MonitorBacklog,
+        Cause::EventTimeDelayed,
+        Cause::VolumeLow,
+        Cause::VolumeHigh,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Ok => "ok",
+            Cause::NoData => "no_data",
+            Cause::CatchingUp => "catching_up",
+            Cause::KafkaUnreachable => "kafka_unreachable",
+            Cause::ProducerSilent => "producer_silent",
+            Cause::PartitionStalled => "partition_stalled",
+            Cause::MonitorBacklog => "monitor_backlog",
+            Cause::EventTimeDelayed => "event_time_delayed",
+            Cause::VolumeLow => "volume_low",
+            Cause::VolumeHigh => "volume_high",
+        }
+    }
+
+    /// A fault of the pipeline or of its monitoring (not `ok`, `no_data`, `catching_up`).
+    pub fn is_fault(self) -> bool {
+        !matches!(self, Cause::Ok | Cause::NoData | Cause::CatchingUp)
+    }
+
+    /// What a person reads next to the cause.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Cause::Ok => "fresh, complete and flowing",
+            Cause::NoData => "no valid record read yet",
+            Cause::CatchingUp => "pipewatch is replaying the backlog after start or rebalance; lag alerts wait",
+            Cause::KafkaUnreachable => "the Kafka cluster does not answer",
+            Cause::ProducerSilent => "nothing is being written: the log end of every partition stopped advancing",
+            Cause::PartitionStalled => "some partitions stopped receiving data while others flow",
+            Cause::MonitorBacklog => "pipewatch itself cannot keep up with the topic (not a pipeline fault)",
+            Cause::EventTimeDelayed => "records arrive, but their event time is old: an upstream delay",
+            Cause::VolumeLow => "the record rate is below its lower bound",
+            Cause::VolumeHigh => "the record rate is above its upper bound",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct PartitionTracker {
+    partition: i32,
+    /// Max valid event time seen; never goes backwards.
+    watermark: Option<Millis>,
+    /// Arrival time of the last record (valid or not).
+    last_record: Option<Millis>,
+    /// Next offset pipewatch will read.
+    position: Option<i64>,
+    /// The broker's high-watermark offset, as last polled.
+    log_end: Option<i64>,
+    /// When the log end last advanced (or was first seen).
+    log_end_advanced: Millis,
+    /// The backlog drained at least once since assignment.
+    caught_up: bool,
+    records: u64,
+    bytes: u64,
+    invalid: [u64; InvalidReason::COUNT],
+    gaps: u64,
+    /// Start of the silence of the open gap.
+    gap_since: Option<Millis>,
+}
+
+impl PartitionTracker {
+    fn new(partition: i32, now: Millis) -> Self {
+        Self {
+            partition,
+            watermark: None,
+            last_record: None,
+            position: None,
+            log_end: None,
+            log_end_advanced: now,
+            caught_up: false,
+            records: 0,
+            bytes: 0,
+            invalid: [0; InvalidReason::COUNT],
+            gaps: 0,
+            gap_since: None,
+        }
+    }
+
+    fn check_caught_up(&mut self) {
+        if let (Some(pos), Some(end)) = (self.position, self.log_end) {
+            if pos >= end {
+                self.caught_up = true;
+            }
+        }
+    }
+
+    fn silence_ms(&self, now: Millis) -> Option<Millis> {
+        self.log_end.map(|_| (now - self.log_end_advanced).max(0))
+    }
+
+    fn backlog(&self) -> Option<i64> {
+        match (self.log_end, self.position) {
+            (Some(end), Some(pos)) => Some((end - pos).max(0)),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct WindowSample {
+    at: Millis,
+    log_end_sum: i64,
+    backlog: i64,
+    delay_counts: Vec<u64>,
+}
+
+#[derive(Debug, Clone)]
+struct StreamState {
+    spec: StreamSpec,
+    /// Indexed by partition number; `None` where not assigned to this process.
+    partitions: Vec<Option<PartitionTracker>>,
+    record_delay: Histogram,
+    gap_duration: Histogram,
+    window: VecDeque<WindowSample>,
+    /// Set when the partitions whose log end is known change; the window restarts.
+    window_stale: bool,
+    last_watermark: Option<Millis>,
+}
+
+impl StreamState {
+    fn assigned(&self) -> impl Iterator<Item = &PartitionTracker> {
+        self.partitions.iter().flatten()
+    }
+}
+
+/// The monitor: all streams and pairs, fed by the source, read through snapshots.
+#[derive(Debug, Clone)]
+pub struct Monitor {
+    settings: MonitorSettings,
+    streams: Vec<StreamState>,
+    pairs: Vec<PairSpec>,
+    kafka: KafkaStatus,
+}
+
+impl Monitor {
+    pub fn new(settings: MonitorSettings, streams: Vec<StreamSpec>, pairs: Vec<PairSpec>) -> Self {
+        let streams = streams
+            .into_iter()
+            .map(|spec| StreamState {
+                spec,
+                partitions: Vec::new(),
+                record_delay: Histogram::new(RECORD_DELAY_BUCKETS),
+                gap_duration: Histogram::new(GAP_DURATION_BUCKETS),
+                window: VecDeque::new(),
+                window_stale: true,
+                last_watermark: None,
+            })
+            .collect();
+        Self { settings, streams, pairs, kafka: KafkaStatus::Unknown }
+    }
+
+    pub fn streams(&self) -> impl Iterator<Item = &StreamSpec> {
+        self.streams.iter().map(|s| &s.spec)
+    }
+
+    /// The stream bound to `topic`.
+    #[inline]
+    pub fn stream_of_topic(&self, topic: &str) -> Option<usize> {
+        self.streams.iter().position(|s| s.spec.topic == topic)
+    }
+
+    /// The partitions of a stream assigned to this process.
+    pub fn assigned_partitions(&self, stream: usize) -> Vec<i32> {
+        self.streams[stream].assigned().map(|p| p.partition).collect()
+    }
+
+    pub fn set_kafka_status(&mut self, status: KafkaStatus) {
+        self.kafka = status;
+    }
+
+    /// A partition was assigned to this process.
+    pub fn assign(&mut self, stream: usize, partition: i32, now: Millis) {
+        let Ok(idx) = usize::try_from(partition) else { return };
+        let s = &mut self.streams[stream];
+        if s.partitions.len() <= idx {
+            s.partitions.resize(idx + 1, None);
+        }
+        if s.partitions[idx].is_none() {
+            s.partitions[idx] = Some(PartitionTracker::new(partition, now));
+            s.window_stale = true;
+        }
+    }
+
+    /// A partition was taken away (rebalance): its series go with it.
+    pub fn revoke(&mut self, stream: usize, partition: i32) {
+        let s = &mut self.streams[stream];
+        if let Some(slot) = usize::try_from(partition).ok().and_then(|i| s.partitions.get_mut(i)) {
+            if slot.take().is_some() {
+                s.window_stale = true;
+            }
+        }
+    }
+
+    #[inline]
+    fn tracker(&mut self, stream: usize, partition: i32) -> Option<&mut PartitionTracker> {
+        let i = usize::try_from(partition).ok()?;
+        self.streams.get_mut(stream)?.partitions.get_mut(i)?.as_mut()
+    }
+
+    /// One record read from a partition: the hot path. Records of partitions not
+    /// assigned (late deliveries after a revoke) are ignored.
+    #[inline]
+    pub fn record(
+        &mut self,
+        stream: usize,
+        partition: i32,
+        offset: i64,
+        payload: Option<&[u8]>,
+        kafka_timestamp: Option<Millis>,
+        arrival: Millis,
+    ) {
+        let Some(s) = self.streams.get_mut(stream) else { return };
+        let Some(p) = usize::try_from(partition).ok().and_then(|i| s.partitions.get_mut(i)).and_then(Option::as_mut) else {
+            return;
+        };
+        p.records += 1;
+        p.bytes += payload.map_or(0, |b| b.len() as u64);
+        p.last_record = Some(arrival);
+        p.position = Some(p.position.map_or(offset + 1, |pos| pos.max(offset + 1)));
+        match s.spec.extractor.extract(payload, kafka_timestamp, arrival) {
+            Ok(t) => {
+                p.watermark = Some(p.watermark.map_or(t, |w| w.max(t)));
+                if p.caught_up {
+                    s.record_delay.observe((arrival - t) as f64 / 1000.0);
+                }
+            }
+            Err(reason) => p.invalid[reason.index()] += 1,
+        }
+        p.check_caught_up();
+    }
+
+    /// The consumer's own position for a partition (next offset to read), e.g. after
+    /// an offset reset; positions only move forward here.
+    pub fn position(&mut self, stream: usize, partition: i32, position: i64) {
+        if let Some(p) = self.tracker(stream, partition) {
+            if p.position.is_none_or(|pos| position > pos) {
+                p.position = Some(position);
+            }
+            p.check_caught_up();
+        }
+    }
+
+    /// A polled log-end (high-watermark) offset of a partition.
+    pub fn log_end(&mut self, stream: usize, partition: i32, log_end: i64, now: Millis) {
+        let Some(s) = self.streams.get_mut(stream) else { return };
+        let Some(p) = usize::try_from(partition).ok().and_then(|i| s.partitions.get_mut(i)).and_then(Option::as_mut) else {
+            return;
+        };
+        match p.log_end {
+            None => {
+                p.log_end_advanced = now;
+                s.window_stale = true;
+            }
+            Some(prev) if log_end > prev => {
+                if let Some(since) = p.gap_since.take() {
+                    s.gap_duration.observe((now - since) as f64 / 1000.0);
+                }
+                p.log_end_advanced = now;
+            }
+            Some(prev) if log_end < prev => {
+                // Topic re-created or truncated: start over.
+                p.log_end_advanced = now;
+                p.position = None;
+                s.window_stale = true;
+            }
+            Some(_) => {}
+        }
+        p.log_end = Some(log_end);
+        p.check_caught_up();
+    }
+
+    /// Everything measured, as of `now`. Also advances what time alone moves: gaps
+    /// opening and the rate window. Call once per tick.
+    pub fn snapshot(&mut self, now: Millis) -> Snapshot {
+        let settings = self.settings.clone();
+        let kafka = self.kafka;
+        let streams: Vec<StreamSnapshot> = self.streams.iter_mut().map(|s| stream_snapshot(s, &settings, kafka, now)).collect();
+        let pairs = self
+            .pairs
+            .iter()
+            .map(|pair| {
+                let leader = &streams[pair.leader];
+                let follower = &streams[pair.follower];
+                let sync_lag_seconds = match (leader.watermark_ms, follower.watermark_ms) {
+                    (Some(l), Some(f)) => Some((l - f) as f64 / 1000.0),
+                    _ => None,
+                };
+                let cause = if leader.cause != Cause::Ok { leader.cause } else { follower.cause };
+                PairSnapshot {
+                    name: pair.name.clone(),
+                    leader: leader.name.clone(),
+                    follower: follower.name.clone(),
+                    sync_lag_seconds,
+                    cause,
+                }
+            })
+            .collect();
+        Snapshot { at_ms: now, kafka, streams, pairs }
+    }
+}
+
+fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: KafkaStatus, now: Millis) -> StreamSnapshot {
+    let max_silence = s.spec.max_silence_ms;
+    let mut partitions = Vec::new();
+    let (mut active_min, mut any_max): (Option<Millis>, Option<Millis>) = (None, None);
+    let (mut silent, mut flowing, mut catching_up) = (0usize, 0usize, false);
+    let (mut log_end_sum, mut backlog_sum) = (0i64, 0i64);
+    let mut stream_silence: Option<Millis> = None;
+    for p in s.partitions.iter_mut().flatten() {
+        let active = p.last_record.is_some_and(|t| now - t <= settings.idle_partition_timeout_ms);
+        if let Some(w) = p.watermark {
+            if active {
+                active_min = Some(active_min.map_or(w, |m| m.min(w)));
+            }
+            any_max = Some(any_max.map_or(w, |m| m.max(w)));
+        }
+        let silence = p.silence_ms(now);
+        if let Some(sil) = silence {
+            stream_silence = Some(stream_silence.map_or(sil, |m| m.min(sil)));
+            if sil > max_silence {
+                silent += 1;
+                if p.gap_since.is_none() {
+                    p.gap_since = Some(p.log_end_advanced);
+                    p.gaps += 1;
+                }
+            } else {
+                flowing += 1;
+            }
+        }
+        if let Some(end) = p.log_end {
+            log_end_sum += end;
+        }
+        let backlog = p.backlog();
+        backlog_sum += backlog.unwrap_or(0);
+        if !p.caught_up {
+            catching_up = true;
+        }
+        partitions.push(PartitionSnapshot {
+            partition: p.partition,
+            watermark_ms: p.watermark,
+            last_record_ms: p.last_record,
+            log_end_offset: p.log_end,
+            position_offset: p.position,
+            backlog_records: backlog,
+            silence_seconds: silence.map(|ms| ms as f64 / 1000.0),
+            active,
+            caught_up: p.caught_up,
+            records: p.records,
+            bytes: p.bytes,
+            invalid: InvalidReason::ALL.iter().map(|r| (r.as_str(), p.invalid[r.index()])).collect(),
+            gaps: p.gaps,
+            gap_open_since_ms: p.gap_since,
+        });
+    }
+    // Stream watermark: min over active partitions; with none active, the freshest known.
+    let watermark = active_min.or(any_max).or(s.last_watermark);
+    s.last_watermark = watermark;
+
+    // Rate window over broker log ends, backlog and record delays.
+    if s.window_stale {
+        s.window.clear();
+        s.window_stale = false;
+    }
+    s.window.push_back(WindowSample {
+        at: now,
+        log_end_sum,
+        backlog: backlog_sum,
+        delay_counts: s.record_delay.counts().to_vec(),
+    });
+    let window_start = now - settings.rate_window_ms;
+    while s.window.len() >= 2 && s.window[1].at <= window_start {
+        s.window.pop_front();
+    }
+    let oldest = &s.window[0];
+    let window_full = oldest.at <= window_start;
+    let elapsed_s = (now - oldest.at) as f64 / 1000.0;
+    let rate = if elapsed_s > 0.0 { Some(((log_end_sum - oldest.log_end_sum).max(0)) as f64 / elapsed_s) } else { None };
+    let window_delays: Vec<u64> =
+        s.record_delay.counts().iter().zip(&oldest.delay_counts).map(|(now_c, then_c)| now_c.saturating_sub(*then_c)).collect();
+    let median_record_delay = quantile(RECORD_DELAY_BUCKETS, &window_delays, 0.5);
+    let backlog_growing = elapsed_s > 0.0
+        && backlog_sum > oldest.backlog
+        && backlog_sum as f64 > rate.unwrap_or(0.0) * BACKLOG_TOLERANCE_SECONDS;
+
+    let cause = if kafka == KafkaStatus::Down {
+        Cause::KafkaUnreachable
+    } else if watermark.is_none() {
+        Cause::NoData
+    } else if silent > 0 && flowing == 0 {
+        Cause::ProducerSilent
+    } else if silent > 0 {
+        Cause::PartitionStalled
+    } else if catching_up {
+        Cause::CatchingUp
+    } else if backlog_growing {
+        Cause::MonitorBacklog
+    } else if median_record_delay.is_some_and(|d| d * 1000.0 > s.spec.max_record_delay_ms as f64) {
+        Cause::EventTimeDelayed
+    } else if window_full && s.spec.min_rate.is_some_and(|min| rate.unwrap_or(0.0) < min) {
+        Cause::VolumeLow
+    } else if window_full && s.spec.max_rate.is_some_and(|max| rate.unwrap_or(0.0) > max) {
+        Cause::VolumeHigh
+    } else {
+        Cause::Ok
+    };
+
+    StreamSnapshot {
+        name: s.spec.name.clone(),
+        topic: s.spec.topic.clone(),
+        cause,
+        watermark_ms: watermark,
+        freshness_lag_seconds: watermark.map(|w| (now - w) as f64 / 1000.0),
+        silence_seconds: stream_silence.map(|ms| ms as f64 / 1000.0),
+        max_silence_seconds: max_silence as f64 / 1000.0,
+        rate_records_per_second: rate,
+        median_record_delay_seconds: median_record_delay,
+        backlog_records: backlog_sum,
+        record_delay: s.record_delay.clone(),
+        gap_duration: s.gap_duration.clone(),
+        partitions,
+    }
+}
+
+/// Everything the monitor knows at one tick: what /metrics, /api/v1/status and the
+/// alert evaluator read.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub at_ms: Millis,
+    pub kafka: KafkaStatus,
+    pub streams: Vec<StreamSnapshot>,
+    pub pairs: Vec<PairSnapshot>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamSnapshot {
+    pub name: String,
+    pub topic: String,
+    pub cause: Cause,
+    /// Absent before the first valid record.
+    pub watermark_ms: Option<Millis>,
+    pub freshness_lag_seconds: Option<f64>,
+    /// Time since the log end of any partition last advanced; absent before the first poll.
+    pub silence_seconds: Option<f64>,
+    pub max_silence_seconds: f64,
+    /// Records written per second (broker log ends) over the rate window.
+    pub rate_records_per_second: Option<f64>,
+    /// Median record delay over the rate window (bucket-interpolated).
+    pub median_record_delay_seconds: Option<f64>,
+    pub backlog_records: i64,
+    pub record_delay: Histogram,
+    pub gap_duration: Histogram,
+    pub partitions: Vec<PartitionSnapshot>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionSnapshot {
+    pub partition: i32,
+    pub watermark_ms: Option<Millis>,
+    pub last_record_ms: Option<Millis>,
+    pub log_end_offset: Option<i64>,
+    pub position_offset: Option<i64>,
+    pub backlog_records: Option<i64>,
+    pub silence_seconds: Option<f64>,
+    pub active: bool,
+    pub caught_up: bool,
+    pub records: u64,
+    pub bytes: u64,
+    /// Invalid records by reason, every reason listed.
+    pub invalid: BTreeMap<&'static str, u64>,
+    pub gaps: u64,
+    pub gap_open_since_ms: Option<Millis>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PairSnapshot {
+    pub name: String,
+    pub leader: String,
+    pub follower: String,
+    /// Leader watermark − follower watermark; positive: the follower is behind.
+    pub sync_lag_seconds: Option<f64>,
+    /// The cause of the unhealthy side, leader first.
+    pub cause: Cause,
+}
+
+impl Snapshot {
+    pub fn stream(&self, name: &str) -> Option<&StreamSnapshot> {
+        self.streams.iter().find(|s| s.name == name)
+    }
+
+    pub fn pair(&self, name: &str) -> Option<&PairSnapshot> {
+        self.pairs.iter().find(|p| p.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::{EventTimeSource, TimeFormat};
+    use crate::json::JsonPointer;
+
+    const T0: Millis = 1_795_375_975_000;
+    const SEC: Millis = 1000;
+
+    fn spec(name: &str) -> StreamSpec {
+        StreamSpec {
+            name: name.into(),
+            topic: format!("{name}-topic"),
+            extractor: Extractor::new(
+                EventTimeSource::Field { pointer: JsonPointer::parse("/ts").unwrap(), format: TimeFormat::EpochMillis },
+                300 * SEC,
+            ),
+            max_silence_ms: 120 * SEC,
+            max_record_delay_ms: 600 * SEC,
+            min_rate: None,
+            max_rate: None,
+        }
+    }
+
+    fn monitor(streams: Vec<StreamSpec>, pairs: Vec<PairSpec>) -> Monitor {
+        let mut m = Monitor::new(MonitorSettings { idle_partition_timeout_ms: 300 * SEC, rate_window_ms: 60 * SEC }, streams, pairs);
+        m.set_kafka_status(KafkaStatus::Up);
+        m
+    }
+
+    fn rec(m: &mut Monitor, stream: usize, partition: i32, offset: i64, event: Millis, now: Millis) {
+        let payload = format!(r#"{{"id": {offset}, "ts": {event}}}"#);
+        m.record(stream, partition, offset, Some(payload.as_bytes()), None, now);
+    }
+
+    /// One stream with `n` partitions, assigned and caught up at offset 0.
+    fn one_stream(n: i32) -> Monitor {
+        let mut m = monitor(vec![spec("orders")], vec![]);
+        for p in 0..n {
+            m.assign(0, p, T0);
+            m.log_end(0, p, 0, T0);
+            m.position(0, p, 0);
+        }
+        m
+    }
+
+    #[test]
+    fn partition_watermark_never_goes_back() {
+        let mut m = one_stream(1);
+        rec(&mut m, 0, 0, 0, T0 - 10 * SEC, T0);
+        rec(&mut m, 0, 0, 1, T0 - 60 * SEC, T0); // out of order: fine, not a regression
+        let snap = m.snapshot(T0);
+        assert_eq!(snap.streams[0].partitions[0].watermark_ms, Some(T0 - 10 * SEC));
+        assert_eq!(snap.streams[0].watermark_ms, Some(T0 - 10 * SEC));
+        assert_eq!(snap.streams[0].freshness_lag_seconds, Some(10.0));
+    }
+
+    #[test]
+    fn stream_watermark_is_min_of_active_partitions_and_idle_ones_leave() {
+        let mut m = one_stream(2);
+        rec(&mut m, 0, 0, 0, T0 - 100 * SEC, T0);
+        rec(&mut m, 0, 1, 0, T0 - 5 * SEC, T0);
+        assert_eq!(m.snapshot(T0).streams[0].watermark_ms, Some(T0 - 100 * SEC));
+        // partition 0 goes idle (no record for > idle_partition_timeout), 1 keeps flowing
+        let later = T0 + 301 * SEC;
+        rec(&mut m, 0, 1, 1, later - 2 * SEC, later);
+        assert_eq!(m.snapshot(later).streams[0].watermark_ms, Some(later - 2 * SEC));
+        // all idle: the freshest known watermark, and freshness keeps growing
+        let much_later = later + 400 * SEC;
+        let s = m.snapshot(much_later);
+        assert_eq!(s.streams[0].watermark_ms, Some(later - 2 * SEC));
+        assert_eq!(s.streams[0].freshness_lag_seconds, Some(402.0));
+    }
+
+    #[test]
+    fn no_watermark_before_the_first_valid_record() {
+        let mut m = one_stream(1);
+        let s = m.snapshot(T0);
+        assert_eq!(s.streams[0].cause, Cause::NoData);
+        assert_eq!(s.streams[0].watermark_ms, None);
+        assert_eq!(s.streams[0].freshness_lag_seconds, None);
+        m.record(0, 0, 0, Some(b"garbage"), None, T0);
+        let s = m.snapshot(T0);
+        assert_eq!(s.streams[0].cause, Cause::NoData);
+        assert_eq!(s.streams[0].partitions[0].invalid["not_json"], 1);
+    }
+
+    #[test]
+    fn invalid_records_count_by_reason_and_leave_watermarks_alone() {
+        let mut m = one_stream(1);
+        rec(&mut m, 0, 0, 0, T0 - SEC, T0);
+        m.record(0, 0, 1, None, None, T0);
+        m.record(0, 0, 2, Some(b"{oops"), None, T0);
+        m.record(0, 0, 3, Some(br#"{"x":1}"#), None, T0);
+        m.record(0, 0, 4, Some(br#"{"ts":"noon"}"#), None, T0);
+        rec(&mut m, 0, 0, 5, T0 + 3600 * SEC, T0);
+        let p = &m.snapshot(T0).streams[0].partitions[0];
+        assert_eq!(p.watermark_ms, Some(T0 - SEC));
+        assert_eq!(p.records, 6);
+        for reason in InvalidReason::ALL {
+            assert_eq!(p.invalid[reason.as_str()], 1, "{}", reason.as_str());
+        }
+    }
+
+    #[test]
+    fn sync_lag_is_leader_minus_follower() {
+        let pairs = vec![PairSpec { name: "orders_behaviour".into(), leader: 0, follower: 1 }];
+        let mut m = monitor(vec![spec("orders"), spec("behaviour")], pairs);
+        for s in 0..2 {
+            m.assign(s, 0, T0);
+            m.log_end(s, 0, 0, T0);
+            m.position(s, 0, 0);
+        }
+        assert_eq!(m.snapshot(T0).pairs[0].sync_lag_seconds, None);
+        rec(&mut m, 0, 0, 0, T0, T0);
+        rec(&mut m, 1, 0, 0, T0 - 8 * 3600 * SEC, T0);
+        let s = m.snapshot(T0);
+        assert_eq!(s.pairs[0].sync_lag_seconds, Some(28_800.0));
+        assert_eq!(s.pairs[0].cause, Cause::EventTimeDelayed);
+        assert_eq!(s.streams[1].cause, Cause::EventTimeDelayed);
+        assert_eq!(s.streams[0].cause, Cause::Ok);
+        // follower ahead of the leader: negative
+        rec(&mut m, 1, 0, 1, T0 + 60 * SEC, T0 + 60 * SEC);
+        assert_eq!(m.snapshot(T0 + 60 * SEC).pairs[0].sync_lag_seconds, Some(-60.0));
+    }
+
+    #[test]
+    fn gap_opens_after_max_silence_and_closes_when_data_flows() {
+        let mut m = one_stream(1);
+        m.log_end(0, 0, 10, T0);
+        rec(&mut m, 0, 0, 9, T0, T0);
+        assert_eq!(m.snapshot(T0 + 120 * SEC).streams[0].partitions[0].gaps, 0, "not yet: silence == max_silence");
+        let s = m.snapshot(T0 + 121 * SEC);
+        assert_eq!(s.streams[0].partitions[0].gaps, 1);
+        assert_eq!(s.streams[0].partitions[0].gap_open_since_ms, Some(T0));
+        assert_eq!(s.streams[0].cause, Cause::ProducerSilent);
+        assert_eq!(m.snapshot(T0 + 200 * SEC).streams[0].partitions[0].gaps, 1, "one gap, counted once");
+        m.log_end(0, 0, 11, T0 + 300 * SEC);
+        let s = m.snapshot(T0 + 300 * SEC);
+        assert_eq!(s.streams[0].partitions[0].gap_open_since_ms, None);
+        assert_eq!(s.streams[0].gap_duration.count(), 1);
+        assert_eq!(s.streams[0].gap_duration.sum(), 300.0);
+        assert_eq!(s.streams[0].silence_seconds, Some(0.0));
+    }
+
+    #[test]
+    fn cause_precedence() {
+        // two partitions: one silent, one flowing → partition_stalled
+        let mut m = one_stream(2);
+        rec(&mut m, 0, 0, 0, T0, T0);
+        m.log_end(0, 0, 1, T0);
+        m.log_end(0, 1, 1, T0 + 100 * SEC);
+        rec(&mut m, 0, 1, 0, T0 + 100 * SEC, T0 + 100 * SEC);
+        assert_eq!(m.snapshot(T0 + 150 * SEC).streams[0].cause, Cause::PartitionStalled);
+        // both silent → producer_silent wins over partition_stalled
+        assert_eq!(m.snapshot(T0 + 250 * SEC).streams[0].cause, Cause::ProducerSilent);
+        // kafka unreachable wins over everything
+        m.set_kafka_status(KafkaStatus::Down);
+        assert_eq!(m.snapshot(T0 + 260 * SEC).streams[0].cause, Cause::KafkaUnreachable);
+    }
+
+    #[test]
+    fn catching_up_until_the_backlog_first_drains_and_delay_not_observed_meanwhile() {
+        let mut m = monitor(vec![spec("orders")], vec![]);
+        m.assign(0, 0, T0);
+        m.log_end(0, 0, 100, T0);
+        rec(&mut m, 0, 0, 0, T0 - 3600 * SEC, T0); // replaying an hour-old record
+        let s = m.snapshot(T0);
+        assert_eq!(s.streams[0].cause, Cause::CatchingUp);
+        assert_eq!(s.streams[0].record_delay.count(), 0);
+        assert_eq!(s.streams[0].backlog_records, 99);
+        m.position(0, 0, 100);
+        rec(&mut m, 0, 0, 100, T0 - SEC, T0);
+        let s = m.snapshot(T0 + SEC);
+        assert_eq!(s.streams[0].cause, Cause::Ok);
+        assert_eq!(s.streams[0].record_delay.count(), 1);
+    }
+
+    #[test]
+    fn rate_from_log_ends_and_volume_bounds() {
+        let mut m = monitor(vec![StreamSpec { min_rate: Some(5.0), max_rate: Some(50.0), ..spec("orders") }], vec![]);
+        m.assign(0, 0, T0);
+        m.position(0, 0, 0);
+        let mut end = 0;
+        for i in 0..=60 {
+            let now = T0 + i * SEC;
+            end += 10;
+            m.log_end(0, 0, end, now);
+            m.position(0, 0, end);
+            rec(&mut m, 0, 0, end - 1, now, now);
+            let s = m.snapshot(now);
+            if i >= 2 {
+                assert!((s.streams[0].rate_records_per_second.unwrap() - 10.0).abs() < 1e-9);
+            }
+            assert_eq!(s.streams[0].cause, Cause::Ok);
+        }
+        // the producer slows to 1 record/s: volume_low once the window shows it
+        for i in 61..=125 {
+            let now = T0 + i * SEC;
+            end += 1;
+            m.log_end(0, 0, end, now);
+            m.position(0, 0, end);
+            rec(&mut m, 0, 0, end - 1, now, now);
+        }
+        let s = m.snapshot(T0 + 126 * SEC);
+        assert!((s.streams[0].rate_records_per_second.unwrap() - 1.0).abs() < 0.1);
+        assert_eq!(s.streams[0].cause, Cause::VolumeLow);
+    }
+
+    #[test]
+    fn monitor_backlog_when_unread_records_grow() {
+        let mut m = one_stream(1);
+        rec(&mut m, 0, 0, 0, T0, T0);
+        m.log_end(0, 0, 1, T0);
+        m.snapshot(T0);
+        // producers write 100/s, pipewatch reads 10/s
+        for i in 1..=30 {
+            let now = T0 + i * SEC;
+            m.log_end(0, 0, 1 + 100 * i, now);
+            rec(&mut m, 0, 0, 10 * i, now, now);
+            m.snapshot(now);
+        }
+        assert_eq!(m.snapshot(T0 + 31 * SEC).streams[0].cause, Cause::MonitorBacklog);
+    }
+
+    #[test]
+    fn revoked_partitions_leave_the_stream() {
+        let mut m = one_stream(2);
+        rec(&mut m, 0, 0, 0, T0 - 50 * SEC, T0);
+        rec(&mut m, 0, 1, 0, T0 - 5 * SEC, T0);
+        m.revoke(0, 0);
+        let s = m.snapshot(T0);
+        assert_eq!(s.streams[0].partitions.len(), 1);
+        assert_eq!(s.streams[0].watermark_ms, Some(T0 - 5 * SEC));
+        // a late record of the revoked partition is ignored
+        rec(&mut m, 0, 0, 1, T0 - 90 * SEC, T0);
+        assert_eq!(m.snapshot(T0).streams[0].watermark_ms, Some(T0 - 5 * SEC));
+    }
+}

@@ -1,0 +1,11 @@
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+//! pipewatch's Kafka source: the consumer loop that feeds the monitor ([`source`]), the
+//! log-end poller that tells silence and rate from the broker, and helpers that start
+//! a real broker for tests ([`testing`], behind the `testing` feature).
+
+pub mod source;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use source::{now_ms, validate_properties, ErrorKind, KafkaErrors, Source, SourceConfig, SourceError, Start};

@@ -1,0 +1,475 @@
+//! The source: one consumer in `kafka.group_id` reading every stream's topic on its own
+//! thread, which owns the [`Monitor`] (so the per-record path takes no lock), and a
+//! log-end poller thread that asks the broker for every partition's log end each tick.
+//!
+//! pipewatch only reads: offsets are never committed (`enable.auto.commit=false`), and
+//! each start begins at `start` (`earliest`, `latest` or `lookback`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pipewatch_core::{KafkaStatus, Millis, Monitor, Snapshot};
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::ClientContext;
+use tracing::{debug, info, warn};
+
+/// Where reading starts on each assigned partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    Earliest,
+    Latest,
+    /// The first offset whose timestamp is at most this long ago.
+    Lookback(Duration),
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub bootstrap_servers: String,
+    pub group_id: String,
+    pub start: Start,
+    /// Passed to librdkafka as they are (TLS, SASL, …), after pipewatch's own settings.
+    pub properties: Vec<(String, String)>,
+    pub tick: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("failed to create the Kafka consumer: {0}")]
+    Create(#[source] KafkaError),
+    #[error("failed to subscribe to {topics:?}: {source}")]
+    Subscribe { topics: Vec<String>, source: KafkaError },
+    #[error("failed to start the {0} thread: {1}")]
+    Thread(&'static str, #[source] std::io::Error),
+}
+
+/// Kafka error kinds counted in `pipewatch_kafka_errors_total{kind}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    AllBrokersDown,
+    Transport,
+    Consume,
+    Rebalance,
+    LogEndPoll,
+    Metadata,
+    Other,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 7] = [
+        ErrorKind::AllBrokersDown,
+        ErrorKind::Transport,
+        ErrorKind::Consume,
+        ErrorKind::Rebalance,
+        ErrorKind::LogEndPoll,
+        ErrorKind::Metadata,
+        ErrorKind::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::AllBrokersDown => "all_brokers_down",
+            ErrorKind::Transport => "transport",
+            ErrorKind::Consume => "consume",
+            ErrorKind::Rebalance => "rebalance",
+            ErrorKind::LogEndPoll => "log_end_poll",
+            ErrorKind::Metadata => "metadata",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+/// Error counts by kind, shared with the metrics exporter.
+#[derive(Debug, Default)]
+pub struct KafkaErrors {
+    counts: [AtomicU64; ErrorKind::ALL.len()],
+}
+
+impl KafkaErrors {
+    pub fn inc(&self, kind: ErrorKind) {
+        self.counts[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, kind: ErrorKind) -> u64 {
+        self.counts[kind as usize].load(Ordering::Relaxed)
+    }
+}
+
+fn classify(err: &KafkaError) -> ErrorKind {
+    match err.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::AllBrokersDown) => ErrorKind::AllBrokersDown,
+        Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::Resolve | RDKafkaErrorCode::Authentication) => {
+            ErrorKind::Transport
+        }
+        _ => ErrorKind::Other,
+    }
+}
+
+enum Assignment {
+    Assigned(Vec<(String, i32)>),
+    Revoked(Vec<(String, i32)>),
+}
+
+struct SourceContext {
+    start: Start,
+    errors: Arc<KafkaErrors>,
+    changes: Mutex<Vec<Assignment>>,
+}
+
+impl ClientContext for SourceContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                warn!(facility = fac, "librdkafka: {message}")
+            }
+            _ => debug!(facility = fac, "librdkafka: {message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let kind = classify(&error);
+        self.errors.inc(kind);
+        // librdkafka repeats transport errors while a broker is down: keep them at debug,
+        // the all-brokers-down state is what a person needs.
+        if kind == ErrorKind::Transport {
+            debug!(error = %error, "kafka: {reason}");
+        } else {
+            warn!(error = %error, "kafka: {reason}");
+        }
+    }
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect()
+}
+
+impl ConsumerContext for SourceContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.set_start_offsets(consumer, tpl);
+                let r = if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) };
+                info!(partitions = ?partitions(tpl), "partitions assigned");
+                self.changes.lock().unwrap_or_else(PoisonError::into_inner).push(Assignment::Assigned(partitions(tpl)));
+                r
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                info!(partitions = ?partitions(tpl), "partitions revoked");
+                self.changes.lock().unwrap_or_else(PoisonError::into_inner).push(Assignment::Revoked(partitions(tpl)));
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                warn!(error = ?other, "rebalance failed");
+                self.errors.inc(ErrorKind::Rebalance);
+                let revoked = consumer.assignment().map(|a| partitions(&a)).unwrap_or_default();
+                self.changes.lock().unwrap_or_else(PoisonError::into_inner).push(Assignment::Revoked(revoked));
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = result {
+            self.errors.inc(ErrorKind::Rebalance);
+            warn!(error = %e, "failed to apply the partition assignment");
+        }
+    }
+}
+
+impl SourceContext {
+    /// Sets where each newly assigned partition starts; offsets are never committed,
+    /// so this is the only place a start is decided.
+    fn set_start_offsets(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+        let offset = match self.start {
+            Start::Earliest => Offset::Beginning,
+            Start::Latest => Offset::End,
+            Start::Lookback(lookback) => {
+                let since = now_ms() - lookback.as_millis() as Millis;
+                let mut query = TopicPartitionList::new();
+                for (topic, p) in partitions(tpl) {
+                    let _ = query.add_partition_offset(&topic, p, Offset::Offset(since));
+                }
+                match consumer.offsets_for_times(query, Duration::from_secs(10)) {
+                    Ok(found) => {
+                        for e in found.elements() {
+                            // No record that recent: start at the end.
+                            let offset = match e.offset() {
+                                Offset::Offset(o) if o >= 0 => Offset::Offset(o),
+                                _ => Offset::End,
+                            };
+                            let _ = tpl.set_partition_offset(e.topic(), e.partition(), offset);
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "failed to look up lookback offsets; starting at the log end");
+                        self.errors.inc(ErrorKind::Rebalance);
+                        Offset::End
+                    }
+                }
+            }
+        };
+        let _ = tpl.set_all_offsets(offset);
+    }
+}
+
+/// What the log-end poller found at one tick.
+struct LogEndPoll {
+    at: Millis,
+    /// `None`: the cluster did not answer.
+    log_ends: Option<Vec<(String, i32, i64)>>,
+}
+
+/// The running source: the consumer thread and the log-end poller.
+pub struct Source {
+    consumer: JoinHandle<()>,
+    poller: JoinHandle<()>,
+}
+
+pub fn now_ms() -> Millis {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
+}
+
+/// pipewatch's settings, the group ones when `group` is set, then the user's properties.
+fn client_config(config: &SourceConfig, group: bool) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.bootstrap_servers)
+        .set("client.id", "pipewatch")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("auto.offset.reset", if config.start == Start::Earliest { "earliest" } else { "latest" })
+        .set("topic.metadata.refresh.interval.ms", "10000")
+        .set("reconnect.backoff.max.ms", "2000")
+        .set_log_level(RDKafkaLogLevel::Warning);
+    if group {
+        c.set("group.id", &config.group_id).set("partition.assignment.strategy", "cooperative-sticky");
+    }
+    for (k, v) in &config.properties {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Checks that librdkafka accepts the properties (no network involved).
+pub fn validate_properties(config: &SourceConfig) -> Result<(), KafkaError> {
+    client_config(config, true).create::<BaseConsumer>().map(drop)
+}
+
+impl Source {
+    /// Starts reading. `publish` gets a snapshot every tick; the threads stop once
+    /// `shutdown` is set.
+    pub fn spawn(
+        config: SourceConfig,
+        monitor: Monitor,
+        errors: Arc<KafkaErrors>,
+        shutdown: Arc<AtomicBool>,
+        publish: impl FnMut(Snapshot) + Send + 'static,
+    ) -> Result<Self, SourceError> {
+        let topics: Vec<String> = monitor.streams().map(|s| s.topic.clone()).collect();
+        let context = SourceContext { start: config.start, errors: errors.clone(), changes: Mutex::new(Vec::new()) };
+        let consumer: BaseConsumer<SourceContext> =
+            client_config(&config, true).create_with_context(context).map_err(SourceError::Create)?;
+        let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topic_refs)
+            .map_err(|source| SourceError::Subscribe { topics: topics.clone(), source })?;
+        let poll_client: BaseConsumer = client_config(&config, false).create().map_err(SourceError::Create)?;
+
+        let (tx, rx) = mpsc::channel();
+        let poller = {
+            let (shutdown, errors, tick) = (shutdown.clone(), errors.clone(), config.tick);
+            std::thread::Builder::new()
+                .name("pipewatch-log-end".into())
+                .spawn(move || poll_log_ends(poll_client, topics, tick, errors, shutdown, tx))
+                .map_err(|e| SourceError::Thread("log-end poller", e))?
+        };
+        let consumer = std::thread::Builder::new()
+            .name("pipewatch-source".into())
+            .spawn(move || consume(consumer, monitor, config.tick, errors, shutdown, rx, publish))
+            .map_err(|e| SourceError::Thread("consumer", e))?;
+        Ok(Self { consumer, poller })
+    }
+
+    /// Waits for both threads to end (after shutdown was set).
+    pub fn join(self) {
+        let _ = self.consumer.join();
+        let _ = self.poller.join();
+    }
+}
+
+fn consume(
+    consumer: BaseConsumer<SourceContext>,
+    mut monitor: Monitor,
+    tick: Duration,
+    errors: Arc<KafkaErrors>,
+    shutdown: Arc<AtomicBool>,
+    log_ends: Receiver<LogEndPoll>,
+    mut publish: impl FnMut(Snapshot),
+) {
+    let tick_ms = tick.as_millis().max(1) as Millis;
+    let mut next_tick = now_ms();
+    let mut stream_of: HashMap<String, usize> = HashMap::new();
+    for (i, s) in monitor.streams().enumerate() {
+        stream_of.insert(s.topic.clone(), i);
+    }
+    let mut consume_errors_logged = 0u64;
+    while !shutdown.load(Ordering::Relaxed) {
+        if let Some(result) = consumer.poll(Duration::from_millis(100)) {
+            let arrival = now_ms();
+            match result {
+                Ok(msg) => {
+                    if let Some(&stream) = stream_of.get(msg.topic()) {
+                        monitor.record(stream, msg.partition(), msg.offset(), msg.payload(), msg.timestamp().to_millis(), arrival);
+                    }
+                }
+                Err(e) => {
+                    errors.inc(ErrorKind::Consume);
+                    // one line per error burst is enough; the counter has the rest
+                    if consume_errors_logged < 10 || consume_errors_logged.is_power_of_two() {
+                        warn!(error = %e, "consume failed");
+                    }
+                    consume_errors_logged += 1;
+                }
+            }
+        }
+        let changes = std::mem::take(&mut *consumer.context().changes.lock().unwrap_or_else(PoisonError::into_inner));
+        let now = now_ms();
+        for change in changes {
+            match change {
+                Assignment::Assigned(ps) => {
+                    for (topic, p) in ps {
+                        if let Some(&s) = stream_of.get(&topic) {
+                            monitor.assign(s, p, now);
+                        }
+                    }
+                }
+                Assignment::Revoked(ps) => {
+                    for (topic, p) in ps {
+                        if let Some(&s) = stream_of.get(&topic) {
+                            monitor.revoke(s, p);
+                        }
+                    }
+                }
+            }
+        }
+        while let Ok(poll) = log_ends.try_recv() {
+            match poll.log_ends {
+                Some(ends) => {
+                    monitor.set_kafka_status(KafkaStatus::Up);
+                    for (topic, p, end) in ends {
+                        if let Some(&s) = stream_of.get(&topic) {
+                            monitor.log_end(s, p, end, poll.at);
+                        }
+                    }
+                }
+                None => monitor.set_kafka_status(KafkaStatus::Down),
+            }
+        }
+        if now >= next_tick {
+            if let Ok(positions) = consumer.position() {
+                for e in positions.elements() {
+                    if let (Offset::Offset(o), Some(&s)) = (e.offset(), stream_of.get(e.topic())) {
+                        monitor.position(s, e.partition(), o);
+                    }
+                }
+            }
+            publish(monitor.snapshot(now));
+            next_tick = now - (now - next_tick) % tick_ms + tick_ms;
+        }
+    }
+    info!("source stopped");
+}
+
+/// Polls every partition's log end of the monitored topics once per tick: metadata for
+/// the partition list, then one ListOffsets (latest) per leader broker.
+fn poll_log_ends(
+    client: BaseConsumer,
+    topics: Vec<String>,
+    tick: Duration,
+    errors: Arc<KafkaErrors>,
+    shutdown: Arc<AtomicBool>,
+    tx: Sender<LogEndPoll>,
+) {
+    let timeout = tick.max(Duration::from_secs(2)) * 3;
+    let mut failures = 0u32;
+    let mut ever_up = false;
+    while !shutdown.load(Ordering::Relaxed) {
+        let started = std::time::Instant::now();
+        let result = poll_once(&client, &topics, timeout);
+        let at = now_ms();
+        let log_ends = match result {
+            Ok(ends) => {
+                if failures > 0 || !ever_up {
+                    info!("kafka reachable: polling log ends of {} partitions", ends.len());
+                }
+                failures = 0;
+                ever_up = true;
+                Some(ends)
+            }
+            Err((kind, e)) => {
+                errors.inc(kind);
+                failures += 1;
+                if failures == 1 || failures.is_power_of_two() {
+                    warn!(error = %e, failures, "failed to poll log ends");
+                }
+                // One failure after a good poll may be a blip; two in a row (or none ever
+                // good) is a cluster that does not answer.
+                if failures >= 2 || !ever_up {
+                    None
+                } else {
+                    continue;
+                }
+            }
+        };
+        if tx.send(LogEndPoll { at, log_ends }).is_err() {
+            return;
+        }
+        let elapsed = started.elapsed();
+        let mut left = tick.saturating_sub(elapsed);
+        while !left.is_zero() && !shutdown.load(Ordering::Relaxed) {
+            let step = left.min(Duration::from_millis(100));
+            std::thread::sleep(step);
+            left -= step;
+        }
+    }
+}
+
+fn poll_once(client: &BaseConsumer, topics: &[String], timeout: Duration) -> Result<Vec<(String, i32, i64)>, (ErrorKind, KafkaError)> {
+    let mut query = TopicPartitionList::new();
+    for topic in topics {
+        let md = client.fetch_metadata(Some(topic), timeout).map_err(|e| (ErrorKind::Metadata, e))?;
+        for t in md.topics() {
+            if t.error().is_some() {
+                continue; // unknown topic: nothing to poll yet
+            }
+            for p in t.partitions() {
+                query
+                    .add_partition_offset(t.name(), p.id(), Offset::End)
+                    .map_err(|e| (ErrorKind::LogEndPoll, e))?;
+            }
+        }
+    }
+    if query.count() == 0 {
+        return Ok(Vec::new());
+    }
+    let found = client.offsets_for_times(query, timeout).map_err(|e| (ErrorKind::LogEndPoll, e))?;
+    Ok(found
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) if e.error().is_ok() => Some((e.topic().to_string(), e.partition(), o)),
+            _ => None,
+        })
+        .collect())
+}

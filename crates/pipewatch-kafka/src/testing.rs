@@ -1,0 +1,205 @@
+//! Test helpers: a real Apache Kafka broker (started by `tests/broker/kafka.sh`, or the
+//! one named by `PIPEWATCH_TEST_BOOTSTRAP`), topics and a producer. For tests only.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+/// Set to `host:port` to test against a running broker (e.g. Redpanda from docker
+/// compose) instead of starting Apache Kafka.
+pub const BOOTSTRAP_ENV: &str = "PIPEWATCH_TEST_BOOTSTRAP";
+
+const HOW_TO_GET_ONE: &str = "the end-to-end tests need Apache Kafka: they start it with \
+tests/broker/kafka.sh (needs java 17+ and mvn: apt-get install openjdk-17-jre-headless maven), \
+or set PIPEWATCH_TEST_BOOTSTRAP=host:port to use a running broker";
+
+/// A Kafka broker this test process started; stopped on drop.
+pub struct KafkaBroker {
+    pub bootstrap: String,
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/broker/kafka.sh")
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port on 127.0.0.1")
+}
+
+impl KafkaBroker {
+    /// The broker shared by the tests of this process: `PIPEWATCH_TEST_BOOTSTRAP`, or
+    /// Apache Kafka started once. Panics with how to get one if none can be had.
+    pub fn shared() -> &'static str {
+        static SHARED: OnceLock<(String, Option<KafkaBroker>)> = OnceLock::new();
+        &SHARED
+            .get_or_init(|| match std::env::var(BOOTSTRAP_ENV) {
+                Ok(b) if !b.is_empty() => {
+                    wait_ready(&b, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{BOOTSTRAP_ENV}={b}: {e}"));
+                    (b, None)
+                }
+                _ => {
+                    let broker = KafkaBroker::start(free_port()).unwrap_or_else(|e| panic!("{e}\n{HOW_TO_GET_ONE}"));
+                    (broker.bootstrap.clone(), Some(broker))
+                }
+            })
+            .0
+    }
+
+    /// Starts a new Apache Kafka on `port` and waits until it answers.
+    pub fn start(port: u16) -> Result<Self, String> {
+        let dir = std::env::temp_dir().join(format!("pipewatch-kafka-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
+        let child = Command::new("bash")
+            .arg(script())
+            .args(["run", &port.to_string(), &free_port().to_string()])
+            .arg(&dir)
+            .arg(std::process::id().to_string())
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("failed to run {}: {e}", script().display()))?;
+        let mut broker = KafkaBroker { bootstrap: format!("127.0.0.1:{port}"), child: Some(child), dir };
+        if let Err(e) = wait_ready(&broker.bootstrap, Duration::from_secs(120)) {
+            let log = std::fs::read_to_string(broker.dir.join("kafka.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+            broker.stop();
+            return Err(format!("Apache Kafka did not start on {}: {e}\n{}", broker.bootstrap, tail.join("\n")));
+        }
+        Ok(broker)
+    }
+
+    /// Stops the broker (SIGTERM to the script, which stops the JVM) and waits.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Drop for KafkaBroker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Waits until the cluster answers a metadata request.
+pub fn wait_ready(bootstrap: &str, timeout: Duration) -> Result<(), String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("log_level", "0")
+        .create()
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match consumer.fetch_metadata(None, Duration::from_secs(2)) {
+            Ok(md) if !md.brokers().is_empty() => return Ok(()),
+            Ok(_) => {}
+            Err(e) if Instant::now() > deadline => return Err(format!("no answer within {timeout:?}: {e}")),
+            Err(_) => {}
+        }
+        if Instant::now() > deadline {
+            return Err(format!("no broker listed within {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A topic name no other test (or earlier run) uses.
+pub fn unique_topic(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}-{}-{nanos:x}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Creates a topic and waits until its metadata shows every partition.
+pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().map_err(|e| e.to_string())?;
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let results = admin
+        .create_topics([&topic], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))))
+        .await
+        .map_err(|e| e.to_string())?;
+    for r in results {
+        r.map_err(|(t, e)| format!("failed to create topic {t}: {e}"))?;
+    }
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(md) = consumer.fetch_metadata(Some(name), Duration::from_secs(2)) {
+            if md.topics().iter().any(|t| t.error().is_none() && t.partitions().len() == partitions as usize) {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!("topic {name} not visible with {partitions} partitions after 30s"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A producer for test traffic.
+pub struct TestProducer {
+    producer: BaseProducer,
+}
+
+impl TestProducer {
+    pub fn new(bootstrap: &str) -> Self {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("linger.ms", "5")
+            .create()
+            .expect("failed to create the test producer");
+        Self { producer }
+    }
+
+    /// Sends one record (payload `None`: a tombstone) to a partition and waits for it.
+    pub fn send(&self, topic: &str, partition: i32, payload: Option<&[u8]>) {
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(partition);
+        if let Some(p) = payload {
+            record = record.payload(p);
+        }
+        let mut record = record;
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => break,
+                Err((e, r)) => {
+                    assert!(
+                        matches!(e.rdkafka_error_code(), Some(rdkafka::error::RDKafkaErrorCode::QueueFull)),
+                        "failed to produce to {topic}/{partition}: {e}"
+                    );
+                    self.producer.poll(Duration::from_millis(50));
+                    record = r;
+                }
+            }
+        }
+        self.producer.poll(Duration::ZERO);
+    }
+
+    /// Waits until everything sent is acknowledged.
+    pub fn flush(&self) {
+        self.producer.flush(Duration::from_secs(30)).expect("failed to flush the test producer");
+    }
+}

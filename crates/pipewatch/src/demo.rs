@@ -1,0 +1,175 @@
+//! `pipewatch demo`: no broker needed. librdkafka's mock cluster runs in process,
+//! synthetic orders (`created_at`, RFC 3339) and behaviour (`ts`, epoch millis) traffic
+//! flows into it, and a scripted fault unfolds while the monitor watches:
+//!
+//! - from [`DELAY_AT`] the behaviour stream's event time falls 8 h behind (the silo);
+//! - from [`SILENT_AT`] orders partition [`SILENT_PARTITION`] receives nothing (a gap
+//!   opens [`MAX_SILENCE`] later).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use pipewatch_core::time::format_rfc3339;
+use pipewatch_core::{Cause, Snapshot};
+use pipewatch_kafka::now_ms;
+use rdkafka::config::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use tokio::net::TcpListener;
+use tracing::warn;
+
+use crate::config;
+
+pub const ORDERS_TOPIC: &str = "orders";
+pub const BEHAVIOUR_TOPIC: &str = "user-behaviour";
+pub const PARTITIONS: i32 = 3;
+pub const DELAY_AT: Duration = Duration::from_secs(20);
+pub const SILENT_AT: Duration = Duration::from_secs(40);
+pub const SILENT_PARTITION: i32 = 2;
+pub const MAX_SILENCE: &str = "10s";
+pub const BEHAVIOUR_DELAY_MS: i64 = 8 * 3600 * 1000;
+/// Records per second per partition.
+const RATE: u64 = 5;
+
+fn demo_config(bootstrap: &str, listen: &str) -> String {
+    format!(
+        r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+group_id = "pipewatch-demo"
+start = "earliest"
+[http]
+listen = "{listen}"
+[monitor]
+rate_window = "30s"
+[[stream]]
+name = "orders"
+topic = "{ORDERS_TOPIC}"
+event_time = {{ field = "/created_at", format = "rfc3339" }}
+max_silence = "{MAX_SILENCE}"
+max_record_delay = "1m"
+[[stream]]
+name = "behaviour"
+topic = "{BEHAVIOUR_TOPIC}"
+event_time = {{ field = "/ts", format = "epoch_millis" }}
+max_silence = "{MAX_SILENCE}"
+max_record_delay = "1m"
+[[pair]]
+name = "orders_behaviour"
+leader = "orders"
+follower = "behaviour"
+"#
+    )
+}
+
+/// Runs the demo until `duration` passes (if given) or `shutdown` completes.
+pub async fn run(
+    listen: &str,
+    duration: Option<Duration>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let cluster = MockCluster::new(1).context("failed to start the mock Kafka cluster")?;
+    for topic in [ORDERS_TOPIC, BEHAVIOUR_TOPIC] {
+        cluster.create_topic(topic, PARTITIONS, 1).with_context(|| format!("failed to create topic {topic}"))?;
+    }
+    let bootstrap = cluster.bootstrap_servers();
+    let config = config::parse(&demo_config(&bootstrap, listen)).context("the demo config is invalid")?;
+    let listener = TcpListener::bind(config.listen).await.with_context(|| {
+        format!("failed to listen on {} (is another pipewatch running? move the demo with --listen 127.0.0.1:PORT)", config.listen)
+    })?;
+    let url = format!("http://{}", listener.local_addr().context("failed to read the listener's address")?);
+
+    println!(
+        "pipewatch demo: an in-process Kafka (librdkafka's mock cluster) with orders and behaviour traffic.\n\
+         \n  Open {url}/          the status page (refreshes every 5 s)\n       {url}/metrics   Prometheus metrics\n\
+         \nWhat happens:\n  0s   both streams flow, in sync\n  {}s  the behaviour stream's event time falls 8h behind orders: \
+         pipewatch_sync_lag_seconds{{pair=\"orders_behaviour\"}} ≈ 28800, cause event_time_delayed\n  {}s  orders partition {} goes silent: \
+         a gap opens after {} of silence, cause partition_stalled\n",
+        DELAY_AT.as_secs(),
+        SILENT_AT.as_secs(),
+        SILENT_PARTITION,
+        MAX_SILENCE
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer: BaseProducer =
+        ClientConfig::new().set("bootstrap.servers", &bootstrap).create().context("failed to create the demo producer")?;
+    let traffic = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("demo-traffic".into())
+            .spawn(move || traffic(producer, stop))
+            .context("failed to start the traffic thread")?
+    };
+
+    let mut last_causes: Vec<(String, Cause)> = Vec::new();
+    let on_snapshot = move |s: &Snapshot| {
+        for st in &s.streams {
+            let changed = match last_causes.iter_mut().find(|(n, _)| *n == st.name) {
+                Some((_, c)) if *c == st.cause => false,
+                Some((_, c)) => {
+                    *c = st.cause;
+                    true
+                }
+                None => {
+                    last_causes.push((st.name.clone(), st.cause));
+                    true
+                }
+            };
+            if changed {
+                println!("{}  stream {:<10} {:<20} {}", format_rfc3339(s.at_ms), st.name, st.cause.as_str(), st.cause.explain());
+            }
+        }
+    };
+
+    let timer = async move {
+        match duration {
+            Some(d) => tokio::select! { _ = tokio::time::sleep(d) => {}, _ = shutdown => {} },
+            None => shutdown.await,
+        }
+    };
+    let result = crate::app::run(config, listener, timer, on_snapshot).await;
+    stop.store(true, Ordering::Relaxed);
+    if traffic.join().is_err() {
+        warn!("the demo traffic thread panicked");
+    }
+    drop(cluster);
+    result
+}
+
+fn traffic(producer: BaseProducer, stop: Arc<AtomicBool>) {
+    let started = Instant::now();
+    let interval = Duration::from_millis(1000 / RATE);
+    let mut n: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let elapsed = started.elapsed();
+        let now = now_ms();
+        for p in 0..PARTITIONS {
+            n += 1;
+            if !(elapsed >= SILENT_AT && p == SILENT_PARTITION) {
+                let order = format!(
+                    r#"{{"order_id":"ord-{n}","customer_id":"cus-{}","total":{}.{:02},"currency":"EUR","created_at":"{}"}}"#,
+                    n % 977,
+                    10 + n % 190,
+                    n % 100,
+                    format_rfc3339(now)
+                );
+                send(&producer, ORDERS_TOPIC, p, &order);
+            }
+            let ts = if elapsed >= DELAY_AT { now - BEHAVIOUR_DELAY_MS } else { now };
+            let event = format!(r#"{{"user_id":"u-{}","event":"view","sku":"SKU-{}","ts":{ts}}}"#, n % 4093, n % 500);
+            send(&producer, BEHAVIOUR_TOPIC, p, &event);
+        }
+        producer.poll(Duration::ZERO);
+        std::thread::sleep(interval);
+    }
+    let _ = producer.flush(Duration::from_secs(1));
+}
+
+fn send(producer: &BaseProducer, topic: &str, partition: i32, payload: &str) {
+    if let Err((e, _)) = producer.send(BaseRecord::<(), str>::to(topic).partition(partition).payload(payload)) {
+        warn!(topic, partition, error = %e, "demo: failed to produce");
+    }
+}

@@ -1,0 +1,196 @@
+//! The HTTP interface: `/metrics`, `/healthz`, `/readyz`, `/api/v1/status` and `/`.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use pipewatch_core::time::{format_human, format_rfc3339};
+use pipewatch_core::{KafkaStatus, Snapshot};
+use prometheus::Registry;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::metrics::{render, SnapshotRx};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Registry,
+    pub snapshot: SnapshotRx,
+    pub config: Arc<Config>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(status_page))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/status", get(status_json))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    match render(&state.registry) {
+        Ok(body) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to render metrics: {e}\n")).into_response(),
+    }
+}
+
+/// Why pipewatch is not ready, or `None` when the cluster answers and partitions are assigned.
+fn not_ready(snapshot: Option<&Snapshot>) -> Option<&'static str> {
+    let Some(s) = snapshot else { return Some("starting") };
+    match s.kafka {
+        KafkaStatus::Unknown => Some("kafka not reached yet"),
+        KafkaStatus::Down => Some("kafka unreachable"),
+        KafkaStatus::Up if s.streams.iter().all(|st| st.partitions.is_empty()) => Some("no partitions assigned"),
+        KafkaStatus::Up => None,
+    }
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let snapshot = state.snapshot.borrow().clone();
+    match not_ready(snapshot.as_deref()) {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response(),
+    }
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    version: &'static str,
+    ready: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_ready: Option<&'static str>,
+    #[serde(flatten)]
+    snapshot: Option<&'a Snapshot>,
+}
+
+async fn status_json(State(state): State<AppState>) -> Response {
+    let snapshot = state.snapshot.borrow().clone();
+    let why = not_ready(snapshot.as_deref());
+    let status = Status { version: env!("CARGO_PKG_VERSION"), ready: why.is_none(), not_ready: why, snapshot: snapshot.as_deref() };
+    match serde_json::to_string_pretty(&status) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to encode status: {e}\n")).into_response(),
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn opt_human(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".into(), format_human)
+}
+
+async fn status_page(State(state): State<AppState>) -> Html<String> {
+    let snapshot = state.snapshot.borrow().clone();
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><html><head><meta charset=utf-8><meta http-equiv=refresh content=5>\
+         <title>pipewatch</title><style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}\
+         table{{border-collapse:collapse;margin-bottom:1.5em}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:left}}\
+         th{{background:#f3f3f3}}.ok{{color:#17803d}}.warn{{color:#b45309}}.fault{{color:#b91c1c;font-weight:bold}}\
+         small{{color:#666}}</style></head><body><h1>pipewatch</h1>"
+    );
+    let Some(s) = snapshot else {
+        h.push_str("<p>Starting…</p></body></html>");
+        return Html(h);
+    };
+    let why = not_ready(Some(&s));
+    let _ = write!(
+        h,
+        "<p>Kafka <b>{}</b> at <code>{}</code> · {} · as of {} · <a href=/metrics>/metrics</a> · \
+         <a href=/api/v1/status>/api/v1/status</a></p>",
+        match s.kafka {
+            KafkaStatus::Up => "<span class=ok>up</span>",
+            KafkaStatus::Down => "<span class=fault>unreachable</span>",
+            KafkaStatus::Unknown => "<span class=warn>not reached yet</span>",
+        },
+        esc(&state.config.source.bootstrap_servers),
+        why.map_or_else(|| "<span class=ok>ready</span>".to_string(), |w| format!("<span class=warn>not ready: {w}</span>")),
+        format_rfc3339(s.at_ms),
+    );
+    let class = |c: pipewatch_core::Cause| {
+        if c.is_fault() {
+            "fault"
+        } else if c == pipewatch_core::Cause::Ok {
+            "ok"
+        } else {
+            "warn"
+        }
+    };
+    if !s.pairs.is_empty() {
+        h.push_str("<h2>Pairs</h2><table><tr><th>pair</th><th>leader → follower</th><th>sync lag</th><th>cause</th></tr>");
+        for p in &s.pairs {
+            let lag = match p.sync_lag_seconds {
+                Some(v) if v > 0.0 => format!("{} is {} behind {}", esc(&p.follower), format_human(v), esc(&p.leader)),
+                Some(v) if v < 0.0 => format!("{} is {} ahead of {}", esc(&p.follower), format_human(-v), esc(&p.leader)),
+                Some(_) => "in sync".into(),
+                None => "–".into(),
+            };
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{} → {}</td><td>{lag}</td><td class={}>{}</td></tr>",
+                esc(&p.name),
+                esc(&p.leader),
+                esc(&p.follower),
+                class(p.cause),
+                p.cause.as_str()
+            );
+        }
+        h.push_str("</table>");
+    }
+    h.push_str(
+        "<h2>Streams</h2><table><tr><th>stream</th><th>topic</th><th>cause</th><th>freshness lag</th>\
+         <th>watermark</th><th>silence</th><th>rate (records/s)</th><th>median delay</th><th>backlog</th></tr>",
+    );
+    for st in &s.streams {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td class={}>{}<br><small>{}</small></td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&st.name),
+            esc(&st.topic),
+            class(st.cause),
+            st.cause.as_str(),
+            st.cause.explain(),
+            opt_human(st.freshness_lag_seconds),
+            st.watermark_ms.map_or_else(|| "–".into(), format_rfc3339),
+            opt_human(st.silence_seconds),
+            st.rate_records_per_second.map_or_else(|| "–".into(), |r| format!("{r:.1}")),
+            opt_human(st.median_record_delay_seconds),
+            st.backlog_records,
+        );
+    }
+    h.push_str("</table><h2>Partitions</h2><table><tr><th>stream</th><th>partition</th><th>watermark</th><th>silence</th>\
+        <th>log end</th><th>position</th><th>backlog</th><th>records</th><th>invalid</th><th>gaps</th></tr>");
+    for st in &s.streams {
+        for p in &st.partitions {
+            let invalid: Vec<String> = p.invalid.iter().filter(|(_, n)| **n > 0).map(|(r, n)| format!("{r}: {n}")).collect();
+            let silence_class = if p.gap_open_since_ms.is_some() { "fault" } else { "" };
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class='{silence_class}'>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&st.name),
+                p.partition,
+                p.watermark_ms.map_or_else(|| "–".into(), format_rfc3339),
+                opt_human(p.silence_seconds),
+                p.log_end_offset.map_or_else(|| "–".into(), |v| v.to_string()),
+                p.position_offset.map_or_else(|| "–".into(), |v| v.to_string()),
+                p.backlog_records.map_or_else(|| "–".into(), |v| v.to_string()),
+                p.records,
+                if invalid.is_empty() { "0".into() } else { invalid.join(", ") },
+                p.gaps,
+            );
+        }
+    }
+    h.push_str("</table></body></html>");
+    Html(h)
+}

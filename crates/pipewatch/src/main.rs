@@ -1,0 +1,136 @@
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+//! The `pipewatch` command: parses the command line, sets up logging, handles signals,
+//! and hands over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use pipewatch::{app, config, demo};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+#[derive(Parser)]
+#[command(name = "pipewatch", version, about = "Watches the Kafka topics of a data pipeline: freshness, completeness and sync")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Run {
+        #[arg(long, default_value = "pipewatch.toml")]
+        config: PathBuf,
+    },
+    /// Validate a config file: exit 0, or 1 listing every problem with its key.
+    CheckConfig {
+        #[arg(long, default_value = "pipewatch.toml")]
+        config: PathBuf,
+    },
+    /// No broker needed: an in-process Kafka with synthetic traffic and a scripted fault.
+    Demo {
+        /// Stop after this long (e.g. "90s"); runs until Ctrl-C when not given.
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Where the HTTP interface listens.
+        #[arg(long, default_value_t = config::default_listen())]
+        listen: String,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    pipewatch_core::time::parse_duration(s)
+}
+
+/// Completes on the first SIGTERM or SIGINT; a second one exits at once.
+fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        wait_signal().await;
+        info!("shutting down (send the signal again to exit at once)");
+        t.cancel();
+        wait_signal().await;
+        warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+    token
+}
+
+async fn wait_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! { _ = term.recv() => {}, _ = tokio::signal::ctrl_c() => {} }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run { config } => {
+            let config = config::load(&config)?;
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("failed to listen on {} (http.listen)", config.listen))?;
+            let token = shutdown_signal();
+            app::run(config, listener, token.cancelled_owned(), |_| {}).await
+        }
+        Command::Demo { duration, listen } => {
+            let token = shutdown_signal();
+            demo::run(&listen, duration, token.cancelled_owned()).await
+        }
+        Command::CheckConfig { .. } => unreachable!("handled without a runtime"),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Command::CheckConfig { config } = &cli.command {
+        return match config::load(config) {
+            Ok(c) => {
+                println!("{}: ok ({} streams, {} pairs)", config.display(), c.streams.len(), c.pairs.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

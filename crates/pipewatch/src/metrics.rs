@@ -1,0 +1,220 @@
+//! `/metrics`: every series is rendered at scrape time from the latest [`Snapshot`], so
+//! what Prometheus sees is exactly what /api/v1/status shows, series of revoked
+//! partitions go with them, and no series carries a stand-in value (an unknown value
+//! is an absent series).
+
+use std::sync::Arc;
+
+use pipewatch_core::histogram::Histogram;
+use pipewatch_core::{Cause, KafkaStatus, Snapshot};
+use pipewatch_kafka::{ErrorKind, KafkaErrors};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{Bucket, Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{Encoder, Registry, TextEncoder};
+use tokio::sync::watch;
+
+/// The latest snapshot, published by the source every tick.
+pub type SnapshotRx = watch::Receiver<Option<Arc<Snapshot>>>;
+
+/// Renders the monitor's series on each scrape.
+pub struct MonitorCollector {
+    snapshot: SnapshotRx,
+    errors: Arc<KafkaErrors>,
+}
+
+impl MonitorCollector {
+    pub fn register(registry: &Registry, snapshot: SnapshotRx, errors: Arc<KafkaErrors>) -> prometheus::Result<()> {
+        registry.register(Box::new(Self { snapshot, errors }))
+    }
+}
+
+/// Encodes everything in `registry` in the text exposition format.
+pub fn render(registry: &Registry) -> Result<String, prometheus::Error> {
+    let mut buf = Vec::new();
+    TextEncoder::new().encode(&registry.gather(), &mut buf)?;
+    String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))
+}
+
+struct Family(MetricFamily);
+
+impl Family {
+    fn new(name: &str, help: &str, kind: MetricType) -> Self {
+        let mut f = MetricFamily::default();
+        f.set_name(format!("pipewatch_{name}"));
+        f.set_help(help.into());
+        f.set_field_type(kind);
+        Self(f)
+    }
+
+    /// Adds a sample with these labels; `set` fills in its value.
+    fn push(&mut self, labels: &[(&str, &str)], set: impl FnOnce(&mut Metric)) {
+        let mut m = Metric::default();
+        m.set_label(
+            labels
+                .iter()
+                .map(|(k, v)| {
+                    let mut l = LabelPair::default();
+                    l.set_name((*k).into());
+                    l.set_value((*v).into());
+                    l
+                })
+                .collect(),
+        );
+        set(&mut m);
+        self.0.mut_metric().push(m);
+    }
+
+    fn gauge(&mut self, labels: &[(&str, &str)], value: f64) {
+        let mut g = Gauge::default();
+        g.set_value(value);
+        self.push(labels, |m| m.set_gauge(g));
+    }
+
+    fn counter(&mut self, labels: &[(&str, &str)], value: f64) {
+        let mut c = Counter::default();
+        c.set_value(value);
+        self.push(labels, |m| m.set_counter(c));
+    }
+
+    fn histogram(&mut self, labels: &[(&str, &str)], h: &Histogram) {
+        let mut ph = prometheus::proto::Histogram::default();
+        ph.set_sample_count(h.count());
+        ph.set_sample_sum(h.sum());
+        ph.set_bucket(
+            h.cumulative()
+                .map(|(le, count)| {
+                    let mut b = Bucket::default();
+                    b.set_upper_bound(le);
+                    b.set_cumulative_count(count);
+                    b
+                })
+                .collect(),
+        );
+        self.push(labels, |m| m.set_histogram(ph));
+    }
+}
+
+impl Collector for MonitorCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        Vec::new()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        use MetricType::{COUNTER, GAUGE};
+        let mut kafka_up = Family::new("kafka_up", "1 when the Kafka cluster answers the log-end poll, else 0.", GAUGE);
+        let mut kafka_errors = Family::new("kafka_errors_total", "Kafka client errors by kind.", COUNTER);
+        let mut build = Family::new("build_info", "pipewatch's version; always 1.", GAUGE);
+        build.gauge(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
+        for kind in ErrorKind::ALL {
+            kafka_errors.counter(&[("kind", kind.as_str())], self.errors.get(kind) as f64);
+        }
+        let snapshot = self.snapshot.borrow().clone();
+        kafka_up.gauge(&[], if snapshot.as_ref().is_some_and(|s| s.kafka == KafkaStatus::Up) { 1.0 } else { 0.0 });
+        let mut out = vec![kafka_up, kafka_errors, build];
+        if let Some(s) = snapshot {
+            out.extend(snapshot_families(&s));
+        }
+        // A family with no sample (e.g. no sync lag before the first records) is left out.
+        out.into_iter().map(|f| f.0).filter(|f| !f.get_metric().is_empty()).collect()
+    }
+}
+
+fn snapshot_families(s: &Snapshot) -> Vec<Family> {
+    use MetricType::{COUNTER, GAUGE, HISTOGRAM};
+    let mut p_watermark = Family::new(
+        "partition_watermark_timestamp_seconds",
+        "Max event time seen on the partition (never goes backwards).",
+        GAUGE,
+    );
+    let mut p_last = Family::new(
+        "partition_last_record_timestamp_seconds",
+        "When pipewatch read the partition's last record (arrival time).",
+        GAUGE,
+    );
+    let mut p_end = Family::new("partition_log_end_offset", "The broker's high-watermark offset of the partition.", GAUGE);
+    let mut p_pos = Family::new("partition_position_offset", "The next offset pipewatch will read.", GAUGE);
+    let mut p_backlog =
+        Family::new("partition_backlog_records", "Records written but not yet read by pipewatch (log end - position).", GAUGE);
+    let mut records = Family::new("records_total", "Records read by pipewatch.", COUNTER);
+    let mut invalid = Family::new("records_invalid_total", "Records whose event time could not be used, by reason.", COUNTER);
+    let mut bytes = Family::new("record_bytes_total", "Payload bytes read by pipewatch.", COUNTER);
+    let mut gaps = Family::new("gaps_total", "Gaps opened: silences longer than max_silence.", COUNTER);
+    let mut s_watermark = Family::new(
+        "stream_watermark_timestamp_seconds",
+        "Min of the active partitions' watermarks (max of all when every partition is idle).",
+        GAUGE,
+    );
+    let mut s_fresh = Family::new("stream_freshness_lag_seconds", "now - stream watermark.", GAUGE);
+    let mut s_silence =
+        Family::new("stream_silence_seconds", "Time since the log end of any of the stream's partitions last advanced.", GAUGE);
+    let mut s_rate = Family::new(
+        "stream_rate_records_per_second",
+        "Records written per second (broker log ends) over the rate window.",
+        GAUGE,
+    );
+    let mut s_delay =
+        Family::new("stream_record_delay_seconds", "Arrival time - event time of records read in real time.", HISTOGRAM);
+    let mut s_gap = Family::new("gap_duration_seconds", "Length of closed gaps (the whole silence).", HISTOGRAM);
+    let mut s_cause = Family::new("stream_cause", "The stream's diagnosed state: 1 for the active cause, 0 otherwise.", GAUGE);
+    let mut sync = Family::new(
+        "sync_lag_seconds",
+        "Leader watermark - follower watermark; positive: the follower is behind.",
+        GAUGE,
+    );
+
+    for st in &s.streams {
+        let name = st.name.as_str();
+        for p in &st.partitions {
+            let part = p.partition.to_string();
+            let l: [(&str, &str); 3] = [("stream", name), ("topic", &st.topic), ("partition", &part)];
+            if let Some(w) = p.watermark_ms {
+                p_watermark.gauge(&l, w as f64 / 1000.0);
+            }
+            if let Some(t) = p.last_record_ms {
+                p_last.gauge(&l, t as f64 / 1000.0);
+            }
+            if let Some(o) = p.log_end_offset {
+                p_end.gauge(&l, o as f64);
+            }
+            if let Some(o) = p.position_offset {
+                p_pos.gauge(&l, o as f64);
+            }
+            if let Some(b) = p.backlog_records {
+                p_backlog.gauge(&l, b as f64);
+            }
+            records.counter(&l, p.records as f64);
+            bytes.counter(&l, p.bytes as f64);
+            gaps.counter(&l, p.gaps as f64);
+            for (reason, n) in &p.invalid {
+                invalid.counter(&[l[0], l[1], l[2], ("reason", reason)], *n as f64);
+            }
+        }
+        let l = [("stream", name)];
+        if let Some(w) = st.watermark_ms {
+            s_watermark.gauge(&l, w as f64 / 1000.0);
+        }
+        if let Some(v) = st.freshness_lag_seconds {
+            s_fresh.gauge(&l, v);
+        }
+        if let Some(v) = st.silence_seconds {
+            s_silence.gauge(&l, v);
+        }
+        if let Some(v) = st.rate_records_per_second {
+            s_rate.gauge(&l, v);
+        }
+        s_delay.histogram(&l, &st.record_delay);
+        s_gap.histogram(&l, &st.gap_duration);
+        for cause in Cause::ALL {
+            s_cause.gauge(&[("stream", name), ("cause", cause.as_str())], if st.cause == cause { 1.0 } else { 0.0 });
+        }
+    }
+    for pair in &s.pairs {
+        if let Some(v) = pair.sync_lag_seconds {
+            sync.gauge(&[("pair", &pair.name), ("leader", &pair.leader), ("follower", &pair.follower)], v);
+        }
+    }
+    vec![
+        p_watermark, p_last, p_end, p_pos, p_backlog, records, invalid, bytes, gaps, s_watermark, s_fresh, s_silence, s_rate, s_delay,
+        s_gap, s_cause, sync,
+    ]
+}
