@@ -54,7 +54,7 @@ PROPS
       -c "$dir/server.properties" > "$dir/format.log" 2>&1 \
     || { cat "$dir/format.log" >&2; exit 1; }
   "$java" "${jvm[@]}" -cp "$libs/*" kafka.Kafka "$dir/server.properties" > "$dir/kafka.log" 2>&1 &
-  local jpid=$!
+  jpid=$!
   trap 'kill $jpid 2>/dev/null; wait $jpid 2>/dev/null; exit 0' EXIT TERM INT
   while kill -0 "$jpid" 2>/dev/null; do
     if [ -n "$watch" ] && ! kill -0 "$watch" 2>/dev/null; then break; fi

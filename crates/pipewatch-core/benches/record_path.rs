@@ -2,7 +2,7 @@
 //! its partition tracker (`Monitor::record`), with the timestamp field last and first.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pipewatch_core::{EventTimeSource, Extractor, JsonPointer, Monitor, MonitorSettings, StreamSpec, TimeFormat};
+use pipewatch_core::{EventTimeSource, Extractor, JsonPointer, Monitor, MonitorSettings, StartPosition, StreamSpec, TimeFormat};
 use std::hint::black_box;
 
 const NOW: i64 = 1_795_375_975_000;
@@ -12,6 +12,11 @@ fn order(ts_first: bool) -> Vec<u8> {
     let ts = r#""created_at":"2026-11-22T19:32:54.123Z""#;
     let doc = if ts_first { format!("{{{ts},{body}}}") } else { format!("{{{body},{ts}}}") };
     doc.into_bytes()
+}
+
+#[derive(serde::Deserialize)]
+struct CreatedAt<'a> {
+    created_at: &'a str,
 }
 
 fn bench(c: &mut Criterion) {
@@ -32,11 +37,21 @@ fn bench(c: &mut Criterion) {
         };
         let mut monitor = Monitor::new(MonitorSettings { idle_partition_timeout_ms: 300_000, rate_window_ms: 60_000 }, vec![spec], vec![]);
         for p in 0..12 {
-            monitor.assign(0, p, NOW);
+            monitor.assign(0, p, StartPosition::At(0), NOW);
             monitor.log_end(0, p, 0, NOW);
             monitor.position(0, p, 0);
         }
-        assert!(monitor.streams().next().unwrap().extractor.extract(Some(&payload), None, NOW).is_ok());
+        let extractor = monitor.streams().next().unwrap().extractor.clone();
+        assert!(extractor.extract(Some(&payload), None, NOW).is_ok());
+        group.bench_function(format!("extract_only_{name}"), |b| b.iter(|| extractor.extract(Some(black_box(&payload)), None, NOW)));
+        // For scale, on the same machine: a full serde_json::Value, and a borrowed
+        // one-field struct (both without even parsing the time).
+        group.bench_function(format!("serde_json_value_{name}"), |b| {
+            b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&payload)).map(|v| v.get("created_at").is_some()))
+        });
+        group.bench_function(format!("serde_json_borrowed_struct_{name}"), |b| {
+            b.iter(|| serde_json::from_slice::<CreatedAt<'_>>(black_box(&payload)).map(|v| v.created_at.len()))
+        });
         group.throughput(Throughput::Elements(1));
         group.bench_function(format!("{name}_{}B", payload.len()), |b| {
             let mut offset = 0i64;

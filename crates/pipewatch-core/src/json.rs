@@ -114,6 +114,51 @@ pub enum Lookup<'a> {
     NotJson,
 }
 
+// Word-at-a-time search (SWAR): eight bytes per step, no SIMD intrinsics needed.
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// High bit set in each byte of `v` equal to `b`; exact for the lowest such byte
+/// (higher ones may be false positives, which callers never look at).
+#[inline(always)]
+fn eq_mask(v: u64, b: u8) -> u64 {
+    let x = v ^ (LO * b as u64);
+    x.wrapping_sub(LO) & !x & HI
+}
+
+#[inline(always)]
+fn word(buf: &[u8], i: usize) -> Option<u64> {
+    buf.get(i..i + 8).map(|w| u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
+}
+
+/// Index of the next `"` or `\\` at or after `i`.
+#[inline(always)]
+fn find_quote_or_backslash(buf: &[u8], mut i: usize) -> Option<usize> {
+    while let Some(v) = word(buf, i) {
+        let m = eq_mask(v, b'"') | eq_mask(v, b'\\');
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    buf.get(i..)?.iter().position(|&b| b == b'"' || b == b'\\').map(|p| i + p)
+}
+
+/// Index of the next `"`, `{`, `}`, `[` or `]` at or after `i`; may also stop at `y`,
+/// `Y`, `_` or DEL (which the caller skips: they never stand outside strings in JSON).
+#[inline(always)]
+fn find_structural(buf: &[u8], mut i: usize) -> Option<usize> {
+    while let Some(v) = word(buf, i) {
+        // `{` `}` `[` `]` all become 0x79 under `| 0x20` then `& 0xF9`.
+        let m = eq_mask(v, b'"') | eq_mask((v | (LO * 0x20)) & (LO * 0xF9), 0x79);
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    buf.get(i..)?.iter().position(|&b| matches!(b, b'"' | b'{' | b'}' | b'[' | b']')).map(|p| i + p)
+}
+
 struct Scanner<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -209,22 +254,16 @@ impl Scanner<'_> {
     /// At `"`: moves past the closing quote; returns whether the string holds escapes.
     #[inline]
     fn skip_string(&mut self) -> Result<bool, ()> {
-        self.pos += 1;
+        let mut i = self.pos + 1;
         let mut escaped = false;
         loop {
-            // Jump to the next quote or backslash.
-            match self.buf[self.pos.min(self.buf.len())..].iter().position(|&b| b == b'"' || b == b'\\') {
-                None => return Err(()),
-                Some(off) => {
-                    self.pos += off;
-                    if self.buf[self.pos] == b'"' {
-                        self.pos += 1;
-                        return Ok(escaped);
-                    }
-                    escaped = true;
-                    self.pos += 2; // backslash and the escaped byte
-                }
+            i = find_quote_or_backslash(self.buf, i).ok_or(())?;
+            if self.buf[i] == b'"' {
+                self.pos = i + 1;
+                return Ok(escaped);
             }
+            escaped = true;
+            i += 2; // the backslash and the escaped byte
         }
     }
 
@@ -256,26 +295,29 @@ impl Scanner<'_> {
             Some(b'f') => self.skip_literal(b"false"),
             Some(b'n') => self.skip_literal(b"null"),
             Some(b'{' | b'[') => {
+                // Count brackets outside strings; strings are skipped whole.
                 let mut depth = 0usize;
+                let mut i = self.pos;
                 loop {
-                    match self.peek() {
-                        Some(b'{' | b'[') => {
-                            depth += 1;
-                            self.pos += 1;
-                        }
-                        Some(b'}' | b']') => {
+                    i = find_structural(self.buf, i).ok_or(())?;
+                    match self.buf[i] {
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
                             depth -= 1;
-                            self.pos += 1;
                             if depth == 0 {
+                                self.pos = i + 1;
                                 return Ok(());
                             }
                         }
-                        Some(b'"') => {
+                        b'"' => {
+                            self.pos = i;
                             self.skip_string()?;
+                            i = self.pos;
+                            continue;
                         }
-                        Some(_) => self.pos += 1,
-                        None => return Err(()),
+                        _ => {}
                     }
+                    i += 1;
                 }
             }
             _ => Err(()),
@@ -366,6 +408,26 @@ mod tests {
         assert_eq!(p("/a~1b").lookup(doc), Lookup::Number(b"1"));
         assert_eq!(p("/ts").lookup(doc), Lookup::Number(b"2"));
         assert_eq!(p("/m~0n").lookup(doc), Lookup::Number(b"3"));
+    }
+
+    #[test]
+    fn word_scans_find_the_first_match_at_any_offset() {
+        for n in 0..40 {
+            let mut doc = vec![b'a'; n];
+            doc.extend_from_slice(br#"\"x"#);
+            doc.extend_from_slice(b"yyyy_[");
+            assert_eq!(find_quote_or_backslash(&doc, 0), Some(n));
+            assert_eq!(find_structural(&doc, 0), Some(n + 1));
+            assert_eq!(find_quote_or_backslash(&doc[..n], 0), None);
+        }
+        // a byte just below a match must not hide it (borrow propagation)
+        assert_eq!(find_quote_or_backslash(b"\x00\x01\"abcdefgh", 0), Some(2));
+    }
+
+    #[test]
+    fn skips_nested_containers_with_letters_that_look_structural() {
+        let doc = br#"{"a": [{"y": "Y_"}, [1, {"b": "}"}]], "key": {"x": []}, "ts": 7}"#;
+        assert_eq!(JsonPointer::parse("/ts").unwrap().lookup(doc), Lookup::Number(b"7"));
     }
 
     #[test]

@@ -12,5 +12,5 @@ pub mod time;
 
 pub use extract::{EventTimeSource, Extractor, InvalidReason, TimeFormat};
 pub use json::JsonPointer;
-pub use monitor::{Cause, KafkaStatus, Monitor, MonitorSettings, PairSpec, Snapshot, StreamSpec};
+pub use monitor::{Cause, KafkaStatus, Monitor, MonitorSettings, PairSpec, Snapshot, StartPosition, StreamSpec};
 pub use time::Millis;

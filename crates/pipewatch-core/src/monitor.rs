@@ -47,6 +47,17 @@ pub struct MonitorSettings {
     pub rate_window_ms: Millis,
 }
 
+/// Where reading starts on a newly assigned partition, as the source decided it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartPosition {
+    /// At this offset: the backlog up to the log end is replayed first.
+    At(i64),
+    /// At the log end: nothing to replay, the partition is caught up at once.
+    LogEnd,
+    /// Not known (the lookup failed); caught up once a record reaches the log end.
+    Unknown,
+}
+
 /// Whether the cluster answers (as the log-end poller sees it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -138,8 +149,13 @@ struct PartitionTracker {
     log_end: Option<i64>,
     /// When the log end last advanced (or was first seen).
     log_end_advanced: Millis,
+    /// The log end advanced at least once while watched. A partition nobody writes to
+    /// (key skew leaves some empty) is quiet, not stalled.
+    written: bool,
     /// The backlog drained at least once since assignment.
     caught_up: bool,
+    /// Reading started at the log end: the first polled log end is the position.
+    start_at_log_end: bool,
     records: u64,
     bytes: u64,
     invalid: [u64; InvalidReason::COUNT],
@@ -157,7 +173,9 @@ impl PartitionTracker {
             position: None,
             log_end: None,
             log_end_advanced: now,
+            written: false,
             caught_up: false,
+            start_at_log_end: false,
             records: 0,
             bytes: 0,
             invalid: [0; InvalidReason::COUNT],
@@ -258,15 +276,24 @@ impl Monitor {
         self.kafka = status;
     }
 
-    /// A partition was assigned to this process.
-    pub fn assign(&mut self, stream: usize, partition: i32, now: Millis) {
+    /// A partition was assigned to this process, reading from `start`.
+    pub fn assign(&mut self, stream: usize, partition: i32, start: StartPosition, now: Millis) {
         let Ok(idx) = usize::try_from(partition) else { return };
         let s = &mut self.streams[stream];
         if s.partitions.len() <= idx {
             s.partitions.resize(idx + 1, None);
         }
         if s.partitions[idx].is_none() {
-            s.partitions[idx] = Some(PartitionTracker::new(partition, now));
+            let mut p = PartitionTracker::new(partition, now);
+            match start {
+                StartPosition::At(offset) => p.position = Some(offset),
+                StartPosition::LogEnd => {
+                    p.caught_up = true;
+                    p.start_at_log_end = true;
+                }
+                StartPosition::Unknown => {}
+            }
+            s.partitions[idx] = Some(p);
             s.window_stale = true;
         }
     }
@@ -340,12 +367,16 @@ impl Monitor {
             None => {
                 p.log_end_advanced = now;
                 s.window_stale = true;
+                if p.start_at_log_end && p.position.is_none() {
+                    p.position = Some(log_end);
+                }
             }
             Some(prev) if log_end > prev => {
                 if let Some(since) = p.gap_since.take() {
                     s.gap_duration.observe((now - since) as f64 / 1000.0);
                 }
                 p.log_end_advanced = now;
+                p.written = true;
             }
             Some(prev) if log_end < prev => {
                 // Topic re-created or truncated: start over.
@@ -393,7 +424,7 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
     let max_silence = s.spec.max_silence_ms;
     let mut partitions = Vec::new();
     let (mut active_min, mut any_max): (Option<Millis>, Option<Millis>) = (None, None);
-    let (mut silent, mut flowing, mut catching_up) = (0usize, 0usize, false);
+    let (mut silent, mut quiet, mut flowing, mut catching_up) = (0usize, 0usize, 0usize, false);
     let (mut log_end_sum, mut backlog_sum) = (0i64, 0i64);
     let mut stream_silence: Option<Millis> = None;
     for p in s.partitions.iter_mut().flatten() {
@@ -407,14 +438,16 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
         let silence = p.silence_ms(now);
         if let Some(sil) = silence {
             stream_silence = Some(stream_silence.map_or(sil, |m| m.min(sil)));
-            if sil > max_silence {
+            if sil <= max_silence {
+                flowing += 1;
+            } else if p.written {
                 silent += 1;
                 if p.gap_since.is_none() {
                     p.gap_since = Some(p.log_end_advanced);
                     p.gaps += 1;
                 }
             } else {
-                flowing += 1;
+                quiet += 1;
             }
         }
         if let Some(end) = p.log_end {
@@ -476,7 +509,7 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
         Cause::KafkaUnreachable
     } else if watermark.is_none() {
         Cause::NoData
-    } else if silent > 0 && flowing == 0 {
+    } else if silent + quiet > 0 && flowing == 0 {
         Cause::ProducerSilent
     } else if silent > 0 {
         Cause::PartitionStalled
@@ -621,7 +654,7 @@ mod tests {
     fn one_stream(n: i32) -> Monitor {
         let mut m = monitor(vec![spec("orders")], vec![]);
         for p in 0..n {
-            m.assign(0, p, T0);
+            m.assign(0, p, StartPosition::At(0), T0);
             m.log_end(0, p, 0, T0);
             m.position(0, p, 0);
         }
@@ -691,7 +724,7 @@ mod tests {
         let pairs = vec![PairSpec { name: "orders_behaviour".into(), leader: 0, follower: 1 }];
         let mut m = monitor(vec![spec("orders"), spec("behaviour")], pairs);
         for s in 0..2 {
-            m.assign(s, 0, T0);
+            m.assign(s, 0, StartPosition::At(0), T0);
             m.log_end(s, 0, 0, T0);
             m.position(s, 0, 0);
         }
@@ -718,6 +751,7 @@ mod tests {
         assert_eq!(s.streams[0].partitions[0].gaps, 1);
         assert_eq!(s.streams[0].partitions[0].gap_open_since_ms, Some(T0));
         assert_eq!(s.streams[0].cause, Cause::ProducerSilent);
+        m.log_end(0, 0, 10, T0 + 150 * SEC); // unchanged log end: the gap stays open
         assert_eq!(m.snapshot(T0 + 200 * SEC).streams[0].partitions[0].gaps, 1, "one gap, counted once");
         m.log_end(0, 0, 11, T0 + 300 * SEC);
         let s = m.snapshot(T0 + 300 * SEC);
@@ -728,12 +762,30 @@ mod tests {
     }
 
     #[test]
+    fn partitions_never_written_are_quiet_not_stalled() {
+        let mut m = one_stream(2);
+        for i in 1..=200 {
+            let now = T0 + i * SEC;
+            m.log_end(0, 0, i, now);
+            rec(&mut m, 0, 0, i - 1, now, now);
+        }
+        let s = m.snapshot(T0 + 200 * SEC);
+        assert_eq!(s.streams[0].cause, Cause::Ok, "partition 1 never received data: key skew, not a stall");
+        assert_eq!(s.streams[0].partitions[1].gaps, 0);
+        // a stream where nothing is written at all is a silent producer
+        let mut quiet = one_stream(2);
+        rec(&mut quiet, 0, 0, 0, T0, T0);
+        assert_eq!(quiet.snapshot(T0 + 121 * SEC).streams[0].cause, Cause::ProducerSilent);
+    }
+
+    #[test]
     fn cause_precedence() {
         // two partitions: one silent, one flowing → partition_stalled
         let mut m = one_stream(2);
         rec(&mut m, 0, 0, 0, T0, T0);
         m.log_end(0, 0, 1, T0);
         m.log_end(0, 1, 1, T0 + 100 * SEC);
+        m.log_end(0, 1, 2, T0 + 100 * SEC);
         rec(&mut m, 0, 1, 0, T0 + 100 * SEC, T0 + 100 * SEC);
         assert_eq!(m.snapshot(T0 + 150 * SEC).streams[0].cause, Cause::PartitionStalled);
         // both silent → producer_silent wins over partition_stalled
@@ -746,7 +798,7 @@ mod tests {
     #[test]
     fn catching_up_until_the_backlog_first_drains_and_delay_not_observed_meanwhile() {
         let mut m = monitor(vec![spec("orders")], vec![]);
-        m.assign(0, 0, T0);
+        m.assign(0, 0, StartPosition::At(0), T0);
         m.log_end(0, 0, 100, T0);
         rec(&mut m, 0, 0, 0, T0 - 3600 * SEC, T0); // replaying an hour-old record
         let s = m.snapshot(T0);
@@ -761,9 +813,24 @@ mod tests {
     }
 
     #[test]
+    fn starting_at_the_log_end_is_caught_up_at_once() {
+        let mut m = monitor(vec![spec("orders")], vec![]);
+        m.assign(0, 0, StartPosition::LogEnd, T0);
+        m.assign(0, 1, StartPosition::Unknown, T0);
+        m.log_end(0, 0, 500, T0);
+        m.log_end(0, 1, 500, T0);
+        rec(&mut m, 0, 0, 500, T0, T0);
+        let s = m.snapshot(T0);
+        assert_eq!(s.streams[0].partitions[0].backlog_records, Some(0));
+        assert!(s.streams[0].partitions[0].caught_up);
+        assert!(!s.streams[0].partitions[1].caught_up, "unknown start: not caught up before a record reaches the log end");
+        assert_eq!(s.streams[0].cause, Cause::CatchingUp);
+    }
+
+    #[test]
     fn rate_from_log_ends_and_volume_bounds() {
         let mut m = monitor(vec![StreamSpec { min_rate: Some(5.0), max_rate: Some(50.0), ..spec("orders") }], vec![]);
-        m.assign(0, 0, T0);
+        m.assign(0, 0, StartPosition::At(0), T0);
         m.position(0, 0, 0);
         let mut end = 0;
         for i in 0..=60 {

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pipewatch_core::{KafkaStatus, Millis, Monitor, Snapshot};
+use pipewatch_core::{KafkaStatus, Millis, Monitor, Snapshot, StartPosition};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -114,7 +114,7 @@ fn classify(err: &KafkaError) -> ErrorKind {
 }
 
 enum Assignment {
-    Assigned(Vec<(String, i32)>),
+    Assigned(Vec<(String, i32, StartPosition)>),
     Revoked(Vec<(String, i32)>),
 }
 
@@ -156,10 +156,10 @@ impl ConsumerContext for SourceContext {
         let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.set_start_offsets(consumer, tpl);
+                let starts = self.set_start_offsets(consumer, tpl);
                 let r = if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) };
-                info!(partitions = ?partitions(tpl), "partitions assigned");
-                self.changes.lock().unwrap_or_else(PoisonError::into_inner).push(Assignment::Assigned(partitions(tpl)));
+                info!(partitions = ?starts, "partitions assigned");
+                self.changes.lock().unwrap_or_else(PoisonError::into_inner).push(Assignment::Assigned(starts));
                 r
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
@@ -187,39 +187,46 @@ impl ConsumerContext for SourceContext {
 }
 
 impl SourceContext {
-    /// Sets where each newly assigned partition starts; offsets are never committed,
-    /// so this is the only place a start is decided.
-    fn set_start_offsets(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
-        let offset = match self.start {
-            Start::Earliest => Offset::Beginning,
-            Start::Latest => Offset::End,
-            Start::Lookback(lookback) => {
-                let since = now_ms() - lookback.as_millis() as Millis;
-                let mut query = TopicPartitionList::new();
-                for (topic, p) in partitions(tpl) {
-                    let _ = query.add_partition_offset(&topic, p, Offset::Offset(since));
-                }
-                match consumer.offsets_for_times(query, Duration::from_secs(10)) {
-                    Ok(found) => {
-                        for e in found.elements() {
-                            // No record that recent: start at the end.
-                            let offset = match e.offset() {
-                                Offset::Offset(o) if o >= 0 => Offset::Offset(o),
-                                _ => Offset::End,
-                            };
-                            let _ = tpl.set_partition_offset(e.topic(), e.partition(), offset);
-                        }
-                        return;
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "failed to look up lookback offsets; starting at the log end");
-                        self.errors.inc(ErrorKind::Rebalance);
-                        Offset::End
-                    }
-                }
+    /// Decides where each newly assigned partition starts and sets it in `tpl`.
+    /// Offsets are never committed, so this is the only place a start is decided.
+    /// `earliest` is looked up as the first offset with a timestamp ≥ 0, so that an
+    /// empty partition is known to be at its end (nothing to replay).
+    fn set_start_offsets(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) -> Vec<(String, i32, StartPosition)> {
+        let assigned = partitions(tpl);
+        let since = match self.start {
+            Start::Latest => {
+                let _ = tpl.set_all_offsets(Offset::End);
+                return assigned.into_iter().map(|(t, p)| (t, p, StartPosition::LogEnd)).collect();
+            }
+            Start::Earliest => 0,
+            Start::Lookback(lookback) => now_ms() - lookback.as_millis() as Millis,
+        };
+        let mut query = TopicPartitionList::new();
+        for (topic, p) in &assigned {
+            let _ = query.add_partition_offset(topic, *p, Offset::Offset(since));
+        }
+        let found = match consumer.offsets_for_times(query, Duration::from_secs(10)) {
+            Ok(found) => found,
+            Err(e) => {
+                warn!(error = %e, "failed to look up start offsets; falling back to auto.offset.reset");
+                self.errors.inc(ErrorKind::Rebalance);
+                let fallback = if self.start == Start::Earliest { Offset::Beginning } else { Offset::End };
+                let _ = tpl.set_all_offsets(fallback);
+                let start = if self.start == Start::Earliest { StartPosition::Unknown } else { StartPosition::LogEnd };
+                return assigned.into_iter().map(|(t, p)| (t, p, start)).collect();
             }
         };
-        let _ = tpl.set_all_offsets(offset);
+        let mut starts = Vec::with_capacity(assigned.len());
+        for e in found.elements() {
+            // No record that recent (or an empty partition): start at the end.
+            let (offset, start) = match e.offset() {
+                Offset::Offset(o) if o >= 0 && e.error().is_ok() => (Offset::Offset(o), StartPosition::At(o)),
+                _ => (Offset::End, StartPosition::LogEnd),
+            };
+            let _ = tpl.set_partition_offset(e.topic(), e.partition(), offset);
+            starts.push((e.topic().to_string(), e.partition(), start));
+        }
+        starts
     }
 }
 
@@ -348,9 +355,9 @@ fn consume(
         for change in changes {
             match change {
                 Assignment::Assigned(ps) => {
-                    for (topic, p) in ps {
+                    for (topic, p, start) in ps {
                         if let Some(&s) = stream_of.get(&topic) {
-                            monitor.assign(s, p, now);
+                            monitor.assign(s, p, start, now);
                         }
                     }
                 }

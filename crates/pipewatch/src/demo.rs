@@ -2,7 +2,10 @@
 //! synthetic orders (`created_at`, RFC 3339) and behaviour (`ts`, epoch millis) traffic
 //! flows into it, and a scripted fault unfolds while the monitor watches:
 //!
-//! - from [`DELAY_AT`] the behaviour stream's event time falls 8 h behind (the silo);
+//! - from [`DELAY_AT`] behaviour events arrive 8 h after they happen: the real-time
+//!   path fails and a batch path delivers them, on every partition (the silo). The
+//!   stream watermark is the stalest active partition's, so the pair's sync lag reads
+//!   8 h at once;
 //! - from [`SILENT_AT`] orders partition [`SILENT_PARTITION`] receives nothing (a gap
 //!   opens [`MAX_SILENCE`] later).
 
@@ -84,7 +87,7 @@ pub async fn run(
     println!(
         "pipewatch demo: an in-process Kafka (librdkafka's mock cluster) with orders and behaviour traffic.\n\
          \n  Open {url}/          the status page (refreshes every 5 s)\n       {url}/metrics   Prometheus metrics\n\
-         \nWhat happens:\n  0s   both streams flow, in sync\n  {}s  the behaviour stream's event time falls 8h behind orders: \
+         \nWhat happens:\n  0s   both streams flow, in sync\n  {}s  behaviour events start arriving 8h after they happen (a batch path replaces the real-time one): \
          pipewatch_sync_lag_seconds{{pair=\"orders_behaviour\"}} ≈ 28800, cause event_time_delayed\n  {}s  orders partition {} goes silent: \
          a gap opens after {} of silence, cause partition_stalled\n",
         DELAY_AT.as_secs(),
@@ -158,9 +161,14 @@ fn traffic(producer: BaseProducer, stop: Arc<AtomicBool>) {
                 );
                 send(&producer, ORDERS_TOPIC, p, &order);
             }
-            let ts = if elapsed >= DELAY_AT { now - BEHAVIOUR_DELAY_MS } else { now };
-            let event = format!(r#"{{"user_id":"u-{}","event":"view","sku":"SKU-{}","ts":{ts}}}"#, n % 4093, n % 500);
-            send(&producer, BEHAVIOUR_TOPIC, p, &event);
+            // Real-time behaviour uses partitions 0..2 (the last one stays empty: key
+            // skew); the batch path that takes over at DELAY_AT writes to all of them.
+            let delayed = elapsed >= DELAY_AT;
+            if delayed || p != PARTITIONS - 1 {
+                let ts = if delayed { now - BEHAVIOUR_DELAY_MS } else { now };
+                let event = format!(r#"{{"user_id":"u-{}","event":"view","sku":"SKU-{}","ts":{ts}}}"#, n % 4093, n % 500);
+                send(&producer, BEHAVIOUR_TOPIC, p, &event);
+            }
         }
         producer.poll(Duration::ZERO);
         std::thread::sleep(interval);

@@ -1,0 +1,38 @@
+//! `pipewatch demo`: the one command a newcomer runs shows the scripted silo and gap.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_shows_the_scripted_sync_lag_and_gap() {
+    let port = pipewatch_kafka::testing::free_port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipewatch"))
+        .args(["demo", "--duration", "65s", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run pipewatch demo");
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let m = eventually("the scripted faults on /metrics", Duration::from_secs(75), || async {
+        let (_, body) = try_http_get(addr, "/metrics").await?;
+        let m = Metrics(body);
+        let gap = m.value("pipewatch_gaps_total", &[("stream", "orders"), ("partition", "2")]);
+        match (m.cause("behaviour").as_deref(), m.cause("orders").as_deref(), gap) {
+            (Some("event_time_delayed"), Some("partition_stalled"), Some(g)) if g >= 1.0 => Ok(m),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let lag = m.value("pipewatch_sync_lag_seconds", &[("pair", "orders_behaviour")]).expect("sync lag");
+    // 8 h, less the few seconds the silent orders partition holds the orders watermark back
+    assert!((28_700.0..=28_805.0).contains(&lag), "sync lag {lag}");
+    let out = child.wait_with_output().await.expect("demo exits");
+    assert_eq!(out.status.code(), Some(0));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains(&format!("Open http://127.0.0.1:{port}/")), "{printed}");
+    assert!(printed.contains("stream behaviour  event_time_delayed"), "{printed}");
+    assert!(printed.contains("stream orders     partition_stalled"), "{printed}");
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the `pipewatch` binary and library against a real Kafka broker
+//! (Apache Kafka started by tests/broker/kafka.sh, or PIPEWATCH_TEST_BOOTSTRAP).
+
+mod support;
+
+mod check_config;
+mod demo;
+mod real_broker;

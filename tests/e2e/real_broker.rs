@@ -1,0 +1,299 @@
+//! The monitor against a real broker: what a user sees on /metrics, /readyz and
+//! /api/v1/status when streams are in sync, delayed, stalled, silent, malformed, or
+//! when the cluster is gone.
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+
+use crate::support::*;
+
+const EIGHT_HOURS_MS: i64 = 8 * 3600 * 1000;
+
+async fn shared_broker() -> &'static str {
+    tokio::task::spawn_blocking(KafkaBroker::shared).await.expect("broker start panicked")
+}
+
+/// Writes records to `(topic, partition)` targets every 100 ms until dropped; each
+/// target can be paused on its own.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    paused: Vec<Arc<AtomicBool>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+type MakePayload = Box<dyn Fn(i64) -> String + Send>;
+
+impl Traffic {
+    fn start(bootstrap: &str, targets: Vec<(String, i32, MakePayload)>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let paused: Vec<_> = targets.iter().map(|_| Arc::new(AtomicBool::new(false))).collect();
+        let producer = TestProducer::new(bootstrap);
+        let (s, p) = (stop.clone(), paused.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                for ((topic, partition, make), paused) in targets.iter().zip(&p) {
+                    if !paused.load(Ordering::Relaxed) {
+                        producer.send(topic, *partition, Some(make(now_ms()).as_bytes()));
+                    }
+                }
+                producer.flush();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Self { stop, paused, thread: Some(thread) }
+    }
+
+    fn pause(&self, target: usize, paused: bool) {
+        self.paused[target].store(paused, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn order(now: i64) -> String {
+    format!(r#"{{"order_id":"o-{now}","total":42.5,"created_at":"{}"}}"#, pipewatch_core::time::format_rfc3339(now))
+}
+
+fn streams(orders: &str, behaviour: &str) -> String {
+    format!(
+        r#"
+[[stream]]
+name = "orders"
+topic = "{orders}"
+event_time = {{ field = "/created_at", format = "rfc3339" }}
+[[stream]]
+name = "behaviour"
+topic = "{behaviour}"
+event_time = {{ field = "/ts", format = "epoch_millis" }}
+[[pair]]
+name = "orders_behaviour"
+leader = "orders"
+follower = "behaviour"
+"#
+    )
+}
+
+async fn promtool_check(metrics: &str) {
+    let mut child = tokio::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool not found: apt-get install prometheus (it ships promtool)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(metrics.as_bytes()).await.expect("write to promtool");
+    drop(stdin);
+    let out = child.wait_with_output().await.expect("promtool");
+    let findings = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && findings.trim().is_empty(), "promtool check metrics: {findings}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behaviour_eight_hours_behind_orders_is_a_sync_lag_of_28800_seconds() {
+    let bootstrap = shared_broker().await;
+    let (orders, behaviour) = (unique_topic("orders"), unique_topic("behaviour"));
+    create_topic(bootstrap, &orders, 2).await.unwrap();
+    create_topic(bootstrap, &behaviour, 2).await.unwrap();
+    let mut targets: Vec<(String, i32, MakePayload)> = Vec::new();
+    for p in 0..2 {
+        targets.push((orders.clone(), p, Box::new(order)));
+        targets.push((
+            behaviour.clone(),
+            p,
+            Box::new(|now| format!(r#"{{"user_id":"u1","event":"view","ts":{}}}"#, now - EIGHT_HOURS_MS)),
+        ));
+    }
+    let _traffic = Traffic::start(bootstrap, targets);
+    let pw = Pipewatch::start(&config(bootstrap, "earliest", &streams(&orders, &behaviour))).await;
+
+    let m = eventually("sync lag and causes", Duration::from_secs(60), || async {
+        let m = pw.metrics().await;
+        let lag = m.value("pipewatch_sync_lag_seconds", &[("pair", "orders_behaviour"), ("leader", "orders"), ("follower", "behaviour")]);
+        match (lag, m.cause("behaviour").as_deref(), m.cause("orders").as_deref()) {
+            (Some(_), Some("event_time_delayed"), Some("ok")) => Ok(m),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let lag = m.value("pipewatch_sync_lag_seconds", &[("pair", "orders_behaviour")]).unwrap();
+    assert!((lag - 28_800.0).abs() <= 5.0, "sync lag {lag}");
+    let fresh = m.value("pipewatch_stream_freshness_lag_seconds", &[("stream", "behaviour")]).unwrap();
+    assert!((fresh - 28_800.0).abs() <= 5.0, "behaviour freshness lag {fresh}");
+    let orders_fresh = m.value("pipewatch_stream_freshness_lag_seconds", &[("stream", "orders")]).unwrap();
+    assert!(orders_fresh < 5.0, "orders freshness lag {orders_fresh}");
+    // every partition is exported, with its broker log end and pipewatch's position
+    for stream in ["orders", "behaviour"] {
+        for p in ["0", "1"] {
+            let l = [("stream", stream), ("partition", p)];
+            assert!(m.value("pipewatch_partition_log_end_offset", &l).unwrap() > 0.0, "{stream}/{p}");
+            assert!(m.value("pipewatch_records_total", &l).unwrap() > 0.0, "{stream}/{p}");
+            assert!(m.value("pipewatch_partition_watermark_timestamp_seconds", &l).is_some(), "{stream}/{p}");
+        }
+    }
+    assert_eq!(m.value("pipewatch_kafka_up", &[]), Some(1.0));
+    assert!(m.value("pipewatch_stream_record_delay_seconds_count", &[("stream", "behaviour")]).unwrap() > 0.0);
+    promtool_check(&m.0).await;
+
+    let (status, body) = pw.get("/api/v1/status").await;
+    assert_eq!(status, 200);
+    let status: serde_json::Value = serde_json::from_str(&body).expect("status is JSON");
+    assert_eq!(status["ready"], true, "{body}");
+    assert_eq!(status["pairs"][0]["cause"], "event_time_delayed", "{body}");
+    let (status, page) = pw.get("/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("behaviour is 8h 00m behind orders") || page.contains("behaviour is 7h 59m behind orders"), "{page}");
+    assert_eq!(pw.get("/readyz").await.0, 200);
+    pw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_partition_opens_a_gap_and_a_stopped_stream_is_a_silent_producer() {
+    let bootstrap = shared_broker().await;
+    let topic = unique_topic("orders");
+    create_topic(bootstrap, &topic, 2).await.unwrap();
+    let traffic = Traffic::start(bootstrap, vec![(topic.clone(), 0, Box::new(order)), (topic.clone(), 1, Box::new(order))]);
+    let body = format!(
+        r#"
+[[stream]]
+name = "orders"
+topic = "{topic}"
+event_time = {{ field = "/created_at", format = "rfc3339" }}
+max_silence = "3s"
+"#
+    );
+    let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
+    let cause = |want: &'static str| {
+        let pw = &pw;
+        move || async move {
+            let m = pw.metrics().await;
+            match m.cause("orders") {
+                Some(c) if c == want => Ok(m),
+                other => Err(format!("cause {other:?}")),
+            }
+        }
+    };
+    eventually("orders flowing", Duration::from_secs(60), cause("ok")).await;
+
+    traffic.pause(1, true);
+    let m = eventually("partition 1 stalled", Duration::from_secs(30), cause("partition_stalled")).await;
+    assert_eq!(m.value("pipewatch_gaps_total", &[("stream", "orders"), ("partition", "1")]), Some(1.0));
+    assert_eq!(m.value("pipewatch_gaps_total", &[("stream", "orders"), ("partition", "0")]), Some(0.0));
+
+    traffic.pause(0, true);
+    let m = eventually("the whole stream silent", Duration::from_secs(30), cause("producer_silent")).await;
+    assert!(m.value("pipewatch_stream_silence_seconds", &[("stream", "orders")]).unwrap() > 3.0);
+    assert_eq!(m.value("pipewatch_gaps_total", &[("stream", "orders"), ("partition", "0")]), Some(1.0));
+
+    traffic.pause(0, false);
+    traffic.pause(1, false);
+    let m = eventually("flowing again", Duration::from_secs(30), cause("ok")).await;
+    assert_eq!(m.value("pipewatch_gap_duration_seconds_count", &[("stream", "orders")]), Some(2.0), "both gaps closed");
+    assert_eq!(m.value("pipewatch_gaps_total", &[("stream", "orders"), ("partition", "1")]), Some(1.0));
+    drop(traffic);
+    pw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_invalid_reason_is_counted_and_leaves_the_watermark_alone() {
+    let bootstrap = shared_broker().await;
+    let topic = unique_topic("behaviour");
+    create_topic(bootstrap, &topic, 1).await.unwrap();
+    let valid_ts = now_ms() - 1000;
+    let producer = TestProducer::new(bootstrap);
+    let records: Vec<Option<String>> = vec![
+        Some(format!(r#"{{"ts":{valid_ts}}}"#)),
+        None,                                                        // empty_payload (tombstone)
+        Some("<xml>not json</xml>".into()),                          // not_json
+        Some(r#"{"user":"u1"}"#.into()),                             // missing_field
+        Some(r#"{"ts":"yesterday"}"#.into()),                        // bad_timestamp
+        Some(format!(r#"{{"ts":{}}}"#, now_ms() + 3_600_000)),       // future_timestamp
+        Some(format!(r#"{{"ts":{}}}"#, valid_ts - 60_000)),          // valid, older: watermark stays
+    ];
+    for r in &records {
+        producer.send(&topic, 0, r.as_deref().map(str::as_bytes));
+    }
+    producer.flush();
+    let body = format!(
+        r#"
+[[stream]]
+name = "behaviour"
+topic = "{topic}"
+event_time = {{ field = "/ts", format = "epoch_millis" }}
+"#
+    );
+    let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
+    let l = [("stream", "behaviour"), ("partition", "0")];
+    let m = eventually("all 7 records read", Duration::from_secs(60), || async {
+        let m = pw.metrics().await;
+        match m.value("pipewatch_records_total", &l) {
+            Some(n) if n == 7.0 => Ok(m),
+            other => Err(format!("records_total {other:?}")),
+        }
+    })
+    .await;
+    for reason in ["empty_payload", "not_json", "missing_field", "bad_timestamp", "future_timestamp"] {
+        assert_eq!(
+            m.value("pipewatch_records_invalid_total", &[l[0], l[1], ("reason", reason)]),
+            Some(1.0),
+            "reason {reason}"
+        );
+    }
+    let wm = m.value("pipewatch_partition_watermark_timestamp_seconds", &l).unwrap();
+    assert_eq!((wm * 1000.0).round() as i64, valid_ts);
+    assert_eq!(m.value("pipewatch_stream_watermark_timestamp_seconds", &[("stream", "behaviour")]), Some(wm));
+    pw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_broker_is_reported_not_fatal_and_pipewatch_recovers() {
+    let port = pipewatch_kafka::testing::free_port();
+    let bootstrap = format!("127.0.0.1:{port}");
+    let topic = unique_topic("orders");
+    let body = format!(
+        r#"
+[[stream]]
+name = "orders"
+topic = "{topic}"
+event_time = {{ field = "/created_at", format = "rfc3339" }}
+"#
+    );
+    let pw = Pipewatch::start(&config(&bootstrap, "earliest", &body)).await;
+    eventually("kafka_unreachable while no broker listens", Duration::from_secs(60), || async {
+        let m = pw.metrics().await;
+        let ready = pw.get("/readyz").await;
+        match (ready.0, m.value("pipewatch_kafka_up", &[]), m.cause("orders").as_deref()) {
+            (503, Some(0.0), Some("kafka_unreachable")) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(pw.get("/healthz").await.0, 200, "the process is alive");
+
+    let broker = tokio::task::spawn_blocking(move || KafkaBroker::start(port)).await.unwrap().expect("start a broker on the port");
+    create_topic(&broker.bootstrap, &topic, 1).await.unwrap();
+    let traffic = Traffic::start(&broker.bootstrap, vec![(topic.clone(), 0, Box::new(order))]);
+    eventually("recovered once the broker appeared", Duration::from_secs(90), || async {
+        let m = pw.metrics().await;
+        let ready = pw.get("/readyz").await;
+        match (ready.0, m.value("pipewatch_kafka_up", &[]), m.cause("orders").as_deref()) {
+            (200, Some(1.0), Some("ok")) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    drop(traffic);
+    pw.stop().await;
+    drop(broker);
+}

@@ -1,0 +1,133 @@
+//! Helpers: run pipewatch in process, read its HTTP interface, wait for conditions.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use pipewatch::config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+pub use pipewatch_kafka::testing::{create_topic, unique_topic, KafkaBroker, TestProducer};
+
+/// pipewatch running in this process, on a random port.
+pub struct Pipewatch {
+    pub addr: SocketAddr,
+    token: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Pipewatch {
+    pub async fn start(config_toml: &str) -> Self {
+        let config = config::parse(config_toml).unwrap_or_else(|e| panic!("test config invalid: {e}\n{config_toml}"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let token = CancellationToken::new();
+        let task = tokio::spawn(pipewatch::app::run(config, listener, token.clone().cancelled_owned(), |_| {}));
+        Self { addr, token, task }
+    }
+
+    pub async fn stop(self) {
+        self.token.cancel();
+        self.task.await.expect("pipewatch task panicked").expect("pipewatch::app::run failed");
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.addr, path).await
+    }
+
+    pub async fn metrics(&self) -> Metrics {
+        let (status, body) = self.get("/metrics").await;
+        assert_eq!(status, 200, "{body}");
+        Metrics(body)
+    }
+}
+
+/// A plain HTTP/1.1 GET; panics if nothing answers.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    try_http_get(addr, path).await.unwrap_or_else(|e| panic!("GET http://{addr}{path}: {e}"))
+}
+
+/// A plain HTTP/1.1 GET: the status code and the body.
+pub async fn try_http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).ok_or_else(|| format!("not HTTP: {text}"))?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// A /metrics body.
+#[derive(Debug, Clone)]
+pub struct Metrics(pub String);
+
+impl Metrics {
+    /// The value of the series `name` whose labels include all of `labels`.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.0.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            if n != name {
+                return None;
+            }
+            if labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))) {
+                value.parse().ok()
+            } else {
+                None
+            }
+        })
+    }
+
+    /// The cause whose `pipewatch_stream_cause` series is 1.
+    pub fn cause(&self, stream: &str) -> Option<String> {
+        self.0.lines().find_map(|line| {
+            let rest = line.strip_prefix(&format!("pipewatch_stream_cause{{stream=\"{stream}\",cause=\""))?;
+            let (cause, value) = rest.split_once("\"} ")?;
+            (value.trim() == "1").then(|| cause.to_string())
+        })
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` and the last state.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(last) if Instant::now() > deadline => panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    pipewatch_kafka::now_ms()
+}
+
+/// A config for one test: its own group, its own topics.
+pub fn config(bootstrap: &str, start: &str, body: &str) -> String {
+    format!(
+        r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+group_id = "{}"
+start = "{start}"
+[kafka.properties]
+"topic.metadata.refresh.interval.ms" = "1000"
+[monitor]
+tick = "1s"
+rate_window = "10s"
+{body}
+"#,
+        unique_topic("pipewatch-test-group")
+    )
+}
