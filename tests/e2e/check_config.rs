@@ -7,7 +7,8 @@ fn check(config: &str) -> (i32, String, String) {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("pipewatch.toml");
     std::fs::write(&path, config).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_pipewatch")).arg("check-config").arg("--config").arg(&path).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_pipewatch")).arg("check-config").arg("--config").arg(&path).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

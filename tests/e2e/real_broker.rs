@@ -120,7 +120,10 @@ async fn behaviour_eight_hours_behind_orders_is_a_sync_lag_of_28800_seconds() {
 
     let m = eventually("sync lag and causes", Duration::from_secs(60), || async {
         let m = pw.metrics().await;
-        let lag = m.value("pipewatch_sync_lag_seconds", &[("pair", "orders_behaviour"), ("leader", "orders"), ("follower", "behaviour")]);
+        let lag = m.value(
+            "pipewatch_sync_lag_seconds",
+            &[("pair", "orders_behaviour"), ("leader", "orders"), ("follower", "behaviour")],
+        );
         match (lag, m.cause("behaviour").as_deref(), m.cause("orders").as_deref()) {
             (Some(_), Some("event_time_delayed"), Some("ok")) => Ok(m),
             other => Err(format!("{other:?}")),
@@ -153,7 +156,10 @@ async fn behaviour_eight_hours_behind_orders_is_a_sync_lag_of_28800_seconds() {
     assert_eq!(status["pairs"][0]["cause"], "event_time_delayed", "{body}");
     let (status, page) = pw.get("/").await;
     assert_eq!(status, 200);
-    assert!(page.contains("behaviour is 8h 00m behind orders") || page.contains("behaviour is 7h 59m behind orders"), "{page}");
+    assert!(
+        page.contains("behaviour is 8h 00m behind orders") || page.contains("behaviour is 7h 59m behind orders"),
+        "{page}"
+    );
     assert_eq!(pw.get("/readyz").await.0, 200);
     pw.stop().await;
 }
@@ -163,7 +169,8 @@ async fn a_stopped_partition_opens_a_gap_and_a_stopped_stream_is_a_silent_produc
     let bootstrap = shared_broker().await;
     let topic = unique_topic("orders");
     create_topic(bootstrap, &topic, 2).await.unwrap();
-    let traffic = Traffic::start(bootstrap, vec![(topic.clone(), 0, Box::new(order)), (topic.clone(), 1, Box::new(order))]);
+    let traffic =
+        Traffic::start(bootstrap, vec![(topic.clone(), 0, Box::new(order)), (topic.clone(), 1, Box::new(order))]);
     let body = format!(
         r#"
 [[stream]]
@@ -214,12 +221,12 @@ async fn every_invalid_reason_is_counted_and_leaves_the_watermark_alone() {
     let producer = TestProducer::new(bootstrap);
     let records: Vec<Option<String>> = vec![
         Some(format!(r#"{{"ts":{valid_ts}}}"#)),
-        None,                                                        // empty_payload (tombstone)
-        Some("<xml>not json</xml>".into()),                          // not_json
-        Some(r#"{"user":"u1"}"#.into()),                             // missing_field
-        Some(r#"{"ts":"yesterday"}"#.into()),                        // bad_timestamp
-        Some(format!(r#"{{"ts":{}}}"#, now_ms() + 3_600_000)),       // future_timestamp
-        Some(format!(r#"{{"ts":{}}}"#, valid_ts - 60_000)),          // valid, older: watermark stays
+        None,                                                  // empty_payload (tombstone)
+        Some("<xml>not json</xml>".into()),                    // not_json
+        Some(r#"{"user":"u1"}"#.into()),                       // missing_field
+        Some(r#"{"ts":"yesterday"}"#.into()),                  // bad_timestamp
+        Some(format!(r#"{{"ts":{}}}"#, now_ms() + 3_600_000)), // future_timestamp
+        Some(format!(r#"{{"ts":{}}}"#, valid_ts - 60_000)),    // valid, older: watermark stays
     ];
     for r in &records {
         producer.send(&topic, 0, r.as_deref().map(str::as_bytes));
@@ -281,7 +288,10 @@ event_time = {{ field = "/created_at", format = "rfc3339" }}
     .await;
     assert_eq!(pw.get("/healthz").await.0, 200, "the process is alive");
 
-    let broker = tokio::task::spawn_blocking(move || KafkaBroker::start(port)).await.unwrap().expect("start a broker on the port");
+    let broker = tokio::task::spawn_blocking(move || KafkaBroker::start(port))
+        .await
+        .unwrap()
+        .expect("start a broker on the port");
     create_topic(&broker.bootstrap, &topic, 1).await.unwrap();
     let traffic = Traffic::start(&broker.bootstrap, vec![(topic.clone(), 0, Box::new(order))]);
     eventually("recovered once the broker appeared", Duration::from_secs(90), || async {

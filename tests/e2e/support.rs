@@ -103,7 +103,9 @@ where
     loop {
         match check().await {
             Ok(v) => return v,
-            Err(last) if Instant::now() > deadline => panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}"),
+            Err(last) if Instant::now() > deadline => {
+                panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}")
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
         }
     }

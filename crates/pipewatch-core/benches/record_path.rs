@@ -2,7 +2,9 @@
 //! its partition tracker (`Monitor::record`), with the timestamp field last and first.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pipewatch_core::{EventTimeSource, Extractor, JsonPointer, Monitor, MonitorSettings, StartPosition, StreamSpec, TimeFormat};
+use pipewatch_core::{
+    EventTimeSource, Extractor, JsonPointer, Monitor, MonitorSettings, StartPosition, StreamSpec, TimeFormat,
+};
 use std::hint::black_box;
 
 const NOW: i64 = 1_795_375_975_000;
@@ -27,7 +29,10 @@ fn bench(c: &mut Criterion) {
             name: "orders".into(),
             topic: "orders".into(),
             extractor: Extractor::new(
-                EventTimeSource::Field { pointer: JsonPointer::parse("/created_at").unwrap(), format: TimeFormat::Rfc3339 },
+                EventTimeSource::Field {
+                    pointer: JsonPointer::parse("/created_at").unwrap(),
+                    format: TimeFormat::Rfc3339,
+                },
                 300_000,
             ),
             max_silence_ms: 120_000,
@@ -35,7 +40,11 @@ fn bench(c: &mut Criterion) {
             min_rate: None,
             max_rate: None,
         };
-        let mut monitor = Monitor::new(MonitorSettings { idle_partition_timeout_ms: 300_000, rate_window_ms: 60_000 }, vec![spec], vec![]);
+        let mut monitor = Monitor::new(
+            MonitorSettings { idle_partition_timeout_ms: 300_000, rate_window_ms: 60_000 },
+            vec![spec],
+            vec![],
+        );
         for p in 0..12 {
             monitor.assign(0, p, StartPosition::At(0), NOW);
             monitor.log_end(0, p, 0, NOW);
@@ -43,11 +52,15 @@ fn bench(c: &mut Criterion) {
         }
         let extractor = monitor.streams().next().unwrap().extractor.clone();
         assert!(extractor.extract(Some(&payload), None, NOW).is_ok());
-        group.bench_function(format!("extract_only_{name}"), |b| b.iter(|| extractor.extract(Some(black_box(&payload)), None, NOW)));
+        group.bench_function(format!("extract_only_{name}"), |b| {
+            b.iter(|| extractor.extract(Some(black_box(&payload)), None, NOW))
+        });
         // For scale, on the same machine: a full serde_json::Value, and a borrowed
         // one-field struct (both without even parsing the time).
         group.bench_function(format!("serde_json_value_{name}"), |b| {
-            b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&payload)).map(|v| v.get("created_at").is_some()))
+            b.iter(|| {
+                serde_json::from_slice::<serde_json::Value>(black_box(&payload)).map(|v| v.get("created_at").is_some())
+            })
         });
         group.bench_function(format!("serde_json_borrowed_struct_{name}"), |b| {
             b.iter(|| serde_json::from_slice::<CreatedAt<'_>>(black_box(&payload)).map(|v| v.created_at.len()))

@@ -55,13 +55,8 @@ pub enum InvalidReason {
 }
 
 impl InvalidReason {
-    pub const ALL: [InvalidReason; 5] = [
-        Self::EmptyPayload,
-        Self::NotJson,
-        Self::MissingField,
-        Self::BadTimestamp,
-        Self::FutureTimestamp,
-    ];
+    pub const ALL: [InvalidReason; 5] =
+        [Self::EmptyPayload, Self::NotJson, Self::MissingField, Self::BadTimestamp, Self::FutureTimestamp];
     pub const COUNT: usize = Self::ALL.len();
 
     pub fn as_str(self) -> &'static str {
@@ -110,7 +105,12 @@ impl Extractor {
     /// The event time of one record, or why it has none. `kafka_timestamp` is the
     /// message timestamp if the broker gave one. Does not allocate.
     #[inline]
-    pub fn extract(&self, payload: Option<&[u8]>, kafka_timestamp: Option<Millis>, arrival: Millis) -> Result<Millis, InvalidReason> {
+    pub fn extract(
+        &self,
+        payload: Option<&[u8]>,
+        kafka_timestamp: Option<Millis>,
+        arrival: Millis,
+    ) -> Result<Millis, InvalidReason> {
         let t = match &self.source {
             EventTimeSource::KafkaTimestamp => kafka_timestamp.ok_or(InvalidReason::MissingField)?,
             EventTimeSource::Field { pointer, format } => {

@@ -2,7 +2,7 @@
 //! that the per-record path is a few integer operations and the window median can be
 //! computed from bucket counts.
 
-use serde::Serialize;
+use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 /// Upper bounds, in seconds, of `pipewatch_stream_record_delay_seconds`.
 pub const RECORD_DELAY_BUCKETS: &[f64] = &[
@@ -11,13 +11,11 @@ pub const RECORD_DELAY_BUCKETS: &[f64] = &[
 ];
 
 /// Upper bounds, in seconds, of `pipewatch_gap_duration_seconds`.
-pub const GAP_DURATION_BUCKETS: &[f64] = &[
-    5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14_400.0, 28_800.0, 86_400.0,
-];
+pub const GAP_DURATION_BUCKETS: &[f64] =
+    &[5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14_400.0, 28_800.0, 86_400.0];
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Histogram {
-    #[serde(skip)]
     bounds: &'static [f64],
     /// Count per bucket (not cumulative); the last one is `+Inf`.
     counts: Vec<u64>,
@@ -56,10 +54,31 @@ impl Histogram {
 
     /// `(upper bound, cumulative count)` per finite bucket, as Prometheus exposes them.
     pub fn cumulative(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
-        self.bounds.iter().zip(self.counts.iter().scan(0u64, |acc, c| {
-            *acc += c;
-            Some(*acc)
-        })).map(|(b, c)| (*b, c))
+        self.bounds
+            .iter()
+            .zip(self.counts.iter().scan(0u64, |acc, c| {
+                *acc += c;
+                Some(*acc)
+            }))
+            .map(|(b, c)| (*b, c))
+    }
+}
+
+/// As JSON: `{"count", "sum", "buckets": [{"le", "count"}]}` with cumulative counts,
+/// the way Prometheus exposes a histogram.
+impl Serialize for Histogram {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Bucket {
+            le: f64,
+            count: u64,
+        }
+        let buckets: Vec<Bucket> = self.cumulative().map(|(le, count)| Bucket { le, count }).collect();
+        let mut st = serializer.serialize_struct("Histogram", 3)?;
+        st.serialize_field("count", &self.count)?;
+        st.serialize_field("sum", &self.sum)?;
+        st.serialize_field("buckets", &buckets)?;
+        st.end()
     }
 }
 

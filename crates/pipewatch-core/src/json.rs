@@ -332,7 +332,9 @@ fn unescaped_eq(raw: &[u8], key: &[u8]) -> bool {
     let mut i = 0;
     while i < raw.len() {
         let decoded: &[u8] = if raw[i] == b'\\' {
-            let Some(&e) = raw.get(i + 1) else { return false };
+            let Some(&e) = raw.get(i + 1) else {
+                return false;
+            };
             i += 2;
             let c = match e {
                 b'"' => '"',
@@ -344,7 +346,9 @@ fn unescaped_eq(raw: &[u8], key: &[u8]) -> bool {
                 b'r' => '\r',
                 b't' => '\t',
                 b'u' => {
-                    let Some(hex) = raw.get(i..i + 4) else { return false };
+                    let Some(hex) = raw.get(i..i + 4) else {
+                        return false;
+                    };
                     i += 4;
                     let Some(code) = std::str::from_utf8(hex).ok().and_then(|h| u32::from_str_radix(h, 16).ok()) else {
                         return false;
@@ -361,7 +365,9 @@ fn unescaped_eq(raw: &[u8], key: &[u8]) -> bool {
             i += 1;
             std::slice::from_ref(&raw[i - 1])
         };
-        let Some(rest) = k.strip_prefix(decoded) else { return false };
+        let Some(rest) = k.strip_prefix(decoded) else {
+            return false;
+        };
         k = rest;
     }
     k.is_empty()

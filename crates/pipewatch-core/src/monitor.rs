@@ -278,7 +278,9 @@ impl Monitor {
 
     /// A partition was assigned to this process, reading from `start`.
     pub fn assign(&mut self, stream: usize, partition: i32, start: StartPosition, now: Millis) {
-        let Ok(idx) = usize::try_from(partition) else { return };
+        let Ok(idx) = usize::try_from(partition) else {
+            return;
+        };
         let s = &mut self.streams[stream];
         if s.partitions.len() <= idx {
             s.partitions.resize(idx + 1, None);
@@ -326,8 +328,11 @@ impl Monitor {
         kafka_timestamp: Option<Millis>,
         arrival: Millis,
     ) {
-        let Some(s) = self.streams.get_mut(stream) else { return };
-        let Some(p) = usize::try_from(partition).ok().and_then(|i| s.partitions.get_mut(i)).and_then(Option::as_mut) else {
+        let Some(s) = self.streams.get_mut(stream) else {
+            return;
+        };
+        let Some(p) = usize::try_from(partition).ok().and_then(|i| s.partitions.get_mut(i)).and_then(Option::as_mut)
+        else {
             return;
         };
         p.records += 1;
@@ -359,8 +364,11 @@ impl Monitor {
 
     /// A polled log-end (high-watermark) offset of a partition.
     pub fn log_end(&mut self, stream: usize, partition: i32, log_end: i64, now: Millis) {
-        let Some(s) = self.streams.get_mut(stream) else { return };
-        let Some(p) = usize::try_from(partition).ok().and_then(|i| s.partitions.get_mut(i)).and_then(Option::as_mut) else {
+        let Some(s) = self.streams.get_mut(stream) else {
+            return;
+        };
+        let Some(p) = usize::try_from(partition).ok().and_then(|i| s.partitions.get_mut(i)).and_then(Option::as_mut)
+        else {
             return;
         };
         match p.log_end {
@@ -395,7 +403,8 @@ impl Monitor {
     pub fn snapshot(&mut self, now: Millis) -> Snapshot {
         let settings = self.settings.clone();
         let kafka = self.kafka;
-        let streams: Vec<StreamSnapshot> = self.streams.iter_mut().map(|s| stream_snapshot(s, &settings, kafka, now)).collect();
+        let streams: Vec<StreamSnapshot> =
+            self.streams.iter_mut().map(|s| stream_snapshot(s, &settings, kafka, now)).collect();
         let pairs = self
             .pairs
             .iter()
@@ -497,9 +506,15 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
     let oldest = &s.window[0];
     let window_full = oldest.at <= window_start;
     let elapsed_s = (now - oldest.at) as f64 / 1000.0;
-    let rate = if elapsed_s > 0.0 { Some(((log_end_sum - oldest.log_end_sum).max(0)) as f64 / elapsed_s) } else { None };
-    let window_delays: Vec<u64> =
-        s.record_delay.counts().iter().zip(&oldest.delay_counts).map(|(now_c, then_c)| now_c.saturating_sub(*then_c)).collect();
+    let rate =
+        if elapsed_s > 0.0 { Some(((log_end_sum - oldest.log_end_sum).max(0)) as f64 / elapsed_s) } else { None };
+    let window_delays: Vec<u64> = s
+        .record_delay
+        .counts()
+        .iter()
+        .zip(&oldest.delay_counts)
+        .map(|(now_c, then_c)| now_c.saturating_sub(*then_c))
+        .collect();
     let median_record_delay = quantile(RECORD_DELAY_BUCKETS, &window_delays, 0.5);
     let backlog_growing = elapsed_s > 0.0
         && backlog_sum > oldest.backlog
@@ -640,7 +655,11 @@ mod tests {
     }
 
     fn monitor(streams: Vec<StreamSpec>, pairs: Vec<PairSpec>) -> Monitor {
-        let mut m = Monitor::new(MonitorSettings { idle_partition_timeout_ms: 300 * SEC, rate_window_ms: 60 * SEC }, streams, pairs);
+        let mut m = Monitor::new(
+            MonitorSettings { idle_partition_timeout_ms: 300 * SEC, rate_window_ms: 60 * SEC },
+            streams,
+            pairs,
+        );
         m.set_kafka_status(KafkaStatus::Up);
         m
     }
@@ -823,7 +842,10 @@ mod tests {
         let s = m.snapshot(T0);
         assert_eq!(s.streams[0].partitions[0].backlog_records, Some(0));
         assert!(s.streams[0].partitions[0].caught_up);
-        assert!(!s.streams[0].partitions[1].caught_up, "unknown start: not caught up before a record reaches the log end");
+        assert!(
+            !s.streams[0].partitions[1].caught_up,
+            "unknown start: not caught up before a record reaches the log end"
+        );
         assert_eq!(s.streams[0].cause, Cause::CatchingUp);
     }
 

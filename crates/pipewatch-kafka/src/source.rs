@@ -106,9 +106,9 @@ impl KafkaErrors {
 fn classify(err: &KafkaError) -> ErrorKind {
     match err.rdkafka_error_code() {
         Some(RDKafkaErrorCode::AllBrokersDown) => ErrorKind::AllBrokersDown,
-        Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::Resolve | RDKafkaErrorCode::Authentication) => {
-            ErrorKind::Transport
-        }
+        Some(
+            RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::Resolve | RDKafkaErrorCode::Authentication,
+        ) => ErrorKind::Transport,
         _ => ErrorKind::Other,
     }
 }
@@ -191,7 +191,11 @@ impl SourceContext {
     /// Offsets are never committed, so this is the only place a start is decided.
     /// `earliest` is looked up as the first offset with a timestamp ≥ 0, so that an
     /// empty partition is known to be at its end (nothing to replay).
-    fn set_start_offsets(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) -> Vec<(String, i32, StartPosition)> {
+    fn set_start_offsets(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &mut TopicPartitionList,
+    ) -> Vec<(String, i32, StartPosition)> {
         let assigned = partitions(tpl);
         let since = match self.start {
             Start::Latest => {
@@ -288,9 +292,7 @@ impl Source {
         let consumer: BaseConsumer<SourceContext> =
             client_config(&config, true).create_with_context(context).map_err(SourceError::Create)?;
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-        consumer
-            .subscribe(&topic_refs)
-            .map_err(|source| SourceError::Subscribe { topics: topics.clone(), source })?;
+        consumer.subscribe(&topic_refs).map_err(|source| SourceError::Subscribe { topics: topics.clone(), source })?;
         let poll_client: BaseConsumer = client_config(&config, false).create().map_err(SourceError::Create)?;
 
         let (tx, rx) = mpsc::channel();
@@ -337,7 +339,14 @@ fn consume(
             match result {
                 Ok(msg) => {
                     if let Some(&stream) = stream_of.get(msg.topic()) {
-                        monitor.record(stream, msg.partition(), msg.offset(), msg.payload(), msg.timestamp().to_millis(), arrival);
+                        monitor.record(
+                            stream,
+                            msg.partition(),
+                            msg.offset(),
+                            msg.payload(),
+                            msg.timestamp().to_millis(),
+                            arrival,
+                        );
                     }
                 }
                 Err(e) => {
@@ -452,7 +461,11 @@ fn poll_log_ends(
     }
 }
 
-fn poll_once(client: &BaseConsumer, topics: &[String], timeout: Duration) -> Result<Vec<(String, i32, i64)>, (ErrorKind, KafkaError)> {
+fn poll_once(
+    client: &BaseConsumer,
+    topics: &[String],
+    timeout: Duration,
+) -> Result<Vec<(String, i32, i64)>, (ErrorKind, KafkaError)> {
     let mut query = TopicPartitionList::new();
     for topic in topics {
         let md = client.fetch_metadata(Some(topic), timeout).map_err(|e| (ErrorKind::Metadata, e))?;
@@ -461,9 +474,7 @@ fn poll_once(client: &BaseConsumer, topics: &[String], timeout: Duration) -> Res
                 continue; // unknown topic: nothing to poll yet
             }
             for p in t.partitions() {
-                query
-                    .add_partition_offset(t.name(), p.id(), Offset::End)
-                    .map_err(|e| (ErrorKind::LogEndPoll, e))?;
+                query.add_partition_offset(t.name(), p.id(), Offset::End).map_err(|e| (ErrorKind::LogEndPoll, e))?;
             }
         }
     }
@@ -479,4 +490,53 @@ fn poll_once(client: &BaseConsumer, topics: &[String], timeout: Duration) -> Res
             _ => None,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(properties: &[(&str, &str)]) -> SourceConfig {
+        SourceConfig {
+            bootstrap_servers: "127.0.0.1:9".into(),
+            group_id: "pipewatch-test".into(),
+            start: Start::Lookback(Duration::from_secs(900)),
+            properties: properties.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            tick: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn librdkafka_checks_the_properties_without_a_broker() {
+        for mechanism in ["PLAIN", "SCRAM-SHA-512", "OAUTHBEARER"] {
+            let sasl = [
+                ("security.protocol", "SASL_SSL"),
+                ("sasl.mechanisms", mechanism),
+                ("sasl.username", "pipewatch"),
+                ("sasl.password", "secret"),
+            ];
+            if let Err(e) = validate_properties(&config(&sasl)) {
+                panic!("SASL_SSL with {mechanism}: {e}");
+            }
+        }
+        let err = validate_properties(&config(&[("no.such.property", "1")])).unwrap_err();
+        assert!(err.to_string().contains("no.such.property"), "{err}");
+    }
+
+    #[test]
+    fn error_kinds_are_distinct_label_values() {
+        let errors = KafkaErrors::default();
+        for (i, kind) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, i);
+            for _ in 0..=i {
+                errors.inc(*kind);
+            }
+        }
+        for (i, kind) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(errors.get(*kind), i as u64 + 1, "{}", kind.as_str());
+        }
+        let names: std::collections::HashSet<_> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), ErrorKind::ALL.len());
+        assert_eq!(classify(&KafkaError::Global(RDKafkaErrorCode::AllBrokersDown)), ErrorKind::AllBrokersDown);
+    }
 }

@@ -145,7 +145,8 @@ pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> Resul
     for r in results {
         r.map_err(|(t, e)| format!("failed to create topic {t}: {e}"))?;
     }
-    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().map_err(|e| e.to_string())?;
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(md) = consumer.fetch_metadata(Some(name), Duration::from_secs(2)) {

@@ -395,7 +395,10 @@ fn event_time_source(e: &RawEventTime, key: &str, p: &mut Problems) -> EventTime
     match (&e.source, &e.field) {
         (Some(source), None) => {
             if source != "kafka_timestamp" {
-                p.add(format!("{key}.source"), format!("{source:?} is not a source; the only one is \"kafka_timestamp\""));
+                p.add(
+                    format!("{key}.source"),
+                    format!("{source:?} is not a source; the only one is \"kafka_timestamp\""),
+                );
             }
             if e.format.is_some() {
                 p.add(format!("{key}.format"), "goes with field, not with source = \"kafka_timestamp\"");
@@ -403,7 +406,8 @@ fn event_time_source(e: &RawEventTime, key: &str, p: &mut Problems) -> EventTime
             fallback
         }
         (None, Some(field)) => {
-            let pointer = JsonPointer::parse(field).map_err(|err| p.add(format!("{key}.field"), format!("{field:?}: {}", err.0)));
+            let pointer =
+                JsonPointer::parse(field).map_err(|err| p.add(format!("{key}.field"), format!("{field:?}: {}", err.0)));
             let format = match &e.format {
                 None => {
                     p.add(format!("{key}.format"), format!("missing: one of {}", TimeFormat::NAMES.join(", ")));
@@ -487,7 +491,10 @@ follower = "behavior"
         );
         let shown = err.to_string();
         assert!(shown.starts_with("config is invalid (7 problems)"), "{shown}");
-        assert!(shown.contains("\"epoch_ms\" is not one of rfc3339, epoch_seconds, epoch_millis, epoch_micros"), "{shown}");
+        assert!(
+            shown.contains("\"epoch_ms\" is not one of rfc3339, epoch_seconds, epoch_millis, epoch_micros"),
+            "{shown}"
+        );
         assert!(shown.contains("no stream named \"behavior\" (known: orders, orders)"), "{shown}");
     }
 

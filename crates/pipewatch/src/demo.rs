@@ -80,7 +80,10 @@ pub async fn run(
     let bootstrap = cluster.bootstrap_servers();
     let config = config::parse(&demo_config(&bootstrap, listen)).context("the demo config is invalid")?;
     let listener = TcpListener::bind(config.listen).await.with_context(|| {
-        format!("failed to listen on {} (is another pipewatch running? move the demo with --listen 127.0.0.1:PORT)", config.listen)
+        format!(
+            "failed to listen on {} (is another pipewatch running? move the demo with --listen 127.0.0.1:PORT)",
+            config.listen
+        )
     })?;
     let url = format!("http://{}", listener.local_addr().context("failed to read the listener's address")?);
 
@@ -97,8 +100,10 @@ pub async fn run(
     );
 
     let stop = Arc::new(AtomicBool::new(false));
-    let producer: BaseProducer =
-        ClientConfig::new().set("bootstrap.servers", &bootstrap).create().context("failed to create the demo producer")?;
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .context("failed to create the demo producer")?;
     let traffic = {
         let stop = stop.clone();
         std::thread::Builder::new()
@@ -122,7 +127,13 @@ pub async fn run(
                 }
             };
             if changed {
-                println!("{}  stream {:<10} {:<20} {}", format_rfc3339(s.at_ms), st.name, st.cause.as_str(), st.cause.explain());
+                println!(
+                    "{}  stream {:<10} {:<20} {}",
+                    format_rfc3339(s.at_ms),
+                    st.name,
+                    st.cause.as_str(),
+                    st.cause.explain()
+                );
             }
         }
     };
@@ -166,7 +177,8 @@ fn traffic(producer: BaseProducer, stop: Arc<AtomicBool>) {
             let delayed = elapsed >= DELAY_AT;
             if delayed || p != PARTITIONS - 1 {
                 let ts = if delayed { now - BEHAVIOUR_DELAY_MS } else { now };
-                let event = format!(r#"{{"user_id":"u-{}","event":"view","sku":"SKU-{}","ts":{ts}}}"#, n % 4093, n % 500);
+                let event =
+                    format!(r#"{{"user_id":"u-{}","event":"view","sku":"SKU-{}","ts":{ts}}}"#, n % 4093, n % 500);
                 send(&producer, BEHAVIOUR_TOPIC, p, &event);
             }
         }

@@ -42,7 +42,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 /// Why pipewatch is not ready, or `None` when the cluster answers and partitions are assigned.
 fn not_ready(snapshot: Option<&Snapshot>) -> Option<&'static str> {
-    let Some(s) = snapshot else { return Some("starting") };
+    let Some(s) = snapshot else {
+        return Some("starting");
+    };
     match s.kafka {
         KafkaStatus::Unknown => Some("kafka not reached yet"),
         KafkaStatus::Down => Some("kafka unreachable"),
@@ -72,7 +74,12 @@ struct Status<'a> {
 async fn status_json(State(state): State<AppState>) -> Response {
     let snapshot = state.snapshot.borrow().clone();
     let why = not_ready(snapshot.as_deref());
-    let status = Status { version: env!("CARGO_PKG_VERSION"), ready: why.is_none(), not_ready: why, snapshot: snapshot.as_deref() };
+    let status = Status {
+        version: env!("CARGO_PKG_VERSION"),
+        ready: why.is_none(),
+        not_ready: why,
+        snapshot: snapshot.as_deref(),
+    };
     match serde_json::to_string_pretty(&status) {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to encode status: {e}\n")).into_response(),
@@ -113,7 +120,10 @@ async fn status_page(State(state): State<AppState>) -> Html<String> {
             KafkaStatus::Unknown => "<span class=warn>not reached yet</span>",
         },
         esc(&state.config.source.bootstrap_servers),
-        why.map_or_else(|| "<span class=ok>ready</span>".to_string(), |w| format!("<span class=warn>not ready: {w}</span>")),
+        why.map_or_else(
+            || "<span class=ok>ready</span>".to_string(),
+            |w| format!("<span class=warn>not ready: {w}</span>")
+        ),
         format_rfc3339(s.at_ms),
     );
     let class = |c: pipewatch_core::Cause| {
@@ -126,11 +136,15 @@ async fn status_page(State(state): State<AppState>) -> Html<String> {
         }
     };
     if !s.pairs.is_empty() {
-        h.push_str("<h2>Pairs</h2><table><tr><th>pair</th><th>leader → follower</th><th>sync lag</th><th>cause</th></tr>");
+        h.push_str(
+            "<h2>Pairs</h2><table><tr><th>pair</th><th>leader → follower</th><th>sync lag</th><th>cause</th></tr>",
+        );
         for p in &s.pairs {
             let lag = match p.sync_lag_seconds {
                 Some(v) if v > 0.0 => format!("{} is {} behind {}", esc(&p.follower), format_human(v), esc(&p.leader)),
-                Some(v) if v < 0.0 => format!("{} is {} ahead of {}", esc(&p.follower), format_human(-v), esc(&p.leader)),
+                Some(v) if v < 0.0 => {
+                    format!("{} is {} ahead of {}", esc(&p.follower), format_human(-v), esc(&p.leader))
+                }
                 Some(_) => "in sync".into(),
                 None => "–".into(),
             };
@@ -168,11 +182,14 @@ async fn status_page(State(state): State<AppState>) -> Html<String> {
             st.backlog_records,
         );
     }
-    h.push_str("</table><h2>Partitions</h2><table><tr><th>stream</th><th>partition</th><th>watermark</th><th>silence</th>\
-        <th>log end</th><th>position</th><th>backlog</th><th>records</th><th>invalid</th><th>gaps</th></tr>");
+    h.push_str(
+        "</table><h2>Partitions</h2><table><tr><th>stream</th><th>partition</th><th>watermark</th><th>silence</th>\
+        <th>log end</th><th>position</th><th>backlog</th><th>records</th><th>invalid</th><th>gaps</th></tr>",
+    );
     for st in &s.streams {
         for p in &st.partitions {
-            let invalid: Vec<String> = p.invalid.iter().filter(|(_, n)| **n > 0).map(|(r, n)| format!("{r}: {n}")).collect();
+            let invalid: Vec<String> =
+                p.invalid.iter().filter(|(_, n)| **n > 0).map(|(r, n)| format!("{r}: {n}")).collect();
             let silence_class = if p.gap_open_since_ms.is_some() { "fault" } else { "" };
             let _ = write!(
                 h,

@@ -14,7 +14,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 #[derive(Parser)]
-#[command(name = "pipewatch", version, about = "Watches the Kafka topics of a data pipeline: freshness, completeness and sync")]
+#[command(
+    name = "pipewatch",
+    version,
+    about = "Watches the Kafka topics of a data pipeline: freshness, completeness and sync"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -103,7 +107,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -131,12 +131,17 @@ fn snapshot_families(s: &Snapshot) -> Vec<Family> {
         "When pipewatch read the partition's last record (arrival time).",
         GAUGE,
     );
-    let mut p_end = Family::new("partition_log_end_offset", "The broker's high-watermark offset of the partition.", GAUGE);
+    let mut p_end =
+        Family::new("partition_log_end_offset", "The broker's high-watermark offset of the partition.", GAUGE);
     let mut p_pos = Family::new("partition_position_offset", "The next offset pipewatch will read.", GAUGE);
-    let mut p_backlog =
-        Family::new("partition_backlog_records", "Records written but not yet read by pipewatch (log end - position).", GAUGE);
+    let mut p_backlog = Family::new(
+        "partition_backlog_records",
+        "Records written but not yet read by pipewatch (log end - position).",
+        GAUGE,
+    );
     let mut records = Family::new("records_total", "Records read by pipewatch.", COUNTER);
-    let mut invalid = Family::new("records_invalid_total", "Records whose event time could not be used, by reason.", COUNTER);
+    let mut invalid =
+        Family::new("records_invalid_total", "Records whose event time could not be used, by reason.", COUNTER);
     let mut bytes = Family::new("record_bytes_total", "Payload bytes read by pipewatch.", COUNTER);
     let mut gaps = Family::new("gaps_total", "Gaps opened: silences longer than max_silence.", COUNTER);
     let mut s_watermark = Family::new(
@@ -145,17 +150,24 @@ fn snapshot_families(s: &Snapshot) -> Vec<Family> {
         GAUGE,
     );
     let mut s_fresh = Family::new("stream_freshness_lag_seconds", "now - stream watermark.", GAUGE);
-    let mut s_silence =
-        Family::new("stream_silence_seconds", "Time since the log end of any of the stream's partitions last advanced.", GAUGE);
+    let mut s_silence = Family::new(
+        "stream_silence_seconds",
+        "Time since the log end of any of the stream's partitions last advanced.",
+        GAUGE,
+    );
     let mut s_rate = Family::new(
         "stream_rate_records_per_second",
         "Records written per second (broker log ends) over the rate window.",
         GAUGE,
     );
-    let mut s_delay =
-        Family::new("stream_record_delay_seconds", "Arrival time - event time of records read in real time.", HISTOGRAM);
+    let mut s_delay = Family::new(
+        "stream_record_delay_seconds",
+        "Arrival time - event time of records read in real time.",
+        HISTOGRAM,
+    );
     let mut s_gap = Family::new("gap_duration_seconds", "Length of closed gaps (the whole silence).", HISTOGRAM);
-    let mut s_cause = Family::new("stream_cause", "The stream's diagnosed state: 1 for the active cause, 0 otherwise.", GAUGE);
+    let mut s_cause =
+        Family::new("stream_cause", "The stream's diagnosed state: 1 for the active cause, 0 otherwise.", GAUGE);
     let mut sync = Family::new(
         "sync_lag_seconds",
         "Leader watermark - follower watermark; positive: the follower is behind.",
@@ -214,7 +226,22 @@ fn snapshot_families(s: &Snapshot) -> Vec<Family> {
         }
     }
     vec![
-        p_watermark, p_last, p_end, p_pos, p_backlog, records, invalid, bytes, gaps, s_watermark, s_fresh, s_silence, s_rate, s_delay,
-        s_gap, s_cause, sync,
+        p_watermark,
+        p_last,
+        p_end,
+        p_pos,
+        p_backlog,
+        records,
+        invalid,
+        bytes,
+        gaps,
+        s_watermark,
+        s_fresh,
+        s_silence,
+        s_rate,
+        s_delay,
+        s_gap,
+        s_cause,
+        sync,
     ]
 }
