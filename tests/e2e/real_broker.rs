@@ -181,31 +181,22 @@ max_silence = "3s"
 "#
     );
     let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
-    let cause = |want: &'static str| {
-        let pw = &pw;
-        move || async move {
-            let m = pw.metrics().await;
-            match m.cause("orders") {
-                Some(c) if c == want => Ok(m),
-                other => Err(format!("cause {other:?}")),
-            }
-        }
-    };
-    eventually("orders flowing", Duration::from_secs(60), cause("ok")).await;
+    let wait = Duration::from_secs(30);
+    pw.wait_cause("orders", "ok", Duration::from_secs(60)).await;
 
     traffic.pause(1, true);
-    let m = eventually("partition 1 stalled", Duration::from_secs(30), cause("partition_stalled")).await;
+    let m = pw.wait_cause("orders", "partition_stalled", wait).await;
     assert_eq!(m.value("pipewatch_gaps_total", &[("stream", "orders"), ("partition", "1")]), Some(1.0));
     assert_eq!(m.value("pipewatch_gaps_total", &[("stream", "orders"), ("partition", "0")]), Some(0.0));
 
     traffic.pause(0, true);
-    let m = eventually("the whole stream silent", Duration::from_secs(30), cause("producer_silent")).await;
+    let m = pw.wait_cause("orders", "producer_silent", wait).await;
     assert!(m.value("pipewatch_stream_silence_seconds", &[("stream", "orders")]).unwrap() > 3.0);
     assert_eq!(m.value("pipewatch_gaps_total", &[("stream", "orders"), ("partition", "0")]), Some(1.0));
 
     traffic.pause(0, false);
     traffic.pause(1, false);
-    let m = eventually("flowing again", Duration::from_secs(30), cause("ok")).await;
+    let m = pw.wait_cause("orders", "ok", wait).await;
     assert_eq!(m.value("pipewatch_gap_duration_seconds_count", &[("stream", "orders")]), Some(2.0), "both gaps closed");
     assert_eq!(m.value("pipewatch_gaps_total", &[("stream", "orders"), ("partition", "1")]), Some(1.0));
     drop(traffic);
@@ -277,15 +268,7 @@ event_time = {{ field = "/created_at", format = "rfc3339" }}
 "#
     );
     let pw = Pipewatch::start(&config(&bootstrap, "earliest", &body)).await;
-    eventually("kafka_unreachable while no broker listens", Duration::from_secs(60), || async {
-        let m = pw.metrics().await;
-        let ready = pw.get("/readyz").await;
-        match (ready.0, m.value("pipewatch_kafka_up", &[]), m.cause("orders").as_deref()) {
-            (503, Some(0.0), Some("kafka_unreachable")) => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
+    pw.wait_state(503, 0.0, "orders", "kafka_unreachable", Duration::from_secs(60)).await;
     assert_eq!(pw.get("/healthz").await.0, 200, "the process is alive");
 
     let broker = tokio::task::spawn_blocking(move || KafkaBroker::start(port))
@@ -294,16 +277,65 @@ event_time = {{ field = "/created_at", format = "rfc3339" }}
         .expect("start a broker on the port");
     create_topic(&broker.bootstrap, &topic, 1).await.unwrap();
     let traffic = Traffic::start(&broker.bootstrap, vec![(topic.clone(), 0, Box::new(order))]);
-    eventually("recovered once the broker appeared", Duration::from_secs(90), || async {
-        let m = pw.metrics().await;
-        let ready = pw.get("/readyz").await;
-        match (ready.0, m.value("pipewatch_kafka_up", &[]), m.cause("orders").as_deref()) {
-            (200, Some(1.0), Some("ok")) => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
+    pw.wait_state(200, 1.0, "orders", "ok", Duration::from_secs(90)).await;
     drop(traffic);
     pw.stop().await;
     drop(broker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_in_one_group_split_the_partitions_and_take_them_back() {
+    let bootstrap = shared_broker().await;
+    let topic = unique_topic("orders");
+    create_topic(bootstrap, &topic, 4).await.unwrap();
+    let targets: Vec<(String, i32, MakePayload)> =
+        (0..4).map(|p| (topic.clone(), p, Box::new(order) as MakePayload)).collect();
+    let _traffic = Traffic::start(bootstrap, targets);
+    let body = format!(
+        r#"
+[[stream]]
+name = "orders"
+topic = "{topic}"
+event_time = {{ field = "/created_at", format = "rfc3339" }}
+"#
+    );
+    // both replicas share one group (the config's group id)
+    let config = config(bootstrap, "latest", &body);
+    let all: std::collections::BTreeSet<String> = (0..4).map(|p| p.to_string()).collect();
+    let first = Pipewatch::start(&config).await;
+    eventually("one replica holds every partition", Duration::from_secs(60), || async {
+        let held = first.metrics().await.partitions("orders");
+        if held == all {
+            Ok(())
+        } else {
+            Err(format!("{held:?}"))
+        }
+    })
+    .await;
+
+    let second = Pipewatch::start(&config).await;
+    eventually("two replicas split the partitions", Duration::from_secs(90), || async {
+        let (a, b) = (first.metrics().await.partitions("orders"), second.metrics().await.partitions("orders"));
+        let union: std::collections::BTreeSet<String> = a.union(&b).cloned().collect();
+        if !a.is_empty() && !b.is_empty() && a.is_disjoint(&b) && union == all {
+            Ok(())
+        } else {
+            Err(format!("first {a:?}, second {b:?}"))
+        }
+    })
+    .await;
+    // a rebalance is not a fault
+    first.wait_cause("orders", "ok", Duration::from_secs(20)).await;
+
+    second.stop().await;
+    eventually("the remaining replica takes every partition back", Duration::from_secs(90), || async {
+        let held = first.metrics().await.partitions("orders");
+        if held == all {
+            Ok(())
+        } else {
+            Err(format!("{held:?}"))
+        }
+    })
+    .await;
+    first.stop().await;
 }

@@ -42,6 +42,34 @@ impl Pipewatch {
         assert_eq!(status, 200, "{body}");
         Metrics(body)
     }
+
+    /// Waits until `stream`'s cause is `want`; returns the metrics that showed it.
+    pub async fn wait_cause(&self, stream: &str, want: &str, timeout: Duration) -> Metrics {
+        eventually(&format!("{stream} cause {want}"), timeout, || async {
+            let m = self.metrics().await;
+            match m.cause(stream) {
+                Some(c) if c == want => Ok(m),
+                other => Err(format!("cause {other:?}")),
+            }
+        })
+        .await
+    }
+
+    /// Waits until /readyz answers `readyz`, `pipewatch_kafka_up` is `kafka_up` and
+    /// `stream`'s cause is `cause`, all at once.
+    pub async fn wait_state(&self, readyz: u16, kafka_up: f64, stream: &str, cause: &str, timeout: Duration) {
+        let what = format!("/readyz {readyz}, kafka_up {kafka_up}, {stream} cause {cause}");
+        eventually(&what, timeout, || async {
+            let m = self.metrics().await;
+            let seen = (self.get("/readyz").await.0, m.value("pipewatch_kafka_up", &[]), m.cause(stream));
+            if seen == (readyz, Some(kafka_up), Some(cause.to_string())) {
+                Ok(())
+            } else {
+                Err(format!("{seen:?}"))
+            }
+        })
+        .await
+    }
 }
 
 /// A plain HTTP/1.1 GET; panics if nothing answers.
@@ -81,6 +109,18 @@ impl Metrics {
                 None
             }
         })
+    }
+
+    /// The partitions of `stream` this pipewatch exports.
+    pub fn partitions(&self, stream: &str) -> std::collections::BTreeSet<String> {
+        let prefix = format!("pipewatch_records_total{{stream=\"{stream}\",");
+        self.0
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .filter_map(|rest| rest.split("partition=\"").nth(1))
+            .filter_map(|rest| rest.split('"').next())
+            .map(str::to_string)
+            .collect()
     }
 
     /// The cause whose `pipewatch_stream_cause` series is 1.

@@ -1,6 +1,11 @@
 //! A lazy JSON lookup: finds the value at a JSON pointer (RFC 6901) in a byte slice
 //! without building values or allocating. Members before the target are skipped by
 //! their syntax alone; the document after the target is not read at all.
+//!
+//! Objects are searched 64 bytes at a time: SIMD compares give bit masks of quotes and
+//! brackets, a prefix XOR of the quote mask marks the bytes inside strings, and only
+//! the remaining events (brackets, string starts) are visited one by one. An object
+//! with a backslash before its member takes the byte-by-byte path, which decodes escapes.
 
 /// A compiled JSON pointer such as `/created_at` or `/meta/ts`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,24 +58,31 @@ impl JsonPointer {
         let mut s = Scanner { buf: doc, pos: 0 };
         for (depth, token) in self.tokens.iter().enumerate() {
             s.skip_ws();
-            match s.peek() {
-                Some(b'{') => match s.find_member(token.as_bytes()) {
-                    Ok(true) => {}
-                    Ok(false) => return Lookup::Missing,
-                    Err(()) => return Lookup::NotJson,
-                },
-                Some(b'[') => {
-                    let Ok(index) = token.parse::<usize>() else {
-                        return Lookup::Missing;
-                    };
-                    match s.find_element(index) {
-                        Ok(true) => {}
-                        Ok(false) => return Lookup::Missing,
-                        Err(()) => return Lookup::NotJson,
+            let step = match s.peek() {
+                // The block search checks less syntax and does not decode escapes: when
+                // it finds no member, or meets a backslash, the byte path (from the same
+                // place) decides.
+                Some(b'{') => {
+                    let at = s.pos;
+                    match s.find_member_blocks(token.as_bytes()) {
+                        Some(true) => Ok(true),
+                        _ => {
+                            s.pos = at;
+                            s.find_member(token.as_bytes())
+                        }
                     }
                 }
-                Some(_) if depth > 0 => return Lookup::Missing, // a scalar has no members
-                _ => return Lookup::NotJson,
+                Some(b'[') => match token.parse::<usize>() {
+                    Ok(index) => s.find_element(index),
+                    Err(_) => Ok(false),
+                },
+                Some(_) if depth > 0 => Ok(false), // a scalar has no members
+                _ => Err(()),
+            };
+            match step {
+                Ok(true) => {}
+                Ok(false) => return Lookup::Missing,
+                Err(()) => return Lookup::NotJson,
             }
         }
         s.skip_ws();
@@ -159,6 +171,61 @@ fn find_structural(buf: &[u8], mut i: usize) -> Option<usize> {
     buf.get(i..)?.iter().position(|&b| matches!(b, b'"' | b'{' | b'}' | b'[' | b']')).map(|p| i + p)
 }
 
+/// Bit `i` set where byte `i` of a 64-byte block is a quote, an opening or a closing
+/// bracket. Bytes past the end of the input count as spaces.
+struct BlockMasks {
+    quote: u64,
+    backslash: u64,
+    open: u64,
+    close: u64,
+}
+
+impl BlockMasks {
+    #[inline(always)]
+    fn of(rest: &[u8]) -> Self {
+        match rest.get(..64) {
+            Some(full) => Self::of_block(full),
+            None => {
+                let mut block = [b' '; 64];
+                block[..rest.len()].copy_from_slice(rest);
+                Self::of_block(&block)
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn of_block(block: &[u8]) -> Self {
+        use wide::u8x16;
+        let (quote, open, close) = (u8x16::splat(b'"'), u8x16::splat(b'{'), u8x16::splat(b'}'));
+        let backslash = u8x16::splat(b'\\');
+        let case = u8x16::splat(0x20); // `[` | 0x20 == `{`, `]` | 0x20 == `}`
+        let mut m = BlockMasks { quote: 0, backslash: 0, open: 0, close: 0 };
+        for (k, lane) in block.chunks_exact(16).enumerate() {
+            let Ok(bytes) = <[u8; 16]>::try_from(lane) else { continue };
+            let v = u8x16::new(bytes);
+            let folded = v | case;
+            let shift = 16 * k;
+            m.quote |= u64::from(v.cmp_eq(quote).move_mask() as u16) << shift;
+            m.backslash |= u64::from(v.cmp_eq(backslash).move_mask() as u16) << shift;
+            m.open |= u64::from(folded.cmp_eq(open).move_mask() as u16) << shift;
+            m.close |= u64::from(folded.cmp_eq(close).move_mask() as u16) << shift;
+        }
+        m
+    }
+}
+
+/// Bit `i` of the result is the XOR of bits `0..=i` of `x`.
+#[inline(always)]
+fn prefix_xor(mut x: u64) -> u64 {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    x
+}
+
 struct Scanner<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -221,6 +288,64 @@ impl Scanner<'_> {
                 _ => return Err(()),
             }
         }
+    }
+
+    /// At `{`: like [`Self::find_member`], but reads the object 64 bytes at a time (see
+    /// the module docs). `None`: a backslash or the end of the input came first.
+    fn find_member_blocks(&mut self, key: &[u8]) -> Option<bool> {
+        let buf = self.buf;
+        let start = self.pos;
+        let mut depth = 0u32;
+        let mut in_string = 0u64; // all ones while a string runs on from the last block
+        let mut block_start = start;
+        while block_start < buf.len() {
+            let m = BlockMasks::of(&buf[block_start..]);
+            if m.backslash != 0 {
+                return None;
+            }
+            // Bits from the opening quote up to (not including) the closing one.
+            let inside = prefix_xor(m.quote) ^ in_string;
+            in_string = ((inside as i64) >> 63) as u64;
+            let brackets = (m.open | m.close) & !inside;
+            let events = brackets | (m.quote & inside);
+            // Events not yet visited; inside nested containers only brackets matter.
+            let mut todo = !0u64;
+            loop {
+                let pending = todo & if depth > 1 { brackets } else { events };
+                if pending == 0 {
+                    break;
+                }
+                let bit = pending.trailing_zeros();
+                todo = (!0u64 << bit) << 1;
+                let i = block_start + bit as usize;
+                match buf[i] {
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            self.pos = i + 1;
+                            return Some(false);
+                        }
+                    }
+                    _ => {
+                        // A string starts at depth 1: a key if it is followed by ':'.
+                        if depth == 1
+                            && buf.get(i + 1 + key.len()) == Some(&b'"')
+                            && &buf[i + 1..i + 1 + key.len()] == key
+                        {
+                            self.pos = i + 2 + key.len();
+                            self.skip_ws();
+                            if self.peek() == Some(b':') {
+                                self.pos += 1;
+                                return Some(true);
+                            }
+                        }
+                    }
+                }
+            }
+            block_start += 64;
+        }
+        None
     }
 
     /// At `[`: moves to element `index` (Ok(true)), or past the array (Ok(false)).
@@ -434,6 +559,38 @@ mod tests {
     fn skips_nested_containers_with_letters_that_look_structural() {
         let doc = br#"{"a": [{"y": "Y_"}, [1, {"b": "}"}]], "key": {"x": []}, "ts": 7}"#;
         assert_eq!(JsonPointer::parse("/ts").unwrap().lookup(doc), Lookup::Number(b"7"));
+    }
+
+    #[test]
+    fn block_search_agrees_with_the_byte_path() {
+        let long = "x".repeat(70);
+        let docs = [
+            format!(r#"{{"a": "{long}", "b": {{"ts": 1}}, "ts": 2}}"#),
+            format!(r#"{{"{long}": [{{"ts": 3}}], "tsx": 4, "ts" : 5}}"#),
+            format!(r#"{{"n": {{"m": {{"o": "ts"}}}}, "v": "ts", "ts":6}}"#),
+            format!(r#"{{"a": [1, 2, {{"b": "]}}"}}], "c": "{long}{long}", "ts": "t"}}"#),
+            r#"{"a": 1, "b": 2}"#.to_string(),
+            r#"{"a": {"ts": 1}"#.to_string(),
+            format!(r#"{{"a": "{long}"#),
+        ];
+        for doc in &docs {
+            for ptr in ["/ts", "/b/ts", "/a", "/n/m/o"] {
+                let p = JsonPointer::parse(ptr).unwrap();
+                let mut fast = Scanner { buf: doc.as_bytes(), pos: 0 };
+                let mut slow = Scanner { buf: doc.as_bytes(), pos: 0 };
+                let key = p.tokens[0].as_bytes();
+                let (f, s) = (fast.find_member_blocks(key), slow.find_member(key));
+                assert_eq!(f == Some(true), s == Ok(true), "{doc} {ptr}");
+                if f == Some(true) {
+                    assert_eq!(fast.pos, slow.pos, "{doc} {ptr}");
+                }
+            }
+        }
+        assert_eq!(JsonPointer::parse("/ts").unwrap().lookup(docs[1].as_bytes()), Lookup::Number(b"5"));
+        assert_eq!(
+            JsonPointer::parse("/n/m/o").unwrap().lookup(docs[2].as_bytes()),
+            Lookup::String { raw: b"ts", escaped: false }
+        );
     }
 
     #[test]

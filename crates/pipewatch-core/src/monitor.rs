@@ -225,12 +225,6 @@ struct StreamState {
     last_watermark: Option<Millis>,
 }
 
-impl StreamState {
-    fn assigned(&self) -> impl Iterator<Item = &PartitionTracker> {
-        self.partitions.iter().flatten()
-    }
-}
-
 /// The monitor: all streams and pairs, fed by the source, read through snapshots.
 #[derive(Debug, Clone)]
 pub struct Monitor {
@@ -259,17 +253,6 @@ impl Monitor {
 
     pub fn streams(&self) -> impl Iterator<Item = &StreamSpec> {
         self.streams.iter().map(|s| &s.spec)
-    }
-
-    /// The stream bound to `topic`.
-    #[inline]
-    pub fn stream_of_topic(&self, topic: &str) -> Option<usize> {
-        self.streams.iter().position(|s| s.spec.topic == topic)
-    }
-
-    /// The partitions of a stream assigned to this process.
-    pub fn assigned_partitions(&self, stream: usize) -> Vec<i32> {
-        self.streams[stream].assigned().map(|p| p.partition).collect()
     }
 
     pub fn set_kafka_status(&mut self, status: KafkaStatus) {

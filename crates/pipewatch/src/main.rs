@@ -51,7 +51,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     pipewatch_core::time::parse_duration(s)
 }
 
-/// Completes on the first SIGTERM or SIGINT; a second one exits at once.
+/// How long a graceful shutdown may take before the process exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
+/// Cancelled on the first SIGTERM or SIGINT; a second one, or a shutdown that takes
+/// longer than [`SHUTDOWN_GRACE`], exits at once.
 fn shutdown_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
@@ -59,9 +63,16 @@ fn shutdown_signal() -> CancellationToken {
         wait_signal().await;
         info!("shutting down (send the signal again to exit at once)");
         t.cancel();
-        wait_signal().await;
-        warn!("second signal: exiting now");
-        std::process::exit(130);
+        tokio::select! {
+            _ = wait_signal() => {
+                warn!("second signal: exiting now");
+                std::process::exit(130);
+            }
+            _ = tokio::time::sleep(SHUTDOWN_GRACE) => {
+                warn!("shutdown took longer than {SHUTDOWN_GRACE:?}: exiting now");
+                std::process::exit(1);
+            }
+        }
     });
     token
 }
