@@ -49,8 +49,9 @@ log.flush.interval.messages=1000000
 PROPS
   local jvm=(-Xms256m -Xmx768m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true)
   local id
+  # a base64url UUID; it may start with "-", hence --cluster-id=
   id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
-  "$java" "${jvm[@]}" -cp "$libs/*" kafka.tools.StorageTool format -t "$id" \
+  "$java" "${jvm[@]}" -cp "$libs/*" kafka.tools.StorageTool format --cluster-id="$id" \
       -c "$dir/server.properties" > "$dir/format.log" 2>&1 \
     || { cat "$dir/format.log" >&2; exit 1; }
   "$java" "${jvm[@]}" -cp "$libs/*" kafka.Kafka "$dir/server.properties" > "$dir/kafka.log" 2>&1 &

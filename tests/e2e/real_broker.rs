@@ -181,7 +181,7 @@ max_silence = "3s"
 "#
     );
     let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
-    let wait = Duration::from_secs(30);
+    let wait = Duration::from_secs(60);
     pw.wait_cause("orders", "ok", Duration::from_secs(60)).await;
 
     traffic.pause(1, true);

@@ -121,7 +121,44 @@ enum Assignment {
 struct SourceContext {
     start: Start,
     errors: Arc<KafkaErrors>,
+    /// Assignment changes from the rebalance callback, for the consumer loop; `changed`
+    /// says there are some, so the per-record path only reads an atomic.
     changes: Mutex<Vec<Assignment>>,
+    changed: AtomicBool,
+}
+
+impl SourceContext {
+    fn push_change(&self, change: Assignment) {
+        self.changes.lock().unwrap_or_else(PoisonError::into_inner).push(change);
+        self.changed.store(true, Ordering::Release);
+    }
+}
+
+fn apply_assignment_changes(
+    consumer: &BaseConsumer<SourceContext>,
+    monitor: &mut Monitor,
+    stream_of: &HashMap<String, usize>,
+    now: Millis,
+) {
+    let changes = std::mem::take(&mut *consumer.context().changes.lock().unwrap_or_else(PoisonError::into_inner));
+    for change in changes {
+        match change {
+            Assignment::Assigned(ps) => {
+                for (topic, p, start) in ps {
+                    if let Some(&s) = stream_of.get(&topic) {
+                        monitor.assign(s, p, start, now);
+                    }
+                }
+            }
+            Assignment::Revoked(ps) => {
+                for (topic, p) in ps {
+                    if let Some(&s) = stream_of.get(&topic) {
+                        monitor.revoke(s, p);
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl ClientContext for SourceContext {
@@ -159,12 +196,12 @@ impl ConsumerContext for SourceContext {
                 let starts = self.set_start_offsets(consumer, tpl);
                 let r = if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) };
                 info!(partitions = ?starts, "partitions assigned");
-                self.changes.lock().unwrap_or_else(PoisonError::into_inner).push(Assignment::Assigned(starts));
+                self.push_change(Assignment::Assigned(starts));
                 r
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 info!(partitions = ?partitions(tpl), "partitions revoked");
-                self.changes.lock().unwrap_or_else(PoisonError::into_inner).push(Assignment::Revoked(partitions(tpl)));
+                self.push_change(Assignment::Revoked(partitions(tpl)));
                 if cooperative {
                     consumer.incremental_unassign(tpl)
                 } else {
@@ -175,7 +212,7 @@ impl ConsumerContext for SourceContext {
                 warn!(error = ?other, "rebalance failed");
                 self.errors.inc(ErrorKind::Rebalance);
                 let revoked = consumer.assignment().map(|a| partitions(&a)).unwrap_or_default();
-                self.changes.lock().unwrap_or_else(PoisonError::into_inner).push(Assignment::Revoked(revoked));
+                self.push_change(Assignment::Revoked(revoked));
                 consumer.unassign()
             }
         };
@@ -288,7 +325,12 @@ impl Source {
         publish: impl FnMut(Snapshot) + Send + 'static,
     ) -> Result<Self, SourceError> {
         let topics: Vec<String> = monitor.streams().map(|s| s.topic.clone()).collect();
-        let context = SourceContext { start: config.start, errors: errors.clone(), changes: Mutex::new(Vec::new()) };
+        let context = SourceContext {
+            start: config.start,
+            errors: errors.clone(),
+            changes: Mutex::new(Vec::new()),
+            changed: AtomicBool::new(false),
+        };
         let consumer: BaseConsumer<SourceContext> =
             client_config(&config, true).create_with_context(context).map_err(SourceError::Create)?;
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -334,50 +376,32 @@ fn consume(
     }
     let mut consume_errors_logged = 0u64;
     while !shutdown.load(Ordering::Relaxed) {
-        if let Some(result) = consumer.poll(Duration::from_millis(100)) {
-            let arrival = now_ms();
-            match result {
-                Ok(msg) => {
-                    if let Some(&stream) = stream_of.get(msg.topic()) {
-                        monitor.record(
-                            stream,
-                            msg.partition(),
-                            msg.offset(),
-                            msg.payload(),
-                            msg.timestamp().to_millis(),
-                            arrival,
-                        );
-                    }
-                }
-                Err(e) => {
-                    errors.inc(ErrorKind::Consume);
-                    // one line per error burst is enough; the counter has the rest
-                    if consume_errors_logged < 10 || consume_errors_logged.is_power_of_two() {
-                        warn!(error = %e, "consume failed");
-                    }
-                    consume_errors_logged += 1;
-                }
-            }
-        }
-        let changes = std::mem::take(&mut *consumer.context().changes.lock().unwrap_or_else(PoisonError::into_inner));
+        let polled = consumer.poll(Duration::from_millis(100));
         let now = now_ms();
-        for change in changes {
-            match change {
-                Assignment::Assigned(ps) => {
-                    for (topic, p, start) in ps {
-                        if let Some(&s) = stream_of.get(&topic) {
-                            monitor.assign(s, p, start, now);
-                        }
-                    }
-                }
-                Assignment::Revoked(ps) => {
-                    for (topic, p) in ps {
-                        if let Some(&s) = stream_of.get(&topic) {
-                            monitor.revoke(s, p);
-                        }
-                    }
+        // Rebalance callbacks run inside poll: apply them before the record it returned,
+        // which may belong to a partition just assigned.
+        if consumer.context().changed.swap(false, Ordering::Acquire) {
+            apply_assignment_changes(&consumer, &mut monitor, &stream_of, now);
+        }
+        match polled {
+            Some(Ok(msg)) => {
+                if let Some(&stream) = stream_of.get(msg.topic()) {
+                    let ts = msg.timestamp().to_millis();
+                    monitor.record(stream, msg.partition(), msg.offset(), msg.payload(), ts, now);
                 }
             }
+            Some(Err(e)) => {
+                errors.inc(ErrorKind::Consume);
+                // a few lines per error burst are enough; the counter has the rest
+                if consume_errors_logged < 10 || consume_errors_logged.is_power_of_two() {
+                    warn!(error = %e, "consume failed");
+                }
+                consume_errors_logged += 1;
+            }
+            None => {}
+        }
+        if now < next_tick {
+            continue;
         }
         while let Ok(poll) = log_ends.try_recv() {
             match poll.log_ends {
@@ -392,17 +416,15 @@ fn consume(
                 None => monitor.set_kafka_status(KafkaStatus::Down),
             }
         }
-        if now >= next_tick {
-            if let Ok(positions) = consumer.position() {
-                for e in positions.elements() {
-                    if let (Offset::Offset(o), Some(&s)) = (e.offset(), stream_of.get(e.topic())) {
-                        monitor.position(s, e.partition(), o);
-                    }
+        if let Ok(positions) = consumer.position() {
+            for e in positions.elements() {
+                if let (Offset::Offset(o), Some(&s)) = (e.offset(), stream_of.get(e.topic())) {
+                    monitor.position(s, e.partition(), o);
                 }
             }
-            publish(monitor.snapshot(now));
-            next_tick = now - (now - next_tick) % tick_ms + tick_ms;
         }
+        publish(monitor.snapshot(now));
+        next_tick = now - (now - next_tick) % tick_ms + tick_ms;
     }
     info!("source stopped");
 }

@@ -70,13 +70,25 @@ impl KafkaBroker {
             .spawn()
             .map_err(|e| format!("failed to run {}: {e}", script().display()))?;
         let mut broker = KafkaBroker { bootstrap: format!("127.0.0.1:{port}"), child: Some(child), dir };
-        if let Err(e) = wait_ready(&broker.bootstrap, Duration::from_secs(120)) {
-            let log = std::fs::read_to_string(broker.dir.join("kafka.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            // The script exits early when the jars cannot be fetched or formatting fails.
+            let exited = broker.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            let error = match (exited, wait_ready(&broker.bootstrap, Duration::from_secs(2))) {
+                (_, Ok(())) => return Ok(broker),
+                (Some(status), _) => format!("tests/broker/kafka.sh exited ({status})"),
+                (None, Err(e)) if Instant::now() > deadline => format!("no answer within 120s: {e}"),
+                (None, Err(_)) => continue,
+            };
+            let mut logs = String::new();
+            for name in ["format.log", "kafka.log"] {
+                let log = std::fs::read_to_string(broker.dir.join(name)).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+                logs.push_str(&format!("\n--- {name}\n{}", tail.join("\n")));
+            }
             broker.stop();
-            return Err(format!("Apache Kafka did not start on {}: {e}\n{}", broker.bootstrap, tail.join("\n")));
+            return Err(format!("Apache Kafka did not start on {}: {error}{logs}", broker.bootstrap));
         }
-        Ok(broker)
     }
 
     /// Stops the broker (SIGTERM to the script, which stops the JVM) and waits.
