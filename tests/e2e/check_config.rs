@@ -60,7 +60,7 @@ follower = "behaviour"
 fn unknown_keys_and_missing_files_are_errors() {
     let (code, _, stderr) = check("[kafka]\nbootstrap_servers = \"x:9092\"\n[[stream]]\nname = \"a\"\ntopic = \"a\"\nevent_time = { source = \"kafka_timestamp\" }\nmax_silense = \"1m\"\n");
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("unknown field `max_silense`"), "{stderr}");
+    assert!(stderr.contains("stream[0].max_silense (line 7): unknown field `max_silense`"), "{stderr}");
     let out = Command::new(env!("CARGO_BIN_EXE_pipewatch"))
         .args(["check-config", "--config", "/nonexistent/pipewatch.toml"])
         .output()

@@ -1,6 +1,5 @@
 //! Fixed-bucket histograms (Prometheus `le` semantics) kept by the monitor itself, so
-//! that the per-record path is a few integer operations and the window median can be
-//! computed from bucket counts.
+//! that the per-record path is a few integer operations.
 
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
@@ -82,30 +81,6 @@ impl Serialize for Histogram {
     }
 }
 
-/// The q-quantile of the observations counted in `counts` (per-bucket, not
-/// cumulative), interpolated linearly inside its bucket as `histogram_quantile` does.
-/// `None` when nothing was counted.
-pub fn quantile(bounds: &[f64], counts: &[u64], q: f64) -> Option<f64> {
-    let total: u64 = counts.iter().sum();
-    if total == 0 {
-        return None;
-    }
-    let rank = q * total as f64;
-    let mut below = 0u64;
-    for (i, &c) in counts.iter().enumerate() {
-        if c > 0 && (below + c) as f64 >= rank {
-            let lower = if i == 0 { 0.0 } else { bounds[i - 1] };
-            let Some(&upper) = bounds.get(i) else {
-                return Some(lower); // +Inf bucket: the highest finite bound
-            };
-            let frac = ((rank - below as f64) / c as f64).clamp(0.0, 1.0);
-            return Some(lower + (upper - lower) * frac);
-        }
-        below += c;
-    }
-    bounds.last().copied()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,13 +95,5 @@ mod tests {
         assert_eq!(h.cumulative().collect::<Vec<_>>(), vec![(1.0, 2), (5.0, 3)]);
         assert_eq!(h.count(), 4);
         assert_eq!(h.sum(), 13.5);
-    }
-
-    #[test]
-    fn median_interpolates() {
-        let bounds = [10.0, 20.0];
-        assert_eq!(quantile(&bounds, &[0, 4, 0], 0.5), Some(15.0));
-        assert_eq!(quantile(&bounds, &[0, 0, 3], 0.5), Some(20.0));
-        assert_eq!(quantile(&bounds, &[0, 0, 0], 0.5), None);
     }
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::Serialize;
 
 use crate::extract::{Extractor, InvalidReason};
-use crate::histogram::{quantile, Histogram, GAP_DURATION_BUCKETS, RECORD_DELAY_BUCKETS};
+use crate::histogram::{Histogram, GAP_DURATION_BUCKETS, RECORD_DELAY_BUCKETS};
 use crate::time::Millis;
 
 /// A stream is `monitor_backlog` when its unread backlog grew over the rate window and
@@ -204,12 +204,49 @@ impl PartitionTracker {
     }
 }
 
+/// How many recent record delays a stream keeps for its median.
+pub const RECENT_DELAYS: usize = 4096;
+
+/// The delays of the last [`RECENT_DELAYS`] records read in real time, with their
+/// arrival times: a fixed ring, so recording one is two stores.
+#[derive(Debug, Clone)]
+struct RecentDelays {
+    /// `(arrival, delay)` in milliseconds.
+    ring: Box<[(Millis, Millis)]>,
+    next: usize,
+    len: usize,
+    scratch: Vec<Millis>,
+}
+
+impl RecentDelays {
+    fn new() -> Self {
+        Self { ring: vec![(0, 0); RECENT_DELAYS].into_boxed_slice(), next: 0, len: 0, scratch: Vec::new() }
+    }
+
+    #[inline]
+    fn push(&mut self, arrival: Millis, delay: Millis) {
+        self.ring[self.next] = (arrival, delay);
+        self.next = (self.next + 1) % RECENT_DELAYS;
+        self.len = (self.len + 1).min(RECENT_DELAYS);
+    }
+
+    /// The median delay of the records that arrived at or after `since`.
+    fn median_since(&mut self, since: Millis) -> Option<Millis> {
+        self.scratch.clear();
+        self.scratch.extend(self.ring[..self.len].iter().filter(|(at, _)| *at >= since).map(|(_, d)| *d));
+        if self.scratch.is_empty() {
+            return None;
+        }
+        let mid = self.scratch.len() / 2;
+        Some(*self.scratch.select_nth_unstable(mid).1)
+    }
+}
+
 #[derive(Debug, Clone)]
 struct WindowSample {
     at: Millis,
     log_end_sum: i64,
     backlog: i64,
-    delay_counts: Vec<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -220,6 +257,7 @@ struct StreamState {
     record_delay: Histogram,
     gap_duration: Histogram,
     window: VecDeque<WindowSample>,
+    recent_delays: RecentDelays,
     /// Set when the partitions whose log end is known change; the window restarts.
     window_stale: bool,
     last_watermark: Option<Millis>,
@@ -244,6 +282,7 @@ impl Monitor {
                 record_delay: Histogram::new(RECORD_DELAY_BUCKETS),
                 gap_duration: Histogram::new(GAP_DURATION_BUCKETS),
                 window: VecDeque::new(),
+                recent_delays: RecentDelays::new(),
                 window_stale: true,
                 last_watermark: None,
             })
@@ -327,6 +366,7 @@ impl Monitor {
                 p.watermark = Some(p.watermark.map_or(t, |w| w.max(t)));
                 if p.caught_up {
                     s.record_delay.observe((arrival - t) as f64 / 1000.0);
+                    s.recent_delays.push(arrival, arrival - t);
                 }
             }
             Err(reason) => p.invalid[reason.index()] += 1,
@@ -476,12 +516,7 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
         s.window.clear();
         s.window_stale = false;
     }
-    s.window.push_back(WindowSample {
-        at: now,
-        log_end_sum,
-        backlog: backlog_sum,
-        delay_counts: s.record_delay.counts().to_vec(),
-    });
+    s.window.push_back(WindowSample { at: now, log_end_sum, backlog: backlog_sum });
     let window_start = now - settings.rate_window_ms;
     while s.window.len() >= 2 && s.window[1].at <= window_start {
         s.window.pop_front();
@@ -491,14 +526,7 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
     let elapsed_s = (now - oldest.at) as f64 / 1000.0;
     let rate =
         if elapsed_s > 0.0 { Some(((log_end_sum - oldest.log_end_sum).max(0)) as f64 / elapsed_s) } else { None };
-    let window_delays: Vec<u64> = s
-        .record_delay
-        .counts()
-        .iter()
-        .zip(&oldest.delay_counts)
-        .map(|(now_c, then_c)| now_c.saturating_sub(*then_c))
-        .collect();
-    let median_record_delay = quantile(RECORD_DELAY_BUCKETS, &window_delays, 0.5);
+    let median_record_delay = s.recent_delays.median_since(window_start).map(|ms| ms as f64 / 1000.0);
     let backlog_growing = elapsed_s > 0.0
         && backlog_sum > oldest.backlog
         && backlog_sum as f64 > rate.unwrap_or(0.0) * BACKLOG_TOLERANCE_SECONDS;
@@ -565,7 +593,8 @@ pub struct StreamSnapshot {
     pub max_silence_seconds: f64,
     /// Records written per second (broker log ends) over the rate window.
     pub rate_records_per_second: Option<f64>,
-    /// Median record delay over the rate window (bucket-interpolated).
+    /// Median record delay of the records read in real time over the rate window (at
+    /// most the last [`RECENT_DELAYS`] of them).
     pub median_record_delay_seconds: Option<f64>,
     pub backlog_records: i64,
     pub record_delay: Histogram,
@@ -861,6 +890,22 @@ mod tests {
         let s = m.snapshot(T0 + 126 * SEC);
         assert!((s.streams[0].rate_records_per_second.unwrap() - 1.0).abs() < 0.1);
         assert_eq!(s.streams[0].cause, Cause::VolumeLow);
+    }
+
+    #[test]
+    fn median_record_delay_is_exact_and_forgets_records_older_than_the_window() {
+        let mut m = one_stream(1);
+        for i in 0..5 {
+            rec(&mut m, 0, 0, i, T0 - 8 * 3600 * SEC - i * SEC, T0);
+        }
+        let s = m.snapshot(T0);
+        assert_eq!(s.streams[0].median_record_delay_seconds, Some(28_802.0));
+        assert_eq!(s.streams[0].cause, Cause::EventTimeDelayed);
+        // the delay is fixed upstream: fresh records, and the old ones leave the window
+        let later = T0 + 61 * SEC;
+        rec(&mut m, 0, 0, 5, later - 2 * SEC, later);
+        let s = m.snapshot(later);
+        assert_eq!(s.streams[0].median_record_delay_seconds, Some(2.0));
     }
 
     #[test]

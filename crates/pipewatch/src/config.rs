@@ -236,14 +236,45 @@ pub fn load(path: &Path) -> Result<Config, anyhow::Error> {
 /// Parses and validates config text.
 pub fn parse(text: &str) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
-        let key = e.span().map(|s| line_of(text, s.start)).unwrap_or_default();
+        let key = e.span().map(|s| key_at(text, s.start)).unwrap_or_else(|| "config".into());
         ConfigError { problems: vec![(key, e.message().to_string())] }
     })?;
     raw.validate()
 }
 
-fn line_of(text: &str, offset: usize) -> String {
-    format!("line {}", text[..offset.min(text.len())].matches('\n').count() + 1)
+/// Names the place of a TOML error: the key path (`stream[1].max_silence`) as far as
+/// the text shows it, and the line.
+fn key_at(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_no = text[..offset].matches('\n').count() + 1;
+    let mut table = String::new();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let raw_line = text[line_start..].lines().next().unwrap_or("");
+    let line = raw_line.trim();
+    // A table's own header counts when the error points at it (e.g. a missing field).
+    let headers_end = if line.starts_with('[') { line_start + raw_line.len() } else { line_start };
+    for l in text[..headers_end].lines().map(str::trim) {
+        if let Some(name) = l.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let name = name.trim();
+            let n = counts.entry(name).or_insert(0);
+            table = format!("{name}[{n}]");
+            *n += 1;
+        } else if let Some(name) = l.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            table = name.trim().to_string();
+        }
+    }
+    let key = match line.split_once('=') {
+        Some((k, _)) if !line.starts_with('[') => k.trim().trim_matches('"'),
+        _ => "",
+    };
+    let path = match (table.is_empty(), key.is_empty()) {
+        (true, true) => "config".to_string(),
+        (true, false) => key.to_string(),
+        (false, true) => table,
+        (false, false) => format!("{table}.{key}"),
+    };
+    format!("{path} (line {line_no})")
 }
 
 impl RawConfig {
@@ -501,8 +532,13 @@ follower = "behavior"
     #[test]
     fn unknown_keys_are_errors() {
         let err = parse("[kafka]\nbootstrap_servers = \"x:1\"\nbootstrap = \"y\"\n").unwrap_err();
-        assert!(err.to_string().contains("unknown field `bootstrap`"), "{err}");
-        assert!(err.to_string().contains("line 3"), "{err}");
+        assert!(err.to_string().contains("kafka.bootstrap (line 3): unknown field `bootstrap`"), "{err}");
+        let stream = "[[stream]]\nname = \"a\"\ntopic = \"a\"\nevent_time = { source = \"kafka_timestamp\" }\n";
+        let err = parse(&format!("[kafka]\nbootstrap_servers = \"x:1\"\n{stream}[[stream]]\nname = 5\n")).unwrap_err();
+        assert!(err.to_string().contains("stream[1].name (line 8): invalid type: integer `5`"), "{err}");
+        let err =
+            parse(&format!("[kafka]\nbootstrap_servers = \"x:1\"\n{stream}[[stream]]\nname = \"b\"\n")).unwrap_err();
+        assert!(err.to_string().contains("stream[1] (line 7): missing field `topic`"), "{err}");
     }
 
     #[test]
