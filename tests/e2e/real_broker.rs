@@ -303,15 +303,7 @@ event_time = {{ field = "/created_at", format = "rfc3339" }}
     let config = config(bootstrap, "latest", &body);
     let all: std::collections::BTreeSet<String> = (0..4).map(|p| p.to_string()).collect();
     let first = Pipewatch::start(&config).await;
-    eventually("one replica holds every partition", Duration::from_secs(60), || async {
-        let held = first.metrics().await.partitions("orders");
-        if held == all {
-            Ok(())
-        } else {
-            Err(format!("{held:?}"))
-        }
-    })
-    .await;
+    holds_every_partition(&first, &all, "one replica holds every partition").await;
 
     let second = Pipewatch::start(&config).await;
     eventually("two replicas split the partitions", Duration::from_secs(90), || async {
@@ -328,14 +320,18 @@ event_time = {{ field = "/created_at", format = "rfc3339" }}
     first.wait_cause("orders", "ok", Duration::from_secs(20)).await;
 
     second.stop().await;
-    eventually("the remaining replica takes every partition back", Duration::from_secs(90), || async {
-        let held = first.metrics().await.partitions("orders");
-        if held == all {
+    holds_every_partition(&first, &all, "the remaining replica takes every partition back").await;
+    first.stop().await;
+}
+
+async fn holds_every_partition(pw: &Pipewatch, all: &std::collections::BTreeSet<String>, what: &str) {
+    eventually(what, Duration::from_secs(90), || async {
+        let held = pw.metrics().await.partitions("orders");
+        if &held == all {
             Ok(())
         } else {
             Err(format!("{held:?}"))
         }
     })
-    .await;
-    first.stop().await;
+    .await
 }

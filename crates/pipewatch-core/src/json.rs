@@ -245,7 +245,7 @@ impl Scanner<'_> {
     }
 
     #[inline]
-    fn expect(&mut self, b: u8) -> Result<(), ()> {
+    fn consume(&mut self, b: u8) -> Result<(), ()> {
         self.skip_ws();
         if self.peek() == Some(b) {
             self.pos += 1;
@@ -271,7 +271,7 @@ impl Scanner<'_> {
             let start = self.pos + 1;
             let escaped = self.skip_string()?;
             let name = &self.buf[start..self.pos - 1];
-            self.expect(b':')?;
+            self.consume(b':')?;
             let matches = if escaped { unescaped_eq(name, key) } else { name == key };
             if matches {
                 return Ok(true);
