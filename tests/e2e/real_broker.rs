@@ -116,7 +116,8 @@ async fn behaviour_eight_hours_behind_orders_is_a_sync_lag_of_28800_seconds() {
         ));
     }
     let _traffic = Traffic::start(bootstrap, targets);
-    let pw = Pipewatch::start(&config(bootstrap, "earliest", &streams(&orders, &behaviour))).await;
+    let group = unique_topic("pipewatch-test-group");
+    let pw = Pipewatch::start(&config_in_group(bootstrap, &group, "earliest", &streams(&orders, &behaviour))).await;
 
     let m = eventually("sync lag and causes", Duration::from_secs(60), || async {
         let m = pw.metrics().await;
@@ -162,6 +163,11 @@ async fn behaviour_eight_hours_behind_orders_is_a_sync_lag_of_28800_seconds() {
     );
     assert_eq!(pw.get("/readyz").await.0, 200);
     pw.stop().await;
+    // pipewatch only reads: not even its own group has committed offsets
+    for topic in [&orders, &behaviour] {
+        let committed = pipewatch_kafka::testing::committed_offsets(bootstrap, &group, topic, 2).unwrap();
+        assert_eq!(committed, vec![None, None], "{topic}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

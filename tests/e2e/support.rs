@@ -157,11 +157,16 @@ pub fn now_ms() -> i64 {
 
 /// A config for one test: its own group, its own topics.
 pub fn config(bootstrap: &str, start: &str, body: &str) -> String {
+    config_in_group(bootstrap, &unique_topic("pipewatch-test-group"), start, body)
+}
+
+/// A config whose consumer group the test names.
+pub fn config_in_group(bootstrap: &str, group: &str, start: &str, body: &str) -> String {
     format!(
         r#"
 [kafka]
 bootstrap_servers = "{bootstrap}"
-group_id = "{}"
+group_id = "{group}"
 start = "{start}"
 [kafka.properties]
 "topic.metadata.refresh.interval.ms" = "1000"
@@ -169,7 +174,6 @@ start = "{start}"
 tick = "1s"
 rate_window = "10s"
 {body}
-"#,
-        unique_topic("pipewatch-test-group")
+"#
     )
 }

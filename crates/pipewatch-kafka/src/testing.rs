@@ -137,6 +137,33 @@ pub fn wait_ready(bootstrap: &str, timeout: Duration) -> Result<(), String> {
     }
 }
 
+/// The offsets `group` has committed on each partition of `topic` (`None`: none).
+pub fn committed_offsets(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> Result<Vec<Option<i64>>, String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let found = consumer.committed_offsets(tpl, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    Ok(found
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => Some(o),
+            _ => None,
+        })
+        .collect())
+}
+
 /// A topic name no other test (or earlier run) uses.
 pub fn unique_topic(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
