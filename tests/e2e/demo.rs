@@ -27,6 +27,8 @@ async fn the_demo_shows_the_scripted_sync_lag_and_gap() {
     })
     .await;
     let lag = m.value("pipewatch_sync_lag_seconds", &[("pair", "orders_behaviour")]).expect("sync lag");
+    let firing = [("alert", "BehaviourBehindOrders"), ("severity", "page"), ("cause", "event_time_delayed")];
+    assert_eq!(m.value("pipewatch_alert_active", &firing), Some(1.0), "{}", m.0);
     // 8 h, less the few seconds the silent orders partition holds the orders watermark back
     assert!((28_700.0..=28_805.0).contains(&lag), "sync lag {lag}");
     let out = child.wait_with_output().await.expect("demo exits");
@@ -35,4 +37,11 @@ async fn the_demo_shows_the_scripted_sync_lag_and_gap() {
     assert!(printed.contains(&format!("Open http://127.0.0.1:{port}/")), "{printed}");
     assert!(printed.contains("stream behaviour  event_time_delayed"), "{printed}");
     assert!(printed.contains("stream orders     partition_stalled"), "{printed}");
+    assert!(
+        printed.contains(
+            "FIRING   BehaviourBehindOrders [orders_behaviour, cause event_time_delayed]: behaviour is 8h 00m behind orders"
+        ) || printed.contains("FIRING   BehaviourBehindOrders [orders_behaviour, cause event_time_delayed]: behaviour is 7h 59m"),
+        "{printed}"
+    );
+    assert!(printed.contains("FIRING   OrdersStale [orders, cause partition_stalled]: orders data is"), "{printed}");
 }

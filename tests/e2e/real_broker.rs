@@ -80,6 +80,15 @@ event_time = {{ field = "/ts", format = "epoch_millis" }}
 name = "orders_behaviour"
 leader = "orders"
 follower = "behaviour"
+[[alert]]
+name = "BehaviourBehindOrders"
+kind = "sync_lag"
+target = "orders_behaviour"
+threshold = "15m"
+clear = "10m"
+for = "2s"
+severity = "page"
+impact = "Segmentation and ad targeting run on stale data."
 "#
     )
 }
@@ -155,6 +164,32 @@ async fn behaviour_eight_hours_behind_orders_is_a_sync_lag_of_28800_seconds() {
     let status: serde_json::Value = serde_json::from_str(&body).expect("status is JSON");
     assert_eq!(status["ready"], true, "{body}");
     assert_eq!(status["pairs"][0]["cause"], "event_time_delayed", "{body}");
+    // the alert: firing, with the root cause and the business impact
+    let alert = eventually("the sync-lag alert firing", Duration::from_secs(30), || async {
+        let (_, body) = pw.get("/api/v1/status").await;
+        let status: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        let alert = status["alerts"][0].clone();
+        if alert["state"] == "firing" {
+            Ok(alert)
+        } else {
+            Err(alert.to_string())
+        }
+    })
+    .await;
+    assert_eq!(alert["name"], "BehaviourBehindOrders", "{alert}");
+    assert_eq!(alert["cause"], "event_time_delayed", "{alert}");
+    let annotations = alert["event"]["annotations"].to_string();
+    assert!(
+        annotations.contains("behaviour is 8h 00m behind orders")
+            || annotations.contains("behaviour is 7h 59m behind orders"),
+        "{alert}"
+    );
+    assert!(annotations.contains("Segmentation and ad targeting run on stale data."), "{alert}");
+    let labels = alert["event"]["labels"].to_string();
+    assert!(labels.contains(r#"["pair","orders_behaviour"]"#) && labels.contains(r#"["severity","page"]"#), "{alert}");
+    let m = pw.metrics().await;
+    let active = [("alert", "BehaviourBehindOrders"), ("severity", "page"), ("cause", "event_time_delayed")];
+    assert_eq!(m.value("pipewatch_alert_active", &active), Some(1.0));
     let (status, page) = pw.get("/").await;
     assert_eq!(status, 200);
     assert!(

@@ -2,8 +2,9 @@
 #![deny(rust_2018_idioms)]
 //! pipewatch's pure domain: event-time extraction ([`extract`], [`json`]), the monitor
 //! state with its trackers, watermarks, gaps, rates and diagnosis ([`monitor`]), and
-//! time helpers ([`time`]). No I/O and no clock: every rule takes `now` as an argument.
+//! time helpers ([`time`]), and alert rules with their state machine ([`alert`]). No I/O and no clock: every rule takes `now` as an argument.
 
+pub mod alert;
 pub mod extract;
 pub mod histogram;
 pub mod json;

@@ -25,7 +25,8 @@ pub struct StreamSpec {
     pub extractor: Extractor,
     /// A partition whose log end has not advanced for longer is silent; a gap opens.
     pub max_silence_ms: Millis,
-    /// A median record delay over the rate window above this is `event_time_delayed`.
+    /// A median record delay over the rate window, or a freshness lag of a flowing
+    /// stream, above this is `event_time_delayed`.
     pub max_record_delay_ms: Millis,
     /// Rate bounds (records/s) for `volume_low` / `volume_high`.
     pub min_rate: Option<f64>,
@@ -448,7 +449,7 @@ impl Monitor {
                 }
             })
             .collect();
-        Snapshot { at_ms: now, kafka, streams, pairs }
+        Snapshot { at_ms: now, kafka, streams, pairs, alerts: Vec::new() }
     }
 }
 
@@ -543,7 +544,11 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
         Cause::CatchingUp
     } else if backlog_growing {
         Cause::MonitorBacklog
-    } else if median_record_delay.is_some_and(|d| d * 1000.0 > s.spec.max_record_delay_ms as f64) {
+    } else if median_record_delay.is_some_and(|d| d * 1000.0 > s.spec.max_record_delay_ms as f64)
+        || watermark.is_some_and(|w| now - w > s.spec.max_record_delay_ms)
+    {
+        // Data flows (no partition is silent) yet its event time is old: either most
+        // records arrive late, or an active partition holds the watermark far back.
         Cause::EventTimeDelayed
     } else if window_full && s.spec.min_rate.is_some_and(|min| rate.unwrap_or(0.0) < min) {
         Cause::VolumeLow
@@ -578,6 +583,8 @@ pub struct Snapshot {
     pub kafka: KafkaStatus,
     pub streams: Vec<StreamSnapshot>,
     pub pairs: Vec<PairSnapshot>,
+    /// Every alert rule's state, filled in by the alert evaluator after the monitor.
+    pub alerts: Vec<crate::alert::AlertStatus>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -906,6 +913,19 @@ mod tests {
         rec(&mut m, 0, 0, 5, later - 2 * SEC, later);
         let s = m.snapshot(later);
         assert_eq!(s.streams[0].median_record_delay_seconds, Some(2.0));
+    }
+
+    #[test]
+    fn one_partition_far_behind_is_event_time_delayed_at_once() {
+        let mut m = one_stream(2);
+        for i in 0..20 {
+            rec(&mut m, 0, 0, i, T0, T0); // partition 0: real time, the majority
+        }
+        rec(&mut m, 0, 1, 0, T0 - 8 * 3600 * SEC, T0); // partition 1: a batch path, 8 h late
+        let s = m.snapshot(T0);
+        assert_eq!(s.streams[0].median_record_delay_seconds, Some(0.0));
+        assert_eq!(s.streams[0].freshness_lag_seconds, Some(28_800.0));
+        assert_eq!(s.streams[0].cause, Cause::EventTimeDelayed);
     }
 
     #[test]

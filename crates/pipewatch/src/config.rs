@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use pipewatch_core::alert::{AlertKind, AlertRule, AlertTarget};
 use pipewatch_core::time::parse_duration;
 use pipewatch_core::{EventTimeSource, Extractor, JsonPointer, MonitorSettings, PairSpec, StreamSpec, TimeFormat};
 use pipewatch_kafka::{SourceConfig, Start};
@@ -31,6 +32,9 @@ pub struct RawConfig {
     /// Streams that downstream jobs join: their sync lag is measured.
     #[serde(default, rename = "pair")]
     pub pairs: Vec<RawPair>,
+    /// Alert rules on streams and pairs.
+    #[serde(default, rename = "alert")]
+    pub alerts: Vec<RawAlert>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,11 +73,14 @@ pub struct RawHttp {
     /// Address of the HTTP listener; loopback by default, so nothing is exposed unasked.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// How people reach this listener (behind a proxy, a Service, …), for the links in
+    /// alerts; default `http://<listen>`.
+    pub external_url: Option<String>,
 }
 
 impl Default for RawHttp {
     fn default() -> Self {
-        Self { listen: default_listen() }
+        Self { listen: default_listen(), external_url: None }
     }
 }
 
@@ -161,6 +168,48 @@ pub struct RawEventTime {
     pub source: Option<String>,
 }
 
+/// A threshold: a duration for lag and silence rules, a number for rate and ratio rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawThreshold {
+    Text(String),
+    Number(f64),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlert {
+    /// The alert's name (`alertname`).
+    pub name: String,
+    /// `freshness_lag`, `sync_lag`, `silence`, `rate_low`, `rate_high` or `invalid_ratio`.
+    pub kind: String,
+    /// A stream name, or a pair name for `sync_lag`.
+    pub target: String,
+    /// A duration (`"15m"`) for lag and silence, records/s for rates, a fraction (0–1)
+    /// for `invalid_ratio`.
+    pub threshold: RawThreshold,
+    /// Once firing, the alert resolves only past this (hysteresis); default: threshold.
+    pub clear: Option<RawThreshold>,
+    /// How long the condition must hold before the alert fires.
+    #[serde(default = "default_for", rename = "for")]
+    pub for_: String,
+    /// The `severity` label.
+    #[serde(default = "default_severity")]
+    pub severity: String,
+    /// Extra labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The business consequence, for the person paged.
+    pub impact: String,
+}
+
+fn default_for() -> String {
+    "0s".into()
+}
+fn default_severity() -> String {
+    "warning".into()
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPair {
@@ -176,6 +225,9 @@ pub struct RawPair {
 pub struct Config {
     pub source: SourceConfig,
     pub listen: SocketAddr,
+    /// Base URL of the HTTP interface as people reach it.
+    pub external_url: String,
+    pub alerts: Vec<AlertRule>,
     pub settings: MonitorSettings,
     pub streams: Vec<StreamSpec>,
     pub pairs: Vec<PairSpec>,
@@ -392,7 +444,19 @@ impl RawConfig {
             }
         }
 
+        let alerts = self.alerts.iter().enumerate().filter_map(|(i, a)| alert_rule(i, a, &self, &mut p)).collect();
+        let external_url = match &self.http.external_url {
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => u.trim_end_matches('/').to_string(),
+            Some(u) => {
+                p.add("http.external_url", format!("{u:?} is not an http:// or https:// URL"));
+                String::new()
+            }
+            None => format!("http://{listen}"),
+        };
+
         let config = Config {
+            external_url,
+            alerts,
             source: SourceConfig {
                 bootstrap_servers: k.bootstrap_servers.clone(),
                 group_id: k.group_id.clone(),
@@ -417,6 +481,120 @@ impl RawConfig {
             Ok(config)
         } else {
             Err(ConfigError { problems: p.0 })
+        }
+    }
+}
+
+/// Label names pipewatch sets itself.
+const RESERVED_LABELS: [&str; 7] = ["alertname", "cause", "severity", "stream", "pair", "leader", "follower"];
+
+fn alert_rule(i: usize, a: &RawAlert, raw: &RawConfig, p: &mut Problems) -> Option<AlertRule> {
+    let key = |f: &str| format!("alert[{i}].{f}");
+    let before = p.0.len();
+    if a.name.trim().is_empty() {
+        p.add(key("name"), "must not be empty");
+    } else if raw.alerts[..i].iter().any(|b| b.name == a.name) {
+        p.add(key("name"), format!("duplicate alert name {:?}", a.name));
+    }
+    let Some(kind) = AlertKind::from_name(&a.kind) else {
+        p.add(key("kind"), format!("{:?} is not one of {}", a.kind, AlertKind::NAMES.join(", ")));
+        return None;
+    };
+    let target = if kind.targets_pair() {
+        let found = raw.pairs.iter().position(|pr| pr.name == a.target).map(AlertTarget::Pair);
+        if found.is_none() {
+            let known: Vec<&str> = raw.pairs.iter().map(|pr| pr.name.as_str()).collect();
+            p.add(
+                key("target"),
+                format!("sync_lag needs a pair; no pair named {:?} (known: {})", a.target, known.join(", ")),
+            );
+        }
+        found
+    } else {
+        let found = raw.streams.iter().position(|st| st.name == a.target).map(AlertTarget::Stream);
+        if found.is_none() {
+            let known: Vec<&str> = raw.streams.iter().map(|st| st.name.as_str()).collect();
+            let hint = if raw.pairs.iter().any(|pr| pr.name == a.target) {
+                " (a pair: only sync_lag targets pairs)"
+            } else {
+                ""
+            };
+            p.add(key("target"), format!("no stream named {:?}{hint} (known: {})", a.target, known.join(", ")));
+        }
+        found
+    };
+    let threshold = threshold_value(kind, &a.threshold, &key("threshold"), p);
+    let clear = match &a.clear {
+        Some(c) => threshold_value(kind, c, &key("clear"), p),
+        None => threshold,
+    };
+    if let (Some(t), Some(c)) = (threshold, clear) {
+        if kind.fires_above() && c > t {
+            p.add(key("clear"), "must not be above threshold: the alert would resolve before it could fire");
+        } else if !kind.fires_above() && c < t {
+            p.add(
+                key("clear"),
+                "must not be below threshold for rate_low: the alert would resolve before it could fire",
+            );
+        }
+    }
+    let for_ms = p.duration(key("for"), &a.for_).as_millis() as i64;
+    if a.severity.trim().is_empty() {
+        p.add(key("severity"), "must not be empty");
+    }
+    if a.impact.trim().is_empty() {
+        p.add(key("impact"), "say what this fault costs the business: the person paged reads it first");
+    }
+    for name in a.labels.keys() {
+        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            p.add(key(&format!("labels.{name}")), "is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)");
+        } else if RESERVED_LABELS.contains(&name.as_str()) {
+            p.add(key(&format!("labels.{name}")), "is set by pipewatch");
+        }
+    }
+    if p.0.len() > before {
+        return None;
+    }
+    Some(AlertRule {
+        name: a.name.clone(),
+        kind,
+        target: target?,
+        threshold: threshold?,
+        clear: clear?,
+        for_ms,
+        severity: a.severity.clone(),
+        labels: a.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        impact: a.impact.trim().to_string(),
+    })
+}
+
+fn threshold_value(kind: AlertKind, t: &RawThreshold, key: &str, p: &mut Problems) -> Option<f64> {
+    match (kind.takes_duration(), t) {
+        (true, RawThreshold::Text(text)) => match parse_duration(text) {
+            Ok(d) => Some(d.as_secs_f64()),
+            Err(e) => {
+                p.add(key, e);
+                None
+            }
+        },
+        (true, RawThreshold::Number(n)) => {
+            p.add(key, format!("{n} has no unit; write a duration such as \"15m\""));
+            None
+        }
+        (false, RawThreshold::Number(n)) if kind == AlertKind::InvalidRatio && !(0.0..=1.0).contains(n) => {
+            p.add(key, format!("{n} is not a fraction between 0 and 1 (0.05 = 5% of records invalid)"));
+            None
+        }
+        (false, RawThreshold::Number(n)) if !n.is_finite() || *n < 0.0 => {
+            p.add(key, format!("{n} is not a rate of records per second, 0 or more"));
+            None
+        }
+        (false, RawThreshold::Number(n)) => Some(*n),
+        (false, RawThreshold::Text(text)) => {
+            p.add(key, format!("{text:?}: this kind takes a number, not a duration"));
+            None
         }
     }
 }
@@ -481,6 +659,10 @@ mod tests {
         assert_eq!(c.pairs.len(), 1);
         assert_eq!(c.listen.to_string(), "127.0.0.1:9464");
         assert_eq!(c.source.start, Start::Lookback(Duration::from_secs(900)));
+        assert_eq!(c.alerts.len(), 2);
+        assert_eq!(c.alerts[0].threshold, 900.0);
+        assert_eq!(c.alerts[0].clear, 600.0);
+        assert_eq!(c.external_url, "http://127.0.0.1:9464");
     }
 
     #[test]
@@ -527,6 +709,52 @@ follower = "behavior"
             "{shown}"
         );
         assert!(shown.contains("no stream named \"behavior\" (known: orders, orders)"), "{shown}");
+    }
+
+    #[test]
+    fn alert_rules_are_validated_with_their_keys() {
+        let head = EXAMPLE.split("[[alert]]").next().unwrap();
+        let text = format!(
+            r#"{head}
+[[alert]]
+name = "BehaviourBehindOrders"
+kind = "sync_lag"
+target = "orders"
+threshold = "15m"
+clear = "20m"
+impact = "stale segmentation"
+[[alert]]
+name = "OrdersInvalid"
+kind = "invalid_ratio"
+target = "orders_behaviour"
+threshold = 5
+impact = ""
+labels = {{ "team-name" = "x", cause = "y" }}
+[[alert]]
+name = "OrdersSlow"
+kind = "rate_lowish"
+target = "orders"
+threshold = 1
+impact = "x"
+"#
+        );
+        let err = parse(&text).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "alert[0].target",
+                "alert[0].clear",
+                "alert[1].target",
+                "alert[1].threshold",
+                "alert[1].impact",
+                "alert[1].labels.cause",
+                "alert[1].labels.team-name",
+                "alert[2].kind",
+            ],
+            "{err}"
+        );
+        assert!(err.to_string().contains("(a pair: only sync_lag targets pairs)"), "{err}");
     }
 
     #[test]

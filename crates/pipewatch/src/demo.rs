@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use pipewatch_core::alert::AlertEvent;
 use pipewatch_core::time::format_rfc3339;
 use pipewatch_core::{Cause, Snapshot};
 use pipewatch_kafka::now_ms;
@@ -63,6 +64,22 @@ max_record_delay = "1m"
 name = "orders_behaviour"
 leader = "orders"
 follower = "behaviour"
+[[alert]]
+name = "BehaviourBehindOrders"
+kind = "sync_lag"
+target = "orders_behaviour"
+threshold = "15m"
+clear = "10m"
+for = "5s"
+severity = "page"
+impact = "Behaviour analysis, segmentation and ad targeting run on stale data."
+[[alert]]
+name = "OrdersStale"
+kind = "freshness_lag"
+target = "orders"
+threshold = "15s"
+severity = "page"
+impact = "Revenue and stock dashboards show orders that are no longer current."
 "#
     )
 }
@@ -91,8 +108,9 @@ pub async fn run(
         "pipewatch demo: an in-process Kafka (librdkafka's mock cluster) with orders and behaviour traffic.\n\
          \n  Open {url}/          the status page (refreshes every 5 s)\n       {url}/metrics   Prometheus metrics\n\
          \nWhat happens:\n  0s   both streams flow, in sync\n  {}s  behaviour events start arriving 8h after they happen (a batch path replaces the real-time one): \
-         pipewatch_sync_lag_seconds{{pair=\"orders_behaviour\"}} ≈ 28800, cause event_time_delayed\n  {}s  orders partition {} goes silent: \
-         a gap opens after {} of silence, cause partition_stalled\n",
+         pipewatch_sync_lag_seconds{{pair=\"orders_behaviour\"}} ≈ 28800, cause event_time_delayed,\n       \
+         alert BehaviourBehindOrders fires 5s later\n  {}s  orders partition {} goes silent: \
+         a gap opens after {} of silence, cause partition_stalled; alert OrdersStale fires once orders data is 15s old\n",
         DELAY_AT.as_secs(),
         SILENT_AT.as_secs(),
         SILENT_PARTITION,
@@ -113,7 +131,10 @@ pub async fn run(
     };
 
     let mut last_causes: Vec<(String, Cause)> = Vec::new();
-    let on_snapshot = move |s: &Snapshot| {
+    let on_snapshot = move |s: &Snapshot, events: &[AlertEvent]| {
+        for e in events {
+            println!("{}  {}", format_rfc3339(s.at_ms), crate::app::transition_line(e));
+        }
         for st in &s.streams {
             let changed = match last_causes.iter_mut().find(|(n, _)| *n == st.name) {
                 Some((_, c)) if *c == st.cause => false,

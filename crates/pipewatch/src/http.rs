@@ -8,6 +8,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use pipewatch_core::alert::AlertState;
 use pipewatch_core::time::{format_human, format_rfc3339};
 use pipewatch_core::{KafkaStatus, Snapshot};
 use prometheus::Registry;
@@ -135,6 +136,36 @@ async fn status_page(State(state): State<AppState>) -> Html<String> {
             "warn"
         }
     };
+    if !s.alerts.is_empty() {
+        h.push_str(
+            "<h2>Alerts</h2><table><tr><th>alert</th><th>state</th><th>target</th><th>cause</th>\
+             <th>summary</th><th>impact</th></tr>",
+        );
+        for a in &s.alerts {
+            let (state, class) = match a.state {
+                AlertState::Firing { since_ms } => (format!("firing since {}", format_rfc3339(since_ms)), "fault"),
+                AlertState::Pending { since_ms } => (format!("pending since {}", format_rfc3339(since_ms)), "warn"),
+                AlertState::Inactive => match a.held_back {
+                    Some(c) => (format!("held back ({})", c.as_str()), "warn"),
+                    None => ("inactive".to_string(), "ok"),
+                },
+            };
+            let annotation =
+                |name: &str| a.event.as_ref().and_then(|e| e.annotation(name)).map(esc).unwrap_or_default();
+            let _ = write!(
+                h,
+                "<tr><td>{} <small>({})</small></td><td class={class}>{state}</td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td>{}</td></tr>",
+                esc(&a.name),
+                esc(&a.severity),
+                esc(&a.target),
+                a.cause.as_str(),
+                annotation("summary"),
+                annotation("impact"),
+            );
+        }
+        h.push_str("</table>");
+    }
     if !s.pairs.is_empty() {
         h.push_str(
             "<h2>Pairs</h2><table><tr><th>pair</th><th>leader → follower</th><th>sync lag</th><th>cause</th></tr>",

@@ -104,7 +104,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("failed to listen on {} (http.listen)", config.listen))?;
             let token = shutdown_signal();
-            app::run(config, listener, token.cancelled_owned(), |_| {}).await
+            app::run(config, listener, token.cancelled_owned(), |_, _| {}).await
         }
         Command::Demo { duration, listen } => {
             let token = shutdown_signal();
@@ -126,7 +126,13 @@ fn main() -> ExitCode {
     if let Command::CheckConfig { config } = &cli.command {
         return match config::load(config) {
             Ok(c) => {
-                println!("{}: ok ({} streams, {} pairs)", config.display(), c.streams.len(), c.pairs.len());
+                println!(
+                    "{}: ok ({} streams, {} pairs, {} alerts)",
+                    config.display(),
+                    c.streams.len(),
+                    c.pairs.len(),
+                    c.alerts.len()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -168,6 +168,18 @@ fn snapshot_families(s: &Snapshot) -> Vec<Family> {
     let mut s_gap = Family::new("gap_duration_seconds", "Length of closed gaps (the whole silence).", HISTOGRAM);
     let mut s_cause =
         Family::new("stream_cause", "The stream's diagnosed state: 1 for the active cause, 0 otherwise.", GAUGE);
+    let mut alert_active = Family::new(
+        "alert_active",
+        "1 while the alert fires, 0 otherwise (pending included); cause is its target's diagnosed cause.",
+        GAUGE,
+    );
+    for a in &s.alerts {
+        let firing = matches!(a.state, pipewatch_core::alert::AlertState::Firing { .. });
+        alert_active.gauge(
+            &[("alert", &a.name), ("severity", &a.severity), ("cause", a.cause.as_str())],
+            if firing { 1.0 } else { 0.0 },
+        );
+    }
     let mut sync = Family::new(
         "sync_lag_seconds",
         "Leader watermark - follower watermark; positive: the follower is behind.",
@@ -243,5 +255,6 @@ fn snapshot_families(s: &Snapshot) -> Vec<Family> {
         s_gap,
         s_cause,
         sync,
+        alert_active,
     ]
 }

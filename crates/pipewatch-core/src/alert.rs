@@ -1,0 +1,716 @@
+//! Alert rules and their state machine (inactive → pending → firing → resolved, as
+//! Prometheus does), evaluated on each [`Snapshot`] with the time passed in.
+//!
+//! Root cause, not symptoms: every alert carries its target's diagnosed cause as a
+//! label; while the cluster is unreachable the per-stream rules are held back and one
+//! built-in `KafkaUnreachable` alert fires instead; lag rules wait while their streams
+//! have no data yet or are catching up.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+use crate::monitor::{Cause, KafkaStatus, Snapshot, StreamSnapshot};
+use crate::time::{format_human, format_rfc3339, Millis};
+
+/// What a rule measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    FreshnessLag,
+    SyncLag,
+    Silence,
+    RateLow,
+    RateHigh,
+    InvalidRatio,
+}
+
+impl AlertKind {
+    pub const NAMES: [&'static str; 6] =
+        ["freshness_lag", "sync_lag", "silence", "rate_low", "rate_high", "invalid_ratio"];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "freshness_lag" => Self::FreshnessLag,
+            "sync_lag" => Self::SyncLag,
+            "silence" => Self::Silence,
+            "rate_low" => Self::RateLow,
+            "rate_high" => Self::RateHigh,
+            "invalid_ratio" => Self::InvalidRatio,
+            _ => return None,
+        })
+    }
+
+    /// `true` for rules that fire above their threshold, `false` for `rate_low`.
+    pub fn fires_above(self) -> bool {
+        self != Self::RateLow
+    }
+
+    /// Thresholds of these kinds are durations (seconds); the others are numbers.
+    pub fn takes_duration(self) -> bool {
+        matches!(self, Self::FreshnessLag | Self::SyncLag | Self::Silence)
+    }
+
+    /// A sync-lag rule targets a pair; every other kind a stream.
+    pub fn targets_pair(self) -> bool {
+        self == Self::SyncLag
+    }
+
+    fn waits_for_data(self) -> bool {
+        matches!(self, Self::FreshnessLag | Self::SyncLag)
+    }
+}
+
+/// A rule's target: an index into the snapshot's streams or pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertTarget {
+    Stream(usize),
+    Pair(usize),
+}
+
+/// One `[[alert]]` rule, validated.
+#[derive(Debug, Clone)]
+pub struct AlertRule {
+    pub name: String,
+    pub kind: AlertKind,
+    pub target: AlertTarget,
+    /// Seconds for duration kinds, records/s for rates, a fraction for `invalid_ratio`.
+    pub threshold: f64,
+    /// Once firing, the alert resolves only past this value (hysteresis).
+    pub clear: f64,
+    pub for_ms: Millis,
+    pub severity: String,
+    pub labels: Vec<(String, String)>,
+    /// The business consequence, for the person paged.
+    pub impact: String,
+}
+
+/// The name, severity and impact of the built-in alert that replaces the per-stream
+/// ones while the cluster does not answer.
+pub const KAFKA_UNREACHABLE: &str = "KafkaUnreachable";
+const KAFKA_UNREACHABLE_IMPACT: &str =
+    "pipewatch cannot see the pipeline: freshness, completeness and sync of every stream are unknown until the cluster answers.";
+
+/// Where a rule stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum AlertState {
+    Inactive,
+    Pending { since_ms: Millis },
+    Firing { since_ms: Millis },
+}
+
+/// A rule going to firing, or back from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transition {
+    Firing,
+    Resolved,
+}
+
+/// One alert as a receiver sees it: Alertmanager's shape (labels, annotations,
+/// start and end).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertEvent {
+    pub transition: Transition,
+    pub labels: Vec<(String, String)>,
+    pub annotations: Vec<(String, String)>,
+    pub starts_at_ms: Millis,
+    /// Set on resolve.
+    pub ends_at_ms: Option<Millis>,
+}
+
+impl AlertEvent {
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn annotation(&self, name: &str) -> Option<&str> {
+        self.annotations.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A rule's state as `/api/v1/status` and the metrics show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertStatus {
+    pub name: String,
+    pub kind: AlertKind,
+    pub target: String,
+    pub severity: String,
+    #[serde(flatten)]
+    pub state: AlertState,
+    /// The cause label: the target's cause, frozen while the alert fires.
+    pub cause: Cause,
+    /// The measured value (seconds, records/s or a fraction), when there is one.
+    pub value: Option<f64>,
+    pub threshold: f64,
+    pub clear: f64,
+    /// Why the rule is not evaluated right now (`kafka_unreachable`, `no_data`, `catching_up`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_back: Option<Cause>,
+    /// The firing alert as receivers get it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<AlertEvent>,
+}
+
+struct RuleState {
+    state: AlertState,
+    cause: Cause,
+    event: Option<AlertEvent>,
+}
+
+/// Evaluates the rules on each snapshot.
+pub struct AlertEvaluator {
+    rules: Vec<AlertRule>,
+    states: Vec<RuleState>,
+    kafka: RuleState,
+    /// Link back to the status API, for `generatorURL`.
+    status_url: String,
+    /// Per stream: `(at, invalid, records)` totals over the rate window.
+    invalid_window: Vec<VecDeque<(Millis, u64, u64)>>,
+    rate_window_ms: Millis,
+}
+
+impl AlertEvaluator {
+    pub fn new(rules: Vec<AlertRule>, streams: usize, rate_window_ms: Millis, status_url: String) -> Self {
+        let fresh = || RuleState { state: AlertState::Inactive, cause: Cause::Ok, event: None };
+        Self {
+            states: rules.iter().map(|_| fresh()).collect(),
+            rules,
+            kafka: fresh(),
+            status_url,
+            invalid_window: vec![VecDeque::new(); streams],
+            rate_window_ms,
+        }
+    }
+
+    pub fn rules(&self) -> &[AlertRule] {
+        &self.rules
+    }
+
+    /// Evaluates every rule; returns the transitions of this tick, in rule order
+    /// (`KafkaUnreachable` first).
+    pub fn evaluate(&mut self, snap: &Snapshot, now: Millis) -> Vec<AlertEvent> {
+        self.track_invalid(snap, now);
+        let mut events = Vec::new();
+
+        let down = snap.kafka == KafkaStatus::Down;
+        let status_url = &self.status_url;
+        if let Some(e) =
+            step(&mut self.kafka, Some(down), 0, Cause::KafkaUnreachable, now, || kafka_event(status_url, now))
+        {
+            events.push(e);
+        }
+
+        for i in 0..self.rules.len() {
+            let rule = &self.rules[i];
+            let (value, cause, held) = measure(rule, snap, &self.invalid_window);
+            let condition = match (held, value) {
+                (Some(_), _) => None,
+                (None, Some(v)) => Some(over(rule, v, &self.states[i].state)),
+                (None, None) => Some(false),
+            };
+            let st = &mut self.states[i];
+            if held.is_some() && !matches!(st.state, AlertState::Firing { .. }) {
+                st.state = AlertState::Inactive; // a wait resets a pending rule
+                continue;
+            }
+            // The cause label is taken when the alert fires and kept until it resolves,
+            // so that receivers see one alert, not a new one per change of diagnosis.
+            let frozen_cause = if matches!(st.state, AlertState::Firing { .. }) { st.cause } else { cause };
+            let status_url = &self.status_url;
+            let make = || rule_event(rule, snap, value.unwrap_or(0.0), frozen_cause, now, status_url);
+            if let Some(e) = step(st, condition, rule.for_ms, cause, now, make) {
+                events.push(e);
+            }
+        }
+        events
+    }
+
+    /// Every rule's state (and the built-in one while it is active).
+    pub fn status(&self, snap: &Snapshot) -> Vec<AlertStatus> {
+        let mut out = Vec::new();
+        if self.kafka.state != AlertState::Inactive {
+            out.push(AlertStatus {
+                name: KAFKA_UNREACHABLE.into(),
+                kind: AlertKind::Silence,
+                target: "kafka".into(),
+                severity: "page".into(),
+                state: self.kafka.state,
+                cause: Cause::KafkaUnreachable,
+                value: None,
+                threshold: 0.0,
+                clear: 0.0,
+                held_back: None,
+                event: self.kafka.event.clone(),
+            });
+        }
+        for (rule, st) in self.rules.iter().zip(&self.states) {
+            let (value, cause, held) = measure(rule, snap, &self.invalid_window);
+            out.push(AlertStatus {
+                name: rule.name.clone(),
+                kind: rule.kind,
+                target: target_name(rule, snap).to_string(),
+                severity: rule.severity.clone(),
+                state: st.state,
+                cause: if matches!(st.state, AlertState::Firing { .. }) { st.cause } else { cause },
+                value,
+                threshold: rule.threshold,
+                clear: rule.clear,
+                held_back: held,
+                event: st.event.clone(),
+            });
+        }
+        out
+    }
+
+    fn track_invalid(&mut self, snap: &Snapshot, now: Millis) {
+        for (window, st) in self.invalid_window.iter_mut().zip(&snap.streams) {
+            let invalid: u64 = st.partitions.iter().flat_map(|p| p.invalid.values()).sum();
+            let records: u64 = st.partitions.iter().map(|p| p.records).sum();
+            window.push_back((now, invalid, records));
+            while window.len() >= 2 && window[1].0 <= now - self.rate_window_ms {
+                window.pop_front();
+            }
+        }
+    }
+}
+
+fn kafka_event(status_url: &str, now: Millis) -> AlertEvent {
+    AlertEvent {
+        transition: Transition::Firing,
+        labels: vec![
+            ("alertname".into(), KAFKA_UNREACHABLE.into()),
+            ("cause".into(), Cause::KafkaUnreachable.as_str().into()),
+            ("severity".into(), "page".into()),
+        ],
+        annotations: vec![
+            ("summary".into(), "the Kafka cluster does not answer".into()),
+            (
+                "description".into(),
+                format!(
+                    "pipewatch's log-end polls fail since {}; per-stream alerts are held back",
+                    format_rfc3339(now)
+                ),
+            ),
+            ("impact".into(), KAFKA_UNREACHABLE_IMPACT.into()),
+            ("generatorURL".into(), status_url.to_string()),
+        ],
+        starts_at_ms: now,
+        ends_at_ms: None,
+    }
+}
+
+/// Advances one rule's state; returns its transition, if any.
+fn step(
+    st: &mut RuleState,
+    condition: Option<bool>,
+    for_ms: Millis,
+    cause: Cause,
+    now: Millis,
+    make: impl FnOnce() -> AlertEvent,
+) -> Option<AlertEvent> {
+    let Some(active) = condition else { return None };
+    match (st.state, active) {
+        (AlertState::Inactive, true) if for_ms == 0 => fire(st, cause, now, make),
+        (AlertState::Inactive, true) => {
+            st.state = AlertState::Pending { since_ms: now };
+            st.cause = cause;
+            None
+        }
+        (AlertState::Pending { since_ms }, true) if now - since_ms >= for_ms => fire(st, cause, now, make),
+        (AlertState::Pending { .. }, false) => {
+            st.state = AlertState::Inactive;
+            None
+        }
+        (AlertState::Firing { .. }, false) => {
+            st.state = AlertState::Inactive;
+            let mut e = st.event.take()?;
+            e.transition = Transition::Resolved;
+            e.ends_at_ms = Some(now);
+            Some(e)
+        }
+        _ => None,
+    }
+}
+
+fn fire(st: &mut RuleState, cause: Cause, now: Millis, make: impl FnOnce() -> AlertEvent) -> Option<AlertEvent> {
+    st.state = AlertState::Firing { since_ms: now };
+    st.cause = cause;
+    let e = make();
+    st.event = Some(e.clone());
+    Some(e)
+}
+
+/// Whether the rule's condition holds: past the threshold to start, past `clear` to stop.
+fn over(rule: &AlertRule, value: f64, state: &AlertState) -> bool {
+    let bound = if matches!(state, AlertState::Firing { .. }) { rule.clear } else { rule.threshold };
+    if rule.kind.fires_above() {
+        if matches!(state, AlertState::Firing { .. }) {
+            value >= bound
+        } else {
+            value > bound
+        }
+    } else if matches!(state, AlertState::Firing { .. }) {
+        value <= bound
+    } else {
+        value < bound
+    }
+}
+
+fn target_name<'a>(rule: &AlertRule, snap: &'a Snapshot) -> &'a str {
+    match rule.target {
+        AlertTarget::Stream(i) => &snap.streams[i].name,
+        AlertTarget::Pair(i) => &snap.pairs[i].name,
+    }
+}
+
+/// The rule's value, its target's cause, and why it is held back (if it is).
+fn measure(
+    rule: &AlertRule,
+    snap: &Snapshot,
+    invalid_window: &[VecDeque<(Millis, u64, u64)>],
+) -> (Option<f64>, Cause, Option<Cause>) {
+    let sides: Vec<&StreamSnapshot> = match rule.target {
+        AlertTarget::Stream(i) => vec![&snap.streams[i]],
+        AlertTarget::Pair(i) => {
+            let p = &snap.pairs[i];
+            snap.streams.iter().filter(|s| s.name == p.leader || s.name == p.follower).collect()
+        }
+    };
+    let cause = match rule.target {
+        AlertTarget::Stream(i) => snap.streams[i].cause,
+        AlertTarget::Pair(i) => snap.pairs[i].cause,
+    };
+    let held = if snap.kafka == KafkaStatus::Down {
+        Some(Cause::KafkaUnreachable)
+    } else if rule.kind.waits_for_data() {
+        sides.iter().map(|s| s.cause).find(|c| matches!(c, Cause::NoData | Cause::CatchingUp))
+    } else {
+        None
+    };
+    let value = match (rule.kind, rule.target) {
+        (AlertKind::SyncLag, AlertTarget::Pair(i)) => snap.pairs[i].sync_lag_seconds,
+        (AlertKind::FreshnessLag, AlertTarget::Stream(i)) => snap.streams[i].freshness_lag_seconds,
+        (AlertKind::Silence, AlertTarget::Stream(i)) => snap.streams[i].silence_seconds,
+        (AlertKind::RateLow | AlertKind::RateHigh, AlertTarget::Stream(i)) => snap.streams[i].rate_records_per_second,
+        (AlertKind::InvalidRatio, AlertTarget::Stream(i)) => invalid_window.get(i).and_then(|w| {
+            let (first, last) = (w.front()?, w.back()?);
+            let records = last.2.saturating_sub(first.2);
+            (records > 0).then(|| last.1.saturating_sub(first.1) as f64 / records as f64)
+        }),
+        _ => None,
+    };
+    (value, cause, held)
+}
+
+fn rule_event(
+    rule: &AlertRule,
+    snap: &Snapshot,
+    value: f64,
+    cause: Cause,
+    now: Millis,
+    status_url: &str,
+) -> AlertEvent {
+    let target = target_name(rule, snap);
+    let mut labels = vec![
+        ("alertname".to_string(), rule.name.clone()),
+        ("cause".to_string(), cause.as_str().to_string()),
+        ("severity".to_string(), rule.severity.clone()),
+    ];
+    match rule.target {
+        AlertTarget::Stream(_) => labels.push(("stream".into(), target.into())),
+        AlertTarget::Pair(i) => {
+            let p = &snap.pairs[i];
+            labels.push(("pair".into(), target.into()));
+            labels.push(("leader".into(), p.leader.clone()));
+            labels.push(("follower".into(), p.follower.clone()));
+        }
+    }
+    for (k, v) in &rule.labels {
+        if !labels.iter().any(|(name, _)| name == k) {
+            labels.push((k.clone(), v.clone()));
+        }
+    }
+    let (summary, measured) = describe(rule, snap, value);
+    let description =
+        format!("{measured}; cause: {} ({}); since {}", cause.as_str(), cause.explain(), format_rfc3339(now));
+    AlertEvent {
+        transition: Transition::Firing,
+        labels,
+        annotations: vec![
+            ("summary".into(), summary),
+            ("description".into(), description),
+            ("impact".into(), rule.impact.clone()),
+            ("generatorURL".into(), status_url.to_string()),
+        ],
+        starts_at_ms: now,
+        ends_at_ms: None,
+    }
+}
+
+/// A one-line summary in human units, and what was measured (with partitions).
+fn describe(rule: &AlertRule, snap: &Snapshot, value: f64) -> (String, String) {
+    let threshold = rule.threshold;
+    match rule.target {
+        AlertTarget::Pair(i) => {
+            let p = &snap.pairs[i];
+            (
+                format!("{} is {} behind {}", p.follower, format_human(value), p.leader),
+                format!(
+                    "sync lag (leader watermark - follower watermark) {} over {}",
+                    format_human(value),
+                    format_human(threshold)
+                ),
+            )
+        }
+        AlertTarget::Stream(i) => {
+            let s = &snap.streams[i];
+            let name = &s.name;
+            let summary = match rule.kind {
+                AlertKind::FreshnessLag => format!("{name} data is {} old", format_human(value)),
+                AlertKind::Silence => format!("nothing written to {name} for {}", format_human(value)),
+                AlertKind::RateLow => format!("{name} receives {value:.2} records/s, below {threshold}"),
+                AlertKind::RateHigh => format!("{name} receives {value:.2} records/s, above {threshold}"),
+                AlertKind::InvalidRatio => format!("{:.1}% of {name} records are invalid", value * 100.0),
+                AlertKind::SyncLag => format!("{name}: sync lag {}", format_human(value)),
+            };
+            let silent: Vec<String> = s
+                .partitions
+                .iter()
+                .filter(|p| p.gap_open_since_ms.is_some())
+                .map(|p| p.partition.to_string())
+                .collect();
+            let holding = s
+                .partitions
+                .iter()
+                .filter(|p| p.active && p.watermark_ms.is_some())
+                .min_by_key(|p| p.watermark_ms)
+                .map(|p| p.partition);
+            let mut measured = format!("{} of {name} ({}): {}", rule.kind_name(), s.topic, shown(rule.kind, value));
+            if !silent.is_empty() {
+                measured.push_str(&format!("; silent partitions: {}", silent.join(", ")));
+            }
+            if let (AlertKind::FreshnessLag, Some(p)) = (rule.kind, holding) {
+                measured.push_str(&format!("; oldest active partition: {p}"));
+            }
+            (summary, measured)
+        }
+    }
+}
+
+fn shown(kind: AlertKind, value: f64) -> String {
+    match kind {
+        k if k.takes_duration() => format_human(value),
+        AlertKind::InvalidRatio => format!("{:.1}%", value * 100.0),
+        _ => format!("{value:.2} records/s"),
+    }
+}
+
+impl AlertRule {
+    fn kind_name(&self) -> &'static str {
+        AlertKind::NAMES[self.kind as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::histogram::{Histogram, GAP_DURATION_BUCKETS, RECORD_DELAY_BUCKETS};
+    use crate::monitor::{PairSnapshot, PartitionSnapshot};
+
+    const T0: Millis = 1_795_375_975_000;
+    const SEC: Millis = 1000;
+
+    fn stream(name: &str, cause: Cause, freshness: Option<f64>) -> StreamSnapshot {
+        StreamSnapshot {
+            name: name.into(),
+            topic: name.into(),
+            cause,
+            watermark_ms: freshness.map(|f| T0 - (f * 1000.0) as Millis),
+            freshness_lag_seconds: freshness,
+            silence_seconds: Some(0.0),
+            max_silence_seconds: 120.0,
+            rate_records_per_second: Some(10.0),
+            median_record_delay_seconds: None,
+            backlog_records: 0,
+            record_delay: Histogram::new(RECORD_DELAY_BUCKETS),
+            gap_duration: Histogram::new(GAP_DURATION_BUCKETS),
+            partitions: vec![PartitionSnapshot {
+                partition: 0,
+                watermark_ms: None,
+                last_record_ms: None,
+                log_end_offset: Some(10),
+                position_offset: Some(10),
+                backlog_records: Some(0),
+                silence_seconds: Some(0.0),
+                active: true,
+                caught_up: true,
+                records: 0,
+                bytes: 0,
+                invalid: Default::default(),
+                gaps: 0,
+                gap_open_since_ms: None,
+            }],
+        }
+    }
+
+    /// orders (leader) and behaviour (follower), behaviour `lag` seconds behind.
+    fn snap(kafka: KafkaStatus, behaviour_cause: Cause, lag: f64) -> Snapshot {
+        let pair_cause = behaviour_cause;
+        Snapshot {
+            at_ms: T0,
+            kafka,
+            streams: vec![
+                stream("orders", Cause::Ok, Some(1.0)),
+                stream("behaviour", behaviour_cause, Some(1.0 + lag)),
+            ],
+            pairs: vec![PairSnapshot {
+                name: "orders_behaviour".into(),
+                leader: "orders".into(),
+                follower: "behaviour".into(),
+                sync_lag_seconds: Some(lag),
+                cause: pair_cause,
+            }],
+            alerts: Vec::new(),
+        }
+    }
+
+    fn sync_rule(for_s: i64) -> AlertRule {
+        AlertRule {
+            name: "BehaviourBehindOrders".into(),
+            kind: AlertKind::SyncLag,
+            target: AlertTarget::Pair(0),
+            threshold: 900.0,
+            clear: 600.0,
+            for_ms: for_s * SEC,
+            severity: "page".into(),
+            labels: vec![("team".into(), "data".into())],
+            impact: "Segmentation and ad targeting run on stale data.".into(),
+        }
+    }
+
+    fn evaluator(rules: Vec<AlertRule>) -> AlertEvaluator {
+        AlertEvaluator::new(rules, 2, 60 * SEC, "http://pipewatch:9464/api/v1/status".into())
+    }
+
+    #[test]
+    fn pending_then_firing_only_after_for() {
+        let mut ev = evaluator(vec![sync_rule(60)]);
+        let s = snap(KafkaStatus::Up, Cause::EventTimeDelayed, 28_920.0);
+        assert!(ev.evaluate(&s, T0).is_empty());
+        assert_eq!(ev.status(&s)[0].state, AlertState::Pending { since_ms: T0 });
+        assert!(ev.evaluate(&s, T0 + 59 * SEC).is_empty());
+        let fired = ev.evaluate(&s, T0 + 60 * SEC);
+        assert_eq!(fired.len(), 1);
+        let e = &fired[0];
+        assert_eq!(e.transition, Transition::Firing);
+        assert_eq!(e.label("alertname"), Some("BehaviourBehindOrders"));
+        assert_eq!(e.label("cause"), Some("event_time_delayed"));
+        assert_eq!(e.label("pair"), Some("orders_behaviour"));
+        assert_eq!(e.label("severity"), Some("page"));
+        assert_eq!(e.label("team"), Some("data"));
+        assert_eq!(e.annotation("summary"), Some("behaviour is 8h 02m behind orders"));
+        assert_eq!(e.annotation("impact"), Some("Segmentation and ad targeting run on stale data."));
+        assert!(e.annotation("generatorURL").unwrap().ends_with("/api/v1/status"));
+        assert!(ev.evaluate(&s, T0 + 61 * SEC).is_empty(), "firing stays firing without a new transition");
+    }
+
+    #[test]
+    fn a_dip_below_threshold_resets_pending() {
+        let mut ev = evaluator(vec![sync_rule(60)]);
+        ev.evaluate(&snap(KafkaStatus::Up, Cause::EventTimeDelayed, 1000.0), T0);
+        ev.evaluate(&snap(KafkaStatus::Up, Cause::Ok, 100.0), T0 + 30 * SEC);
+        assert!(ev.evaluate(&snap(KafkaStatus::Up, Cause::EventTimeDelayed, 1000.0), T0 + 61 * SEC).is_empty());
+    }
+
+    #[test]
+    fn no_flapping_between_clear_and_threshold_then_resolve() {
+        let mut ev = evaluator(vec![sync_rule(0)]);
+        assert_eq!(ev.evaluate(&snap(KafkaStatus::Up, Cause::EventTimeDelayed, 1000.0), T0).len(), 1);
+        for (i, lag) in [899.0, 700.0, 601.0, 600.0, 850.0].into_iter().enumerate() {
+            let t = T0 + (i as i64 + 1) * SEC;
+            assert!(ev.evaluate(&snap(KafkaStatus::Up, Cause::EventTimeDelayed, lag), t).is_empty(), "lag {lag}");
+        }
+        let resolved = ev.evaluate(&snap(KafkaStatus::Up, Cause::Ok, 599.0), T0 + 10 * SEC);
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(resolved[0].transition, Transition::Resolved);
+        assert_eq!(resolved[0].ends_at_ms, Some(T0 + 10 * SEC));
+        assert_eq!(resolved[0].starts_at_ms, T0);
+        assert_eq!(resolved[0].label("cause"), Some("event_time_delayed"), "the cause label is the one it fired with");
+        // between clear and threshold again: stays quiet
+        assert!(ev.evaluate(&snap(KafkaStatus::Up, Cause::Ok, 800.0), T0 + 11 * SEC).is_empty());
+    }
+
+    #[test]
+    fn rate_low_is_a_lower_bound_rule() {
+        let rule = AlertRule {
+            name: "OrdersVolumeLow".into(),
+            kind: AlertKind::RateLow,
+            target: AlertTarget::Stream(0),
+            threshold: 5.0,
+            clear: 8.0,
+            for_ms: 0,
+            ..sync_rule(0)
+        };
+        let mut ev = evaluator(vec![rule]);
+        let mut s = snap(KafkaStatus::Up, Cause::Ok, 0.0);
+        s.streams[0].rate_records_per_second = Some(4.0);
+        s.streams[0].cause = Cause::VolumeLow;
+        let fired = ev.evaluate(&s, T0);
+        assert_eq!(fired[0].annotation("summary"), Some("orders receives 4.00 records/s, below 5"));
+        assert_eq!(fired[0].label("stream"), Some("orders"));
+        s.streams[0].rate_records_per_second = Some(7.0);
+        assert!(ev.evaluate(&s, T0 + SEC).is_empty(), "below clear: still firing");
+        s.streams[0].rate_records_per_second = Some(9.0);
+        assert_eq!(ev.evaluate(&s, T0 + 2 * SEC)[0].transition, Transition::Resolved);
+    }
+
+    #[test]
+    fn an_unreachable_cluster_holds_rules_back_and_fires_one_alert() {
+        let mut ev = evaluator(vec![sync_rule(0)]);
+        let down = snap(KafkaStatus::Down, Cause::KafkaUnreachable, 28_800.0);
+        let events = ev.evaluate(&down, T0);
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].label("alertname"), Some(KAFKA_UNREACHABLE));
+        assert_eq!(events[0].label("cause"), Some("kafka_unreachable"));
+        assert_eq!(ev.status(&down)[1].held_back, Some(Cause::KafkaUnreachable));
+        let up = snap(KafkaStatus::Up, Cause::EventTimeDelayed, 28_800.0);
+        let events = ev.evaluate(&up, T0 + 5 * SEC);
+        assert_eq!(events.len(), 2);
+        assert_eq!(
+            (events[0].label("alertname"), events[0].transition),
+            (Some(KAFKA_UNREACHABLE), Transition::Resolved)
+        );
+        assert_eq!(events[1].label("cause"), Some("event_time_delayed"));
+    }
+
+    #[test]
+    fn lag_rules_wait_while_catching_up_or_without_data() {
+        let mut ev = evaluator(vec![sync_rule(0)]);
+        for cause in [Cause::NoData, Cause::CatchingUp] {
+            let s = snap(KafkaStatus::Up, cause, 28_800.0);
+            assert!(ev.evaluate(&s, T0).is_empty());
+            assert_eq!(ev.status(&s)[0].held_back, Some(cause));
+        }
+    }
+
+    #[test]
+    fn invalid_ratio_over_the_window() {
+        let rule = AlertRule {
+            name: "BehaviourInvalid".into(),
+            kind: AlertKind::InvalidRatio,
+            target: AlertTarget::Stream(1),
+            threshold: 0.1,
+            clear: 0.05,
+            ..sync_rule(0)
+        };
+        let mut ev = evaluator(vec![rule]);
+        let mut s = snap(KafkaStatus::Up, Cause::Ok, 0.0);
+        assert!(ev.evaluate(&s, T0).is_empty());
+        s.streams[1].partitions[0].records = 100;
+        s.streams[1].partitions[0].invalid.insert("not_json", 25);
+        let fired = ev.evaluate(&s, T0 + SEC);
+        assert_eq!(fired[0].annotation("summary"), Some("25.0% of behaviour records are invalid"));
+    }
+}
