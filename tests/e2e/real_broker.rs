@@ -65,6 +65,19 @@ fn order(now: i64) -> String {
     format!(r#"{{"order_id":"o-{now}","total":42.5,"created_at":"{}"}}"#, pipewatch_core::time::format_rfc3339(now))
 }
 
+/// One `orders` stream on `topic`, with `extra` settings.
+fn orders_stream(topic: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[stream]]
+name = "orders"
+topic = "{topic}"
+event_time = {{ field = "/created_at", format = "rfc3339" }}
+{extra}
+"#
+    )
+}
+
 fn streams(orders: &str, behaviour: &str) -> String {
     format!(
         r#"
@@ -212,15 +225,7 @@ async fn a_stopped_partition_opens_a_gap_and_a_stopped_stream_is_a_silent_produc
     create_topic(bootstrap, &topic, 2).await.unwrap();
     let traffic =
         Traffic::start(bootstrap, vec![(topic.clone(), 0, Box::new(order)), (topic.clone(), 1, Box::new(order))]);
-    let body = format!(
-        r#"
-[[stream]]
-name = "orders"
-topic = "{topic}"
-event_time = {{ field = "/created_at", format = "rfc3339" }}
-max_silence = "3s"
-"#
-    );
+    let body = orders_stream(&topic, r#"max_silence = "3s""#);
     let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
     let wait = Duration::from_secs(60);
     pw.wait_cause("orders", "ok", Duration::from_secs(60)).await;
@@ -300,14 +305,7 @@ async fn an_unreachable_broker_is_reported_not_fatal_and_pipewatch_recovers() {
     let port = pipewatch_kafka::testing::free_port();
     let bootstrap = format!("127.0.0.1:{port}");
     let topic = unique_topic("orders");
-    let body = format!(
-        r#"
-[[stream]]
-name = "orders"
-topic = "{topic}"
-event_time = {{ field = "/created_at", format = "rfc3339" }}
-"#
-    );
+    let body = orders_stream(&topic, "");
     let pw = Pipewatch::start(&config(&bootstrap, "earliest", &body)).await;
     pw.wait_state(503, 0.0, "orders", "kafka_unreachable", Duration::from_secs(60)).await;
     assert_eq!(pw.get("/healthz").await.0, 200, "the process is alive");
@@ -332,14 +330,7 @@ async fn replicas_in_one_group_split_the_partitions_and_take_them_back() {
     let targets: Vec<(String, i32, MakePayload)> =
         (0..4).map(|p| (topic.clone(), p, Box::new(order) as MakePayload)).collect();
     let _traffic = Traffic::start(bootstrap, targets);
-    let body = format!(
-        r#"
-[[stream]]
-name = "orders"
-topic = "{topic}"
-event_time = {{ field = "/created_at", format = "rfc3339" }}
-"#
-    );
+    let body = orders_stream(&topic, "");
     // both replicas share one group (the config's group id)
     let config = config(bootstrap, "latest", &body);
     let all: std::collections::BTreeSet<String> = (0..4).map(|p| p.to_string()).collect();
