@@ -1,0 +1,96 @@
+//! The per-record path does not allocate: `Monitor::record` is run under a global
+//! allocator that counts, for valid records of every time format and for every kind
+//! of invalid record.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use pipewatch_core::{
+    EventTimeSource, Extractor, JsonPointer, Monitor, MonitorSettings, StartPosition, StreamSpec, TimeFormat,
+};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const NOW: i64 = 1_795_375_975_000;
+
+fn stream(name: &str, pointer: &str, format: TimeFormat) -> StreamSpec {
+    StreamSpec {
+        name: name.into(),
+        topic: name.into(),
+        extractor: Extractor::new(
+            EventTimeSource::Field { pointer: JsonPointer::parse(pointer).unwrap(), format },
+            300_000,
+        ),
+        max_silence_ms: 120_000,
+        max_record_delay_ms: 600_000,
+        min_rate: None,
+        max_rate: None,
+    }
+}
+
+#[test]
+fn recording_a_record_does_not_allocate() {
+    let streams = vec![
+        stream("orders", "/created_at", TimeFormat::Rfc3339),
+        stream("behaviour", "/meta/ts", TimeFormat::EpochMillis),
+    ];
+    let mut monitor =
+        Monitor::new(MonitorSettings { idle_partition_timeout_ms: 300_000, rate_window_ms: 60_000 }, streams, vec![]);
+    for s in 0..2 {
+        for p in 0..4 {
+            monitor.assign(s, p, StartPosition::At(0), NOW);
+            monitor.log_end(s, p, 0, NOW);
+        }
+    }
+    let long = "x".repeat(300);
+    let records: Vec<(usize, Vec<u8>)> = vec![
+        (
+            0,
+            format!(r#"{{"id":"{long}","items":[{{"a":[1,2]}}],"created_at":"2026-11-22T19:32:54.123Z"}}"#)
+                .into_bytes(),
+        ),
+        (0, br#"{"created_at":"2026-11-22T19:32:54Z","x":"a\"b"}"#.to_vec()),
+        (1, br#"{"user":"u\u0031","meta":{"ts":1795375974000}}"#.to_vec()),
+        (1, br#"{"meta":{"ts":"1795375974000"}}"#.to_vec()),
+        (1, b"not json".to_vec()),
+        (1, br#"{"meta":{}}"#.to_vec()),
+        (1, br#"{"meta":{"ts":"soon"}}"#.to_vec()),
+        (1, br#"{"meta":{"ts":9795375974000}}"#.to_vec()),
+        (1, Vec::new()),
+    ];
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for round in 0..1000i64 {
+        for (i, (s, payload)) in records.iter().enumerate() {
+            monitor.record(*s, (i % 4) as i32, round, Some(payload), None, NOW);
+        }
+        monitor.record(1, 0, round, None, None, NOW);
+    }
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    assert_eq!(after - before, 0, "allocations on the per-record path");
+    // and the records were really seen
+    let snapshot = monitor.snapshot(NOW);
+    let read: u64 = snapshot.streams.iter().flat_map(|s| &s.partitions).map(|p| p.records).sum();
+    assert_eq!(read, 10_000);
+    let invalid: u64 = snapshot.streams[1].partitions.iter().flat_map(|p| p.invalid.values()).sum();
+    assert_eq!(invalid, 6_000);
+}
