@@ -3,6 +3,7 @@
 
 mod support;
 
+mod alerting;
 mod check_config;
 mod demo;
 mod real_broker;

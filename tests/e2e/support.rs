@@ -86,8 +86,23 @@ pub async fn try_http_get(addr: SocketAddr, path: &str) -> Result<(u16, String),
     s.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&buf).into_owned();
     let status = text.get(9..12).and_then(|c| c.parse().ok()).ok_or_else(|| format!("not HTTP: {text}"))?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    Ok((status, body))
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let chunked = head.lines().any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"));
+    Ok((status, if chunked { dechunk(body)? } else { body.to_string() }))
+}
+
+/// Decodes a `Transfer-Encoding: chunked` body.
+fn dechunk(mut rest: &str) -> Result<String, String> {
+    let mut out = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").ok_or("truncated chunk")?;
+        let size = usize::from_str_radix(size.trim(), 16).map_err(|e| format!("bad chunk size {size:?}: {e}"))?;
+        if size == 0 {
+            return Ok(out);
+        }
+        out.push_str(after.get(..size).ok_or("truncated chunk")?);
+        rest = after.get(size + 2..).ok_or("truncated chunk")?;
+    }
 }
 
 /// A /metrics body.

@@ -393,7 +393,10 @@ fn measure(
         (AlertKind::SyncLag, AlertTarget::Pair(i)) => snap.pairs[i].sync_lag_seconds,
         (AlertKind::FreshnessLag, AlertTarget::Stream(i)) => snap.streams[i].freshness_lag_seconds,
         (AlertKind::Silence, AlertTarget::Stream(i)) => snap.streams[i].silence_seconds,
-        (AlertKind::RateLow | AlertKind::RateHigh, AlertTarget::Stream(i)) => snap.streams[i].rate_records_per_second,
+        // A rate over less than a whole window (just after start) does not count yet.
+        (AlertKind::RateLow | AlertKind::RateHigh, AlertTarget::Stream(i)) => {
+            snap.streams[i].rate_records_per_second.filter(|_| snap.streams[i].rate_window_full)
+        }
         (AlertKind::InvalidRatio, AlertTarget::Stream(i)) => invalid_window.get(i).and_then(|w| {
             let (first, last) = (w.front()?, w.back()?);
             let records = last.2.saturating_sub(first.2);
@@ -532,6 +535,7 @@ mod tests {
             silence_seconds: Some(0.0),
             max_silence_seconds: 120.0,
             rate_records_per_second: Some(10.0),
+            rate_window_full: true,
             median_record_delay_seconds: None,
             backlog_records: 0,
             record_delay: Histogram::new(RECORD_DELAY_BUCKETS),
@@ -655,6 +659,10 @@ mod tests {
         };
         let mut ev = evaluator(vec![rule]);
         let mut s = snap(KafkaStatus::Up, Cause::Ok, 0.0);
+        s.streams[0].rate_records_per_second = Some(0.0);
+        s.streams[0].rate_window_full = false;
+        assert!(ev.evaluate(&s, T0 - SEC).is_empty(), "a rate over part of a window does not count");
+        s.streams[0].rate_window_full = true;
         s.streams[0].rate_records_per_second = Some(4.0);
         s.streams[0].cause = Cause::VolumeLow;
         let fired = ev.evaluate(&s, T0);

@@ -567,6 +567,7 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
         silence_seconds: stream_silence.map(|ms| ms as f64 / 1000.0),
         max_silence_seconds: max_silence as f64 / 1000.0,
         rate_records_per_second: rate,
+        rate_window_full: window_full,
         median_record_delay_seconds: median_record_delay,
         backlog_records: backlog_sum,
         record_delay: s.record_delay.clone(),
@@ -600,6 +601,8 @@ pub struct StreamSnapshot {
     pub max_silence_seconds: f64,
     /// Records written per second (broker log ends) over the rate window.
     pub rate_records_per_second: Option<f64>,
+    /// The rate covers a whole `rate_window` (rate rules and volume causes wait for it).
+    pub rate_window_full: bool,
     /// Median record delay of the records read in real time over the rate window (at
     /// most the last [`RECENT_DELAYS`] of them).
     pub median_record_delay_seconds: Option<f64>,

@@ -5,12 +5,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
+use pipewatch_alert::Delivery;
 use pipewatch_core::alert::{AlertEvaluator, AlertEvent, Transition};
 use pipewatch_core::{Monitor, Snapshot};
 use pipewatch_kafka::{KafkaErrors, Source};
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -28,13 +30,17 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let (tx, rx) = watch::channel::<Option<Arc<Snapshot>>>(None);
     let errors = Arc::new(KafkaErrors::default());
+    let errors_for_metrics = errors.clone();
     let registry = Registry::new();
-    MonitorCollector::register(&registry, rx.clone(), errors.clone()).context("failed to register metrics")?;
 
     let monitor = Monitor::new(config.settings.clone(), config.streams.clone(), config.pairs.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let mut on_snapshot = on_snapshot;
     let status_url = format!("{}/api/v1/status", config.external_url);
+    let delivery_stop = CancellationToken::new();
+    let delivery =
+        Arc::new(Delivery::start(config.receivers.clone(), config.external_url.clone(), delivery_stop.clone()));
+    let deliver = delivery.clone();
     let mut alerts =
         AlertEvaluator::new(config.alerts.clone(), config.streams.len(), config.settings.rate_window_ms, status_url);
     let source = Source::spawn(config.source.clone(), monitor, errors, stop.clone(), move |mut snapshot| {
@@ -43,10 +49,13 @@ pub async fn run(
         for e in &events {
             log_transition(e);
         }
+        deliver.push(&events);
         on_snapshot(&snapshot, &events);
         tx.send_replace(Some(Arc::new(snapshot)));
     })
     .context("failed to start the Kafka source")?;
+    MonitorCollector::register(&registry, rx.clone(), errors_for_metrics, delivery.stats())
+        .context("failed to register metrics")?;
 
     let addr = listener.local_addr().context("failed to read the listener's address")?;
     info!(%addr, bootstrap = %config.source.bootstrap_servers, streams = config.streams.len(), "pipewatch running");
@@ -55,6 +64,10 @@ pub async fn run(
 
     stop.store(true, Ordering::Relaxed);
     tokio::task::spawn_blocking(move || source.join()).await.context("the source thread panicked")?;
+    delivery_stop.cancel();
+    if let Ok(delivery) = Arc::try_unwrap(delivery) {
+        delivery.join().await;
+    }
     served.context("the HTTP server failed")
 }
 

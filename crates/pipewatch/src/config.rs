@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use pipewatch_alert::{ReceiverConfig, ReceiverKind};
 use pipewatch_core::alert::{AlertKind, AlertRule, AlertTarget};
 use pipewatch_core::time::parse_duration;
 use pipewatch_core::{EventTimeSource, Extractor, JsonPointer, MonitorSettings, PairSpec, StreamSpec, TimeFormat};
@@ -35,6 +36,39 @@ pub struct RawConfig {
     /// Alert rules on streams and pairs.
     #[serde(default, rename = "alert")]
     pub alerts: Vec<RawAlert>,
+    /// Where alerts are delivered.
+    #[serde(default, rename = "receiver")]
+    pub receivers: Vec<RawReceiver>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReceiver {
+    pub name: String,
+    /// `alertmanager` (its v2 API) or `webhook` (Alertmanager's webhook payload).
+    pub kind: String,
+    /// Alertmanager's base URL, or the webhook's URL.
+    pub url: String,
+    /// How long one request may take.
+    #[serde(default = "default_receiver_timeout")]
+    pub timeout: String,
+    /// Alertmanager: how often firing alerts are re-sent (their `endsAt` is 4× ahead).
+    #[serde(default = "default_resend_interval")]
+    pub resend_interval: String,
+    /// How many alerts (Alertmanager) or transitions (webhook) may wait; beyond, the
+    /// oldest are dropped and counted.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+}
+
+fn default_receiver_timeout() -> String {
+    "10s".into()
+}
+fn default_resend_interval() -> String {
+    "1m".into()
+}
+fn default_queue_capacity() -> usize {
+    10_000
 }
 
 #[derive(Debug, Deserialize)]
@@ -228,6 +262,7 @@ pub struct Config {
     /// Base URL of the HTTP interface as people reach it.
     pub external_url: String,
     pub alerts: Vec<AlertRule>,
+    pub receivers: Vec<ReceiverConfig>,
     pub settings: MonitorSettings,
     pub streams: Vec<StreamSpec>,
     pub pairs: Vec<PairSpec>,
@@ -454,9 +489,46 @@ impl RawConfig {
             None => format!("http://{listen}"),
         };
 
+        let mut receivers = Vec::new();
+        for (i, r) in self.receivers.iter().enumerate() {
+            let key = |f: &str| format!("receiver[{i}].{f}");
+            if r.name.trim().is_empty() {
+                p.add(key("name"), "must not be empty");
+            } else if self.receivers[..i].iter().any(|o| o.name == r.name) {
+                p.add(key("name"), format!("duplicate receiver name {:?}", r.name));
+            }
+            let kind = match r.kind.as_str() {
+                "alertmanager" => Some(ReceiverKind::Alertmanager),
+                "webhook" => Some(ReceiverKind::Webhook),
+                other => {
+                    p.add(key("kind"), format!("{other:?} is not one of alertmanager, webhook"));
+                    None
+                }
+            };
+            if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
+                p.add(key("url"), format!("{:?} is not an http:// or https:// URL", r.url));
+            }
+            let timeout = p.positive_duration(&key("timeout"), &r.timeout);
+            let resend_interval = p.positive_duration(&key("resend_interval"), &r.resend_interval);
+            if r.queue_capacity == 0 {
+                p.add(key("queue_capacity"), "must be at least 1");
+            }
+            if let Some(kind) = kind {
+                receivers.push(ReceiverConfig {
+                    name: r.name.clone(),
+                    kind,
+                    url: r.url.clone(),
+                    timeout,
+                    resend_interval,
+                    queue_capacity: r.queue_capacity,
+                });
+            }
+        }
+
         let config = Config {
             external_url,
             alerts,
+            receivers,
             source: SourceConfig {
                 bootstrap_servers: k.bootstrap_servers.clone(),
                 group_id: k.group_id.clone(),
@@ -663,6 +735,9 @@ mod tests {
         assert_eq!(c.alerts[0].threshold, 900.0);
         assert_eq!(c.alerts[0].clear, 600.0);
         assert_eq!(c.external_url, "http://127.0.0.1:9464");
+        assert_eq!(c.receivers.len(), 1);
+        assert_eq!(c.receivers[0].kind, ReceiverKind::Alertmanager);
+        assert_eq!(c.receivers[0].resend_interval, Duration::from_secs(60));
     }
 
     #[test]

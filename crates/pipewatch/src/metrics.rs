@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use pipewatch_alert::{ReceiverStats, RESULTS};
 use pipewatch_core::histogram::Histogram;
 use pipewatch_core::{Cause, KafkaStatus, Snapshot};
 use pipewatch_kafka::{ErrorKind, KafkaErrors};
@@ -20,11 +21,17 @@ pub type SnapshotRx = watch::Receiver<Option<Arc<Snapshot>>>;
 pub struct MonitorCollector {
     snapshot: SnapshotRx,
     errors: Arc<KafkaErrors>,
+    receivers: Vec<(String, Arc<ReceiverStats>)>,
 }
 
 impl MonitorCollector {
-    pub fn register(registry: &Registry, snapshot: SnapshotRx, errors: Arc<KafkaErrors>) -> prometheus::Result<()> {
-        registry.register(Box::new(Self { snapshot, errors }))
+    pub fn register(
+        registry: &Registry,
+        snapshot: SnapshotRx,
+        errors: Arc<KafkaErrors>,
+        receivers: Vec<(String, Arc<ReceiverStats>)>,
+    ) -> prometheus::Result<()> {
+        registry.register(Box::new(Self { snapshot, errors, receivers }))
     }
 }
 
@@ -110,7 +117,20 @@ impl Collector for MonitorCollector {
         }
         let snapshot = self.snapshot.borrow().clone();
         kafka_up.gauge(&[], if snapshot.as_ref().is_some_and(|s| s.kafka == KafkaStatus::Up) { 1.0 } else { 0.0 });
-        let mut out = vec![kafka_up, kafka_errors, build];
+        let mut notifications = Family::new(
+            "alert_notifications_total",
+            "Requests to alert receivers by result: sent, retried (will be tried again), failed (rejected), dropped (queue full).",
+            COUNTER,
+        );
+        let mut queue =
+            Family::new("alert_queue_depth", "Alerts or transitions waiting to be sent, per receiver.", GAUGE);
+        for (name, stats) in &self.receivers {
+            for result in RESULTS {
+                notifications.counter(&[("receiver", name), ("result", result)], stats.get(result) as f64);
+            }
+            queue.gauge(&[("receiver", name)], stats.queue_depth.load(std::sync::atomic::Ordering::Relaxed) as f64);
+        }
+        let mut out = vec![kafka_up, kafka_errors, build, notifications, queue];
         if let Some(s) = snapshot {
             out.extend(snapshot_families(&s));
         }

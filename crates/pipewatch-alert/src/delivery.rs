@@ -1,0 +1,418 @@
+//! One task per receiver, fed without blocking from the source thread.
+//!
+//! - Alertmanager: what matters is each alert's latest state, so the queue keeps one
+//!   entry per alert (a firing alert and its resolve coalesce into the resolve); every
+//!   firing alert is re-sent each `resend_interval` with `endsAt` four intervals ahead.
+//! - Webhook: every transition, in order.
+//!
+//! Timeouts, connection errors and 5xx are retried with backoff (1 s doubling to 30 s)
+//! until they go through; a 4xx is counted and logged once, not retried. A queue that
+//! reaches `queue_capacity` drops its oldest entry and counts it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_tls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use pipewatch_core::alert::{AlertEvent, Transition};
+use pipewatch_core::time::Millis;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::payload::{alertmanager_alert, fingerprint, webhook_body};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiverKind {
+    Alertmanager,
+    Webhook,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceiverConfig {
+    pub name: String,
+    pub kind: ReceiverKind,
+    /// Alertmanager: its base URL (`/api/v2/alerts` is appended); webhook: the URL posted to.
+    pub url: String,
+    pub timeout: Duration,
+    /// Alertmanager: how often firing alerts are re-sent.
+    pub resend_interval: Duration,
+    pub queue_capacity: usize,
+}
+
+/// The `result` label values of `pipewatch_alert_notifications_total`.
+pub const RESULTS: [&str; 4] = ["sent", "retried", "failed", "dropped"];
+
+/// Counts of one receiver, read by the metrics exporter.
+#[derive(Debug, Default)]
+pub struct ReceiverStats {
+    /// Requests accepted by the receiver.
+    pub sent: AtomicU64,
+    /// Requests that failed and will be tried again (timeouts, connection errors, 5xx).
+    pub retried: AtomicU64,
+    /// Requests the receiver rejected (4xx): not retried.
+    pub failed: AtomicU64,
+    /// Queue entries dropped because the queue was full.
+    pub dropped: AtomicU64,
+    /// Entries waiting to be sent.
+    pub queue_depth: AtomicU64,
+}
+
+impl ReceiverStats {
+    pub fn get(&self, result: &str) -> u64 {
+        let c = match result {
+            "sent" => &self.sent,
+            "retried" => &self.retried,
+            "failed" => &self.failed,
+            _ => &self.dropped,
+        };
+        c.load(Ordering::Relaxed)
+    }
+}
+
+enum Queue {
+    /// Alertmanager: latest state per alert, whether it still has to be sent, and a
+    /// version that tells a batch in flight from a newer state.
+    ByAlert(BTreeMap<String, (AlertEvent, bool, u64)>),
+    /// Webhook: transitions in order, numbered so that a batch in flight is acknowledged
+    /// exactly (entries may be dropped at the front meanwhile).
+    InOrder { list: VecDeque<(u64, AlertEvent)>, next: u64 },
+}
+
+struct Receiver {
+    config: ReceiverConfig,
+    stats: Arc<ReceiverStats>,
+    queue: Mutex<Queue>,
+    wake: Notify,
+}
+
+impl Receiver {
+    fn push(&self, events: &[AlertEvent]) {
+        let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        let cap = self.config.queue_capacity.max(1);
+        let depth = match &mut *q {
+            Queue::ByAlert(alerts) => {
+                for e in events {
+                    let version = alerts.get(&fingerprint(e)).map_or(0, |(_, _, v)| v + 1);
+                    alerts.insert(fingerprint(e), (e.clone(), true, version));
+                }
+                while alerts.len() > cap {
+                    // The oldest resolved alert goes first, then the oldest of any.
+                    let victim = alerts
+                        .iter()
+                        .filter(|(_, (e, _, _))| e.transition == Transition::Resolved)
+                        .min_by_key(|(_, (e, _, _))| e.starts_at_ms)
+                        .or_else(|| alerts.iter().min_by_key(|(_, (e, _, _))| e.starts_at_ms))
+                        .map(|(k, _)| k.clone());
+                    if let Some(k) = victim {
+                        alerts.remove(&k);
+                        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                alerts.values().filter(|(_, dirty, _)| *dirty).count()
+            }
+            Queue::InOrder { list, next } => {
+                for e in events {
+                    if list.len() >= cap {
+                        list.pop_front();
+                        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    list.push_back((*next, e.clone()));
+                    *next += 1;
+                }
+                list.len()
+            }
+        };
+        self.stats.queue_depth.store(depth as u64, Ordering::Relaxed);
+        drop(q);
+        self.wake.notify_one();
+    }
+}
+
+/// The running receivers.
+pub struct Delivery {
+    receivers: Vec<Arc<Receiver>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+impl Delivery {
+    /// Starts one task per receiver on the current tokio runtime; they stop when
+    /// `shutdown` is cancelled.
+    pub fn start(configs: Vec<ReceiverConfig>, external_url: String, shutdown: CancellationToken) -> Self {
+        let client: HttpClient = Client::builder(TokioExecutor::new()).build(HttpsConnector::new());
+        let mut receivers = Vec::new();
+        let mut tasks = Vec::new();
+        for config in configs {
+            let queue = match config.kind {
+                ReceiverKind::Alertmanager => Queue::ByAlert(BTreeMap::new()),
+                ReceiverKind::Webhook => Queue::InOrder { list: VecDeque::new(), next: 0 },
+            };
+            let r = Arc::new(Receiver { config, stats: Arc::default(), queue: Mutex::new(queue), wake: Notify::new() });
+            tasks.push(tokio::spawn(work(r.clone(), client.clone(), external_url.clone(), shutdown.clone())));
+            receivers.push(r);
+        }
+        Self { receivers, tasks }
+    }
+
+    /// Queues alert transitions for every receiver; never blocks on the network.
+    pub fn push(&self, events: &[AlertEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        for r in &self.receivers {
+            r.push(events);
+        }
+    }
+
+    /// Each receiver's name and counts.
+    pub fn stats(&self) -> Vec<(String, Arc<ReceiverStats>)> {
+        self.receivers.iter().map(|r| (r.config.name.clone(), r.stats.clone())).collect()
+    }
+
+    /// Waits for the tasks to end (after shutdown).
+    pub async fn join(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+fn now_ms() -> Millis {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
+}
+
+enum Outcome {
+    Sent,
+    Retry(String),
+    Rejected(String),
+}
+
+async fn post(client: &HttpClient, url: &str, body: String, timeout: Duration) -> Outcome {
+    let request = match hyper::Request::post(url)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(hyper::header::USER_AGENT, concat!("pipewatch/", env!("CARGO_PKG_VERSION")))
+        .body(Full::new(Bytes::from(body)))
+    {
+        Ok(r) => r,
+        Err(e) => return Outcome::Rejected(format!("bad request: {e}")),
+    };
+    match tokio::time::timeout(timeout, client.request(request)).await {
+        Err(_) => Outcome::Retry(format!("no answer within {timeout:?}")),
+        Ok(Err(e)) => Outcome::Retry(e.to_string()),
+        Ok(Ok(response)) => {
+            let status = response.status();
+            // Read the body (a short error text at most) so the connection can be reused.
+            let text = match tokio::time::timeout(timeout, response.into_body().collect()).await {
+                Ok(Ok(b)) => String::from_utf8_lossy(&b.to_bytes()).chars().take(200).collect(),
+                _ => String::new(),
+            };
+            if status.is_success() {
+                Outcome::Sent
+            } else if status.is_server_error() || status == hyper::StatusCode::TOO_MANY_REQUESTS {
+                Outcome::Retry(format!("{status} {text}"))
+            } else {
+                Outcome::Rejected(format!("{status} {text}"))
+            }
+        }
+    }
+}
+
+/// A request body, and what it covers: `(alert, version)` for Alertmanager, the
+/// transitions up to (excluding) a number for a webhook.
+struct Batch {
+    body: String,
+    alerts: Vec<(String, u64)>,
+    up_to: u64,
+}
+
+/// What to send now.
+fn take_batch(r: &Receiver, external_url: &str, resend_all: bool) -> Option<Batch> {
+    let q = r.queue.lock().unwrap_or_else(PoisonError::into_inner);
+    match &*q {
+        Queue::ByAlert(alerts) => {
+            let ttl = 4 * r.config.resend_interval.as_millis() as Millis;
+            let now = now_ms();
+            let picked: Vec<(&String, &AlertEvent, u64)> = alerts
+                .iter()
+                .filter(|(_, (e, dirty, _))| *dirty || (resend_all && e.transition == Transition::Firing))
+                .map(|(k, (e, _, v))| (k, e, *v))
+                .collect();
+            if picked.is_empty() {
+                return None;
+            }
+            let body: Vec<_> = picked.iter().map(|(_, e, _)| alertmanager_alert(e, now, ttl)).collect();
+            let alerts = picked.iter().map(|(k, _, v)| ((*k).clone(), *v)).collect();
+            Some(Batch { body: serde_json::Value::Array(body).to_string(), alerts, up_to: 0 })
+        }
+        Queue::InOrder { list, .. } => {
+            let n = list.len().min(100);
+            let up_to = list.get(n.checked_sub(1)?)?.0 + 1;
+            let batch: Vec<AlertEvent> = list.iter().take(n).map(|(_, e)| e.clone()).collect();
+            Some(Batch {
+                body: webhook_body(&r.config.name, external_url, &batch).to_string(),
+                alerts: Vec::new(),
+                up_to,
+            })
+        }
+    }
+}
+
+/// Marks a delivered (or rejected) batch done; alert states that changed while it
+/// was in flight stay queued.
+fn done(r: &Receiver, batch: &Batch) {
+    let mut q = r.queue.lock().unwrap_or_else(PoisonError::into_inner);
+    let depth = match &mut *q {
+        Queue::ByAlert(alerts) => {
+            for (k, version) in &batch.alerts {
+                match alerts.get_mut(k) {
+                    Some((e, _, v)) if *v == *version && e.transition == Transition::Resolved => {
+                        alerts.remove(k);
+                    }
+                    Some((_, dirty, v)) if *v == *version => *dirty = false,
+                    _ => {}
+                }
+            }
+            alerts.values().filter(|(_, dirty, _)| *dirty).count()
+        }
+        Queue::InOrder { list, .. } => {
+            while list.front().is_some_and(|(seq, _)| *seq < batch.up_to) {
+                list.pop_front();
+            }
+            list.len()
+        }
+    };
+    r.stats.queue_depth.store(depth as u64, Ordering::Relaxed);
+}
+
+async fn work(r: Arc<Receiver>, client: HttpClient, external_url: String, shutdown: CancellationToken) {
+    let url = match r.config.kind {
+        ReceiverKind::Alertmanager => format!("{}/api/v2/alerts", r.config.url.trim_end_matches('/')),
+        ReceiverKind::Webhook => r.config.url.clone(),
+    };
+    let resend = r.config.resend_interval.max(Duration::from_secs(1));
+    let mut next_resend = tokio::time::Instant::now() + resend;
+    let mut backoff = Duration::from_secs(1);
+    let mut failing = false;
+    loop {
+        let resend_all = r.config.kind == ReceiverKind::Alertmanager && tokio::time::Instant::now() >= next_resend;
+        if resend_all {
+            next_resend = tokio::time::Instant::now() + resend;
+        }
+        if let Some(batch) = take_batch(&r, &external_url, resend_all) {
+            match post(&client, &url, batch.body.clone(), r.config.timeout).await {
+                Outcome::Sent => {
+                    r.stats.sent.fetch_add(1, Ordering::Relaxed);
+                    if failing {
+                        info!(receiver = %r.config.name, "receiver reachable again");
+                        failing = false;
+                    }
+                    backoff = Duration::from_secs(1);
+                    done(&r, &batch);
+                    continue;
+                }
+                Outcome::Rejected(why) => {
+                    r.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    warn!(receiver = %r.config.name, %url, error = %why, "receiver rejected alerts; not retrying them");
+                    done(&r, &batch);
+                    continue;
+                }
+                Outcome::Retry(why) => {
+                    r.stats.retried.fetch_add(1, Ordering::Relaxed);
+                    if !failing {
+                        warn!(receiver = %r.config.name, %url, error = %why, "failed to send alerts; retrying with backoff");
+                        failing = true;
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = r.wake.notified() => {}
+            _ = tokio::time::sleep_until(next_resend) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receiver(kind: ReceiverKind, cap: usize) -> Receiver {
+        let queue = match kind {
+            ReceiverKind::Alertmanager => Queue::ByAlert(BTreeMap::new()),
+            ReceiverKind::Webhook => Queue::InOrder { list: VecDeque::new(), next: 0 },
+        };
+        let config = ReceiverConfig {
+            name: "r".into(),
+            kind,
+            url: "http://127.0.0.1:9/".into(),
+            timeout: Duration::from_secs(1),
+            resend_interval: Duration::from_secs(60),
+            queue_capacity: cap,
+        };
+        Receiver { config, stats: Arc::default(), queue: Mutex::new(queue), wake: Notify::new() }
+    }
+
+    fn event(name: &str, transition: Transition, at: Millis) -> AlertEvent {
+        AlertEvent {
+            transition,
+            labels: vec![("alertname".into(), name.into())],
+            annotations: vec![],
+            starts_at_ms: at,
+            ends_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn alertmanager_queue_keeps_the_latest_state_per_alert() {
+        let r = receiver(ReceiverKind::Alertmanager, 2);
+        r.push(&[
+            event("A", Transition::Firing, 1),
+            event("A", Transition::Resolved, 1),
+            event("B", Transition::Firing, 2),
+        ]);
+        assert_eq!(r.stats.queue_depth.load(Ordering::Relaxed), 2, "A's firing and resolve coalesce");
+        let batch = take_batch(&r, "", false).unwrap();
+        assert!(batch.body.contains("\"A\"") && batch.body.contains("\"B\""));
+        // B changes while the batch is in flight: it stays queued, A (resolved) is gone
+        r.push(&[event("B", Transition::Resolved, 2)]);
+        done(&r, &batch);
+        assert_eq!(r.stats.queue_depth.load(Ordering::Relaxed), 1);
+        r.push(&[event("C", Transition::Firing, 3), event("D", Transition::Firing, 4)]);
+        assert_eq!(r.stats.dropped.load(Ordering::Relaxed), 1, "over capacity: the oldest resolved alert goes");
+    }
+
+    #[test]
+    fn webhook_queue_keeps_every_transition_in_order_up_to_its_capacity() {
+        let r = receiver(ReceiverKind::Webhook, 3);
+        r.push(&[event("A", Transition::Firing, 1), event("A", Transition::Resolved, 1)]);
+        let batch = take_batch(&r, "http://pw", false).unwrap();
+        assert_eq!(batch.up_to, 2);
+        let body: serde_json::Value = serde_json::from_str(&batch.body).unwrap();
+        assert_eq!(body["alerts"][0]["status"], "firing");
+        assert_eq!(body["alerts"][1]["status"], "resolved"); // two more while the batch is in flight: the queue is full, the oldest goes
+        r.push(&[event("B", Transition::Firing, 2), event("C", Transition::Firing, 3)]);
+        assert_eq!(r.stats.dropped.load(Ordering::Relaxed), 1);
+        done(&r, &batch);
+        // B and C were not in the batch: both still wait
+        let next = take_batch(&r, "http://pw", false).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&next.body).unwrap();
+        assert_eq!(body["alerts"].as_array().unwrap().len(), 2);
+        assert_eq!(body["alerts"][0]["labels"]["alertname"], "B");
+    }
+}

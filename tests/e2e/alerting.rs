@@ -1,0 +1,451 @@
+//! Alerts from rule to the person paged: pipewatch → the real Alertmanager (Debian's
+//! `prometheus-alertmanager`, with the shipped config) → a webhook, on the real broker.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use axum::Router;
+use serde_json::Value;
+
+use crate::support::*;
+
+/// A webhook endpoint that records every body it gets.
+struct Sink {
+    url: String,
+    bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Sink {
+    async fn start() -> Self {
+        let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let b = bodies.clone();
+        let app = Router::new().route(
+            "/",
+            post(move |body: String| {
+                let b = b.clone();
+                async move {
+                    b.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, bodies }
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        self.bodies.lock().unwrap().clone()
+    }
+}
+
+/// Prometheus Alertmanager with the shipped config, its timers shortened for tests.
+struct Alertmanager {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Alertmanager {
+    async fn start(webhook_url: &str) -> Self {
+        let port = pipewatch_kafka::testing::free_port();
+        let dir = std::env::temp_dir().join(format!("pipewatch-am-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let shipped =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/alertmanager/alertmanager.yml"))
+                .expect("deploy/alertmanager/alertmanager.yml");
+        let config = shipped
+            .replace("http://localhost:5001/", webhook_url)
+            .replace("group_wait: 30s", "group_wait: 1s")
+            .replace("group_interval: 5m", "group_interval: 1s");
+        std::fs::write(dir.join("alertmanager.yml"), config).unwrap();
+        let mut am = Self { port, dir, child: None };
+        am.spawn().await;
+        am
+    }
+
+    async fn spawn(&mut self) {
+        let binary = ["prometheus-alertmanager", "alertmanager"]
+            .into_iter()
+            .find(|b| Command::new(b).arg("--version").output().is_ok())
+            .expect("Alertmanager not found: apt-get install prometheus-alertmanager");
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", self.dir.join("alertmanager.yml").display()))
+            .arg(format!("--storage.path={}", self.dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("alertmanager.log")).unwrap())
+            .spawn()
+            .expect("start Alertmanager");
+        self.child = Some(child);
+        let addr = format!("127.0.0.1:{}", self.port).parse().unwrap();
+        eventually("Alertmanager ready", Duration::from_secs(30), || async move {
+            match try_http_get(addr, "/-/ready").await {
+                Ok((200, _)) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The alerts Alertmanager holds (`GET /api/v2/alerts`).
+    async fn alerts(&self) -> Vec<Value> {
+        let addr = format!("127.0.0.1:{}", self.port).parse().unwrap();
+        match try_http_get(addr, "/api/v2/alerts").await {
+            Ok((200, body)) => serde_json::from_str::<Vec<Value>>(&body).unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    async fn alert(&self, name: &str) -> Option<Value> {
+        self.alerts().await.into_iter().find(|a| a["labels"]["alertname"] == name)
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn broker() -> &'static str {
+    tokio::task::spawn_blocking(KafkaBroker::shared).await.expect("broker start panicked")
+}
+
+fn order(now: i64) -> String {
+    format!(r#"{{"order_id":"o-{now}","created_at":"{}"}}"#, pipewatch_core::time::format_rfc3339(now))
+}
+
+/// Orders in real time; behaviour 8 h late while `delayed` is set, and nothing while
+/// `stopped` is set.
+fn traffic(
+    bootstrap: &str,
+    orders: &str,
+    behaviour: &str,
+    delayed: Arc<AtomicBool>,
+    stopped: Arc<AtomicBool>,
+) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (orders, behaviour, bootstrap, s) =
+        (orders.to_string(), behaviour.to_string(), bootstrap.to_string(), stop.clone());
+    std::thread::spawn(move || {
+        let producer = TestProducer::new(&bootstrap);
+        while !s.load(Ordering::Relaxed) {
+            let now = now_ms();
+            producer.send(&orders, 0, Some(order(now).as_bytes()));
+            if !stopped.load(Ordering::Relaxed) {
+                let ts = if delayed.load(Ordering::Relaxed) { now - 8 * 3600 * 1000 } else { now };
+                producer.send(&behaviour, 0, Some(format!(r#"{{"ts":{ts}}}"#).as_bytes()));
+            }
+            producer.flush();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    stop
+}
+
+fn config_with(bootstrap: &str, orders: &str, behaviour: &str, rules: &str, receivers: &str) -> String {
+    config(
+        bootstrap,
+        "earliest",
+        &format!(
+            r#"
+[[stream]]
+name = "orders"
+topic = "{orders}"
+event_time = {{ field = "/created_at", format = "rfc3339" }}
+max_silence = "3s"
+[[stream]]
+name = "behaviour"
+topic = "{behaviour}"
+event_time = {{ field = "/ts", format = "epoch_millis" }}
+max_silence = "3s"
+[[pair]]
+name = "orders_behaviour"
+leader = "orders"
+follower = "behaviour"
+{rules}
+{receivers}
+"#
+        ),
+    )
+}
+
+const SYNC_RULE: &str = r#"
+[[alert]]
+name = "BehaviourBehindOrders"
+kind = "sync_lag"
+target = "orders_behaviour"
+threshold = "15m"
+clear = "10m"
+for = "2s"
+severity = "page"
+impact = "Behaviour analysis, segmentation and ad targeting run on stale data."
+"#;
+
+async fn topics(bootstrap: &str) -> (String, String) {
+    let (orders, behaviour) = (unique_topic("orders"), unique_topic("behaviour"));
+    create_topic(bootstrap, &orders, 1).await.unwrap();
+    create_topic(bootstrap, &behaviour, 1).await.unwrap();
+    (orders, behaviour)
+}
+
+/// When the rule's condition first held, from pipewatch's status.
+async fn pending_or_firing_since(pw: &Pipewatch, name: &str) -> i64 {
+    eventually("the rule's condition to hold", Duration::from_secs(60), || async {
+        let (_, body) = pw.get("/api/v1/status").await;
+        let status: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        let alert = status["alerts"].as_array().and_then(|a| a.iter().find(|a| a["name"] == name)).cloned();
+        match alert {
+            Some(a) if a["state"] == "pending" || a["state"] == "firing" => {
+                a["since_ms"].as_i64().ok_or("no since".into())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_silo_reaches_alertmanager_with_its_cause_and_resolves() {
+    let bootstrap = broker().await;
+    let (orders, behaviour) = topics(bootstrap).await;
+    let sink = Sink::start().await;
+    let am = Alertmanager::start(&sink.url).await;
+    let (delayed, stopped) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(false)));
+    let stop = traffic(bootstrap, &orders, &behaviour, delayed.clone(), stopped);
+    let receiver = format!(
+        "[[receiver]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"{}\"\nresend_interval = \"5s\"\n",
+        am.url()
+    );
+    let pw = Pipewatch::start(&config_with(bootstrap, &orders, &behaviour, SYNC_RULE, &receiver)).await;
+
+    let crossing = pending_or_firing_since(&pw, "BehaviourBehindOrders").await;
+    let alert = eventually("the alert in Alertmanager", Duration::from_secs(60), || async {
+        am.alert("BehaviourBehindOrders").await.ok_or_else(|| "not there".to_string())
+    })
+    .await;
+    let latency_ms = now_ms() - crossing;
+    eprintln!("crossing → Alertmanager: {latency_ms} ms (for = 2000 ms, so {} ms after `for`)", latency_ms - 2000);
+    assert!(latency_ms <= 2000 + 2000, "arrived {latency_ms} ms after the crossing");
+    assert_eq!(alert["labels"]["cause"], "event_time_delayed", "{alert}");
+    assert_eq!(alert["labels"]["severity"], "page", "{alert}");
+    assert_eq!(alert["labels"]["pair"], "orders_behaviour", "{alert}");
+    let summary = alert["annotations"]["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.starts_with("behaviour is 8h 00m behind orders") || summary.starts_with("behaviour is 7h 59m"),
+        "{alert}"
+    );
+    assert_eq!(alert["annotations"]["impact"], "Behaviour analysis, segmentation and ad targeting run on stale data.");
+    assert!(alert["generatorURL"].as_str().unwrap_or_default().ends_with("/api/v1/status"), "{alert}");
+    // behind Alertmanager, the webhook hears of it under its cause
+    eventually("the notification at the webhook", Duration::from_secs(30), || async {
+        let bodies = sink.bodies();
+        if bodies.iter().any(|b| b["commonLabels"]["cause"] == "event_time_delayed" && b["status"] == "firing") {
+            Ok(())
+        } else {
+            Err(format!("{bodies:?}"))
+        }
+    })
+    .await;
+
+    // recovery: behaviour in real time again → resolved in Alertmanager
+    delayed.store(false, Ordering::Relaxed);
+    eventually("the alert resolved in Alertmanager", Duration::from_secs(60), || async {
+        match am.alert("BehaviourBehindOrders").await {
+            None => Ok(()),
+            Some(a) if a["status"]["state"] == "resolved" => Ok(()),
+            Some(a) => Err(a.to_string()),
+        }
+    })
+    .await;
+    eventually("the resolved notification at the webhook", Duration::from_secs(30), || async {
+        let bodies = sink.bodies();
+        if bodies.iter().any(|b| b["status"] == "resolved") {
+            Ok(())
+        } else {
+            Err(format!("{} bodies", bodies.len()))
+        }
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    pw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_producer_pages_once_naming_producer_silent() {
+    let bootstrap = broker().await;
+    let (orders, behaviour) = topics(bootstrap).await;
+    let sink = Sink::start().await;
+    let am = Alertmanager::start(&sink.url).await;
+    let (delayed, stopped) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let stop = traffic(bootstrap, &orders, &behaviour, delayed, stopped.clone());
+    let rules = r#"
+[[alert]]
+name = "BehaviourSilent"
+kind = "silence"
+target = "behaviour"
+threshold = "5s"
+severity = "page"
+impact = "Behaviour data stops reaching analytics."
+[[alert]]
+name = "BehaviourStale"
+kind = "freshness_lag"
+target = "behaviour"
+threshold = "6s"
+severity = "page"
+impact = "Segmentation works on old behaviour."
+[[alert]]
+name = "BehaviourBehindOrders"
+kind = "sync_lag"
+target = "orders_behaviour"
+threshold = "6s"
+severity = "page"
+impact = "Behaviour and orders no longer join."
+[[alert]]
+name = "BehaviourVolumeLow"
+kind = "rate_low"
+target = "behaviour"
+threshold = 1
+severity = "warning"
+impact = "Fewer behaviour events than expected."
+"#;
+    let receiver = format!("[[receiver]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"{}\"\n", am.url());
+    let pw = Pipewatch::start(&config_with(bootstrap, &orders, &behaviour, rules, &receiver)).await;
+    pw.wait_cause("behaviour", "ok", Duration::from_secs(60)).await;
+    let before = sink.bodies().len();
+
+    stopped.store(true, Ordering::Relaxed);
+    // every symptom fires, all of them with the root cause
+    eventually("all four alerts in Alertmanager", Duration::from_secs(60), || async {
+        let alerts = am.alerts().await;
+        let names: Vec<String> =
+            alerts.iter().filter_map(|a| a["labels"]["alertname"].as_str().map(String::from)).collect();
+        if names.len() >= 4 {
+            Ok(())
+        } else {
+            let (_, status) = pw.get("/api/v1/status").await;
+            let status: Value = serde_json::from_str(&status).unwrap_or_default();
+            let m = pw.metrics().await;
+            let sent = m.0.lines().filter(|l| l.starts_with("pipewatch_alert_")).collect::<Vec<_>>().join("\n");
+            Err(format!("{names:?}\n{}\n{sent}", status["alerts"]))
+        }
+    })
+    .await;
+    for a in am.alerts().await {
+        assert_eq!(a["labels"]["cause"], "producer_silent", "{a}");
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await; // let Alertmanager flush its group
+    let bodies: Vec<Value> = sink.bodies().into_iter().skip(before).collect();
+    let groups: std::collections::BTreeSet<String> = bodies.iter().map(|b| b["groupKey"].to_string()).collect();
+    assert_eq!(groups.len(), 1, "one notification group: {bodies:#?}");
+    assert!(bodies.iter().all(|b| b["commonLabels"]["cause"] == "producer_silent"), "{bodies:#?}");
+    stop.store(true, Ordering::Relaxed);
+    pw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alertmanager_outage_loses_no_alert() {
+    let bootstrap = broker().await;
+    let (orders, behaviour) = topics(bootstrap).await;
+    let sink = Sink::start().await;
+    let mut am = Alertmanager::start(&sink.url).await;
+    let (delayed, stopped) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(false)));
+    let stop = traffic(bootstrap, &orders, &behaviour, delayed, stopped.clone());
+    let rules = format!(
+        "{SYNC_RULE}\n[[alert]]\nname = \"BehaviourSilent\"\nkind = \"silence\"\ntarget = \"behaviour\"\nthreshold = \"5s\"\nseverity = \"page\"\nimpact = \"Behaviour data stops reaching analytics.\"\n"
+    );
+    let receiver = format!("[[receiver]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"{}\"\nresend_interval = \"5s\"\ntimeout = \"2s\"\n", am.url());
+    let pw = Pipewatch::start(&config_with(bootstrap, &orders, &behaviour, &rules, &receiver)).await;
+    eventually("the alert in Alertmanager", Duration::from_secs(60), || async {
+        am.alert("BehaviourBehindOrders").await.ok_or_else(|| "not there".to_string())
+    })
+    .await;
+
+    // Alertmanager goes away for 30 s; meanwhile a second alert fires
+    am.stop();
+    let down_at = Instant::now();
+    stopped.store(true, Ordering::Relaxed);
+    pw.wait_cause("behaviour", "producer_silent", Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(30).saturating_sub(down_at.elapsed())).await;
+    let m = pw.metrics().await;
+    let retried = m.value("pipewatch_alert_notifications_total", &[("receiver", "am"), ("result", "retried")]).unwrap();
+    assert!(retried > 0.0, "sends failed while Alertmanager was down");
+    assert!(m.value("pipewatch_alert_queue_depth", &[("receiver", "am")]).unwrap() > 0.0, "{}", m.0);
+
+    am.spawn().await;
+    eventually("both alerts in Alertmanager after its restart", Duration::from_secs(60), || async {
+        let (a, b) = (am.alert("BehaviourBehindOrders").await, am.alert("BehaviourSilent").await);
+        if a.is_some() && b.is_some() {
+            Ok(())
+        } else {
+            Err(format!("{a:?} {b:?}"))
+        }
+    })
+    .await;
+    let m = pw.metrics().await;
+    let count =
+        |result| m.value("pipewatch_alert_notifications_total", &[("receiver", "am"), ("result", result)]).unwrap();
+    assert_eq!((count("failed"), count("dropped")), (0.0, 0.0), "nothing rejected or dropped");
+    assert!(count("sent") >= 2.0);
+    eventually("the queue drained", Duration::from_secs(20), || async {
+        match pw.metrics().await.value("pipewatch_alert_queue_depth", &[("receiver", "am")]) {
+            Some(d) if d == 0.0 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    pw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_receiver_gets_firing_and_resolved_bodies() {
+    let bootstrap = broker().await;
+    let (orders, behaviour) = topics(bootstrap).await;
+    let sink = Sink::start().await;
+    let (delayed, stopped) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(false)));
+    let stop = traffic(bootstrap, &orders, &behaviour, delayed.clone(), stopped);
+    let receiver = format!("[[receiver]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n", sink.url);
+    let pw = Pipewatch::start(&config_with(bootstrap, &orders, &behaviour, SYNC_RULE, &receiver)).await;
+    let firing = eventually("a firing body", Duration::from_secs(60), || async {
+        sink.bodies().into_iter().find(|b| b["status"] == "firing").ok_or_else(|| "none yet".to_string())
+    })
+    .await;
+    assert_eq!(firing["version"], "4");
+    assert_eq!(firing["receiver"], "hook");
+    let alert = &firing["alerts"][0];
+    assert_eq!(alert["status"], "firing");
+    assert_eq!(alert["labels"]["alertname"], "BehaviourBehindOrders");
+    assert_eq!(alert["labels"]["cause"], "event_time_delayed");
+    assert!(alert["annotations"]["summary"].as_str().unwrap_or_default().contains("behind orders"), "{alert}");
+    delayed.store(false, Ordering::Relaxed);
+    let resolved = eventually("a resolved body", Duration::from_secs(60), || async {
+        sink.bodies().into_iter().find(|b| b["status"] == "resolved").ok_or_else(|| "none yet".to_string())
+    })
+    .await;
+    let alert = &resolved["alerts"][0];
+    assert_eq!(alert["status"], "resolved");
+    assert_eq!(alert["startsAt"], firing["alerts"][0]["startsAt"], "the same alert");
+    assert_ne!(alert["endsAt"], "0001-01-01T00:00:00Z");
+    stop.store(true, Ordering::Relaxed);
+    pw.stop().await;
+}
