@@ -23,16 +23,19 @@ impl Sink {
     async fn start() -> Self {
         let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
         let b = bodies.clone();
-        let app = Router::new().route(
-            "/",
-            post(move |body: String| {
-                let b = b.clone();
-                async move {
-                    b.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
-                    "ok"
-                }
-            }),
-        );
+        let app = Router::new()
+            .route(
+                "/",
+                post(move |body: String| {
+                    let b = b.clone();
+                    async move {
+                        b.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
+                        "ok"
+                    }
+                }),
+            )
+            .route("/reject", post(|| async { (axum::http::StatusCode::BAD_REQUEST, "unknown field") }))
+            .route("/broken", post(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "try later") }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -446,6 +449,102 @@ async fn a_webhook_receiver_gets_firing_and_resolved_bodies() {
     assert_eq!(alert["status"], "resolved");
     assert_eq!(alert["startsAt"], firing["alerts"][0]["startsAt"], "the same alert");
     assert_ne!(alert["endsAt"], "0001-01-01T00:00:00Z");
+    stop.store(true, Ordering::Relaxed);
+    pw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_cluster_pages_once_and_inhibits_its_symptoms() {
+    let sink = Sink::start().await;
+    let am = Alertmanager::start(&sink.url).await;
+    let dead = format!("127.0.0.1:{}", pipewatch_kafka::testing::free_port());
+    let receiver = format!("[[receiver]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"{}\"\n", am.url());
+    let pw = Pipewatch::start(&config_with(&dead, "orders", "behaviour", SYNC_RULE, &receiver)).await;
+    let alert = eventually("KafkaUnreachable in Alertmanager", Duration::from_secs(60), || async {
+        am.alert("KafkaUnreachable").await.ok_or_else(|| "not there".to_string())
+    })
+    .await;
+    assert_eq!(alert["labels"]["cause"], "kafka_unreachable", "{alert}");
+    assert_eq!(alert["labels"]["severity"], "page", "{alert}");
+    // the per-stream rule is held back, not fired
+    let (_, status) = pw.get("/api/v1/status").await;
+    let status: Value = serde_json::from_str(&status).unwrap();
+    let rule =
+        status["alerts"].as_array().unwrap().iter().find(|a| a["name"] == "BehaviourBehindOrders").unwrap().clone();
+    assert_eq!(
+        (rule["state"].as_str(), rule["held_back"].as_str()),
+        (Some("inactive"), Some("kafka_unreachable")),
+        "{rule}"
+    );
+    // a symptom that fired before the cluster went away (say, from another replica) is
+    // inhibited by the shipped config
+    let now = now_ms();
+    let symptom = serde_json::json!([{
+        "labels": {"alertname": "BehaviourBehindOrders", "cause": "event_time_delayed", "severity": "page", "pair": "orders_behaviour"},
+        "annotations": {"summary": "behaviour is 8h 00m behind orders"},
+        "startsAt": pipewatch_core::time::format_rfc3339(now),
+        "endsAt": pipewatch_core::time::format_rfc3339(now + 300_000),
+    }]);
+    let addr = format!("127.0.0.1:{}", am.port).parse().unwrap();
+    let (code, body) = http_post_json(addr, "/api/v2/alerts", &symptom.to_string()).await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    eventually("the symptom suppressed", Duration::from_secs(20), || async {
+        match am.alert("BehaviourBehindOrders").await {
+            Some(a)
+                if a["status"]["state"] == "suppressed"
+                    && !a["status"]["inhibitedBy"].as_array().is_none_or(Vec::is_empty) =>
+            {
+                Ok(())
+            }
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for body in sink.bodies() {
+        let names: Vec<&str> =
+            body["alerts"].as_array().unwrap().iter().filter_map(|a| a["labels"]["alertname"].as_str()).collect();
+        assert!(!names.contains(&"BehaviourBehindOrders"), "an inhibited symptom paged: {body}");
+    }
+    pw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejecting_receiver_is_counted_not_retried_and_a_failing_one_is_retried() {
+    let bootstrap = broker().await;
+    let (orders, behaviour) = topics(bootstrap).await;
+    let sink = Sink::start().await;
+    let (delayed, stopped) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(false)));
+    let stop = traffic(bootstrap, &orders, &behaviour, delayed, stopped);
+    let receivers = format!(
+        "[[receiver]]\nname = \"rejecting\"\nkind = \"webhook\"\nurl = \"{0}reject\"\n\
+         [[receiver]]\nname = \"failing\"\nkind = \"webhook\"\nurl = \"{0}broken\"\n",
+        sink.url
+    );
+    let pw = Pipewatch::start(&config_with(bootstrap, &orders, &behaviour, SYNC_RULE, &receivers)).await;
+    let count = |m: &Metrics, receiver: &str, result: &str| {
+        m.value("pipewatch_alert_notifications_total", &[("receiver", receiver), ("result", result)]).unwrap_or(-1.0)
+    };
+    eventually("a 4xx counted as failed, a 5xx retried", Duration::from_secs(60), || async {
+        let m = pw.metrics().await;
+        let seen = (count(&m, "rejecting", "failed"), count(&m, "failing", "retried"));
+        if seen.0 >= 1.0 && seen.1 >= 2.0 {
+            Ok(())
+        } else {
+            Err(format!("{seen:?}"))
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let m = pw.metrics().await;
+    assert_eq!(count(&m, "rejecting", "failed"), 1.0, "the rejected batch is not sent again");
+    assert_eq!(count(&m, "rejecting", "retried"), 0.0);
+    assert_eq!(m.value("pipewatch_alert_queue_depth", &[("receiver", "rejecting")]), Some(0.0));
+    assert_eq!(
+        m.value("pipewatch_alert_queue_depth", &[("receiver", "failing")]),
+        Some(1.0),
+        "kept until it goes through"
+    );
     stop.store(true, Ordering::Relaxed);
     pw.stop().await;
 }

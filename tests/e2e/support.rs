@@ -79,8 +79,20 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 
 /// A plain HTTP/1.1 GET: the status code and the body.
 pub async fn try_http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    request(addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")).await
+}
+
+/// A plain HTTP/1.1 POST of a JSON body: the status code and the response body.
+pub async fn http_post_json(addr: SocketAddr, path: &str, body: &str) -> Result<(u16, String), String> {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    request(addr, &format!("{head}{body}")).await
+}
+
+async fn request(addr: SocketAddr, request: &str) -> Result<(u16, String), String> {
     let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     s.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
