@@ -169,40 +169,9 @@ fn config_with(bootstrap: &str, orders: &str, behaviour: &str, rules: &str, rece
     config(
         bootstrap,
         "earliest",
-        &format!(
-            r#"
-[[stream]]
-name = "orders"
-topic = "{orders}"
-event_time = {{ field = "/created_at", format = "rfc3339" }}
-max_silence = "3s"
-[[stream]]
-name = "behaviour"
-topic = "{behaviour}"
-event_time = {{ field = "/ts", format = "epoch_millis" }}
-max_silence = "3s"
-[[pair]]
-name = "orders_behaviour"
-leader = "orders"
-follower = "behaviour"
-{rules}
-{receivers}
-"#
-        ),
+        &orders_and_behaviour(orders, behaviour, r#"max_silence = "3s""#, &format!("{rules}\n{receivers}")),
     )
 }
-
-const SYNC_RULE: &str = r#"
-[[alert]]
-name = "BehaviourBehindOrders"
-kind = "sync_lag"
-target = "orders_behaviour"
-threshold = "15m"
-clear = "10m"
-for = "2s"
-severity = "page"
-impact = "Behaviour analysis, segmentation and ad targeting run on stale data."
-"#;
 
 async fn topics(bootstrap: &str) -> (String, String) {
     let (orders, behaviour) = (unique_topic("orders"), unique_topic("behaviour"));

@@ -79,31 +79,7 @@ event_time = {{ field = "/created_at", format = "rfc3339" }}
 }
 
 fn streams(orders: &str, behaviour: &str) -> String {
-    format!(
-        r#"
-[[stream]]
-name = "orders"
-topic = "{orders}"
-event_time = {{ field = "/created_at", format = "rfc3339" }}
-[[stream]]
-name = "behaviour"
-topic = "{behaviour}"
-event_time = {{ field = "/ts", format = "epoch_millis" }}
-[[pair]]
-name = "orders_behaviour"
-leader = "orders"
-follower = "behaviour"
-[[alert]]
-name = "BehaviourBehindOrders"
-kind = "sync_lag"
-target = "orders_behaviour"
-threshold = "15m"
-clear = "10m"
-for = "2s"
-severity = "page"
-impact = "Segmentation and ad targeting run on stale data."
-"#
-    )
+    orders_and_behaviour(orders, behaviour, "", SYNC_RULE)
 }
 
 async fn promtool_check(metrics: &str) {
@@ -197,7 +173,7 @@ async fn behaviour_eight_hours_behind_orders_is_a_sync_lag_of_28800_seconds() {
             || annotations.contains("behaviour is 7h 59m behind orders"),
         "{alert}"
     );
-    assert!(annotations.contains("Segmentation and ad targeting run on stale data."), "{alert}");
+    assert!(annotations.contains("Behaviour analysis, segmentation and ad targeting run on stale data."), "{alert}");
     let labels = alert["event"]["labels"].to_string();
     assert!(labels.contains(r#"["pair","orders_behaviour"]"#) && labels.contains(r#"["severity","page"]"#), "{alert}");
     let m = pw.metrics().await;

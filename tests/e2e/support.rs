@@ -204,3 +204,40 @@ rate_window = "10s"
 "#
     )
 }
+
+/// The `orders` (RFC 3339 `created_at`) and `behaviour` (epoch-millis `ts`) streams on
+/// the given topics, each with `stream_extra` settings, their pair, and `rest`.
+pub fn orders_and_behaviour(orders: &str, behaviour: &str, stream_extra: &str, rest: &str) -> String {
+    format!(
+        r#"
+[[stream]]
+name = "orders"
+topic = "{orders}"
+event_time = {{ field = "/created_at", format = "rfc3339" }}
+{stream_extra}
+[[stream]]
+name = "behaviour"
+topic = "{behaviour}"
+event_time = {{ field = "/ts", format = "epoch_millis" }}
+{stream_extra}
+[[pair]]
+name = "orders_behaviour"
+leader = "orders"
+follower = "behaviour"
+{rest}
+"#
+    )
+}
+
+/// The sync-lag rule of the tests: behaviour more than 15 m behind orders for 2 s.
+pub const SYNC_RULE: &str = r#"
+[[alert]]
+name = "BehaviourBehindOrders"
+kind = "sync_lag"
+target = "orders_behaviour"
+threshold = "15m"
+clear = "10m"
+for = "2s"
+severity = "page"
+impact = "Behaviour analysis, segmentation and ad targeting run on stale data."
+"#;
