@@ -184,10 +184,6 @@ impl AlertEvaluator {
         }
     }
 
-    pub fn rules(&self) -> &[AlertRule] {
-        &self.rules
-    }
-
     /// Evaluates every rule; returns the transitions of this tick, in rule order
     /// (`KafkaUnreachable` first).
     pub fn evaluate(&mut self, snap: &Snapshot, now: Millis) -> Vec<AlertEvent> {

@@ -26,15 +26,6 @@ impl TimeFormat {
             _ => return None,
         })
     }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Rfc3339 => "rfc3339",
-            Self::EpochSeconds => "epoch_seconds",
-            Self::EpochMillis => "epoch_millis",
-            Self::EpochMicros => "epoch_micros",
-        }
-    }
 }
 
 /// Why a record's event time could not be used. The set is fixed: these are the
@@ -96,10 +87,6 @@ pub struct Extractor {
 impl Extractor {
     pub fn new(source: EventTimeSource, max_future_skew_ms: Millis) -> Self {
         Self { source, max_future_skew_ms }
-    }
-
-    pub fn source(&self) -> &EventTimeSource {
-        &self.source
     }
 
     /// The event time of one record, or why it has none. `kafka_timestamp` is the

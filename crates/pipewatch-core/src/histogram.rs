@@ -35,10 +35,6 @@ impl Histogram {
         self.count += 1;
     }
 
-    pub fn bounds(&self) -> &'static [f64] {
-        self.bounds
-    }
-
     pub fn counts(&self) -> &[u64] {
         &self.counts
     }

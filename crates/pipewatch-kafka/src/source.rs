@@ -380,7 +380,9 @@ fn consume(
         let now = now_ms();
         // Rebalance callbacks run inside poll: apply them before the record it returned,
         // which may belong to a partition just assigned.
-        if consumer.context().changed.swap(false, Ordering::Acquire) {
+        // A plain load on the per-record path; the swap only when a rebalance happened.
+        let changed = &consumer.context().changed;
+        if changed.load(Ordering::Relaxed) && changed.swap(false, Ordering::Acquire) {
             apply_assignment_changes(&consumer, &mut monitor, &stream_of, now);
         }
         match polled {
