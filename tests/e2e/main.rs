@@ -6,4 +6,6 @@ mod support;
 mod alerting;
 mod check_config;
 mod demo;
+mod deploy;
+mod prometheus;
 mod real_broker;

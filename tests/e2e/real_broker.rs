@@ -2,12 +2,9 @@
 //! /api/v1/status when streams are in sync, delayed, stalled, silent, malformed, or
 //! when the cluster is gone.
 
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::io::AsyncWriteExt;
 
 use crate::support::*;
 
@@ -80,22 +77,6 @@ event_time = {{ field = "/created_at", format = "rfc3339" }}
 
 fn streams(orders: &str, behaviour: &str) -> String {
     orders_and_behaviour(orders, behaviour, "", SYNC_RULE)
-}
-
-async fn promtool_check(metrics: &str) {
-    let mut child = tokio::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool not found: apt-get install prometheus (it ships promtool)");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(metrics.as_bytes()).await.expect("write to promtool");
-    drop(stdin);
-    let out = child.wait_with_output().await.expect("promtool");
-    let findings = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && findings.trim().is_empty(), "promtool check metrics: {findings}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

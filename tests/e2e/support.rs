@@ -241,3 +241,20 @@ for = "2s"
 severity = "page"
 impact = "Behaviour analysis, segmentation and ad targeting run on stale data."
 "#;
+
+/// `promtool check metrics` on an exposition: no findings.
+pub async fn promtool_check(metrics: &str) {
+    let mut child = tokio::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool not found: apt-get install prometheus (it ships promtool)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, metrics.as_bytes()).await.expect("write to promtool");
+    drop(stdin);
+    let out = child.wait_with_output().await.expect("promtool");
+    let findings = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && findings.trim().is_empty(), "promtool check metrics: {findings}");
+}

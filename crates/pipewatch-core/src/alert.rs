@@ -29,6 +29,10 @@ impl AlertKind {
     pub const NAMES: [&'static str; 6] =
         ["freshness_lag", "sync_lag", "silence", "rate_low", "rate_high", "invalid_ratio"];
 
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
     pub fn from_name(name: &str) -> Option<Self> {
         Some(match name {
             "freshness_lag" => Self::FreshnessLag,
@@ -56,7 +60,8 @@ impl AlertKind {
         self == Self::SyncLag
     }
 
-    fn waits_for_data(self) -> bool {
+    /// Lag rules wait while their streams have no data yet or catch up.
+    pub fn waits_for_data(self) -> bool {
         matches!(self, Self::FreshnessLag | Self::SyncLag)
     }
 }
@@ -88,7 +93,7 @@ pub struct AlertRule {
 /// The name, severity and impact of the built-in alert that replaces the per-stream
 /// ones while the cluster does not answer.
 pub const KAFKA_UNREACHABLE: &str = "KafkaUnreachable";
-const KAFKA_UNREACHABLE_IMPACT: &str =
+pub const KAFKA_UNREACHABLE_IMPACT: &str =
     "pipewatch cannot see the pipeline: freshness, completeness and sync of every stream are unknown until the cluster answers.";
 
 /// Where a rule stands.
@@ -424,6 +429,9 @@ fn rule_event(
             labels.push(("pair".into(), target.into()));
             labels.push(("leader".into(), p.leader.clone()));
             labels.push(("follower".into(), p.follower.clone()));
+            // The side whose cause the pair carries: the leader's unless it is ok.
+            let leader_ok = snap.streams.iter().find(|s| s.name == p.leader).is_none_or(|s| s.cause == Cause::Ok);
+            labels.push(("stream".into(), if leader_ok { p.follower.clone() } else { p.leader.clone() }));
         }
     }
     for (k, v) in &rule.labels {
@@ -530,6 +538,8 @@ mod tests {
             freshness_lag_seconds: freshness,
             silence_seconds: Some(0.0),
             max_silence_seconds: 120.0,
+            min_rate: None,
+            max_rate: None,
             rate_records_per_second: Some(10.0),
             rate_window_full: true,
             median_record_delay_seconds: None,

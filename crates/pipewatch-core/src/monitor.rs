@@ -566,6 +566,8 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
         freshness_lag_seconds: watermark.map(|w| (now - w) as f64 / 1000.0),
         silence_seconds: stream_silence.map(|ms| ms as f64 / 1000.0),
         max_silence_seconds: max_silence as f64 / 1000.0,
+        min_rate: s.spec.min_rate,
+        max_rate: s.spec.max_rate,
         rate_records_per_second: rate,
         rate_window_full: window_full,
         median_record_delay_seconds: median_record_delay,
@@ -599,6 +601,9 @@ pub struct StreamSnapshot {
     /// Time since the log end of any partition last advanced; absent before the first poll.
     pub silence_seconds: Option<f64>,
     pub max_silence_seconds: f64,
+    /// The configured rate bounds (records/s), if any.
+    pub min_rate: Option<f64>,
+    pub max_rate: Option<f64>,
     /// Records written per second (broker log ends) over the rate window.
     pub rate_records_per_second: Option<f64>,
     /// The rate covers a whole `rate_window` (rate rules and volume causes wait for it).

@@ -11,20 +11,19 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use pipewatch_core::alert::AlertEvent;
 use pipewatch_core::time::format_rfc3339;
 use pipewatch_core::{Cause, Snapshot};
-use pipewatch_kafka::now_ms;
 use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use tokio::net::TcpListener;
 use tracing::warn;
 
 use crate::config;
+use crate::traffic::{self, Counts, Deliveries, Fault, Plan, Scheduled, Stream, TrafficProducer};
 
 pub const ORDERS_TOPIC: &str = "orders";
 pub const BEHAVIOUR_TOPIC: &str = "user-behaviour";
@@ -34,8 +33,8 @@ pub const SILENT_AT: Duration = Duration::from_secs(40);
 pub const SILENT_PARTITION: i32 = 2;
 pub const MAX_SILENCE: &str = "10s";
 pub const BEHAVIOUR_DELAY_MS: i64 = 8 * 3600 * 1000;
-/// Records per second per partition.
-const RATE: u64 = 5;
+/// Records per second per stream.
+const RATE: f64 = 15.0;
 
 fn demo_config(bootstrap: &str, listen: &str) -> String {
     format!(
@@ -118,15 +117,16 @@ pub async fn run(
     );
 
     let stop = Arc::new(AtomicBool::new(false));
-    let producer: BaseProducer = ClientConfig::new()
+    let counts = Arc::new(Counts::default());
+    let producer: TrafficProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
-        .create()
+        .create_with_context(Deliveries(counts.clone()))
         .context("failed to create the demo producer")?;
     let traffic = {
         let stop = stop.clone();
         std::thread::Builder::new()
             .name("demo-traffic".into())
-            .spawn(move || traffic(producer, stop))
+            .spawn(move || traffic::run(&producer, &plan(), [PARTITIONS; 2], &counts, &stop))
             .context("failed to start the traffic thread")?
     };
 
@@ -174,43 +174,19 @@ pub async fn run(
     result
 }
 
-fn traffic(producer: BaseProducer, stop: Arc<AtomicBool>) {
-    let started = Instant::now();
-    let interval = Duration::from_millis(1000 / RATE);
-    let mut n: u64 = 0;
-    while !stop.load(Ordering::Relaxed) {
-        let elapsed = started.elapsed();
-        let now = now_ms();
-        for p in 0..PARTITIONS {
-            n += 1;
-            if !(elapsed >= SILENT_AT && p == SILENT_PARTITION) {
-                let order = format!(
-                    r#"{{"order_id":"ord-{n}","customer_id":"cus-{}","total":{}.{:02},"currency":"EUR","created_at":"{}"}}"#,
-                    n % 977,
-                    10 + n % 190,
-                    n % 100,
-                    format_rfc3339(now)
-                );
-                send(&producer, ORDERS_TOPIC, p, &order);
-            }
+/// The demo's script as a traffic plan.
+fn plan() -> Plan {
+    let at = |fault, from, until| Scheduled { fault, from, until };
+    Plan {
+        orders_topic: ORDERS_TOPIC.into(),
+        behaviour_topic: BEHAVIOUR_TOPIC.into(),
+        rate: RATE,
+        faults: vec![
             // Real-time behaviour uses partitions 0..2 (the last one stays empty: key
             // skew); the batch path that takes over at DELAY_AT writes to all of them.
-            let delayed = elapsed >= DELAY_AT;
-            if delayed || p != PARTITIONS - 1 {
-                let ts = if delayed { now - BEHAVIOUR_DELAY_MS } else { now };
-                let event =
-                    format!(r#"{{"user_id":"u-{}","event":"view","sku":"SKU-{}","ts":{ts}}}"#, n % 4093, n % 500);
-                send(&producer, BEHAVIOUR_TOPIC, p, &event);
-            }
-        }
-        producer.poll(Duration::ZERO);
-        std::thread::sleep(interval);
-    }
-    let _ = producer.flush(Duration::from_secs(1));
-}
-
-fn send(producer: &BaseProducer, topic: &str, partition: i32, payload: &str) {
-    if let Err((e, _)) = producer.send(BaseRecord::<(), str>::to(topic).partition(partition).payload(payload)) {
-        warn!(topic, partition, error = %e, "demo: failed to produce");
+            at(Fault::SilentPartition(Stream::Behaviour, PARTITIONS - 1), Duration::ZERO, Some(DELAY_AT)),
+            at(Fault::BehaviourDelay(Duration::from_millis(BEHAVIOUR_DELAY_MS as u64)), DELAY_AT, None),
+            at(Fault::SilentPartition(Stream::Orders, SILENT_PARTITION), SILENT_AT, None),
+        ],
     }
 }

@@ -10,3 +10,5 @@ pub mod config;
 pub mod demo;
 pub mod http;
 pub mod metrics;
+pub mod rules;
+pub mod traffic;

@@ -180,6 +180,11 @@ fn snapshot_families(s: &Snapshot) -> Vec<Family> {
         "Records written per second (broker log ends) over the rate window.",
         GAUGE,
     );
+    let mut s_bound = Family::new(
+        "stream_rate_bound_records_per_second",
+        "The stream's configured min_rate and max_rate (bound=\"min\"|\"max\"), when set.",
+        GAUGE,
+    );
     let mut s_delay = Family::new(
         "stream_record_delay_seconds",
         "Arrival time - event time of records read in real time.",
@@ -246,6 +251,11 @@ fn snapshot_families(s: &Snapshot) -> Vec<Family> {
         if let Some(v) = st.rate_records_per_second {
             s_rate.gauge(&l, v);
         }
+        for (bound, v) in [("min", st.min_rate), ("max", st.max_rate)] {
+            if let Some(v) = v {
+                s_bound.gauge(&[("stream", name), ("bound", bound)], v);
+            }
+        }
         s_delay.histogram(&l, &st.record_delay);
         s_gap.histogram(&l, &st.gap_duration);
         for cause in Cause::ALL {
@@ -271,6 +281,7 @@ fn snapshot_families(s: &Snapshot) -> Vec<Family> {
         s_fresh,
         s_silence,
         s_rate,
+        s_bound,
         s_delay,
         s_gap,
         s_cause,

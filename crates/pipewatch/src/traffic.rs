@@ -1,0 +1,362 @@
+//! Synthetic shop traffic: orders (`created_at`, RFC 3339) and behaviour events (`ts`,
+//! epoch millis), spread round-robin over each topic's partitions, with faults switched
+//! on and off on a schedule. `pipewatch demo` writes it into its mock cluster and
+//! `pipewatch generate` into a real one (a test cluster: it writes to the topics).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pipewatch_core::time::{format_rfc3339, Millis};
+use pipewatch_kafka::now_ms;
+use rdkafka::client::ClientContext;
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use tracing::warn;
+
+/// One of the two synthetic streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Orders,
+    Behaviour,
+}
+
+impl Stream {
+    pub const ALL: [Stream; 2] = [Stream::Orders, Stream::Behaviour];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Orders => "orders",
+            Self::Behaviour => "behaviour",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// What goes wrong while a [`Scheduled`] fault is on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// Behaviour events are written this long after they happen (a batch path).
+    BehaviourDelay(Duration),
+    /// Nothing is written to this partition.
+    SilentPartition(Stream, i32),
+    /// Nothing is written to the stream.
+    StoppedStream(Stream),
+    /// Both streams are written at this fraction of the rate.
+    VolumeDrop(f64),
+    /// This share of the records (0..=1) carries no usable event time.
+    InvalidShare(f64),
+}
+
+/// A fault, on from `from` (after the start) until `until`, if given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scheduled {
+    pub fault: Fault,
+    pub from: Duration,
+    pub until: Option<Duration>,
+}
+
+impl Scheduled {
+    fn on(&self, elapsed: Duration) -> bool {
+        elapsed >= self.from && self.until.is_none_or(|u| elapsed < u)
+    }
+}
+
+/// Topics, rate and faults.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub orders_topic: String,
+    pub behaviour_topic: String,
+    /// Records per second per stream, spread over its partitions.
+    pub rate: f64,
+    pub faults: Vec<Scheduled>,
+}
+
+impl Plan {
+    pub fn topic(&self, stream: Stream) -> &str {
+        match stream {
+            Stream::Orders => &self.orders_topic,
+            Stream::Behaviour => &self.behaviour_topic,
+        }
+    }
+}
+
+/// Counts of what was written (delivery reports included).
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub sent: [AtomicU64; 2],
+    pub invalid: AtomicU64,
+    pub delivered: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+impl Counts {
+    pub fn sent(&self, stream: Stream) -> u64 {
+        self.sent[stream as usize].load(Ordering::Relaxed)
+    }
+}
+
+/// Producer context that counts delivery reports.
+pub struct Deliveries(pub Arc<Counts>);
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.0.delivered.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.0.failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+pub type TrafficProducer = BaseProducer<Deliveries>;
+
+/// How often records are written.
+const STEP: Duration = Duration::from_millis(50);
+
+/// Writes traffic following `plan` until `stop` is set; `partitions` holds the
+/// partition counts of the orders and behaviour topics.
+pub fn run(producer: &TrafficProducer, plan: &Plan, partitions: [i32; 2], counts: &Counts, stop: &AtomicBool) {
+    let started = Instant::now();
+    let mut credit = [0.0f64; 2];
+    let mut next_partition = [0i32; 2];
+    let mut invalid_credit = 0.0f64;
+    let mut n: u64 = 0;
+    let mut last = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let elapsed = started.elapsed();
+        let dt = last.elapsed().as_secs_f64();
+        last = Instant::now();
+        let on: Vec<&Fault> = plan.faults.iter().filter(|f| f.on(elapsed)).map(|f| &f.fault).collect();
+        let factor = on.iter().fold(1.0, |acc, f| if let Fault::VolumeDrop(x) = f { acc * x } else { acc });
+        let invalid_share = on.iter().fold(0.0, |acc, f| if let Fault::InvalidShare(x) = f { x.max(acc) } else { acc });
+        let delay_ms =
+            on.iter().fold(
+                0,
+                |acc, f| {
+                    if let Fault::BehaviourDelay(d) = f {
+                        acc.max(d.as_millis() as Millis)
+                    } else {
+                        acc
+                    }
+                },
+            );
+        let now = now_ms();
+        for stream in Stream::ALL {
+            let i = stream as usize;
+            if on.iter().any(|f| **f == Fault::StoppedStream(stream)) {
+                credit[i] = 0.0;
+                continue;
+            }
+            let open: Vec<i32> =
+                (0..partitions[i]).filter(|p| !on.iter().any(|f| **f == Fault::SilentPartition(stream, *p))).collect();
+            if open.is_empty() {
+                continue;
+            }
+            credit[i] += plan.rate * factor * dt;
+            while credit[i] >= 1.0 {
+                credit[i] -= 1.0;
+                n += 1;
+                let partition = open[next_partition[i] as usize % open.len()];
+                next_partition[i] = next_partition[i].wrapping_add(1);
+                invalid_credit += invalid_share;
+                let invalid = invalid_credit >= 1.0;
+                if invalid {
+                    invalid_credit -= 1.0;
+                    counts.invalid.fetch_add(1, Ordering::Relaxed);
+                }
+                let payload = match stream {
+                    Stream::Orders => order(n, now, invalid),
+                    Stream::Behaviour => behaviour(n, now - delay_ms, invalid),
+                };
+                let record = BaseRecord::<(), str>::to(plan.topic(stream)).partition(partition).payload(&payload);
+                if let Err((e, _)) = producer.send(record) {
+                    counts.failed.fetch_add(1, Ordering::Relaxed);
+                    warn!(topic = plan.topic(stream), partition, error = %e, "failed to produce");
+                } else {
+                    counts.sent[i].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+        std::thread::sleep(STEP);
+    }
+    if let Err(e) = producer.flush(Duration::from_secs(5)) {
+        warn!(error = %e, "records still unsent at exit");
+    }
+}
+
+/// `pipewatch generate`: where to write and what to break.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    pub bootstrap_servers: String,
+    /// librdkafka properties (TLS, SASL, …).
+    pub properties: Vec<(String, String)>,
+    pub plan: Plan,
+    pub duration: Option<Duration>,
+}
+
+/// How long `generate` waits for its topics to show up in the cluster's metadata.
+const TOPIC_WAIT: Duration = Duration::from_secs(60);
+
+/// Writes traffic into a real cluster until `duration` passes or `shutdown` completes,
+/// printing what was written every 10 s.
+pub async fn generate(
+    opts: GenerateOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let counts = Arc::new(Counts::default());
+    let mut config = rdkafka::ClientConfig::new();
+    config.set("bootstrap.servers", &opts.bootstrap_servers).set("linger.ms", "20");
+    for (k, v) in &opts.properties {
+        config.set(k, v);
+    }
+    let producer: TrafficProducer =
+        config.create_with_context(Deliveries(counts.clone())).context("failed to create the producer")?;
+    let producer = Arc::new(producer);
+    let plan = opts.plan.clone();
+    let partitions = {
+        let (producer, plan) = (producer.clone(), plan.clone());
+        tokio::task::spawn_blocking(move || topic_partitions(&producer, &plan))
+            .await
+            .context("the metadata task failed")??
+    };
+    println!(
+        "writing {} records/s to each of {} ({} partitions) and {} ({} partitions)",
+        plan.rate, plan.orders_topic, partitions[0], plan.behaviour_topic, partitions[1]
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, counts) = (stop.clone(), counts.clone());
+        std::thread::Builder::new()
+            .name("traffic".into())
+            .spawn(move || run(&producer, &plan, partitions, &counts, &stop))
+            .context("failed to start the traffic thread")?
+    };
+    let report = |counts: &Counts| {
+        println!(
+            "sent orders={} behaviour={} (invalid {}), delivered {}, failed {}",
+            counts.sent(Stream::Orders),
+            counts.sent(Stream::Behaviour),
+            counts.invalid.load(Ordering::Relaxed),
+            counts.delivered.load(Ordering::Relaxed),
+            counts.failed.load(Ordering::Relaxed)
+        );
+    };
+    let until = async move {
+        match opts.duration {
+            Some(d) => tokio::select! { _ = tokio::time::sleep(d) => {}, _ = shutdown => {} },
+            None => shutdown.await,
+        }
+    };
+    tokio::pin!(until);
+    let mut every = tokio::time::interval(Duration::from_secs(10));
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = &mut until => break,
+            _ = every.tick() => report(&counts),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    tokio::task::spawn_blocking(move || writer.join()).await.ok();
+    report(&counts);
+    Ok(())
+}
+
+/// Partition counts of the plan's topics, waiting up to [`TOPIC_WAIT`] for them.
+fn topic_partitions(producer: &TrafficProducer, plan: &Plan) -> anyhow::Result<[i32; 2]> {
+    let deadline = Instant::now() + TOPIC_WAIT;
+    let mut out = [0; 2];
+    for stream in Stream::ALL {
+        let topic = plan.topic(stream);
+        loop {
+            let found = producer
+                .client()
+                .fetch_metadata(Some(topic), Duration::from_secs(5))
+                .map_err(|e| e.to_string())
+                .and_then(|m| match m.topics().first() {
+                    Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(t.partitions().len() as i32),
+                    Some(t) => Err(format!("{:?}", t.error())),
+                    None => Err("not in the metadata".into()),
+                });
+            match found {
+                Ok(n) => {
+                    out[stream as usize] = n;
+                    break;
+                }
+                Err(e) if Instant::now() >= deadline => anyhow::bail!(
+                    "topic {topic} not found ({e}); create it first, e.g. `rpk topic create {topic} -p 3` or \
+                     `kafka-topics.sh --create --topic {topic} --partitions 3`"
+                ),
+                Err(e) => {
+                    warn!(topic, error = %e, "waiting for the topic");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An invalid record, one reason after the other: not JSON, no event time, a bad one.
+fn invalid(n: u64, field: &str) -> String {
+    match n % 3 {
+        0 => format!(r#"{{"id":"{n}","{field}":"#),
+        1 => format!(r#"{{"id":"{n}"}}"#),
+        _ => format!(r#"{{"id":"{n}","{field}":"yesterday"}}"#),
+    }
+}
+
+fn order(n: u64, created_at: Millis, bad: bool) -> String {
+    if bad {
+        return invalid(n, "created_at");
+    }
+    format!(
+        r#"{{"order_id":"ord-{n}","customer_id":"cus-{}","total":{}.{:02},"currency":"EUR","created_at":"{}"}}"#,
+        n % 977,
+        10 + n % 190,
+        n % 100,
+        format_rfc3339(created_at)
+    )
+}
+
+fn behaviour(n: u64, ts: Millis, bad: bool) -> String {
+    if bad {
+        return invalid(n, "ts");
+    }
+    format!(r#"{{"user_id":"u-{}","event":"view","sku":"SKU-{}","ts":{ts}}}"#, n % 4093, n % 500)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_carry_the_event_time_the_monitor_extracts() {
+        use pipewatch_core::extract::{EventTimeSource, Extractor, InvalidReason, TimeFormat};
+        use pipewatch_core::json::JsonPointer;
+        let field = |p: &str, format| {
+            Extractor::new(EventTimeSource::Field { pointer: JsonPointer::parse(p).unwrap(), format }, 300_000)
+        };
+        let (orders, events) = (field("/created_at", TimeFormat::Rfc3339), field("/ts", TimeFormat::EpochMillis));
+        let t = 1_790_000_000_000;
+        assert_eq!(orders.extract(Some(order(7, t, false).as_bytes()), None, t), Ok(t));
+        assert_eq!(events.extract(Some(behaviour(7, t - 5000, false).as_bytes()), None, t), Ok(t - 5000));
+        let reasons: Vec<_> = (0..3).map(|n| orders.extract(Some(order(n, t, true).as_bytes()), None, t)).collect();
+        assert_eq!(
+            reasons,
+            [Err(InvalidReason::NotJson), Err(InvalidReason::MissingField), Err(InvalidReason::BadTimestamp)]
+        );
+        for n in 0..3 {
+            assert!(events.extract(Some(behaviour(n, t, true).as_bytes()), None, t).is_err());
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! The users' Prometheus side on live data: a real Prometheus (Debian's package)
+//! scrapes pipewatch on the real broker while `pipewatch generate` feeds it, with the
+//! rules `pipewatch rules` prints for the config loaded. Two replicas in one group
+//! (job `replicas`) and one pipewatch alone (job `single`) watch the same topics.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+const PIPEWATCH: &str = env!("CARGO_BIN_EXE_pipewatch");
+/// Partitions per topic.
+const PARTITIONS: i32 = 3;
+/// What the generator's behaviour path lags by: a sync lag of 1800 s.
+const BEHAVIOUR_DELAY_S: f64 = 1800.0;
+/// One tick of pipewatch plus one scrape interval of Prometheus: how far figures read
+/// at different instants from different targets may differ while data flows.
+const TICK_AND_SCRAPE_S: f64 = 2.0;
+
+/// A Prometheus process with its own config and storage, stopped on drop.
+struct Prometheus {
+    addr: SocketAddr,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Prometheus {
+    async fn start(dir: PathBuf, jobs: &[(&str, Vec<SocketAddr>)], rules: &str) -> Self {
+        let port = pipewatch_kafka::testing::free_port();
+        std::fs::write(dir.join("pipewatch.rules.yml"), rules).unwrap();
+        let mut config = String::from(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - pipewatch.rules.yml\nscrape_configs:\n",
+        );
+        for (job, targets) in jobs {
+            let targets: Vec<String> = targets.iter().map(|a| format!("'{a}'")).collect();
+            config.push_str(&format!(
+                "  - job_name: {job}\n    static_configs:\n      - targets: [{}]\n",
+                targets.join(", ")
+            ));
+        }
+        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
+            .spawn()
+            .expect("Prometheus not found: apt-get install prometheus");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let prometheus = Self { addr, child, dir };
+        eventually("Prometheus ready", Duration::from_secs(60), || async move {
+            match try_http_get(addr, "/-/ready").await {
+                Ok((200, _)) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        prometheus
+    }
+
+    /// An instant query: the result vector, or why there is none.
+    async fn query(&self, promql: &str) -> Result<Vec<Value>, String> {
+        let (status, body) = try_http_get(self.addr, &format!("/api/v1/query?query={}", url_encode(promql))).await?;
+        let v: Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+        if status != 200 || v["status"] != "success" {
+            return Err(format!("HTTP {status}: {body}"));
+        }
+        Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// `{label value → sample value}` of a query's series, by one label.
+    async fn by(&self, promql: &str, label: &str) -> Result<Vec<(String, f64)>, String> {
+        let mut out: Vec<(String, f64)> = self
+            .query(promql)
+            .await?
+            .iter()
+            .map(|s| {
+                let key = s["metric"][label].as_str().unwrap_or_default().to_string();
+                let value = s["value"][1].as_str().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+                (key, value)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            if let Ok(log) = std::fs::read_to_string(self.dir.join("prometheus.log")) {
+                eprintln!("--- prometheus.log (last lines)\n{}", tail(&log, 30));
+            }
+        }
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `pipewatch generate` as a user runs it, stopped on drop.
+struct Generator(Child);
+
+impl Generator {
+    fn start(bootstrap: &str, orders: &str, behaviour: &str, dir: &std::path::Path) -> Self {
+        let child = Command::new(PIPEWATCH)
+            .args(["generate", "--bootstrap-servers", bootstrap, "--orders-topic", orders])
+            .args(["--behaviour-topic", behaviour, "--rate", "30", "--behaviour-delay", "30m"])
+            .args(["--invalid-share", "0.05", "--fault-after", "25s", "--silent-partition", "orders:2"])
+            .stdout(std::fs::File::create(dir.join("generate.log")).unwrap())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start pipewatch generate");
+        Self(child)
+    }
+
+    fn stop(&mut self) {
+        // SIGTERM: the generator flushes what it produced and exits.
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Generator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn test_config(bootstrap: &str, group: &str, orders: &str, behaviour: &str) -> String {
+    format!(
+        r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+group_id = "{group}"
+start = "earliest"
+[kafka.properties]
+"topic.metadata.refresh.interval.ms" = "1000"
+[monitor]
+tick = "1s"
+rate_window = "10s"
+idle_partition_timeout = "5s"
+{}"#,
+        orders_and_behaviour(
+            orders,
+            behaviour,
+            "max_silence = \"4s\"\nmin_rate = 1.0",
+            &format!(
+                "{SYNC_RULE}\n[[alert]]\nname = \"OrdersInvalid\"\nkind = \"invalid_ratio\"\ntarget = \"orders\"\n\
+                 threshold = 0.5\nseverity = \"warning\"\nimpact = \"Orders without a usable time are not counted.\"\n"
+            )
+        )
+    )
+}
+
+/// Every query of every panel of the shipped dashboards, with Grafana's variables
+/// filled in as "All", plus the variables' own queries.
+fn dashboard_queries() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dashboards");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("dashboards/") {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let file = path.file_name().unwrap().to_string_lossy().to_string();
+        for var in dashboard["templating"]["list"].as_array().into_iter().flatten() {
+            if let Some(q) = var["query"]["query"].as_str() {
+                // label_values(metric, label): the metric must have series
+                let metric = q.trim_start_matches("label_values(").split(',').next().unwrap().to_string();
+                out.push((format!("{file}: variable {}", var["name"]), metric));
+            }
+        }
+        let mut panels: Vec<&Value> = dashboard["panels"].as_array().into_iter().flatten().collect();
+        while let Some(panel) = panels.pop() {
+            panels.extend(panel["panels"].as_array().into_iter().flatten());
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let expr = target["expr"].as_str().expect("a target without expr").to_string();
+                let expr = expr
+                    .replace("$stream", ".*")
+                    .replace("$pair", ".*")
+                    .replace("$__rate_interval", "10s")
+                    .replace("$__interval", "1s")
+                    .replace("$__range", "1m");
+                assert!(!expr.contains('$'), "unknown variable in {expr}");
+                out.push((format!("{file}: panel {} ({})", panel["title"], target["refId"]), expr));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_on_live_data_answers_every_dashboard_query_and_the_rules_match_one_replica() {
+    let bootstrap = tokio::task::spawn_blocking(KafkaBroker::shared).await.expect("broker start panicked");
+    let (orders, behaviour) = (unique_topic("orders"), unique_topic("behaviour"));
+    create_topic(bootstrap, &orders, PARTITIONS).await.unwrap();
+    create_topic(bootstrap, &behaviour, PARTITIONS).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("pipewatch-prom-{}-{}", std::process::id(), unique_topic("t")));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let group = unique_topic("pipewatch-replicas");
+    let replicas_config = test_config(bootstrap, &group, &orders, &behaviour);
+    let a = Pipewatch::start(&replicas_config).await;
+    let b = Pipewatch::start(&replicas_config).await;
+    let single =
+        Pipewatch::start(&test_config(bootstrap, &unique_topic("pipewatch-single"), &orders, &behaviour)).await;
+    let config_path = dir.join("pipewatch.toml");
+    std::fs::write(&config_path, &replicas_config).unwrap();
+    let rules = Command::new(PIPEWATCH).args(["rules", "--config"]).arg(&config_path).output().unwrap();
+    assert!(rules.status.success(), "{}", String::from_utf8_lossy(&rules.stderr));
+    let prometheus = Prometheus::start(
+        dir.clone(),
+        &[("replicas", vec![a.addr, b.addr]), ("single", vec![single.addr])],
+        &String::from_utf8(rules.stdout).unwrap(),
+    )
+    .await;
+    let mut generator = Generator::start(bootstrap, &orders, &behaviour, &dir);
+
+    // Each partition is exported by exactly one replica, and the two cover them all.
+    let all: std::collections::BTreeSet<String> = (0..PARTITIONS).map(|p| p.to_string()).collect();
+    eventually("the replicas to split every partition", Duration::from_secs(60), || async {
+        let (ma, mb) = (a.metrics().await, b.metrics().await);
+        for stream in ["orders", "behaviour"] {
+            let (pa, pb) = (ma.partitions(stream), mb.partitions(stream));
+            if !pa.is_disjoint(&pb) || pa.union(&pb).cloned().collect::<std::collections::BTreeSet<_>>() != all {
+                return Err(format!("{stream}: a {pa:?}, b {pb:?}"));
+            }
+        }
+        if ma.partitions("orders").len() + ma.partitions("behaviour").len() == 0
+            || mb.partitions("orders").len() + mb.partitions("behaviour").len() == 0
+        {
+            return Err("one replica has no partition".into());
+        }
+        Ok(())
+    })
+    .await;
+    let per_partition =
+        "count by (stream, partition) (pipewatch_partition_watermark_timestamp_seconds{job=\"replicas\"})";
+    eventually("Prometheus to see each partition once", Duration::from_secs(30), || async {
+        let counts = prometheus.query(per_partition).await?;
+        let ones = counts.iter().filter(|s| s["value"][1] == "1").count();
+        if counts.len() == 2 * PARTITIONS as usize && ones == counts.len() {
+            Ok(())
+        } else {
+            Err(format!("{counts:?}"))
+        }
+    })
+    .await;
+
+    // The alerting rules fire like the built-in ones, with the cause and the stream
+    // (before the generator's fault at 25 s makes orders, the leader, the pair's cause).
+    eventually("BehaviourBehindOrders firing in Prometheus", Duration::from_secs(30), || async {
+        let alerts = prometheus.query("ALERTS{alertname=\"BehaviourBehindOrders\", alertstate=\"firing\"}").await?;
+        let jobs: Vec<&str> = alerts.iter().filter_map(|a| a["metric"]["job"].as_str()).collect();
+        let good =
+            alerts.iter().all(|a| a["metric"]["cause"] == "event_time_delayed" && a["metric"]["stream"] == "behaviour");
+        if jobs.contains(&"replicas") && jobs.contains(&"single") && good {
+            Ok(())
+        } else {
+            Err(format!("{alerts:?}"))
+        }
+    })
+    .await;
+    let built_in = single.metrics().await;
+    assert_eq!(
+        built_in.value(
+            "pipewatch_alert_active",
+            &[("alert", "BehaviourBehindOrders"), ("severity", "page"), ("cause", "event_time_delayed")]
+        ),
+        Some(1.0),
+        "the built-in rule fires too"
+    );
+
+    // Every panel's query returns series.
+    let queries = dashboard_queries();
+    assert!(queries.len() >= 15, "{queries:?}");
+    eventually("every dashboard query to return series", Duration::from_secs(60), || async {
+        let mut failing = Vec::new();
+        for (what, q) in &queries {
+            match prometheus.query(q).await {
+                Ok(r) if !r.is_empty() => {}
+                Ok(_) => failing.push(format!("{what}: no series for {q}")),
+                Err(e) => failing.push(format!("{what}: {q}: {e}")),
+            }
+        }
+        if failing.is_empty() {
+            eprintln!("{} dashboard queries returned series", queries.len());
+            Ok(())
+        } else {
+            Err(failing.join("\n"))
+        }
+    })
+    .await;
+
+    // promtool finds nothing in a live exposition (rate bounds, alerts, invalid counts).
+    promtool_check(&a.metrics().await.0).await;
+
+    // While data flows (orders partition 2 silent after 25 s, then idle): the rules over
+    // the two replicas' partitions give the single pipewatch's figures.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let compare_flowing = || async {
+        let rules_w = prometheus.by("pipewatch:stream_watermark_timestamp_seconds{job=\"replicas\"}", "stream").await?;
+        let own_w = prometheus.by("pipewatch_stream_watermark_timestamp_seconds{job=\"single\"}", "stream").await?;
+        let rules_lag = prometheus.by("pipewatch:sync_lag_seconds{job=\"replicas\"}", "pair").await?;
+        let own_lag = prometheus.by("pipewatch_sync_lag_seconds{job=\"single\"}", "pair").await?;
+        let close = |x: &[(String, f64)], y: &[(String, f64)]| {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.0 == q.0 && (p.1 - q.1).abs() <= TICK_AND_SCRAPE_S)
+        };
+        if rules_w.len() == 2 && close(&rules_w, &own_w) && close(&rules_lag, &own_lag) {
+            Ok((rules_lag, own_lag))
+        } else {
+            Err(format!("watermarks {rules_w:?} vs {own_w:?}; sync lag {rules_lag:?} vs {own_lag:?}"))
+        }
+    };
+    let (rules_lag, own_lag) =
+        eventually("the rules' figures within a tick of one replica's", Duration::from_secs(20), compare_flowing).await;
+    assert!((rules_lag[0].1 - BEHAVIOUR_DELAY_S).abs() < 10.0, "sync lag {rules_lag:?} (single: {own_lag:?})");
+    eprintln!("flowing: sync lag by the rules {rules_lag:?}, by one pipewatch {own_lag:?}");
+    eventually("orders partition 2 idle (after the generator's fault)", Duration::from_secs(30), || async {
+        let m = single.metrics().await;
+        let since =
+            m.value("pipewatch_partition_last_record_timestamp_seconds", &[("stream", "orders"), ("partition", "2")]);
+        match since {
+            Some(t) if now_ms() as f64 / 1000.0 - t > 6.0 => Ok(()),
+            other => Err(format!("last record {other:?}")),
+        }
+    })
+    .await;
+    eventually(
+        "the rules' figures within a tick of one replica's, one partition idle",
+        Duration::from_secs(20),
+        compare_flowing,
+    )
+    .await;
+
+    // Traffic stops: once everything is read and every partition idle, the figures are
+    // still and the rules' equal the single pipewatch's.
+    generator.stop();
+    let sent = std::fs::read_to_string(dir.join("generate.log")).unwrap();
+    assert!(sent.contains("sent orders="), "{sent}");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    eventually("the rules' figures equal to one replica's", Duration::from_secs(20), || async {
+        let rules_w = prometheus.by("pipewatch:stream_watermark_timestamp_seconds{job=\"replicas\"}", "stream").await?;
+        let own_w = prometheus.by("pipewatch_stream_watermark_timestamp_seconds{job=\"single\"}", "stream").await?;
+        let rules_lag = prometheus.by("pipewatch:sync_lag_seconds{job=\"replicas\"}", "pair").await?;
+        let own_lag = prometheus.by("pipewatch_sync_lag_seconds{job=\"single\"}", "pair").await?;
+        let same = |x: &[(String, f64)], y: &[(String, f64)]| {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.0 == q.0 && (p.1 - q.1).abs() < 1e-6)
+        };
+        if rules_w.len() == 2 && same(&rules_w, &own_w) && rules_lag.len() == 1 && same(&rules_lag, &own_lag) {
+            eprintln!("still: watermarks by the rules {rules_w:?}, by one pipewatch {own_w:?}");
+            Ok(())
+        } else {
+            Err(format!("watermarks {rules_w:?} vs {own_w:?}; sync lag {rules_lag:?} vs {own_lag:?}"))
+        }
+    })
+    .await;
+
+    drop(prometheus);
+    for pw in [a, b, single] {
+        pw.stop().await;
+    }
+}
