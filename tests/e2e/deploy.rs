@@ -159,6 +159,16 @@ fn the_generator_rejects_bad_fault_knobs_with_the_flag_named() {
 }
 
 #[test]
+fn the_generator_names_the_cluster_it_cannot_reach() {
+    let port = pipewatch_kafka::testing::free_port().to_string();
+    let bootstrap = format!("127.0.0.1:{port}");
+    let out = run(PIPEWATCH, &["generate", "--bootstrap-servers", &bootstrap, "--duration", "2s"], &repo(), "");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = text(&out);
+    assert!(err.contains(&format!("is the cluster at {bootstrap} reachable")) && err.contains("topic orders"), "{err}");
+}
+
+#[test]
 fn the_kubernetes_manifests_validate_against_the_kubernetes_schemas_offline() {
     let root = repo();
     let out = run("bash", &["tests/k8s/fetch-crds.sh"], &root, "bash is needed");

@@ -36,6 +36,11 @@ pub const STREAM_CAUSE: &str = "pipewatch:stream_cause";
 pub const SYNC_LAG: &str = "pipewatch:sync_lag_seconds";
 pub const PAIR_CAUSE: &str = "pipewatch:pair_cause";
 
+/// A replica that Prometheus cannot scrape any more (one that answered within the hour).
+pub const PIPEWATCH_DOWN: &str = "PipewatchDown";
+const PIPEWATCH_DOWN_IMPACT: &str =
+    "Faults in the pipeline may go unnoticed: freshness, completeness and sync of the partitions this replica watched are not measured.";
+
 /// The same rules as a prometheus-operator `PrometheusRule` object (Kubernetes).
 pub fn render_prometheus_rule(config: &Config, source: &str) -> String {
     let rules = render(config, source);
@@ -157,6 +162,21 @@ pub fn render(config: &Config, source: &str) -> String {
             ("summary", "the Kafka cluster does not answer"),
             ("description", "pipewatch's log-end polls fail ({{ $labels.job }}); per-stream alerts are held back"),
             ("impact", pipewatch_core::alert::KAFKA_UNREACHABLE_IMPACT),
+        ],
+    );
+    alert(
+        &mut out,
+        PIPEWATCH_DOWN,
+        "(up == 0) and on (job, instance) (max_over_time(pipewatch_build_info[1h]) == 1)",
+        60_000,
+        &[("severity", "page"), ("cause", "pipewatch_down")],
+        &[
+            ("summary", "pipewatch {{ $labels.instance }} does not answer Prometheus"),
+            (
+                "description",
+                "the scrape of {{ $labels.instance }} ({{ $labels.job }}) fails; the partitions it watched are unwatched until another replica takes them over",
+            ),
+            ("impact", PIPEWATCH_DOWN_IMPACT),
         ],
     );
     for rule in &config.alerts {

@@ -224,7 +224,9 @@ pub async fn generate(
     let plan = opts.plan.clone();
     let partitions = {
         let (producer, plan) = (producer.clone(), plan.clone());
-        tokio::task::spawn_blocking(move || topic_partitions(&producer, &plan))
+        let (bootstrap, wait) =
+            (opts.bootstrap_servers.clone(), opts.duration.map_or(TOPIC_WAIT, |d| d.min(TOPIC_WAIT)));
+        tokio::task::spawn_blocking(move || topic_partitions(&producer, &plan, &bootstrap, wait))
             .await
             .context("the metadata task failed")??
     };
@@ -271,9 +273,14 @@ pub async fn generate(
     Ok(())
 }
 
-/// Partition counts of the plan's topics, waiting up to [`TOPIC_WAIT`] for them.
-fn topic_partitions(producer: &TrafficProducer, plan: &Plan) -> anyhow::Result<[i32; 2]> {
-    let deadline = Instant::now() + TOPIC_WAIT;
+/// Partition counts of the plan's topics, waiting up to `wait` for them.
+fn topic_partitions(
+    producer: &TrafficProducer,
+    plan: &Plan,
+    bootstrap: &str,
+    wait: Duration,
+) -> anyhow::Result<[i32; 2]> {
+    let deadline = Instant::now() + wait;
     let mut out = [0; 2];
     for stream in Stream::ALL {
         let topic = plan.topic(stream);
@@ -293,8 +300,9 @@ fn topic_partitions(producer: &TrafficProducer, plan: &Plan) -> anyhow::Result<[
                     break;
                 }
                 Err(e) if Instant::now() >= deadline => anyhow::bail!(
-                    "topic {topic} not found ({e}); create it first, e.g. `rpk topic create {topic} -p 3` or \
-                     `kafka-topics.sh --create --topic {topic} --partitions 3`"
+                    "topic {topic} not available after {wait:?} ({e}): is the cluster at {bootstrap} reachable, and the \
+                     topic created (e.g. `rpk topic create {topic} -p 3` or \
+                     `kafka-topics.sh --create --topic {topic} --partitions 3`)?"
                 ),
                 Err(e) => {
                     warn!(topic, error = %e, "waiting for the topic");
@@ -358,5 +366,52 @@ mod tests {
         for n in 0..3 {
             assert!(events.extract(Some(behaviour(n, t, true).as_bytes()), None, t).is_err());
         }
+    }
+
+    #[test]
+    fn faults_shape_what_is_written() {
+        let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+        for topic in ["o", "b"] {
+            cluster.create_topic(topic, 3, 1).unwrap();
+        }
+        let counts = Arc::new(Counts::default());
+        let producer: TrafficProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .create_with_context(Deliveries(counts.clone()))
+            .unwrap();
+        let from_start = |fault| Scheduled { fault, from: Duration::ZERO, until: None };
+        let plan = Plan {
+            orders_topic: "o".into(),
+            behaviour_topic: "b".into(),
+            rate: 200.0,
+            faults: vec![
+                from_start(Fault::StoppedStream(Stream::Behaviour)),
+                from_start(Fault::SilentPartition(Stream::Orders, 1)),
+                from_start(Fault::VolumeDrop(0.5)),
+                from_start(Fault::InvalidShare(0.25)),
+                // over before it starts: never on
+                Scheduled { fault: Fault::StoppedStream(Stream::Orders), from: Duration::from_secs(60), until: None },
+            ],
+        };
+        let stop = AtomicBool::new(false);
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            s.spawn(|| run(&producer, &plan, [3, 3], &counts, &stop));
+            std::thread::sleep(Duration::from_secs(2));
+            stop.store(true, Ordering::Relaxed);
+        });
+        let elapsed = started.elapsed().as_secs_f64();
+        let end = |topic, p| producer.client().fetch_watermarks(topic, p, Duration::from_secs(5)).unwrap().1;
+        let (o0, o1, o2) = (end("o", 0), end("o", 1), end("o", 2));
+        assert_eq!(o1, 0, "the silent partition");
+        assert!((o0 - o2).abs() <= 1, "round-robin over the others: {o0} {o2}");
+        // half of 200/s (the writer catches up on the time it ran, however busy the machine)
+        let per_second = (o0 + o2) as f64 / elapsed;
+        assert!((70.0..=110.0).contains(&per_second), "{o0} + {o2} records in {elapsed:.2} s");
+        assert_eq!((0..3).map(|p| end("b", p)).sum::<i64>(), 0, "the stopped stream");
+        let sent = counts.sent(Stream::Orders);
+        assert_eq!(sent as i64, o0 + o2);
+        assert_eq!(counts.delivered.load(Ordering::Relaxed), sent);
+        assert_eq!(counts.invalid.load(Ordering::Relaxed), sent / 4);
     }
 }
