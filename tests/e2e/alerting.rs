@@ -88,13 +88,7 @@ impl Alertmanager {
             .expect("start Alertmanager");
         self.child = Some(child);
         let addr = format!("127.0.0.1:{}", self.port).parse().unwrap();
-        eventually("Alertmanager ready", Duration::from_secs(30), || async move {
-            match try_http_get(addr, "/-/ready").await {
-                Ok((200, _)) => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        })
-        .await;
+        wait_ready_endpoint("Alertmanager", addr, Duration::from_secs(30)).await;
     }
 
     fn url(&self) -> String {

@@ -53,13 +53,7 @@ impl Prometheus {
             .expect("Prometheus not found: apt-get install prometheus");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let prometheus = Self { addr, child, dir };
-        eventually("Prometheus ready", Duration::from_secs(60), || async move {
-            match try_http_get(addr, "/-/ready").await {
-                Ok((200, _)) => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        })
-        .await;
+        wait_ready_endpoint("Prometheus", addr, Duration::from_secs(60)).await;
         prometheus
     }
 

@@ -178,6 +178,17 @@ where
     }
 }
 
+/// Waits until a Prometheus-family server (Prometheus, Alertmanager) answers `GET /-/ready`.
+pub async fn wait_ready_endpoint(what: &str, addr: SocketAddr, timeout: Duration) {
+    eventually(&format!("{what} ready"), timeout, || async move {
+        match try_http_get(addr, "/-/ready").await {
+            Ok((200, _)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+}
+
 pub fn now_ms() -> i64 {
     pipewatch_kafka::now_ms()
 }

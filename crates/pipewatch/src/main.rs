@@ -229,40 +229,34 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Command::CheckConfig { config } = &cli.command {
-        return match config::load(config) {
-            Ok(c) => {
-                println!(
-                    "{}: ok ({} streams, {} pairs, {} alerts)",
-                    config.display(),
-                    c.streams.len(),
-                    c.pairs.len(),
-                    c.alerts.len()
-                );
-                ExitCode::SUCCESS
-            }
+    // The commands that only read a config need no runtime.
+    let offline = match &cli.command {
+        Command::CheckConfig { config } => Some((config, None)),
+        Command::Rules { config, format } => Some((config, Some(format.as_str()))),
+        _ => None,
+    };
+    if let Some((path, rules_format)) = offline {
+        let c = match config::load(path) {
+            Ok(c) => c,
             Err(e) => {
                 eprintln!("error: {e:#}");
-                ExitCode::FAILURE
+                return ExitCode::FAILURE;
             }
         };
-    }
-    if let Command::Rules { config, format } = &cli.command {
-        return match config::load(config) {
-            Ok(c) => {
-                let source = config.display().to_string();
-                if format == "prometheusrule" {
-                    print!("{}", rules::render_prometheus_rule(&c, &format!("{source} --format prometheusrule")));
-                } else {
-                    print!("{}", rules::render(&c, &source));
-                }
-                ExitCode::SUCCESS
+        let source = path.display().to_string();
+        match rules_format {
+            None => println!(
+                "{source}: ok ({} streams, {} pairs, {} alerts)",
+                c.streams.len(),
+                c.pairs.len(),
+                c.alerts.len()
+            ),
+            Some("prometheusrule") => {
+                print!("{}", rules::render_prometheus_rule(&c, &format!("{source} --format prometheusrule")))
             }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
+            Some(_) => print!("{}", rules::render(&c, &source)),
+        }
+        return ExitCode::SUCCESS;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
