@@ -278,12 +278,14 @@ async fn prometheus_on_live_data_answers_every_dashboard_query_and_the_rules_mat
     .await;
     let built_in = single.metrics().await;
     assert_eq!(
-        built_in.value(
-            "pipewatch_alert_active",
-            &[("alert", "BehaviourBehindOrders"), ("severity", "page"), ("cause", "event_time_delayed")]
-        ),
+        built_in.value("pipewatch_alert_active", &[("alert", "BehaviourBehindOrders"), ("severity", "page")]),
         Some(1.0),
         "the built-in rule fires too"
+    );
+    assert_eq!(
+        built_in.value("pipewatch_alert_cause", &[("alert", "BehaviourBehindOrders"), ("cause", "event_time_delayed")]),
+        Some(1.0),
+        "with the same cause"
     );
 
     // Every panel's query returns series.

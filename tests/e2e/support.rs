@@ -24,7 +24,7 @@ impl Pipewatch {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let token = CancellationToken::new();
-        let task = tokio::spawn(pipewatch::app::run(config, listener, token.clone().cancelled_owned(), |_, _| {}));
+        let task = tokio::spawn(pipewatch::app::run(config, listener, token.clone().cancelled_owned()));
         Self { addr, token, task }
     }
 

@@ -10,7 +10,6 @@
 //! reaches `queue_capacity` drops its oldest entry and counts it.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -22,12 +21,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use pipewatch_core::alert::{AlertEvent, Transition};
 use pipewatch_core::time::Millis;
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::payload::{alertmanager_alert, fingerprint, webhook_body};
+use crate::payload::{alertmanager_alert, fingerprint, generator_url, webhook_body};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReceiverKind {
@@ -50,31 +50,58 @@ pub struct ReceiverConfig {
 /// The `result` label values of `pipewatch_alert_notifications_total`.
 pub const RESULTS: [&str; 4] = ["sent", "retried", "failed", "dropped"];
 
-/// Counts of one receiver, read by the metrics exporter.
-#[derive(Debug, Default)]
-pub struct ReceiverStats {
-    /// Requests accepted by the receiver.
-    pub sent: AtomicU64,
-    /// Requests that failed and will be tried again (timeouts, connection errors, 5xx).
-    pub retried: AtomicU64,
-    /// Requests the receiver rejected (4xx): not retried.
-    pub failed: AtomicU64,
-    /// Queue entries dropped because the queue was full.
-    pub dropped: AtomicU64,
-    /// Entries waiting to be sent.
-    pub queue_depth: AtomicU64,
+/// The receivers' series, registered once: `pipewatch_alert_notifications_total{receiver,result}`
+/// and `pipewatch_alert_queue_depth{receiver}`.
+#[derive(Debug, Clone)]
+pub struct DeliveryMetrics {
+    notifications: IntCounterVec,
+    queue_depth: IntGaugeVec,
 }
 
-impl ReceiverStats {
-    pub fn get(&self, result: &str) -> u64 {
-        let c = match result {
-            "sent" => &self.sent,
-            "retried" => &self.retried,
-            "failed" => &self.failed,
-            _ => &self.dropped,
-        };
-        c.load(Ordering::Relaxed)
+impl DeliveryMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let notifications = IntCounterVec::new(
+            Opts::new(
+                "pipewatch_alert_notifications_total",
+                "Requests to alert receivers by result: sent, retried (will be tried again), failed (rejected), dropped (queue full).",
+            ),
+            &["receiver", "result"],
+        )?;
+        let queue_depth = IntGaugeVec::new(
+            Opts::new("pipewatch_alert_queue_depth", "Alerts or transitions waiting to be sent, per receiver."),
+            &["receiver"],
+        )?;
+        registry.register(Box::new(notifications.clone()))?;
+        registry.register(Box::new(queue_depth.clone()))?;
+        Ok(Self { notifications, queue_depth })
     }
+
+    /// One receiver's series, every result from 0.
+    fn receiver(&self, name: &str) -> ReceiverStats {
+        let result = |r: &str| self.notifications.with_label_values(&[name, r]);
+        ReceiverStats {
+            sent: result(RESULTS[0]),
+            retried: result(RESULTS[1]),
+            failed: result(RESULTS[2]),
+            dropped: result(RESULTS[3]),
+            queue_depth: self.queue_depth.with_label_values(&[name]),
+        }
+    }
+}
+
+/// Counts of one receiver.
+#[derive(Debug, Clone)]
+pub struct ReceiverStats {
+    /// Requests accepted by the receiver.
+    pub sent: IntCounter,
+    /// Requests that failed and will be tried again (timeouts, connection errors, 5xx).
+    pub retried: IntCounter,
+    /// Requests the receiver rejected (4xx): not retried.
+    pub failed: IntCounter,
+    /// Queue entries dropped because the queue was full.
+    pub dropped: IntCounter,
+    /// Entries waiting to be sent.
+    pub queue_depth: IntGauge,
 }
 
 enum Queue {
@@ -88,7 +115,7 @@ enum Queue {
 
 struct Receiver {
     config: ReceiverConfig,
-    stats: Arc<ReceiverStats>,
+    stats: ReceiverStats,
     queue: Mutex<Queue>,
     wake: Notify,
 }
@@ -113,7 +140,7 @@ impl Receiver {
                         .map(|(k, _)| k.clone());
                     if let Some(k) = victim {
                         alerts.remove(&k);
-                        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        self.stats.dropped.inc();
                     }
                 }
                 alerts.values().filter(|(_, dirty, _)| *dirty).count()
@@ -122,7 +149,7 @@ impl Receiver {
                 for e in events {
                     if list.len() >= cap {
                         list.pop_front();
-                        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        self.stats.dropped.inc();
                     }
                     list.push_back((*next, e.clone()));
                     *next += 1;
@@ -130,7 +157,7 @@ impl Receiver {
                 list.len()
             }
         };
-        self.stats.queue_depth.store(depth as u64, Ordering::Relaxed);
+        self.stats.queue_depth.set(depth as i64);
         drop(q);
         self.wake.notify_one();
     }
@@ -146,8 +173,14 @@ type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 impl Delivery {
     /// Starts one task per receiver on the current tokio runtime; they stop when
-    /// `shutdown` is cancelled.
-    pub fn start(configs: Vec<ReceiverConfig>, external_url: String, shutdown: CancellationToken) -> Self {
+    /// `shutdown` is cancelled. `external_url` is how people reach pipewatch: alerts
+    /// link back to its status (`generatorURL`).
+    pub fn start(
+        configs: Vec<ReceiverConfig>,
+        external_url: String,
+        metrics: &DeliveryMetrics,
+        shutdown: CancellationToken,
+    ) -> Self {
         let client: HttpClient = Client::builder(TokioExecutor::new()).build(HttpsConnector::new());
         let mut receivers = Vec::new();
         let mut tasks = Vec::new();
@@ -156,7 +189,8 @@ impl Delivery {
                 ReceiverKind::Alertmanager => Queue::ByAlert(BTreeMap::new()),
                 ReceiverKind::Webhook => Queue::InOrder { list: VecDeque::new(), next: 0 },
             };
-            let r = Arc::new(Receiver { config, stats: Arc::default(), queue: Mutex::new(queue), wake: Notify::new() });
+            let stats = metrics.receiver(&config.name);
+            let r = Arc::new(Receiver { config, stats, queue: Mutex::new(queue), wake: Notify::new() });
             tasks.push(tokio::spawn(work(r.clone(), client.clone(), external_url.clone(), shutdown.clone())));
             receivers.push(r);
         }
@@ -171,11 +205,6 @@ impl Delivery {
         for r in &self.receivers {
             r.push(events);
         }
-    }
-
-    /// Each receiver's name and counts.
-    pub fn stats(&self) -> Vec<(String, Arc<ReceiverStats>)> {
-        self.receivers.iter().map(|r| (r.config.name.clone(), r.stats.clone())).collect()
     }
 
     /// Waits for the tasks to end (after shutdown).
@@ -249,7 +278,8 @@ fn take_batch(r: &Receiver, external_url: &str, resend_all: bool) -> Option<Batc
             if picked.is_empty() {
                 return None;
             }
-            let body: Vec<_> = picked.iter().map(|(_, e, _)| alertmanager_alert(e, now, ttl)).collect();
+            let link = generator_url(external_url);
+            let body: Vec<_> = picked.iter().map(|(_, e, _)| alertmanager_alert(e, now, ttl, &link)).collect();
             let alerts = picked.iter().map(|(k, _, v)| ((*k).clone(), *v)).collect();
             Some(Batch { body: serde_json::Value::Array(body).to_string(), alerts, up_to: 0 })
         }
@@ -290,7 +320,7 @@ fn done(r: &Receiver, batch: &Batch) {
             list.len()
         }
     };
-    r.stats.queue_depth.store(depth as u64, Ordering::Relaxed);
+    r.stats.queue_depth.set(depth as i64);
 }
 
 async fn work(r: Arc<Receiver>, client: HttpClient, external_url: String, shutdown: CancellationToken) {
@@ -310,7 +340,7 @@ async fn work(r: Arc<Receiver>, client: HttpClient, external_url: String, shutdo
         if let Some(batch) = take_batch(&r, &external_url, resend_all) {
             match post(&client, &url, batch.body.clone(), r.config.timeout).await {
                 Outcome::Sent => {
-                    r.stats.sent.fetch_add(1, Ordering::Relaxed);
+                    r.stats.sent.inc();
                     if failing {
                         info!(receiver = %r.config.name, "receiver reachable again");
                         failing = false;
@@ -320,13 +350,13 @@ async fn work(r: Arc<Receiver>, client: HttpClient, external_url: String, shutdo
                     continue;
                 }
                 Outcome::Rejected(why) => {
-                    r.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    r.stats.failed.inc();
                     warn!(receiver = %r.config.name, %url, error = %why, "receiver rejected alerts; not retrying them");
                     done(&r, &batch);
                     continue;
                 }
                 Outcome::Retry(why) => {
-                    r.stats.retried.fetch_add(1, Ordering::Relaxed);
+                    r.stats.retried.inc();
                     if !failing {
                         warn!(receiver = %r.config.name, %url, error = %why, "failed to send alerts; retrying with backoff");
                         failing = true;
@@ -365,7 +395,8 @@ mod tests {
             resend_interval: Duration::from_secs(60),
             queue_capacity: cap,
         };
-        Receiver { config, stats: Arc::default(), queue: Mutex::new(queue), wake: Notify::new() }
+        let stats = DeliveryMetrics::register(&Registry::new()).unwrap().receiver("r");
+        Receiver { config, stats, queue: Mutex::new(queue), wake: Notify::new() }
     }
 
     fn event(name: &str, transition: Transition, at: Millis) -> AlertEvent {
@@ -386,15 +417,15 @@ mod tests {
             event("A", Transition::Resolved, 1),
             event("B", Transition::Firing, 2),
         ]);
-        assert_eq!(r.stats.queue_depth.load(Ordering::Relaxed), 2, "A's firing and resolve coalesce");
+        assert_eq!(r.stats.queue_depth.get(), 2, "A's firing and resolve coalesce");
         let batch = take_batch(&r, "", false).unwrap();
         assert!(batch.body.contains("\"A\"") && batch.body.contains("\"B\""));
         // B changes while the batch is in flight: it stays queued, A (resolved) is gone
         r.push(&[event("B", Transition::Resolved, 2)]);
         done(&r, &batch);
-        assert_eq!(r.stats.queue_depth.load(Ordering::Relaxed), 1);
+        assert_eq!(r.stats.queue_depth.get(), 1);
         r.push(&[event("C", Transition::Firing, 3), event("D", Transition::Firing, 4)]);
-        assert_eq!(r.stats.dropped.load(Ordering::Relaxed), 1, "over capacity: the oldest resolved alert goes");
+        assert_eq!(r.stats.dropped.get(), 1, "over capacity: the oldest resolved alert goes");
     }
 
     #[test]
@@ -407,7 +438,7 @@ mod tests {
         assert_eq!(body["alerts"][0]["status"], "firing");
         assert_eq!(body["alerts"][1]["status"], "resolved"); // two more while the batch is in flight: the queue is full, the oldest goes
         r.push(&[event("B", Transition::Firing, 2), event("C", Transition::Firing, 3)]);
-        assert_eq!(r.stats.dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(r.stats.dropped.get(), 1);
         done(&r, &batch);
         // B and C were not in the batch: both still wait
         let next = take_batch(&r, "http://pw", false).unwrap();

@@ -10,7 +10,8 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
-use crate::monitor::{Cause, KafkaStatus, Snapshot, StreamSnapshot};
+use crate::diagnosis::{kafka_unreachable, Cause};
+use crate::monitor::{KafkaStatus, Snapshot, StreamSnapshot};
 use crate::time::{format_human, format_rfc3339, Millis};
 
 /// What a rule measures.
@@ -90,12 +91,6 @@ pub struct AlertRule {
     pub impact: String,
 }
 
-/// The name, severity and impact of the built-in alert that replaces the per-stream
-/// ones while the cluster does not answer.
-pub const KAFKA_UNREACHABLE: &str = "KafkaUnreachable";
-pub const KAFKA_UNREACHABLE_IMPACT: &str =
-    "pipewatch cannot see the pipeline: freshness, completeness and sync of every stream are unknown until the cluster answers.";
-
 /// Where a rule stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
@@ -169,74 +164,47 @@ pub struct AlertEvaluator {
     rules: Vec<AlertRule>,
     states: Vec<RuleState>,
     kafka: RuleState,
-    /// Link back to the status API, for `generatorURL`.
-    status_url: String,
     /// Per stream: `(at, invalid, records)` totals over the rate window.
     invalid_window: Vec<VecDeque<(Millis, u64, u64)>>,
     rate_window_ms: Millis,
 }
 
+/// What one evaluation found: the transitions of the tick and every rule's state.
+#[derive(Debug, Clone, Default)]
+pub struct Evaluation {
+    /// Transitions in rule order (`KafkaUnreachable` first): what receivers get.
+    pub events: Vec<AlertEvent>,
+    /// Every rule's state after the tick (the built-in one while it is active).
+    pub alerts: Vec<AlertStatus>,
+}
+
 impl AlertEvaluator {
-    pub fn new(rules: Vec<AlertRule>, streams: usize, rate_window_ms: Millis, status_url: String) -> Self {
+    pub fn new(rules: Vec<AlertRule>, streams: usize, rate_window_ms: Millis) -> Self {
         let fresh = || RuleState { state: AlertState::Inactive, cause: Cause::Ok, event: None };
         Self {
             states: rules.iter().map(|_| fresh()).collect(),
             rules,
             kafka: fresh(),
-            status_url,
             invalid_window: vec![VecDeque::new(); streams],
             rate_window_ms,
         }
     }
 
-    /// Evaluates every rule; returns the transitions of this tick, in rule order
-    /// (`KafkaUnreachable` first).
-    pub fn evaluate(&mut self, snap: &Snapshot, now: Millis) -> Vec<AlertEvent> {
+    /// Evaluates every rule once on `snap`: its transitions and its state.
+    pub fn evaluate(&mut self, snap: &Snapshot, now: Millis) -> Evaluation {
         self.track_invalid(snap, now);
-        let mut events = Vec::new();
+        let mut out = Evaluation::default();
 
         let down = snap.kafka == KafkaStatus::Down;
-        let status_url = &self.status_url;
-        if let Some(e) =
-            step(&mut self.kafka, Some(down), 0, Cause::KafkaUnreachable, now, || kafka_event(status_url, now))
-        {
-            events.push(e);
+        if let Some(e) = step(&mut self.kafka, Some(down), 0, Cause::KafkaUnreachable, now, || kafka_event(now)) {
+            out.events.push(e);
         }
-
-        for i in 0..self.rules.len() {
-            let rule = &self.rules[i];
-            let (value, cause, held) = measure(rule, snap, &self.invalid_window);
-            let condition = match (held, value) {
-                (Some(_), _) => None,
-                (None, Some(v)) => Some(over(rule, v, &self.states[i].state)),
-                (None, None) => Some(false),
-            };
-            let st = &mut self.states[i];
-            if held.is_some() && !matches!(st.state, AlertState::Firing { .. }) {
-                st.state = AlertState::Inactive; // a wait resets a pending rule
-                continue;
-            }
-            // The cause label is taken when the alert fires and kept until it resolves,
-            // so that receivers see one alert, not a new one per change of diagnosis.
-            let frozen_cause = if matches!(st.state, AlertState::Firing { .. }) { st.cause } else { cause };
-            let status_url = &self.status_url;
-            let make = || rule_event(rule, snap, value.unwrap_or(0.0), frozen_cause, now, status_url);
-            if let Some(e) = step(st, condition, rule.for_ms, cause, now, make) {
-                events.push(e);
-            }
-        }
-        events
-    }
-
-    /// Every rule's state (and the built-in one while it is active).
-    pub fn status(&self, snap: &Snapshot) -> Vec<AlertStatus> {
-        let mut out = Vec::new();
         if self.kafka.state != AlertState::Inactive {
-            out.push(AlertStatus {
-                name: KAFKA_UNREACHABLE.into(),
+            out.alerts.push(AlertStatus {
+                name: kafka_unreachable::ALERT.into(),
                 kind: AlertKind::Silence,
                 target: "kafka".into(),
-                severity: "page".into(),
+                severity: kafka_unreachable::SEVERITY.into(),
                 state: self.kafka.state,
                 cause: Cause::KafkaUnreachable,
                 value: None,
@@ -246,9 +214,25 @@ impl AlertEvaluator {
                 event: self.kafka.event.clone(),
             });
         }
-        for (rule, st) in self.rules.iter().zip(&self.states) {
+
+        for (rule, st) in self.rules.iter().zip(&mut self.states) {
             let (value, cause, held) = measure(rule, snap, &self.invalid_window);
-            out.push(AlertStatus {
+            if held.is_some() && !matches!(st.state, AlertState::Firing { .. }) {
+                st.state = AlertState::Inactive; // a wait resets a pending rule
+            } else {
+                let condition = match (held, value) {
+                    (Some(_), _) => None,
+                    (None, Some(v)) => Some(over(rule, v, &st.state)),
+                    (None, None) => Some(false),
+                };
+                // The cause label is taken when the alert fires and kept until it resolves,
+                // so that receivers see one alert, not a new one per change of diagnosis.
+                let make = || rule_event(rule, snap, value.unwrap_or(0.0), cause, now);
+                if let Some(e) = step(st, condition, rule.for_ms, cause, now, make) {
+                    out.events.push(e);
+                }
+            }
+            out.alerts.push(AlertStatus {
                 name: rule.name.clone(),
                 kind: rule.kind,
                 target: target_name(rule, snap).to_string(),
@@ -277,25 +261,21 @@ impl AlertEvaluator {
     }
 }
 
-fn kafka_event(status_url: &str, now: Millis) -> AlertEvent {
+fn kafka_event(now: Millis) -> AlertEvent {
     AlertEvent {
         transition: Transition::Firing,
         labels: vec![
-            ("alertname".into(), KAFKA_UNREACHABLE.into()),
+            ("alertname".into(), kafka_unreachable::ALERT.into()),
             ("cause".into(), Cause::KafkaUnreachable.as_str().into()),
-            ("severity".into(), "page".into()),
+            ("severity".into(), kafka_unreachable::SEVERITY.into()),
         ],
         annotations: vec![
-            ("summary".into(), "the Kafka cluster does not answer".into()),
+            ("summary".into(), kafka_unreachable::SUMMARY.into()),
             (
                 "description".into(),
-                format!(
-                    "pipewatch's log-end polls fail since {}; per-stream alerts are held back",
-                    format_rfc3339(now)
-                ),
+                kafka_unreachable::DESCRIPTION.replace("{when}", &format!("since {}", format_rfc3339(now))),
             ),
-            ("impact".into(), KAFKA_UNREACHABLE_IMPACT.into()),
-            ("generatorURL".into(), status_url.to_string()),
+            ("impact".into(), kafka_unreachable::IMPACT.into()),
         ],
         starts_at_ms: now,
         ends_at_ms: None,
@@ -386,7 +366,7 @@ fn measure(
     let held = if snap.kafka == KafkaStatus::Down {
         Some(Cause::KafkaUnreachable)
     } else if rule.kind.waits_for_data() {
-        sides.iter().map(|s| s.cause).find(|c| matches!(c, Cause::NoData | Cause::CatchingUp))
+        sides.iter().map(|s| s.cause).find(|c| c.holds_lag_rules())
     } else {
         None
     };
@@ -408,14 +388,7 @@ fn measure(
     (value, cause, held)
 }
 
-fn rule_event(
-    rule: &AlertRule,
-    snap: &Snapshot,
-    value: f64,
-    cause: Cause,
-    now: Millis,
-    status_url: &str,
-) -> AlertEvent {
+fn rule_event(rule: &AlertRule, snap: &Snapshot, value: f64, cause: Cause, now: Millis) -> AlertEvent {
     let target = target_name(rule, snap);
     let mut labels = vec![
         ("alertname".to_string(), rule.name.clone()),
@@ -429,9 +402,8 @@ fn rule_event(
             labels.push(("pair".into(), target.into()));
             labels.push(("leader".into(), p.leader.clone()));
             labels.push(("follower".into(), p.follower.clone()));
-            // The side whose cause the pair carries: the leader's unless it is ok.
-            let leader_ok = snap.streams.iter().find(|s| s.name == p.leader).is_none_or(|s| s.cause == Cause::Ok);
-            labels.push(("stream".into(), if leader_ok { p.follower.clone() } else { p.leader.clone() }));
+            // The side whose cause the pair carries.
+            labels.push(("stream".into(), p.cause_stream.clone()));
         }
     }
     for (k, v) in &rule.labels {
@@ -449,7 +421,6 @@ fn rule_event(
             ("summary".into(), summary),
             ("description".into(), description),
             ("impact".into(), rule.impact.clone()),
-            ("generatorURL".into(), status_url.to_string()),
         ],
         starts_at_ms: now,
         ends_at_ms: None,
@@ -581,8 +552,8 @@ mod tests {
                 follower: "behaviour".into(),
                 sync_lag_seconds: Some(lag),
                 cause: pair_cause,
+                cause_stream: "behaviour".into(),
             }],
-            alerts: Vec::new(),
         }
     }
 
@@ -600,8 +571,25 @@ mod tests {
         }
     }
 
-    fn evaluator(rules: Vec<AlertRule>) -> AlertEvaluator {
-        AlertEvaluator::new(rules, 2, 60 * SEC, "http://pipewatch:9464/api/v1/status".into())
+    fn evaluator(rules: Vec<AlertRule>) -> Evaluator {
+        Evaluator { inner: AlertEvaluator::new(rules, 2, 60 * SEC), last: Evaluation::default() }
+    }
+
+    /// The evaluator, keeping the last evaluation's rule states for the assertions.
+    struct Evaluator {
+        inner: AlertEvaluator,
+        last: Evaluation,
+    }
+
+    impl Evaluator {
+        fn evaluate(&mut self, snap: &Snapshot, now: Millis) -> Vec<AlertEvent> {
+            self.last = self.inner.evaluate(snap, now);
+            self.last.events.clone()
+        }
+
+        fn status(&self, _snap: &Snapshot) -> Vec<AlertStatus> {
+            self.last.alerts.clone()
+        }
     }
 
     #[test]
@@ -622,7 +610,7 @@ mod tests {
         assert_eq!(e.label("team"), Some("data"));
         assert_eq!(e.annotation("summary"), Some("behaviour is 8h 02m behind orders"));
         assert_eq!(e.annotation("impact"), Some("Segmentation and ad targeting run on stale data."));
-        assert!(e.annotation("generatorURL").unwrap().ends_with("/api/v1/status"));
+        assert_eq!(e.annotation("generatorURL"), None, "the receiver adds the link back");
         assert!(ev.evaluate(&s, T0 + 61 * SEC).is_empty(), "firing stays firing without a new transition");
     }
 
@@ -686,7 +674,7 @@ mod tests {
         let down = snap(KafkaStatus::Down, Cause::KafkaUnreachable, 28_800.0);
         let events = ev.evaluate(&down, T0);
         assert_eq!(events.len(), 1, "{events:?}");
-        assert_eq!(events[0].label("alertname"), Some(KAFKA_UNREACHABLE));
+        assert_eq!(events[0].label("alertname"), Some(kafka_unreachable::ALERT));
         assert_eq!(events[0].label("cause"), Some("kafka_unreachable"));
         assert_eq!(ev.status(&down)[1].held_back, Some(Cause::KafkaUnreachable));
         let up = snap(KafkaStatus::Up, Cause::EventTimeDelayed, 28_800.0);
@@ -694,7 +682,7 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!(
             (events[0].label("alertname"), events[0].transition),
-            (Some(KAFKA_UNREACHABLE), Transition::Resolved)
+            (Some(kafka_unreachable::ALERT), Transition::Resolved)
         );
         assert_eq!(events[1].label("cause"), Some("event_time_delayed"));
     }

@@ -1,5 +1,6 @@
 //! The monitor state: one tracker per assigned partition, grouped into streams and
-//! pairs, turned into a [`Snapshot`] each tick. Pure: every method takes `now`.
+//! pairs, advanced and turned into a [`Snapshot`] each tick ([`Monitor::tick`]). Pure:
+//! every method takes `now`. What the snapshot's causes mean lives in [`crate::diagnosis`].
 //!
 //! The hot path is [`Monitor::record`]: extract the event time, update the partition's
 //! tracker and the stream's record-delay histogram. The monitor is owned by one thread
@@ -9,6 +10,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::Serialize;
 
+use crate::diagnosis::{diagnose, pair_cause, Cause, Side, StreamFacts};
 use crate::extract::{Extractor, InvalidReason};
 use crate::histogram::{Histogram, GAP_DURATION_BUCKETS, RECORD_DELAY_BUCKETS};
 use crate::time::Millis;
@@ -67,74 +69,6 @@ pub enum KafkaStatus {
     Unknown,
     Up,
     Down,
-}
-
-/// The one state of a stream: a fault (first that holds in this order) or a normal state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cause {
-    Ok,
-    NoData,
-    CatchingUp,
-    KafkaUnreachable,
-    ProducerSilent,
-    PartitionStalled,
-    MonitorBacklog,
-    EventTimeDelayed,
-    VolumeLow,
-    VolumeHigh,
-}
-
-impl Cause {
-    /// Every value, as `pipewatch_stream_cause{cause}` exports them.
-    pub const ALL: [Cause; 10] = [
-        Cause::Ok,
-        Cause::NoData,
-        Cause::CatchingUp,
-        Cause::KafkaUnreachable,
-        Cause::ProducerSilent,
-        Cause::PartitionStalled,
-        Cause::MonitorBacklog,
-        Cause::EventTimeDelayed,
-        Cause::VolumeLow,
-        Cause::VolumeHigh,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cause::Ok => "ok",
-            Cause::NoData => "no_data",
-            Cause::CatchingUp => "catching_up",
-            Cause::KafkaUnreachable => "kafka_unreachable",
-            Cause::ProducerSilent => "producer_silent",
-            Cause::PartitionStalled => "partition_stalled",
-            Cause::MonitorBacklog => "monitor_backlog",
-            Cause::EventTimeDelayed => "event_time_delayed",
-            Cause::VolumeLow => "volume_low",
-            Cause::VolumeHigh => "volume_high",
-        }
-    }
-
-    /// A fault of the pipeline or of its monitoring (not `ok`, `no_data`, `catching_up`).
-    pub fn is_fault(self) -> bool {
-        !matches!(self, Cause::Ok | Cause::NoData | Cause::CatchingUp)
-    }
-
-    /// What a person reads next to the cause.
-    pub fn explain(self) -> &'static str {
-        match self {
-            Cause::Ok => "fresh, complete and flowing",
-            Cause::NoData => "no valid record read yet",
-            Cause::CatchingUp => "pipewatch is replaying the backlog after start or rebalance; lag alerts wait",
-            Cause::KafkaUnreachable => "the Kafka cluster does not answer",
-            Cause::ProducerSilent => "nothing is being written: the log end of every partition stopped advancing",
-            Cause::PartitionStalled => "some partitions stopped receiving data while others flow",
-            Cause::MonitorBacklog => "pipewatch itself cannot keep up with the topic (not a pipeline fault)",
-            Cause::EventTimeDelayed => "records arrive, but their event time is old: an upstream delay",
-            Cause::VolumeLow => "the record rate is below its lower bound",
-            Cause::VolumeHigh => "the record rate is above its upper bound",
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -262,6 +196,8 @@ struct StreamState {
     /// Set when the partitions whose log end is known change; the window restarts.
     window_stale: bool,
     last_watermark: Option<Millis>,
+    /// The cluster answered that the topic does not exist.
+    topic_missing: bool,
 }
 
 /// The monitor: all streams and pairs, fed by the source, read through snapshots.
@@ -286,6 +222,7 @@ impl Monitor {
                 recent_delays: RecentDelays::new(),
                 window_stale: true,
                 last_watermark: None,
+                topic_missing: false,
             })
             .collect();
         Self { settings, streams, pairs, kafka: KafkaStatus::Unknown }
@@ -297,6 +234,13 @@ impl Monitor {
 
     pub fn set_kafka_status(&mut self, status: KafkaStatus) {
         self.kafka = status;
+    }
+
+    /// Whether the cluster says the stream's topic exists (as the log-end poller sees it).
+    pub fn set_topic_missing(&mut self, stream: usize, missing: bool) {
+        if let Some(s) = self.streams.get_mut(stream) {
+            s.topic_missing = missing;
+        }
     }
 
     /// A partition was assigned to this process, reading from `start`.
@@ -422,9 +366,10 @@ impl Monitor {
         p.check_caught_up();
     }
 
-    /// Everything measured, as of `now`. Also advances what time alone moves: gaps
-    /// opening and the rate window. Call once per tick.
-    pub fn snapshot(&mut self, now: Millis) -> Snapshot {
+    /// Advances what time alone moves (gaps opening, the rate window) to `now` and
+    /// returns everything measured: call once per tick. The snapshot is immutable; the
+    /// tick stage hands it on.
+    pub fn tick(&mut self, now: Millis) -> Snapshot {
         let settings = self.settings.clone();
         let kafka = self.kafka;
         let streams: Vec<StreamSnapshot> =
@@ -439,17 +384,21 @@ impl Monitor {
                     (Some(l), Some(f)) => Some((l - f) as f64 / 1000.0),
                     _ => None,
                 };
-                let cause = if leader.cause != Cause::Ok { leader.cause } else { follower.cause };
+                let (cause, side) = pair_cause(leader.cause, follower.cause, sync_lag_seconds);
                 PairSnapshot {
                     name: pair.name.clone(),
                     leader: leader.name.clone(),
                     follower: follower.name.clone(),
                     sync_lag_seconds,
                     cause,
+                    cause_stream: match side {
+                        Side::Leader => leader.name.clone(),
+                        Side::Follower => follower.name.clone(),
+                    },
                 }
             })
             .collect();
-        Snapshot { at_ms: now, kafka, streams, pairs, alerts: Vec::new() }
+        Snapshot { at_ms: now, kafka, streams, pairs }
     }
 }
 
@@ -491,11 +440,17 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
         if !p.caught_up {
             catching_up = true;
         }
+        // The log end was polled before the records read since: a position past it
+        // proves the log end is at least there.
+        let log_end = match (p.log_end, p.position) {
+            (Some(end), Some(pos)) => Some(end.max(pos)),
+            (end, _) => end,
+        };
         partitions.push(PartitionSnapshot {
             partition: p.partition,
             watermark_ms: p.watermark,
             last_record_ms: p.last_record,
-            log_end_offset: p.log_end,
+            log_end_offset: log_end,
             position_offset: p.position,
             backlog_records: backlog,
             silence_seconds: silence.map(|ms| ms as f64 / 1000.0),
@@ -532,38 +487,30 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
         && backlog_sum > oldest.backlog
         && backlog_sum as f64 > rate.unwrap_or(0.0) * BACKLOG_TOLERANCE_SECONDS;
 
-    let cause = if kafka == KafkaStatus::Down {
-        Cause::KafkaUnreachable
-    } else if watermark.is_none() {
-        Cause::NoData
-    } else if silent + quiet > 0 && flowing == 0 {
-        Cause::ProducerSilent
-    } else if silent > 0 {
-        Cause::PartitionStalled
-    } else if catching_up {
-        Cause::CatchingUp
-    } else if backlog_growing {
-        Cause::MonitorBacklog
-    } else if median_record_delay.is_some_and(|d| d * 1000.0 > s.spec.max_record_delay_ms as f64)
-        || watermark.is_some_and(|w| now - w > s.spec.max_record_delay_ms)
-    {
-        // Data flows (no partition is silent) yet its event time is old: either most
-        // records arrive late, or an active partition holds the watermark far back.
-        Cause::EventTimeDelayed
-    } else if window_full && s.spec.min_rate.is_some_and(|min| rate.unwrap_or(0.0) < min) {
-        Cause::VolumeLow
-    } else if window_full && s.spec.max_rate.is_some_and(|max| rate.unwrap_or(0.0) > max) {
-        Cause::VolumeHigh
-    } else {
-        Cause::Ok
-    };
+    let freshness_lag_ms = watermark.map(|w| now - w);
+    let max_delay = s.spec.max_record_delay_ms;
+    let cause = diagnose(&StreamFacts {
+        kafka_down: kafka == KafkaStatus::Down,
+        topic_missing: s.topic_missing,
+        has_watermark: watermark.is_some(),
+        flowing,
+        silent,
+        quiet,
+        catching_up,
+        backlog_growing,
+        event_time_old: median_record_delay.is_some_and(|d| d * 1000.0 > max_delay as f64)
+            || freshness_lag_ms.is_some_and(|lag| lag > max_delay),
+        full_window_rate: window_full.then(|| rate.unwrap_or(0.0)),
+        min_rate: s.spec.min_rate,
+        max_rate: s.spec.max_rate,
+    });
 
     StreamSnapshot {
         name: s.spec.name.clone(),
         topic: s.spec.topic.clone(),
         cause,
         watermark_ms: watermark,
-        freshness_lag_seconds: watermark.map(|w| (now - w) as f64 / 1000.0),
+        freshness_lag_seconds: freshness_lag_ms.map(|lag| lag as f64 / 1000.0),
         silence_seconds: stream_silence.map(|ms| ms as f64 / 1000.0),
         max_silence_seconds: max_silence as f64 / 1000.0,
         min_rate: s.spec.min_rate,
@@ -578,16 +525,14 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
     }
 }
 
-/// Everything the monitor knows at one tick: what /metrics, /api/v1/status and the
-/// alert evaluator read.
+/// Everything the monitor knows at one tick: what the alert evaluator, /metrics and
+/// /api/v1/status read.
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
     pub at_ms: Millis,
     pub kafka: KafkaStatus,
     pub streams: Vec<StreamSnapshot>,
     pub pairs: Vec<PairSnapshot>,
-    /// Every alert rule's state, filled in by the alert evaluator after the monitor.
-    pub alerts: Vec<crate::alert::AlertStatus>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -643,8 +588,10 @@ pub struct PairSnapshot {
     pub follower: String,
     /// Leader watermark − follower watermark; positive: the follower is behind.
     pub sync_lag_seconds: Option<f64>,
-    /// The cause of the unhealthy side, leader first.
+    /// The cause of the side that is behind (see [`pair_cause`]).
     pub cause: Cause,
+    /// The stream whose cause the pair carries.
+    pub cause_stream: String,
 }
 
 impl Snapshot {
@@ -712,7 +659,7 @@ mod tests {
         let mut m = one_stream(1);
         rec(&mut m, 0, 0, 0, T0 - 10 * SEC, T0);
         rec(&mut m, 0, 0, 1, T0 - 60 * SEC, T0); // out of order: fine, not a regression
-        let snap = m.snapshot(T0);
+        let snap = m.tick(T0);
         assert_eq!(snap.streams[0].partitions[0].watermark_ms, Some(T0 - 10 * SEC));
         assert_eq!(snap.streams[0].watermark_ms, Some(T0 - 10 * SEC));
         assert_eq!(snap.streams[0].freshness_lag_seconds, Some(10.0));
@@ -723,14 +670,14 @@ mod tests {
         let mut m = one_stream(2);
         rec(&mut m, 0, 0, 0, T0 - 100 * SEC, T0);
         rec(&mut m, 0, 1, 0, T0 - 5 * SEC, T0);
-        assert_eq!(m.snapshot(T0).streams[0].watermark_ms, Some(T0 - 100 * SEC));
+        assert_eq!(m.tick(T0).streams[0].watermark_ms, Some(T0 - 100 * SEC));
         // partition 0 goes idle (no record for > idle_partition_timeout), 1 keeps flowing
         let later = T0 + 301 * SEC;
         rec(&mut m, 0, 1, 1, later - 2 * SEC, later);
-        assert_eq!(m.snapshot(later).streams[0].watermark_ms, Some(later - 2 * SEC));
+        assert_eq!(m.tick(later).streams[0].watermark_ms, Some(later - 2 * SEC));
         // all idle: the freshest known watermark, and freshness keeps growing
         let much_later = later + 400 * SEC;
-        let s = m.snapshot(much_later);
+        let s = m.tick(much_later);
         assert_eq!(s.streams[0].watermark_ms, Some(later - 2 * SEC));
         assert_eq!(s.streams[0].freshness_lag_seconds, Some(402.0));
     }
@@ -738,12 +685,12 @@ mod tests {
     #[test]
     fn no_watermark_before_the_first_valid_record() {
         let mut m = one_stream(1);
-        let s = m.snapshot(T0);
+        let s = m.tick(T0);
         assert_eq!(s.streams[0].cause, Cause::NoData);
         assert_eq!(s.streams[0].watermark_ms, None);
         assert_eq!(s.streams[0].freshness_lag_seconds, None);
         m.record(0, 0, 0, Some(b"garbage"), None, T0);
-        let s = m.snapshot(T0);
+        let s = m.tick(T0);
         assert_eq!(s.streams[0].cause, Cause::NoData);
         assert_eq!(s.streams[0].partitions[0].invalid["not_json"], 1);
     }
@@ -757,7 +704,7 @@ mod tests {
         m.record(0, 0, 3, Some(br#"{"x":1}"#), None, T0);
         m.record(0, 0, 4, Some(br#"{"ts":"noon"}"#), None, T0);
         rec(&mut m, 0, 0, 5, T0 + 3600 * SEC, T0);
-        let p = &m.snapshot(T0).streams[0].partitions[0];
+        let p = &m.tick(T0).streams[0].partitions[0];
         assert_eq!(p.watermark_ms, Some(T0 - SEC));
         assert_eq!(p.records, 6);
         for reason in InvalidReason::ALL {
@@ -774,17 +721,17 @@ mod tests {
             m.log_end(s, 0, 0, T0);
             m.position(s, 0, 0);
         }
-        assert_eq!(m.snapshot(T0).pairs[0].sync_lag_seconds, None);
+        assert_eq!(m.tick(T0).pairs[0].sync_lag_seconds, None);
         rec(&mut m, 0, 0, 0, T0, T0);
         rec(&mut m, 1, 0, 0, T0 - 8 * 3600 * SEC, T0);
-        let s = m.snapshot(T0);
+        let s = m.tick(T0);
         assert_eq!(s.pairs[0].sync_lag_seconds, Some(28_800.0));
         assert_eq!(s.pairs[0].cause, Cause::EventTimeDelayed);
         assert_eq!(s.streams[1].cause, Cause::EventTimeDelayed);
         assert_eq!(s.streams[0].cause, Cause::Ok);
         // follower ahead of the leader: negative
         rec(&mut m, 1, 0, 1, T0 + 60 * SEC, T0 + 60 * SEC);
-        assert_eq!(m.snapshot(T0 + 60 * SEC).pairs[0].sync_lag_seconds, Some(-60.0));
+        assert_eq!(m.tick(T0 + 60 * SEC).pairs[0].sync_lag_seconds, Some(-60.0));
     }
 
     #[test]
@@ -792,15 +739,15 @@ mod tests {
         let mut m = one_stream(1);
         m.log_end(0, 0, 10, T0);
         rec(&mut m, 0, 0, 9, T0, T0);
-        assert_eq!(m.snapshot(T0 + 120 * SEC).streams[0].partitions[0].gaps, 0, "not yet: silence == max_silence");
-        let s = m.snapshot(T0 + 121 * SEC);
+        assert_eq!(m.tick(T0 + 120 * SEC).streams[0].partitions[0].gaps, 0, "not yet: silence == max_silence");
+        let s = m.tick(T0 + 121 * SEC);
         assert_eq!(s.streams[0].partitions[0].gaps, 1);
         assert_eq!(s.streams[0].partitions[0].gap_open_since_ms, Some(T0));
         assert_eq!(s.streams[0].cause, Cause::ProducerSilent);
         m.log_end(0, 0, 10, T0 + 150 * SEC); // unchanged log end: the gap stays open
-        assert_eq!(m.snapshot(T0 + 200 * SEC).streams[0].partitions[0].gaps, 1, "one gap, counted once");
+        assert_eq!(m.tick(T0 + 200 * SEC).streams[0].partitions[0].gaps, 1, "one gap, counted once");
         m.log_end(0, 0, 11, T0 + 300 * SEC);
-        let s = m.snapshot(T0 + 300 * SEC);
+        let s = m.tick(T0 + 300 * SEC);
         assert_eq!(s.streams[0].partitions[0].gap_open_since_ms, None);
         assert_eq!(s.streams[0].gap_duration.count(), 1);
         assert_eq!(s.streams[0].gap_duration.sum(), 300.0);
@@ -815,13 +762,13 @@ mod tests {
             m.log_end(0, 0, i, now);
             rec(&mut m, 0, 0, i - 1, now, now);
         }
-        let s = m.snapshot(T0 + 200 * SEC);
+        let s = m.tick(T0 + 200 * SEC);
         assert_eq!(s.streams[0].cause, Cause::Ok, "partition 1 never received data: key skew, not a stall");
         assert_eq!(s.streams[0].partitions[1].gaps, 0);
         // a stream where nothing is written at all is a silent producer
         let mut quiet = one_stream(2);
         rec(&mut quiet, 0, 0, 0, T0, T0);
-        assert_eq!(quiet.snapshot(T0 + 121 * SEC).streams[0].cause, Cause::ProducerSilent);
+        assert_eq!(quiet.tick(T0 + 121 * SEC).streams[0].cause, Cause::ProducerSilent);
     }
 
     #[test]
@@ -833,12 +780,12 @@ mod tests {
         m.log_end(0, 1, 1, T0 + 100 * SEC);
         m.log_end(0, 1, 2, T0 + 100 * SEC);
         rec(&mut m, 0, 1, 0, T0 + 100 * SEC, T0 + 100 * SEC);
-        assert_eq!(m.snapshot(T0 + 150 * SEC).streams[0].cause, Cause::PartitionStalled);
+        assert_eq!(m.tick(T0 + 150 * SEC).streams[0].cause, Cause::PartitionStalled);
         // both silent → producer_silent wins over partition_stalled
-        assert_eq!(m.snapshot(T0 + 250 * SEC).streams[0].cause, Cause::ProducerSilent);
+        assert_eq!(m.tick(T0 + 250 * SEC).streams[0].cause, Cause::ProducerSilent);
         // kafka unreachable wins over everything
         m.set_kafka_status(KafkaStatus::Down);
-        assert_eq!(m.snapshot(T0 + 260 * SEC).streams[0].cause, Cause::KafkaUnreachable);
+        assert_eq!(m.tick(T0 + 260 * SEC).streams[0].cause, Cause::KafkaUnreachable);
     }
 
     #[test]
@@ -847,13 +794,13 @@ mod tests {
         m.assign(0, 0, StartPosition::At(0), T0);
         m.log_end(0, 0, 100, T0);
         rec(&mut m, 0, 0, 0, T0 - 3600 * SEC, T0); // replaying an hour-old record
-        let s = m.snapshot(T0);
+        let s = m.tick(T0);
         assert_eq!(s.streams[0].cause, Cause::CatchingUp);
         assert_eq!(s.streams[0].record_delay.count(), 0);
         assert_eq!(s.streams[0].backlog_records, 99);
         m.position(0, 0, 100);
         rec(&mut m, 0, 0, 100, T0 - SEC, T0);
-        let s = m.snapshot(T0 + SEC);
+        let s = m.tick(T0 + SEC);
         assert_eq!(s.streams[0].cause, Cause::Ok);
         assert_eq!(s.streams[0].record_delay.count(), 1);
     }
@@ -866,7 +813,7 @@ mod tests {
         m.log_end(0, 0, 500, T0);
         m.log_end(0, 1, 500, T0);
         rec(&mut m, 0, 0, 500, T0, T0);
-        let s = m.snapshot(T0);
+        let s = m.tick(T0);
         assert_eq!(s.streams[0].partitions[0].backlog_records, Some(0));
         assert!(s.streams[0].partitions[0].caught_up);
         assert!(
@@ -888,7 +835,7 @@ mod tests {
             m.log_end(0, 0, end, now);
             m.position(0, 0, end);
             rec(&mut m, 0, 0, end - 1, now, now);
-            let s = m.snapshot(now);
+            let s = m.tick(now);
             if i >= 2 {
                 assert!((s.streams[0].rate_records_per_second.unwrap() - 10.0).abs() < 1e-9);
             }
@@ -902,7 +849,7 @@ mod tests {
             m.position(0, 0, end);
             rec(&mut m, 0, 0, end - 1, now, now);
         }
-        let s = m.snapshot(T0 + 126 * SEC);
+        let s = m.tick(T0 + 126 * SEC);
         assert!((s.streams[0].rate_records_per_second.unwrap() - 1.0).abs() < 0.1);
         assert_eq!(s.streams[0].cause, Cause::VolumeLow);
     }
@@ -913,13 +860,13 @@ mod tests {
         for i in 0..5 {
             rec(&mut m, 0, 0, i, T0 - 8 * 3600 * SEC - i * SEC, T0);
         }
-        let s = m.snapshot(T0);
+        let s = m.tick(T0);
         assert_eq!(s.streams[0].median_record_delay_seconds, Some(28_802.0));
         assert_eq!(s.streams[0].cause, Cause::EventTimeDelayed);
         // the delay is fixed upstream: fresh records, and the old ones leave the window
         let later = T0 + 61 * SEC;
         rec(&mut m, 0, 0, 5, later - 2 * SEC, later);
-        let s = m.snapshot(later);
+        let s = m.tick(later);
         assert_eq!(s.streams[0].median_record_delay_seconds, Some(2.0));
     }
 
@@ -930,7 +877,7 @@ mod tests {
             rec(&mut m, 0, 0, i, T0, T0); // partition 0: real time, the majority
         }
         rec(&mut m, 0, 1, 0, T0 - 8 * 3600 * SEC, T0); // partition 1: a batch path, 8 h late
-        let s = m.snapshot(T0);
+        let s = m.tick(T0);
         assert_eq!(s.streams[0].median_record_delay_seconds, Some(0.0));
         assert_eq!(s.streams[0].freshness_lag_seconds, Some(28_800.0));
         assert_eq!(s.streams[0].cause, Cause::EventTimeDelayed);
@@ -941,15 +888,15 @@ mod tests {
         let mut m = one_stream(1);
         rec(&mut m, 0, 0, 0, T0, T0);
         m.log_end(0, 0, 1, T0);
-        m.snapshot(T0);
+        m.tick(T0);
         // producers write 100/s, pipewatch reads 10/s
         for i in 1..=30 {
             let now = T0 + i * SEC;
             m.log_end(0, 0, 1 + 100 * i, now);
             rec(&mut m, 0, 0, 10 * i, now, now);
-            m.snapshot(now);
+            m.tick(now);
         }
-        assert_eq!(m.snapshot(T0 + 31 * SEC).streams[0].cause, Cause::MonitorBacklog);
+        assert_eq!(m.tick(T0 + 31 * SEC).streams[0].cause, Cause::MonitorBacklog);
     }
 
     #[test]
@@ -958,11 +905,83 @@ mod tests {
         rec(&mut m, 0, 0, 0, T0 - 50 * SEC, T0);
         rec(&mut m, 0, 1, 0, T0 - 5 * SEC, T0);
         m.revoke(0, 0);
-        let s = m.snapshot(T0);
+        let s = m.tick(T0);
         assert_eq!(s.streams[0].partitions.len(), 1);
         assert_eq!(s.streams[0].watermark_ms, Some(T0 - 5 * SEC));
         // a late record of the revoked partition is ignored
         rec(&mut m, 0, 0, 1, T0 - 90 * SEC, T0);
-        assert_eq!(m.snapshot(T0).streams[0].watermark_ms, Some(T0 - 5 * SEC));
+        assert_eq!(m.tick(T0).streams[0].watermark_ms, Some(T0 - 5 * SEC));
+    }
+
+    fn orders_and_behaviour(partitions: i32) -> Monitor {
+        let pairs = vec![PairSpec { name: "orders_behaviour".into(), leader: 0, follower: 1 }];
+        let mut m = monitor(vec![spec("orders"), spec("behaviour")], pairs);
+        for s in 0..2 {
+            for p in 0..partitions {
+                m.assign(s, p, StartPosition::At(0), T0);
+                m.log_end(s, p, 0, T0);
+                m.position(s, p, 0);
+            }
+        }
+        m
+    }
+
+    #[test]
+    fn a_pair_takes_the_cause_of_the_side_that_is_behind() {
+        let mut m = orders_and_behaviour(2);
+        // both streams flow; behaviour records carry event times 8 h old (the silo)
+        let mut offset = 0;
+        for i in 0..=200 {
+            let now = T0 + i * SEC;
+            for s in 0..2 {
+                for p in 0..2 {
+                    // orders partition 1 stops receiving data after 10 s
+                    if s == 0 && p == 1 && i > 10 {
+                        continue;
+                    }
+                    m.log_end(s, p, offset + 1, now);
+                    let event = if s == 1 { now - 8 * 3600 * SEC } else { now };
+                    rec(&mut m, s, p, offset, event, now);
+                }
+            }
+            offset += 1;
+            m.tick(now);
+        }
+        let s = m.tick(T0 + 200 * SEC);
+        assert_eq!(s.streams[0].cause, Cause::PartitionStalled);
+        assert_eq!(s.streams[1].cause, Cause::EventTimeDelayed);
+        assert!(s.pairs[0].sync_lag_seconds.unwrap() > 28_000.0);
+        assert_eq!(s.pairs[0].cause, Cause::EventTimeDelayed, "the follower is behind: its cause explains the lag");
+        assert_eq!(s.pairs[0].cause_stream, "behaviour");
+    }
+
+    #[test]
+    fn a_missing_topic_is_its_own_cause_and_recovers() {
+        let mut m = monitor(vec![spec("orders")], vec![]);
+        m.set_topic_missing(0, true);
+        let s = m.tick(T0);
+        assert_eq!(s.streams[0].cause, Cause::TopicMissing);
+        m.set_kafka_status(KafkaStatus::Down);
+        assert_eq!(
+            m.tick(T0).streams[0].cause,
+            Cause::KafkaUnreachable,
+            "an unreachable cluster says nothing of topics"
+        );
+        m.set_kafka_status(KafkaStatus::Up);
+        m.set_topic_missing(0, false);
+        assert_eq!(m.tick(T0 + SEC).streams[0].cause, Cause::NoData);
+    }
+
+    #[test]
+    fn a_position_past_the_polled_log_end_shows_the_log_end_at_least_there() {
+        let mut m = one_stream(1);
+        m.log_end(0, 0, 426, T0);
+        for offset in 0..431 {
+            rec(&mut m, 0, 0, offset, T0, T0);
+        }
+        let p = &m.tick(T0).streams[0].partitions[0];
+        assert_eq!(p.position_offset, Some(431));
+        assert_eq!(p.log_end_offset, Some(431), "never a position past the log end");
+        assert_eq!(p.backlog_records, Some(0));
     }
 }

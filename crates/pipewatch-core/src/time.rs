@@ -7,120 +7,22 @@ use std::time::Duration;
 /// Milliseconds since 1970-01-01T00:00:00Z.
 pub type Millis = i64;
 
-/// Days since the epoch of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-#[inline]
-fn digits(b: &[u8], at: usize, n: usize) -> Option<i64> {
-    let s = b.get(at..at + n)?;
-    let mut v = 0i64;
-    for &c in s {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v * 10 + i64::from(c - b'0');
-    }
-    Some(v)
-}
-
 /// Parses an RFC 3339 timestamp (`2026-11-22T19:32:55.123Z`, `…+02:00`; a space or a
-/// lowercase `t`/`z` are accepted) into milliseconds. Fractions finer than a
-/// millisecond are truncated.
+/// lowercase `t`/`z` are accepted) into milliseconds, with chrono: impossible dates
+/// (`2026-02-30`) and offsets (`+24:00`) are rejected. Fractions finer than a
+/// millisecond are truncated. Allocates nothing.
+#[inline]
 pub fn parse_rfc3339(b: &[u8]) -> Option<Millis> {
-    let year = digits(b, 0, 4)?;
-    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
-        return None;
-    }
-    let month = digits(b, 5, 2)?;
-    let day = digits(b, 8, 2)?;
-    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) {
-        return None;
-    }
-    let hour = digits(b, 11, 2)?;
-    if b.get(13) != Some(&b':') || b.get(16) != Some(&b':') {
-        return None;
-    }
-    let minute = digits(b, 14, 2)?;
-    let second = digits(b, 17, 2)?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut millis = 0i64;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while let Some(c) = b.get(i).filter(|c| c.is_ascii_digit()) {
-            if i - start < 3 {
-                millis = millis * 10 + i64::from(c - b'0');
-            }
-            i += 1;
-        }
-        let n = i - start;
-        if n == 0 {
-            return None;
-        }
-        for _ in n..3 {
-            millis *= 10;
-        }
-    }
-    let offset_min = match b.get(i) {
-        Some(b'Z' | b'z') => {
-            i += 1;
-            0
-        }
-        Some(&sign @ (b'+' | b'-')) => {
-            let h = digits(b, i + 1, 2)?;
-            if b.get(i + 3) != Some(&b':') {
-                return None;
-            }
-            let m = digits(b, i + 4, 2)?;
-            i += 6;
-            let off = h * 60 + m;
-            if sign == b'-' {
-                -off
-            } else {
-                off
-            }
-        }
-        _ => return None,
-    };
-    if i != b.len() {
-        return None;
-    }
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_min * 60;
-    Some(secs * 1000 + millis)
+    let text = std::str::from_utf8(b).ok()?;
+    chrono::DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp_millis())
 }
 
 /// Formats milliseconds as RFC 3339 in UTC with millisecond precision.
 pub fn format_rfc3339(ms: Millis) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z", sod / 3600, sod % 3600 / 60, sod % 60)
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        None => format!("{ms}ms since 1970-01-01T00:00:00Z"),
+    }
 }
 
 /// Parses a config duration: one or more `<integer><unit>` parts with units `ms`, `s`,
@@ -213,9 +115,21 @@ mod tests {
             b"2026-11-22T19:32:55.Z",
             b"2026-11-22T19:32:55Zjunk",
             b"yesterday",
+            // impossible dates, times and offsets
+            b"2026-02-30T10:00:00Z",
+            b"2025-02-29T10:00:00Z",
+            b"2026-04-31T10:00:00Z",
+            b"2026-11-22T24:00:00Z",
+            b"2026-11-22T19:60:00Z",
+            b"2026-11-22T19:32:55+24:00",
+            b"2026-11-22T19:32:55+99:99",
+            b"2026-11-22T19:32:55+02:60",
+            b"2026-11-22T19:32:55\xffZ",
         ] {
-            assert_eq!(parse_rfc3339(bad), None, "{:?}", std::str::from_utf8(bad));
+            assert_eq!(parse_rfc3339(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
+        assert!(parse_rfc3339(b"2024-02-29T10:00:00Z").is_some(), "a leap day");
+        assert!(parse_rfc3339(b"2026-11-22T19:32:55+23:59").is_some(), "the largest offset");
     }
 
     #[test]

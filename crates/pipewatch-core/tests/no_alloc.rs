@@ -88,9 +88,18 @@ fn recording_a_record_does_not_allocate() {
     let after = ALLOCATIONS.load(Ordering::Relaxed);
     assert_eq!(after - before, 0, "allocations on the per-record path");
     // and the records were really seen
-    let snapshot = monitor.snapshot(NOW);
+    let snapshot = monitor.tick(NOW);
     let read: u64 = snapshot.streams.iter().flat_map(|s| &s.partitions).map(|p| p.records).sum();
     assert_eq!(read, 10_000);
     let invalid: u64 = snapshot.streams[1].partitions.iter().flat_map(|p| p.invalid.values()).sum();
     assert_eq!(invalid, 6_000);
+    // an impossible timestamp (chrono rejects it) allocates nothing either
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for round in 0..1000i64 {
+        let payload = br#"{"created_at":"2026-02-30T19:32:54+24:00"}"#;
+        monitor.record(0, 0, 1000 + round, Some(payload), None, NOW);
+    }
+    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed) - before, 0, "allocations on the bad_timestamp path");
+    let invalid: u64 = monitor.tick(NOW).streams[0].partitions.iter().map(|p| p.invalid["bad_timestamp"]).sum();
+    assert_eq!(invalid, 1000);
 }

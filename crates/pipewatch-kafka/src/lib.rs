@@ -8,4 +8,7 @@ pub mod source;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use source::{now_ms, validate_properties, ErrorKind, KafkaErrors, Source, SourceConfig, SourceError, Start};
+pub use source::{
+    check_topics, now_ms, validate_properties, ErrorKind, Source, SourceConfig, SourceError, SourceMetrics, Start,
+    TopicCheck,
+};

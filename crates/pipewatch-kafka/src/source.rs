@@ -6,13 +6,14 @@
 //! each start begins at `start` (`earliest`, `latest` or `lookback`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pipewatch_core::{KafkaStatus, Millis, Monitor, Snapshot, StartPosition};
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -87,19 +88,26 @@ impl ErrorKind {
     }
 }
 
-/// Error counts by kind, shared with the metrics exporter.
-#[derive(Debug, Default)]
-pub struct KafkaErrors {
-    counts: [AtomicU64; ErrorKind::ALL.len()],
+/// The source's own series: `pipewatch_kafka_errors_total{kind}`, every kind from 0.
+#[derive(Debug, Clone)]
+pub struct SourceMetrics {
+    errors: [IntCounter; ErrorKind::ALL.len()],
 }
 
-impl KafkaErrors {
-    pub fn inc(&self, kind: ErrorKind) {
-        self.counts[kind as usize].fetch_add(1, Ordering::Relaxed);
+impl SourceMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let vec =
+            IntCounterVec::new(Opts::new("pipewatch_kafka_errors_total", "Kafka client errors by kind."), &["kind"])?;
+        registry.register(Box::new(vec.clone()))?;
+        Ok(Self { errors: ErrorKind::ALL.map(|kind| vec.with_label_values(&[kind.as_str()])) })
     }
 
-    pub fn get(&self, kind: ErrorKind) -> u64 {
-        self.counts[kind as usize].load(Ordering::Relaxed)
+    pub fn error(&self, kind: ErrorKind) {
+        self.errors[kind as usize].inc();
+    }
+
+    pub fn errors(&self, kind: ErrorKind) -> u64 {
+        self.errors[kind as usize].get()
     }
 }
 
@@ -120,7 +128,7 @@ enum Assignment {
 
 struct SourceContext {
     start: Start,
-    errors: Arc<KafkaErrors>,
+    metrics: SourceMetrics,
     /// Assignment changes from the rebalance callback, for the consumer loop; `changed`
     /// says there are some, so the per-record path only reads an atomic.
     changes: Mutex<Vec<Assignment>>,
@@ -173,7 +181,7 @@ impl ClientContext for SourceContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         let kind = classify(&error);
-        self.errors.inc(kind);
+        self.metrics.error(kind);
         // librdkafka repeats transport errors while a broker is down: keep them at debug,
         // the all-brokers-down state is what a person needs.
         if kind == ErrorKind::Transport {
@@ -210,14 +218,14 @@ impl ConsumerContext for SourceContext {
             }
             other => {
                 warn!(error = ?other, "rebalance failed");
-                self.errors.inc(ErrorKind::Rebalance);
+                self.metrics.error(ErrorKind::Rebalance);
                 let revoked = consumer.assignment().map(|a| partitions(&a)).unwrap_or_default();
                 self.push_change(Assignment::Revoked(revoked));
                 consumer.unassign()
             }
         };
         if let Err(e) = result {
-            self.errors.inc(ErrorKind::Rebalance);
+            self.metrics.error(ErrorKind::Rebalance);
             warn!(error = %e, "failed to apply the partition assignment");
         }
     }
@@ -250,7 +258,7 @@ impl SourceContext {
             Ok(found) => found,
             Err(e) => {
                 warn!(error = %e, "failed to look up start offsets; falling back to auto.offset.reset");
-                self.errors.inc(ErrorKind::Rebalance);
+                self.metrics.error(ErrorKind::Rebalance);
                 let fallback = if self.start == Start::Earliest { Offset::Beginning } else { Offset::End };
                 let _ = tpl.set_all_offsets(fallback);
                 let start = if self.start == Start::Earliest { StartPosition::Unknown } else { StartPosition::LogEnd };
@@ -275,7 +283,14 @@ impl SourceContext {
 struct LogEndPoll {
     at: Millis,
     /// `None`: the cluster did not answer.
-    log_ends: Option<Vec<(String, i32, i64)>>,
+    log_ends: Option<LogEnds>,
+}
+
+/// The log end of every partition of the topics that exist, and the topics that do not.
+#[derive(Debug, Default)]
+struct LogEnds {
+    offsets: Vec<(String, i32, i64)>,
+    missing: Vec<String>,
 }
 
 /// The running source: the consumer thread and the log-end poller.
@@ -315,19 +330,19 @@ pub fn validate_properties(config: &SourceConfig) -> Result<(), KafkaError> {
 }
 
 impl Source {
-    /// Starts reading. `publish` gets a snapshot every tick; the threads stop once
-    /// `shutdown` is set.
+    /// Starts reading. `publish` gets the monitor's snapshot every tick (the hand-off to
+    /// the tick stage); the threads stop once `shutdown` is set.
     pub fn spawn(
         config: SourceConfig,
         monitor: Monitor,
-        errors: Arc<KafkaErrors>,
+        metrics: SourceMetrics,
         shutdown: Arc<AtomicBool>,
         publish: impl FnMut(Snapshot) + Send + 'static,
     ) -> Result<Self, SourceError> {
         let topics: Vec<String> = monitor.streams().map(|s| s.topic.clone()).collect();
         let context = SourceContext {
             start: config.start,
-            errors: errors.clone(),
+            metrics: metrics.clone(),
             changes: Mutex::new(Vec::new()),
             changed: AtomicBool::new(false),
         };
@@ -339,15 +354,15 @@ impl Source {
 
         let (tx, rx) = mpsc::channel();
         let poller = {
-            let (shutdown, errors, tick) = (shutdown.clone(), errors.clone(), config.tick);
+            let (shutdown, metrics, tick) = (shutdown.clone(), metrics.clone(), config.tick);
             std::thread::Builder::new()
                 .name("pipewatch-log-end".into())
-                .spawn(move || poll_log_ends(poll_client, topics, tick, errors, shutdown, tx))
+                .spawn(move || poll_log_ends(poll_client, topics, tick, metrics, shutdown, tx))
                 .map_err(|e| SourceError::Thread("log-end poller", e))?
         };
         let consumer = std::thread::Builder::new()
             .name("pipewatch-source".into())
-            .spawn(move || consume(consumer, monitor, config.tick, errors, shutdown, rx, publish))
+            .spawn(move || consume(consumer, monitor, config.tick, metrics, shutdown, rx, publish))
             .map_err(|e| SourceError::Thread("consumer", e))?;
         Ok(Self { consumer, poller })
     }
@@ -363,7 +378,7 @@ fn consume(
     consumer: BaseConsumer<SourceContext>,
     mut monitor: Monitor,
     tick: Duration,
-    errors: Arc<KafkaErrors>,
+    metrics: SourceMetrics,
     shutdown: Arc<AtomicBool>,
     log_ends: Receiver<LogEndPoll>,
     mut publish: impl FnMut(Snapshot),
@@ -393,7 +408,7 @@ fn consume(
                 }
             }
             Some(Err(e)) => {
-                errors.inc(ErrorKind::Consume);
+                metrics.error(ErrorKind::Consume);
                 // a few lines per error burst are enough; the counter has the rest
                 if consume_errors_logged < 10 || consume_errors_logged.is_power_of_two() {
                     warn!(error = %e, "consume failed");
@@ -409,7 +424,10 @@ fn consume(
             match poll.log_ends {
                 Some(ends) => {
                     monitor.set_kafka_status(KafkaStatus::Up);
-                    for (topic, p, end) in ends {
+                    for (topic, &s) in &stream_of {
+                        monitor.set_topic_missing(s, ends.missing.contains(topic));
+                    }
+                    for (topic, p, end) in ends.offsets {
                         if let Some(&s) = stream_of.get(&topic) {
                             monitor.log_end(s, p, end, poll.at);
                         }
@@ -425,7 +443,7 @@ fn consume(
                 }
             }
         }
-        publish(monitor.snapshot(now));
+        publish(monitor.tick(now));
         next_tick = now - (now - next_tick) % tick_ms + tick_ms;
     }
     info!("source stopped");
@@ -437,13 +455,14 @@ fn poll_log_ends(
     client: BaseConsumer,
     topics: Vec<String>,
     tick: Duration,
-    errors: Arc<KafkaErrors>,
+    metrics: SourceMetrics,
     shutdown: Arc<AtomicBool>,
     tx: Sender<LogEndPoll>,
 ) {
     let timeout = tick.max(Duration::from_secs(2)) * 3;
     let mut failures = 0u32;
     let mut ever_up = false;
+    let mut missing: Vec<String> = Vec::new();
     while !shutdown.load(Ordering::Relaxed) {
         let started = std::time::Instant::now();
         let result = poll_once(&client, &topics, timeout);
@@ -451,14 +470,23 @@ fn poll_log_ends(
         let log_ends = match result {
             Ok(ends) => {
                 if failures > 0 || !ever_up {
-                    info!("kafka reachable: polling log ends of {} partitions", ends.len());
+                    info!("kafka reachable: polling log ends of {} partitions", ends.offsets.len());
+                }
+                if ends.missing != missing {
+                    for topic in ends.missing.iter().filter(|t| !missing.contains(t)) {
+                        warn!(%topic, "topic does not exist: its stream is topic_missing until it does");
+                    }
+                    for topic in missing.iter().filter(|t| !ends.missing.contains(t)) {
+                        info!(%topic, "topic exists now");
+                    }
+                    missing = ends.missing.clone();
                 }
                 failures = 0;
                 ever_up = true;
                 Some(ends)
             }
             Err((kind, e)) => {
-                errors.inc(kind);
+                metrics.error(kind);
                 failures += 1;
                 if failures == 1 || failures.is_power_of_two() {
                     warn!(error = %e, failures, "failed to poll log ends");
@@ -485,35 +513,75 @@ fn poll_log_ends(
     }
 }
 
-fn poll_once(
-    client: &BaseConsumer,
-    topics: &[String],
-    timeout: Duration,
-) -> Result<Vec<(String, i32, i64)>, (ErrorKind, KafkaError)> {
+fn poll_once(client: &BaseConsumer, topics: &[String], timeout: Duration) -> Result<LogEnds, (ErrorKind, KafkaError)> {
     let mut query = TopicPartitionList::new();
+    let mut ends = LogEnds::default();
     for topic in topics {
-        let md = client.fetch_metadata(Some(topic), timeout).map_err(|e| (ErrorKind::Metadata, e))?;
-        for t in md.topics() {
-            if t.error().is_some() {
-                continue; // unknown topic: nothing to poll yet
+        match topic_partitions(client, topic, timeout).map_err(|e| (ErrorKind::Metadata, e))? {
+            Some(partitions) => {
+                for p in partitions {
+                    query.add_partition_offset(topic, p, Offset::End).map_err(|e| (ErrorKind::LogEndPoll, e))?;
+                }
             }
-            for p in t.partitions() {
-                query.add_partition_offset(t.name(), p.id(), Offset::End).map_err(|e| (ErrorKind::LogEndPoll, e))?;
-            }
+            None => ends.missing.push(topic.clone()),
         }
     }
     if query.count() == 0 {
-        return Ok(Vec::new());
+        return Ok(ends);
     }
     let found = client.offsets_for_times(query, timeout).map_err(|e| (ErrorKind::LogEndPoll, e))?;
-    Ok(found
+    ends.offsets = found
         .elements()
         .iter()
         .filter_map(|e| match e.offset() {
             Offset::Offset(o) if e.error().is_ok() => Some((e.topic().to_string(), e.partition(), o)),
             _ => None,
         })
-        .collect())
+        .collect();
+    Ok(ends)
+}
+
+/// The partitions of `topic`, or `None` when the cluster says it does not exist. Other
+/// topic errors (a leader election under way) give no partitions this time.
+fn topic_partitions(client: &BaseConsumer, topic: &str, timeout: Duration) -> Result<Option<Vec<i32>>, KafkaError> {
+    let md = client.fetch_metadata(Some(topic), timeout)?;
+    let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
+        return Ok(None);
+    };
+    match t.error() {
+        Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) => Ok(None),
+        Some(_) => Ok(Some(Vec::new())),
+        None => Ok(Some(t.partitions().iter().map(|p| p.id()).collect())),
+    }
+}
+
+/// What `check-config --connect` found of one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicCheck {
+    Exists { partitions: usize },
+    Missing,
+}
+
+/// Connects with the source's settings and asks the cluster whether each topic exists
+/// (metadata only: nothing is read, no group is joined).
+pub fn check_topics(
+    config: &SourceConfig,
+    topics: &[String],
+    timeout: Duration,
+) -> Result<Vec<(String, TopicCheck)>, KafkaError> {
+    let client: BaseConsumer = client_config(config, false).create()?;
+    // A first metadata request tells an unreachable cluster from a missing topic.
+    client.fetch_metadata(None, timeout)?;
+    topics
+        .iter()
+        .map(|topic| {
+            let check = match topic_partitions(&client, topic, timeout)? {
+                Some(p) => TopicCheck::Exists { partitions: p.len() },
+                None => TopicCheck::Missing,
+            };
+            Ok((topic.clone(), check))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -549,16 +617,20 @@ mod tests {
 
     #[test]
     fn error_kinds_are_distinct_label_values() {
-        let errors = KafkaErrors::default();
+        let registry = Registry::new();
+        let errors = SourceMetrics::register(&registry).unwrap();
         for (i, kind) in ErrorKind::ALL.iter().enumerate() {
             assert_eq!(*kind as usize, i);
             for _ in 0..=i {
-                errors.inc(*kind);
+                errors.error(*kind);
             }
         }
         for (i, kind) in ErrorKind::ALL.iter().enumerate() {
-            assert_eq!(errors.get(*kind), i as u64 + 1, "{}", kind.as_str());
+            assert_eq!(errors.errors(*kind), i as u64 + 1, "{}", kind.as_str());
         }
+        let exported = registry.gather();
+        assert_eq!(exported[0].name(), "pipewatch_kafka_errors_total");
+        assert_eq!(exported[0].get_metric().len(), ErrorKind::ALL.len(), "every kind from 0");
         let names: std::collections::HashSet<_> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
         assert_eq!(names.len(), ErrorKind::ALL.len());
         assert_eq!(classify(&KafkaError::Global(RDKafkaErrorCode::AllBrokersDown)), ErrorKind::AllBrokersDown);

@@ -1,74 +1,149 @@
-//! Wires the pieces together: source thread → snapshots → /metrics, /api/v1/status.
+//! Wires the stages together:
+//!
+//! ```text
+//! source thread (reads Kafka, feeds the monitor) ──Snapshot──► tick stage (alerts, receivers)
+//!                                                                 │ Arc<Tick>
+//!                                               latest ◄──────────┴──────► subscribers (the demo)
+//!                                    (/metrics, /api/v1/status, /)
+//! ```
+//!
+//! The Kafka thread hands one immutable [`Snapshot`] per tick to the tick stage, which
+//! evaluates every alert rule once, queues the transitions for the receivers and
+//! publishes the [`Tick`] that HTTP, metrics and subscribers read.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
-use pipewatch_alert::Delivery;
-use pipewatch_core::alert::{AlertEvaluator, AlertEvent, Transition};
+use pipewatch_alert::{Delivery, DeliveryMetrics};
+use pipewatch_core::alert::{AlertEvaluator, AlertEvent, AlertStatus, Evaluation, Transition};
 use pipewatch_core::{Monitor, Snapshot};
-use pipewatch_kafka::{KafkaErrors, Source};
+use pipewatch_kafka::{Source, SourceMetrics};
 use prometheus::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::metrics::MonitorCollector;
 
-/// Runs the daemon until `shutdown` completes: reads Kafka, evaluates the alert rules,
-/// serves HTTP on `listener`. Every snapshot and the alert transitions of its tick are
-/// also passed to `on_snapshot` (the demo prints from them).
+/// One tick as the rest of pipewatch sees it: the monitor's snapshot, every alert
+/// rule's state after it, and the transitions it caused.
+#[derive(Debug)]
+pub struct Tick {
+    pub snapshot: Snapshot,
+    pub alerts: Vec<AlertStatus>,
+    pub events: Vec<AlertEvent>,
+}
+
+/// The latest tick, for HTTP and metrics.
+pub type TickRx = watch::Receiver<Option<Arc<Tick>>>;
+
+/// Snapshots waiting for the tick stage; the source drops one (and says so) rather than
+/// wait when the stage is this far behind.
+const SNAPSHOT_QUEUE: usize = 8;
+/// Ticks a subscriber may fall behind before it misses some.
+const SUBSCRIBER_QUEUE: usize = 64;
+
+/// The daemon, built from a config; [`App::subscribe`] before [`App::run`] to see every tick.
+pub struct App {
+    config: Config,
+    ticks: broadcast::Sender<Arc<Tick>>,
+}
+
+impl App {
+    pub fn new(config: Config) -> Self {
+        Self { config, ticks: broadcast::channel(SUBSCRIBER_QUEUE).0 }
+    }
+
+    /// Every tick from now on (a subscriber that falls behind misses the oldest).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Tick>> {
+        self.ticks.subscribe()
+    }
+
+    /// Runs until `shutdown` completes: reads Kafka, evaluates the alert rules, serves
+    /// HTTP on `listener`.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let config = self.config;
+        let registry = Registry::new();
+        let source_metrics = SourceMetrics::register(&registry).context("failed to register the source's metrics")?;
+        let delivery_metrics =
+            DeliveryMetrics::register(&registry).context("failed to register the receivers' metrics")?;
+        let (latest_tx, latest) = watch::channel::<Option<Arc<Tick>>>(None);
+        MonitorCollector::register(&registry, latest.clone()).context("failed to register metrics")?;
+
+        let delivery_stop = CancellationToken::new();
+        let delivery = Delivery::start(
+            config.receivers.clone(),
+            config.external_url.clone(),
+            &delivery_metrics,
+            delivery_stop.clone(),
+        );
+        let alerts = AlertEvaluator::new(config.alerts.clone(), config.streams.len(), config.settings.rate_window_ms);
+        let (snapshots_tx, snapshots) = mpsc::channel::<Snapshot>(SNAPSHOT_QUEUE);
+        let stage = tokio::spawn(tick_stage(snapshots, alerts, delivery, latest_tx, self.ticks));
+
+        let monitor = Monitor::new(config.settings.clone(), config.streams.clone(), config.pairs.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let source = Source::spawn(config.source.clone(), monitor, source_metrics, stop.clone(), move |snapshot| {
+            if let Err(mpsc::error::TrySendError::Full(_)) = snapshots_tx.try_send(snapshot) {
+                debug!("the tick stage is behind: a snapshot was dropped");
+            }
+        })
+        .context("failed to start the Kafka source")?;
+
+        let addr = listener.local_addr().context("failed to read the listener's address")?;
+        info!(%addr, bootstrap = %config.source.bootstrap_servers, streams = config.streams.len(), "pipewatch running");
+        let state = AppState { registry, tick: latest, config: Arc::new(config) };
+        let served = axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown).await;
+
+        stop.store(true, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || source.join()).await.context("the source thread panicked")?;
+        // The source is gone, so is its sender: the stage ends after the last snapshot.
+        let delivery = stage.await.context("the tick stage panicked")?;
+        delivery_stop.cancel();
+        delivery.join().await;
+        served.context("the HTTP server failed")
+    }
+}
+
+/// Runs the daemon until `shutdown` completes (see [`App::run`]).
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    on_snapshot: impl FnMut(&Snapshot, &[AlertEvent]) + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (tx, rx) = watch::channel::<Option<Arc<Snapshot>>>(None);
-    let errors = Arc::new(KafkaErrors::default());
-    let errors_for_metrics = errors.clone();
-    let registry = Registry::new();
+    App::new(config).run(listener, shutdown).await
+}
 
-    let monitor = Monitor::new(config.settings.clone(), config.streams.clone(), config.pairs.clone());
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut on_snapshot = on_snapshot;
-    let status_url = format!("{}/api/v1/status", config.external_url);
-    let delivery_stop = CancellationToken::new();
-    let delivery =
-        Arc::new(Delivery::start(config.receivers.clone(), config.external_url.clone(), delivery_stop.clone()));
-    let deliver = delivery.clone();
-    let mut alerts =
-        AlertEvaluator::new(config.alerts.clone(), config.streams.len(), config.settings.rate_window_ms, status_url);
-    let source = Source::spawn(config.source.clone(), monitor, errors, stop.clone(), move |mut snapshot| {
-        let events = alerts.evaluate(&snapshot, snapshot.at_ms);
-        snapshot.alerts = alerts.status(&snapshot);
+/// The tick stage: one evaluation per snapshot, the transitions to the receivers, the
+/// tick to its readers. Ends when the source does; hands the receivers back to drain.
+async fn tick_stage(
+    mut snapshots: mpsc::Receiver<Snapshot>,
+    mut alerts: AlertEvaluator,
+    delivery: Delivery,
+    latest: watch::Sender<Option<Arc<Tick>>>,
+    subscribers: broadcast::Sender<Arc<Tick>>,
+) -> Delivery {
+    while let Some(snapshot) = snapshots.recv().await {
+        let Evaluation { events, alerts: states } = alerts.evaluate(&snapshot, snapshot.at_ms);
         for e in &events {
             log_transition(e);
         }
-        deliver.push(&events);
-        on_snapshot(&snapshot, &events);
-        tx.send_replace(Some(Arc::new(snapshot)));
-    })
-    .context("failed to start the Kafka source")?;
-    MonitorCollector::register(&registry, rx.clone(), errors_for_metrics, delivery.stats())
-        .context("failed to register metrics")?;
-
-    let addr = listener.local_addr().context("failed to read the listener's address")?;
-    info!(%addr, bootstrap = %config.source.bootstrap_servers, streams = config.streams.len(), "pipewatch running");
-    let state = AppState { registry, snapshot: rx, config: Arc::new(config) };
-    let served = axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown).await;
-
-    stop.store(true, Ordering::Relaxed);
-    tokio::task::spawn_blocking(move || source.join()).await.context("the source thread panicked")?;
-    delivery_stop.cancel();
-    if let Ok(delivery) = Arc::try_unwrap(delivery) {
-        delivery.join().await;
+        delivery.push(&events);
+        let tick = Arc::new(Tick { snapshot, alerts: states, events });
+        // No subscriber is fine.
+        let _ = subscribers.send(tick.clone());
+        latest.send_replace(Some(tick));
     }
-    served.context("the HTTP server failed")
+    delivery
 }
 
 /// One readable line per alert transition.

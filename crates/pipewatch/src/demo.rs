@@ -14,16 +14,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use pipewatch_core::alert::AlertEvent;
 use pipewatch_core::time::format_rfc3339;
-use pipewatch_core::{Cause, Snapshot};
+use pipewatch_core::Cause;
+use pipewatch_traffic::{self as traffic, Counts, Deliveries, Fault, Plan, Scheduled, Stream, TrafficProducer};
 use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use tokio::net::TcpListener;
+use tokio::sync::broadcast::error::RecvError;
 use tracing::warn;
 
+use crate::app::{self, App, Tick};
 use crate::config;
-use crate::traffic::{self, Counts, Deliveries, Fault, Plan, Scheduled, Stream, TrafficProducer};
 
 pub const ORDERS_TOPIC: &str = "orders";
 pub const BEHAVIOUR_TOPIC: &str = "user-behaviour";
@@ -130,34 +131,18 @@ pub async fn run(
             .context("failed to start the traffic thread")?
     };
 
-    let mut last_causes: Vec<(String, Cause)> = Vec::new();
-    let on_snapshot = move |s: &Snapshot, events: &[AlertEvent]| {
-        for e in events {
-            println!("{}  {}", format_rfc3339(s.at_ms), crate::app::transition_line(e));
-        }
-        for st in &s.streams {
-            let changed = match last_causes.iter_mut().find(|(n, _)| *n == st.name) {
-                Some((_, c)) if *c == st.cause => false,
-                Some((_, c)) => {
-                    *c = st.cause;
-                    true
-                }
-                None => {
-                    last_causes.push((st.name.clone(), st.cause));
-                    true
-                }
-            };
-            if changed {
-                println!(
-                    "{}  stream {:<10} {:<20} {}",
-                    format_rfc3339(s.at_ms),
-                    st.name,
-                    st.cause.as_str(),
-                    st.cause.explain()
-                );
+    let app = App::new(config);
+    let mut ticks = app.subscribe();
+    let printer = tokio::spawn(async move {
+        let mut printed = Printed::default();
+        loop {
+            match ticks.recv().await {
+                Ok(tick) => printed.print(&tick),
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => break,
             }
         }
-    };
+    });
 
     let timer = async move {
         match duration {
@@ -165,13 +150,45 @@ pub async fn run(
             None => shutdown.await,
         }
     };
-    let result = crate::app::run(config, listener, timer, on_snapshot).await;
+    let result = app.run(listener, timer).await;
+    let _ = printer.await;
     stop.store(true, Ordering::Relaxed);
     if traffic.join().is_err() {
         warn!("the demo traffic thread panicked");
     }
     drop(cluster);
     result
+}
+
+/// What the demo prints: each alert transition, and each stream's cause when it changes.
+#[derive(Default)]
+struct Printed {
+    causes: Vec<(String, Cause)>,
+}
+
+impl Printed {
+    fn print(&mut self, tick: &Tick) {
+        let at = format_rfc3339(tick.snapshot.at_ms);
+        for e in &tick.events {
+            println!("{at}  {}", app::transition_line(e));
+        }
+        for st in &tick.snapshot.streams {
+            let changed = match self.causes.iter_mut().find(|(n, _)| *n == st.name) {
+                Some((_, c)) if *c == st.cause => false,
+                Some((_, c)) => {
+                    *c = st.cause;
+                    true
+                }
+                None => {
+                    self.causes.push((st.name.clone(), st.cause));
+                    true
+                }
+            };
+            if changed {
+                println!("{at}  stream {:<10} {:<20} {}", st.name, st.cause.as_str(), st.cause.explain());
+            }
+        }
+    }
 }
 
 /// The demo's script as a traffic plan.

@@ -8,19 +8,20 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use pipewatch_core::alert::AlertState;
+use pipewatch_core::alert::{AlertState, AlertStatus};
 use pipewatch_core::time::{format_human, format_rfc3339};
-use pipewatch_core::{KafkaStatus, Snapshot};
+use pipewatch_core::{Cause, KafkaStatus, Snapshot};
 use prometheus::Registry;
 use serde::Serialize;
 
+use crate::app::TickRx;
 use crate::config::Config;
-use crate::metrics::{render, SnapshotRx};
+use crate::metrics::render;
 
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Registry,
-    pub snapshot: SnapshotRx,
+    pub tick: TickRx,
     pub config: Arc<Config>,
 }
 
@@ -41,22 +42,30 @@ async fn metrics(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Why pipewatch is not ready, or `None` when the cluster answers and partitions are assigned.
-fn not_ready(snapshot: Option<&Snapshot>) -> Option<&'static str> {
+/// Why pipewatch is not ready, or `None` when the cluster answers, every configured
+/// topic exists and partitions are assigned.
+fn not_ready(snapshot: Option<&Snapshot>) -> Option<String> {
     let Some(s) = snapshot else {
-        return Some("starting");
+        return Some("starting".into());
     };
+    let missing: Vec<String> = s
+        .streams
+        .iter()
+        .filter(|st| st.cause == Cause::TopicMissing)
+        .map(|st| format!("topic {:?} of stream {} does not exist", st.topic, st.name))
+        .collect();
     match s.kafka {
-        KafkaStatus::Unknown => Some("kafka not reached yet"),
-        KafkaStatus::Down => Some("kafka unreachable"),
-        KafkaStatus::Up if s.streams.iter().all(|st| st.partitions.is_empty()) => Some("no partitions assigned"),
+        KafkaStatus::Unknown => Some("kafka not reached yet".into()),
+        KafkaStatus::Down => Some("kafka unreachable".into()),
+        KafkaStatus::Up if !missing.is_empty() => Some(missing.join("; ")),
+        KafkaStatus::Up if s.streams.iter().all(|st| st.partitions.is_empty()) => Some("no partitions assigned".into()),
         KafkaStatus::Up => None,
     }
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    let snapshot = state.snapshot.borrow().clone();
-    match not_ready(snapshot.as_deref()) {
+    let tick = state.tick.borrow().clone();
+    match not_ready(tick.as_ref().map(|t| &t.snapshot)) {
         None => (StatusCode::OK, "ready\n").into_response(),
         Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response(),
     }
@@ -67,19 +76,22 @@ struct Status<'a> {
     version: &'static str,
     ready: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    not_ready: Option<&'static str>,
+    not_ready: Option<String>,
     #[serde(flatten)]
     snapshot: Option<&'a Snapshot>,
+    alerts: &'a [AlertStatus],
 }
 
 async fn status_json(State(state): State<AppState>) -> Response {
-    let snapshot = state.snapshot.borrow().clone();
-    let why = not_ready(snapshot.as_deref());
+    let tick = state.tick.borrow().clone();
+    let snapshot = tick.as_ref().map(|t| &t.snapshot);
+    let why = not_ready(snapshot);
     let status = Status {
         version: env!("CARGO_PKG_VERSION"),
         ready: why.is_none(),
         not_ready: why,
-        snapshot: snapshot.as_deref(),
+        snapshot,
+        alerts: tick.as_ref().map_or(&[], |t| &t.alerts),
     };
     match serde_json::to_string_pretty(&status) {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
@@ -96,7 +108,7 @@ fn opt_human(v: Option<f64>) -> String {
 }
 
 async fn status_page(State(state): State<AppState>) -> Html<String> {
-    let snapshot = state.snapshot.borrow().clone();
+    let tick = state.tick.borrow().clone();
     let mut h = String::new();
     let _ = write!(
         h,
@@ -106,11 +118,12 @@ async fn status_page(State(state): State<AppState>) -> Html<String> {
          th{{background:#f3f3f3}}.ok{{color:#17803d}}.warn{{color:#b45309}}.fault{{color:#b91c1c;font-weight:bold}}\
          small{{color:#666}}</style></head><body><h1>pipewatch</h1>"
     );
-    let Some(s) = snapshot else {
+    let Some(tick) = tick else {
         h.push_str("<p>Starting…</p></body></html>");
         return Html(h);
     };
-    let why = not_ready(Some(&s));
+    let s = &tick.snapshot;
+    let why = not_ready(Some(s));
     let _ = write!(
         h,
         "<p>Kafka <b>{}</b> at <code>{}</code> · {} · as of {} · <a href=/metrics>/metrics</a> · \
@@ -123,25 +136,25 @@ async fn status_page(State(state): State<AppState>) -> Html<String> {
         esc(&state.config.source.bootstrap_servers),
         why.map_or_else(
             || "<span class=ok>ready</span>".to_string(),
-            |w| format!("<span class=warn>not ready: {w}</span>")
+            |w| format!("<span class=warn>not ready: {}</span>", esc(&w))
         ),
         format_rfc3339(s.at_ms),
     );
-    let class = |c: pipewatch_core::Cause| {
+    let class = |c: Cause| {
         if c.is_fault() {
             "fault"
-        } else if c == pipewatch_core::Cause::Ok {
+        } else if c == Cause::Ok {
             "ok"
         } else {
             "warn"
         }
     };
-    if !s.alerts.is_empty() {
+    if !tick.alerts.is_empty() {
         h.push_str(
             "<h2>Alerts</h2><table><tr><th>alert</th><th>state</th><th>target</th><th>cause</th>\
              <th>summary</th><th>impact</th></tr>",
         );
-        for a in &s.alerts {
+        for a in &tick.alerts {
             let (state, class) = match a.state {
                 AlertState::Firing { since_ms } => (format!("firing since {}", format_rfc3339(since_ms)), "fault"),
                 AlertState::Pending { since_ms } => (format!("pending since {}", format_rfc3339(since_ms)), "warn"),
@@ -196,6 +209,10 @@ async fn status_page(State(state): State<AppState>) -> Html<String> {
          <th>watermark</th><th>silence</th><th>rate (records/s)</th><th>median delay</th><th>backlog</th></tr>",
     );
     for st in &s.streams {
+        let explain = match st.cause {
+            Cause::TopicMissing => format!("topic <code>{}</code> does not exist on the cluster", esc(&st.topic)),
+            c => c.explain().to_string(),
+        };
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td class={}>{}<br><small>{}</small></td><td>{}</td><td>{}</td><td>{}</td>\
@@ -204,7 +221,7 @@ async fn status_page(State(state): State<AppState>) -> Html<String> {
             esc(&st.topic),
             class(st.cause),
             st.cause.as_str(),
-            st.cause.explain(),
+            explain,
             opt_human(st.freshness_lag_seconds),
             st.watermark_ms.map_or_else(|| "–".into(), format_rfc3339),
             opt_human(st.silence_seconds),

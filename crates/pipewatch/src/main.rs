@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use pipewatch::traffic::{self, Fault, GenerateOptions, Plan, Scheduled, Stream};
-use pipewatch::{app, config, demo, rules};
+use pipewatch::{app, check, config, demo};
+use pipewatch_traffic::cli::GenerateArgs;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -36,6 +36,9 @@ enum Command {
     CheckConfig {
         #[arg(long, default_value = "pipewatch.toml")]
         config: PathBuf,
+        /// Also connect to the cluster: exit 1 when it does not answer or a topic is missing.
+        #[arg(long)]
+        connect: bool,
     },
     /// No broker needed: an in-process Kafka with synthetic traffic and a scripted fault.
     Demo {
@@ -56,97 +59,6 @@ enum Command {
         #[arg(long, default_value = "prometheus", value_parser = ["prometheus", "prometheusrule"])]
         format: String,
     },
-}
-
-#[derive(clap::Args)]
-struct GenerateArgs {
-    #[arg(long, default_value = "localhost:9092")]
-    bootstrap_servers: String,
-    /// A librdkafka property, KEY=VALUE (repeatable), e.g. -X security.protocol=SASL_SSL.
-    #[arg(short = 'X', long = "property", value_parser = parse_property)]
-    properties: Vec<(String, String)>,
-    #[arg(long, default_value = "orders")]
-    orders_topic: String,
-    #[arg(long, default_value = "user-behaviour")]
-    behaviour_topic: String,
-    /// Records per second for each stream, spread over its partitions.
-    #[arg(long, default_value_t = 20.0, value_parser = parse_rate)]
-    rate: f64,
-    /// Stop after this long (e.g. "10m"); runs until Ctrl-C when not given.
-    #[arg(long, value_parser = parse_duration)]
-    duration: Option<Duration>,
-    /// Behaviour events are written this long after they happen, from the start (e.g. "8h").
-    #[arg(long, value_parser = parse_duration)]
-    behaviour_delay: Option<Duration>,
-    /// Share of the records, from the start, with no usable event time (0 to 1).
-    #[arg(long, value_parser = parse_share)]
-    invalid_share: Option<f64>,
-    /// When the following faults start.
-    #[arg(long, default_value = "0s", value_parser = parse_duration)]
-    fault_after: Duration,
-    /// Write nothing to this partition, STREAM:PARTITION with STREAM orders or behaviour (repeatable).
-    #[arg(long, value_parser = parse_partition)]
-    silent_partition: Vec<(Stream, i32)>,
-    /// Write nothing to this stream, orders or behaviour (repeatable).
-    #[arg(long, value_parser = parse_stream)]
-    stop_stream: Vec<Stream>,
-    /// The rate falls to this fraction (0 to 1).
-    #[arg(long, value_parser = parse_share)]
-    volume_drop: Option<f64>,
-}
-
-impl GenerateArgs {
-    fn into_options(self) -> GenerateOptions {
-        let from_start = |fault| Scheduled { fault, from: Duration::ZERO, until: None };
-        let later = |fault| Scheduled { fault, from: self.fault_after, until: None };
-        let mut faults = Vec::new();
-        faults.extend(self.behaviour_delay.map(|d| from_start(Fault::BehaviourDelay(d))));
-        faults.extend(self.invalid_share.map(|x| from_start(Fault::InvalidShare(x))));
-        faults.extend(self.silent_partition.iter().map(|(s, p)| later(Fault::SilentPartition(*s, *p))));
-        faults.extend(self.stop_stream.iter().map(|s| later(Fault::StoppedStream(*s))));
-        faults.extend(self.volume_drop.map(|x| later(Fault::VolumeDrop(x))));
-        GenerateOptions {
-            bootstrap_servers: self.bootstrap_servers,
-            properties: self.properties,
-            plan: Plan {
-                orders_topic: self.orders_topic,
-                behaviour_topic: self.behaviour_topic,
-                rate: self.rate,
-                faults,
-            },
-            duration: self.duration,
-        }
-    }
-}
-
-fn parse_property(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
-}
-
-fn parse_rate(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
-        _ => Err(format!("expected a positive number of records per second, got {s:?}")),
-    }
-}
-
-fn parse_share(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
-        _ => Err(format!("expected a number from 0 to 1, got {s:?}")),
-    }
-}
-
-fn parse_stream(s: &str) -> Result<Stream, String> {
-    Stream::from_name(s).ok_or_else(|| format!("expected orders or behaviour, got {s:?}"))
-}
-
-fn parse_partition(s: &str) -> Result<(Stream, i32), String> {
-    let (stream, partition) = s.split_once(':').ok_or_else(|| format!("expected STREAM:PARTITION, got {s:?}"))?;
-    let partition = partition.parse::<i32>().ok().filter(|p| *p >= 0);
-    Ok((parse_stream(stream)?, partition.ok_or_else(|| format!("expected a partition number, got {s:?}"))?))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -206,7 +118,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("failed to listen on {} (http.listen)", config.listen))?;
             let token = shutdown_signal();
-            app::run(config, listener, token.cancelled_owned(), |_, _| {}).await
+            app::run(config, listener, token.cancelled_owned()).await
         }
         Command::Demo { duration, listen } => {
             let token = shutdown_signal();
@@ -214,7 +126,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Generate(args) => {
             let token = shutdown_signal();
-            traffic::generate(args.into_options(), token.cancelled_owned()).await
+            pipewatch_traffic::generate(args.into_options(), token.cancelled_owned()).await
         }
         Command::CheckConfig { .. } | Command::Rules { .. } => unreachable!("handled without a runtime"),
     }
@@ -231,32 +143,14 @@ fn main() -> ExitCode {
         .init();
     // The commands that only read a config need no runtime.
     let offline = match &cli.command {
-        Command::CheckConfig { config } => Some((config, None)),
-        Command::Rules { config, format } => Some((config, Some(format.as_str()))),
+        Command::CheckConfig { config, connect } => Some(check::check_config(config, *connect)),
+        Command::Rules { config, format } => Some(check::rules(config, format)),
         _ => None,
     };
-    if let Some((path, rules_format)) = offline {
-        let c = match config::load(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let source = path.display().to_string();
-        match rules_format {
-            None => println!(
-                "{source}: ok ({} streams, {} pairs, {} alerts)",
-                c.streams.len(),
-                c.pairs.len(),
-                c.alerts.len()
-            ),
-            Some("prometheusrule") => {
-                print!("{}", rules::render_prometheus_rule(&c, &format!("{source} --format prometheusrule")))
-            }
-            Some(_) => print!("{}", rules::render(&c, &source)),
-        }
-        return ExitCode::SUCCESS;
+    if let Some(outcome) = offline {
+        print!("{}", outcome.stdout);
+        eprint!("{}", outcome.stderr);
+        return if outcome.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

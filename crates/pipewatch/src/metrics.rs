@@ -1,37 +1,27 @@
-//! `/metrics`: every series is rendered at scrape time from the latest [`Snapshot`], so
-//! what Prometheus sees is exactly what /api/v1/status shows, series of revoked
-//! partitions go with them, and no series carries a stand-in value (an unknown value
-//! is an absent series).
+//! `/metrics`: the monitor's and the alert rules' series are rendered at scrape time
+//! from the latest [`Tick`], so what Prometheus sees is exactly what /api/v1/status
+//! shows, series of revoked partitions go with them, and no series carries a stand-in
+//! value (an unknown value is an absent series). The source's and the receivers' own
+//! counters are registered by their crates (`SourceMetrics`, `DeliveryMetrics`).
 
-use std::sync::Arc;
-
-use pipewatch_alert::{ReceiverStats, RESULTS};
+use pipewatch_core::alert::AlertState;
+use pipewatch_core::diagnosis::kafka_unreachable;
 use pipewatch_core::histogram::Histogram;
 use pipewatch_core::{Cause, KafkaStatus, Snapshot};
-use pipewatch_kafka::{ErrorKind, KafkaErrors};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Bucket, Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, Registry, TextEncoder};
-use tokio::sync::watch;
 
-/// The latest snapshot, published by the source every tick.
-pub type SnapshotRx = watch::Receiver<Option<Arc<Snapshot>>>;
+use crate::app::{Tick, TickRx};
 
-/// Renders the monitor's series on each scrape.
+/// Renders the monitor's and the alert rules' series on each scrape.
 pub struct MonitorCollector {
-    snapshot: SnapshotRx,
-    errors: Arc<KafkaErrors>,
-    receivers: Vec<(String, Arc<ReceiverStats>)>,
+    tick: TickRx,
 }
 
 impl MonitorCollector {
-    pub fn register(
-        registry: &Registry,
-        snapshot: SnapshotRx,
-        errors: Arc<KafkaErrors>,
-        receivers: Vec<(String, Arc<ReceiverStats>)>,
-    ) -> prometheus::Result<()> {
-        registry.register(Box::new(Self { snapshot, errors, receivers }))
+    pub fn register(registry: &Registry, tick: TickRx) -> prometheus::Result<()> {
+        registry.register(Box::new(Self { tick }))
     }
 }
 
@@ -107,32 +97,16 @@ impl Collector for MonitorCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        use MetricType::{COUNTER, GAUGE};
+        use MetricType::GAUGE;
         let mut kafka_up = Family::new("kafka_up", "1 when the Kafka cluster answers the log-end poll, else 0.", GAUGE);
-        let mut kafka_errors = Family::new("kafka_errors_total", "Kafka client errors by kind.", COUNTER);
         let mut build = Family::new("build_info", "pipewatch's version; always 1.", GAUGE);
         build.gauge(&[("version", env!("CARGO_PKG_VERSION"))], 1.0);
-        for kind in ErrorKind::ALL {
-            kafka_errors.counter(&[("kind", kind.as_str())], self.errors.get(kind) as f64);
-        }
-        let snapshot = self.snapshot.borrow().clone();
-        kafka_up.gauge(&[], if snapshot.as_ref().is_some_and(|s| s.kafka == KafkaStatus::Up) { 1.0 } else { 0.0 });
-        let mut notifications = Family::new(
-            "alert_notifications_total",
-            "Requests to alert receivers by result: sent, retried (will be tried again), failed (rejected), dropped (queue full).",
-            COUNTER,
-        );
-        let mut queue =
-            Family::new("alert_queue_depth", "Alerts or transitions waiting to be sent, per receiver.", GAUGE);
-        for (name, stats) in &self.receivers {
-            for result in RESULTS {
-                notifications.counter(&[("receiver", name), ("result", result)], stats.get(result) as f64);
-            }
-            queue.gauge(&[("receiver", name)], stats.queue_depth.load(std::sync::atomic::Ordering::Relaxed) as f64);
-        }
-        let mut out = vec![kafka_up, kafka_errors, build, notifications, queue];
-        if let Some(s) = snapshot {
-            out.extend(snapshot_families(&s));
+        let tick = self.tick.borrow().clone();
+        kafka_up.gauge(&[], if tick.as_ref().is_some_and(|t| t.snapshot.kafka == KafkaStatus::Up) { 1.0 } else { 0.0 });
+        let mut out = vec![kafka_up, build];
+        if let Some(t) = tick {
+            out.extend(snapshot_families(&t.snapshot));
+            out.extend(alert_families(&t));
         }
         // A family with no sample (e.g. no sync lag before the first records) is left out.
         out.into_iter().map(|f| f.0).filter(|f| !f.get_metric().is_empty()).collect()
@@ -193,18 +167,6 @@ fn snapshot_families(s: &Snapshot) -> Vec<Family> {
     let mut s_gap = Family::new("gap_duration_seconds", "Length of closed gaps (the whole silence).", HISTOGRAM);
     let mut s_cause =
         Family::new("stream_cause", "The stream's diagnosed state: 1 for the active cause, 0 otherwise.", GAUGE);
-    let mut alert_active = Family::new(
-        "alert_active",
-        "1 while the alert fires, 0 otherwise (pending included); cause is its target's diagnosed cause.",
-        GAUGE,
-    );
-    for a in &s.alerts {
-        let firing = matches!(a.state, pipewatch_core::alert::AlertState::Firing { .. });
-        alert_active.gauge(
-            &[("alert", &a.name), ("severity", &a.severity), ("cause", a.cause.as_str())],
-            if firing { 1.0 } else { 0.0 },
-        );
-    }
     let mut sync = Family::new(
         "sync_lag_seconds",
         "Leader watermark - follower watermark; positive: the follower is behind.",
@@ -286,6 +248,31 @@ fn snapshot_families(s: &Snapshot) -> Vec<Family> {
         s_gap,
         s_cause,
         sync,
-        alert_active,
     ]
+}
+
+/// One `alert_active` series per rule (and the built-in `KafkaUnreachable`) whose labels
+/// never change, and the cause a firing alert carries as one series per cause.
+fn alert_families(tick: &Tick) -> Vec<Family> {
+    use MetricType::GAUGE;
+    let mut active = Family::new("alert_active", "1 while the alert fires, 0 otherwise (pending included).", GAUGE);
+    let mut cause = Family::new(
+        "alert_cause",
+        "The cause a firing alert carries (frozen while it fires): 1 for that cause, 0 otherwise; all 0 while it does not fire.",
+        GAUGE,
+    );
+    let mut push = |name: &str, severity: &str, firing_with: Option<Cause>| {
+        active.gauge(&[("alert", name), ("severity", severity)], if firing_with.is_some() { 1.0 } else { 0.0 });
+        for c in Cause::ALL {
+            cause.gauge(&[("alert", name), ("cause", c.as_str())], if firing_with == Some(c) { 1.0 } else { 0.0 });
+        }
+    };
+    for a in &tick.alerts {
+        push(&a.name, &a.severity, matches!(a.state, AlertState::Firing { .. }).then_some(a.cause));
+    }
+    // The built-in alert is listed only while active; its series are there always.
+    if !tick.alerts.iter().any(|a| a.name == kafka_unreachable::ALERT) {
+        push(kafka_unreachable::ALERT, kafka_unreachable::SEVERITY, None);
+    }
+    vec![active, cause]
 }

@@ -10,9 +10,13 @@
 //! - freshness lag: now − stream watermark; silence: min of the replicas' silences;
 //! - rate: records written per second (broker log ends) over `rate_window`;
 //! - sync lag: leader watermark − follower watermark;
-//! - cause: the first of the diagnosis order that holds across replicas, with
-//!   `producer_silent` only when every replica sees it (otherwise some partitions flow:
-//!   `partition_stalled`) and the volume causes from the summed rate.
+//! - cause: the first of the diagnosis order that holds across replicas, built from the
+//!   diagnosis table itself (`pipewatch_core::diagnosis::ORDER`): each cause holds when
+//!   any replica reports it, or only when every replica does (`no_data`;
+//!   `producer_silent`, else some partitions flow: `partition_stalled`), or from the
+//!   summed rate (the volume causes);
+//! - pair cause: the cause of the side that is behind (the follower's when the sync lag
+//!   is positive), the other side's when that one is `ok`.
 //!
 //! The alerting rules mirror `[[alert]]`: same threshold, `clear` (hysteresis via the
 //! `ALERTS` series), `for`, severity, labels, impact, and the target's cause as a label;
@@ -22,6 +26,7 @@
 use std::fmt::Write as _;
 
 use pipewatch_core::alert::{AlertKind, AlertRule, AlertTarget};
+use pipewatch_core::diagnosis::{kafka_unreachable, Replicas, ORDER};
 use pipewatch_core::Cause;
 
 use crate::config::Config;
@@ -136,15 +141,19 @@ pub fn render(config: &Config, source: &str) -> String {
         record(
             &mut out,
             &format!(
-                "Cause of pair {}: the leader's unless it is ok, else the follower's; `stream` is that side.",
+                "Cause of pair {}: the cause of the side that is behind (the follower's when the sync lag\n\
+                 is positive), the other side's when that one is ok; `stream` is that side.",
                 pair.name
             ),
             PAIR_CAUSE,
             &format!(
-                "max by (job, stream, cause) ({STREAM_CAUSE}{{stream={}, cause!=\"ok\"}})\nor on (job)\n\
-                 max by (job, stream, cause) ({STREAM_CAUSE}{{stream={}}})",
-                quote(leader),
-                quote(follower)
+                "(\n  max by (job, stream, cause) ({STREAM_CAUSE}{{stream={f}, cause!=\"ok\"}})\n  \
+                 and on (job) ({SYNC_LAG}{{pair={p}}} > 0)\n)\nor on (job)\n\
+                 max by (job, stream, cause) ({STREAM_CAUSE}{{stream={l}, cause!=\"ok\"}})\nor on (job)\n\
+                 max by (job, stream, cause) ({STREAM_CAUSE}{{stream={f}}})",
+                f = quote(follower),
+                l = quote(leader),
+                p = quote(&pair.name),
             ),
             &labels,
         );
@@ -154,14 +163,14 @@ pub fn render(config: &Config, source: &str) -> String {
     let down = "(max by (job) (pipewatch_kafka_up) == 0)";
     alert(
         &mut out,
-        pipewatch_core::alert::KAFKA_UNREACHABLE,
+        kafka_unreachable::ALERT,
         down,
         0,
-        &[("severity", "page"), ("cause", Cause::KafkaUnreachable.as_str())],
+        &[("severity", kafka_unreachable::SEVERITY), ("cause", Cause::KafkaUnreachable.as_str())],
         &[
-            ("summary", "the Kafka cluster does not answer"),
-            ("description", "pipewatch's log-end polls fail ({{ $labels.job }}); per-stream alerts are held back"),
-            ("impact", pipewatch_core::alert::KAFKA_UNREACHABLE_IMPACT),
+            ("summary", kafka_unreachable::SUMMARY),
+            ("description", &kafka_unreachable::DESCRIPTION.replace("{when}", "({{ $labels.job }})")),
+            ("impact", kafka_unreachable::IMPACT),
         ],
     );
     alert(
@@ -185,44 +194,43 @@ pub fn render(config: &Config, source: &str) -> String {
     out
 }
 
-/// The cause expression: weights follow the diagnosis order, `topk` keeps the first.
+/// The cause expression, one term per row of the diagnosis table: weights follow its
+/// order, `topk` keeps the first that holds.
 fn cause_expr(config: &Config) -> String {
-    let any = |cause: &str| format!("(max by (job, stream, cause) (pipewatch_stream_cause{{cause=\"{cause}\"}}) == 1)");
-    let all = |cause: &str| format!("(min by (job, stream, cause) (pipewatch_stream_cause{{cause=\"{cause}\"}}) == 1)");
-    let as_cause = |expr: String, cause: &str| format!("label_replace({expr}, \"cause\", \"{cause}\", \"\", \"\")");
-    let mut terms: Vec<(String, u32)> = vec![
-        (any("kafka_unreachable"), 10),
-        (all("producer_silent"), 9),
-        (
-            as_cause(
-                "(max by (job, stream) (pipewatch_stream_cause{cause=~\"producer_silent|partition_stalled\"}) == 1)"
-                    .into(),
-                "partition_stalled",
-            ),
-            8,
-        ),
-        (any("catching_up"), 7),
-        (any("monitor_backlog"), 6),
-        (any("event_time_delayed"), 5),
-    ];
-    // A replica compares only its share of the rate with the bounds: the volume causes
-    // come from the summed rate instead.
-    for s in &config.streams {
-        if let Some(min) = s.min_rate {
-            terms.push((as_cause(format!("({STREAM_RATE}{{stream={}}} < {min})", quote(&s.name)), "volume_low"), 4));
+    let selector = |causes: &[Cause]| {
+        let names: Vec<&str> = causes.iter().map(|c| c.as_str()).collect();
+        match names.as_slice() {
+            [one] => format!("cause=\"{one}\""),
+            many => format!("cause=~\"{}\"", many.join("|")),
         }
-        if let Some(max) = s.max_rate {
-            terms.push((as_cause(format!("({STREAM_RATE}{{stream={}}} > {max})", quote(&s.name)), "volume_high"), 3));
+    };
+    let as_cause =
+        |expr: String, cause: Cause| format!("label_replace({expr}, \"cause\", \"{}\", \"\", \"\")", cause.as_str());
+    let mut terms: Vec<(String, usize)> = Vec::new();
+    for (i, d) in ORDER.iter().enumerate() {
+        let weight = ORDER.len() - i;
+        let reported = |agg: &str, causes: &[Cause]| {
+            format!("({agg} by (job, stream) (pipewatch_stream_cause{{{}}}) == 1)", selector(causes))
+        };
+        match d.replicas {
+            Replicas::Any(causes) => terms.push((as_cause(reported("max", causes), d.cause), weight)),
+            Replicas::All => terms.push((as_cause(reported("min", &[d.cause]), d.cause), weight)),
+            // A replica compares only its share of the rate with the bounds: the volume
+            // causes come from the summed rate instead.
+            Replicas::SummedRateBelowMin | Replicas::SummedRateAboveMax => {
+                for s in &config.streams {
+                    let (bound, op) = match d.replicas {
+                        Replicas::SummedRateBelowMin => (s.min_rate, "<"),
+                        _ => (s.max_rate, ">"),
+                    };
+                    if let Some(bound) = bound {
+                        let expr = format!("({STREAM_RATE}{{stream={}}} {op} {bound})", quote(&s.name));
+                        terms.push((as_cause(expr, d.cause), weight));
+                    }
+                }
+            }
         }
     }
-    terms.push((all("no_data"), 2));
-    terms.push((
-        as_cause(
-            "(max by (job, stream) (pipewatch_stream_cause{cause=~\"ok|volume_low|volume_high\"}) == 1)".into(),
-            "ok",
-        ),
-        1,
-    ));
     let body: Vec<String> = terms.into_iter().map(|(e, w)| format!("  {e} * 0 + {w}")).collect();
     format!("topk by (job, stream) (1,\n{}\n) > bool 0", body.join("\nor\n"))
 }
@@ -258,7 +266,8 @@ fn alert_rule(out: &mut String, config: &Config, rule: &AlertRule, down: &str) {
     let mut expr =
         format!("(\n{}\n)\n* on (job) group_left ({joined}) {cause_metric}{cause_selector}", indent(&expr, 2));
     if rule.kind.waits_for_data() {
-        let waiting = cause_selector.replacen('{', "{cause=~\"no_data|catching_up\", ", 1);
+        let holding: Vec<&str> = Cause::ALL.iter().filter(|c| c.holds_lag_rules()).map(|c| c.as_str()).collect();
+        let waiting = cause_selector.replacen('{', &format!("{{cause=~\"{}\", ", holding.join("|")), 1);
         expr.push_str(&format!("\nunless on (job) {cause_metric}{waiting}"));
     }
     expr.push_str(&format!("\nunless on (job) {down}"));

@@ -1,18 +1,27 @@
-//! Synthetic shop traffic: orders (`created_at`, RFC 3339) and behaviour events (`ts`,
-//! epoch millis), spread round-robin over each topic's partitions, with faults switched
-//! on and off on a schedule. `pipewatch demo` writes it into its mock cluster and
-//! `pipewatch generate` into a real one (a test cluster: it writes to the topics).
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+//! The traffic generator: the one part of pipewatch that writes to Kafka (the daemon
+//! only reads). Synthetic shop traffic: orders (`created_at`, RFC 3339) and behaviour
+//! events (`ts`, epoch millis), spread round-robin over each topic's partitions, with
+//! faults switched on and off on a schedule. `pipewatch demo` writes it into its mock
+//! cluster and `pipewatch generate` ([`cli`]) into a real one (a test cluster: it writes
+//! to the topics).
+
+pub mod cli;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipewatch_core::time::{format_rfc3339, Millis};
-use pipewatch_kafka::now_ms;
 use rdkafka::client::ClientContext;
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use tracing::warn;
+
+fn now_ms() -> Millis {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
+}
 
 /// One of the two synthetic streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

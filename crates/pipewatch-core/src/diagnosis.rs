@@ -1,0 +1,307 @@
+//! Which link of the chain broke: the one home of the diagnosis.
+//!
+//! [`ORDER`] is the table: every [`Cause`] in the order it is checked, what makes it
+//! hold for a stream ([`StreamFacts`]), how replicas that each see some partitions
+//! combine it ([`Replicas`], read by the Prometheus rules generator), and what a person
+//! reads next to it. [`diagnose`] takes the first that holds, so one root cause pages,
+//! not its symptoms; [`pair_cause`] gives a pair the cause of the side that is behind.
+//! A new cause is one enum variant and one row here; the rules follow.
+
+use serde::Serialize;
+
+/// The one state of a stream: a fault (the first that holds, in [`ORDER`]) or a normal
+/// state. Declared in diagnosis order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    KafkaUnreachable,
+    TopicMissing,
+    NoData,
+    ProducerSilent,
+    PartitionStalled,
+    CatchingUp,
+    MonitorBacklog,
+    EventTimeDelayed,
+    VolumeLow,
+    VolumeHigh,
+    Ok,
+}
+
+/// What the monitor knows of one stream at a tick: the inputs of every cause's test.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StreamFacts {
+    /// The log-end poll fails: the cluster does not answer.
+    pub kafka_down: bool,
+    /// The cluster answers that the stream's topic does not exist.
+    pub topic_missing: bool,
+    /// A valid event time was read (the stream has a watermark).
+    pub has_watermark: bool,
+    /// Partitions whose log end advanced within `max_silence`.
+    pub flowing: usize,
+    /// Partitions written to while watched, silent for longer than `max_silence`.
+    pub silent: usize,
+    /// Partitions never written to while watched (key skew), silent for as long.
+    pub quiet: usize,
+    /// Some partition's backlog has not drained since assignment.
+    pub catching_up: bool,
+    /// pipewatch's own backlog grew over the rate window and holds more than
+    /// [`crate::monitor::BACKLOG_TOLERANCE_SECONDS`] of traffic.
+    pub backlog_growing: bool,
+    /// The median record delay, or the freshness lag of the stream, is over `max_record_delay`.
+    pub event_time_old: bool,
+    /// Records written per second over a whole rate window (`None` before the window is full).
+    pub full_window_rate: Option<f64>,
+    pub min_rate: Option<f64>,
+    pub max_rate: Option<f64>,
+}
+
+/// How the causes that replicas report for their share of a stream's partitions
+/// combine into the stream's cause (the Prometheus rules compute it this way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replicas {
+    /// Holds when any replica reports one of these causes.
+    Any(&'static [Cause]),
+    /// Holds only when every replica reports this cause.
+    All,
+    /// The rate summed over the replicas is below the stream's `min_rate` (a replica
+    /// compares only its share).
+    SummedRateBelowMin,
+    /// The rate summed over the replicas is above the stream's `max_rate`.
+    SummedRateAboveMax,
+}
+
+/// One row of the diagnosis table.
+pub struct Diagnosis {
+    pub cause: Cause,
+    pub name: &'static str,
+    /// What a person reads next to the cause.
+    pub explain: &'static str,
+    /// Whether the cause holds for a stream with these facts.
+    pub holds: fn(&StreamFacts) -> bool,
+    pub replicas: Replicas,
+}
+
+/// Every cause, in the order they are checked: the first that holds wins.
+pub const ORDER: [Diagnosis; 11] = [
+    Diagnosis {
+        cause: Cause::KafkaUnreachable,
+        name: "kafka_unreachable",
+        explain: "the Kafka cluster does not answer",
+        holds: |f| f.kafka_down,
+        replicas: Replicas::Any(&[Cause::KafkaUnreachable]),
+    },
+    Diagnosis {
+        cause: Cause::TopicMissing,
+        name: "topic_missing",
+        explain: "the stream's topic does not exist on the cluster (a typo, or deleted)",
+        holds: |f| f.topic_missing,
+        replicas: Replicas::Any(&[Cause::TopicMissing]),
+    },
+    Diagnosis {
+        cause: Cause::NoData,
+        name: "no_data",
+        explain: "no valid record read yet",
+        holds: |f| !f.has_watermark,
+        replicas: Replicas::All,
+    },
+    Diagnosis {
+        cause: Cause::ProducerSilent,
+        name: "producer_silent",
+        explain: "nothing is being written: the log end of every partition stopped advancing",
+        holds: |f| f.silent + f.quiet > 0 && f.flowing == 0,
+        // One replica's partitions all silent while another's flow is a stalled partition.
+        replicas: Replicas::All,
+    },
+    Diagnosis {
+        cause: Cause::PartitionStalled,
+        name: "partition_stalled",
+        explain: "some partitions stopped receiving data while others flow",
+        holds: |f| f.silent > 0,
+        replicas: Replicas::Any(&[Cause::ProducerSilent, Cause::PartitionStalled]),
+    },
+    Diagnosis {
+        cause: Cause::CatchingUp,
+        name: "catching_up",
+        explain: "pipewatch is replaying the backlog after start or rebalance; lag alerts wait",
+        holds: |f| f.catching_up,
+        replicas: Replicas::Any(&[Cause::CatchingUp]),
+    },
+    Diagnosis {
+        cause: Cause::MonitorBacklog,
+        name: "monitor_backlog",
+        explain: "pipewatch itself cannot keep up with the topic (not a pipeline fault)",
+        holds: |f| f.backlog_growing,
+        replicas: Replicas::Any(&[Cause::MonitorBacklog]),
+    },
+    Diagnosis {
+        cause: Cause::EventTimeDelayed,
+        name: "event_time_delayed",
+        explain: "records arrive, but their event time is old: an upstream delay",
+        // Data flows (no partition is silent) yet its event time is old: either most
+        // records arrive late, or an active partition holds the watermark far back.
+        holds: |f| f.event_time_old,
+        replicas: Replicas::Any(&[Cause::EventTimeDelayed]),
+    },
+    Diagnosis {
+        cause: Cause::VolumeLow,
+        name: "volume_low",
+        explain: "the record rate is below its lower bound",
+        holds: |f| matches!((f.full_window_rate, f.min_rate), (Some(rate), Some(min)) if rate < min),
+        replicas: Replicas::SummedRateBelowMin,
+    },
+    Diagnosis {
+        cause: Cause::VolumeHigh,
+        name: "volume_high",
+        explain: "the record rate is above its upper bound",
+        holds: |f| matches!((f.full_window_rate, f.max_rate), (Some(rate), Some(max)) if rate > max),
+        replicas: Replicas::SummedRateAboveMax,
+    },
+    Diagnosis {
+        cause: Cause::Ok,
+        name: "ok",
+        explain: "fresh, complete and flowing",
+        holds: |_| true,
+        // A replica's volume cause judged its share of the rate only.
+        replicas: Replicas::Any(&[Cause::Ok, Cause::VolumeLow, Cause::VolumeHigh]),
+    },
+];
+
+impl Cause {
+    /// Every value, in diagnosis order, as `pipewatch_stream_cause{cause}` exports them.
+    pub const ALL: [Cause; ORDER.len()] = {
+        let mut all = [Cause::Ok; ORDER.len()];
+        let mut i = 0;
+        while i < ORDER.len() {
+            all[i] = ORDER[i].cause;
+            i += 1;
+        }
+        all
+    };
+
+    /// The cause's row in [`ORDER`].
+    pub fn diagnosis(self) -> &'static Diagnosis {
+        &ORDER[self as usize]
+    }
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        self.diagnosis().name
+    }
+
+    /// What a person reads next to the cause.
+    pub fn explain(self) -> &'static str {
+        self.diagnosis().explain
+    }
+
+    /// A fault of the pipeline or of its monitoring (not `ok`, `no_data`, `catching_up`).
+    pub fn is_fault(self) -> bool {
+        !matches!(self, Cause::Ok | Cause::NoData | Cause::CatchingUp)
+    }
+
+    /// Lag rules (freshness, sync lag) wait while a side is in one of these states.
+    pub fn holds_lag_rules(self) -> bool {
+        matches!(self, Cause::NoData | Cause::CatchingUp)
+    }
+}
+
+/// A stream's cause: the first row of [`ORDER`] that holds.
+pub fn diagnose(facts: &StreamFacts) -> Cause {
+    ORDER.iter().find(|d| (d.holds)(facts)).map_or(Cause::Ok, |d| d.cause)
+}
+
+/// The side of a pair whose cause the pair carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Leader,
+    Follower,
+}
+
+/// A pair's cause is the cause of the side that is behind: the follower's when the
+/// sync lag is positive, the leader's when it is negative; when that side is `ok` (or
+/// neither is behind, leader first) the other side's. `ok` only when both are.
+pub fn pair_cause(leader: Cause, follower: Cause, sync_lag_seconds: Option<f64>) -> (Cause, Side) {
+    let behind = match sync_lag_seconds {
+        Some(lag) if lag > 0.0 => Side::Follower,
+        _ => Side::Leader,
+    };
+    let (first, other) = match behind {
+        Side::Leader => ((leader, Side::Leader), (follower, Side::Follower)),
+        Side::Follower => ((follower, Side::Follower), (leader, Side::Leader)),
+    };
+    if first.0 == Cause::Ok {
+        other
+    } else {
+        first
+    }
+}
+
+/// The built-in alert that replaces the per-stream rules while the cluster does not answer.
+pub mod kafka_unreachable {
+    pub const ALERT: &str = "KafkaUnreachable";
+    pub const SEVERITY: &str = "page";
+    pub const SUMMARY: &str = "the Kafka cluster does not answer";
+    pub const IMPACT: &str = "pipewatch cannot see the pipeline: freshness, completeness and sync of every stream are unknown until the cluster answers.";
+    /// `{when}` is since when (pipewatch) or which job (the Prometheus rules).
+    pub const DESCRIPTION: &str = "pipewatch's log-end polls fail {when}; per-stream alerts are held back";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_in_declaration_order_with_distinct_names() {
+        for (i, d) in ORDER.iter().enumerate() {
+            assert_eq!(d.cause as usize, i, "{}", d.name);
+            assert_eq!(Cause::ALL[i], d.cause);
+            assert_eq!(serde_json::to_value(d.cause).unwrap(), d.name, "serde name");
+        }
+        let names: std::collections::HashSet<_> = ORDER.iter().map(|d| d.name).collect();
+        assert_eq!(names.len(), ORDER.len());
+        assert_eq!(ORDER.last().map(|d| d.cause), Some(Cause::Ok), "ok holds when nothing else does");
+    }
+
+    #[test]
+    fn each_cause_wins_over_every_later_one() {
+        let healthy = StreamFacts { has_watermark: true, flowing: 2, ..StreamFacts::default() };
+        assert_eq!(diagnose(&healthy), Cause::Ok);
+        let mut f = healthy;
+        f.min_rate = Some(10.0);
+        f.max_rate = Some(0.5);
+        f.full_window_rate = Some(1.0);
+        assert_eq!(diagnose(&f), Cause::VolumeLow);
+        f.event_time_old = true;
+        assert_eq!(diagnose(&f), Cause::EventTimeDelayed);
+        f.backlog_growing = true;
+        assert_eq!(diagnose(&f), Cause::MonitorBacklog);
+        f.catching_up = true;
+        assert_eq!(diagnose(&f), Cause::CatchingUp);
+        f.silent = 1;
+        assert_eq!(diagnose(&f), Cause::PartitionStalled);
+        f.flowing = 0;
+        assert_eq!(diagnose(&f), Cause::ProducerSilent);
+        f.has_watermark = false;
+        assert_eq!(diagnose(&f), Cause::NoData);
+        f.topic_missing = true;
+        assert_eq!(diagnose(&f), Cause::TopicMissing);
+        f.kafka_down = true;
+        assert_eq!(diagnose(&f), Cause::KafkaUnreachable);
+    }
+
+    #[test]
+    fn a_pair_carries_the_cause_of_the_side_that_is_behind() {
+        use Cause::*;
+        // behaviour 8 h behind (the silo), then an orders partition stalls: still the silo
+        assert_eq!(pair_cause(PartitionStalled, EventTimeDelayed, Some(28_800.0)), (EventTimeDelayed, Side::Follower));
+        // the leader behind: its cause
+        assert_eq!(pair_cause(ProducerSilent, EventTimeDelayed, Some(-600.0)), (ProducerSilent, Side::Leader));
+        // the side behind is ok: the other side's cause
+        assert_eq!(pair_cause(PartitionStalled, Ok, Some(5.0)), (PartitionStalled, Side::Leader));
+        assert_eq!(pair_cause(Ok, EventTimeDelayed, Some(-5.0)), (EventTimeDelayed, Side::Follower));
+        // no sync lag yet, or none: leader first
+        assert_eq!(pair_cause(NoData, NoData, None), (NoData, Side::Leader));
+        assert_eq!(pair_cause(Ok, CatchingUp, Some(0.0)), (CatchingUp, Side::Follower));
+        assert_eq!(pair_cause(Ok, Ok, Some(3.0)).0, Ok, "ok only when both are");
+    }
+}

@@ -1,0 +1,92 @@
+//! The commands that only read a config: `pipewatch check-config` (offline, or with
+//! `--connect` asking the cluster whether every topic exists) and `pipewatch rules`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use pipewatch_kafka::{check_topics, TopicCheck};
+
+use crate::config::{self, Config};
+use crate::rules;
+
+/// How long `check-config --connect` waits for the cluster.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a config-only command prints, and whether it passed (exit 0) or not (exit 1).
+pub struct Outcome {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    fn failed(stdout: String, stderr: String) -> Self {
+        Self { ok: false, stdout, stderr }
+    }
+}
+
+/// `pipewatch check-config`: every problem of the config with its key; with `connect`,
+/// also whether the cluster answers and every configured topic exists.
+pub fn check_config(path: &Path, connect: bool) -> Outcome {
+    let c = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => return Outcome::failed(String::new(), format!("error: {e:#}\n")),
+    };
+    let mut out = format!(
+        "{}: ok ({} streams, {} pairs, {} alerts)\n",
+        path.display(),
+        c.streams.len(),
+        c.pairs.len(),
+        c.alerts.len()
+    );
+    if !connect {
+        return Outcome { ok: true, stdout: out, stderr: String::new() };
+    }
+    let bootstrap = &c.source.bootstrap_servers;
+    let topics: Vec<String> = c.streams.iter().map(|s| s.topic.clone()).collect();
+    let found = match check_topics(&c.source, &topics, CONNECT_TIMEOUT) {
+        Ok(found) => found,
+        Err(e) => {
+            return Outcome::failed(
+                out,
+                format!("error: kafka.bootstrap_servers: the cluster at {bootstrap} does not answer: {e}\n"),
+            )
+        }
+    };
+    let _ = writeln!(out, "kafka at {bootstrap}: reachable");
+    let mut missing = Vec::new();
+    for (stream, (topic, check)) in c.streams.iter().zip(found) {
+        match check {
+            TopicCheck::Exists { partitions } => {
+                let _ = writeln!(out, "  stream {}: topic {topic:?} ({partitions} partitions)", stream.name);
+            }
+            TopicCheck::Missing => {
+                let _ = writeln!(out, "  stream {}: topic {topic:?} does not exist", stream.name);
+                missing.push(format!("{topic:?} (stream {})", stream.name));
+            }
+        }
+    }
+    if missing.is_empty() {
+        Outcome { ok: true, stdout: out, stderr: String::new() }
+    } else {
+        let n = missing.len();
+        let s = if n == 1 { "" } else { "s" };
+        Outcome::failed(out, format!("error: {n} configured topic{s} missing: {}\n", missing.join(", ")))
+    }
+}
+
+/// `pipewatch rules`: the Prometheus rules (`prometheus`) or a PrometheusRule object
+/// (`prometheusrule`) for the config at `path`.
+pub fn rules(path: &Path, format: &str) -> Outcome {
+    let c: Config = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => return Outcome::failed(String::new(), format!("error: {e:#}\n")),
+    };
+    let source = path.display().to_string();
+    let stdout = match format {
+        "prometheusrule" => rules::render_prometheus_rule(&c, &format!("{source} --format prometheusrule")),
+        _ => rules::render(&c, &source),
+    };
+    Outcome { ok: true, stdout, stderr: String::new() }
+}
