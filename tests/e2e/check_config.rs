@@ -68,3 +68,34 @@ fn unknown_keys_and_missing_files_are_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("failed to read /nonexistent/pipewatch.toml"));
 }
+
+#[test]
+fn check_config_connect_names_a_cluster_that_does_not_answer() {
+    let config = format!(
+        "{}\n{}",
+        r#"[kafka]
+bootstrap_servers = "127.0.0.1:1"
+"#,
+        r#"[[stream]]
+name = "orders"
+topic = "orders"
+event_time = { field = "/created_at", format = "rfc3339" }
+"#
+    );
+    let dir = std::env::temp_dir().join(format!("pipewatch-check-connect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pipewatch.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pipewatch"))
+        .args(["check-config", "--connect", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error: kafka.bootstrap_servers: the cluster at 127.0.0.1:1 does not answer"), "{stderr}");
+    // without --connect the same config is fine: check-config stays offline
+    let offline =
+        Command::new(env!("CARGO_BIN_EXE_pipewatch")).arg("check-config").arg("--config").arg(&path).output().unwrap();
+    assert_eq!(offline.status.code(), Some(0), "{}", String::from_utf8_lossy(&offline.stderr));
+}

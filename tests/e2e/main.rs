@@ -7,5 +7,6 @@ mod alerting;
 mod check_config;
 mod demo;
 mod deploy;
+mod diagnosis_rules;
 mod prometheus;
 mod real_broker;

@@ -329,3 +329,57 @@ async fn holds_every_partition(pw: &Pipewatch, all: &std::collections::BTreeSet<
     })
     .await
 }
+
+/// `pipewatch check-config --connect` on a config: exit code, stdout, stderr.
+async fn check_connect(toml: &str) -> (i32, String, String) {
+    let dir = std::env::temp_dir().join(unique_topic("pipewatch-check-connect"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pipewatch.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipewatch"))
+        .args(["check-config", "--connect", "--config"])
+        .arg(&path)
+        .output()
+        .await
+        .expect("run pipewatch check-config --connect");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_topic_is_named_until_it_appears() {
+    let bootstrap = shared_broker().await;
+    let orders = unique_topic("orders");
+    let behaviour = unique_topic("user-behavior-typo");
+    create_topic(bootstrap, &orders, 1).await.unwrap();
+    let toml = config(bootstrap, "earliest", &streams(&orders, &behaviour));
+
+    let (code, stdout, stderr) = check_connect(&toml).await;
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("stream behaviour: topic {behaviour:?} does not exist")), "{stdout}");
+    assert!(stdout.contains(&format!("stream orders: topic {orders:?} (1 partitions)")), "{stdout}");
+    assert!(
+        stderr.contains(&format!("error: 1 configured topic missing: {behaviour:?} (stream behaviour)")),
+        "{stderr}"
+    );
+
+    let pw = Pipewatch::start(&toml).await;
+    let wait = Duration::from_secs(60);
+    pw.wait_state(503, 1.0, "behaviour", "topic_missing", wait).await;
+    let (_, ready) = pw.get("/readyz").await;
+    assert!(ready.contains(&format!("topic {behaviour:?} of stream behaviour does not exist")), "{ready}");
+    let (_, page) = pw.get("/").await;
+    assert!(page.contains(&format!("topic <code>{behaviour}</code> does not exist on the cluster")), "{page}");
+    let (_, status) = pw.get("/api/v1/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["ready"], false, "{status}");
+    assert_eq!(status["pairs"][0]["cause"], "topic_missing", "{status}");
+    assert_eq!(pw.metrics().await.cause("orders").as_deref(), Some("no_data"), "the other stream is watched as ever");
+
+    // The topic is created: pipewatch recovers by itself.
+    create_topic(bootstrap, &behaviour, 1).await.unwrap();
+    pw.wait_state(200, 1.0, "behaviour", "no_data", wait).await;
+    let (code, stdout, stderr) = check_connect(&toml).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    pw.stop().await;
+}

@@ -218,21 +218,25 @@ pub enum Side {
 }
 
 /// A pair's cause is the cause of the side that is behind: the follower's when the
-/// sync lag is positive, the leader's when it is negative; when that side is `ok` (or
-/// neither is behind, leader first) the other side's. `ok` only when both are.
+/// sync lag is positive, the leader's when it is negative; with no sync lag (none yet,
+/// or zero) the side whose cause comes first in [`ORDER`], the leader on a tie. When
+/// that side is `ok`, the other side's. `ok` only when both are (then the side named
+/// is the follower, the one downstream jobs wait for).
 pub fn pair_cause(leader: Cause, follower: Cause, sync_lag_seconds: Option<f64>) -> (Cause, Side) {
     let behind = match sync_lag_seconds {
         Some(lag) if lag > 0.0 => Side::Follower,
+        Some(lag) if lag < 0.0 => Side::Leader,
+        _ if (follower as usize) < (leader as usize) => Side::Follower,
         _ => Side::Leader,
     };
     let (first, other) = match behind {
         Side::Leader => ((leader, Side::Leader), (follower, Side::Follower)),
         Side::Follower => ((follower, Side::Follower), (leader, Side::Leader)),
     };
-    if first.0 == Cause::Ok {
-        other
-    } else {
-        first
+    match (first.0, other.0) {
+        (Cause::Ok, Cause::Ok) => (Cause::Ok, Side::Follower),
+        (Cause::Ok, _) => other,
+        _ => first,
     }
 }
 
@@ -299,9 +303,12 @@ mod tests {
         // the side behind is ok: the other side's cause
         assert_eq!(pair_cause(PartitionStalled, Ok, Some(5.0)), (PartitionStalled, Side::Leader));
         assert_eq!(pair_cause(Ok, EventTimeDelayed, Some(-5.0)), (EventTimeDelayed, Side::Follower));
-        // no sync lag yet, or none: leader first
+        // no sync lag yet, or none: the cause first in the diagnosis order, leader on a tie
         assert_eq!(pair_cause(NoData, NoData, None), (NoData, Side::Leader));
+        assert_eq!(pair_cause(NoData, TopicMissing, None), (TopicMissing, Side::Follower), "the fault, not no_data");
+        assert_eq!(pair_cause(PartitionStalled, EventTimeDelayed, Some(0.0)), (PartitionStalled, Side::Leader));
         assert_eq!(pair_cause(Ok, CatchingUp, Some(0.0)), (CatchingUp, Side::Follower));
-        assert_eq!(pair_cause(Ok, Ok, Some(3.0)).0, Ok, "ok only when both are");
+        assert_eq!(pair_cause(Ok, Ok, Some(3.0)), (Ok, Side::Follower), "ok only when both are");
+        assert_eq!(pair_cause(Ok, Ok, Some(-3.0)), (Ok, Side::Follower));
     }
 }

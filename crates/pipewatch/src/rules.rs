@@ -142,19 +142,12 @@ pub fn render(config: &Config, source: &str) -> String {
             &mut out,
             &format!(
                 "Cause of pair {}: the cause of the side that is behind (the follower's when the sync lag\n\
-                 is positive), the other side's when that one is ok; `stream` is that side.",
+                 is positive, the leader's when negative; else the cause first in the diagnosis order),\n\
+                 the other side's when that one is ok; `stream` is that side.",
                 pair.name
             ),
             PAIR_CAUSE,
-            &format!(
-                "(\n  max by (job, stream, cause) ({STREAM_CAUSE}{{stream={f}, cause!=\"ok\"}})\n  \
-                 and on (job) ({SYNC_LAG}{{pair={p}}} > 0)\n)\nor on (job)\n\
-                 max by (job, stream, cause) ({STREAM_CAUSE}{{stream={l}, cause!=\"ok\"}})\nor on (job)\n\
-                 max by (job, stream, cause) ({STREAM_CAUSE}{{stream={f}}})",
-                f = quote(follower),
-                l = quote(leader),
-                p = quote(&pair.name),
-            ),
+            &pair_cause_expr(leader, follower, &pair.name),
             &labels,
         );
     }
@@ -233,6 +226,28 @@ fn cause_expr(config: &Config) -> String {
     }
     let body: Vec<String> = terms.into_iter().map(|(e, w)| format!("  {e} * 0 + {w}")).collect();
     format!("topk by (job, stream) (1,\n{}\n) > bool 0", body.join("\nor\n"))
+}
+
+/// The pair cause expression (see `pipewatch_core::diagnosis::pair_cause`): the side
+/// behind by the sign of the sync lag; with none, the cause first in the diagnosis order
+/// (weights from the table, the leader's a little higher on a tie); the follower's `ok`.
+fn pair_cause_expr(leader: &str, follower: &str, pair: &str) -> String {
+    let (l, f, p) = (quote(leader), quote(follower), quote(pair));
+    let faulty = |side: &str| format!("max by (job, stream, cause) ({STREAM_CAUSE}{{stream={side}, cause!=\"ok\"}})");
+    let mut ranked = Vec::new();
+    for (i, d) in ORDER.iter().enumerate().filter(|(_, d)| d.cause != Cause::Ok) {
+        let weight = 2 * (ORDER.len() - i);
+        for (side, w) in [(&l, weight + 1), (&f, weight)] {
+            ranked.push(format!("    {STREAM_CAUSE}{{stream={side}, cause=\"{}\"}} * {w}", d.name));
+        }
+    }
+    format!(
+        "(\n  {}\n  and on (job) ({SYNC_LAG}{{pair={p}}} > 0)\n)\nor on (job)\n(\n  {}\n  and on (job) ({SYNC_LAG}{{pair={p}}} < 0)\n)\n\
+         or on (job)\n(\n  topk by (job) (1,\n{}\n  ) > bool 0\n)\nor on (job)\nmax by (job, stream, cause) ({STREAM_CAUSE}{{stream={f}}})",
+        faulty(&f),
+        faulty(&l),
+        ranked.join("\n    or\n")
+    )
 }
 
 fn alert_rule(out: &mut String, config: &Config, rule: &AlertRule, down: &str) {
