@@ -7,9 +7,9 @@
 //!                                    (/metrics, /api/v1/status, /)
 //! ```
 //!
-//! The Kafka thread hands one immutable [`Snapshot`] per tick to the tick stage, which
-//! evaluates every alert rule once, queues the transitions for the receivers and
-//! publishes the [`Tick`] that HTTP, metrics and subscribers read.
+//! The Kafka thread hands one immutable [`Snapshot`] per tick to the tick stage
+//! ([`crate::tick`]), which evaluates every alert rule once, queues the transitions for
+//! the receivers and publishes the [`Tick`] that HTTP, metrics and subscribers read.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,30 +17,19 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use pipewatch_alert::{Delivery, DeliveryMetrics};
-use pipewatch_core::alert::{AlertEvaluator, AlertEvent, AlertStatus, Evaluation, Transition};
+use pipewatch_core::alert::AlertEvaluator;
 use pipewatch_core::{Monitor, Snapshot};
 use pipewatch_kafka::{Source, SourceMetrics};
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::metrics::MonitorCollector;
-
-/// One tick as the rest of pipewatch sees it: the monitor's snapshot, every alert
-/// rule's state after it, and the transitions it caused.
-#[derive(Debug)]
-pub struct Tick {
-    pub snapshot: Snapshot,
-    pub alerts: Vec<AlertStatus>,
-    pub events: Vec<AlertEvent>,
-}
-
-/// The latest tick, for HTTP and metrics.
-pub type TickRx = watch::Receiver<Option<Arc<Tick>>>;
+use crate::tick::{tick_stage, Tick};
 
 /// Snapshots waiting for the tick stage; the source drops one (and says so) rather than
 /// wait when the stage is this far behind.
@@ -121,46 +110,4 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     App::new(config).run(listener, shutdown).await
-}
-
-/// The tick stage: one evaluation per snapshot, the transitions to the receivers, the
-/// tick to its readers. Ends when the source does; hands the receivers back to drain.
-async fn tick_stage(
-    mut snapshots: mpsc::Receiver<Snapshot>,
-    mut alerts: AlertEvaluator,
-    delivery: Delivery,
-    latest: watch::Sender<Option<Arc<Tick>>>,
-    subscribers: broadcast::Sender<Arc<Tick>>,
-) -> Delivery {
-    while let Some(snapshot) = snapshots.recv().await {
-        let Evaluation { events, alerts: states } = alerts.evaluate(&snapshot, snapshot.at_ms);
-        for e in &events {
-            log_transition(e);
-        }
-        delivery.push(&events);
-        let tick = Arc::new(Tick { snapshot, alerts: states, events });
-        // No subscriber is fine.
-        let _ = subscribers.send(tick.clone());
-        latest.send_replace(Some(tick));
-    }
-    delivery
-}
-
-/// One readable line per alert transition.
-pub fn transition_line(e: &AlertEvent) -> String {
-    let name = e.label("alertname").unwrap_or("?");
-    let target = e.label("pair").or(e.label("stream")).unwrap_or("kafka");
-    let cause = e.label("cause").unwrap_or("?");
-    let summary = e.annotation("summary").unwrap_or("");
-    match e.transition {
-        Transition::Firing => format!("FIRING   {name} [{target}, cause {cause}]: {summary}"),
-        Transition::Resolved => format!("RESOLVED {name} [{target}, cause {cause}]"),
-    }
-}
-
-fn log_transition(e: &AlertEvent) {
-    match e.transition {
-        Transition::Firing => warn!(impact = e.annotation("impact").unwrap_or(""), "{}", transition_line(e)),
-        Transition::Resolved => info!("{}", transition_line(e)),
-    }
 }

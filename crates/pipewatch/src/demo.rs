@@ -23,8 +23,9 @@ use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::warn;
 
-use crate::app::{self, App, Tick};
+use crate::app::App;
 use crate::config;
+use crate::tick::{self, Tick};
 
 pub const ORDERS_TOPIC: &str = "orders";
 pub const BEHAVIOUR_TOPIC: &str = "user-behaviour";
@@ -170,7 +171,7 @@ impl Printed {
     fn print(&mut self, tick: &Tick) {
         let at = format_rfc3339(tick.snapshot.at_ms);
         for e in &tick.events {
-            println!("{at}  {}", app::transition_line(e));
+            println!("{at}  {}", tick::transition_line(e));
         }
         for st in &tick.snapshot.streams {
             let changed = match self.causes.iter_mut().find(|(n, _)| *n == st.name) {

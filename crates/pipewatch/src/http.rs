@@ -14,9 +14,9 @@ use pipewatch_core::{Cause, KafkaStatus, Snapshot};
 use prometheus::Registry;
 use serde::Serialize;
 
-use crate::app::TickRx;
 use crate::config::Config;
 use crate::metrics::render;
+use crate::tick::TickRx;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -140,21 +140,32 @@ async fn status_page(State(state): State<AppState>) -> Html<String> {
         ),
         format_rfc3339(s.at_ms),
     );
-    let class = |c: Cause| {
-        if c.is_fault() {
-            "fault"
-        } else if c == Cause::Ok {
-            "ok"
-        } else {
-            "warn"
-        }
-    };
-    if !tick.alerts.is_empty() {
+    alerts_table(&mut h, &tick.alerts);
+    pairs_table(&mut h, s);
+    streams_table(&mut h, s);
+    partitions_table(&mut h, s);
+    h.push_str("</body></html>");
+    Html(h)
+}
+
+/// The CSS class of a cause: a fault, ok, or a normal state worth a look.
+fn class(c: Cause) -> &'static str {
+    if c.is_fault() {
+        "fault"
+    } else if c == Cause::Ok {
+        "ok"
+    } else {
+        "warn"
+    }
+}
+
+fn alerts_table(h: &mut String, alerts: &[AlertStatus]) {
+    if !alerts.is_empty() {
         h.push_str(
             "<h2>Alerts</h2><table><tr><th>alert</th><th>state</th><th>target</th><th>cause</th>\
              <th>summary</th><th>impact</th></tr>",
         );
-        for a in &tick.alerts {
+        for a in alerts {
             let (state, class) = match a.state {
                 AlertState::Firing { since_ms } => (format!("firing since {}", format_rfc3339(since_ms)), "fault"),
                 AlertState::Pending { since_ms } => (format!("pending since {}", format_rfc3339(since_ms)), "warn"),
@@ -179,6 +190,9 @@ async fn status_page(State(state): State<AppState>) -> Html<String> {
         }
         h.push_str("</table>");
     }
+}
+
+fn pairs_table(h: &mut String, s: &Snapshot) {
     if !s.pairs.is_empty() {
         h.push_str(
             "<h2>Pairs</h2><table><tr><th>pair</th><th>leader → follower</th><th>sync lag</th><th>cause</th></tr>",
@@ -204,6 +218,9 @@ async fn status_page(State(state): State<AppState>) -> Html<String> {
         }
         h.push_str("</table>");
     }
+}
+
+fn streams_table(h: &mut String, s: &Snapshot) {
     h.push_str(
         "<h2>Streams</h2><table><tr><th>stream</th><th>topic</th><th>cause</th><th>freshness lag</th>\
          <th>watermark</th><th>silence</th><th>rate (records/s)</th><th>median delay</th><th>backlog</th></tr>",
@@ -230,8 +247,12 @@ async fn status_page(State(state): State<AppState>) -> Html<String> {
             st.backlog_records,
         );
     }
+    h.push_str("</table>");
+}
+
+fn partitions_table(h: &mut String, s: &Snapshot) {
     h.push_str(
-        "</table><h2>Partitions</h2><table><tr><th>stream</th><th>partition</th><th>watermark</th><th>silence</th>\
+        "<h2>Partitions</h2><table><tr><th>stream</th><th>partition</th><th>watermark</th><th>silence</th>\
         <th>log end</th><th>position</th><th>backlog</th><th>records</th><th>invalid</th><th>gaps</th></tr>",
     );
     for st in &s.streams {
@@ -256,6 +277,5 @@ async fn status_page(State(state): State<AppState>) -> Html<String> {
             );
         }
     }
-    h.push_str("</table></body></html>");
-    Html(h)
+    h.push_str("</table>");
 }

@@ -1,7 +1,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 //! The pipewatch daemon as a library: config ([`config`]), the stages wired together
-//! ([`app::run`]: the source, the tick stage, HTTP), the Prometheus export ([`metrics`]),
+//! ([`app::run`]: the source, the tick stage ([`tick`]), HTTP), the Prometheus export ([`metrics`]),
 //! the HTTP interface ([`http`]), the Prometheus rules generator ([`rules`]), the
 //! offline and connected config checks ([`check`]) and the self-contained demo ([`demo`]).
 //! `main.rs` only parses the command line and handles signals.
@@ -13,3 +13,4 @@ pub mod demo;
 pub mod http;
 pub mod metrics;
 pub mod rules;
+pub mod tick;

@@ -12,7 +12,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Bucket, Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, Registry, TextEncoder};
 
-use crate::app::{Tick, TickRx};
+use crate::tick::{Tick, TickRx};
 
 /// Renders the monitor's and the alert rules' series on each scrape.
 pub struct MonitorCollector {
