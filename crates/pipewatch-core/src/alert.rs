@@ -65,6 +65,20 @@ impl AlertKind {
     pub fn waits_for_data(self) -> bool {
         matches!(self, Self::FreshnessLag | Self::SyncLag)
     }
+
+    /// The one-line summary of a firing alert of this kind, for pipewatch's own alerts
+    /// and the Prometheus rules alike: `stream` is the target (for `sync_lag` the
+    /// follower, behind `leader`); `value` and `threshold` are already in human units.
+    pub fn summary(self, stream: &str, leader: &str, value: &str, threshold: &str) -> String {
+        match self {
+            Self::FreshnessLag => format!("{stream} data is {value} old"),
+            Self::SyncLag => format!("{stream} is {value} behind {leader}"),
+            Self::Silence => format!("nothing written to {stream} for {value}"),
+            Self::RateLow => format!("{stream} receives {value}, below {threshold}"),
+            Self::RateHigh => format!("{stream} receives {value}, above {threshold}"),
+            Self::InvalidRatio => format!("{value} of {stream} records are invalid"),
+        }
+    }
 }
 
 /// A rule's target: an index into the snapshot's streams or pairs.
@@ -434,7 +448,7 @@ fn describe(rule: &AlertRule, snap: &Snapshot, value: f64) -> (String, String) {
         AlertTarget::Pair(i) => {
             let p = &snap.pairs[i];
             (
-                format!("{} is {} behind {}", p.follower, format_human(value), p.leader),
+                rule.kind.summary(&p.follower, &p.leader, &format_human(value), &format_human(threshold)),
                 format!(
                     "sync lag (leader watermark - follower watermark) {} over {}",
                     format_human(value),
@@ -445,14 +459,7 @@ fn describe(rule: &AlertRule, snap: &Snapshot, value: f64) -> (String, String) {
         AlertTarget::Stream(i) => {
             let s = &snap.streams[i];
             let name = &s.name;
-            let summary = match rule.kind {
-                AlertKind::FreshnessLag => format!("{name} data is {} old", format_human(value)),
-                AlertKind::Silence => format!("nothing written to {name} for {}", format_human(value)),
-                AlertKind::RateLow => format!("{name} receives {value:.2} records/s, below {threshold}"),
-                AlertKind::RateHigh => format!("{name} receives {value:.2} records/s, above {threshold}"),
-                AlertKind::InvalidRatio => format!("{:.1}% of {name} records are invalid", value * 100.0),
-                AlertKind::SyncLag => format!("{name}: sync lag {}", format_human(value)),
-            };
+            let summary = rule.kind.summary(name, "", &shown(rule.kind, value), &threshold.to_string());
             let silent: Vec<String> = s
                 .partitions
                 .iter()

@@ -81,12 +81,18 @@ impl App {
 
         let monitor = Monitor::new(config.settings.clone(), config.streams.clone(), config.pairs.clone());
         let stop = Arc::new(AtomicBool::new(false));
-        let source = Source::spawn(config.source.clone(), monitor, source_metrics, stop.clone(), move |snapshot| {
+        let spawned = Source::spawn(config.source.clone(), monitor, source_metrics, stop.clone(), move |snapshot| {
             if let Err(mpsc::error::TrySendError::Full(_)) = snapshots_tx.try_send(snapshot) {
                 debug!("the tick stage is behind: a snapshot was dropped");
             }
-        })
-        .context("failed to start the Kafka source")?;
+        });
+        let source = match spawned {
+            Ok(source) => source,
+            Err(e) => {
+                delivery_stop.cancel();
+                return Err(e).context("failed to start the Kafka source");
+            }
+        };
 
         let addr = listener.local_addr().context("failed to read the listener's address")?;
         info!(%addr, bootstrap = %config.source.bootstrap_servers, streams = config.streams.len(), "pipewatch running");

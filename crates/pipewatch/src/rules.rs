@@ -312,12 +312,8 @@ fn alert_rule(out: &mut String, config: &Config, rule: &AlertRule, down: &str) {
         _ => "{{ $value | humanizeDuration }}".to_string(),
     };
     let summary = match rule.kind {
-        AlertKind::FreshnessLag => format!("{target} data is {value} old"),
-        AlertKind::Silence => format!("nothing written to {target} for {value}"),
-        AlertKind::RateLow => format!("{target} receives {value}"),
-        AlertKind::RateHigh => format!("{target} receives {value}"),
-        AlertKind::InvalidRatio => format!("{value} of {target} records are invalid"),
-        AlertKind::SyncLag => "{{ $labels.follower }} is ".to_string() + &value + " behind {{ $labels.leader }}",
+        AlertKind::SyncLag => rule.kind.summary("{{ $labels.follower }}", "{{ $labels.leader }}", &value, ""),
+        kind => kind.summary(&target, "", &value, &rule.threshold.to_string()),
     };
     let threshold = match rule.kind {
         AlertKind::RateLow | AlertKind::RateHigh => format!("{} records/s", rule.threshold),
