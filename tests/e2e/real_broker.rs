@@ -347,7 +347,7 @@ async fn check_connect(toml: &str) -> (i32, String, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_topic_is_named_until_it_appears() {
+async fn a_missing_or_deleted_topic_is_named_until_it_is_there() {
     let bootstrap = shared_broker().await;
     let orders = unique_topic("orders");
     let behaviour = unique_topic("user-behavior-typo");
@@ -381,5 +381,12 @@ async fn a_missing_topic_is_named_until_it_appears() {
     pw.wait_state(200, 1.0, "behaviour", "no_data", wait).await;
     let (code, stdout, stderr) = check_connect(&toml).await;
     assert_eq!(code, 0, "{stdout}{stderr}");
+
+    // Deleted while running: named again, and nothing else breaks.
+    delete_topic(bootstrap, &orders).await.unwrap();
+    pw.wait_state(503, 1.0, "orders", "topic_missing", wait).await;
+    let (_, ready) = pw.get("/readyz").await;
+    assert!(ready.contains(&format!("topic {orders:?} of stream orders does not exist")), "{ready}");
+    assert_eq!(pw.metrics().await.cause("behaviour").as_deref(), Some("no_data"));
     pw.stop().await;
 }

@@ -200,6 +200,20 @@ pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> Resul
     }
 }
 
+/// Deletes a topic (the broker must allow it, as the test broker does).
+pub async fn delete_topic(bootstrap: &str, name: &str) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().map_err(|e| e.to_string())?;
+    let results = admin
+        .delete_topics(&[name], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))))
+        .await
+        .map_err(|e| e.to_string())?;
+    for r in results {
+        r.map_err(|(t, e)| format!("failed to delete topic {t}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// A producer for test traffic.
 pub struct TestProducer {
     producer: BaseProducer,
