@@ -5,6 +5,7 @@ mod support;
 
 mod alerting;
 mod check_config;
+mod consumers;
 mod demo;
 mod deploy;
 mod diagnosis_rules;

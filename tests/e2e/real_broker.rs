@@ -330,22 +330,6 @@ async fn holds_every_partition(pw: &Pipewatch, all: &std::collections::BTreeSet<
     .await
 }
 
-/// `pipewatch check-config --connect` on a config: exit code, stdout, stderr.
-async fn check_connect(toml: &str) -> (i32, String, String) {
-    let dir = std::env::temp_dir().join(unique_topic("pipewatch-check-connect"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("pipewatch.toml");
-    std::fs::write(&path, toml).unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipewatch"))
-        .args(["check-config", "--connect", "--config"])
-        .arg(&path)
-        .output()
-        .await
-        .expect("run pipewatch check-config --connect");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_or_deleted_topic_is_named_until_it_is_there() {
     let bootstrap = shared_broker().await;

@@ -269,3 +269,19 @@ pub async fn promtool_check(metrics: &str) {
     let findings = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && findings.trim().is_empty(), "promtool check metrics: {findings}");
 }
+
+/// `pipewatch check-config --connect` on a config: exit code, stdout, stderr.
+pub async fn check_connect(toml: &str) -> (i32, String, String) {
+    let dir = std::env::temp_dir().join(unique_topic("pipewatch-check-connect"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pipewatch.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipewatch"))
+        .args(["check-config", "--connect", "--config"])
+        .arg(&path)
+        .output()
+        .await
+        .expect("run pipewatch check-config --connect");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}

@@ -561,6 +561,7 @@ mod tests {
                 cause: pair_cause,
                 cause_stream: "behaviour".into(),
             }],
+            consumers: Vec::new(),
         }
     }
 

@@ -79,6 +79,9 @@ pub struct Diagnosis {
     /// Whether the cause holds for a stream with these facts.
     pub holds: fn(&StreamFacts) -> bool,
     pub replicas: Replicas,
+    /// A fault upstream of the stream's consumers: a consumer that reads the stream is
+    /// not blamed for what it cannot read.
+    pub upstream: bool,
 }
 
 /// Every cause, in the order they are checked: the first that holds wins.
@@ -89,6 +92,7 @@ pub const ORDER: [Diagnosis; 11] = [
         explain: "the Kafka cluster does not answer",
         holds: |f| f.kafka_down,
         replicas: Replicas::Any(&[Cause::KafkaUnreachable]),
+        upstream: true,
     },
     Diagnosis {
         cause: Cause::TopicMissing,
@@ -96,6 +100,7 @@ pub const ORDER: [Diagnosis; 11] = [
         explain: "the stream's topic does not exist on the cluster (a typo, or deleted)",
         holds: |f| f.topic_missing,
         replicas: Replicas::Any(&[Cause::TopicMissing]),
+        upstream: true,
     },
     Diagnosis {
         cause: Cause::NoData,
@@ -103,6 +108,7 @@ pub const ORDER: [Diagnosis; 11] = [
         explain: "no valid record read yet",
         holds: |f| !f.has_watermark,
         replicas: Replicas::All,
+        upstream: false,
     },
     Diagnosis {
         cause: Cause::ProducerSilent,
@@ -111,6 +117,7 @@ pub const ORDER: [Diagnosis; 11] = [
         holds: |f| f.silent + f.quiet > 0 && f.flowing == 0,
         // One replica's partitions all silent while another's flow is a stalled partition.
         replicas: Replicas::All,
+        upstream: true,
     },
     Diagnosis {
         cause: Cause::PartitionStalled,
@@ -118,6 +125,7 @@ pub const ORDER: [Diagnosis; 11] = [
         explain: "some partitions stopped receiving data while others flow",
         holds: |f| f.silent > 0,
         replicas: Replicas::Any(&[Cause::ProducerSilent, Cause::PartitionStalled]),
+        upstream: true,
     },
     Diagnosis {
         cause: Cause::CatchingUp,
@@ -125,6 +133,7 @@ pub const ORDER: [Diagnosis; 11] = [
         explain: "pipewatch is replaying the backlog after start or rebalance; lag alerts wait",
         holds: |f| f.catching_up,
         replicas: Replicas::Any(&[Cause::CatchingUp]),
+        upstream: false,
     },
     Diagnosis {
         cause: Cause::MonitorBacklog,
@@ -132,6 +141,7 @@ pub const ORDER: [Diagnosis; 11] = [
         explain: "pipewatch itself cannot keep up with the topic (not a pipeline fault)",
         holds: |f| f.backlog_growing,
         replicas: Replicas::Any(&[Cause::MonitorBacklog]),
+        upstream: false,
     },
     Diagnosis {
         cause: Cause::EventTimeDelayed,
@@ -141,6 +151,7 @@ pub const ORDER: [Diagnosis; 11] = [
         // records arrive late, or an active partition holds the watermark far back.
         holds: |f| f.event_time_old,
         replicas: Replicas::Any(&[Cause::EventTimeDelayed]),
+        upstream: true,
     },
     Diagnosis {
         cause: Cause::VolumeLow,
@@ -148,6 +159,7 @@ pub const ORDER: [Diagnosis; 11] = [
         explain: "the record rate is below its lower bound",
         holds: |f| matches!((f.full_window_rate, f.min_rate), (Some(rate), Some(min)) if rate < min),
         replicas: Replicas::SummedRateBelowMin,
+        upstream: false,
     },
     Diagnosis {
         cause: Cause::VolumeHigh,
@@ -155,6 +167,7 @@ pub const ORDER: [Diagnosis; 11] = [
         explain: "the record rate is above its upper bound",
         holds: |f| matches!((f.full_window_rate, f.max_rate), (Some(rate), Some(max)) if rate > max),
         replicas: Replicas::SummedRateAboveMax,
+        upstream: false,
     },
     Diagnosis {
         cause: Cause::Ok,
@@ -163,6 +176,7 @@ pub const ORDER: [Diagnosis; 11] = [
         holds: |_| true,
         // A replica's volume cause judged its share of the rate only.
         replicas: Replicas::Any(&[Cause::Ok, Cause::VolumeLow, Cause::VolumeHigh]),
+        upstream: false,
     },
 ];
 
@@ -196,6 +210,11 @@ impl Cause {
     /// A fault of the pipeline or of its monitoring (not `ok`, `no_data`, `catching_up`).
     pub fn is_fault(self) -> bool {
         !matches!(self, Cause::Ok | Cause::NoData | Cause::CatchingUp)
+    }
+
+    /// A fault upstream of the stream's consumers (see [`Diagnosis::upstream`]).
+    pub fn is_upstream_fault(self) -> bool {
+        self.diagnosis().upstream
     }
 
     /// Lag rules (freshness, sync lag) wait while a side is in one of these states.
@@ -238,6 +257,108 @@ pub fn pair_cause(leader: Cause, follower: Cause, sync_lag_seconds: Option<f64>)
         (Cause::Ok, _) => other,
         _ => first,
     }
+}
+
+/// The one state of a downstream consumer, first that holds in [`CONSUMER_ORDER`].
+/// Declared in diagnosis order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsumerCause {
+    KafkaUnreachable,
+    UpstreamFault,
+    GroupUnknown,
+    ConsumerStopped,
+    ConsumerLagging,
+    Ok,
+}
+
+/// What the monitor knows of one consumer at a tick.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConsumerFacts {
+    pub kafka_down: bool,
+    /// A stream it reads has an upstream fault ([`Cause::is_upstream_fault`]).
+    pub upstream_fault: bool,
+    /// The group's offsets cannot be read, or it committed none for these partitions.
+    pub group_unknown: bool,
+    /// Records wait and no committed offset moved for `max_stall`.
+    pub stalled: bool,
+    /// Some partition's lag seconds are over `max_lag`.
+    pub lagging: bool,
+}
+
+/// One row of the consumer diagnosis table.
+pub struct ConsumerDiagnosis {
+    pub cause: ConsumerCause,
+    pub name: &'static str,
+    pub explain: &'static str,
+    pub holds: fn(&ConsumerFacts) -> bool,
+}
+
+/// Every consumer cause, in the order they are checked: upstream first, so a consumer
+/// is never blamed for data that was not there to read.
+pub const CONSUMER_ORDER: [ConsumerDiagnosis; 6] = [
+    ConsumerDiagnosis {
+        cause: ConsumerCause::KafkaUnreachable,
+        name: "kafka_unreachable",
+        explain: "the Kafka cluster does not answer",
+        holds: |f| f.kafka_down,
+    },
+    ConsumerDiagnosis {
+        cause: ConsumerCause::UpstreamFault,
+        name: "upstream_fault",
+        explain: "a stream it reads is faulty upstream (see the stream's cause): not the consumer's fault",
+        holds: |f| f.upstream_fault,
+    },
+    ConsumerDiagnosis {
+        cause: ConsumerCause::GroupUnknown,
+        name: "group_unknown",
+        explain: "the group's committed offsets cannot be read, or it committed none",
+        holds: |f| f.group_unknown,
+    },
+    ConsumerDiagnosis {
+        cause: ConsumerCause::ConsumerStopped,
+        name: "consumer_stopped",
+        explain: "records wait, but the group's committed offsets do not move",
+        holds: |f| f.stalled,
+    },
+    ConsumerDiagnosis {
+        cause: ConsumerCause::ConsumerLagging,
+        name: "consumer_lagging",
+        explain: "the group moves, but the oldest record it has not processed is older than max_lag",
+        holds: |f| f.lagging,
+    },
+    ConsumerDiagnosis { cause: ConsumerCause::Ok, name: "ok", explain: "the consumer keeps up", holds: |_| true },
+];
+
+impl ConsumerCause {
+    /// Every value, in diagnosis order, as `pipewatch_consumer_cause{cause}` exports them.
+    pub const ALL: [ConsumerCause; CONSUMER_ORDER.len()] = {
+        let mut all = [ConsumerCause::Ok; CONSUMER_ORDER.len()];
+        let mut i = 0;
+        while i < CONSUMER_ORDER.len() {
+            all[i] = CONSUMER_ORDER[i].cause;
+            i += 1;
+        }
+        all
+    };
+
+    pub fn as_str(self) -> &'static str {
+        CONSUMER_ORDER[self as usize].name
+    }
+
+    pub fn explain(self) -> &'static str {
+        CONSUMER_ORDER[self as usize].explain
+    }
+
+    /// A fault of the consumer itself (not `ok`, not upstream, not the cluster).
+    pub fn is_fault(self) -> bool {
+        matches!(self, ConsumerCause::GroupUnknown | ConsumerCause::ConsumerStopped | ConsumerCause::ConsumerLagging)
+    }
+}
+
+/// A consumer's cause: the first row of [`CONSUMER_ORDER`] that holds.
+pub fn diagnose_consumer(facts: &ConsumerFacts) -> ConsumerCause {
+    CONSUMER_ORDER.iter().find(|d| (d.holds)(facts)).map_or(ConsumerCause::Ok, |d| d.cause)
 }
 
 /// The built-in alert that replaces the per-stream rules while the cluster does not answer.
@@ -291,6 +412,31 @@ mod tests {
         assert_eq!(diagnose(&f), Cause::TopicMissing);
         f.kafka_down = true;
         assert_eq!(diagnose(&f), Cause::KafkaUnreachable);
+    }
+
+    #[test]
+    fn the_consumer_table_is_in_order_and_upstream_comes_first() {
+        for (i, d) in CONSUMER_ORDER.iter().enumerate() {
+            assert_eq!(d.cause as usize, i, "{}", d.name);
+            assert_eq!(serde_json::to_value(d.cause).unwrap(), d.name);
+        }
+        let mut f = ConsumerFacts::default();
+        assert_eq!(diagnose_consumer(&f), ConsumerCause::Ok);
+        f.lagging = true;
+        assert_eq!(diagnose_consumer(&f), ConsumerCause::ConsumerLagging);
+        f.stalled = true;
+        assert_eq!(diagnose_consumer(&f), ConsumerCause::ConsumerStopped);
+        f.group_unknown = true;
+        assert_eq!(diagnose_consumer(&f), ConsumerCause::GroupUnknown);
+        f.upstream_fault = true;
+        assert_eq!(diagnose_consumer(&f), ConsumerCause::UpstreamFault, "never blamed for what it cannot read");
+        f.kafka_down = true;
+        assert_eq!(diagnose_consumer(&f), ConsumerCause::KafkaUnreachable);
+        let upstream: Vec<&str> = ORDER.iter().filter(|d| d.upstream).map(|d| d.name).collect();
+        assert_eq!(
+            upstream,
+            ["kafka_unreachable", "topic_missing", "producer_silent", "partition_stalled", "event_time_delayed"]
+        );
     }
 
     #[test]

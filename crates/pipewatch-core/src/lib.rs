@@ -2,10 +2,12 @@
 #![deny(rust_2018_idioms)]
 //! pipewatch's pure domain: event-time extraction ([`extract`], [`json`]), the monitor
 //! state with its trackers, watermarks, gaps and rates ([`monitor`]), the diagnosis of
-//! which link broke ([`diagnosis`]), alert rules with their state machine ([`alert`]) and
+//! which link broke ([`diagnosis`]), downstream consumers and their exact lag
+//! ([`consumer`]), alert rules with their state machine ([`alert`]) and
 //! time helpers ([`time`]). No I/O and no clock: every rule takes `now` as an argument.
 
 pub mod alert;
+pub mod consumer;
 pub mod diagnosis;
 pub mod extract;
 pub mod histogram;

@@ -10,7 +10,11 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::Serialize;
 
-use crate::diagnosis::{diagnose, pair_cause, Cause, Side, StreamFacts};
+use crate::consumer::{
+    ConsumerPairSnapshot, ConsumerPartitionSnapshot, ConsumerSnapshot, ConsumerSpec, ConsumerStreamSnapshot, Lookup,
+    OffsetIndex,
+};
+use crate::diagnosis::{diagnose, diagnose_consumer, pair_cause, Cause, ConsumerFacts, Side, StreamFacts};
 use crate::extract::{Extractor, InvalidReason};
 use crate::histogram::{Histogram, GAP_DURATION_BUCKETS, RECORD_DELAY_BUCKETS};
 use crate::time::Millis;
@@ -97,10 +101,12 @@ struct PartitionTracker {
     gaps: u64,
     /// Start of the silence of the open gap.
     gap_since: Option<Millis>,
+    /// Offsets to event times, for the streams a consumer reads.
+    index: Option<Box<OffsetIndex>>,
 }
 
 impl PartitionTracker {
-    fn new(partition: i32, now: Millis) -> Self {
+    fn new(partition: i32, now: Millis, indexed: bool) -> Self {
         Self {
             partition,
             watermark: None,
@@ -116,6 +122,7 @@ impl PartitionTracker {
             invalid: [0; InvalidReason::COUNT],
             gaps: 0,
             gap_since: None,
+            index: indexed.then(|| Box::new(OffsetIndex::new())),
         }
     }
 
@@ -198,6 +205,20 @@ struct StreamState {
     last_watermark: Option<Millis>,
     /// The cluster answered that the topic does not exist.
     topic_missing: bool,
+    /// A consumer reads the stream: its partitions keep an offset index.
+    indexed: bool,
+}
+
+/// A watched consumer group: its committed offsets as last read.
+#[derive(Debug, Clone)]
+struct ConsumerState {
+    spec: ConsumerSpec,
+    /// Committed offsets by `(stream, partition)`.
+    committed: BTreeMap<(usize, i32), i64>,
+    /// Why the offsets could not be read (or were not read yet).
+    error: Option<String>,
+    /// Since when records have waited with no committed offset moving.
+    progress_at: Millis,
 }
 
 /// The monitor: all streams and pairs, fed by the source, read through snapshots.
@@ -206,6 +227,7 @@ pub struct Monitor {
     settings: MonitorSettings,
     streams: Vec<StreamState>,
     pairs: Vec<PairSpec>,
+    consumers: Vec<ConsumerState>,
     kafka: KafkaStatus,
 }
 
@@ -223,13 +245,56 @@ impl Monitor {
                 window_stale: true,
                 last_watermark: None,
                 topic_missing: false,
+                indexed: false,
             })
             .collect();
-        Self { settings, streams, pairs, kafka: KafkaStatus::Unknown }
+        Self { settings, streams, pairs, consumers: Vec::new(), kafka: KafkaStatus::Unknown }
     }
 
     pub fn streams(&self) -> impl Iterator<Item = &StreamSpec> {
         self.streams.iter().map(|s| &s.spec)
+    }
+
+    /// Watches a downstream consumer: the partitions of its streams keep an offset index
+    /// from now on.
+    pub fn watch_consumer(&mut self, spec: ConsumerSpec, now: Millis) {
+        for &i in &spec.streams {
+            if let Some(s) = self.streams.get_mut(i) {
+                s.indexed = true;
+                for p in s.partitions.iter_mut().flatten() {
+                    p.index.get_or_insert_with(|| Box::new(OffsetIndex::new()));
+                }
+            }
+        }
+        let error = Some("offsets not read yet".to_string());
+        self.consumers.push(ConsumerState { spec, committed: BTreeMap::new(), error, progress_at: now });
+    }
+
+    pub fn consumers(&self) -> impl Iterator<Item = &ConsumerSpec> {
+        self.consumers.iter().map(|c| &c.spec)
+    }
+
+    /// The committed offsets of a consumer's group, as just read: `(stream, partition,
+    /// offset)`, `None` where the group committed none. Any offset that moved counts as
+    /// progress.
+    pub fn committed_offsets(&mut self, consumer: usize, offsets: &[(usize, i32, Option<i64>)], now: Millis) {
+        let Some(c) = self.consumers.get_mut(consumer) else {
+            return;
+        };
+        let committed: BTreeMap<(usize, i32), i64> =
+            offsets.iter().filter_map(|&(s, p, o)| o.filter(|o| *o >= 0).map(|o| ((s, p), o))).collect();
+        if committed != c.committed {
+            c.progress_at = now;
+        }
+        c.error = committed.is_empty().then(|| "the group has no committed offsets for these topics".to_string());
+        c.committed = committed;
+    }
+
+    /// A consumer's offsets could not be read.
+    pub fn consumer_error(&mut self, consumer: usize, error: String) {
+        if let Some(c) = self.consumers.get_mut(consumer) {
+            c.error = Some(error);
+        }
     }
 
     pub fn set_kafka_status(&mut self, status: KafkaStatus) {
@@ -253,7 +318,7 @@ impl Monitor {
             s.partitions.resize(idx + 1, None);
         }
         if s.partitions[idx].is_none() {
-            let mut p = PartitionTracker::new(partition, now);
+            let mut p = PartitionTracker::new(partition, now, s.indexed);
             match start {
                 StartPosition::At(offset) => p.position = Some(offset),
                 StartPosition::LogEnd => {
@@ -309,6 +374,9 @@ impl Monitor {
         match s.spec.extractor.extract(payload, kafka_timestamp, arrival) {
             Ok(t) => {
                 p.watermark = Some(p.watermark.map_or(t, |w| w.max(t)));
+                if let Some(index) = &mut p.index {
+                    index.push(offset, t);
+                }
                 if p.caught_up {
                     s.record_delay.observe((arrival - t) as f64 / 1000.0);
                     s.recent_delays.push(arrival, arrival - t);
@@ -398,7 +466,108 @@ impl Monitor {
                 }
             })
             .collect();
-        Snapshot { at_ms: now, kafka, streams, pairs }
+        let consumers = self
+            .consumers
+            .iter_mut()
+            .map(|c| consumer_snapshot(c, &self.streams, &streams, &self.pairs, kafka, now))
+            .collect();
+        Snapshot { at_ms: now, kafka, streams, pairs, consumers }
+    }
+}
+
+/// One consumer at `now`: lag per partition from its committed offsets, the offset
+/// index and the log ends of this tick; its watermarks, sync lags and cause.
+fn consumer_snapshot(
+    c: &mut ConsumerState,
+    states: &[StreamState],
+    streams: &[StreamSnapshot],
+    pairs: &[PairSpec],
+    kafka: KafkaStatus,
+    now: Millis,
+) -> ConsumerSnapshot {
+    let mut out_streams = Vec::new();
+    let (mut waiting, mut lagging, mut upstream_fault) = (false, false, false);
+    for &si in &c.spec.streams {
+        let (state, snap) = (&states[si], &streams[si]);
+        upstream_fault |= snap.cause.is_upstream_fault();
+        let mut partitions = Vec::new();
+        let (mut active_min, mut any_max, mut max_lag, mut lag_sum) = (None::<Millis>, None::<Millis>, None::<f64>, 0);
+        for ps in &snap.partitions {
+            let index =
+                state.partitions.get(ps.partition as usize).and_then(Option::as_ref).and_then(|t| t.index.as_deref());
+            let committed = c.committed.get(&(si, ps.partition)).copied();
+            let lag_records = committed.zip(ps.log_end_offset).map(|(o, end)| (end - o).max(0));
+            let lag_seconds = match (lag_records, committed, index) {
+                (Some(0), _, _) => Some(0.0),
+                (_, Some(o), Some(ix)) => match ix.at_or_after(o) {
+                    Lookup::Found(t) => Some((now - t).max(0) as f64 / 1000.0),
+                    Lookup::Beyond | Lookup::Older => None,
+                },
+                _ => None,
+            };
+            let watermark = committed.zip(index).and_then(|(o, ix)| ix.before(o));
+            if let Some(w) = watermark {
+                if ps.active {
+                    active_min = Some(active_min.map_or(w, |m| m.min(w)));
+                }
+                any_max = Some(any_max.map_or(w, |m| m.max(w)));
+            }
+            if let Some(l) = lag_seconds {
+                max_lag = Some(max_lag.map_or(l, |m: f64| m.max(l)));
+                lagging |= l * 1000.0 > c.spec.max_lag_ms as f64;
+            }
+            waiting |= lag_records.is_some_and(|n| n > 0);
+            lag_sum += lag_records.unwrap_or(0);
+            partitions.push(ConsumerPartitionSnapshot {
+                partition: ps.partition,
+                committed_offset: committed,
+                lag_records,
+                lag_seconds,
+                watermark_ms: watermark,
+            });
+        }
+        out_streams.push(ConsumerStreamSnapshot {
+            stream: snap.name.clone(),
+            topic: snap.topic.clone(),
+            watermark_ms: active_min.or(any_max),
+            max_lag_seconds: max_lag,
+            lag_records: lag_sum,
+            partitions,
+        });
+    }
+    // Nothing waits: the stall clock starts over (an idle consumer is not stopped).
+    if !waiting {
+        c.progress_at = now;
+    }
+    let stalled_ms = now - c.progress_at;
+    let watermark_of = |i: usize| c.spec.streams.iter().position(|&s| s == i).and_then(|k| out_streams[k].watermark_ms);
+    let out_pairs = pairs
+        .iter()
+        .filter(|p| c.spec.streams.contains(&p.leader) && c.spec.streams.contains(&p.follower))
+        .map(|p| ConsumerPairSnapshot {
+            pair: p.name.clone(),
+            leader: streams[p.leader].name.clone(),
+            follower: streams[p.follower].name.clone(),
+            sync_lag_seconds: watermark_of(p.leader)
+                .zip(watermark_of(p.follower))
+                .map(|(l, f)| (l - f) as f64 / 1000.0),
+        })
+        .collect();
+    let cause = diagnose_consumer(&ConsumerFacts {
+        kafka_down: kafka == KafkaStatus::Down,
+        upstream_fault,
+        group_unknown: c.error.is_some(),
+        stalled: waiting && stalled_ms > c.spec.max_stall_ms,
+        lagging,
+    });
+    ConsumerSnapshot {
+        name: c.spec.name.clone(),
+        group: c.spec.group.clone(),
+        cause,
+        error: c.error.clone(),
+        stalled_seconds: stalled_ms as f64 / 1000.0,
+        streams: out_streams,
+        pairs: out_pairs,
     }
 }
 
@@ -533,6 +702,7 @@ pub struct Snapshot {
     pub kafka: KafkaStatus,
     pub streams: Vec<StreamSnapshot>,
     pub pairs: Vec<PairSnapshot>,
+    pub consumers: Vec<ConsumerSnapshot>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -607,6 +777,7 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnosis::ConsumerCause;
     use crate::extract::{EventTimeSource, TimeFormat};
     use crate::json::JsonPointer;
 
@@ -983,5 +1154,114 @@ mod tests {
         assert_eq!(p.position_offset, Some(431));
         assert_eq!(p.log_end_offset, Some(431), "never a position past the log end");
         assert_eq!(p.backlog_records, Some(0));
+    }
+
+    fn analytics(streams: Vec<usize>) -> ConsumerSpec {
+        ConsumerSpec {
+            name: "analytics".into(),
+            group: "analytics-job".into(),
+            streams,
+            max_lag_ms: 100 * SEC,
+            max_stall_ms: 300 * SEC,
+        }
+    }
+
+    #[test]
+    fn consumer_lag_is_exact_in_seconds_and_a_stopped_consumer_is_told_from_an_idle_one() {
+        let mut m = one_stream(1);
+        m.watch_consumer(analytics(vec![0]), T0);
+        assert_eq!(m.tick(T0).consumers[0].cause, ConsumerCause::GroupUnknown, "offsets not read yet");
+        // 100 records, one per second of event time
+        for i in 0..100 {
+            rec(&mut m, 0, 0, i, T0 + i * SEC, T0 + 100 * SEC);
+        }
+        m.log_end(0, 0, 100, T0 + 100 * SEC);
+        m.committed_offsets(0, &[(0, 0, Some(40))], T0 + 100 * SEC);
+        let now = T0 + 100 * SEC;
+        let c = &m.tick(now).consumers[0];
+        let p = &c.streams[0].partitions[0];
+        assert_eq!(p.lag_records, Some(60));
+        assert_eq!(p.lag_seconds, Some(60.0), "now − event time of the record at offset 40");
+        assert_eq!(p.watermark_ms, Some(T0 + 39 * SEC), "the last record it processed");
+        assert_eq!(c.cause, ConsumerCause::Ok);
+        // it stops committing while the producer writes on: lag grows 1 s per second,
+        // over max_lag it is lagging, still for max_stall it is stopped
+        let mut end = 100;
+        for dt in (10..=310).step_by(10) {
+            let t = now + dt * SEC;
+            rec(&mut m, 0, 0, end, t, t);
+            end += 1;
+            m.log_end(0, 0, end, t);
+            m.committed_offsets(0, &[(0, 0, Some(40))], t);
+            let c = &m.tick(t).consumers[0];
+            assert_eq!(c.streams[0].partitions[0].lag_seconds, Some(60.0 + dt as f64));
+            assert_eq!(c.streams[0].max_lag_seconds, Some(60.0 + dt as f64));
+            let want = match dt {
+                ..=40 => ConsumerCause::Ok,
+                41..=300 => ConsumerCause::ConsumerLagging,
+                _ => ConsumerCause::ConsumerStopped,
+            };
+            assert_eq!(c.cause, want, "after {dt} s");
+        }
+        // it catches up: nothing waits, lag 0; idle for an hour is not stopped
+        let now = now + 310 * SEC;
+        m.committed_offsets(0, &[(0, 0, Some(end))], now + SEC);
+        let c = &m.tick(now + SEC).consumers[0];
+        assert_eq!(c.streams[0].partitions[0].lag_seconds, Some(0.0));
+        assert_eq!(c.cause, ConsumerCause::Ok);
+        // nothing written for an hour: the producer's silence, not a stopped consumer
+        m.committed_offsets(0, &[(0, 0, Some(end))], now + 3900 * SEC);
+        let c = &m.tick(now + 3900 * SEC).consumers[0];
+        assert_eq!((c.cause, c.stalled_seconds), (ConsumerCause::UpstreamFault, 0.0), "idle, not stopped");
+        // a committed offset past the polled log end: never a negative lag
+        m.committed_offsets(0, &[(0, 0, Some(end + 5))], now + 3901 * SEC);
+        assert_eq!(m.tick(now + 3901 * SEC).consumers[0].streams[0].partitions[0].lag_records, Some(0));
+    }
+
+    #[test]
+    fn a_consumer_is_not_blamed_for_an_upstream_fault_and_an_unknown_group_is_named() {
+        let mut m = one_stream(1);
+        m.watch_consumer(analytics(vec![0]), T0);
+        rec(&mut m, 0, 0, 0, T0, T0);
+        m.log_end(0, 0, 10, T0);
+        m.committed_offsets(0, &[(0, 0, None)], T0);
+        let c = &m.tick(T0).consumers[0];
+        assert_eq!(c.cause, ConsumerCause::GroupUnknown);
+        assert!(c.error.as_deref().unwrap().contains("no committed offsets"));
+        m.consumer_error(0, "GroupAuthorizationFailed".into());
+        assert_eq!(m.tick(T0).consumers[0].error.as_deref(), Some("GroupAuthorizationFailed"));
+        // the producer goes silent: the stream's fault, not the consumer's
+        m.committed_offsets(0, &[(0, 0, Some(0))], T0);
+        let later = T0 + 1000 * SEC;
+        m.committed_offsets(0, &[(0, 0, Some(0))], later);
+        let s = m.tick(later);
+        assert_eq!(s.streams[0].cause, Cause::ProducerSilent);
+        assert_eq!(s.consumers[0].cause, ConsumerCause::UpstreamFault);
+    }
+
+    #[test]
+    fn a_consumer_reading_behaviour_eight_hours_late_has_a_consumer_sync_lag_of_28800() {
+        let mut m = orders_and_behaviour(1);
+        m.watch_consumer(analytics(vec![0, 1]), T0);
+        let now = T0 + 28_900 * SEC;
+        // both topics in sync: a record a minute of event time, 0 … 28 860 s (482 records)
+        let mut offset = 0;
+        for t in (0..=28_860).step_by(60) {
+            for s in 0..2 {
+                rec(&mut m, s, 0, offset, T0 + t * SEC, now);
+            }
+            offset += 1;
+        }
+        for s in 0..2 {
+            m.log_end(s, 0, offset, now);
+        }
+        let s = m.tick(now);
+        assert_eq!(s.pairs[0].sync_lag_seconds, Some(0.0), "the topics are in sync");
+        // the job read orders to the end, behaviour only up to the record of t = 60 s
+        m.committed_offsets(0, &[(0, 0, Some(offset)), (1, 0, Some(2))], now);
+        let s = m.tick(now);
+        let c = &s.consumers[0];
+        assert_eq!(c.pairs[0].sync_lag_seconds, Some(28_800.0), "{c:?}");
+        assert_eq!(c.streams[1].partitions[0].lag_seconds, Some(28_900.0 - 120.0), "the record of t = 120 s waits");
     }
 }

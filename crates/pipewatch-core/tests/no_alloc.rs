@@ -56,6 +56,16 @@ fn recording_a_record_does_not_allocate() {
     ];
     let mut monitor =
         Monitor::new(MonitorSettings { idle_partition_timeout_ms: 300_000, rate_window_ms: 60_000 }, streams, vec![]);
+    // A downstream consumer reads both streams: every valid record also updates the
+    // partition's offset index.
+    let analytics = pipewatch_core::consumer::ConsumerSpec {
+        name: "analytics".into(),
+        group: "analytics".into(),
+        streams: vec![0, 1],
+        max_lag_ms: 600_000,
+        max_stall_ms: 300_000,
+    };
+    monitor.watch_consumer(analytics, NOW);
     for s in 0..2 {
         for p in 0..4 {
             monitor.assign(s, p, StartPosition::At(0), NOW);
@@ -93,6 +103,10 @@ fn recording_a_record_does_not_allocate() {
     assert_eq!(read, 10_000);
     let invalid: u64 = snapshot.streams[1].partitions.iter().flat_map(|p| p.invalid.values()).sum();
     assert_eq!(invalid, 6_000);
+    monitor.committed_offsets(0, &[(0, 0, Some(500))], NOW);
+    let after_commit = monitor.tick(NOW);
+    let consumer = &after_commit.consumers[0];
+    assert!(consumer.streams[0].partitions[0].lag_seconds.is_some(), "the index knows offset 500: {consumer:?}");
     // an impossible timestamp (chrono rejects it) allocates nothing either
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     for round in 0..1000i64 {

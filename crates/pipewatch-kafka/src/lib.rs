@@ -9,6 +9,6 @@ pub mod source;
 pub mod testing;
 
 pub use source::{
-    check_topics, now_ms, validate_properties, ErrorKind, Source, SourceConfig, SourceError, SourceMetrics, Start,
-    TopicCheck,
+    check_group, check_topics, now_ms, validate_properties, ErrorKind, GroupCheck, Source, SourceConfig, SourceError,
+    SourceMetrics, Start, TopicCheck,
 };

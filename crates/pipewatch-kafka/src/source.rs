@@ -61,17 +61,19 @@ pub enum ErrorKind {
     Rebalance,
     LogEndPoll,
     Metadata,
+    OffsetFetch,
     Other,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 7] = [
+    pub const ALL: [ErrorKind; 8] = [
         ErrorKind::AllBrokersDown,
         ErrorKind::Transport,
         ErrorKind::Consume,
         ErrorKind::Rebalance,
         ErrorKind::LogEndPoll,
         ErrorKind::Metadata,
+        ErrorKind::OffsetFetch,
         ErrorKind::Other,
     ];
 
@@ -83,6 +85,7 @@ impl ErrorKind {
             ErrorKind::Rebalance => "rebalance",
             ErrorKind::LogEndPoll => "log_end_poll",
             ErrorKind::Metadata => "metadata",
+            ErrorKind::OffsetFetch => "offset_fetch",
             ErrorKind::Other => "other",
         }
     }
@@ -284,6 +287,16 @@ struct LogEndPoll {
     at: Millis,
     /// `None`: the cluster did not answer.
     log_ends: Option<LogEnds>,
+    /// Per watched consumer: its group's committed offsets `(topic, partition, offset)`,
+    /// or why they could not be read. Empty when the cluster did not answer.
+    committed: Vec<Result<Vec<(String, i32, Option<i64>)>, String>>,
+}
+
+/// A watched consumer's group, read through a client of its own that never joins,
+/// subscribes or commits: it only asks the group coordinator for committed offsets.
+struct WatchedGroup {
+    client: BaseConsumer,
+    topics: Vec<String>,
 }
 
 /// The log end of every partition of the topics that exist, and the topics that do not.
@@ -351,13 +364,22 @@ impl Source {
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topic_refs).map_err(|source| SourceError::Subscribe { topics: topics.clone(), source })?;
         let poll_client: BaseConsumer = client_config(&config, false).create().map_err(SourceError::Create)?;
+        let groups = monitor
+            .consumers()
+            .map(|c| {
+                let mut cc = client_config(&config, false);
+                cc.set("group.id", &c.group);
+                let client = cc.create().map_err(SourceError::Create)?;
+                Ok(WatchedGroup { client, topics: c.streams.iter().map(|&i| topics[i].clone()).collect() })
+            })
+            .collect::<Result<Vec<_>, SourceError>>()?;
 
         let (tx, rx) = mpsc::channel();
         let poller = {
             let (shutdown, metrics, tick) = (shutdown.clone(), metrics.clone(), config.tick);
             std::thread::Builder::new()
                 .name("pipewatch-log-end".into())
-                .spawn(move || poll_log_ends(poll_client, topics, tick, metrics, shutdown, tx))
+                .spawn(move || poll_log_ends(poll_client, topics, groups, tick, metrics, shutdown, tx))
                 .map_err(|e| SourceError::Thread("log-end poller", e))?
         };
         let consumer = std::thread::Builder::new()
@@ -435,6 +457,18 @@ fn consume(
                 }
                 None => monitor.set_kafka_status(KafkaStatus::Down),
             }
+            for (consumer, result) in poll.committed.into_iter().enumerate() {
+                match result {
+                    Ok(offsets) => {
+                        let offsets: Vec<(usize, i32, Option<i64>)> = offsets
+                            .into_iter()
+                            .filter_map(|(topic, p, o)| stream_of.get(&topic).map(|&s| (s, p, o)))
+                            .collect();
+                        monitor.committed_offsets(consumer, &offsets, poll.at);
+                    }
+                    Err(e) => monitor.consumer_error(consumer, e),
+                }
+            }
         }
         if let Ok(positions) = consumer.position() {
             for e in positions.elements() {
@@ -454,6 +488,7 @@ fn consume(
 fn poll_log_ends(
     client: BaseConsumer,
     topics: Vec<String>,
+    groups: Vec<WatchedGroup>,
     tick: Duration,
     metrics: SourceMetrics,
     shutdown: Arc<AtomicBool>,
@@ -500,7 +535,11 @@ fn poll_log_ends(
                 }
             }
         };
-        if tx.send(LogEndPoll { at, log_ends }).is_err() {
+        let committed = match &log_ends {
+            Some(ends) => groups.iter().map(|g| committed_offsets(g, ends, timeout, &metrics)).collect(),
+            None => Vec::new(),
+        };
+        if tx.send(LogEndPoll { at, log_ends, committed }).is_err() {
             return;
         }
         let elapsed = started.elapsed();
@@ -541,6 +580,35 @@ fn poll_once(client: &BaseConsumer, topics: &[String], timeout: Duration) -> Res
     Ok(ends)
 }
 
+/// A watched group's committed offsets for the partitions of its topics (OffsetFetch;
+/// `None` where it committed none).
+fn committed_offsets(
+    group: &WatchedGroup,
+    ends: &LogEnds,
+    timeout: Duration,
+    metrics: &SourceMetrics,
+) -> Result<Vec<(String, i32, Option<i64>)>, String> {
+    let mut query = TopicPartitionList::new();
+    for (topic, p, _) in ends.offsets.iter().filter(|(t, _, _)| group.topics.contains(t)) {
+        query.add_partition(topic, *p);
+    }
+    if query.count() == 0 {
+        return Ok(Vec::new());
+    }
+    let found = group.client.committed_offsets(query, timeout).map_err(|e| {
+        metrics.error(ErrorKind::OffsetFetch);
+        e.to_string()
+    })?;
+    Ok(found
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) if o >= 0 && e.error().is_ok() => (e.topic().to_string(), e.partition(), Some(o)),
+            _ => (e.topic().to_string(), e.partition(), None),
+        })
+        .collect())
+}
+
 /// The partitions of `topic`, or `None` when the cluster says it does not exist. Other
 /// topic errors (a leader election under way) give no partitions this time.
 fn topic_partitions(client: &BaseConsumer, topic: &str, timeout: Duration) -> Result<Option<Vec<i32>>, KafkaError> {
@@ -553,6 +621,40 @@ fn topic_partitions(client: &BaseConsumer, topic: &str, timeout: Duration) -> Re
         Some(_) => Ok(Some(Vec::new())),
         None => Ok(Some(t.partitions().iter().map(|p| p.id()).collect())),
     }
+}
+
+/// What `check-config --connect` found of one watched group: partitions of its topics
+/// with a committed offset, of how many.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupCheck {
+    pub committed: usize,
+    pub partitions: usize,
+}
+
+/// Reads a group's committed offsets for every partition of `topics` once, as the
+/// daemon does (OffsetFetch only: the group is never joined).
+pub fn check_group(
+    config: &SourceConfig,
+    group: &str,
+    topics: &[String],
+    timeout: Duration,
+) -> Result<GroupCheck, KafkaError> {
+    let mut cc = client_config(config, false);
+    cc.set("group.id", group);
+    let client: BaseConsumer = cc.create()?;
+    let mut query = TopicPartitionList::new();
+    for topic in topics {
+        for p in topic_partitions(&client, topic, timeout)?.unwrap_or_default() {
+            query.add_partition(topic, p);
+        }
+    }
+    let partitions = query.count();
+    if partitions == 0 {
+        return Ok(GroupCheck { committed: 0, partitions });
+    }
+    let found = client.committed_offsets(query, timeout)?;
+    let committed = found.elements().iter().filter(|e| matches!(e.offset(), Offset::Offset(o) if o >= 0)).count();
+    Ok(GroupCheck { committed, partitions })
 }
 
 /// What `check-config --connect` found of one topic.

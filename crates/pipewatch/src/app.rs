@@ -79,7 +79,10 @@ impl App {
         let (snapshots_tx, snapshots) = mpsc::channel::<Snapshot>(SNAPSHOT_QUEUE);
         let stage = tokio::spawn(tick_stage(snapshots, alerts, delivery, latest_tx, self.ticks));
 
-        let monitor = Monitor::new(config.settings.clone(), config.streams.clone(), config.pairs.clone());
+        let mut monitor = Monitor::new(config.settings.clone(), config.streams.clone(), config.pairs.clone());
+        for c in &config.consumers {
+            monitor.watch_consumer(c.clone(), pipewatch_kafka::now_ms());
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let spawned = Source::spawn(config.source.clone(), monitor, source_metrics, stop.clone(), move |snapshot| {
             if let Err(mpsc::error::TrySendError::Full(_)) = snapshots_tx.try_send(snapshot) {

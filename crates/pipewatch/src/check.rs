@@ -1,11 +1,12 @@
 //! The commands that only read a config: `pipewatch check-config` (offline, or with
-//! `--connect` asking the cluster whether every topic exists) and `pipewatch rules`.
+//! `--connect` asking the cluster whether every topic exists and every watched group's
+//! offsets can be read) and `pipewatch rules`.
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use pipewatch_kafka::{check_topics, TopicCheck};
+use pipewatch_kafka::{check_group, check_topics, GroupCheck, TopicCheck};
 
 use crate::config::{self, Config};
 use crate::rules;
@@ -67,12 +68,38 @@ pub fn check_config(path: &Path, connect: bool) -> Outcome {
             }
         }
     }
-    if missing.is_empty() {
-        Outcome { ok: true, stdout: out, stderr: String::new() }
-    } else {
+    // Each watched group's offsets: unreadable is an error (a missing right, say); no
+    // offsets yet is only said (the job may not have started).
+    let mut unreadable = Vec::new();
+    for (i, consumer) in c.consumers.iter().enumerate() {
+        let topics: Vec<String> = consumer.streams.iter().map(|&s| c.streams[s].topic.clone()).collect();
+        let group = &consumer.group;
+        match check_group(&c.source, group, &topics, CONNECT_TIMEOUT) {
+            Ok(GroupCheck { committed, partitions }) => {
+                let note = if committed == 0 { ": none yet (group_unknown until it commits)" } else { "" };
+                let _ = writeln!(
+                    out,
+                    "  consumer {} (group {group:?}): committed offsets for {committed} of {partitions} partitions{note}",
+                    consumer.name
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(out, "  consumer {} (group {group:?}): offsets cannot be read: {e}", consumer.name);
+                unreadable.push(format!("consumer[{i}].group: the offsets of group {group:?} cannot be read: {e}"));
+            }
+        }
+    }
+    let mut errors = Vec::new();
+    if !missing.is_empty() {
         let n = missing.len();
         let s = if n == 1 { "" } else { "s" };
-        Outcome::failed(out, format!("error: {n} configured topic{s} missing: {}\n", missing.join(", ")))
+        errors.push(format!("error: {n} configured topic{s} missing: {}", missing.join(", ")));
+    }
+    errors.extend(unreadable.into_iter().map(|e| format!("error: {e}")));
+    if errors.is_empty() {
+        Outcome { ok: true, stdout: out, stderr: String::new() }
+    } else {
+        Outcome::failed(out, errors.join("\n") + "\n")
     }
 }
 

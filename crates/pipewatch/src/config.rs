@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use pipewatch_alert::{ReceiverConfig, ReceiverKind};
 use pipewatch_core::alert::{AlertKind, AlertRule, AlertTarget};
+use pipewatch_core::consumer::ConsumerSpec;
 use pipewatch_core::time::parse_duration;
 use pipewatch_core::{EventTimeSource, Extractor, JsonPointer, MonitorSettings, PairSpec, StreamSpec, TimeFormat};
 use pipewatch_kafka::{SourceConfig, Start};
@@ -33,6 +34,9 @@ pub struct RawConfig {
     /// Streams that downstream jobs join: their sync lag is measured.
     #[serde(default, rename = "pair")]
     pub pairs: Vec<RawPair>,
+    /// Downstream jobs whose groups' committed offsets are watched (never joined).
+    #[serde(default, rename = "consumer")]
+    pub consumers: Vec<RawConsumer>,
     /// Alert rules on streams and pairs.
     #[serde(default, rename = "alert")]
     pub alerts: Vec<RawAlert>,
@@ -254,6 +258,30 @@ pub struct RawPair {
     pub follower: String,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConsumer {
+    /// The `consumer` label (e.g. `analytics`).
+    pub name: String,
+    /// Its Kafka group id: pipewatch reads the group's committed offsets, never joins it.
+    pub group: String,
+    /// The configured streams it reads.
+    pub streams: Vec<String>,
+    /// Lag seconds above this: `consumer_lagging`.
+    #[serde(default = "default_max_lag")]
+    pub max_lag: String,
+    /// Committed offsets still for longer while records wait: `consumer_stopped`.
+    #[serde(default = "default_max_stall")]
+    pub max_stall: String,
+}
+
+fn default_max_lag() -> String {
+    "15m".into()
+}
+fn default_max_stall() -> String {
+    "5m".into()
+}
+
 /// The validated config.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -266,6 +294,7 @@ pub struct Config {
     pub settings: MonitorSettings,
     pub streams: Vec<StreamSpec>,
     pub pairs: Vec<PairSpec>,
+    pub consumers: Vec<ConsumerSpec>,
 }
 
 /// Every problem found, each with its key path.
@@ -479,6 +508,49 @@ impl RawConfig {
             }
         }
 
+        let mut consumers = Vec::new();
+        for (i, c) in self.consumers.iter().enumerate() {
+            let key = |f: &str| format!("consumer[{i}].{f}");
+            if c.name.trim().is_empty() {
+                p.add(key("name"), "must not be empty");
+            } else if self.consumers[..i].iter().any(|o| o.name == c.name) {
+                p.add(key("name"), format!("duplicate consumer name {:?}", c.name));
+            }
+            if c.group.trim().is_empty() {
+                p.add(key("group"), "must not be empty");
+            } else if c.group == k.group_id {
+                p.add(
+                    key("group"),
+                    format!("{:?} is pipewatch's own group (kafka.group_id): name the job's group", c.group),
+                );
+            }
+            if c.streams.is_empty() {
+                p.add(key("streams"), "must name at least one stream");
+            }
+            let mut streams_read = Vec::new();
+            for (j, name) in c.streams.iter().enumerate() {
+                match self.streams.iter().position(|s| s.name == *name) {
+                    Some(_) if c.streams[..j].contains(name) => {
+                        p.add(format!("consumer[{i}].streams[{j}]"), format!("{name:?} is listed twice"))
+                    }
+                    Some(idx) => streams_read.push(idx),
+                    None => p.add(
+                        format!("consumer[{i}].streams[{j}]"),
+                        format!("no stream named {name:?} (known: {})", known()),
+                    ),
+                }
+            }
+            let max_lag = p.positive_duration(&key("max_lag"), &c.max_lag);
+            let max_stall = p.positive_duration(&key("max_stall"), &c.max_stall);
+            consumers.push(ConsumerSpec {
+                name: c.name.clone(),
+                group: c.group.clone(),
+                streams: streams_read,
+                max_lag_ms: max_lag.as_millis() as i64,
+                max_stall_ms: max_stall.as_millis() as i64,
+            });
+        }
+
         let alerts = self.alerts.iter().enumerate().filter_map(|(i, a)| alert_rule(i, a, &self, &mut p)).collect();
         let external_url = match &self.http.external_url {
             Some(u) if u.starts_with("http://") || u.starts_with("https://") => u.trim_end_matches('/').to_string(),
@@ -543,6 +615,7 @@ impl RawConfig {
             },
             streams,
             pairs,
+            consumers,
         };
         if p.0.is_empty() {
             if let Err(e) = pipewatch_kafka::validate_properties(&config.source) {
@@ -830,6 +903,48 @@ impact = "x"
             "{err}"
         );
         assert!(err.to_string().contains("(a pair: only sync_lag targets pairs)"), "{err}");
+    }
+
+    #[test]
+    fn consumers_are_validated_with_their_keys() {
+        let text = format!(
+            "{EXAMPLE}{}",
+            r#"
+[[consumer]]
+name = "analytics"
+group = "analytics-job"
+streams = ["orders", "behaviour"]
+max_lag = "30m"
+[[consumer]]
+name = "analytics"
+group = "pipewatch"
+streams = ["ordres", "orders", "orders"]
+max_stall = "soon"
+[[consumer]]
+name = "reporting"
+group = ""
+streams = []
+"#
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        for want in [
+            "consumer[1].name: duplicate consumer name \"analytics\"",
+            "consumer[1].group: \"pipewatch\" is pipewatch's own group (kafka.group_id)",
+            "consumer[1].streams[0]: no stream named \"ordres\" (known: orders, behaviour)",
+            "consumer[1].streams[2]: \"orders\" is listed twice",
+            "consumer[1].max_stall: \"soon\" is not a duration",
+            "consumer[2].group: must not be empty",
+            "consumer[2].streams: must name at least one stream",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in\n{err}");
+        }
+        let good = format!(
+            "{EXAMPLE}{}",
+            "[[consumer]]\nname = \"analytics\"\ngroup = \"analytics-job\"\nstreams = [\"behaviour\"]\n"
+        );
+        let c = parse(&good).unwrap();
+        assert_eq!(c.consumers[0].streams, vec![1]);
+        assert_eq!((c.consumers[0].max_lag_ms, c.consumers[0].max_stall_ms), (900_000, 300_000), "defaults 15m, 5m");
     }
 
     #[test]

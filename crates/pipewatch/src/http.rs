@@ -9,6 +9,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use pipewatch_core::alert::{AlertState, AlertStatus};
+use pipewatch_core::diagnosis::ConsumerCause;
 use pipewatch_core::time::{format_human, format_rfc3339};
 use pipewatch_core::{Cause, KafkaStatus, Snapshot};
 use prometheus::Registry;
@@ -142,6 +143,7 @@ async fn status_page(State(state): State<AppState>) -> Html<String> {
     );
     alerts_table(&mut h, &tick.alerts);
     pairs_table(&mut h, s);
+    consumers_table(&mut h, s);
     streams_table(&mut h, s);
     partitions_table(&mut h, s);
     h.push_str("</body></html>");
@@ -218,6 +220,52 @@ fn pairs_table(h: &mut String, s: &Snapshot) {
         }
         h.push_str("</table>");
     }
+}
+
+fn consumers_table(h: &mut String, s: &Snapshot) {
+    if s.consumers.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<h2>Consumers</h2><table><tr><th>consumer (group)</th><th>cause</th><th>stream</th><th>lag</th>\
+         <th>records waiting</th><th>processed up to</th><th>sync lag as it sees it</th></tr>",
+    );
+    for c in &s.consumers {
+        let class = match c.cause {
+            ConsumerCause::Ok => "ok",
+            cause if cause.is_fault() => "fault",
+            _ => "warn",
+        };
+        let mut why = c.cause.explain().to_string();
+        if let Some(e) = &c.error {
+            why = format!("{why}: {e}");
+        }
+        let sync: Vec<String> = c
+            .pairs
+            .iter()
+            .map(|p| match p.sync_lag_seconds {
+                Some(v) if v > 0.0 => format!("{} is {} behind {}", p.follower, format_human(v), p.leader),
+                Some(v) if v < 0.0 => format!("{} is {} ahead of {}", p.follower, format_human(-v), p.leader),
+                Some(_) => format!("{} in sync", p.pair),
+                None => format!("{}: –", p.pair),
+            })
+            .collect();
+        for (i, st) in c.streams.iter().enumerate() {
+            let first = i == 0;
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td class={class}>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                if first { format!("{} <small>({})</small>", esc(&c.name), esc(&c.group)) } else { String::new() },
+                if first { format!("{}<br><small>{}</small>", c.cause.as_str(), esc(&why)) } else { String::new() },
+                esc(&st.stream),
+                opt_human(st.max_lag_seconds),
+                st.lag_records,
+                st.watermark_ms.map_or_else(|| "–".into(), format_rfc3339),
+                if first { esc(&sync.join("; ")) } else { String::new() },
+            );
+        }
+    }
+    h.push_str("</table>");
 }
 
 fn streams_table(h: &mut String, s: &Snapshot) {

@@ -5,7 +5,8 @@
 //! counters are registered by their crates (`SourceMetrics`, `DeliveryMetrics`).
 
 use pipewatch_core::alert::AlertState;
-use pipewatch_core::diagnosis::kafka_unreachable;
+use pipewatch_core::consumer::ConsumerSnapshot;
+use pipewatch_core::diagnosis::{kafka_unreachable, ConsumerCause};
 use pipewatch_core::histogram::Histogram;
 use pipewatch_core::{Cause, KafkaStatus, Snapshot};
 use prometheus::core::{Collector, Desc};
@@ -106,6 +107,7 @@ impl Collector for MonitorCollector {
         let mut out = vec![kafka_up, build];
         if let Some(t) = tick {
             out.extend(snapshot_families(&t.snapshot));
+            out.extend(consumer_families(&t.snapshot.consumers));
             out.extend(alert_families(&t));
         }
         // A family with no sample (e.g. no sync lag before the first records) is left out.
@@ -249,6 +251,96 @@ fn snapshot_families(s: &Snapshot) -> Vec<Family> {
         s_cause,
         sync,
     ]
+}
+
+/// The watched consumers' series: lag per partition, per stream the largest lag and the
+/// consumer's watermark, its sync lag per pair, and its cause.
+fn consumer_families(consumers: &[ConsumerSnapshot]) -> Vec<Family> {
+    use MetricType::GAUGE;
+    let mut committed = Family::new(
+        "consumer_committed_offset",
+        "The next offset the consumer's group will read, as it committed it.",
+        GAUGE,
+    );
+    let mut lag_records = Family::new("consumer_lag_records", "Log end - committed offset (never negative).", GAUGE);
+    let mut lag_seconds = Family::new(
+        "consumer_lag_seconds",
+        "now - event time of the oldest record the group has not processed (the record at its committed offset); 0 when nothing waits.",
+        GAUGE,
+    );
+    let mut max_lag = Family::new(
+        "consumer_stream_lag_seconds",
+        "The largest consumer_lag_seconds over the stream's partitions.",
+        GAUGE,
+    );
+    let mut watermark = Family::new(
+        "consumer_watermark_timestamp_seconds",
+        "Event time of the last record the consumer processed: min over the stream's active partitions.",
+        GAUGE,
+    );
+    let mut sync = Family::new(
+        "consumer_sync_lag_seconds",
+        "The pair's sync lag as the consumer sees it: its leader watermark - its follower watermark.",
+        GAUGE,
+    );
+    let mut stalled = Family::new(
+        "consumer_stalled_seconds",
+        "Time since the group's committed offsets last moved while records waited (0 while nothing waits).",
+        GAUGE,
+    );
+    let mut cause =
+        Family::new("consumer_cause", "The consumer's diagnosed state: 1 for the active cause, 0 otherwise.", GAUGE);
+    for c in consumers {
+        let (name, group) = (c.name.as_str(), c.group.as_str());
+        for st in &c.streams {
+            for p in &st.partitions {
+                let part = p.partition.to_string();
+                let l = [
+                    ("consumer", name),
+                    ("group", group),
+                    ("stream", &st.stream),
+                    ("topic", &st.topic),
+                    ("partition", &part),
+                ];
+                if let Some(o) = p.committed_offset {
+                    committed.gauge(&l, o as f64);
+                }
+                if let Some(n) = p.lag_records {
+                    lag_records.gauge(&l, n as f64);
+                }
+                if let Some(s) = p.lag_seconds {
+                    lag_seconds.gauge(&l, s);
+                }
+            }
+            let l = [("consumer", name), ("group", group), ("stream", st.stream.as_str())];
+            if let Some(s) = st.max_lag_seconds {
+                max_lag.gauge(&l, s);
+            }
+            if let Some(w) = st.watermark_ms {
+                watermark.gauge(&l, w as f64 / 1000.0);
+            }
+        }
+        for p in &c.pairs {
+            if let Some(v) = p.sync_lag_seconds {
+                let l = [
+                    ("consumer", name),
+                    ("group", group),
+                    ("pair", &p.pair),
+                    ("leader", &p.leader),
+                    ("follower", &p.follower),
+                ];
+                sync.gauge(&l, v);
+            }
+        }
+        stalled.gauge(&[("consumer", name), ("group", group)], c.stalled_seconds);
+        for k in ConsumerCause::ALL {
+            cause.gauge(
+                &[("consumer", name), ("group", group), ("cause", k.as_str())],
+                if c.cause == k { 1.0 } else { 0.0 },
+            );
+        }
+    }
+    vec![committed, lag_records, lag_seconds, max_lag, watermark, sync, stalled, cause]
 }
 
 /// One `alert_active` series per rule (and the built-in `KafkaUnreachable`) whose labels
