@@ -2,6 +2,7 @@
 //! its partition tracker (`Monitor::record`), with the timestamp field last and first.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use pipewatch_core::consumer::ConsumerSpec;
 use pipewatch_core::{
     EventTimeSource, Extractor, JsonPointer, Monitor, MonitorSettings, StartPosition, StreamSpec, TimeFormat,
 };
@@ -71,6 +72,35 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 offset += 1;
                 monitor.record(0, (offset % 12) as i32, offset, Some(black_box(&payload)), None, NOW);
+            })
+        });
+        // The same with a downstream consumer watching the stream: each record also
+        // updates its partition's offset index.
+        let mut watched = Monitor::new(
+            MonitorSettings { idle_partition_timeout_ms: 300_000, rate_window_ms: 60_000 },
+            vec![monitor.streams().next().unwrap().clone()],
+            vec![],
+        );
+        watched.watch_consumer(
+            ConsumerSpec {
+                name: "analytics".into(),
+                group: "analytics".into(),
+                streams: vec![0],
+                max_lag_ms: 1,
+                max_stall_ms: 1,
+            },
+            NOW,
+        );
+        for p in 0..12 {
+            watched.assign(0, p, StartPosition::At(0), NOW);
+            watched.log_end(0, p, 0, NOW);
+            watched.position(0, p, 0);
+        }
+        group.bench_function(format!("{name}_{}B_consumer_index", payload.len()), |b| {
+            let mut offset = 0i64;
+            b.iter(|| {
+                offset += 1;
+                watched.record(0, (offset % 12) as i32, offset, Some(black_box(&payload)), None, NOW);
             })
         });
     }
