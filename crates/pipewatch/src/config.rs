@@ -508,49 +508,7 @@ impl RawConfig {
             }
         }
 
-        let mut consumers = Vec::new();
-        for (i, c) in self.consumers.iter().enumerate() {
-            let key = |f: &str| format!("consumer[{i}].{f}");
-            if c.name.trim().is_empty() {
-                p.add(key("name"), "must not be empty");
-            } else if self.consumers[..i].iter().any(|o| o.name == c.name) {
-                p.add(key("name"), format!("duplicate consumer name {:?}", c.name));
-            }
-            if c.group.trim().is_empty() {
-                p.add(key("group"), "must not be empty");
-            } else if c.group == k.group_id {
-                p.add(
-                    key("group"),
-                    format!("{:?} is pipewatch's own group (kafka.group_id): name the job's group", c.group),
-                );
-            }
-            if c.streams.is_empty() {
-                p.add(key("streams"), "must name at least one stream");
-            }
-            let mut streams_read = Vec::new();
-            for (j, name) in c.streams.iter().enumerate() {
-                match self.streams.iter().position(|s| s.name == *name) {
-                    Some(_) if c.streams[..j].contains(name) => {
-                        p.add(format!("consumer[{i}].streams[{j}]"), format!("{name:?} is listed twice"))
-                    }
-                    Some(idx) => streams_read.push(idx),
-                    None => p.add(
-                        format!("consumer[{i}].streams[{j}]"),
-                        format!("no stream named {name:?} (known: {})", known()),
-                    ),
-                }
-            }
-            let max_lag = p.positive_duration(&key("max_lag"), &c.max_lag);
-            let max_stall = p.positive_duration(&key("max_stall"), &c.max_stall);
-            consumers.push(ConsumerSpec {
-                name: c.name.clone(),
-                group: c.group.clone(),
-                streams: streams_read,
-                max_lag_ms: max_lag.as_millis() as i64,
-                max_stall_ms: max_stall.as_millis() as i64,
-            });
-        }
-
+        let consumers = consumer_specs(&self, &mut p);
         let alerts = self.alerts.iter().enumerate().filter_map(|(i, a)| alert_rule(i, a, &self, &mut p)).collect();
         let external_url = match &self.http.external_url {
             Some(u) if u.starts_with("http://") || u.starts_with("https://") => u.trim_end_matches('/').to_string(),
@@ -561,41 +519,7 @@ impl RawConfig {
             None => format!("http://{listen}"),
         };
 
-        let mut receivers = Vec::new();
-        for (i, r) in self.receivers.iter().enumerate() {
-            let key = |f: &str| format!("receiver[{i}].{f}");
-            if r.name.trim().is_empty() {
-                p.add(key("name"), "must not be empty");
-            } else if self.receivers[..i].iter().any(|o| o.name == r.name) {
-                p.add(key("name"), format!("duplicate receiver name {:?}", r.name));
-            }
-            let kind = match r.kind.as_str() {
-                "alertmanager" => Some(ReceiverKind::Alertmanager),
-                "webhook" => Some(ReceiverKind::Webhook),
-                other => {
-                    p.add(key("kind"), format!("{other:?} is not one of alertmanager, webhook"));
-                    None
-                }
-            };
-            if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
-                p.add(key("url"), format!("{:?} is not an http:// or https:// URL", r.url));
-            }
-            let timeout = p.positive_duration(&key("timeout"), &r.timeout);
-            let resend_interval = p.positive_duration(&key("resend_interval"), &r.resend_interval);
-            if r.queue_capacity == 0 {
-                p.add(key("queue_capacity"), "must be at least 1");
-            }
-            if let Some(kind) = kind {
-                receivers.push(ReceiverConfig {
-                    name: r.name.clone(),
-                    kind,
-                    url: r.url.clone(),
-                    timeout,
-                    resend_interval,
-                    queue_capacity: r.queue_capacity,
-                });
-            }
-        }
+        let receivers = receiver_configs(&self, &mut p);
 
         let config = Config {
             external_url,
@@ -628,6 +552,95 @@ impl RawConfig {
             Err(ConfigError { problems: p.0 })
         }
     }
+}
+
+/// The `[[consumer]]`s, validated: unique names, a group that is not pipewatch's own,
+/// known streams, each once.
+fn consumer_specs(raw: &RawConfig, p: &mut Problems) -> Vec<ConsumerSpec> {
+    let known = || raw.streams.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
+    let mut consumers = Vec::new();
+    for (i, c) in raw.consumers.iter().enumerate() {
+        let key = |f: &str| format!("consumer[{i}].{f}");
+        if c.name.trim().is_empty() {
+            p.add(key("name"), "must not be empty");
+        } else if raw.consumers[..i].iter().any(|o| o.name == c.name) {
+            p.add(key("name"), format!("duplicate consumer name {:?}", c.name));
+        }
+        if c.group.trim().is_empty() {
+            p.add(key("group"), "must not be empty");
+        } else if c.group == raw.kafka.group_id {
+            p.add(
+                key("group"),
+                format!("{:?} is pipewatch's own group (kafka.group_id): name the job's group", c.group),
+            );
+        }
+        if c.streams.is_empty() {
+            p.add(key("streams"), "must name at least one stream");
+        }
+        let mut streams_read = Vec::new();
+        for (j, name) in c.streams.iter().enumerate() {
+            match raw.streams.iter().position(|s| s.name == *name) {
+                Some(_) if c.streams[..j].contains(name) => {
+                    p.add(format!("consumer[{i}].streams[{j}]"), format!("{name:?} is listed twice"))
+                }
+                Some(idx) => streams_read.push(idx),
+                None => p.add(
+                    format!("consumer[{i}].streams[{j}]"),
+                    format!("no stream named {name:?} (known: {})", known()),
+                ),
+            }
+        }
+        let max_lag = p.positive_duration(&key("max_lag"), &c.max_lag);
+        let max_stall = p.positive_duration(&key("max_stall"), &c.max_stall);
+        consumers.push(ConsumerSpec {
+            name: c.name.clone(),
+            group: c.group.clone(),
+            streams: streams_read,
+            max_lag_ms: max_lag.as_millis() as i64,
+            max_stall_ms: max_stall.as_millis() as i64,
+        });
+    }
+    consumers
+}
+
+/// The `[[receiver]]`s, validated.
+fn receiver_configs(raw: &RawConfig, p: &mut Problems) -> Vec<ReceiverConfig> {
+    let mut receivers = Vec::new();
+    for (i, r) in raw.receivers.iter().enumerate() {
+        let key = |f: &str| format!("receiver[{i}].{f}");
+        if r.name.trim().is_empty() {
+            p.add(key("name"), "must not be empty");
+        } else if raw.receivers[..i].iter().any(|o| o.name == r.name) {
+            p.add(key("name"), format!("duplicate receiver name {:?}", r.name));
+        }
+        let kind = match r.kind.as_str() {
+            "alertmanager" => Some(ReceiverKind::Alertmanager),
+            "webhook" => Some(ReceiverKind::Webhook),
+            other => {
+                p.add(key("kind"), format!("{other:?} is not one of alertmanager, webhook"));
+                None
+            }
+        };
+        if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
+            p.add(key("url"), format!("{:?} is not an http:// or https:// URL", r.url));
+        }
+        let timeout = p.positive_duration(&key("timeout"), &r.timeout);
+        let resend_interval = p.positive_duration(&key("resend_interval"), &r.resend_interval);
+        if r.queue_capacity == 0 {
+            p.add(key("queue_capacity"), "must be at least 1");
+        }
+        if let Some(kind) = kind {
+            receivers.push(ReceiverConfig {
+                name: r.name.clone(),
+                kind,
+                url: r.url.clone(),
+                timeout,
+                resend_interval,
+                queue_capacity: r.queue_capacity,
+            });
+        }
+    }
+    receivers
 }
 
 /// Label names pipewatch sets itself.
