@@ -189,3 +189,65 @@ streams = ["orders", "behaviour"]
     assert_eq!(topics_sync, 0.0, "the topics themselves are in sync");
     pw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_far_behind_the_offset_index_lags_in_exact_seconds_with_one_record_fetch() {
+    let bootstrap = shared_broker().await;
+    let topic = unique_topic("orders");
+    create_topic(bootstrap, &topic, 1).await.unwrap();
+    // More records than the offset index keeps, one a second of event time.
+    let n = pipewatch_core::consumer::OFFSET_INDEX_LEN as i64 + 200;
+    let base = now_ms() - (n + 60) * 1000;
+    let producer = TestProducer::new(bootstrap);
+    for k in 0..n {
+        let created_at = pipewatch_core::time::format_rfc3339(base + k * 1000);
+        producer.send(&topic, 0, Some(format!(r#"{{"order_id":"o-{k}","created_at":"{created_at}"}}"#).as_bytes()));
+    }
+    producer.flush();
+    // The job committed at offset 10 long before pipewatch started.
+    let group = unique_topic("analytics-job");
+    let (b, g, t) = (bootstrap.to_string(), group.clone(), topic.clone());
+    tokio::task::spawn_blocking(move || read_and_commit(&b, &g, &t, 10)).await.unwrap();
+    let body = format!(
+        r#"
+[[stream]]
+name = "orders"
+topic = "{topic}"
+event_time = {{ field = "/created_at", format = "rfc3339" }}
+[[consumer]]
+name = "analytics"
+group = "{group}"
+streams = ["orders"]
+max_lag = "2h"
+max_stall = "1h"
+"#
+    );
+    let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
+    let labels = [("consumer", "analytics"), ("partition", "0")];
+    let lag = eventually("lag seconds of a group behind the index", Duration::from_secs(60), || async {
+        let m = pw.metrics().await;
+        m.value("pipewatch_consumer_lag_seconds", &labels).ok_or_else(|| {
+            let lines: Vec<&str> = m.0.lines().filter(|l| l.contains("consumer") && !l.starts_with('#')).collect();
+            format!("absent: {}", lines.join("\n"))
+        })
+    })
+    .await;
+    let want = (now_ms() - (base + 10_000)) as f64 / 1000.0;
+    assert!((lag - want).abs() <= 1.5, "lag {lag} s, want {want} s");
+    let m = pw.metrics().await;
+    assert_eq!(
+        m.value("pipewatch_consumer_watermark_timestamp_seconds", &[("consumer", "analytics")]),
+        Some((base + 9_000) as f64 / 1000.0),
+        "the record before the committed offset, fetched with it"
+    );
+    let fetches = |m: &Metrics| m.value("pipewatch_consumer_record_fetches_total", &[("result", "found")]);
+    assert_eq!(fetches(&m), Some(1.0));
+    // No more fetches while the committed offset stands still; the lag still grows.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let m = pw.metrics().await;
+    assert_eq!(fetches(&m), Some(1.0), "fetched once while the offset stands still");
+    let later = m.value("pipewatch_consumer_lag_seconds", &labels).unwrap();
+    assert!((later - lag - 3.0).abs() <= 1.5, "{lag} s, then {later} s");
+    assert_eq!(m.value("pipewatch_consumer_cause", &[("consumer", "analytics"), ("cause", "ok")]), Some(1.0));
+    pw.stop().await;
+}

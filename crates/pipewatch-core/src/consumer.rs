@@ -148,6 +148,9 @@ pub struct ConsumerPartitionSnapshot {
     pub lag_seconds: Option<f64>,
     /// Event time of the last record the group processed.
     pub watermark_ms: Option<Millis>,
+    /// The committed offset is below the log start: records were deleted before the group
+    /// read them (data loss).
+    pub expired: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -18,5 +18,7 @@ pub mod time;
 pub use diagnosis::Cause;
 pub use extract::{EventTimeSource, Extractor, InvalidReason, TimeFormat};
 pub use json::JsonPointer;
-pub use monitor::{KafkaStatus, Monitor, MonitorSettings, PairSpec, Snapshot, StartPosition, StreamSpec};
+pub use monitor::{
+    FetchRequest, Fetched, KafkaStatus, Monitor, MonitorSettings, PairSpec, Snapshot, StartPosition, StreamSpec,
+};
 pub use time::Millis;

@@ -219,6 +219,62 @@ struct ConsumerState {
     error: Option<String>,
     /// Since when records have waited with no committed offset moving.
     progress_at: Millis,
+    /// Committed offsets older than the offset index, by `(stream, partition)`: the
+    /// offset and what fetching its record found.
+    resolved: BTreeMap<(usize, i32), (i64, Resolution)>,
+}
+
+/// A committed offset older than the offset index, resolved by fetching its record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Resolution {
+    /// To be fetched.
+    Wanted,
+    /// Handed to the source, not answered yet.
+    Requested,
+    /// Event times of the first valid record at or after the offset, and of the last
+    /// valid one before it.
+    Known { at: Option<Millis>, before: Option<Millis> },
+    /// The record was deleted (retention) before the group read it.
+    Expired,
+    /// The fetch failed at this time; tried again after [`FETCH_RETRY_MS`].
+    Failed(Millis),
+}
+
+/// How long a failed fetch of a committed offset's record waits before it is tried again.
+pub const FETCH_RETRY_MS: Millis = 60_000;
+
+/// A record pipewatch wants fetched: the one at a consumer's committed offset (and the
+/// one before it), older than the offset index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchRequest {
+    pub consumer: usize,
+    pub stream: usize,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// What fetching a [`FetchRequest`] found: `(offset, payload, Kafka timestamp)` of the
+/// records from the one before the committed offset on.
+#[derive(Debug, Clone, Copy)]
+pub enum Fetched<'a> {
+    Records(&'a [(i64, Option<&'a [u8]>, Option<Millis>)]),
+    /// The offset is below the log start: deleted before the group read it.
+    Expired,
+    Failed,
+}
+
+impl ConsumerState {
+    /// What is known of `offset`'s record on `(stream, partition)`; a new offset is wanted.
+    fn resolution(&mut self, stream: usize, partition: i32, offset: i64, now: Millis) -> Resolution {
+        let entry = self.resolved.entry((stream, partition)).or_insert((offset, Resolution::Wanted));
+        match *entry {
+            (o, _) if o != offset => *entry = (offset, Resolution::Wanted),
+            (_, Resolution::Failed(at)) if now - at >= FETCH_RETRY_MS => entry.1 = Resolution::Wanted,
+            _ => {}
+        }
+        entry.1
+    }
 }
 
 /// The monitor: all streams and pairs, fed by the source, read through snapshots.
@@ -267,7 +323,13 @@ impl Monitor {
             }
         }
         let error = Some("offsets not read yet".to_string());
-        self.consumers.push(ConsumerState { spec, committed: BTreeMap::new(), error, progress_at: now });
+        self.consumers.push(ConsumerState {
+            spec,
+            committed: BTreeMap::new(),
+            error,
+            progress_at: now,
+            resolved: BTreeMap::new(),
+        });
     }
 
     pub fn consumers(&self) -> impl Iterator<Item = &ConsumerSpec> {
@@ -288,6 +350,53 @@ impl Monitor {
         }
         c.error = committed.is_empty().then(|| "the group has no committed offsets for these topics".to_string());
         c.committed = committed;
+    }
+
+    /// Up to `max` records to fetch: committed offsets older than the offset index, each
+    /// asked for once while it stands still (a failed fetch again after [`FETCH_RETRY_MS`]).
+    pub fn take_fetches(&mut self, max: usize) -> Vec<FetchRequest> {
+        let mut out = Vec::new();
+        for (ci, c) in self.consumers.iter_mut().enumerate() {
+            for (&(stream, partition), (offset, r)) in c.resolved.iter_mut() {
+                if out.len() >= max {
+                    return out;
+                }
+                if *r == Resolution::Wanted {
+                    *r = Resolution::Requested;
+                    let topic = self.streams[stream].spec.topic.clone();
+                    out.push(FetchRequest { consumer: ci, stream, topic, partition, offset: *offset });
+                }
+            }
+        }
+        out
+    }
+
+    /// The answer to a [`FetchRequest`]. One for an offset the group has moved past since
+    /// is dropped.
+    pub fn fetched(&mut self, request: &FetchRequest, found: Fetched<'_>, now: Millis) {
+        let Some(c) = self.consumers.get_mut(request.consumer) else {
+            return;
+        };
+        let Some(entry) = c.resolved.get_mut(&(request.stream, request.partition)) else {
+            return;
+        };
+        if entry.0 != request.offset {
+            return;
+        }
+        let extractor = &self.streams[request.stream].spec.extractor;
+        entry.1 = match found {
+            Fetched::Records(records) => {
+                let valid =
+                    |r: &&(i64, Option<&[u8]>, Option<Millis>)| extractor.extract(r.1, r.2, now).ok().map(|t| (r.0, t));
+                let times: Vec<(i64, Millis)> = records.iter().filter_map(|r| valid(&r)).collect();
+                Resolution::Known {
+                    at: times.iter().find(|(o, _)| *o >= request.offset).map(|(_, t)| *t),
+                    before: times.iter().rev().find(|(o, _)| *o < request.offset).map(|(_, t)| *t),
+                }
+            }
+            Fetched::Expired => Resolution::Expired,
+            Fetched::Failed => Resolution::Failed(now),
+        };
     }
 
     /// A consumer's offsets could not be read.
@@ -487,7 +596,7 @@ fn consumer_snapshot(
 ) -> ConsumerSnapshot {
     let mut out_streams = Vec::new();
     let (mut waiting, mut lagging, mut upstream_fault) = (false, false, false);
-    for &si in &c.spec.streams {
+    for si in c.spec.streams.clone() {
         let (state, snap) = (&states[si], &streams[si]);
         upstream_fault |= snap.cause.is_upstream_fault();
         let mut partitions = Vec::new();
@@ -497,15 +606,27 @@ fn consumer_snapshot(
                 state.partitions.get(ps.partition as usize).and_then(Option::as_ref).and_then(|t| t.index.as_deref());
             let committed = c.committed.get(&(si, ps.partition)).copied();
             let lag_records = committed.zip(ps.log_end_offset).map(|(o, end)| (end - o).max(0));
-            let lag_seconds = match (lag_records, committed, index) {
-                (Some(0), _, _) => Some(0.0),
-                (_, Some(o), Some(ix)) => match ix.at_or_after(o) {
-                    Lookup::Found(t) => Some((now - t).max(0) as f64 / 1000.0),
-                    Lookup::Beyond | Lookup::Older => None,
-                },
-                _ => None,
+            // Event times of the record at the committed offset and of the one before it:
+            // from the index, or (older than the index) from fetching them.
+            let (mut at, mut watermark, mut expired) = (None, None, false);
+            if let (Some(o), Some(ix)) = (committed, index) {
+                watermark = ix.before(o);
+                match ix.at_or_after(o) {
+                    Lookup::Found(t) => at = Some(t),
+                    Lookup::Older if lag_records.is_some_and(|n| n > 0) => {
+                        match c.resolution(si, ps.partition, o, now) {
+                            Resolution::Known { at: a, before } => (at, watermark) = (a, before.or(watermark)),
+                            Resolution::Expired => expired = true,
+                            Resolution::Wanted | Resolution::Requested | Resolution::Failed(_) => {}
+                        }
+                    }
+                    Lookup::Older | Lookup::Beyond => {}
+                }
+            }
+            let lag_seconds = match lag_records {
+                Some(0) => Some(0.0),
+                _ => at.map(|t| (now - t).max(0) as f64 / 1000.0),
             };
-            let watermark = committed.zip(index).and_then(|(o, ix)| ix.before(o));
             if let Some(w) = watermark {
                 if ps.active {
                     active_min = Some(active_min.map_or(w, |m| m.min(w)));
@@ -524,6 +645,7 @@ fn consumer_snapshot(
                 lag_records,
                 lag_seconds,
                 watermark_ms: watermark,
+                expired,
             });
         }
         out_streams.push(ConsumerStreamSnapshot {
@@ -1263,5 +1385,55 @@ mod tests {
         let c = &s.consumers[0];
         assert_eq!(c.pairs[0].sync_lag_seconds, Some(28_800.0), "{c:?}");
         assert_eq!(c.streams[1].partitions[0].lag_seconds, Some(28_900.0 - 120.0), "the record of t = 120 s waits");
+    }
+
+    #[test]
+    fn a_committed_offset_older_than_the_index_is_fetched_once_while_it_stands_still() {
+        use crate::consumer::OFFSET_INDEX_LEN;
+        let mut m = one_stream(1);
+        m.watch_consumer(analytics(vec![0]), T0);
+        let n = OFFSET_INDEX_LEN as i64 + 100;
+        for i in 0..n {
+            rec(&mut m, 0, 0, i, T0 + i * SEC, T0 + n * SEC);
+        }
+        let now = T0 + n * SEC;
+        m.log_end(0, 0, n, now);
+        m.committed_offsets(0, &[(0, 0, Some(10))], now);
+        let p = &m.tick(now).consumers[0].streams[0].partitions[0];
+        assert_eq!((p.lag_records, p.lag_seconds), (Some(n - 10), None), "older than the index: not known yet");
+        let wanted = m.take_fetches(8);
+        assert_eq!(wanted.len(), 1);
+        assert_eq!((wanted[0].topic.as_str(), wanted[0].partition, wanted[0].offset), ("orders-topic", 0, 10));
+        assert!(m.take_fetches(8).is_empty(), "asked once");
+        let payloads: Vec<String> = (9..12).map(|o| format!(r#"{{"ts": {}}}"#, T0 + o * SEC)).collect();
+        let records: Vec<(i64, Option<&[u8]>, Option<Millis>)> =
+            payloads.iter().enumerate().map(|(k, p)| (9 + k as i64, Some(p.as_bytes()), None)).collect();
+        m.fetched(&wanted[0], Fetched::Records(&records), now);
+        for dt in [0, 5] {
+            m.committed_offsets(0, &[(0, 0, Some(10))], now + dt * SEC);
+            let p = &m.tick(now + dt * SEC).consumers[0].streams[0].partitions[0];
+            assert_eq!(p.lag_seconds, Some((n - 10 + dt) as f64), "exact: now − event time of record 10");
+            assert_eq!(p.watermark_ms, Some(T0 + 9 * SEC));
+            assert!(m.take_fetches(8).is_empty(), "no more fetches while the offset stands still");
+        }
+        // the group moves (still behind the index): one new fetch
+        m.committed_offsets(0, &[(0, 0, Some(11))], now + 6 * SEC);
+        m.tick(now + 6 * SEC);
+        let wanted = m.take_fetches(8);
+        assert_eq!(wanted.iter().map(|w| w.offset).collect::<Vec<_>>(), vec![11]);
+        // deleted by retention before the group read it: expired, not waited on
+        m.fetched(&wanted[0], Fetched::Expired, now + 6 * SEC);
+        let p = &m.tick(now + 7 * SEC).consumers[0].streams[0].partitions[0];
+        assert!(p.expired && p.lag_seconds.is_none());
+        assert!(m.take_fetches(8).is_empty());
+        // a failed fetch is tried again after FETCH_RETRY_MS
+        m.committed_offsets(0, &[(0, 0, Some(12))], now + 8 * SEC);
+        m.tick(now + 8 * SEC);
+        let wanted = m.take_fetches(8);
+        m.fetched(&wanted[0], Fetched::Failed, now + 8 * SEC);
+        m.tick(now + 9 * SEC);
+        assert!(m.take_fetches(8).is_empty());
+        m.tick(now + 8 * SEC + FETCH_RETRY_MS);
+        assert_eq!(m.take_fetches(8).len(), 1);
     }
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pipewatch_core::{KafkaStatus, Millis, Monitor, Snapshot, StartPosition};
+use pipewatch_core::{FetchRequest, Fetched, KafkaStatus, Millis, Monitor, Snapshot, StartPosition};
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
@@ -95,6 +95,8 @@ impl ErrorKind {
 #[derive(Debug, Clone)]
 pub struct SourceMetrics {
     errors: [IntCounter; ErrorKind::ALL.len()],
+    /// `pipewatch_consumer_record_fetches_total{result}`: found, expired, failed.
+    fetches: [IntCounter; 3],
 }
 
 impl SourceMetrics {
@@ -102,7 +104,27 @@ impl SourceMetrics {
         let vec =
             IntCounterVec::new(Opts::new("pipewatch_kafka_errors_total", "Kafka client errors by kind."), &["kind"])?;
         registry.register(Box::new(vec.clone()))?;
-        Ok(Self { errors: ErrorKind::ALL.map(|kind| vec.with_label_values(&[kind.as_str()])) })
+        let fetches = IntCounterVec::new(
+            Opts::new(
+                "pipewatch_consumer_record_fetches_total",
+                "Records fetched to resolve a consumer's committed offset older than the offset index, by result.",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(fetches.clone()))?;
+        Ok(Self {
+            errors: ErrorKind::ALL.map(|kind| vec.with_label_values(&[kind.as_str()])),
+            fetches: ["found", "expired", "failed"].map(|r| fetches.with_label_values(&[r])),
+        })
+    }
+
+    fn fetched(&self, outcome: &FetchOutcome) {
+        let i = match outcome {
+            FetchOutcome::Records(_) => 0,
+            FetchOutcome::Expired => 1,
+            FetchOutcome::Failed => 2,
+        };
+        self.fetches[i].inc();
     }
 
     pub fn error(&self, kind: ErrorKind) {
@@ -290,6 +312,38 @@ struct LogEndPoll {
     /// Per watched consumer: its group's committed offsets `(topic, partition, offset)`,
     /// or why they could not be read. Empty when the cluster did not answer.
     committed: Vec<Result<Vec<(String, i32, Option<i64>)>, String>>,
+    /// Records fetched for committed offsets older than the offset index.
+    fetched: Vec<(FetchRequest, FetchOutcome)>,
+}
+
+/// What a record fetch found: `(offset, payload, Kafka timestamp)` from the record before
+/// the committed offset on.
+#[derive(Debug)]
+enum FetchOutcome {
+    Records(Vec<(i64, Option<Vec<u8>>, Option<Millis>)>),
+    Expired,
+    Failed,
+}
+
+/// Records fetched per tick at most, so that a burst of far-behind groups cannot delay
+/// the log-end poll.
+const FETCHES_PER_TICK: usize = 4;
+
+/// The poller thread's clients: log ends, the watched groups' offsets, record fetches.
+struct Poller {
+    client: BaseConsumer,
+    topics: Vec<String>,
+    groups: Vec<WatchedGroup>,
+    /// Reads single records by offset (no group); present when consumers are watched.
+    fetcher: Option<BaseConsumer>,
+    /// Records the monitor wants fetched.
+    requests: Receiver<Vec<FetchRequest>>,
+}
+
+/// The consumer thread's ends of the channels to and from the poller.
+struct PollerLink {
+    polls: Receiver<LogEndPoll>,
+    requests: Sender<Vec<FetchRequest>>,
 }
 
 /// A watched consumer's group, read through a client of its own that never joins,
@@ -374,17 +428,35 @@ impl Source {
             })
             .collect::<Result<Vec<_>, SourceError>>()?;
 
+        let fetcher = if groups.is_empty() {
+            None
+        } else {
+            let mut fc = client_config(&config, false);
+            // librdkafka assigns only with a group id: pipewatch's own, never joined or
+            // committed (assign, not subscribe). One record (and the one before) per
+            // fetch: no large prefetch; an offset below the log start is an error, not a
+            // silent jump to the end.
+            fc.set("group.id", &config.group_id)
+                .set("auto.offset.reset", "error")
+                .set("max.partition.fetch.bytes", "65536")
+                .set("queued.min.messages", "1")
+                .set("fetch.wait.max.ms", "100");
+            Some(fc.create().map_err(SourceError::Create)?)
+        };
         let (tx, rx) = mpsc::channel();
+        let (requests_tx, requests) = mpsc::channel();
         let poller = {
             let (shutdown, metrics, tick) = (shutdown.clone(), metrics.clone(), config.tick);
+            let poller = Poller { client: poll_client, topics, groups, fetcher, requests };
             std::thread::Builder::new()
                 .name("pipewatch-log-end".into())
-                .spawn(move || poll_log_ends(poll_client, topics, groups, tick, metrics, shutdown, tx))
+                .spawn(move || poll_log_ends(poller, tick, metrics, shutdown, tx))
                 .map_err(|e| SourceError::Thread("log-end poller", e))?
         };
+        let link = PollerLink { polls: rx, requests: requests_tx };
         let consumer = std::thread::Builder::new()
             .name("pipewatch-source".into())
-            .spawn(move || consume(consumer, monitor, config.tick, metrics, shutdown, rx, publish))
+            .spawn(move || consume(consumer, monitor, config.tick, metrics, shutdown, link, publish))
             .map_err(|e| SourceError::Thread("consumer", e))?;
         Ok(Self { consumer, poller })
     }
@@ -402,7 +474,7 @@ fn consume(
     tick: Duration,
     metrics: SourceMetrics,
     shutdown: Arc<AtomicBool>,
-    log_ends: Receiver<LogEndPoll>,
+    link: PollerLink,
     mut publish: impl FnMut(Snapshot),
 ) {
     let tick_ms = tick.as_millis().max(1) as Millis;
@@ -442,7 +514,7 @@ fn consume(
         if now < next_tick {
             continue;
         }
-        while let Ok(poll) = log_ends.try_recv() {
+        while let Ok(poll) = link.polls.try_recv() {
             match poll.log_ends {
                 Some(ends) => {
                     monitor.set_kafka_status(KafkaStatus::Up);
@@ -469,6 +541,19 @@ fn consume(
                     Err(e) => monitor.consumer_error(consumer, e),
                 }
             }
+            for (request, outcome) in &poll.fetched {
+                let found = match outcome {
+                    FetchOutcome::Records(records) => {
+                        let borrowed: Vec<(i64, Option<&[u8]>, Option<Millis>)> =
+                            records.iter().map(|(o, p, t)| (*o, p.as_deref(), *t)).collect();
+                        monitor.fetched(request, Fetched::Records(&borrowed), poll.at);
+                        continue;
+                    }
+                    FetchOutcome::Expired => Fetched::Expired,
+                    FetchOutcome::Failed => Fetched::Failed,
+                };
+                monitor.fetched(request, found, poll.at);
+            }
         }
         if let Ok(positions) = consumer.position() {
             for e in positions.elements() {
@@ -478,6 +563,10 @@ fn consume(
             }
         }
         publish(monitor.tick(now));
+        let wanted = monitor.take_fetches(FETCHES_PER_TICK);
+        if !wanted.is_empty() {
+            let _ = link.requests.send(wanted);
+        }
         next_tick = now - (now - next_tick) % tick_ms + tick_ms;
     }
     info!("source stopped");
@@ -486,14 +575,14 @@ fn consume(
 /// Polls every partition's log end of the monitored topics once per tick: metadata for
 /// the partition list, then one ListOffsets (latest) per leader broker.
 fn poll_log_ends(
-    client: BaseConsumer,
-    topics: Vec<String>,
-    groups: Vec<WatchedGroup>,
+    poller: Poller,
     tick: Duration,
     metrics: SourceMetrics,
     shutdown: Arc<AtomicBool>,
     tx: Sender<LogEndPoll>,
 ) {
+    let Poller { client, topics, groups, fetcher, requests } = poller;
+    let mut wanted: Vec<FetchRequest> = Vec::new();
     let timeout = tick.max(Duration::from_secs(2)) * 3;
     let mut failures = 0u32;
     let mut ever_up = false;
@@ -539,7 +628,19 @@ fn poll_log_ends(
             Some(ends) => groups.iter().map(|g| committed_offsets(g, ends, timeout, &metrics)).collect(),
             None => Vec::new(),
         };
-        if tx.send(LogEndPoll { at, log_ends, committed }).is_err() {
+        while let Ok(more) = requests.try_recv() {
+            wanted.extend(more);
+        }
+        let mut fetched = Vec::new();
+        if let (Some(fetcher), Some(_)) = (&fetcher, &log_ends) {
+            let n = wanted.len().min(FETCHES_PER_TICK);
+            for request in wanted.drain(..n) {
+                let outcome = fetch_records(fetcher, &request, timeout);
+                metrics.fetched(&outcome);
+                fetched.push((request, outcome));
+            }
+        }
+        if tx.send(LogEndPoll { at, log_ends, committed, fetched }).is_err() {
             return;
         }
         let elapsed = started.elapsed();
@@ -607,6 +708,52 @@ fn committed_offsets(
             _ => (e.topic().to_string(), e.partition(), None),
         })
         .collect())
+}
+
+/// Reads the record before `request.offset` and the first at or after it (the one a
+/// consumer whose committed offset this is will read next).
+fn fetch_records(fetcher: &BaseConsumer, request: &FetchRequest, timeout: Duration) -> FetchOutcome {
+    let from = (request.offset - 1).max(0);
+    let mut tpl = TopicPartitionList::new();
+    if tpl.add_partition_offset(&request.topic, request.partition, Offset::Offset(from)).is_err()
+        || fetcher.assign(&tpl).is_err()
+    {
+        return FetchOutcome::Failed;
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    let mut records = Vec::new();
+    let outcome = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break FetchOutcome::Failed;
+        }
+        match fetcher.poll(left.min(Duration::from_millis(200))) {
+            Some(Ok(m)) if m.topic() == request.topic && m.partition() == request.partition => {
+                let offset = m.offset();
+                if offset >= from {
+                    records.push((offset, m.payload().map(<[u8]>::to_vec), m.timestamp().to_millis()));
+                }
+                if offset >= request.offset {
+                    break FetchOutcome::Records(std::mem::take(&mut records));
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                let expired = matches!(
+                    e.rdkafka_error_code(),
+                    Some(RDKafkaErrorCode::AutoOffsetReset | RDKafkaErrorCode::OffsetOutOfRange)
+                );
+                if expired {
+                    break FetchOutcome::Expired;
+                }
+                debug!(error = %e, topic = %request.topic, partition = request.partition, "record fetch failed");
+                break FetchOutcome::Failed;
+            }
+            None => {}
+        }
+    };
+    let _ = fetcher.unassign();
+    outcome
 }
 
 /// The partitions of `topic`, or `None` when the cluster says it does not exist. Other
