@@ -74,6 +74,14 @@ max_stall = "3s"
 name = "reporting"
 group = "{unknown}"
 streams = ["orders"]
+[[alert]]
+name = "AnalyticsBehind"
+kind = "consumer_lag"
+target = "analytics"
+threshold = "30s"
+for = "5s"
+severity = "page"
+impact = "Segmentation and ad targeting run on stale data."
 "#
     );
     let toml = config(bootstrap, "earliest", &body);
@@ -121,6 +129,24 @@ streams = ["orders"]
     let later = pw.metrics().await.value("pipewatch_consumer_lag_seconds", &labels).unwrap();
     assert!((later - lag - 3.0).abs() <= 1.5, "{lag} s, then {later} s three seconds later");
     assert_eq!(consumer_cause(&pw.metrics().await, "reporting").as_deref(), Some("group_unknown"));
+    // Its lag alert fires, naming the job and the root cause.
+    let m = pw.metrics().await;
+    assert_eq!(m.value("pipewatch_alert_active", &[("alert", "AnalyticsBehind")]), Some(1.0), "{}", m.0);
+    assert_eq!(
+        m.value("pipewatch_alert_cause", &[("alert", "AnalyticsBehind"), ("cause", "consumer_stopped")]),
+        Some(1.0)
+    );
+    let (_, status) = pw.get("/api/v1/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let alert = status["alerts"].as_array().unwrap().iter().find(|a| a["name"] == "AnalyticsBehind").unwrap().clone();
+    assert_eq!(alert["cause"], "consumer_stopped", "{alert}");
+    let labels = alert["event"]["labels"].to_string();
+    assert!(
+        labels.contains(r#"["consumer","analytics"]"#) && labels.contains(&format!(r#"["group","{group}"]"#)),
+        "{alert}"
+    );
+    let summary = alert["event"]["annotations"].to_string();
+    assert!(summary.contains("analytics is ") && summary.contains(" behind its input"), "{alert}");
     let (_, status) = pw.get("/api/v1/status").await;
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     let reporting = status["consumers"].as_array().unwrap().iter().find(|c| c["name"] == "reporting").unwrap().clone();

@@ -8,7 +8,9 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use pipewatch_core::diagnosis::{diagnose, pair_cause, Side, StreamFacts};
+use pipewatch_core::diagnosis::{
+    diagnose, diagnose_consumer, pair_cause, ConsumerCause, ConsumerFacts, Side, StreamFacts,
+};
 use pipewatch_core::Cause;
 
 /// The facts of one replica's share of a stream for which `cause` is the diagnosis.
@@ -125,6 +127,10 @@ max_rate = 100.0
 name = "orders_behaviour"
 leader = "orders"
 follower = "behaviour"
+[[consumer]]
+name = "analytics"
+group = "analytics-job"
+streams = ["orders", "behaviour"]
 "#,
     )
     .expect("test config");
@@ -207,9 +213,54 @@ follower = "behaviour"
         );
     }
 
+    // Consumers: every pair of causes two replicas can report, against the monitor's
+    // consumer diagnosis of both reports together.
+    let consumer_witness = |c: ConsumerCause| {
+        let f = match c {
+            ConsumerCause::KafkaUnreachable => ConsumerFacts { kafka_down: true, ..Default::default() },
+            ConsumerCause::UpstreamFault => ConsumerFacts { upstream_fault: true, ..Default::default() },
+            ConsumerCause::GroupUnknown => ConsumerFacts { group_unknown: true, ..Default::default() },
+            ConsumerCause::ConsumerStopped => ConsumerFacts { stalled: true, ..Default::default() },
+            ConsumerCause::ConsumerLagging => ConsumerFacts { lagging: true, ..Default::default() },
+            ConsumerCause::Ok => ConsumerFacts::default(),
+        };
+        assert_eq!(diagnose_consumer(&f), c);
+        f
+    };
+    let mut consumer_causes = String::new();
+    for a in ConsumerCause::ALL {
+        for b in ConsumerCause::ALL {
+            let consumer = format!("{}__{}", a.as_str(), b.as_str());
+            for (instance, cause) in [("a", a), ("b", b)] {
+                for c in ConsumerCause::ALL {
+                    let _ = writeln!(
+                        series,
+                        "      - series: 'pipewatch_consumer_cause{{job=\"pw\", instance=\"{instance}\", consumer=\"{consumer}\", group=\"g\", cause=\"{}\"}}'\n        values: '{}x{STEPS}'",
+                        c.as_str(),
+                        u8::from(c == cause)
+                    );
+                }
+            }
+            let (fa, fb) = (consumer_witness(a), consumer_witness(b));
+            let merged = ConsumerFacts {
+                kafka_down: fa.kafka_down || fb.kafka_down,
+                upstream_fault: fa.upstream_fault || fb.upstream_fault,
+                group_unknown: fa.group_unknown || fb.group_unknown,
+                stalled: fa.stalled || fb.stalled,
+                lagging: fa.lagging || fb.lagging,
+            };
+            let want = diagnose_consumer(&merged).as_str();
+            expect(
+                &mut consumer_causes,
+                "pipewatch:consumer_cause",
+                &format!("job=\"pw\", consumer=\"{consumer}\", group=\"g\", cause=\"{want}\""),
+            );
+        }
+    }
+
     let eval = format!("{}s", (STEPS - 2) * INTERVAL_S);
     let test = format!(
-        "rule_files:\n  - rules.yml\nevaluation_interval: {INTERVAL_S}s\ntests:\n  - interval: {INTERVAL_S}s\n    input_series:\n{series}    promql_expr_test:\n      - expr: pipewatch:stream_cause{{job=\"pw\"}}\n        eval_time: {eval}\n        exp_samples:\n{causes}      - expr: pipewatch:pair_cause\n        eval_time: {eval}\n        exp_samples:\n{pairs}"
+        "rule_files:\n  - rules.yml\nevaluation_interval: {INTERVAL_S}s\ntests:\n  - interval: {INTERVAL_S}s\n    input_series:\n{series}    promql_expr_test:\n      - expr: pipewatch:stream_cause{{job=\"pw\"}}\n        eval_time: {eval}\n        exp_samples:\n{causes}      - expr: pipewatch:pair_cause\n        eval_time: {eval}\n        exp_samples:\n{pairs}      - expr: pipewatch:consumer_cause\n        eval_time: {eval}\n        exp_samples:\n{consumer_causes}"
     );
     let dir: PathBuf = std::env::temp_dir().join(pipewatch_kafka::testing::unique_topic("pipewatch-diagnosis-rules"));
     std::fs::create_dir_all(&dir).unwrap();

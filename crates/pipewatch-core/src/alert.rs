@@ -10,7 +10,8 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
-use crate::diagnosis::{kafka_unreachable, Cause};
+use crate::consumer::ConsumerPairSnapshot;
+use crate::diagnosis::{kafka_unreachable, AlertCause, Cause, ConsumerCause};
 use crate::monitor::{KafkaStatus, Snapshot, StreamSnapshot};
 use crate::time::{format_human, format_rfc3339, Millis};
 
@@ -24,11 +25,30 @@ pub enum AlertKind {
     RateLow,
     RateHigh,
     InvalidRatio,
+    ConsumerLag,
+    ConsumerSyncLag,
+}
+
+/// What a rule's target is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    Stream,
+    Pair,
+    /// A `[[consumer]]`; `consumer_sync_lag` also names one of its pairs.
+    Consumer,
 }
 
 impl AlertKind {
-    pub const NAMES: [&'static str; 6] =
-        ["freshness_lag", "sync_lag", "silence", "rate_low", "rate_high", "invalid_ratio"];
+    pub const NAMES: [&'static str; 8] = [
+        "freshness_lag",
+        "sync_lag",
+        "silence",
+        "rate_low",
+        "rate_high",
+        "invalid_ratio",
+        "consumer_lag",
+        "consumer_sync_lag",
+    ];
 
     pub fn as_str(self) -> &'static str {
         Self::NAMES[self as usize]
@@ -42,6 +62,8 @@ impl AlertKind {
             "rate_low" => Self::RateLow,
             "rate_high" => Self::RateHigh,
             "invalid_ratio" => Self::InvalidRatio,
+            "consumer_lag" => Self::ConsumerLag,
+            "consumer_sync_lag" => Self::ConsumerSyncLag,
             _ => return None,
         })
     }
@@ -53,39 +75,52 @@ impl AlertKind {
 
     /// Thresholds of these kinds are durations (seconds); the others are numbers.
     pub fn takes_duration(self) -> bool {
-        matches!(self, Self::FreshnessLag | Self::SyncLag | Self::Silence)
+        matches!(self, Self::FreshnessLag | Self::SyncLag | Self::Silence | Self::ConsumerLag | Self::ConsumerSyncLag)
     }
 
-    /// A sync-lag rule targets a pair; every other kind a stream.
-    pub fn targets_pair(self) -> bool {
-        self == Self::SyncLag
+    /// What the rule's `target` names.
+    pub fn target_kind(self) -> TargetKind {
+        match self {
+            Self::SyncLag => TargetKind::Pair,
+            Self::ConsumerLag | Self::ConsumerSyncLag => TargetKind::Consumer,
+            _ => TargetKind::Stream,
+        }
     }
 
     /// Lag rules wait while their streams have no data yet or catch up.
     pub fn waits_for_data(self) -> bool {
-        matches!(self, Self::FreshnessLag | Self::SyncLag)
+        matches!(self, Self::FreshnessLag | Self::SyncLag | Self::ConsumerLag | Self::ConsumerSyncLag)
     }
 
     /// The one-line summary of a firing alert of this kind, for pipewatch's own alerts
-    /// and the Prometheus rules alike: `stream` is the target (for `sync_lag` the
-    /// follower, behind `leader`); `value` and `threshold` are already in human units.
-    pub fn summary(self, stream: &str, leader: &str, value: &str, threshold: &str) -> String {
+    /// and the Prometheus rules alike: `subject` is the target stream or consumer; a
+    /// sync lag's `follower` is behind its `leader`; `value` and `threshold` are already
+    /// in human units.
+    pub fn summary(self, subject: &str, leader: &str, follower: &str, value: &str, threshold: &str) -> String {
         match self {
-            Self::FreshnessLag => format!("{stream} data is {value} old"),
-            Self::SyncLag => format!("{stream} is {value} behind {leader}"),
-            Self::Silence => format!("nothing written to {stream} for {value}"),
-            Self::RateLow => format!("{stream} receives {value}, below {threshold}"),
-            Self::RateHigh => format!("{stream} receives {value}, above {threshold}"),
-            Self::InvalidRatio => format!("{value} of {stream} records are invalid"),
+            Self::FreshnessLag => format!("{subject} data is {value} old"),
+            Self::SyncLag => format!("{follower} is {value} behind {leader}"),
+            Self::Silence => format!("nothing written to {subject} for {value}"),
+            Self::RateLow => format!("{subject} receives {value}, below {threshold}"),
+            Self::RateHigh => format!("{subject} receives {value}, above {threshold}"),
+            Self::InvalidRatio => format!("{value} of {subject} records are invalid"),
+            Self::ConsumerLag => format!("{subject} is {value} behind its input"),
+            Self::ConsumerSyncLag => format!("{subject} sees {follower} {value} behind {leader}"),
         }
     }
 }
 
-/// A rule's target: an index into the snapshot's streams or pairs.
+/// A rule's target: an index into the snapshot's streams, pairs or consumers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlertTarget {
     Stream(usize),
     Pair(usize),
+    Consumer(usize),
+    /// A consumer and one of the configured pairs whose two streams it reads.
+    ConsumerPair {
+        consumer: usize,
+        pair: usize,
+    },
 }
 
 /// One `[[alert]]` rule, validated.
@@ -154,14 +189,15 @@ pub struct AlertStatus {
     #[serde(flatten)]
     pub state: AlertState,
     /// The cause label: the target's cause, frozen while the alert fires.
-    pub cause: Cause,
+    pub cause: AlertCause,
     /// The measured value (seconds, records/s or a fraction), when there is one.
     pub value: Option<f64>,
     pub threshold: f64,
     pub clear: f64,
-    /// Why the rule is not evaluated right now (`kafka_unreachable`, `no_data`, `catching_up`).
+    /// Why the rule is not evaluated right now (`kafka_unreachable`, `no_data`,
+    /// `catching_up`; for a consumer's rule also `upstream_fault`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub held_back: Option<Cause>,
+    pub held_back: Option<AlertCause>,
     /// The firing alert as receivers get it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<AlertEvent>,
@@ -169,7 +205,7 @@ pub struct AlertStatus {
 
 struct RuleState {
     state: AlertState,
-    cause: Cause,
+    cause: AlertCause,
     event: Option<AlertEvent>,
 }
 
@@ -194,7 +230,7 @@ pub struct Evaluation {
 
 impl AlertEvaluator {
     pub fn new(rules: Vec<AlertRule>, streams: usize, rate_window_ms: Millis) -> Self {
-        let fresh = || RuleState { state: AlertState::Inactive, cause: Cause::Ok, event: None };
+        let fresh = || RuleState { state: AlertState::Inactive, cause: Cause::Ok.into(), event: None };
         Self {
             states: rules.iter().map(|_| fresh()).collect(),
             rules,
@@ -210,7 +246,8 @@ impl AlertEvaluator {
         let mut out = Evaluation::default();
 
         let down = snap.kafka == KafkaStatus::Down;
-        if let Some(e) = step(&mut self.kafka, Some(down), 0, Cause::KafkaUnreachable, now, || kafka_event(now)) {
+        let kafka_cause = Cause::KafkaUnreachable.into();
+        if let Some(e) = step(&mut self.kafka, Some(down), 0, kafka_cause, now, || kafka_event(now)) {
             out.events.push(e);
         }
         if self.kafka.state != AlertState::Inactive {
@@ -220,7 +257,7 @@ impl AlertEvaluator {
                 target: "kafka".into(),
                 severity: kafka_unreachable::SEVERITY.into(),
                 state: self.kafka.state,
-                cause: Cause::KafkaUnreachable,
+                cause: kafka_cause,
                 value: None,
                 threshold: 0.0,
                 clear: 0.0,
@@ -301,7 +338,7 @@ fn step(
     st: &mut RuleState,
     condition: Option<bool>,
     for_ms: Millis,
-    cause: Cause,
+    cause: AlertCause,
     now: Millis,
     make: impl FnOnce() -> AlertEvent,
 ) -> Option<AlertEvent> {
@@ -329,7 +366,7 @@ fn step(
     }
 }
 
-fn fire(st: &mut RuleState, cause: Cause, now: Millis, make: impl FnOnce() -> AlertEvent) -> Option<AlertEvent> {
+fn fire(st: &mut RuleState, cause: AlertCause, now: Millis, make: impl FnOnce() -> AlertEvent) -> Option<AlertEvent> {
     st.state = AlertState::Firing { since_ms: now };
     st.cause = cause;
     let e = make();
@@ -357,7 +394,14 @@ fn target_name<'a>(rule: &AlertRule, snap: &'a Snapshot) -> &'a str {
     match rule.target {
         AlertTarget::Stream(i) => &snap.streams[i].name,
         AlertTarget::Pair(i) => &snap.pairs[i].name,
+        AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => &snap.consumers[c].name,
     }
+}
+
+/// The consumer's view of a configured pair.
+fn consumer_pair<'a>(snap: &'a Snapshot, consumer: usize, pair: usize) -> Option<&'a ConsumerPairSnapshot> {
+    let name = &snap.pairs.get(pair)?.name;
+    snap.consumers.get(consumer)?.pairs.iter().find(|p| p.pair == *name)
 }
 
 /// The rule's value, its target's cause, and why it is held back (if it is).
@@ -365,22 +409,30 @@ fn measure(
     rule: &AlertRule,
     snap: &Snapshot,
     invalid_window: &[VecDeque<(Millis, u64, u64)>],
-) -> (Option<f64>, Cause, Option<Cause>) {
+) -> (Option<f64>, AlertCause, Option<AlertCause>) {
     let sides: Vec<&StreamSnapshot> = match rule.target {
         AlertTarget::Stream(i) => vec![&snap.streams[i]],
         AlertTarget::Pair(i) => {
             let p = &snap.pairs[i];
             snap.streams.iter().filter(|s| s.name == p.leader || s.name == p.follower).collect()
         }
+        AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => {
+            let read: Vec<&str> = snap.consumers[c].streams.iter().map(|s| s.stream.as_str()).collect();
+            snap.streams.iter().filter(|s| read.contains(&s.name.as_str())).collect()
+        }
     };
-    let cause = match rule.target {
-        AlertTarget::Stream(i) => snap.streams[i].cause,
-        AlertTarget::Pair(i) => snap.pairs[i].cause,
+    let cause: AlertCause = match rule.target {
+        AlertTarget::Stream(i) => snap.streams[i].cause.into(),
+        AlertTarget::Pair(i) => snap.pairs[i].cause.into(),
+        AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => snap.consumers[c].cause.into(),
     };
     let held = if snap.kafka == KafkaStatus::Down {
-        Some(Cause::KafkaUnreachable)
+        Some(Cause::KafkaUnreachable.into())
+    } else if cause == AlertCause::Consumer(ConsumerCause::UpstreamFault) {
+        // The stream's own rules page for the upstream fault: one root cause.
+        Some(cause)
     } else if rule.kind.waits_for_data() {
-        sides.iter().map(|s| s.cause).find(|c| c.holds_lag_rules())
+        sides.iter().map(|s| s.cause).find(|c| c.holds_lag_rules()).map(AlertCause::from)
     } else {
         None
     };
@@ -397,12 +449,18 @@ fn measure(
             let records = last.2.saturating_sub(first.2);
             (records > 0).then(|| last.1.saturating_sub(first.1) as f64 / records as f64)
         }),
+        (AlertKind::ConsumerLag, AlertTarget::Consumer(c)) => {
+            snap.consumers[c].streams.iter().filter_map(|s| s.max_lag_seconds).reduce(f64::max)
+        }
+        (AlertKind::ConsumerSyncLag, AlertTarget::ConsumerPair { consumer, pair }) => {
+            consumer_pair(snap, consumer, pair).and_then(|p| p.sync_lag_seconds)
+        }
         _ => None,
     };
     (value, cause, held)
 }
 
-fn rule_event(rule: &AlertRule, snap: &Snapshot, value: f64, cause: Cause, now: Millis) -> AlertEvent {
+fn rule_event(rule: &AlertRule, snap: &Snapshot, value: f64, cause: AlertCause, now: Millis) -> AlertEvent {
     let target = target_name(rule, snap);
     let mut labels = vec![
         ("alertname".to_string(), rule.name.clone()),
@@ -418,6 +476,16 @@ fn rule_event(rule: &AlertRule, snap: &Snapshot, value: f64, cause: Cause, now: 
             labels.push(("follower".into(), p.follower.clone()));
             // The side whose cause the pair carries.
             labels.push(("stream".into(), p.cause_stream.clone()));
+        }
+        AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => {
+            labels.push(("consumer".into(), target.into()));
+            labels.push(("group".into(), snap.consumers[c].group.clone()));
+            if let AlertTarget::ConsumerPair { pair, .. } = rule.target {
+                let p = &snap.pairs[pair];
+                labels.push(("pair".into(), p.name.clone()));
+                labels.push(("leader".into(), p.leader.clone()));
+                labels.push(("follower".into(), p.follower.clone()));
+            }
         }
     }
     for (k, v) in &rule.labels {
@@ -448,7 +516,7 @@ fn describe(rule: &AlertRule, snap: &Snapshot, value: f64) -> (String, String) {
         AlertTarget::Pair(i) => {
             let p = &snap.pairs[i];
             (
-                rule.kind.summary(&p.follower, &p.leader, &format_human(value), &format_human(threshold)),
+                rule.kind.summary(&p.name, &p.leader, &p.follower, &format_human(value), &format_human(threshold)),
                 format!(
                     "sync lag (leader watermark - follower watermark) {} over {}",
                     format_human(value),
@@ -459,7 +527,7 @@ fn describe(rule: &AlertRule, snap: &Snapshot, value: f64) -> (String, String) {
         AlertTarget::Stream(i) => {
             let s = &snap.streams[i];
             let name = &s.name;
-            let summary = rule.kind.summary(name, "", &shown(rule.kind, value), &threshold.to_string());
+            let summary = rule.kind.summary(name, "", "", &shown(rule.kind, value), &threshold.to_string());
             let silent: Vec<String> = s
                 .partitions
                 .iter()
@@ -479,6 +547,33 @@ fn describe(rule: &AlertRule, snap: &Snapshot, value: f64) -> (String, String) {
             if let (AlertKind::FreshnessLag, Some(p)) = (rule.kind, holding) {
                 measured.push_str(&format!("; oldest active partition: {p}"));
             }
+            (summary, measured)
+        }
+        AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => {
+            let consumer = &snap.consumers[c];
+            let (leader, follower) = match rule.target {
+                AlertTarget::ConsumerPair { pair, .. } => {
+                    (snap.pairs[pair].leader.as_str(), snap.pairs[pair].follower.as_str())
+                }
+                _ => ("", ""),
+            };
+            let summary = rule.kind.summary(&consumer.name, leader, follower, &format_human(value), "");
+            let behind: Vec<String> = consumer
+                .streams
+                .iter()
+                .filter_map(|s| {
+                    s.max_lag_seconds.map(|l| format!("{} {} ({} records)", s.stream, format_human(l), s.lag_records))
+                })
+                .collect();
+            let measured = format!(
+                "{} of {} (group {}): {} over {}; lag per stream: {}",
+                rule.kind_name(),
+                consumer.name,
+                consumer.group,
+                format_human(value),
+                format_human(threshold),
+                if behind.is_empty() { "unknown".to_string() } else { behind.join(", ") }
+            );
             (summary, measured)
         }
     }
@@ -501,6 +596,7 @@ impl AlertRule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnosis::ConsumerCause;
     use crate::histogram::{Histogram, GAP_DURATION_BUCKETS, RECORD_DELAY_BUCKETS};
     use crate::monitor::{PairSnapshot, PartitionSnapshot};
 
@@ -684,7 +780,7 @@ mod tests {
         assert_eq!(events.len(), 1, "{events:?}");
         assert_eq!(events[0].label("alertname"), Some(kafka_unreachable::ALERT));
         assert_eq!(events[0].label("cause"), Some("kafka_unreachable"));
-        assert_eq!(ev.status(&down)[1].held_back, Some(Cause::KafkaUnreachable));
+        assert_eq!(ev.status(&down)[1].held_back, Some(Cause::KafkaUnreachable.into()));
         let up = snap(KafkaStatus::Up, Cause::EventTimeDelayed, 28_800.0);
         let events = ev.evaluate(&up, T0 + 5 * SEC);
         assert_eq!(events.len(), 2);
@@ -701,7 +797,7 @@ mod tests {
         for cause in [Cause::NoData, Cause::CatchingUp] {
             let s = snap(KafkaStatus::Up, cause, 28_800.0);
             assert!(ev.evaluate(&s, T0).is_empty());
-            assert_eq!(ev.status(&s)[0].held_back, Some(cause));
+            assert_eq!(ev.status(&s)[0].held_back, Some(cause.into()));
         }
     }
 
@@ -722,5 +818,70 @@ mod tests {
         s.streams[1].partitions[0].invalid.insert("not_json", 25);
         let fired = ev.evaluate(&s, T0 + SEC);
         assert_eq!(fired[0].annotation("summary"), Some("25.0% of behaviour records are invalid"));
+    }
+
+    fn with_consumer(mut s: Snapshot, cause: ConsumerCause, lag: Option<f64>, sync: Option<f64>) -> Snapshot {
+        use crate::consumer::{ConsumerSnapshot, ConsumerStreamSnapshot};
+        s.consumers = vec![ConsumerSnapshot {
+            name: "analytics".into(),
+            group: "analytics-job".into(),
+            cause,
+            error: None,
+            stalled_seconds: 0.0,
+            streams: vec![ConsumerStreamSnapshot {
+                stream: "behaviour".into(),
+                topic: "behaviour".into(),
+                watermark_ms: None,
+                max_lag_seconds: lag,
+                lag_records: 120,
+                partitions: Vec::new(),
+            }],
+            pairs: vec![ConsumerPairSnapshot {
+                pair: "orders_behaviour".into(),
+                leader: "orders".into(),
+                follower: "behaviour".into(),
+                sync_lag_seconds: sync,
+            }],
+        }];
+        s
+    }
+
+    #[test]
+    fn consumer_rules_fire_with_the_consumer_cause_and_wait_for_an_upstream_fault() {
+        let lag_rule = AlertRule {
+            name: "AnalyticsBehind".into(),
+            kind: AlertKind::ConsumerLag,
+            target: AlertTarget::Consumer(0),
+            threshold: 900.0,
+            clear: 600.0,
+            ..sync_rule(0)
+        };
+        let sync = AlertRule {
+            name: "AnalyticsSeesBehaviourLate".into(),
+            kind: AlertKind::ConsumerSyncLag,
+            target: AlertTarget::ConsumerPair { consumer: 0, pair: 0 },
+            threshold: 900.0,
+            clear: 600.0,
+            ..sync_rule(0)
+        };
+        let mut ev = evaluator(vec![lag_rule, sync]);
+        let ok = snap(KafkaStatus::Up, Cause::Ok, 0.0);
+        let upstream = with_consumer(ok.clone(), ConsumerCause::UpstreamFault, Some(28_800.0), Some(28_800.0));
+        assert!(ev.evaluate(&upstream, T0).is_empty(), "the stream's rules page for an upstream fault");
+        assert_eq!(ev.status(&upstream)[0].held_back, Some(ConsumerCause::UpstreamFault.into()));
+        let stopped = with_consumer(ok, ConsumerCause::ConsumerStopped, Some(1_000.0), Some(28_800.0));
+        let fired = ev.evaluate(&stopped, T0 + SEC);
+        assert_eq!(fired.len(), 2);
+        assert_eq!(fired[0].label("cause"), Some("consumer_stopped"));
+        assert_eq!(fired[0].label("consumer"), Some("analytics"));
+        assert_eq!(fired[0].label("group"), Some("analytics-job"));
+        assert_eq!(fired[0].annotation("summary"), Some("analytics is 16m 40s behind its input"));
+        assert!(fired[0]
+            .annotation("description")
+            .unwrap()
+            .contains("lag per stream: behaviour 16m 40s (120 records)"));
+        assert_eq!(fired[1].label("pair"), Some("orders_behaviour"));
+        assert_eq!(fired[1].annotation("summary"), Some("analytics sees behaviour 8h 00m behind orders"));
+        assert_eq!(serde_json::to_value(ev.status(&stopped)[0].cause).unwrap(), "consumer_stopped");
     }
 }

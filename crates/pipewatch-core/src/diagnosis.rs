@@ -356,6 +356,54 @@ impl ConsumerCause {
     }
 }
 
+/// The cause an alert carries: its target's, a stream's (or pair's) or a consumer's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(untagged)]
+pub enum AlertCause {
+    Stream(Cause),
+    Consumer(ConsumerCause),
+}
+
+impl AlertCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stream(c) => c.as_str(),
+            Self::Consumer(c) => c.as_str(),
+        }
+    }
+
+    pub fn explain(self) -> &'static str {
+        match self {
+            Self::Stream(c) => c.explain(),
+            Self::Consumer(c) => c.explain(),
+        }
+    }
+
+    /// Every label value an alert's cause can take, each once (`kafka_unreachable` and
+    /// `ok` are both a stream's and a consumer's).
+    pub fn names() -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = Cause::ALL.iter().map(|c| c.as_str()).collect();
+        for c in ConsumerCause::ALL {
+            if !names.contains(&c.as_str()) {
+                names.push(c.as_str());
+            }
+        }
+        names
+    }
+}
+
+impl From<Cause> for AlertCause {
+    fn from(c: Cause) -> Self {
+        Self::Stream(c)
+    }
+}
+
+impl From<ConsumerCause> for AlertCause {
+    fn from(c: ConsumerCause) -> Self {
+        Self::Consumer(c)
+    }
+}
+
 /// A consumer's cause: the first row of [`CONSUMER_ORDER`] that holds.
 pub fn diagnose_consumer(facts: &ConsumerFacts) -> ConsumerCause {
     CONSUMER_ORDER.iter().find(|d| (d.holds)(facts)).map_or(ConsumerCause::Ok, |d| d.cause)

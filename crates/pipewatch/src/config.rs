@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use pipewatch_alert::{ReceiverConfig, ReceiverKind};
-use pipewatch_core::alert::{AlertKind, AlertRule, AlertTarget};
+use pipewatch_core::alert::{AlertKind, AlertRule, AlertTarget, TargetKind};
 use pipewatch_core::consumer::ConsumerSpec;
 use pipewatch_core::time::parse_duration;
 use pipewatch_core::{EventTimeSource, Extractor, JsonPointer, MonitorSettings, PairSpec, StreamSpec, TimeFormat};
@@ -219,10 +219,13 @@ pub enum RawThreshold {
 pub struct RawAlert {
     /// The alert's name (`alertname`).
     pub name: String,
-    /// `freshness_lag`, `sync_lag`, `silence`, `rate_low`, `rate_high` or `invalid_ratio`.
+    /// `freshness_lag`, `sync_lag`, `silence`, `rate_low`, `rate_high`, `invalid_ratio`,
+    /// `consumer_lag` or `consumer_sync_lag`.
     pub kind: String,
-    /// A stream name, or a pair name for `sync_lag`.
+    /// A stream name; a pair name for `sync_lag`; a consumer name for the consumer kinds.
     pub target: String,
+    /// For `consumer_sync_lag`: the pair (both of whose streams the consumer reads).
+    pub pair: Option<String>,
     /// A duration (`"15m"`) for lag and silence, records/s for rates, a fraction (0–1)
     /// for `invalid_ratio`.
     pub threshold: RawThreshold,
@@ -658,8 +661,48 @@ fn alert_rule(i: usize, a: &RawAlert, raw: &RawConfig, p: &mut Problems) -> Opti
         p.add(key("kind"), format!("{:?} is not one of {}", a.kind, AlertKind::NAMES.join(", ")));
         return None;
     };
-    let target = if kind.targets_pair() {
-        let found = raw.pairs.iter().position(|pr| pr.name == a.target).map(AlertTarget::Pair);
+    let pair_index = |name: &str| raw.pairs.iter().position(|pr| pr.name == name);
+    if a.pair.is_some() && kind != AlertKind::ConsumerSyncLag {
+        p.add(key("pair"), "only consumer_sync_lag takes a pair (its target is a consumer)");
+    }
+    let target = if kind.target_kind() == TargetKind::Consumer {
+        let found = raw.consumers.iter().position(|c| c.name == a.target);
+        if found.is_none() {
+            let known: Vec<&str> = raw.consumers.iter().map(|c| c.name.as_str()).collect();
+            p.add(
+                key("target"),
+                format!("{} needs a consumer; no consumer named {:?} (known: {})", a.kind, a.target, known.join(", ")),
+            );
+        }
+        match (kind, found, &a.pair) {
+            (AlertKind::ConsumerSyncLag, Some(consumer), Some(pair)) => match pair_index(pair) {
+                Some(pi) => {
+                    let c = &raw.consumers[consumer];
+                    let pr = &raw.pairs[pi];
+                    if c.streams.contains(&pr.leader) && c.streams.contains(&pr.follower) {
+                        Some(AlertTarget::ConsumerPair { consumer, pair: pi })
+                    } else {
+                        p.add(
+                            key("pair"),
+                            format!("consumer {:?} does not read both {:?} and {:?}", c.name, pr.leader, pr.follower),
+                        );
+                        None
+                    }
+                }
+                None => {
+                    let known: Vec<&str> = raw.pairs.iter().map(|pr| pr.name.as_str()).collect();
+                    p.add(key("pair"), format!("no pair named {pair:?} (known: {})", known.join(", ")));
+                    None
+                }
+            },
+            (AlertKind::ConsumerSyncLag, _, None) => {
+                p.add(key("pair"), "consumer_sync_lag needs the pair whose sync lag the consumer sees");
+                None
+            }
+            (_, found, _) => found.map(AlertTarget::Consumer),
+        }
+    } else if kind.target_kind() == TargetKind::Pair {
+        let found = pair_index(&a.target).map(AlertTarget::Pair);
         if found.is_none() {
             let known: Vec<&str> = raw.pairs.iter().map(|pr| pr.name.as_str()).collect();
             p.add(
@@ -958,6 +1001,54 @@ streams = []
         let c = parse(&good).unwrap();
         assert_eq!(c.consumers[0].streams, vec![1]);
         assert_eq!((c.consumers[0].max_lag_ms, c.consumers[0].max_stall_ms), (900_000, 300_000), "defaults 15m, 5m");
+    }
+
+    #[test]
+    fn consumer_alerts_name_a_consumer_and_for_the_sync_lag_a_pair_it_reads() {
+        let text = format!(
+            "{EXAMPLE}{}",
+            r#"
+[[consumer]]
+name = "analytics"
+group = "analytics-job"
+streams = ["behaviour"]
+[[alert]]
+name = "A"
+kind = "consumer_lag"
+target = "analytcs"
+threshold = "15m"
+impact = "stale"
+[[alert]]
+name = "B"
+kind = "consumer_sync_lag"
+target = "analytics"
+pair = "orders_behaviour"
+threshold = "15m"
+impact = "stale"
+[[alert]]
+name = "C"
+kind = "consumer_sync_lag"
+target = "analytics"
+threshold = "15m"
+impact = "stale"
+[[alert]]
+name = "D"
+kind = "freshness_lag"
+target = "orders"
+pair = "orders_behaviour"
+threshold = "15m"
+impact = "stale"
+"#
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        for want in [
+            "alert[2].target: consumer_lag needs a consumer; no consumer named \"analytcs\" (known: analytics)",
+            "alert[3].pair: consumer \"analytics\" does not read both \"orders\" and \"behaviour\"",
+            "alert[4].pair: consumer_sync_lag needs the pair whose sync lag the consumer sees",
+            "alert[5].pair: only consumer_sync_lag takes a pair",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in\n{err}");
+        }
     }
 
     #[test]

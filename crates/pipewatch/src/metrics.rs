@@ -6,7 +6,7 @@
 
 use pipewatch_core::alert::AlertState;
 use pipewatch_core::consumer::ConsumerSnapshot;
-use pipewatch_core::diagnosis::{kafka_unreachable, ConsumerCause};
+use pipewatch_core::diagnosis::{kafka_unreachable, AlertCause, ConsumerCause};
 use pipewatch_core::histogram::Histogram;
 use pipewatch_core::{Cause, KafkaStatus, Snapshot};
 use prometheus::core::{Collector, Desc};
@@ -353,14 +353,15 @@ fn alert_families(tick: &Tick) -> Vec<Family> {
         "The cause a firing alert carries (frozen while it fires): 1 for that cause, 0 otherwise; all 0 while it does not fire.",
         GAUGE,
     );
-    let mut push = |name: &str, severity: &str, firing_with: Option<Cause>| {
+    let names = AlertCause::names();
+    let mut push = |name: &str, severity: &str, firing_with: Option<&str>| {
         active.gauge(&[("alert", name), ("severity", severity)], if firing_with.is_some() { 1.0 } else { 0.0 });
-        for c in Cause::ALL {
-            cause.gauge(&[("alert", name), ("cause", c.as_str())], if firing_with == Some(c) { 1.0 } else { 0.0 });
+        for c in &names {
+            cause.gauge(&[("alert", name), ("cause", c)], if firing_with == Some(*c) { 1.0 } else { 0.0 });
         }
     };
     for a in &tick.alerts {
-        push(&a.name, &a.severity, matches!(a.state, AlertState::Firing { .. }).then_some(a.cause));
+        push(&a.name, &a.severity, matches!(a.state, AlertState::Firing { .. }).then_some(a.cause.as_str()));
     }
     // The built-in alert is listed only while active; its series are there always.
     if !tick.alerts.iter().any(|a| a.name == kafka_unreachable::ALERT) {

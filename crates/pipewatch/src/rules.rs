@@ -26,7 +26,7 @@
 use std::fmt::Write as _;
 
 use pipewatch_core::alert::{AlertKind, AlertRule, AlertTarget};
-use pipewatch_core::diagnosis::{kafka_unreachable, Replicas, ORDER};
+use pipewatch_core::diagnosis::{kafka_unreachable, ConsumerCause, Replicas, CONSUMER_ORDER, ORDER};
 use pipewatch_core::Cause;
 
 use crate::config::Config;
@@ -40,6 +40,11 @@ pub const STREAM_INVALID_RATIO: &str = "pipewatch:stream_invalid_ratio";
 pub const STREAM_CAUSE: &str = "pipewatch:stream_cause";
 pub const SYNC_LAG: &str = "pipewatch:sync_lag_seconds";
 pub const PAIR_CAUSE: &str = "pipewatch:pair_cause";
+/// Consumer figures across replicas (emitted when the config watches consumers).
+pub const CONSUMER_LAG: &str = "pipewatch:consumer_lag_seconds";
+pub const CONSUMER_WATERMARK: &str = "pipewatch:consumer_watermark_timestamp_seconds";
+pub const CONSUMER_SYNC_LAG: &str = "pipewatch:consumer_sync_lag_seconds";
+pub const CONSUMER_CAUSE: &str = "pipewatch:consumer_cause";
 
 /// A replica that Prometheus cannot scrape any more (one that answered within the hour).
 pub const PIPEWATCH_DOWN: &str = "PipewatchDown";
@@ -152,6 +157,8 @@ pub fn render(config: &Config, source: &str) -> String {
         );
     }
 
+    consumer_records(&mut out, config);
+
     out.push_str("  - name: pipewatch-alerts\n    rules:\n");
     let down = "(max by (job) (pipewatch_kafka_up) == 0)";
     alert(
@@ -250,6 +257,72 @@ fn pair_cause_expr(leader: &str, follower: &str, pair: &str) -> String {
     )
 }
 
+/// Consumer lag, watermarks, sync lag and cause across replicas: each replica exports
+/// the lag of the partitions it owns; the cause is one term per row of the consumer
+/// diagnosis table (any replica's report holds: offsets and their movement are the
+/// group's, the same for every replica).
+fn consumer_records(out: &mut String, config: &Config) {
+    if config.consumers.is_empty() {
+        return;
+    }
+    record(
+        out,
+        "Consumer lag: the largest lag seconds over its partitions, across replicas.",
+        CONSUMER_LAG,
+        "max by (job, consumer, group) (pipewatch_consumer_stream_lag_seconds)",
+        &[],
+    );
+    record(
+        out,
+        "Consumer watermark per stream: min of the replicas' (each the min over its active partitions).",
+        CONSUMER_WATERMARK,
+        "min by (job, consumer, group, stream) (pipewatch_consumer_watermark_timestamp_seconds)",
+        &[],
+    );
+    let terms: Vec<String> = CONSUMER_ORDER
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            format!(
+                "  label_replace((max by (job, consumer, group) (pipewatch_consumer_cause{{cause=\"{}\"}}) == 1), \"cause\", \"{}\", \"\", \"\") * 0 + {}",
+                d.name,
+                d.name,
+                CONSUMER_ORDER.len() - i
+            )
+        })
+        .collect();
+    record(
+        out,
+        "Consumer cause: the first of the consumer diagnosis order that any replica reports (value 1).",
+        CONSUMER_CAUSE,
+        &format!("topk by (job, consumer) (1,\n{}\n) > bool 0", terms.join("\nor\n")),
+        &[],
+    );
+    for c in &config.consumers {
+        for pair in config.pairs.iter().filter(|p| c.streams.contains(&p.leader) && c.streams.contains(&p.follower)) {
+            let (leader, follower) = (&config.streams[pair.leader].name, &config.streams[pair.follower].name);
+            let labels = [("pair", pair.name.as_str()), ("leader", leader.as_str()), ("follower", follower.as_str())];
+            let side = |stream: &str| {
+                format!(
+                    "max by (job, consumer, group) ({CONSUMER_WATERMARK}{{consumer={}, stream={}}})",
+                    quote(&c.name),
+                    quote(stream)
+                )
+            };
+            record(
+                out,
+                &format!(
+                    "Sync lag of pair {} as consumer {} sees it: its leader watermark - its follower watermark.",
+                    pair.name, c.name
+                ),
+                CONSUMER_SYNC_LAG,
+                &format!("{}\n- on (job, consumer, group)\n{}", side(leader), side(follower)),
+                &labels,
+            );
+        }
+    }
+}
+
 fn alert_rule(out: &mut String, config: &Config, rule: &AlertRule, down: &str) {
     let (metric, selector, cause_metric, cause_selector, joined) = match rule.target {
         AlertTarget::Stream(i) => {
@@ -259,13 +332,22 @@ fn alert_rule(out: &mut String, config: &Config, rule: &AlertRule, down: &str) {
                 AlertKind::Silence => STREAM_SILENCE,
                 AlertKind::RateLow | AlertKind::RateHigh => STREAM_RATE,
                 AlertKind::InvalidRatio => STREAM_INVALID_RATIO,
-                AlertKind::SyncLag => SYNC_LAG,
+                _ => SYNC_LAG,
             };
             (metric, sel.clone(), STREAM_CAUSE, sel, "cause")
         }
         AlertTarget::Pair(i) => {
             let sel = format!("{{pair={}}}", quote(&config.pairs[i].name));
             (SYNC_LAG, sel.clone(), PAIR_CAUSE, sel, "cause, stream")
+        }
+        AlertTarget::Consumer(c) => {
+            let sel = format!("{{consumer={}}}", quote(&config.consumers[c].name));
+            (CONSUMER_LAG, sel.clone(), CONSUMER_CAUSE, sel, "cause")
+        }
+        AlertTarget::ConsumerPair { consumer, pair } => {
+            let name = quote(&config.consumers[consumer].name);
+            let sel = format!("{{consumer={name}, pair={}}}", quote(&config.pairs[pair].name));
+            (CONSUMER_SYNC_LAG, sel, CONSUMER_CAUSE, format!("{{consumer={name}}}"), "cause")
         }
     };
     let op = if !rule.kind.fires_above() { "<" } else { ">" };
@@ -280,22 +362,44 @@ fn alert_rule(out: &mut String, config: &Config, rule: &AlertRule, down: &str) {
     }
     let mut expr =
         format!("(\n{}\n)\n* on (job) group_left ({joined}) {cause_metric}{cause_selector}", indent(&expr, 2));
-    if rule.kind.waits_for_data() {
-        let holding: Vec<&str> = Cause::ALL.iter().filter(|c| c.holds_lag_rules()).map(|c| c.as_str()).collect();
-        let waiting = cause_selector.replacen('{', &format!("{{cause=~\"{}\", ", holding.join("|")), 1);
-        expr.push_str(&format!("\nunless on (job) {cause_metric}{waiting}"));
+    let holding: Vec<&str> = Cause::ALL.iter().filter(|c| c.holds_lag_rules()).map(|c| c.as_str()).collect();
+    let holding = format!("cause=~\"{}\"", holding.join("|"));
+    match rule.target {
+        AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => {
+            // The stream's own rules page for an upstream fault; lag waits for the data.
+            let upstream = ConsumerCause::UpstreamFault.as_str();
+            expr.push_str(&format!(
+                "\nunless on (job) {CONSUMER_CAUSE}{{consumer={}, cause=\"{upstream}\"}}",
+                quote(&config.consumers[c].name)
+            ));
+            let read: Vec<String> =
+                config.consumers[c].streams.iter().map(|&s| config.streams[s].name.clone()).collect();
+            expr.push_str(&format!(
+                "\nunless on (job) {STREAM_CAUSE}{{stream=~{}, {holding}}}",
+                quote(&read.join("|"))
+            ));
+        }
+        _ if rule.kind.waits_for_data() => {
+            let waiting = cause_selector.replacen('{', &format!("{{{holding}, "), 1);
+            expr.push_str(&format!("\nunless on (job) {cause_metric}{waiting}"));
+        }
+        _ => {}
     }
     expr.push_str(&format!("\nunless on (job) {down}"));
 
     let mut labels: Vec<(&str, &str)> = vec![("severity", &rule.severity)];
     match rule.target {
         AlertTarget::Stream(i) => labels.push(("stream", &config.streams[i].name)),
-        AlertTarget::Pair(i) => {
+        AlertTarget::Pair(i) | AlertTarget::ConsumerPair { pair: i, .. } => {
+            if let AlertTarget::ConsumerPair { consumer, .. } = rule.target {
+                labels.push(("consumer", &config.consumers[consumer].name));
+            }
             let p = &config.pairs[i];
             labels.push(("pair", &p.name));
             labels.push(("leader", &config.streams[p.leader].name));
             labels.push(("follower", &config.streams[p.follower].name));
         }
+        AlertTarget::Consumer(c) => labels.push(("consumer", &config.consumers[c].name)),
     }
     for (k, v) in &rule.labels {
         if !labels.iter().any(|(name, _)| name == k) {
@@ -304,6 +408,7 @@ fn alert_rule(out: &mut String, config: &Config, rule: &AlertRule, down: &str) {
     }
     let target = match rule.target {
         AlertTarget::Stream(i) => config.streams[i].name.clone(),
+        AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => config.consumers[c].name.clone(),
         AlertTarget::Pair(_) => String::new(),
     };
     let value = match rule.kind {
@@ -311,10 +416,13 @@ fn alert_rule(out: &mut String, config: &Config, rule: &AlertRule, down: &str) {
         AlertKind::InvalidRatio => "{{ $value | humanizePercentage }}".to_string(),
         _ => "{{ $value | humanizeDuration }}".to_string(),
     };
-    let summary = match rule.kind {
-        AlertKind::SyncLag => rule.kind.summary("{{ $labels.follower }}", "{{ $labels.leader }}", &value, ""),
-        kind => kind.summary(&target, "", &value, &rule.threshold.to_string()),
-    };
+    let summary = rule.kind.summary(
+        &target,
+        "{{ $labels.leader }}",
+        "{{ $labels.follower }}",
+        &value,
+        &rule.threshold.to_string(),
+    );
     let threshold = match rule.kind {
         AlertKind::RateLow | AlertKind::RateHigh => format!("{} records/s", rule.threshold),
         AlertKind::InvalidRatio => format!("{}%", rule.threshold * 100.0),
