@@ -140,7 +140,48 @@ impl Drop for Generator {
     }
 }
 
-fn test_config(bootstrap: &str, group: &str, orders: &str, behaviour: &str) -> String {
+/// The downstream job the tests watch: reads both topics in its own group and commits
+/// every second, until dropped.
+struct AnalyticsJob {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Its group id.
+const ANALYTICS_GROUP: &str = "analytics-job";
+
+impl AnalyticsJob {
+    fn start(bootstrap: &str, group: &str, topics: [&str; 2]) -> Self {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", group)
+            .set("auto.offset.reset", "earliest")
+            .set("auto.commit.interval.ms", "1000")
+            .create()
+            .expect("the analytics job's consumer");
+        consumer.subscribe(&topics).expect("the analytics job subscribes");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = consumer.poll(Duration::from_millis(100));
+            }
+        });
+        Self { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for AnalyticsJob {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn test_config(bootstrap: &str, group: &str, orders: &str, behaviour: &str, analytics: &str) -> String {
     format!(
         r#"
 [kafka]
@@ -160,7 +201,8 @@ idle_partition_timeout = "5s"
             "max_silence = \"4s\"\nmin_rate = 1.0",
             &format!(
                 "{SYNC_RULE}\n[[alert]]\nname = \"OrdersInvalid\"\nkind = \"invalid_ratio\"\ntarget = \"orders\"\n\
-                 threshold = 0.5\nseverity = \"warning\"\nimpact = \"Orders without a usable time are not counted.\"\n"
+                 threshold = 0.5\nseverity = \"warning\"\nimpact = \"Orders without a usable time are not counted.\"\n\
+                 [[consumer]]\nname = \"analytics\"\ngroup = \"{analytics}\"\nstreams = [\"orders\", \"behaviour\"]\n"
             )
         )
     )
@@ -214,11 +256,13 @@ async fn prometheus_on_live_data_answers_every_dashboard_query_and_the_rules_mat
     std::fs::create_dir_all(&dir).unwrap();
 
     let group = unique_topic("pipewatch-replicas");
-    let replicas_config = test_config(bootstrap, &group, &orders, &behaviour);
+    let analytics = unique_topic(ANALYTICS_GROUP);
+    let replicas_config = test_config(bootstrap, &group, &orders, &behaviour, &analytics);
     let a = Pipewatch::start(&replicas_config).await;
     let b = Pipewatch::start(&replicas_config).await;
     let single =
-        Pipewatch::start(&test_config(bootstrap, &unique_topic("pipewatch-single"), &orders, &behaviour)).await;
+        Pipewatch::start(&test_config(bootstrap, &unique_topic("pipewatch-single"), &orders, &behaviour, &analytics))
+            .await;
     let config_path = dir.join("pipewatch.toml");
     std::fs::write(&config_path, &replicas_config).unwrap();
     let rules = Command::new(PIPEWATCH).args(["rules", "--config"]).arg(&config_path).output().unwrap();
@@ -230,6 +274,7 @@ async fn prometheus_on_live_data_answers_every_dashboard_query_and_the_rules_mat
     )
     .await;
     let mut generator = Generator::start(bootstrap, &orders, &behaviour, &dir);
+    let _analytics_job = AnalyticsJob::start(bootstrap, &analytics, [&orders, &behaviour]);
 
     // Each partition is exported by exactly one replica, and the two cover them all.
     let all: std::collections::BTreeSet<String> = (0..PARTITIONS).map(|p| p.to_string()).collect();
@@ -364,11 +409,32 @@ async fn prometheus_on_live_data_answers_every_dashboard_query_and_the_rules_mat
         let same = |x: &[(String, f64)], y: &[(String, f64)]| {
             x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.0 == q.0 && (p.1 - q.1).abs() < 1e-6)
         };
-        if rules_w.len() == 2 && same(&rules_w, &own_w) && rules_lag.len() == 1 && same(&rules_lag, &own_lag) {
+        // The analytics job has read everything: its own watermarks and sync lag, too.
+        let rules_cw =
+            prometheus.by("pipewatch:consumer_watermark_timestamp_seconds{job=\"replicas\"}", "stream").await?;
+        let own_cw = prometheus.by("pipewatch_consumer_watermark_timestamp_seconds{job=\"single\"}", "stream").await?;
+        let rules_cs = prometheus.by("pipewatch:consumer_sync_lag_seconds{job=\"replicas\"}", "pair").await?;
+        let own_cs = prometheus.by("pipewatch_consumer_sync_lag_seconds{job=\"single\"}", "pair").await?;
+        let rules_cl = prometheus.by("pipewatch:consumer_lag_seconds{job=\"replicas\"}", "consumer").await?;
+        let consumers_same = rules_cw.len() == 2
+            && same(&rules_cw, &own_cw)
+            && rules_cs.len() == 1
+            && same(&rules_cs, &own_cs)
+            && rules_cl == [("analytics".to_string(), 0.0)];
+        if rules_w.len() == 2
+            && same(&rules_w, &own_w)
+            && rules_lag.len() == 1
+            && same(&rules_lag, &own_lag)
+            && consumers_same
+        {
             eprintln!("still: watermarks by the rules {rules_w:?}, by one pipewatch {own_w:?}");
+            eprintln!("still: the consumer's sync lag by the rules {rules_cs:?}, by one pipewatch {own_cs:?}");
             Ok(())
         } else {
-            Err(format!("watermarks {rules_w:?} vs {own_w:?}; sync lag {rules_lag:?} vs {own_lag:?}"))
+            Err(format!(
+                "watermarks {rules_w:?} vs {own_w:?}; sync lag {rules_lag:?} vs {own_lag:?}; consumer watermarks \
+                 {rules_cw:?} vs {own_cw:?}; consumer sync lag {rules_cs:?} vs {own_cs:?}; consumer lag {rules_cl:?}"
+            ))
         }
     })
     .await;

@@ -268,6 +268,11 @@ fn consumer_families(consumers: &[ConsumerSnapshot]) -> Vec<Family> {
         "now - event time of the oldest record the group has not processed (the record at its committed offset); 0 when nothing waits.",
         GAUGE,
     );
+    let mut p_watermark = Family::new(
+        "consumer_partition_watermark_timestamp_seconds",
+        "Event time of the last record the consumer processed on the partition.",
+        GAUGE,
+    );
     let mut max_lag = Family::new(
         "consumer_stream_lag_seconds",
         "The largest consumer_lag_seconds over the stream's partitions.",
@@ -311,6 +316,9 @@ fn consumer_families(consumers: &[ConsumerSnapshot]) -> Vec<Family> {
                 if let Some(s) = p.lag_seconds {
                     lag_seconds.gauge(&l, s);
                 }
+                if let Some(w) = p.watermark_ms {
+                    p_watermark.gauge(&l, w as f64 / 1000.0);
+                }
             }
             let l = [("consumer", name), ("group", group), ("stream", st.stream.as_str())];
             if let Some(s) = st.max_lag_seconds {
@@ -340,7 +348,7 @@ fn consumer_families(consumers: &[ConsumerSnapshot]) -> Vec<Family> {
             );
         }
     }
-    vec![committed, lag_records, lag_seconds, max_lag, watermark, sync, stalled, cause]
+    vec![committed, lag_records, lag_seconds, p_watermark, max_lag, watermark, sync, stalled, cause]
 }
 
 /// One `alert_active` series per rule (and the built-in `KafkaUnreachable`) whose labels

@@ -272,11 +272,18 @@ fn consumer_records(out: &mut String, config: &Config) {
         "max by (job, consumer, group) (pipewatch_consumer_stream_lag_seconds)",
         &[],
     );
+    let idle = seconds(config.settings.idle_partition_timeout_ms);
     record(
         out,
-        "Consumer watermark per stream: min of the replicas' (each the min over its active partitions).",
+        "Consumer watermark per stream: the low-watermark rule over the consumer's partition\n\
+         watermarks (min over the stream's active partitions, max of all when every one is idle).",
         CONSUMER_WATERMARK,
-        "min by (job, consumer, group, stream) (pipewatch_consumer_watermark_timestamp_seconds)",
+        &format!(
+            "min by (job, consumer, group, stream) (\n  pipewatch_consumer_partition_watermark_timestamp_seconds\n    \
+             and on (job, stream, topic, partition)\n  \
+             (time() - pipewatch_partition_last_record_timestamp_seconds <= {idle})\n)\nor\n\
+             max by (job, consumer, group, stream) (pipewatch_consumer_partition_watermark_timestamp_seconds)"
+        ),
         &[],
     );
     let terms: Vec<String> = CONSUMER_ORDER
