@@ -878,8 +878,10 @@ mod tests {
             assert_eq!(errors.errors(*kind), i as u64 + 1, "{}", kind.as_str());
         }
         let exported = registry.gather();
-        assert_eq!(exported[0].name(), "pipewatch_kafka_errors_total");
-        assert_eq!(exported[0].get_metric().len(), ErrorKind::ALL.len(), "every kind from 0");
+        let errors_family = exported.iter().find(|f| f.name() == "pipewatch_kafka_errors_total").unwrap();
+        assert_eq!(errors_family.get_metric().len(), ErrorKind::ALL.len(), "every kind from 0");
+        let fetches = exported.iter().find(|f| f.name() == "pipewatch_consumer_record_fetches_total").unwrap();
+        assert_eq!(fetches.get_metric().len(), 3, "found, expired, failed from 0");
         let names: std::collections::HashSet<_> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
         assert_eq!(names.len(), ErrorKind::ALL.len());
         assert_eq!(classify(&KafkaError::Global(RDKafkaErrorCode::AllBrokersDown)), ErrorKind::AllBrokersDown);
