@@ -46,4 +46,14 @@ async fn the_demo_shows_the_scripted_sync_lag_and_gap() {
         "{printed}"
     );
     assert!(printed.contains("FIRING   OrdersStale [orders, cause partition_stalled]: orders data is"), "{printed}");
+    // Downstream: the analytics job stops at 10 s.
+    assert!(printed.contains("consumer analytics consumer_stopped"), "{printed}");
+    assert!(
+        printed.contains("FIRING   AnalyticsBehind [analytics, cause consumer_stopped]: analytics is "),
+        "{printed}"
+    );
+    let firing = [("alert", "AnalyticsBehind"), ("cause", "consumer_stopped")];
+    assert_eq!(m.value("pipewatch_alert_cause", &firing), Some(1.0), "{}", m.0);
+    let lag = m.value("pipewatch_consumer_stream_lag_seconds", &[("consumer", "analytics")]).expect("consumer lag");
+    assert!(lag > 20.0, "the job stopped at 10 s: {lag}");
 }

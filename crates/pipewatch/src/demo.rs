@@ -31,6 +31,9 @@ pub const ORDERS_TOPIC: &str = "orders";
 pub const BEHAVIOUR_TOPIC: &str = "user-behaviour";
 pub const PARTITIONS: i32 = 3;
 pub const DELAY_AT: Duration = Duration::from_secs(20);
+/// When the analytics job (group [`ANALYTICS_GROUP`], reading orders) stops.
+pub const ANALYTICS_STOP_AT: Duration = Duration::from_secs(10);
+pub const ANALYTICS_GROUP: &str = "analytics";
 pub const SILENT_AT: Duration = Duration::from_secs(40);
 pub const SILENT_PARTITION: i32 = 2;
 pub const MAX_SILENCE: &str = "10s";
@@ -65,6 +68,20 @@ max_record_delay = "1m"
 name = "orders_behaviour"
 leader = "orders"
 follower = "behaviour"
+[[consumer]]
+name = "analytics"
+group = "{ANALYTICS_GROUP}"
+streams = ["orders"]
+max_lag = "30s"
+max_stall = "5s"
+[[alert]]
+name = "AnalyticsBehind"
+kind = "consumer_lag"
+target = "analytics"
+threshold = "10s"
+for = "3s"
+severity = "page"
+impact = "Segmentation and ad targeting run on orders the analytics job has not processed."
 [[alert]]
 name = "BehaviourBehindOrders"
 kind = "sync_lag"
@@ -111,11 +128,15 @@ pub async fn run(
          \nWhat happens:\n  0s   both streams flow, in sync\n  {}s  behaviour events start arriving 8h after they happen (a batch path replaces the real-time one): \
          pipewatch_sync_lag_seconds{{pair=\"orders_behaviour\"}} ≈ 28800, cause event_time_delayed,\n       \
          alert BehaviourBehindOrders fires 5s later\n  {}s  orders partition {} goes silent: \
-         a gap opens after {} of silence, cause partition_stalled; alert OrdersStale fires once orders data is 15s old\n",
+         a gap opens after {} of silence, cause partition_stalled; alert OrdersStale fires once orders data is 15s old\n\
+         \nAnd downstream: the analytics job (consumer group {ANALYTICS_GROUP}, reading orders) stops at {}s: its lag \
+         (pipewatch_consumer_lag_seconds) climbs 1 s per second,\n       \
+         cause consumer_stopped 5s later; alert AnalyticsBehind fires once it is 10s behind (for 3s)\n",
         DELAY_AT.as_secs(),
         SILENT_AT.as_secs(),
         SILENT_PARTITION,
-        MAX_SILENCE
+        MAX_SILENCE,
+        ANALYTICS_STOP_AT.as_secs()
     );
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -130,6 +151,14 @@ pub async fn run(
             .name("demo-traffic".into())
             .spawn(move || traffic::run(&producer, &plan(), [PARTITIONS; 2], &counts, &stop))
             .context("failed to start the traffic thread")?
+    };
+
+    let analytics = {
+        let (bootstrap, stop) = (bootstrap.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("demo-analytics".into())
+            .spawn(move || analytics_job(&bootstrap, &stop))
+            .context("failed to start the analytics job")?
     };
 
     let app = App::new(config);
@@ -157,14 +186,48 @@ pub async fn run(
     if traffic.join().is_err() {
         warn!("the demo traffic thread panicked");
     }
+    if analytics.join().is_err() {
+        warn!("the demo analytics job panicked");
+    }
     drop(cluster);
     result
 }
 
-/// What the demo prints: each alert transition, and each stream's cause when it changes.
+/// The demo's downstream job: reads orders in its own group and commits every second,
+/// until [`ANALYTICS_STOP_AT`], when it stops (its offsets stay committed).
+fn analytics_job(bootstrap: &str, stop: &AtomicBool) {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    let consumer: BaseConsumer = match ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", ANALYTICS_GROUP)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+    {
+        Ok(c) => c,
+        Err(e) => return warn!(error = %e, "the demo analytics job could not start"),
+    };
+    if let Err(e) = consumer.subscribe(&[ORDERS_TOPIC]) {
+        return warn!(error = %e, "the demo analytics job could not subscribe");
+    }
+    let started = std::time::Instant::now();
+    let mut last_commit = started;
+    while !stop.load(Ordering::Relaxed) && started.elapsed() < ANALYTICS_STOP_AT {
+        let _ = consumer.poll(Duration::from_millis(100));
+        if last_commit.elapsed() >= Duration::from_secs(1) {
+            let _ = consumer.commit_consumer_state(CommitMode::Async);
+            last_commit = std::time::Instant::now();
+        }
+    }
+    let _ = consumer.commit_consumer_state(CommitMode::Sync);
+}
+
+/// What the demo prints: each alert transition, and each stream's and consumer's cause
+/// when it changes.
 #[derive(Default)]
 struct Printed {
     causes: Vec<(String, Cause)>,
+    consumers: Vec<(String, &'static str)>,
 }
 
 impl Printed {
@@ -188,6 +251,15 @@ impl Printed {
             if changed {
                 println!("{at}  stream {:<10} {:<20} {}", st.name, st.cause.as_str(), st.cause.explain());
             }
+        }
+        for c in &tick.snapshot.consumers {
+            let cause = c.cause.as_str();
+            match self.consumers.iter_mut().find(|(n, _)| *n == c.name) {
+                Some((_, last)) if *last == cause => continue,
+                Some((_, last)) => *last = cause,
+                None => self.consumers.push((c.name.clone(), cause)),
+            }
+            println!("{at}  consumer {:<8} {:<20} {}", c.name, cause, c.cause.explain());
         }
     }
 }

@@ -47,7 +47,7 @@ pub(crate) async fn tick_stage(
 /// One readable line per alert transition.
 pub fn transition_line(e: &AlertEvent) -> String {
     let name = e.label("alertname").unwrap_or("?");
-    let target = e.label("pair").or(e.label("stream")).unwrap_or("kafka");
+    let target = e.label("pair").or(e.label("stream")).or(e.label("consumer")).unwrap_or("kafka");
     let cause = e.label("cause").unwrap_or("?");
     let summary = e.annotation("summary").unwrap_or("");
     match e.transition {
