@@ -277,3 +277,52 @@ max_stall = "1h"
     assert_eq!(m.value("pipewatch_consumer_cause", &[("consumer", "analytics"), ("cause", "ok")]), Some(1.0));
     pw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_deleted_before_the_group_read_them_are_counted_as_expired() {
+    let bootstrap = shared_broker().await;
+    let topic = unique_topic("orders");
+    create_topic(bootstrap, &topic, 1).await.unwrap();
+    let producer = TestProducer::new(bootstrap);
+    let base = now_ms() - 60_000;
+    for k in 0..30 {
+        let created_at = pipewatch_core::time::format_rfc3339(base + k * 1000);
+        producer.send(&topic, 0, Some(format!(r#"{{"created_at":"{created_at}"}}"#).as_bytes()));
+    }
+    producer.flush();
+    let group = unique_topic("analytics-job");
+    let (b, g, t) = (bootstrap.to_string(), group.clone(), topic.clone());
+    tokio::task::spawn_blocking(move || read_and_commit(&b, &g, &t, 10)).await.unwrap();
+    // Retention deletes offsets 0 … 19: ten records the job never read.
+    delete_records_before(bootstrap, &topic, 0, 20).await.unwrap();
+    let body = format!(
+        r#"
+[[stream]]
+name = "orders"
+topic = "{topic}"
+event_time = {{ field = "/created_at", format = "rfc3339" }}
+[[consumer]]
+name = "analytics"
+group = "{group}"
+streams = ["orders"]
+"#
+    );
+    let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
+    let m = eventually("records_expired", Duration::from_secs(60), || async {
+        let m = pw.metrics().await;
+        match m.value("pipewatch_consumer_cause", &[("consumer", "analytics"), ("cause", "records_expired")]) {
+            Some(v) if v == 1.0 => Ok(m),
+            _ => Err(m.0.lines().filter(|l| l.starts_with("pipewatch_consumer")).collect::<Vec<_>>().join("\n")),
+        }
+    })
+    .await;
+    assert_eq!(
+        m.value("pipewatch_consumer_expired_records", &[("consumer", "analytics"), ("partition", "0")]),
+        Some(10.0)
+    );
+    assert_eq!(m.value("pipewatch_consumer_record_fetches_total", &[("result", "expired")]), Some(1.0));
+    let (_, status) = pw.get("/api/v1/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["consumers"][0]["streams"][0]["partitions"][0]["expired_records"], 10, "{status}");
+    pw.stop().await;
+}

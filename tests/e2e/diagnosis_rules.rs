@@ -220,6 +220,7 @@ streams = ["orders", "behaviour"]
             ConsumerCause::KafkaUnreachable => ConsumerFacts { kafka_down: true, ..Default::default() },
             ConsumerCause::UpstreamFault => ConsumerFacts { upstream_fault: true, ..Default::default() },
             ConsumerCause::GroupUnknown => ConsumerFacts { group_unknown: true, ..Default::default() },
+            ConsumerCause::RecordsExpired => ConsumerFacts { expired: true, ..Default::default() },
             ConsumerCause::ConsumerStopped => ConsumerFacts { stalled: true, ..Default::default() },
             ConsumerCause::ConsumerLagging => ConsumerFacts { lagging: true, ..Default::default() },
             ConsumerCause::Ok => ConsumerFacts::default(),
@@ -246,6 +247,7 @@ streams = ["orders", "behaviour"]
                 kafka_down: fa.kafka_down || fb.kafka_down,
                 upstream_fault: fa.upstream_fault || fb.upstream_fault,
                 group_unknown: fa.group_unknown || fb.group_unknown,
+                expired: fa.expired || fb.expired,
                 stalled: fa.stalled || fb.stalled,
                 lagging: fa.lagging || fb.lagging,
             };

@@ -9,7 +9,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-pub use pipewatch_kafka::testing::{create_topic, delete_topic, unique_topic, KafkaBroker, TestProducer};
+pub use pipewatch_kafka::testing::{
+    create_topic, delete_records_before, delete_topic, unique_topic, KafkaBroker, TestProducer,
+};
 
 /// pipewatch running in this process, on a random port.
 pub struct Pipewatch {

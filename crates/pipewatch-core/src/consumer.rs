@@ -151,6 +151,8 @@ pub struct ConsumerPartitionSnapshot {
     /// The committed offset is below the log start: records were deleted before the group
     /// read them (data loss).
     pub expired: bool,
+    /// How many: log start − committed offset (absent when not expired, or not known).
+    pub expired_records: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -267,6 +267,7 @@ pub enum ConsumerCause {
     KafkaUnreachable,
     UpstreamFault,
     GroupUnknown,
+    RecordsExpired,
     ConsumerStopped,
     ConsumerLagging,
     Ok,
@@ -280,6 +281,8 @@ pub struct ConsumerFacts {
     pub upstream_fault: bool,
     /// The group's offsets cannot be read, or it committed none for these partitions.
     pub group_unknown: bool,
+    /// A committed offset is below the log start: records were deleted before it read them.
+    pub expired: bool,
     /// Records wait and no committed offset moved for `max_stall`.
     pub stalled: bool,
     /// Some partition's lag seconds are over `max_lag`.
@@ -296,7 +299,7 @@ pub struct ConsumerDiagnosis {
 
 /// Every consumer cause, in the order they are checked: upstream first, so a consumer
 /// is never blamed for data that was not there to read.
-pub const CONSUMER_ORDER: [ConsumerDiagnosis; 6] = [
+pub const CONSUMER_ORDER: [ConsumerDiagnosis; 7] = [
     ConsumerDiagnosis {
         cause: ConsumerCause::KafkaUnreachable,
         name: "kafka_unreachable",
@@ -314,6 +317,12 @@ pub const CONSUMER_ORDER: [ConsumerDiagnosis; 6] = [
         name: "group_unknown",
         explain: "the group's committed offsets cannot be read, or it committed none",
         holds: |f| f.group_unknown,
+    },
+    ConsumerDiagnosis {
+        cause: ConsumerCause::RecordsExpired,
+        name: "records_expired",
+        explain: "retention deleted records before the group read them: data loss",
+        holds: |f| f.expired,
     },
     ConsumerDiagnosis {
         cause: ConsumerCause::ConsumerStopped,
@@ -352,7 +361,13 @@ impl ConsumerCause {
 
     /// A fault of the consumer itself (not `ok`, not upstream, not the cluster).
     pub fn is_fault(self) -> bool {
-        matches!(self, ConsumerCause::GroupUnknown | ConsumerCause::ConsumerStopped | ConsumerCause::ConsumerLagging)
+        matches!(
+            self,
+            ConsumerCause::GroupUnknown
+                | ConsumerCause::RecordsExpired
+                | ConsumerCause::ConsumerStopped
+                | ConsumerCause::ConsumerLagging
+        )
     }
 }
 
@@ -474,6 +489,8 @@ mod tests {
         assert_eq!(diagnose_consumer(&f), ConsumerCause::ConsumerLagging);
         f.stalled = true;
         assert_eq!(diagnose_consumer(&f), ConsumerCause::ConsumerStopped);
+        f.expired = true;
+        assert_eq!(diagnose_consumer(&f), ConsumerCause::RecordsExpired, "data loss outranks a stop");
         f.group_unknown = true;
         assert_eq!(diagnose_consumer(&f), ConsumerCause::GroupUnknown);
         f.upstream_fault = true;

@@ -234,8 +234,9 @@ enum Resolution {
     /// Event times of the first valid record at or after the offset, and of the last
     /// valid one before it.
     Known { at: Option<Millis>, before: Option<Millis> },
-    /// The record was deleted (retention) before the group read it.
-    Expired,
+    /// The record was deleted (retention) before the group read it; the log start, if
+    /// it could be read.
+    Expired { log_start: Option<i64> },
     /// The fetch failed at this time; tried again after [`FETCH_RETRY_MS`].
     Failed(Millis),
 }
@@ -259,8 +260,11 @@ pub struct FetchRequest {
 #[derive(Debug, Clone, Copy)]
 pub enum Fetched<'a> {
     Records(&'a [(i64, Option<&'a [u8]>, Option<Millis>)]),
-    /// The offset is below the log start: deleted before the group read it.
-    Expired,
+    /// The offset is below the log start (given, when it could be read): deleted before
+    /// the group read it.
+    Expired {
+        log_start: Option<i64>,
+    },
     Failed,
 }
 
@@ -394,7 +398,7 @@ impl Monitor {
                     before: times.iter().rev().find(|(o, _)| *o < request.offset).map(|(_, t)| *t),
                 }
             }
-            Fetched::Expired => Resolution::Expired,
+            Fetched::Expired { log_start } => Resolution::Expired { log_start },
             Fetched::Failed => Resolution::Failed(now),
         };
     }
@@ -595,7 +599,7 @@ fn consumer_snapshot(
     now: Millis,
 ) -> ConsumerSnapshot {
     let mut out_streams = Vec::new();
-    let (mut waiting, mut lagging, mut upstream_fault) = (false, false, false);
+    let (mut waiting, mut lagging, mut upstream_fault, mut any_expired) = (false, false, false, false);
     for si in c.spec.streams.clone() {
         let (state, snap) = (&states[si], &streams[si]);
         upstream_fault |= snap.cause.is_upstream_fault();
@@ -608,7 +612,7 @@ fn consumer_snapshot(
             let lag_records = committed.zip(ps.log_end_offset).map(|(o, end)| (end - o).max(0));
             // Event times of the record at the committed offset and of the one before it:
             // from the index, or (older than the index) from fetching them.
-            let (mut at, mut watermark, mut expired) = (None, None, false);
+            let (mut at, mut watermark, mut expired) = (None, None, None);
             if let (Some(o), Some(ix)) = (committed, index) {
                 watermark = ix.before(o);
                 match ix.at_or_after(o) {
@@ -616,7 +620,9 @@ fn consumer_snapshot(
                     Lookup::Older if lag_records.is_some_and(|n| n > 0) => {
                         match c.resolution(si, ps.partition, o, now) {
                             Resolution::Known { at: a, before } => (at, watermark) = (a, before.or(watermark)),
-                            Resolution::Expired => expired = true,
+                            Resolution::Expired { log_start } => {
+                                expired = Some(log_start.map_or(0, |start| (start - o).max(0)))
+                            }
                             Resolution::Wanted | Resolution::Requested | Resolution::Failed(_) => {}
                         }
                     }
@@ -645,8 +651,10 @@ fn consumer_snapshot(
                 lag_records,
                 lag_seconds,
                 watermark_ms: watermark,
-                expired,
+                expired: expired.is_some(),
+                expired_records: expired.filter(|n| *n > 0),
             });
+            any_expired |= expired.is_some();
         }
         out_streams.push(ConsumerStreamSnapshot {
             stream: snap.name.clone(),
@@ -679,6 +687,7 @@ fn consumer_snapshot(
         kafka_down: kafka == KafkaStatus::Down,
         upstream_fault,
         group_unknown: c.error.is_some(),
+        expired: any_expired,
         stalled: waiting && stalled_ms > c.spec.max_stall_ms,
         lagging,
     });
@@ -1422,9 +1431,12 @@ mod tests {
         let wanted = m.take_fetches(8);
         assert_eq!(wanted.iter().map(|w| w.offset).collect::<Vec<_>>(), vec![11]);
         // deleted by retention before the group read it: expired, not waited on
-        m.fetched(&wanted[0], Fetched::Expired, now + 6 * SEC);
-        let p = &m.tick(now + 7 * SEC).consumers[0].streams[0].partitions[0];
+        m.fetched(&wanted[0], Fetched::Expired { log_start: Some(50) }, now + 6 * SEC);
+        let s = m.tick(now + 7 * SEC);
+        let p = &s.consumers[0].streams[0].partitions[0];
         assert!(p.expired && p.lag_seconds.is_none());
+        assert_eq!(p.expired_records, Some(39), "offsets 11 … 49 were deleted before the group read them");
+        assert_eq!(s.consumers[0].cause, ConsumerCause::RecordsExpired);
         assert!(m.take_fetches(8).is_empty());
         // a failed fetch is tried again after FETCH_RETRY_MS
         m.committed_offsets(0, &[(0, 0, Some(12))], now + 8 * SEC);

@@ -121,7 +121,7 @@ impl SourceMetrics {
     fn fetched(&self, outcome: &FetchOutcome) {
         let i = match outcome {
             FetchOutcome::Records(_) => 0,
-            FetchOutcome::Expired => 1,
+            FetchOutcome::Expired { .. } => 1,
             FetchOutcome::Failed => 2,
         };
         self.fetches[i].inc();
@@ -321,7 +321,7 @@ struct LogEndPoll {
 #[derive(Debug)]
 enum FetchOutcome {
     Records(Vec<(i64, Option<Vec<u8>>, Option<Millis>)>),
-    Expired,
+    Expired { log_start: Option<i64> },
     Failed,
 }
 
@@ -549,7 +549,7 @@ fn consume(
                         monitor.fetched(request, Fetched::Records(&borrowed), poll.at);
                         continue;
                     }
-                    FetchOutcome::Expired => Fetched::Expired,
+                    FetchOutcome::Expired { log_start } => Fetched::Expired { log_start: *log_start },
                     FetchOutcome::Failed => Fetched::Failed,
                 };
                 monitor.fetched(request, found, poll.at);
@@ -744,7 +744,8 @@ fn fetch_records(fetcher: &BaseConsumer, request: &FetchRequest, timeout: Durati
                     Some(RDKafkaErrorCode::AutoOffsetReset | RDKafkaErrorCode::OffsetOutOfRange)
                 );
                 if expired {
-                    break FetchOutcome::Expired;
+                    let low = fetcher.fetch_watermarks(&request.topic, request.partition, timeout).ok();
+                    break FetchOutcome::Expired { log_start: low.map(|(low, _)| low) };
                 }
                 debug!(error = %e, topic = %request.topic, partition = request.partition, "record fetch failed");
                 break FetchOutcome::Failed;

@@ -214,6 +214,22 @@ pub async fn delete_topic(bootstrap: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Deletes the records of `topic`/`partition` before `offset`, as retention would.
+pub async fn delete_records_before(bootstrap: &str, topic: &str, partition: i32, offset: i64) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().map_err(|e| e.to_string())?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset)).map_err(|e| e.to_string())?;
+    let done = admin
+        .delete_records(&tpl, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))))
+        .await
+        .map_err(|e| e.to_string())?;
+    for e in done.elements() {
+        e.error().map_err(|err| format!("failed to delete records of {topic}/{partition}: {err}"))?;
+    }
+    Ok(())
+}
+
 /// A producer for test traffic.
 pub struct TestProducer {
     producer: BaseProducer,

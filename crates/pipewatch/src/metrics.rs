@@ -273,6 +273,11 @@ fn consumer_families(consumers: &[ConsumerSnapshot]) -> Vec<Family> {
         "Event time of the last record the consumer processed on the partition.",
         GAUGE,
     );
+    let mut expired = Family::new(
+        "consumer_expired_records",
+        "Records deleted by retention before the consumer's group read them (log start - committed offset): data loss.",
+        GAUGE,
+    );
     let mut max_lag = Family::new(
         "consumer_stream_lag_seconds",
         "The largest consumer_lag_seconds over the stream's partitions.",
@@ -319,6 +324,9 @@ fn consumer_families(consumers: &[ConsumerSnapshot]) -> Vec<Family> {
                 if let Some(w) = p.watermark_ms {
                     p_watermark.gauge(&l, w as f64 / 1000.0);
                 }
+                if let Some(n) = p.expired_records {
+                    expired.gauge(&l, n as f64);
+                }
             }
             let l = [("consumer", name), ("group", group), ("stream", st.stream.as_str())];
             if let Some(s) = st.max_lag_seconds {
@@ -348,7 +356,7 @@ fn consumer_families(consumers: &[ConsumerSnapshot]) -> Vec<Family> {
             );
         }
     }
-    vec![committed, lag_records, lag_seconds, p_watermark, max_lag, watermark, sync, stalled, cause]
+    vec![committed, lag_records, lag_seconds, p_watermark, expired, max_lag, watermark, sync, stalled, cause]
 }
 
 /// One `alert_active` series per rule (and the built-in `KafkaUnreachable`) whose labels
