@@ -52,6 +52,8 @@ async fn the_demo_shows_the_scripted_sync_lag_and_gap() {
         printed.contains("FIRING   AnalyticsBehind [analytics, cause consumer_stopped]: analytics is "),
         "{printed}"
     );
+    // Once an orders partition stalls, that is the stream's fault, not the job's.
+    assert!(printed.contains("consumer analytics upstream_fault"), "{printed}");
     let firing = [("alert", "AnalyticsBehind"), ("cause", "consumer_stopped")];
     assert_eq!(m.value("pipewatch_alert_cause", &firing), Some(1.0), "{}", m.0);
     let lag = m.value("pipewatch_consumer_stream_lag_seconds", &[("consumer", "analytics")]).expect("consumer lag");

@@ -225,20 +225,41 @@ struct ConsumerState {
 }
 
 /// A committed offset older than the offset index, resolved by fetching its record.
+/// While a fetch is under way the partition keeps what the previous offset's fetch
+/// found (an upper bound of the lag, exact again once the answer comes), so its series
+/// does not blink out each time a far-behind group commits.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Resolution {
     /// To be fetched.
-    Wanted,
+    Wanted { previous: Option<Known> },
     /// Handed to the source, not answered yet.
-    Requested,
-    /// Event times of the first valid record at or after the offset, and of the last
-    /// valid one before it.
-    Known { at: Option<Millis>, before: Option<Millis> },
+    Requested { previous: Option<Known> },
+    /// What the fetch found.
+    Known(Known),
     /// The record was deleted (retention) before the group read it; the log start, if
     /// it could be read.
     Expired { log_start: Option<i64> },
     /// The fetch failed at this time; tried again after [`FETCH_RETRY_MS`].
     Failed(Millis),
+}
+
+/// Event times of the first valid record at or after a committed offset, and of the
+/// last valid one before it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Known {
+    at: Option<Millis>,
+    before: Option<Millis>,
+}
+
+impl Resolution {
+    /// What is known, or was known of the previous offset while this one is fetched.
+    fn known(self) -> Option<Known> {
+        match self {
+            Resolution::Known(k) => Some(k),
+            Resolution::Wanted { previous } | Resolution::Requested { previous } => previous,
+            Resolution::Expired { .. } | Resolution::Failed(_) => None,
+        }
+    }
 }
 
 /// How long a failed fetch of a committed offset's record waits before it is tried again.
@@ -271,10 +292,12 @@ pub enum Fetched<'a> {
 impl ConsumerState {
     /// What is known of `offset`'s record on `(stream, partition)`; a new offset is wanted.
     fn resolution(&mut self, stream: usize, partition: i32, offset: i64, now: Millis) -> Resolution {
-        let entry = self.resolved.entry((stream, partition)).or_insert((offset, Resolution::Wanted));
+        let entry = self.resolved.entry((stream, partition)).or_insert((offset, Resolution::Wanted { previous: None }));
         match *entry {
-            (o, _) if o != offset => *entry = (offset, Resolution::Wanted),
-            (_, Resolution::Failed(at)) if now - at >= FETCH_RETRY_MS => entry.1 = Resolution::Wanted,
+            (o, r) if o != offset => *entry = (offset, Resolution::Wanted { previous: r.known() }),
+            (_, Resolution::Failed(at)) if now - at >= FETCH_RETRY_MS => {
+                entry.1 = Resolution::Wanted { previous: None }
+            }
             _ => {}
         }
         entry.1
@@ -365,8 +388,8 @@ impl Monitor {
                 if out.len() >= max {
                     return out;
                 }
-                if *r == Resolution::Wanted {
-                    *r = Resolution::Requested;
+                if let Resolution::Wanted { previous } = *r {
+                    *r = Resolution::Requested { previous };
                     let topic = self.streams[stream].spec.topic.clone();
                     out.push(FetchRequest { consumer: ci, stream, topic, partition, offset: *offset });
                 }
@@ -393,10 +416,10 @@ impl Monitor {
                 let valid =
                     |r: &&(i64, Option<&[u8]>, Option<Millis>)| extractor.extract(r.1, r.2, now).ok().map(|t| (r.0, t));
                 let times: Vec<(i64, Millis)> = records.iter().filter_map(|r| valid(&r)).collect();
-                Resolution::Known {
+                Resolution::Known(Known {
                     at: times.iter().find(|(o, _)| *o >= request.offset).map(|(_, t)| *t),
                     before: times.iter().rev().find(|(o, _)| *o < request.offset).map(|(_, t)| *t),
-                }
+                })
             }
             Fetched::Expired { log_start } => Resolution::Expired { log_start },
             Fetched::Failed => Resolution::Failed(now),
@@ -618,12 +641,11 @@ fn consumer_snapshot(
                 match ix.at_or_after(o) {
                     Lookup::Found(t) => at = Some(t),
                     Lookup::Older if lag_records.is_some_and(|n| n > 0) => {
-                        match c.resolution(si, ps.partition, o, now) {
-                            Resolution::Known { at: a, before } => (at, watermark) = (a, before.or(watermark)),
-                            Resolution::Expired { log_start } => {
-                                expired = Some(log_start.map_or(0, |start| (start - o).max(0)))
-                            }
-                            Resolution::Wanted | Resolution::Requested | Resolution::Failed(_) => {}
+                        let r = c.resolution(si, ps.partition, o, now);
+                        if let Resolution::Expired { log_start } = r {
+                            expired = Some(log_start.map_or(0, |start| (start - o).max(0)));
+                        } else if let Some(k) = r.known() {
+                            (at, watermark) = (k.at, k.before.or(watermark));
                         }
                     }
                     Lookup::Older | Lookup::Beyond => {}
@@ -1425,9 +1447,11 @@ mod tests {
             assert_eq!(p.watermark_ms, Some(T0 + 9 * SEC));
             assert!(m.take_fetches(8).is_empty(), "no more fetches while the offset stands still");
         }
-        // the group moves (still behind the index): one new fetch
+        // the group moves (still behind the index): one new fetch; meanwhile the lag of
+        // the offset before stands in (its series does not blink out)
         m.committed_offsets(0, &[(0, 0, Some(11))], now + 6 * SEC);
-        m.tick(now + 6 * SEC);
+        let p = &m.tick(now + 6 * SEC).consumers[0].streams[0].partitions[0];
+        assert_eq!(p.lag_seconds, Some((n - 10 + 6) as f64));
         let wanted = m.take_fetches(8);
         assert_eq!(wanted.iter().map(|w| w.offset).collect::<Vec<_>>(), vec![11]);
         // deleted by retention before the group read it: expired, not waited on

@@ -628,8 +628,13 @@ fn poll_log_ends(
             Some(ends) => groups.iter().map(|g| committed_offsets(g, ends, timeout, &metrics)).collect(),
             None => Vec::new(),
         };
+        // Only the newest request per partition of a consumer matters: the group has
+        // moved past the others.
         while let Ok(more) = requests.try_recv() {
-            wanted.extend(more);
+            for r in more {
+                wanted.retain(|w| (w.consumer, w.stream, w.partition) != (r.consumer, r.stream, r.partition));
+                wanted.push(r);
+            }
         }
         let mut fetched = Vec::new();
         if let (Some(fetcher), Some(_)) = (&fetcher, &log_ends) {
