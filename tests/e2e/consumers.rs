@@ -13,6 +13,16 @@ async fn shared_broker() -> &'static str {
     tokio::task::spawn_blocking(KafkaBroker::shared).await.expect("broker start panicked")
 }
 
+/// The lag seconds of `consumer` on partition 0 of its first stream and the snapshot's
+/// time, read together from `/api/v1/status`.
+async fn status_lag(pw: &Pipewatch, consumer: &str) -> (f64, i64) {
+    let (_, status) = pw.get("/api/v1/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let c = status["consumers"].as_array().unwrap().iter().find(|c| c["name"] == consumer).unwrap();
+    let lag = c["streams"][0]["partitions"][0]["lag_seconds"].as_f64().unwrap_or_else(|| panic!("no lag: {c}"));
+    (lag, status["at_ms"].as_i64().unwrap())
+}
+
 /// A job in `group` that reads the first `n` records of `topic`/0 and commits after them.
 fn read_and_commit(bootstrap: &str, group: &str, topic: &str, n: i64) {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -115,10 +125,9 @@ impact = "Segmentation and ad targeting run on stale data."
     let labels = [("consumer", "analytics"), ("partition", "0")];
     assert_eq!(m.value("pipewatch_consumer_committed_offset", &labels), Some(10.0));
     assert_eq!(m.value("pipewatch_consumer_lag_records", &labels), Some(10.0));
-    // exact: now − event time of the record at offset 10
-    let lag = m.value("pipewatch_consumer_lag_seconds", &labels).expect("lag seconds");
-    let want = (now_ms() - (base + 10_000)) as f64 / 1000.0;
-    assert!((lag - want).abs() <= 1.5, "lag {lag} s, want {want} s");
+    // exact: the snapshot's now − event time of the record at offset 10
+    let (lag, at) = status_lag(&pw, "analytics").await;
+    assert_eq!(lag, (at - (base + 10_000)) as f64 / 1000.0, "exact lag seconds");
     // the last record it processed: offset 9
     let watermark = m
         .value("pipewatch_consumer_watermark_timestamp_seconds", &[("consumer", "analytics"), ("stream", "orders")])
@@ -250,7 +259,7 @@ max_stall = "1h"
     );
     let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
     let labels = [("consumer", "analytics"), ("partition", "0")];
-    let lag = eventually("lag seconds of a group behind the index", Duration::from_secs(60), || async {
+    eventually("lag seconds of a group behind the index", Duration::from_secs(60), || async {
         let m = pw.metrics().await;
         m.value("pipewatch_consumer_lag_seconds", &labels).ok_or_else(|| {
             let lines: Vec<&str> = m.0.lines().filter(|l| l.contains("consumer") && !l.starts_with('#')).collect();
@@ -258,8 +267,8 @@ max_stall = "1h"
         })
     })
     .await;
-    let want = (now_ms() - (base + 10_000)) as f64 / 1000.0;
-    assert!((lag - want).abs() <= 1.5, "lag {lag} s, want {want} s");
+    let (lag, at) = status_lag(&pw, "analytics").await;
+    assert_eq!(lag, (at - (base + 10_000)) as f64 / 1000.0, "exact, through the one-record fetch");
     let m = pw.metrics().await;
     assert_eq!(
         m.value("pipewatch_consumer_watermark_timestamp_seconds", &[("consumer", "analytics")]),
