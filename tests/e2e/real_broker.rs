@@ -374,3 +374,47 @@ async fn a_missing_or_deleted_topic_is_named_until_it_is_there() {
     assert_eq!(pw.metrics().await.cause("behaviour").as_deref(), Some("no_data"));
     pw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_to_a_pipe_has_no_colour_codes_and_a_short_assignment_line() {
+    use tokio::io::AsyncBufReadExt;
+    let bootstrap = shared_broker().await;
+    let topic = unique_topic("orders");
+    create_topic(bootstrap, &topic, 300).await.unwrap();
+    let dir = std::env::temp_dir().join(unique_topic("pipewatch-log"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pipewatch.toml");
+    let port = pipewatch_kafka::testing::free_port();
+    let body = format!("[http]\nlisten = \"127.0.0.1:{port}\"\n{}", orders_stream(&topic, ""));
+    std::fs::write(&path, config(bootstrap, "earliest", &body)).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipewatch"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .env_remove("NO_COLOR")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run pipewatch");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let assigned = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            seen.push(line.clone());
+            if line.contains("partitions assigned") {
+                return Some(line);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| panic!("no assignment logged: {seen:?}"));
+    assert!(assigned.contains(&format!("{topic}: 300 (0-299)")), "{assigned}");
+    assert!(assigned.len() < 300, "{} characters: {assigned}", assigned.len());
+    for line in seen.iter().chain([&assigned]) {
+        assert!(!line.contains('\u{1b}'), "colour codes in a log written to a pipe: {line:?}");
+    }
+    child.kill().await.ok();
+}

@@ -217,6 +217,42 @@ impl ClientContext for SourceContext {
     }
 }
 
+/// Partitions per topic in a line of bounded length: `orders: 3 (0-2), behaviour: 2 (0, 4)`;
+/// a long list of partition numbers is cut (the full list is logged at debug level).
+fn summary<'a>(partitions: impl Iterator<Item = (&'a str, i32)>) -> String {
+    let mut by_topic: std::collections::BTreeMap<&str, Vec<i32>> = std::collections::BTreeMap::new();
+    for (t, p) in partitions {
+        by_topic.entry(t).or_default().push(p);
+    }
+    let topics: Vec<String> = by_topic
+        .into_iter()
+        .map(|(t, mut ps)| {
+            ps.sort_unstable();
+            let mut ranges: Vec<String> = Vec::new();
+            let mut i = 0;
+            while i < ps.len() {
+                let mut j = i;
+                while j + 1 < ps.len() && ps[j + 1] == ps[j] + 1 {
+                    j += 1;
+                }
+                ranges.push(if i == j { ps[i].to_string() } else { format!("{}-{}", ps[i], ps[j]) });
+                i = j + 1;
+            }
+            let shown = if ranges.len() > 8 {
+                format!("{}, … {} more ranges", ranges[..8].join(", "), ranges.len() - 8)
+            } else {
+                ranges.join(", ")
+            };
+            format!("{t}: {} ({shown})", ps.len())
+        })
+        .collect();
+    if topics.is_empty() {
+        "none".into()
+    } else {
+        topics.join("; ")
+    }
+}
+
 fn partitions(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
     tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect()
 }
@@ -228,12 +264,15 @@ impl ConsumerContext for SourceContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let starts = self.set_start_offsets(consumer, tpl);
                 let r = if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) };
-                info!(partitions = ?starts, "partitions assigned");
+                info!(partitions = %summary(starts.iter().map(|(t, p, _)| (t.as_str(), *p))), "partitions assigned");
+                debug!(partitions = ?starts, "partitions assigned, with their start");
                 self.push_change(Assignment::Assigned(starts));
                 r
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                info!(partitions = ?partitions(tpl), "partitions revoked");
+                let revoked = partitions(tpl);
+                info!(partitions = %summary(revoked.iter().map(|(t, p)| (t.as_str(), *p))), "partitions revoked");
+                debug!(partitions = ?revoked, "partitions revoked");
                 self.push_change(Assignment::Revoked(partitions(tpl)));
                 if cooperative {
                     consumer.incremental_unassign(tpl)
@@ -868,6 +907,23 @@ mod tests {
         }
         let err = validate_properties(&config(&[("no.such.property", "1")])).unwrap_err();
         assert!(err.to_string().contains("no.such.property"), "{err}");
+    }
+
+    #[test]
+    fn assignment_log_lines_stay_short_at_thousands_of_partitions() {
+        let contiguous: Vec<(String, i32)> = (0..5000).map(|p| ("orders".to_string(), p)).collect();
+        let line = summary(contiguous.iter().map(|(t, p)| (t.as_str(), *p)));
+        assert_eq!(line, "orders: 5000 (0-4999)");
+        // every other partition (a replica's share): ranges are cut after 8
+        let scattered: Vec<(String, i32)> =
+            (0..5000).step_by(2).map(|p| ("behaviour".to_string(), p)).chain([("orders".to_string(), 7)]).collect();
+        let line = summary(scattered.iter().map(|(t, p)| (t.as_str(), *p)));
+        assert!(
+            line.starts_with("behaviour: 2500 (0, 2, 4, 6, 8, 10, 12, 14, … 2492 more ranges); orders: 1 (7)"),
+            "{line}"
+        );
+        assert!(line.len() < 200);
+        assert_eq!(summary(std::iter::empty()), "none");
     }
 
     #[test]

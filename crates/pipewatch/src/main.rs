@@ -140,6 +140,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: journald, Loki and `kubectl logs` show
+        // escape codes as text. NO_COLOR (no-color.org) turns it off there too.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
         .init();
     // The commands that only read a config need no runtime.
     let offline = match &cli.command {
