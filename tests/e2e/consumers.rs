@@ -68,12 +68,9 @@ async fn a_stopped_consumer_lags_in_exact_seconds_and_an_unknown_group_is_named(
     tokio::task::spawn_blocking(move || read_and_commit(&b, &g, &t, 10)).await.unwrap();
 
     let unknown = unique_topic("no-such-job");
-    let body = format!(
-        r#"
-[[stream]]
-name = "orders"
-topic = "{topic}"
-event_time = {{ field = "/created_at", format = "rfc3339" }}
+    let body = orders_stream(&topic, "")
+        + &format!(
+            r#"
 [[consumer]]
 name = "analytics"
 group = "{group}"
@@ -93,7 +90,7 @@ for = "5s"
 severity = "page"
 impact = "Segmentation and ad targeting run on stale data."
 "#
-    );
+        );
     let toml = config(bootstrap, "earliest", &body);
     let (code, stdout, stderr) = check_connect(&toml).await;
     assert_eq!(code, 0, "{stdout}{stderr}");
@@ -243,12 +240,9 @@ async fn a_group_far_behind_the_offset_index_lags_in_exact_seconds_with_one_reco
     let group = unique_topic("analytics-job");
     let (b, g, t) = (bootstrap.to_string(), group.clone(), topic.clone());
     tokio::task::spawn_blocking(move || read_and_commit(&b, &g, &t, 10)).await.unwrap();
-    let body = format!(
-        r#"
-[[stream]]
-name = "orders"
-topic = "{topic}"
-event_time = {{ field = "/created_at", format = "rfc3339" }}
+    let body = orders_stream(&topic, "")
+        + &format!(
+            r#"
 [[consumer]]
 name = "analytics"
 group = "{group}"
@@ -256,7 +250,7 @@ streams = ["orders"]
 max_lag = "2h"
 max_stall = "1h"
 "#
-    );
+        );
     let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
     let labels = [("consumer", "analytics"), ("partition", "0")];
     eventually("lag seconds of a group behind the index", Duration::from_secs(60), || async {
@@ -304,18 +298,15 @@ async fn records_deleted_before_the_group_read_them_are_counted_as_expired() {
     tokio::task::spawn_blocking(move || read_and_commit(&b, &g, &t, 10)).await.unwrap();
     // Retention deletes offsets 0 … 19: ten records the job never read.
     delete_records_before(bootstrap, &topic, 0, 20).await.unwrap();
-    let body = format!(
-        r#"
-[[stream]]
-name = "orders"
-topic = "{topic}"
-event_time = {{ field = "/created_at", format = "rfc3339" }}
+    let body = orders_stream(&topic, "")
+        + &format!(
+            r#"
 [[consumer]]
 name = "analytics"
 group = "{group}"
 streams = ["orders"]
 "#
-    );
+        );
     let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
     let m = eventually("records_expired", Duration::from_secs(60), || async {
         let m = pw.metrics().await;

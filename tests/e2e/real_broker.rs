@@ -62,19 +62,6 @@ fn order(now: i64) -> String {
     format!(r#"{{"order_id":"o-{now}","total":42.5,"created_at":"{}"}}"#, pipewatch_core::time::format_rfc3339(now))
 }
 
-/// One `orders` stream on `topic`, with `extra` settings.
-fn orders_stream(topic: &str, extra: &str) -> String {
-    format!(
-        r#"
-[[stream]]
-name = "orders"
-topic = "{topic}"
-event_time = {{ field = "/created_at", format = "rfc3339" }}
-{extra}
-"#
-    )
-}
-
 fn streams(orders: &str, behaviour: &str) -> String {
     orders_and_behaviour(orders, behaviour, "", SYNC_RULE)
 }

@@ -218,6 +218,19 @@ rate_window = "10s"
     )
 }
 
+/// One `orders` stream on `topic`, with `extra` settings.
+pub fn orders_stream(topic: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[stream]]
+name = "orders"
+topic = "{topic}"
+event_time = {{ field = "/created_at", format = "rfc3339" }}
+{extra}
+"#
+    )
+}
+
 /// The `orders` (RFC 3339 `created_at`) and `behaviour` (epoch-millis `ts`) streams on
 /// the given topics, each with `stream_extra` settings, their pair, and `rest`.
 pub fn orders_and_behaviour(orders: &str, behaviour: &str, stream_extra: &str, rest: &str) -> String {

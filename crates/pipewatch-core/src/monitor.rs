@@ -623,7 +623,8 @@ fn consumer_snapshot(
 ) -> ConsumerSnapshot {
     let mut out_streams = Vec::new();
     let (mut waiting, mut lagging, mut upstream_fault, mut any_expired) = (false, false, false, false);
-    for si in c.spec.streams.clone() {
+    for k in 0..c.spec.streams.len() {
+        let si = c.spec.streams[k];
         let (state, snap) = (&states[si], &streams[si]);
         upstream_fault |= snap.cause.is_upstream_fault();
         let mut partitions = Vec::new();

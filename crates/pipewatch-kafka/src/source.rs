@@ -16,7 +16,7 @@ use pipewatch_core::{FetchRequest, Fetched, KafkaStatus, Millis, Monitor, Snapsh
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
@@ -460,9 +460,7 @@ impl Source {
         let groups = monitor
             .consumers()
             .map(|c| {
-                let mut cc = client_config(&config, false);
-                cc.set("group.id", &c.group);
-                let client = cc.create().map_err(SourceError::Create)?;
+                let client = group_client(&config, &c.group).map_err(SourceError::Create)?;
                 Ok(WatchedGroup { client, topics: c.streams.iter().map(|&i| topics[i].clone()).collect() })
             })
             .collect::<Result<Vec<_>, SourceError>>()?;
@@ -733,17 +731,36 @@ fn committed_offsets(
     timeout: Duration,
     metrics: &SourceMetrics,
 ) -> Result<Vec<(String, i32, Option<i64>)>, String> {
+    let partitions = ends.offsets.iter().filter(|(t, _, _)| group.topics.contains(t)).map(|(t, p, _)| (t.as_str(), *p));
+    read_committed(&group.client, partitions, timeout).map_err(|e| {
+        metrics.error(ErrorKind::OffsetFetch);
+        e.to_string()
+    })
+}
+
+/// A client that reads `group`'s committed offsets: it has the group id, and never
+/// subscribes, assigns or commits.
+fn group_client(config: &SourceConfig, group: &str) -> KafkaResult<BaseConsumer> {
+    let mut cc = client_config(config, false);
+    cc.set("group.id", group);
+    cc.create()
+}
+
+/// The group's committed offsets for these partitions (OffsetFetch); `None` where it
+/// committed none.
+fn read_committed<'a>(
+    client: &BaseConsumer,
+    partitions: impl Iterator<Item = (&'a str, i32)>,
+    timeout: Duration,
+) -> KafkaResult<Vec<(String, i32, Option<i64>)>> {
     let mut query = TopicPartitionList::new();
-    for (topic, p, _) in ends.offsets.iter().filter(|(t, _, _)| group.topics.contains(t)) {
-        query.add_partition(topic, *p);
+    for (topic, p) in partitions {
+        query.add_partition(topic, p);
     }
     if query.count() == 0 {
         return Ok(Vec::new());
     }
-    let found = group.client.committed_offsets(query, timeout).map_err(|e| {
-        metrics.error(ErrorKind::OffsetFetch);
-        e.to_string()
-    })?;
+    let found = client.committed_offsets(query, timeout)?;
     Ok(found
         .elements()
         .iter()
@@ -831,22 +848,15 @@ pub fn check_group(
     topics: &[String],
     timeout: Duration,
 ) -> Result<GroupCheck, KafkaError> {
-    let mut cc = client_config(config, false);
-    cc.set("group.id", group);
-    let client: BaseConsumer = cc.create()?;
-    let mut query = TopicPartitionList::new();
+    let client = group_client(config, group)?;
+    let mut partitions = Vec::new();
     for topic in topics {
         for p in topic_partitions(&client, topic, timeout)?.unwrap_or_default() {
-            query.add_partition(topic, p);
+            partitions.push((topic.as_str(), p));
         }
     }
-    let partitions = query.count();
-    if partitions == 0 {
-        return Ok(GroupCheck { committed: 0, partitions });
-    }
-    let found = client.committed_offsets(query, timeout)?;
-    let committed = found.elements().iter().filter(|e| matches!(e.offset(), Offset::Offset(o) if o >= 0)).count();
-    Ok(GroupCheck { committed, partitions })
+    let found = read_committed(&client, partitions.iter().copied(), timeout)?;
+    Ok(GroupCheck { committed: found.iter().filter(|(_, _, o)| o.is_some()).count(), partitions: found.len() })
 }
 
 /// What `check-config --connect` found of one topic.

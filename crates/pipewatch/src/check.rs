@@ -29,10 +29,15 @@ impl Outcome {
 
 /// `pipewatch check-config`: every problem of the config with its key; with `connect`,
 /// also whether the cluster answers and every configured topic exists.
+/// The config at `path`, or the outcome that lists its problems.
+fn load(path: &Path) -> Result<Config, Outcome> {
+    config::load(path).map_err(|e| Outcome::failed(String::new(), format!("error: {e:#}\n")))
+}
+
 pub fn check_config(path: &Path, connect: bool) -> Outcome {
-    let c = match config::load(path) {
+    let c = match load(path) {
         Ok(c) => c,
-        Err(e) => return Outcome::failed(String::new(), format!("error: {e:#}\n")),
+        Err(outcome) => return outcome,
     };
     let mut out = format!(
         "{}: ok ({} streams, {} pairs, {} alerts)\n",
@@ -106,9 +111,9 @@ pub fn check_config(path: &Path, connect: bool) -> Outcome {
 /// `pipewatch rules`: the Prometheus rules (`prometheus`) or a PrometheusRule object
 /// (`prometheusrule`) for the config at `path`.
 pub fn rules(path: &Path, format: &str) -> Outcome {
-    let c: Config = match config::load(path) {
+    let c = match load(path) {
         Ok(c) => c,
-        Err(e) => return Outcome::failed(String::new(), format!("error: {e:#}\n")),
+        Err(outcome) => return outcome,
     };
     let source = path.display().to_string();
     let stdout = match format {
