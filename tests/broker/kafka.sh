@@ -47,7 +47,7 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 log.flush.interval.messages=1000000
 PROPS
-  local jvm=(-Xms256m -Xmx768m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true)
+  local jvm=(-Xms256m -Xmx2g -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true)
   local id
   # a base64url UUID; it may start with "-", hence --cluster-id=
   id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')

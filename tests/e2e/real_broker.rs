@@ -177,7 +177,19 @@ async fn a_stopped_partition_opens_a_gap_and_a_stopped_stream_is_a_silent_produc
     let body = orders_stream(&topic, r#"max_silence = "3s""#);
     let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
     let wait = Duration::from_secs(60);
-    pw.wait_cause("orders", "ok", Duration::from_secs(60)).await;
+    let m = pw.wait_cause("orders", "ok", Duration::from_secs(60)).await;
+    // A gap needs a log end seen advancing: wait for partition 1's to move once more
+    // (on a busy machine "ok" can come with the first log end pipewatch saw).
+    let end = |m: &Metrics| m.value("pipewatch_partition_log_end_offset", &[("stream", "orders"), ("partition", "1")]);
+    let first = end(&m).unwrap_or(0.0);
+    eventually("partition 1's log end advancing", wait, || async {
+        let m = pw.metrics().await;
+        match end(&m) {
+            Some(e) if e > first => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
 
     traffic.pause(1, true);
     let m = pw.wait_cause("orders", "partition_stalled", wait).await;

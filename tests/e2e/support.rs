@@ -51,7 +51,17 @@ impl Pipewatch {
             let m = self.metrics().await;
             match m.cause(stream) {
                 Some(c) if c == want => Ok(m),
-                other => Err(format!("cause {other:?}")),
+                other => {
+                    // what the diagnosis saw: each partition's log end, position, read time
+                    let detail: Vec<&str> =
+                        m.0.lines()
+                            .filter(|l| {
+                                (l.starts_with("pipewatch_partition_") || l.starts_with("pipewatch_stream_silence"))
+                                    && l.contains(&format!("stream=\"{stream}\""))
+                            })
+                            .collect();
+                    Err(format!("cause {other:?}\n{}", detail.join("\n")))
+                }
             }
         })
         .await

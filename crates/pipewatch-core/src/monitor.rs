@@ -338,6 +338,13 @@ impl Monitor {
         self.streams.iter().map(|s| &s.spec)
     }
 
+    /// The partitions assigned to this replica: `(stream, partition)`.
+    pub fn assigned(&self) -> impl Iterator<Item = (usize, i32)> + '_ {
+        self.streams.iter().enumerate().flat_map(|(s, st)| {
+            st.partitions.iter().enumerate().filter(|(_, p)| p.is_some()).map(move |(p, _)| (s, p as i32))
+        })
+    }
+
     /// Watches a downstream consumer: the partitions of its streams keep an offset index
     /// from now on.
     pub fn watch_consumer(&mut self, spec: ConsumerSpec, now: Millis) {

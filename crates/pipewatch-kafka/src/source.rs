@@ -23,6 +23,8 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 use tracing::{debug, info, warn};
 
+use crate::records::{cached_high_watermark, Item, QueueHandle, RecordQueue};
+
 /// Where reading starts on each assigned partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
@@ -158,6 +160,8 @@ struct SourceContext {
     /// says there are some, so the per-record path only reads an atomic.
     changes: Mutex<Vec<Assignment>>,
     changed: AtomicBool,
+    /// Where newly assigned partitions' records are routed, while the consumer loop runs.
+    records: Mutex<Option<QueueHandle>>,
 }
 
 impl SourceContext {
@@ -263,6 +267,11 @@ impl ConsumerContext for SourceContext {
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let starts = self.set_start_offsets(consumer, tpl);
+                if let Some(records) = *self.records.lock().unwrap_or_else(PoisonError::into_inner) {
+                    for (topic, p, _) in &starts {
+                        records.route(consumer, topic, *p);
+                    }
+                }
                 let r = if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) };
                 info!(partitions = %summary(starts.iter().map(|(t, p, _)| (t.as_str(), *p))), "partitions assigned");
                 debug!(partitions = ?starts, "partitions assigned, with their start");
@@ -314,9 +323,12 @@ impl SourceContext {
             Start::Earliest => 0,
             Start::Lookback(lookback) => now_ms() - lookback.as_millis() as Millis,
         };
-        let mut query = TopicPartitionList::new();
+        // Partition lists are built with `add_partition` + `set_offset` on the element:
+        // `add_partition_offset` and `set_partition_offset` search the whole list for each
+        // entry, quadratic in the partition count.
+        let mut query = TopicPartitionList::with_capacity(assigned.len());
         for (topic, p) in &assigned {
-            let _ = query.add_partition_offset(topic, *p, Offset::Offset(since));
+            let _ = query.add_partition(topic, *p).set_offset(Offset::Offset(since));
         }
         let found = match consumer.offsets_for_times(query, Duration::from_secs(10)) {
             Ok(found) => found,
@@ -329,14 +341,22 @@ impl SourceContext {
                 return assigned.into_iter().map(|(t, p)| (t, p, start)).collect();
             }
         };
+        let found = found.elements();
+        let found: HashMap<(&str, i32), i64> = found
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) if o >= 0 && e.error().is_ok() => Some(((e.topic(), e.partition()), o)),
+                _ => None,
+            })
+            .collect();
         let mut starts = Vec::with_capacity(assigned.len());
-        for e in found.elements() {
+        for mut e in tpl.elements() {
             // No record that recent (or an empty partition): start at the end.
-            let (offset, start) = match e.offset() {
-                Offset::Offset(o) if o >= 0 && e.error().is_ok() => (Offset::Offset(o), StartPosition::At(o)),
-                _ => (Offset::End, StartPosition::LogEnd),
+            let (offset, start) = match found.get(&(e.topic(), e.partition())) {
+                Some(&o) => (Offset::Offset(o), StartPosition::At(o)),
+                None => (Offset::End, StartPosition::LogEnd),
             };
-            let _ = tpl.set_partition_offset(e.topic(), e.partition(), offset);
+            let _ = e.set_offset(offset);
             starts.push((e.topic().to_string(), e.partition(), start));
         }
         starts
@@ -368,7 +388,8 @@ enum FetchOutcome {
 /// the log-end poll.
 const FETCHES_PER_TICK: usize = 4;
 
-/// The poller thread's clients: log ends, the watched groups' offsets, record fetches.
+/// The poller thread's clients: metadata, log ends the consumer cannot tell, the
+/// watched groups' offsets, record fetches.
 struct Poller {
     client: BaseConsumer,
     topics: Vec<String>,
@@ -377,12 +398,15 @@ struct Poller {
     fetcher: Option<BaseConsumer>,
     /// Records the monitor wants fetched.
     requests: Receiver<Vec<FetchRequest>>,
+    /// Assigned partitions whose log end the consumer has not learnt from a fetch yet.
+    uncached: Receiver<Vec<(String, i32)>>,
 }
 
 /// The consumer thread's ends of the channels to and from the poller.
 struct PollerLink {
     polls: Receiver<LogEndPoll>,
     requests: Sender<Vec<FetchRequest>>,
+    uncached: Sender<Vec<(String, i32)>>,
 }
 
 /// A watched consumer's group, read through a client of its own that never joins,
@@ -392,9 +416,11 @@ struct WatchedGroup {
     topics: Vec<String>,
 }
 
-/// The log end of every partition of the topics that exist, and the topics that do not.
+/// The partitions of the topics that exist, the topics that do not, and the log ends
+/// asked for (ListOffsets).
 #[derive(Debug, Default)]
 struct LogEnds {
+    partitions: Vec<(String, i32)>,
     offsets: Vec<(String, i32, i64)>,
     missing: Vec<String>,
 }
@@ -408,6 +434,25 @@ pub struct Source {
 pub fn now_ms() -> Millis {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
 }
+
+/// The consumer's fetch settings (a user's `kafka.properties` override them):
+/// - `fetch.queue.backoff.ms`: librdkafka postpones a partition's next fetch this long
+///   whenever its local queue is full, which happens as soon as the consumer is a little
+///   slower than the fetcher; the default (1 s) turns a catch-up into bursts and ~1 s
+///   pauses. 10 ms keeps the fetcher busy.
+/// - `queued.max.messages.kbytes` and `fetch.max.bytes`: the prefetched records (the
+///   default allows 64 MiB queued plus 50 MiB per fetch response) are capped at 32 MiB
+///   queued plus 16 MiB per response, so that memory stays bounded during a catch-up.
+/// - `fetch.wait.max.ms`: how long the broker holds a fetch when no partition has a new
+///   record. It answers at once when one has, so this costs no latency; but every answer
+///   costs librdkafka and the broker work for every assigned partition, which at
+///   10 000 idle partitions and the default 500 ms is a quarter of a core for each.
+pub const FETCH_DEFAULTS: &[(&str, &str)] = &[
+    ("fetch.queue.backoff.ms", "10"),
+    ("queued.max.messages.kbytes", "32768"),
+    ("fetch.max.bytes", "16777216"),
+    ("fetch.wait.max.ms", "5000"),
+];
 
 /// pipewatch's settings, the group ones when `group` is set, then the user's properties.
 fn client_config(config: &SourceConfig, group: bool) -> ClientConfig {
@@ -423,6 +468,9 @@ fn client_config(config: &SourceConfig, group: bool) -> ClientConfig {
         .set_log_level(RDKafkaLogLevel::Warning);
     if group {
         c.set("group.id", &config.group_id).set("partition.assignment.strategy", "cooperative-sticky");
+        for (k, v) in FETCH_DEFAULTS {
+            c.set(*k, *v);
+        }
     }
     for (k, v) in &config.properties {
         c.set(k, v);
@@ -451,9 +499,12 @@ impl Source {
             metrics: metrics.clone(),
             changes: Mutex::new(Vec::new()),
             changed: AtomicBool::new(false),
+            records: Mutex::new(None),
         };
         let consumer: BaseConsumer<SourceContext> =
             client_config(&config, true).create_with_context(context).map_err(SourceError::Create)?;
+        let records = RecordQueue::new(&consumer);
+        *consumer.context().records.lock().unwrap_or_else(PoisonError::into_inner) = Some(records.handle());
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topic_refs).map_err(|source| SourceError::Subscribe { topics: topics.clone(), source })?;
         let poll_client: BaseConsumer = client_config(&config, false).create().map_err(SourceError::Create)?;
@@ -482,18 +533,25 @@ impl Source {
         };
         let (tx, rx) = mpsc::channel();
         let (requests_tx, requests) = mpsc::channel();
+        let (uncached_tx, uncached) = mpsc::channel();
         let poller = {
             let (shutdown, metrics, tick) = (shutdown.clone(), metrics.clone(), config.tick);
-            let poller = Poller { client: poll_client, topics, groups, fetcher, requests };
+            let poller = Poller { client: poll_client, topics: topics.clone(), groups, fetcher, requests, uncached };
             std::thread::Builder::new()
                 .name("pipewatch-log-end".into())
                 .spawn(move || poll_log_ends(poller, tick, metrics, shutdown, tx))
                 .map_err(|e| SourceError::Thread("log-end poller", e))?
         };
-        let link = PollerLink { polls: rx, requests: requests_tx };
+        let link = PollerLink { polls: rx, requests: requests_tx, uncached: uncached_tx };
         let consumer = std::thread::Builder::new()
             .name("pipewatch-source".into())
-            .spawn(move || consume(consumer, monitor, config.tick, metrics, shutdown, link, publish))
+            .spawn(move || {
+                // a topic name with a NUL byte has no partitions to read anyway
+                let topic_names =
+                    topics.iter().map(|t| std::ffi::CString::new(t.as_str()).unwrap_or_default()).collect();
+                let source = Reader { consumer, records, monitor, topics, topic_names, metrics, errors_logged: 0 };
+                source.run(config.tick, shutdown, link, publish)
+            })
             .map_err(|e| SourceError::Thread("consumer", e))?;
         Ok(Self { consumer, poller })
     }
@@ -505,61 +563,137 @@ impl Source {
     }
 }
 
-fn consume(
+/// The consumer thread: reads records into the monitor and hands a snapshot to the
+/// tick stage every tick.
+struct Reader {
     consumer: BaseConsumer<SourceContext>,
-    mut monitor: Monitor,
-    tick: Duration,
+    /// The assigned partitions' records, read in batches (see `records`).
+    records: RecordQueue,
+    monitor: Monitor,
+    /// Each stream's topic, and as a C string for librdkafka.
+    topics: Vec<String>,
+    topic_names: Vec<std::ffi::CString>,
     metrics: SourceMetrics,
-    shutdown: Arc<AtomicBool>,
-    link: PollerLink,
-    mut publish: impl FnMut(Snapshot),
-) {
-    let tick_ms = tick.as_millis().max(1) as Millis;
-    let mut next_tick = now_ms();
-    let mut stream_of: HashMap<String, usize> = HashMap::new();
-    for (i, s) in monitor.streams().enumerate() {
-        stream_of.insert(s.topic.clone(), i);
+    errors_logged: u64,
+}
+
+impl Reader {
+    fn run(mut self, tick: Duration, shutdown: Arc<AtomicBool>, link: PollerLink, mut publish: impl FnMut(Snapshot)) {
+        let tick_ms = tick.as_millis().max(1) as Millis;
+        let mut next_tick = now_ms();
+        let stream_of: HashMap<String, usize> =
+            self.monitor.streams().enumerate().map(|(i, s)| (s.topic.clone(), i)).collect();
+        while !shutdown.load(Ordering::Relaxed) {
+            // Rebalances and errors arrive on the consumer queue, and so do the records
+            // of a partition fetched before it was routed to the record queue.
+            let polled = self.consumer.poll(Duration::ZERO);
+            let now = now_ms();
+            // Rebalance callbacks run inside poll: apply them before any record, which
+            // may belong to a partition just assigned.
+            let changed = &self.consumer.context().changed;
+            if changed.load(Ordering::Relaxed) && changed.swap(false, Ordering::Acquire) {
+                apply_assignment_changes(&self.consumer, &mut self.monitor, &stream_of, now);
+            }
+            let busy = match polled {
+                Some(Ok(msg)) => {
+                    if let Some(&stream) = stream_of.get(msg.topic()) {
+                        let ts = msg.timestamp().to_millis();
+                        self.monitor.record(stream, msg.partition(), msg.offset(), msg.payload(), ts, now);
+                    }
+                    true
+                }
+                Some(Err(e)) => {
+                    self.consume_error(&e);
+                    true
+                }
+                None => false,
+            };
+            // Wait for records only when the consumer queue had nothing: a rebalance
+            // waits at most 100 ms.
+            let wait = if busy || now >= next_tick { Duration::ZERO } else { Duration::from_millis(100) };
+            self.read_records(&stream_of, wait);
+            let now = now_ms();
+            if now < next_tick {
+                continue;
+            }
+            self.apply_polls(&link, &stream_of);
+            self.cached_log_ends(&link, now);
+            if let Ok(positions) = self.consumer.position() {
+                for e in positions.elements() {
+                    if let (Offset::Offset(o), Some(&s)) = (e.offset(), stream_of.get(e.topic())) {
+                        self.monitor.position(s, e.partition(), o);
+                    }
+                }
+            }
+            publish(self.monitor.tick(now));
+            let wanted = self.monitor.take_fetches(FETCHES_PER_TICK);
+            if !wanted.is_empty() {
+                let _ = link.requests.send(wanted);
+            }
+            next_tick = now - (now - next_tick) % tick_ms + tick_ms;
+        }
+        // The record queue goes before the consumer (it belongs to the consumer's client),
+        // and the rebalance callback of the consumer's close must not route to it.
+        *self.consumer.context().records.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        drop(self.records);
+        info!("source stopped");
     }
-    let mut consume_errors_logged = 0u64;
-    while !shutdown.load(Ordering::Relaxed) {
-        let polled = consumer.poll(Duration::from_millis(100));
+
+    /// One batch from the record queue into the monitor. The per-record path: no lock, no
+    /// allocation, one hash lookup per run of records of the same topic.
+    fn read_records(&mut self, stream_of: &HashMap<String, usize>, wait: Duration) {
         let now = now_ms();
-        // Rebalance callbacks run inside poll: apply them before the record it returned,
-        // which may belong to a partition just assigned.
-        // A plain load on the per-record path; the swap only when a rebalance happened.
-        let changed = &consumer.context().changed;
-        if changed.load(Ordering::Relaxed) && changed.swap(false, Ordering::Acquire) {
-            apply_assignment_changes(&consumer, &mut monitor, &stream_of, now);
-        }
-        match polled {
-            Some(Ok(msg)) => {
-                if let Some(&stream) = stream_of.get(msg.topic()) {
-                    let ts = msg.timestamp().to_millis();
-                    monitor.record(stream, msg.partition(), msg.offset(), msg.payload(), ts, now);
+        let Reader { records, monitor, metrics, errors_logged, .. } = self;
+        let mut topic: (*const u8, usize, Option<usize>) = (std::ptr::null(), 0, None);
+        records.read(wait, |item| match item {
+            Item::Record(r) => {
+                if (r.topic.as_ptr(), r.topic.len()) != (topic.0, topic.1) {
+                    topic = (r.topic.as_ptr(), r.topic.len(), stream_of.get(r.topic).copied());
+                }
+                if let Some(stream) = topic.2 {
+                    monitor.record(stream, r.partition, r.offset, r.payload, r.timestamp, now);
                 }
             }
-            Some(Err(e)) => {
-                metrics.error(ErrorKind::Consume);
-                // a few lines per error burst are enough; the counter has the rest
-                if consume_errors_logged < 10 || consume_errors_logged.is_power_of_two() {
-                    warn!(error = %e, "consume failed");
-                }
-                consume_errors_logged += 1;
+            Item::Error(e) => consume_error(metrics, errors_logged, &e),
+        });
+    }
+
+    fn consume_error(&mut self, e: &KafkaError) {
+        consume_error(&self.metrics, &mut self.errors_logged, e);
+    }
+
+    /// The log end of every assigned partition, from what librdkafka learnt from the last
+    /// fetch response (each carries every fetched partition's high watermark, and the
+    /// broker answers a fetch as soon as any partition has a new record): no request.
+    /// The partitions it cannot tell yet go to the poller for a ListOffsets.
+    fn cached_log_ends(&mut self, link: &PollerLink, now: Millis) {
+        let mut uncached = Vec::new();
+        let assigned: Vec<(usize, i32)> = self.monitor.assigned().collect();
+        for (s, p) in assigned {
+            match cached_high_watermark(&self.consumer, &self.topic_names[s], p) {
+                Some(end) => self.monitor.log_end(s, p, end, now),
+                None => uncached.push((self.topics[s].clone(), p)),
             }
-            None => {}
         }
-        if now < next_tick {
-            continue;
-        }
+        let _ = link.uncached.send(uncached);
+    }
+
+    /// What the log-end poller found since the last tick, into the monitor.
+    fn apply_polls(&mut self, link: &PollerLink, stream_of: &HashMap<String, usize>) {
+        let (consumer, topic_names) = (&self.consumer, &self.topic_names);
+        let monitor = &mut self.monitor;
         while let Ok(poll) = link.polls.try_recv() {
             match poll.log_ends {
                 Some(ends) => {
                     monitor.set_kafka_status(KafkaStatus::Up);
-                    for (topic, &s) in &stream_of {
+                    for (topic, &s) in stream_of {
                         monitor.set_topic_missing(s, ends.missing.contains(topic));
                     }
                     for (topic, p, end) in ends.offsets {
-                        if let Some(&s) = stream_of.get(&topic) {
+                        // A ListOffsets answer is older than what a fetch may have told
+                        // since: the cache wins (a log end never goes back by mistake).
+                        let Some(&s) = stream_of.get(&topic) else { continue };
+                        if cached_high_watermark(consumer, &topic_names[s], p).is_none() {
                             monitor.log_end(s, p, end, poll.at);
                         }
                     }
@@ -592,21 +726,16 @@ fn consume(
                 monitor.fetched(request, found, poll.at);
             }
         }
-        if let Ok(positions) = consumer.position() {
-            for e in positions.elements() {
-                if let (Offset::Offset(o), Some(&s)) = (e.offset(), stream_of.get(e.topic())) {
-                    monitor.position(s, e.partition(), o);
-                }
-            }
-        }
-        publish(monitor.tick(now));
-        let wanted = monitor.take_fetches(FETCHES_PER_TICK);
-        if !wanted.is_empty() {
-            let _ = link.requests.send(wanted);
-        }
-        next_tick = now - (now - next_tick) % tick_ms + tick_ms;
     }
-    info!("source stopped");
+}
+
+/// Counts a consume error; logs a few lines per burst (the counter has the rest).
+fn consume_error(metrics: &SourceMetrics, logged: &mut u64, e: &KafkaError) {
+    metrics.error(ErrorKind::Consume);
+    if *logged < 10 || logged.is_power_of_two() {
+        warn!(error = %e, "consume failed");
+    }
+    *logged += 1;
 }
 
 /// Polls every partition's log end of the monitored topics once per tick: metadata for
@@ -618,20 +747,25 @@ fn poll_log_ends(
     shutdown: Arc<AtomicBool>,
     tx: Sender<LogEndPoll>,
 ) {
-    let Poller { client, topics, groups, fetcher, requests } = poller;
+    let Poller { client, topics, groups, fetcher, requests, uncached } = poller;
     let mut wanted: Vec<FetchRequest> = Vec::new();
+    let mut uncached_now: Vec<(String, i32)> = Vec::new();
     let timeout = tick.max(Duration::from_secs(2)) * 3;
     let mut failures = 0u32;
     let mut ever_up = false;
     let mut missing: Vec<String> = Vec::new();
     while !shutdown.load(Ordering::Relaxed) {
         let started = std::time::Instant::now();
-        let result = poll_once(&client, &topics, timeout);
+        // only the consumer's latest word counts
+        while let Ok(latest) = uncached.try_recv() {
+            uncached_now = latest;
+        }
+        let result = poll_once(&client, &topics, &uncached_now, timeout);
         let at = now_ms();
         let log_ends = match result {
             Ok(ends) => {
                 if failures > 0 || !ever_up {
-                    info!("kafka reachable: polling log ends of {} partitions", ends.offsets.len());
+                    info!("kafka reachable: {} partitions in the monitored topics", ends.partitions.len());
                 }
                 if ends.missing != missing {
                     for topic in ends.missing.iter().filter(|t| !missing.contains(t)) {
@@ -695,14 +829,26 @@ fn poll_log_ends(
     }
 }
 
-fn poll_once(client: &BaseConsumer, topics: &[String], timeout: Duration) -> Result<LogEnds, (ErrorKind, KafkaError)> {
+/// One tick of the poller: the monitored topics' partitions (metadata, one request per
+/// topic: a cluster that does not answer is down), and the log ends of `wanted` (one
+/// ListOffsets per leader broker; usually none are wanted, see `cached_log_ends`).
+fn poll_once(
+    client: &BaseConsumer,
+    topics: &[String],
+    wanted: &[(String, i32)],
+    timeout: Duration,
+) -> Result<LogEnds, (ErrorKind, KafkaError)> {
     let mut query = TopicPartitionList::new();
     let mut ends = LogEnds::default();
     for topic in topics {
         match topic_partitions(client, topic, timeout).map_err(|e| (ErrorKind::Metadata, e))? {
             Some(partitions) => {
-                for p in partitions {
-                    query.add_partition_offset(topic, p, Offset::End).map_err(|e| (ErrorKind::LogEndPoll, e))?;
+                let first = ends.partitions.len();
+                ends.partitions.extend(partitions.into_iter().map(|p| (topic.clone(), p)));
+                let exists: std::collections::HashSet<i32> = ends.partitions[first..].iter().map(|(_, p)| *p).collect();
+                // linear, unlike add_partition_offset (see set_start_offsets)
+                for (_, p) in wanted.iter().filter(|(t, p)| t == topic && exists.contains(p)) {
+                    query.add_partition(topic, *p).set_offset(Offset::End).map_err(|e| (ErrorKind::LogEndPoll, e))?;
                 }
             }
             None => ends.missing.push(topic.clone()),
@@ -731,7 +877,7 @@ fn committed_offsets(
     timeout: Duration,
     metrics: &SourceMetrics,
 ) -> Result<Vec<(String, i32, Option<i64>)>, String> {
-    let partitions = ends.offsets.iter().filter(|(t, _, _)| group.topics.contains(t)).map(|(t, p, _)| (t.as_str(), *p));
+    let partitions = ends.partitions.iter().filter(|(t, _)| group.topics.contains(t)).map(|(t, p)| (t.as_str(), *p));
     read_committed(&group.client, partitions, timeout).map_err(|e| {
         metrics.error(ErrorKind::OffsetFetch);
         e.to_string()

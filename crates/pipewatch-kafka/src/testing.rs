@@ -92,6 +92,11 @@ impl KafkaBroker {
     }
 
     /// Stops the broker (SIGTERM to the script, which stops the JVM) and waits.
+    /// The process id of `kafka.sh` (the broker's JVM is its child), while it runs.
+    pub fn process_id(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();

@@ -28,7 +28,6 @@ use tracing::{debug, info};
 
 use crate::config::Config;
 use crate::http::{self, AppState};
-use crate::metrics::MonitorCollector;
 use crate::tick::{tick_stage, Tick};
 
 /// Snapshots waiting for the tick stage; the source drops one (and says so) rather than
@@ -66,7 +65,6 @@ impl App {
         let delivery_metrics =
             DeliveryMetrics::register(&registry).context("failed to register the receivers' metrics")?;
         let (latest_tx, latest) = watch::channel::<Option<Arc<Tick>>>(None);
-        MonitorCollector::register(&registry, latest.clone()).context("failed to register metrics")?;
 
         let delivery_stop = CancellationToken::new();
         let delivery = Delivery::start(

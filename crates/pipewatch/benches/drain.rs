@@ -1,0 +1,557 @@
+//! The catch-up and scale benchmark against a real broker (Apache Kafka started by
+//! `tests/broker/kafka.sh`, or the one named by `PIPEWATCH_TEST_BOOTSTRAP`).
+//!
+//! `cargo bench -p pipewatch --bench drain [-- OPTIONS]`
+//!
+//! * **drain**: produces `--records` JSON orders (~340 bytes, event time last) into a topic
+//!   of `--partitions` partitions, then, `--rounds` times in turn, drains them with a bare
+//!   librdkafka consumer (a `BaseConsumer` poll loop that touches each payload and nothing
+//!   else, librdkafka's default settings) and with the `pipewatch` binary (its default
+//!   settings, `start = "lookback"`, `lookback = "15m"`). Each drain is timed from the
+//!   partition assignment to the last record read (pipewatch: its "partitions assigned" log
+//!   line and its `pipewatch_partition_last_record_timestamp_seconds`); printed: both
+//!   rates, their ratio, each process's peak RSS and CPU seconds, and pipewatch's time from
+//!   start until the stream leaves `catching_up`.
+//! * **scale**: `--scale` partitions over `--scale-topics` topics with 4 records each;
+//!   pipewatch watches them all: time until every partition has been read, then over
+//!   `--idle-secs` with nothing produced (after `--settle-secs`) its CPU, by thread, and
+//!   the broker's, RSS, and 10 scrapes of `/metrics` (best and median time, series, bytes).
+//!   `--property key=value` (repeatable) passes librdkafka properties to pipewatch.
+//!
+//! Run by `cargo test` (no `--bench` argument) it is a smoke run at a small size: it must
+//! complete, no figure is asserted.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pipewatch_core::time::{format_rfc3339, parse_rfc3339};
+use pipewatch_kafka::testing::{create_topic, free_port, unique_topic, KafkaBroker, BOOTSTRAP_ENV};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientContext;
+
+const PIPEWATCH: &str = env!("CARGO_BIN_EXE_pipewatch");
+
+struct Options {
+    full: bool,
+    records: u64,
+    partitions: i32,
+    rounds: u32,
+    scale: i32,
+    scale_topics: i32,
+    idle: Duration,
+    settle: Duration,
+    /// `--property key=value`: librdkafka properties for pipewatch's `[kafka.properties]`.
+    properties: Vec<(String, String)>,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Self {
+        let full = args.iter().any(|a| a == "--bench");
+        let get = |name: &str| -> Option<u64> {
+            let i = args.iter().position(|a| a == name)?;
+            let v = args.get(i + 1).unwrap_or_else(|| panic!("{name} needs a value"));
+            Some(v.replace('_', "").parse().unwrap_or_else(|e| panic!("{name} {v}: {e}")))
+        };
+        Options {
+            full,
+            records: get("--records").unwrap_or(if full { 5_000_000 } else { 20_000 }),
+            partitions: get("--partitions").unwrap_or(6) as i32,
+            rounds: get("--rounds").unwrap_or(if full { 3 } else { 1 }) as u32,
+            scale: get("--scale").unwrap_or(if full { 10_000 } else { 40 }) as i32,
+            scale_topics: get("--scale-topics").unwrap_or(4) as i32,
+            idle: Duration::from_secs(get("--idle-secs").unwrap_or(if full { 60 } else { 3 })),
+            settle: Duration::from_secs(get("--settle-secs").unwrap_or(if full { 30 } else { 1 })),
+            properties: args
+                .windows(2)
+                .filter(|w| w[0] == "--property")
+                .map(|w| {
+                    let (k, v) = w[1].split_once('=').unwrap_or_else(|| panic!("--property {}: want key=value", w[1]));
+                    (k.to_string(), v.to_string())
+                })
+                .collect(),
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("bare-consumer") {
+        return bare_consumer(&args[1], &args[2], args[3].parse().expect("records"));
+    }
+    let options = Options::parse(&args);
+    let only = |what: &str| !args.iter().any(|a| a == "--only") || args.iter().any(|a| a == what);
+    let (bootstrap, broker) = match std::env::var(BOOTSTRAP_ENV) {
+        Ok(b) if !b.is_empty() => (b, None),
+        _ => {
+            let broker = KafkaBroker::start(free_port()).unwrap_or_else(|e| {
+                panic!("{e}\nthe benchmark needs Apache Kafka: tests/broker/kafka.sh (java 17+ and mvn), or set {BOOTSTRAP_ENV}=host:port")
+            });
+            (broker.bootstrap.clone(), Some(broker))
+        }
+    };
+    let broker_pid = broker.as_ref().and_then(|b| b.process_id()).and_then(java_child);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let dir = std::env::temp_dir().join(format!("pipewatch-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    println!(
+        "pipewatch drain benchmark ({} build of pipewatch), broker {bootstrap}, {} cores",
+        if options.full { "release" } else { "test" },
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    if only("drain") {
+        drain(&options, &bootstrap, &runtime, &dir);
+    }
+    if only("scale") {
+        scale(&options, &bootstrap, broker_pid, &runtime, &dir);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    drop(broker);
+}
+
+// ---------------------------------------------------------------------------- drain
+
+fn drain(o: &Options, bootstrap: &str, runtime: &tokio::runtime::Runtime, dir: &Path) {
+    let topic = unique_topic("bench-orders");
+    runtime.block_on(create_topic(bootstrap, &topic, o.partitions)).expect("create the drain topic");
+    let started = Instant::now();
+    produce(bootstrap, &[topic.as_str()], o.records, |_| None);
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "\ndrain: {} records of {} bytes in {} partitions of {topic} (produced in {secs:.1} s, {:.0} records/s)",
+        o.records,
+        order(0, &format_rfc3339(0)).len(),
+        o.partitions,
+        o.records as f64 / secs
+    );
+    println!(
+        "round  bare records/s  pipewatch records/s  ratio  bare RSS/CPU        pipewatch RSS/CPU   healthy after"
+    );
+    let mut ratios = Vec::new();
+    for round in 1..=o.rounds {
+        let bare = run_bare(bootstrap, &topic, o.records);
+        let pw = run_pipewatch_drain(o, bootstrap, &topic, dir);
+        let ratio = pw.rate() / bare.rate();
+        ratios.push(ratio);
+        println!(
+            "{round:>5}  {:>14.0}  {:>19.0}  {ratio:>5.2}  {:>6.1} MiB {:>5.1} s  {:>6.1} MiB {:>5.1} s  {}",
+            bare.rate(),
+            pw.rate(),
+            bare.peak_rss_mib,
+            bare.cpu_s,
+            pw.peak_rss_mib,
+            pw.cpu_s,
+            pw.healthy_after.map_or("-".into(), |d| format!("{:.1} s", d.as_secs_f64())),
+        );
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!("median ratio pipewatch / bare: {:.2}", ratios[ratios.len() / 2]);
+}
+
+struct Drained {
+    records: u64,
+    /// From the partition assignment to the last record read.
+    elapsed: Duration,
+    peak_rss_mib: f64,
+    cpu_s: f64,
+    /// pipewatch only: from its start until the stream left `catching_up` (cause `ok`).
+    healthy_after: Option<Duration>,
+}
+
+impl Drained {
+    fn rate(&self) -> f64 {
+        self.records as f64 / self.elapsed.as_secs_f64().max(1e-3)
+    }
+}
+
+/// The bare consumer in a process of its own (this binary, `bare-consumer`), so that its
+/// RSS and CPU are its own.
+fn run_bare(bootstrap: &str, topic: &str, records: u64) -> Drained {
+    let out = Command::new(std::env::current_exe().expect("current exe"))
+        .args(["bare-consumer", bootstrap, topic, &records.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run the bare consumer");
+    assert!(out.status.success(), "the bare consumer failed: {}", out.status);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let f: Vec<f64> = text.split_whitespace().map(|v| v.parse().expect("bare consumer output")).collect();
+    Drained {
+        records: f[0] as u64,
+        elapsed: Duration::from_secs_f64(f[1]),
+        peak_rss_mib: f[2],
+        cpu_s: f[3],
+        healthy_after: None,
+    }
+}
+
+struct AssignedAt(std::sync::Mutex<Option<Instant>>);
+
+impl ClientContext for AssignedAt {}
+impl ConsumerContext for AssignedAt {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(_) = rebalance {
+            self.0.lock().unwrap().get_or_insert_with(Instant::now);
+        }
+    }
+}
+
+/// `bare-consumer BOOTSTRAP TOPIC N`: reads N records with librdkafka's defaults, prints
+/// `records seconds peak_rss_mib cpu_seconds`.
+fn bare_consumer(bootstrap: &str, topic: &str, records: u64) {
+    let consumer: BaseConsumer<AssignedAt> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique_topic("bench-bare"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create_with_context(AssignedAt(std::sync::Mutex::new(None)))
+        .expect("bare consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let (mut n, mut bytes) = (0u64, 0usize);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while n < records {
+        assert!(Instant::now() < deadline, "bare consumer: {n} of {records} records after 600 s");
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                bytes += m.payload().map_or(0, <[u8]>::len);
+                n += 1;
+            }
+            Some(Err(e)) => panic!("bare consumer: {e}"),
+            None => {}
+        }
+    }
+    let elapsed = consumer.context().0.lock().unwrap().expect("assigned").elapsed();
+    std::hint::black_box(bytes);
+    let me = std::process::id();
+    println!("{n} {} {} {}", elapsed.as_secs_f64(), peak_rss_mib(me).unwrap_or(0.0), cpu_seconds(me).unwrap_or(0.0));
+}
+
+fn run_pipewatch_drain(o: &Options, bootstrap: &str, topic: &str, dir: &Path) -> Drained {
+    let records = o.records;
+    let streams = format!(
+        "[[stream]]\nname = \"orders\"\ntopic = \"{topic}\"\nevent_time = {{ field = \"/created_at\", format = \"rfc3339\" }}\n"
+    );
+    let pw = Pipewatch::start(bootstrap, "start = \"lookback\"\nlookback = \"15m\"", &o.properties, &streams, dir);
+    let mut healthy_after = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let metrics = loop {
+        let m = pw.metrics();
+        if healthy_after.is_none() && m.value("pipewatch_stream_cause", &[("cause", "ok")]) == Some(1.0) {
+            healthy_after = Some(pw.started.elapsed());
+        }
+        if m.sum("pipewatch_records_total") as u64 >= records && healthy_after.is_some() {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pipewatch: {} of {records} records after 600 s",
+            m.sum("pipewatch_records_total")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let last_ms = (metrics.max("pipewatch_partition_last_record_timestamp_seconds") * 1000.0) as i64;
+    let (peak_rss_mib, cpu_s) = (pw.peak_rss_mib(), pw.cpu_seconds());
+    let log = pw.stop();
+    let assigned_ms = log
+        .lines()
+        .find(|l| l.contains("partitions assigned"))
+        .and_then(|l| parse_rfc3339(l.split_whitespace().next()?.as_bytes()))
+        .unwrap_or_else(|| panic!("no \"partitions assigned\" line in pipewatch's log:\n{log}"));
+    Drained {
+        records: metrics.sum("pipewatch_records_total") as u64,
+        elapsed: Duration::from_millis((last_ms - assigned_ms).max(1) as u64),
+        peak_rss_mib,
+        cpu_s,
+        healthy_after,
+    }
+}
+
+// ---------------------------------------------------------------------------- scale
+
+fn scale(o: &Options, bootstrap: &str, broker_pid: Option<u32>, runtime: &tokio::runtime::Runtime, dir: &Path) {
+    let per_topic = (o.scale / o.scale_topics).max(1);
+    let topics: Vec<String> = (0..o.scale_topics).map(|_| unique_topic("bench-scale")).collect();
+    let started = Instant::now();
+    for t in &topics {
+        runtime.block_on(create_topic(bootstrap, t, per_topic)).expect("create a scale topic");
+    }
+    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let records = 4 * (per_topic * o.scale_topics) as u64;
+    // 4 records on every partition, round robin
+    produce(bootstrap, &refs, records, |i| Some((i / refs.len() as u64 % per_topic as u64) as i32));
+    println!(
+        "\nscale: {} topics × {per_topic} partitions ({}), {records} records (set up in {:.0} s)",
+        topics.len(),
+        topics.join(", "),
+        started.elapsed().as_secs_f64()
+    );
+    let streams: String = topics
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            format!("[[stream]]\nname = \"s{i}\"\ntopic = \"{t}\"\nevent_time = {{ field = \"/created_at\", format = \"rfc3339\" }}\n")
+        })
+        .collect();
+    let pw = Pipewatch::start(bootstrap, "start = \"earliest\"", &o.properties, &streams, dir);
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        let m = pw.metrics();
+        if m.sum("pipewatch_records_total") as u64 >= records {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pipewatch read {} of {records} records in 900 s",
+            m.sum("pipewatch_records_total")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    println!("every partition read after {:.1} s", pw.started.elapsed().as_secs_f64());
+    // librdkafka's fetcher stays busy for a while after the first records of thousands of
+    // partitions (see the README): let it settle, then measure an idle window
+    std::thread::sleep(o.settle);
+    let (pw0, broker0, threads0) = (pw.cpu_seconds(), broker_pid.and_then(cpu_seconds), thread_cpu(pw.child.id()));
+    std::thread::sleep(o.idle);
+    let (pw1, broker1, threads1) = (pw.cpu_seconds(), broker_pid.and_then(cpu_seconds), thread_cpu(pw.child.id()));
+    let per_minute = 60.0 / o.idle.as_secs_f64();
+    let rss = pw.rss_mib();
+    let mut times = Vec::new();
+    let mut body = String::new();
+    for _ in 0..10 {
+        let t = Instant::now();
+        body = http_get(pw.port, "/metrics");
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    let series = body.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).count();
+    println!(
+        "idle over {} s: pipewatch {:.2} CPU s/min, broker {} CPU s/min; RSS {rss:.0} MiB (peak {:.0} MiB)",
+        o.idle.as_secs(),
+        (pw1 - pw0) * per_minute,
+        match (broker0, broker1) {
+            (Some(a), Some(b)) => format!("{:.2}", (b - a) * per_minute),
+            _ => "n/a (not started by the benchmark)".into(),
+        },
+        pw.peak_rss_mib(),
+    );
+    let busy: Vec<String> = threads1
+        .iter()
+        .filter_map(|(tid, (name, t1))| {
+            let t0 = threads0.get(tid).map_or(0.0, |(_, t)| *t);
+            let per_minute = (t1 - t0) * per_minute;
+            (per_minute >= 0.05).then(|| format!("{name} {per_minute:.2}"))
+        })
+        .collect();
+    println!("  by thread (CPU s/min): {}", if busy.is_empty() { "all below 0.05".into() } else { busy.join(", ") });
+    println!(
+        "/metrics: best {:.1} ms, median {:.1} ms, {series} series, {:.1} MB",
+        times[0],
+        times[times.len() / 2],
+        body.len() as f64 / 1e6
+    );
+    pw.stop();
+}
+
+// ---------------------------------------------------------------------------- parts
+
+/// A JSON order of ~340 bytes with its event time last.
+fn order(i: u64, created_at: &str) -> String {
+    format!(
+        r#"{{"order_id":"ord-{i:012}","customer_id":"cus-{:09}","currency":"EUR","total":129.95,"items":[{{"sku":"SKU-10442","qty":2,"price":39.99}},{{"sku":"SKU-88120","qty":1,"price":49.97}}],"shipping":{{"method":"express","country":"DE"}},"channel":"web","session_id":"sess-{i:016x}","created_at":"{created_at}"}}"#,
+        i % 1_000_003
+    )
+}
+
+/// Produces `n` orders round robin over `topics` (to `partition(i)` when it says, else
+/// the partitioner's choice), event time now, and waits for every acknowledgement.
+fn produce(bootstrap: &str, topics: &[&str], n: u64, partition: impl Fn(u64) -> Option<i32>) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "50")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .create()
+        .expect("bench producer");
+    let mut ts = format_rfc3339(pipewatch_kafka::now_ms());
+    for i in 0..n {
+        if i % 1000 == 0 {
+            ts = format_rfc3339(pipewatch_kafka::now_ms());
+        }
+        let payload = order(i, &ts);
+        let topic = topics[(i % topics.len() as u64) as usize];
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(payload.as_bytes());
+        if let Some(p) = partition(i) {
+            record = record.partition(p);
+        }
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((e, r)) => {
+                    assert!(
+                        matches!(e.rdkafka_error_code(), Some(rdkafka::error::RDKafkaErrorCode::QueueFull)),
+                        "produce: {e}"
+                    );
+                    producer.poll(Duration::from_millis(20));
+                    record = r;
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(300)).expect("flush the bench producer");
+}
+
+/// The pipewatch binary with a config of the benchmark's, its log in a file.
+struct Pipewatch {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    started: Instant,
+}
+
+impl Pipewatch {
+    fn start(bootstrap: &str, start: &str, properties: &[(String, String)], streams: &str, dir: &Path) -> Self {
+        let port = free_port();
+        let group = unique_topic("bench-pipewatch");
+        let properties: String = properties.iter().map(|(k, v)| format!("{k:?} = {v:?}\n")).collect();
+        let config = format!(
+            "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ngroup_id = \"{group}\"\n{start}\n[kafka.properties]\n{properties}[http]\nlisten = \"127.0.0.1:{port}\"\n{streams}"
+        );
+        let path = dir.join(format!("{group}.toml"));
+        std::fs::write(&path, config).expect("write the bench config");
+        let log = dir.join(format!("{group}.log"));
+        let child = Command::new(PIPEWATCH)
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("bench log"))
+            .spawn()
+            .expect("start pipewatch");
+        let pw = Pipewatch { child, port, log, started: Instant::now() };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while try_http_get(port, "/healthz").is_err() {
+            assert!(Instant::now() < deadline, "pipewatch did not listen within 60 s:\n{}", pw.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        pw
+    }
+
+    fn metrics(&self) -> Metrics {
+        Metrics(http_get(self.port, "/metrics"))
+    }
+
+    fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(self.child.id()).unwrap_or(0.0)
+    }
+
+    fn peak_rss_mib(&self) -> f64 {
+        peak_rss_mib(self.child.id()).unwrap_or(0.0)
+    }
+
+    fn rss_mib(&self) -> f64 {
+        status_kib(self.child.id(), "VmRSS:").map_or(0.0, |k| k / 1024.0)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops it (SIGTERM) and returns its log.
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+        self.log_text()
+    }
+}
+
+struct Metrics(String);
+
+impl Metrics {
+    fn samples<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (&'a str, f64)> + 'a {
+        self.0.lines().filter_map(move |l| {
+            let rest = l.strip_prefix(name)?;
+            let (labels, value) = rest.rsplit_once(' ')?;
+            (labels.is_empty() || labels.starts_with('{')).then(|| (labels, value.parse().unwrap_or(f64::NAN)))
+        })
+    }
+
+    fn sum(&self, name: &str) -> f64 {
+        self.samples(name).map(|(_, v)| v).sum()
+    }
+
+    fn max(&self, name: &str) -> f64 {
+        self.samples(name).map(|(_, v)| v).fold(f64::NAN, f64::max)
+    }
+
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.samples(name)
+            .find(|(l, _)| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+            .map(|(_, v)| v)
+    }
+}
+
+fn try_http_get(port: u16, path: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut response = String::new();
+    s.read_to_string(&mut response)?;
+    Ok(response.split_once("\r\n\r\n").map_or(String::new(), |(_, body)| body.to_string()))
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    try_http_get(port, path).unwrap_or_else(|e| panic!("GET {path} on pipewatch: {e}"))
+}
+
+// ---------------------------------------------------------------------------- /proc
+
+fn status_kib(pid: u32, key: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix(key)?.trim().strip_suffix("kB")?.trim().parse().ok())
+}
+
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    status_kib(pid, "VmHWM:").map(|k| k / 1024.0)
+}
+
+/// User + system CPU seconds of a process (clock ticks of 1/100 s, Linux's USER_HZ).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // the fields after the command name, which is in parentheses and may hold spaces
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// CPU seconds of each thread of a process, by thread id: `(name, seconds)`.
+fn thread_cpu(pid: u32) -> std::collections::HashMap<u32, (String, f64)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Default::default() };
+    tasks
+        .flatten()
+        .filter_map(|t| {
+            let tid: u32 = t.file_name().to_str()?.parse().ok()?;
+            let name = std::fs::read_to_string(t.path().join("comm")).ok()?.trim().to_string();
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some((tid, (name, ticks / 100.0)))
+        })
+        .collect()
+}
+
+/// The broker's JVM: the child of the `kafka.sh` process.
+fn java_child(script_pid: u32) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let ppid: u32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).ok()?;
+        (ppid == script_pid && cmdline.contains("kafka.Kafka")).then_some(pid)
+    })
+}
