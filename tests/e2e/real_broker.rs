@@ -417,3 +417,53 @@ async fn the_log_to_a_pipe_has_no_colour_codes_and_a_short_assignment_line() {
     }
     child.kill().await.ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line_with_the_fields_as_keys() {
+    use tokio::io::AsyncBufReadExt;
+    let bootstrap = shared_broker().await;
+    let topic = unique_topic("orders");
+    create_topic(bootstrap, &topic, 3).await.unwrap();
+    let dir = std::env::temp_dir().join(unique_topic("pipewatch-json-log"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pipewatch.toml");
+    let port = pipewatch_kafka::testing::free_port();
+    let body = format!("[http]\nlisten = \"127.0.0.1:{port}\"\n{}", orders_stream(&topic, ""));
+    std::fs::write(&path, config(bootstrap, "earliest", &body)).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipewatch"))
+        .args(["--log-format", "json", "run", "--config"])
+        .arg(&path)
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run pipewatch");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut events: Vec<serde_json::Value> = Vec::new();
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let event: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON object ({e}): {line}"));
+            let assigned = event["message"] == "partitions assigned";
+            events.push(event);
+            if assigned {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(found, "no assignment logged: {events:?}");
+    let running = events.iter().find(|e| e["message"] == "pipewatch running").expect("the start event");
+    assert_eq!(running["level"], "INFO");
+    assert_eq!(running["target"], "pipewatch::app");
+    assert_eq!(running["bootstrap"], bootstrap);
+    assert_eq!(running["streams"], 1);
+    assert_eq!(running["addr"], format!("127.0.0.1:{port}"));
+    assert!(running["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{running}");
+    let assigned = events.last().unwrap();
+    assert_eq!(assigned["partitions"], format!("{topic}: 3 (0-2)"), "{assigned}");
+    child.kill().await.ok();
+}

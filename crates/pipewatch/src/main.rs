@@ -21,8 +21,18 @@ use tracing::{info, warn};
     about = "Watches the Kafka topics of a data pipeline: freshness, completeness and sync"
 )]
 struct Cli {
+    /// Log lines as text, or as JSON (one object per line, the event's fields as keys,
+    /// for Loki, Elasticsearch and the like).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -134,16 +144,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
         // Colour only for a person at a terminal: journald, Loki and `kubectl logs` show
         // escape codes as text. NO_COLOR (no-color.org) turns it off there too.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
-        .init();
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
+            .init(),
+        // {"timestamp", "level", "target", "message", and the event's fields}
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
+    }
     // The commands that only read a config need no runtime.
     let offline = match &cli.command {
         Command::CheckConfig { config, connect } => Some(check::check_config(config, *connect)),
