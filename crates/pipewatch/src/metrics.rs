@@ -26,7 +26,10 @@ pub fn render(registry: &Registry, tick: &TickRx) -> Result<String, prometheus::
     TextEncoder::new().encode(&registry.gather(), &mut buf)?;
     let mut out = String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))?;
     let tick = tick.borrow().clone();
-    for family in tick_families(tick.as_deref()) {
+    let families = tick_families(tick.as_deref());
+    // one allocation for the body (at 10 000 partitions ~15 MB): no copies as it grows
+    out.reserve(families.iter().map(|f| f.samples.len() + f.name.len() * 2 + f.help.len() + 32).sum());
+    for family in families {
         family.write(&mut out);
     }
     Ok(out)
