@@ -1,7 +1,9 @@
 //! The users' Prometheus side on live data: a real Prometheus (Debian's package)
 //! scrapes pipewatch on the real broker while `pipewatch generate` feeds it, with the
 //! rules `pipewatch rules` prints for the config loaded. Two replicas in one group
-//! (job `replicas`) and one pipewatch alone (job `single`) watch the same topics.
+//! (job `replicas`) and one pipewatch alone (job `single`) watch the same topics; once
+//! with every partition's series (`metrics.granularity = "partition"`, the default) and
+//! once with the streams' only (`"stream"`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -181,7 +183,8 @@ impl Drop for AnalyticsJob {
     }
 }
 
-fn test_config(bootstrap: &str, group: &str, orders: &str, behaviour: &str, analytics: &str) -> String {
+fn test_config(bootstrap: &str, group: &str, granularity: &str, topics: [&str; 2], analytics: &str) -> String {
+    let [orders, behaviour] = topics;
     format!(
         r#"
 [kafka]
@@ -190,6 +193,8 @@ group_id = "{group}"
 start = "earliest"
 [kafka.properties]
 "topic.metadata.refresh.interval.ms" = "1000"
+[metrics]
+granularity = "{granularity}"
 [monitor]
 tick = "1s"
 rate_window = "10s"
@@ -248,6 +253,21 @@ fn dashboard_queries() -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_on_live_data_answers_every_dashboard_query_and_the_rules_match_one_replica() {
+    live_prometheus("partition").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_stream_granularity_no_partition_series_and_the_same_answers() {
+    live_prometheus("stream").await;
+}
+
+/// Each stream's assigned partitions, as the status of `pw` lists them.
+async fn assigned(pw: &Pipewatch, stream: &str) -> std::collections::BTreeSet<String> {
+    pw.assigned(stream).await.into_keys().collect()
+}
+
+async fn live_prometheus(granularity: &str) {
+    let partition_series = granularity == "partition";
     let bootstrap = tokio::task::spawn_blocking(KafkaBroker::shared).await.expect("broker start panicked");
     let (orders, behaviour) = (unique_topic("orders"), unique_topic("behaviour"));
     create_topic(bootstrap, &orders, PARTITIONS).await.unwrap();
@@ -257,12 +277,12 @@ async fn prometheus_on_live_data_answers_every_dashboard_query_and_the_rules_mat
 
     let group = unique_topic("pipewatch-replicas");
     let analytics = unique_topic(ANALYTICS_GROUP);
-    let replicas_config = test_config(bootstrap, &group, &orders, &behaviour, &analytics);
+    let topics = [orders.as_str(), behaviour.as_str()];
+    let replicas_config = test_config(bootstrap, &group, granularity, topics, &analytics);
     let a = Pipewatch::start(&replicas_config).await;
     let b = Pipewatch::start(&replicas_config).await;
-    let single =
-        Pipewatch::start(&test_config(bootstrap, &unique_topic("pipewatch-single"), &orders, &behaviour, &analytics))
-            .await;
+    let single_group = unique_topic("pipewatch-single");
+    let single = Pipewatch::start(&test_config(bootstrap, &single_group, granularity, topics, &analytics)).await;
     let config_path = dir.join("pipewatch.toml");
     std::fs::write(&config_path, &replicas_config).unwrap();
     let rules = Command::new(PIPEWATCH).args(["rules", "--config"]).arg(&config_path).output().unwrap();
@@ -279,33 +299,49 @@ async fn prometheus_on_live_data_answers_every_dashboard_query_and_the_rules_mat
     // Each partition is exported by exactly one replica, and the two cover them all.
     let all: std::collections::BTreeSet<String> = (0..PARTITIONS).map(|p| p.to_string()).collect();
     eventually("the replicas to split every partition", Duration::from_secs(60), || async {
-        let (ma, mb) = (a.metrics().await, b.metrics().await);
+        let (mut na, mut nb) = (0, 0);
         for stream in ["orders", "behaviour"] {
-            let (pa, pb) = (ma.partitions(stream), mb.partitions(stream));
+            let (pa, pb) = (assigned(&a, stream).await, assigned(&b, stream).await);
             if !pa.is_disjoint(&pb) || pa.union(&pb).cloned().collect::<std::collections::BTreeSet<_>>() != all {
                 return Err(format!("{stream}: a {pa:?}, b {pb:?}"));
             }
+            // /metrics shows them at partition granularity, and only then
+            let (ma, mb) = (a.metrics().await.partitions(stream), b.metrics().await.partitions(stream));
+            let (ea, eb) = if partition_series { (pa.clone(), pb.clone()) } else { Default::default() };
+            if (ma.clone(), mb.clone()) != (ea, eb) {
+                return Err(format!("{stream}: /metrics a {ma:?}, b {mb:?}; assigned a {pa:?}, b {pb:?}"));
+            }
+            (na, nb) = (na + pa.len(), nb + pb.len());
         }
-        if ma.partitions("orders").len() + ma.partitions("behaviour").len() == 0
-            || mb.partitions("orders").len() + mb.partitions("behaviour").len() == 0
-        {
+        if na == 0 || nb == 0 {
             return Err("one replica has no partition".into());
         }
         Ok(())
     })
     .await;
-    let per_partition =
-        "count by (stream, partition) (pipewatch_partition_watermark_timestamp_seconds{job=\"replicas\"})";
+    // Prometheus sees each partition once: in its own series, or counted once in the
+    // replicas' stream series.
+    let per_partition = if partition_series {
+        "count by (stream, partition) (pipewatch_partition_watermark_timestamp_seconds{job=\"replicas\"})"
+    } else {
+        "sum by (stream) (pipewatch_stream_partitions{job=\"replicas\"})"
+    };
+    let (want_series, want_value) =
+        if partition_series { (2 * PARTITIONS as usize, "1".to_string()) } else { (2, PARTITIONS.to_string()) };
     eventually("Prometheus to see each partition once", Duration::from_secs(30), || async {
         let counts = prometheus.query(per_partition).await?;
-        let ones = counts.iter().filter(|s| s["value"][1] == "1").count();
-        if counts.len() == 2 * PARTITIONS as usize && ones == counts.len() {
+        let right = counts.iter().filter(|s| s["value"][1] == want_value.as_str()).count();
+        if counts.len() == want_series && right == counts.len() {
             Ok(())
         } else {
             Err(format!("{counts:?}"))
         }
     })
     .await;
+    if !partition_series {
+        let with_partition = prometheus.query("count by (__name__) ({__name__=~\"pipewatch_.+\", partition!=\"\"})");
+        assert_eq!(with_partition.await.unwrap(), Vec::<Value>::new(), "series with a partition label");
+    }
 
     // The alerting rules fire like the built-in ones, with the cause and the stream
     // (before the generator's fault at 25 s makes orders, the leader, the pair's cause).
@@ -355,7 +391,10 @@ async fn prometheus_on_live_data_answers_every_dashboard_query_and_the_rules_mat
     .await;
 
     // promtool finds nothing in a live exposition (rate bounds, alerts, invalid counts).
-    promtool_check(&a.metrics().await.0).await;
+    let exposition = a.metrics().await;
+    promtool_check(&exposition.0).await;
+    let series = exposition.0.lines().filter(|l| !l.starts_with('#')).count();
+    eprintln!("{granularity} granularity: {series} series on one replica");
 
     // While data flows (orders partition 2 silent after 25 s, then idle): the rules over
     // the two replicas' partitions give the single pipewatch's figures.
@@ -378,12 +417,26 @@ async fn prometheus_on_live_data_answers_every_dashboard_query_and_the_rules_mat
         eventually("the rules' figures within a tick of one replica's", Duration::from_secs(20), compare_flowing).await;
     assert!((rules_lag[0].1 - BEHAVIOUR_DELAY_S).abs() < 10.0, "sync lag {rules_lag:?} (single: {own_lag:?})");
     eprintln!("flowing: sync lag by the rules {rules_lag:?}, by one pipewatch {own_lag:?}");
+    // The rate across replicas is one pipewatch's (windows read at other instants: 20 %).
+    eventually("the rules' rate near one replica's", Duration::from_secs(20), || async {
+        let rules_r = prometheus.by("pipewatch:stream_rate_records_per_second{job=\"replicas\"}", "stream").await?;
+        let own_r = prometheus.by("pipewatch_stream_rate_records_per_second{job=\"single\"}", "stream").await?;
+        let near = rules_r.len() == 2
+            && rules_r.len() == own_r.len()
+            && rules_r.iter().zip(&own_r).all(|(p, q)| p.0 == q.0 && q.1 > 1.0 && (p.1 - q.1).abs() <= 0.2 * q.1);
+        if near {
+            eprintln!("flowing: rates by the rules {rules_r:?}, by one pipewatch {own_r:?}");
+            Ok(())
+        } else {
+            Err(format!("rates {rules_r:?} vs {own_r:?}"))
+        }
+    })
+    .await;
     eventually("orders partition 2 idle (after the generator's fault)", Duration::from_secs(30), || async {
-        let m = single.metrics().await;
-        let since =
-            m.value("pipewatch_partition_last_record_timestamp_seconds", &[("stream", "orders"), ("partition", "2")]);
+        let partitions = single.assigned("orders").await;
+        let since = partitions.get("2").and_then(|p| p["last_record_ms"].as_i64());
         match since {
-            Some(t) if now_ms() as f64 / 1000.0 - t > 6.0 => Ok(()),
+            Some(t) if now_ms() - t > 6000 => Ok(()),
             other => Err(format!("last record {other:?}")),
         }
     })

@@ -45,6 +45,23 @@ impl Pipewatch {
         Metrics(body)
     }
 
+    /// `/api/v1/status`, parsed.
+    pub async fn status(&self) -> serde_json::Value {
+        let (status, body) = self.get("/api/v1/status").await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("status is not JSON ({e}): {body}"))
+    }
+
+    /// The partitions of `stream` assigned to this pipewatch, as its status lists them
+    /// (at either metrics granularity), with the status entry of each.
+    pub async fn assigned(&self, stream: &str) -> std::collections::BTreeMap<String, serde_json::Value> {
+        let status = self.status().await;
+        let streams = status["streams"].as_array().cloned().unwrap_or_default();
+        let st = streams.into_iter().find(|s| s["name"] == stream).unwrap_or_default();
+        let partitions = st["partitions"].as_array().cloned().unwrap_or_default();
+        partitions.into_iter().map(|p| (p["partition"].to_string(), p)).collect()
+    }
+
     /// Waits until `stream`'s cause is `want`; returns the metrics that showed it.
     pub async fn wait_cause(&self, stream: &str, want: &str, timeout: Duration) -> Metrics {
         eventually(&format!("{stream} cause {want}"), timeout, || async {

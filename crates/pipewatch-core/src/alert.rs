@@ -618,6 +618,11 @@ mod tests {
             rate_window_full: true,
             median_record_delay_seconds: None,
             backlog_records: 0,
+            active_partitions: 0,
+            records: 0,
+            bytes: 0,
+            invalid: Default::default(),
+            gaps: 0,
             record_delay: Histogram::new(RECORD_DELAY_BUCKETS),
             gap_duration: Histogram::new(GAP_DURATION_BUCKETS),
             partitions: vec![PartitionSnapshot {

@@ -146,6 +146,27 @@ impl PartitionTracker {
     }
 }
 
+/// What a stream's partitions have counted: kept for the stream when a partition is
+/// revoked, so the stream's totals never go back.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    records: u64,
+    bytes: u64,
+    invalid: [u64; InvalidReason::COUNT],
+    gaps: u64,
+}
+
+impl Counts {
+    fn add(&mut self, p: &PartitionTracker) {
+        self.records += p.records;
+        self.bytes += p.bytes;
+        self.gaps += p.gaps;
+        for (total, n) in self.invalid.iter_mut().zip(p.invalid) {
+            *total += n;
+        }
+    }
+}
+
 /// How many recent record delays a stream keeps for its median.
 pub const RECENT_DELAYS: usize = 4096;
 
@@ -207,6 +228,8 @@ struct StreamState {
     topic_missing: bool,
     /// A consumer reads the stream: its partitions keep an offset index.
     indexed: bool,
+    /// The counts of partitions revoked from this process.
+    revoked: Counts,
 }
 
 /// A watched consumer group: its committed offsets as last read.
@@ -329,6 +352,7 @@ impl Monitor {
                 last_watermark: None,
                 topic_missing: false,
                 indexed: false,
+                revoked: Counts::default(),
             })
             .collect();
         Self { settings, streams, pairs, consumers: Vec::new(), kafka: KafkaStatus::Unknown }
@@ -479,7 +503,8 @@ impl Monitor {
     pub fn revoke(&mut self, stream: usize, partition: i32) {
         let s = &mut self.streams[stream];
         if let Some(slot) = usize::try_from(partition).ok().and_then(|i| s.partitions.get_mut(i)) {
-            if slot.take().is_some() {
+            if let Some(p) = slot.take() {
+                s.revoked.add(&p);
                 s.window_stale = true;
             }
         }
@@ -739,8 +764,11 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
     let (mut silent, mut quiet, mut flowing, mut catching_up) = (0usize, 0usize, 0usize, false);
     let (mut log_end_sum, mut backlog_sum) = (0i64, 0i64);
     let mut stream_silence: Option<Millis> = None;
+    let mut totals = s.revoked;
+    let mut active_partitions = 0;
     for p in s.partitions.iter_mut().flatten() {
         let active = p.last_record.is_some_and(|t| now - t <= settings.idle_partition_timeout_ms);
+        active_partitions += usize::from(active);
         if let Some(w) = p.watermark {
             if active {
                 active_min = Some(active_min.map_or(w, |m| m.min(w)));
@@ -776,6 +804,7 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
             (Some(end), Some(pos)) => Some(end.max(pos)),
             (end, _) => end,
         };
+        totals.add(p);
         partitions.push(PartitionSnapshot {
             partition: p.partition,
             watermark_ms: p.watermark,
@@ -849,6 +878,11 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
         rate_window_full: window_full,
         median_record_delay_seconds: median_record_delay,
         backlog_records: backlog_sum,
+        active_partitions,
+        records: totals.records,
+        bytes: totals.bytes,
+        invalid: InvalidReason::ALL.iter().map(|r| (r.as_str(), totals.invalid[r.index()])).collect(),
+        gaps: totals.gaps,
         record_delay: s.record_delay.clone(),
         gap_duration: s.gap_duration.clone(),
         partitions,
@@ -888,6 +922,14 @@ pub struct StreamSnapshot {
     /// most the last [`RECENT_DELAYS`] of them).
     pub median_record_delay_seconds: Option<f64>,
     pub backlog_records: i64,
+    /// Partitions that delivered a record within `idle_partition_timeout`.
+    pub active_partitions: usize,
+    /// Records read, payload bytes, invalid records by reason and gaps opened on the
+    /// stream since start, partitions revoked since included (they never go back).
+    pub records: u64,
+    pub bytes: u64,
+    pub invalid: BTreeMap<&'static str, u64>,
+    pub gaps: u64,
     pub record_delay: Histogram,
     pub gap_duration: Histogram,
     pub partitions: Vec<PartitionSnapshot>,
@@ -1243,6 +1285,35 @@ mod tests {
         // a late record of the revoked partition is ignored
         rec(&mut m, 0, 0, 1, T0 - 90 * SEC, T0);
         assert_eq!(m.tick(T0).streams[0].watermark_ms, Some(T0 - 5 * SEC));
+    }
+
+    #[test]
+    fn stream_totals_keep_what_revoked_partitions_counted() {
+        let mut m = one_stream(2);
+        rec(&mut m, 0, 0, 0, T0 - 50 * SEC, T0);
+        rec(&mut m, 0, 0, 1, T0 - 40 * SEC, T0);
+        m.record(0, 0, 2, Some(b"not json"), None, T0);
+        rec(&mut m, 0, 1, 0, T0 - 5 * SEC, T0);
+        let before = m.tick(T0);
+        let s = &before.streams[0];
+        assert_eq!((s.records, s.invalid["not_json"], s.active_partitions), (4, 1, 2));
+        let bytes = s.bytes;
+        m.revoke(0, 0);
+        rec(&mut m, 0, 1, 1, T0 - 4 * SEC, T0 + SEC);
+        let after = m.tick(T0 + SEC);
+        let s = &after.streams[0];
+        // partition 0's series are gone, its counts stay in the stream's
+        assert_eq!(s.partitions.len(), 1);
+        assert_eq!((s.records, s.invalid["not_json"], s.active_partitions), (5, 1, 1));
+        assert!(s.bytes > bytes);
+        // reassigned, the partition counts from 0 again; the stream goes on from its total
+        m.assign(0, 0, StartPosition::At(3), T0 + SEC);
+        rec(&mut m, 0, 0, 3, T0 - 3 * SEC, T0 + 2 * SEC);
+        let s = &m.tick(T0 + 2 * SEC).streams[0];
+        assert_eq!((s.records, s.partitions[0].records), (6, 1));
+        // an idle partition is not active
+        let s = &m.tick(T0 + 2 * SEC + 301 * SEC).streams[0];
+        assert_eq!(s.active_partitions, 0);
     }
 
     fn orders_and_behaviour(partitions: i32) -> Monitor {

@@ -15,7 +15,10 @@
 //! * **scale**: `--scale` partitions over `--scale-topics` topics with 4 records each;
 //!   pipewatch watches them all: time until every partition has been read, then over
 //!   `--idle-secs` with nothing produced (after `--settle-secs`) its CPU, by thread, and
-//!   the broker's, RSS, and 10 scrapes of `/metrics` (best and median time, series, bytes).
+//!   the broker's, RSS, and 10 scrapes of `/metrics` (best and median time, series, bytes);
+//!   once per `--granularity` (`partition,stream` by default: `metrics.granularity`), on
+//!   the same topics. Before pipewatch starts, the broker's own CPU over an idle window
+//!   with the topics and no consumer: the baseline of its figure.
 //!   `--property key=value` (repeatable) passes librdkafka properties to pipewatch.
 //!
 //! Run by `cargo test` (no `--bench` argument) it is a smoke run at a small size: it must
@@ -48,6 +51,8 @@ struct Options {
     settle: Duration,
     /// `--property key=value`: librdkafka properties for pipewatch's `[kafka.properties]`.
     properties: Vec<(String, String)>,
+    /// `--granularity partition,stream`: the `metrics.granularity` of each scale run.
+    granularities: Vec<String>,
 }
 
 impl Options {
@@ -74,6 +79,14 @@ impl Options {
                     let (k, v) = w[1].split_once('=').unwrap_or_else(|| panic!("--property {}: want key=value", w[1]));
                     (k.to_string(), v.to_string())
                 })
+                .collect(),
+            granularities: args
+                .iter()
+                .position(|a| a == "--granularity")
+                .map(|i| args.get(i + 1).expect("--granularity needs a value").as_str())
+                .unwrap_or("partition,stream")
+                .split(',')
+                .map(str::to_string)
                 .collect(),
         }
     }
@@ -296,7 +309,28 @@ fn scale(o: &Options, bootstrap: &str, broker_pid: Option<u32>, runtime: &tokio:
             format!("[[stream]]\nname = \"s{i}\"\ntopic = \"{t}\"\nevent_time = {{ field = \"/created_at\", format = \"rfc3339\" }}\n")
         })
         .collect();
-    let pw = Pipewatch::start(bootstrap, "start = \"earliest\"", &o.properties, &streams, dir);
+    let per_minute = 60.0 / o.idle.as_secs_f64();
+    if let Some(pid) = broker_pid {
+        let b0 = cpu_seconds(pid);
+        std::thread::sleep(o.idle);
+        if let (Some(b0), Some(b1)) = (b0, cpu_seconds(pid)) {
+            println!(
+                "broker alone (the topics, no consumer) over {} s: {:.2} CPU s/min",
+                o.idle.as_secs(),
+                (b1 - b0) * per_minute
+            );
+        }
+    }
+    for granularity in &o.granularities {
+        println!("\nmetrics.granularity = {granularity:?}");
+        let config = format!("[metrics]\ngranularity = \"{granularity}\"\n{streams}");
+        scale_run(o, bootstrap, records, broker_pid, &config, dir);
+    }
+}
+
+/// One pipewatch on the scale topics: until every partition is read, then idle.
+fn scale_run(o: &Options, bootstrap: &str, records: u64, broker_pid: Option<u32>, config: &str, dir: &Path) {
+    let pw = Pipewatch::start(bootstrap, "start = \"earliest\"", &o.properties, config, dir);
     let deadline = Instant::now() + Duration::from_secs(900);
     loop {
         let m = pw.metrics();

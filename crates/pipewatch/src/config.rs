@@ -28,6 +28,9 @@ pub struct RawConfig {
     /// How the monitor measures.
     #[serde(default)]
     pub monitor: RawMonitor,
+    /// What /metrics exports.
+    #[serde(default)]
+    pub metrics: RawMetrics,
     /// The streams to watch, one topic each.
     #[serde(default, rename = "stream")]
     pub streams: Vec<RawStream>,
@@ -124,6 +127,43 @@ impl Default for RawHttp {
 
 pub fn default_listen() -> String {
     "127.0.0.1:9464".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// `partition` (every partition's series: what small clusters want) or `stream` (per
+    /// stream and consumer only: a few hundred series for a cluster of 10 000 partitions).
+    #[serde(default = "default_granularity")]
+    pub granularity: String,
+}
+
+fn default_granularity() -> String {
+    "partition".into()
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        Self { granularity: default_granularity() }
+    }
+}
+
+/// How finely /metrics (and the rules generated for it) break the figures down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granularity {
+    /// Every partition's series, and the stream's.
+    Partition,
+    /// The streams' and consumers' series only; the counters summed per stream.
+    Stream,
+}
+
+impl Granularity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Granularity::Partition => "partition",
+            Granularity::Stream => "stream",
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -292,6 +332,7 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Base URL of the HTTP interface as people reach it.
     pub external_url: String,
+    pub granularity: Granularity,
     pub alerts: Vec<AlertRule>,
     pub receivers: Vec<ReceiverConfig>,
     pub settings: MonitorSettings,
@@ -434,6 +475,15 @@ impl RawConfig {
             }
         };
 
+        let granularity = match self.metrics.granularity.as_str() {
+            "partition" => Granularity::Partition,
+            "stream" => Granularity::Stream,
+            other => {
+                p.add("metrics.granularity", format!("{other:?} is not one of partition, stream"));
+                Granularity::Partition
+            }
+        };
+
         let m = &self.monitor;
         let tick = p.positive_duration("monitor.tick", &m.tick);
         let idle = p.positive_duration("monitor.idle_partition_timeout", &m.idle_partition_timeout);
@@ -526,6 +576,7 @@ impl RawConfig {
 
         let config = Config {
             external_url,
+            granularity,
             alerts,
             receivers,
             source: SourceConfig {
@@ -875,6 +926,8 @@ mod tests {
 [kafka]
 bootstrap_servers = "localhost:9092"
 start = "beginning"
+[metrics]
+granularity = "topic"
 [monitor]
 tick = "1 second"
 [[stream]]
@@ -897,6 +950,7 @@ follower = "behavior"
             keys,
             [
                 "kafka.start",
+                "metrics.granularity",
                 "monitor.tick",
                 "stream[0].event_time.field",
                 "stream[0].max_silence",
@@ -907,7 +961,8 @@ follower = "behavior"
             "{err}"
         );
         let shown = err.to_string();
-        assert!(shown.starts_with("config is invalid (7 problems)"), "{shown}");
+        assert!(shown.starts_with("config is invalid (8 problems)"), "{shown}");
+        assert!(shown.contains("metrics.granularity: \"topic\" is not one of partition, stream"), "{shown}");
         assert!(
             shown.contains("\"epoch_ms\" is not one of rfc3339, epoch_seconds, epoch_millis, epoch_micros"),
             "{shown}"

@@ -37,7 +37,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    match render(&state.registry, &state.tick) {
+    match render(&state.registry, &state.tick, state.config.granularity) {
         Ok(body) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to render metrics: {e}\n")).into_response(),
     }

@@ -5,6 +5,11 @@
 //! counters are registered by their crates (`SourceMetrics`, `DeliveryMetrics`) in the
 //! registry and encoded by the prometheus crate.
 //!
+//! At [`Granularity::Stream`] the per-partition series are left out and the counters
+//! are summed per stream (revoked partitions' counts included, so they never go back):
+//! the stream-level series below are exported at both granularities, so dashboards and
+//! rules that read them work at either.
+//!
 //! The tick's series are written straight in the text exposition format: at 10 000
 //! partitions they are over 100 000 lines, and building the client library's message
 //! structs for each (then encoding those) took most of a 200 ms scrape.
@@ -12,21 +17,22 @@
 use std::fmt::Write as _;
 
 use pipewatch_core::alert::AlertState;
-use pipewatch_core::consumer::ConsumerSnapshot;
+use pipewatch_core::consumer::{ConsumerPartitionSnapshot, ConsumerSnapshot};
 use pipewatch_core::diagnosis::{kafka_unreachable, AlertCause, ConsumerCause};
 use pipewatch_core::histogram::Histogram;
 use pipewatch_core::{Cause, KafkaStatus, Snapshot};
 use prometheus::{Encoder, Registry, TextEncoder};
 
+use crate::config::Granularity;
 use crate::tick::{Tick, TickRx};
 
 /// The whole exposition: the registry's counters, then the latest tick's series.
-pub fn render(registry: &Registry, tick: &TickRx) -> Result<String, prometheus::Error> {
+pub fn render(registry: &Registry, tick: &TickRx, granularity: Granularity) -> Result<String, prometheus::Error> {
     let mut buf = Vec::new();
     TextEncoder::new().encode(&registry.gather(), &mut buf)?;
     let mut out = String::from_utf8(buf).map_err(|e| prometheus::Error::Msg(e.to_string()))?;
     let tick = tick.borrow().clone();
-    let families = tick_families(tick.as_deref());
+    let families = tick_families(tick.as_deref(), granularity);
     // one allocation for the body (at 10 000 partitions ~15 MB): no copies as it grows
     out.reserve(families.iter().map(|f| f.samples.len() + f.name.len() * 2 + f.help.len() + 32).sum());
     for family in families {
@@ -146,7 +152,7 @@ fn number(out: &mut String, v: f64) {
 
 /// Every family of the latest tick: Kafka's state and the build, the monitor's, the
 /// consumers' and the alert rules' series.
-fn tick_families(tick: Option<&Tick>) -> Vec<Family> {
+fn tick_families(tick: Option<&Tick>, granularity: Granularity) -> Vec<Family> {
     use kind::GAUGE;
     let mut kafka_up = Family::new("kafka_up", "1 when the Kafka cluster answers the log-end poll, else 0.", GAUGE);
     let mut build = Family::new("build_info", "pipewatch's version; always 1.", GAUGE);
@@ -154,14 +160,14 @@ fn tick_families(tick: Option<&Tick>) -> Vec<Family> {
     kafka_up.gauge(&[], if tick.is_some_and(|t| t.snapshot.kafka == KafkaStatus::Up) { 1.0 } else { 0.0 });
     let mut out = vec![kafka_up, build];
     if let Some(t) = tick {
-        out.extend(snapshot_families(&t.snapshot));
-        out.extend(consumer_families(&t.snapshot.consumers));
+        out.extend(snapshot_families(&t.snapshot, granularity));
+        out.extend(consumer_families(&t.snapshot.consumers, granularity));
         out.extend(alert_families(t));
     }
     out
 }
 
-fn snapshot_families(s: &Snapshot) -> Vec<Family> {
+fn snapshot_families(s: &Snapshot, granularity: Granularity) -> Vec<Family> {
     use kind::{COUNTER, GAUGE, HISTOGRAM};
     let mut p_watermark = Family::new(
         "partition_watermark_timestamp_seconds",
@@ -182,6 +188,18 @@ fn snapshot_families(s: &Snapshot) -> Vec<Family> {
         GAUGE,
     );
     let mut records = Family::new("records_total", "Records read by pipewatch.", COUNTER);
+    let mut s_partitions =
+        Family::new("stream_partitions", "Partitions of the stream's topic assigned to this pipewatch.", GAUGE);
+    let mut s_active = Family::new(
+        "stream_active_partitions",
+        "Assigned partitions that delivered a record within idle_partition_timeout.",
+        GAUGE,
+    );
+    let mut s_backlog = Family::new(
+        "stream_backlog_records",
+        "Records written but not yet read by pipewatch, over the assigned partitions.",
+        GAUGE,
+    );
     let mut invalid =
         Family::new("records_invalid_total", "Records whose event time could not be used, by reason.", COUNTER);
     let mut bytes = Family::new("record_bytes_total", "Payload bytes read by pipewatch.", COUNTER);
@@ -223,7 +241,17 @@ fn snapshot_families(s: &Snapshot) -> Vec<Family> {
 
     for st in &s.streams {
         let name = st.name.as_str();
-        for p in &st.partitions {
+        if granularity == Granularity::Stream {
+            let l = [("stream", name), ("topic", st.topic.as_str())];
+            records.counter(&l, st.records as f64);
+            bytes.counter(&l, st.bytes as f64);
+            gaps.counter(&l, st.gaps as f64);
+            for (reason, n) in &st.invalid {
+                invalid.counter(&[l[0], l[1], ("reason", reason)], *n as f64);
+            }
+        }
+        let partitions = if granularity == Granularity::Partition { &st.partitions[..] } else { &[] };
+        for p in partitions {
             let part = p.partition.to_string();
             let l: [(&str, &str); 3] = [("stream", name), ("topic", &st.topic), ("partition", &part)];
             if let Some(w) = p.watermark_ms {
@@ -249,6 +277,9 @@ fn snapshot_families(s: &Snapshot) -> Vec<Family> {
             }
         }
         let l = [("stream", name)];
+        s_partitions.gauge(&l, st.partitions.len() as f64);
+        s_active.gauge(&l, st.active_partitions as f64);
+        s_backlog.gauge(&l, st.backlog_records as f64);
         if let Some(w) = st.watermark_ms {
             s_watermark.gauge(&l, w as f64 / 1000.0);
         }
@@ -287,6 +318,9 @@ fn snapshot_families(s: &Snapshot) -> Vec<Family> {
         invalid,
         bytes,
         gaps,
+        s_partitions,
+        s_active,
+        s_backlog,
         s_watermark,
         s_fresh,
         s_silence,
@@ -301,7 +335,7 @@ fn snapshot_families(s: &Snapshot) -> Vec<Family> {
 
 /// The watched consumers' series: lag per partition, per stream the largest lag and the
 /// consumer's watermark, its sync lag per pair, and its cause.
-fn consumer_families(consumers: &[ConsumerSnapshot]) -> Vec<Family> {
+fn consumer_families(consumers: &[ConsumerSnapshot], granularity: Granularity) -> Vec<Family> {
     use kind::GAUGE;
     let mut committed = Family::new(
         "consumer_committed_offset",
@@ -322,6 +356,16 @@ fn consumer_families(consumers: &[ConsumerSnapshot]) -> Vec<Family> {
     let mut expired = Family::new(
         "consumer_expired_records",
         "Records deleted by retention before the consumer's group read them (log start - committed offset): data loss.",
+        GAUGE,
+    );
+    let mut s_lag_records = Family::new(
+        "consumer_stream_lag_records",
+        "Log end - committed offset, summed over the stream's partitions where it is known.",
+        GAUGE,
+    );
+    let mut s_expired = Family::new(
+        "consumer_stream_expired_records",
+        "consumer_expired_records summed over the stream's partitions (present while any partition lost records).",
         GAUGE,
     );
     let mut max_lag = Family::new(
@@ -349,7 +393,8 @@ fn consumer_families(consumers: &[ConsumerSnapshot]) -> Vec<Family> {
     for c in consumers {
         let (name, group) = (c.name.as_str(), c.group.as_str());
         for st in &c.streams {
-            for p in &st.partitions {
+            let partitions = if granularity == Granularity::Partition { &st.partitions[..] } else { &[] };
+            for p in partitions {
                 let part = p.partition.to_string();
                 let l = [
                     ("consumer", name),
@@ -375,6 +420,16 @@ fn consumer_families(consumers: &[ConsumerSnapshot]) -> Vec<Family> {
                 }
             }
             let l = [("consumer", name), ("group", group), ("stream", st.stream.as_str())];
+            // sums over the partitions where the figure is known; absent where none is
+            let sum = |f: fn(&ConsumerPartitionSnapshot) -> Option<i64>| {
+                st.partitions.iter().filter_map(f).fold(None, |acc: Option<i64>, n| Some(acc.unwrap_or(0) + n))
+            };
+            if let Some(n) = sum(|p| p.lag_records) {
+                s_lag_records.gauge(&l, n as f64);
+            }
+            if let Some(n) = sum(|p| p.expired_records) {
+                s_expired.gauge(&l, n as f64);
+            }
             if let Some(s) = st.max_lag_seconds {
                 max_lag.gauge(&l, s);
             }
@@ -402,7 +457,20 @@ fn consumer_families(consumers: &[ConsumerSnapshot]) -> Vec<Family> {
             );
         }
     }
-    vec![committed, lag_records, lag_seconds, p_watermark, expired, max_lag, watermark, sync, stalled, cause]
+    vec![
+        committed,
+        lag_records,
+        lag_seconds,
+        p_watermark,
+        expired,
+        s_lag_records,
+        s_expired,
+        max_lag,
+        watermark,
+        sync,
+        stalled,
+        cause,
+    ]
 }
 
 /// One `alert_active` series per rule (and the built-in `KafkaUnreachable`) whose labels
@@ -478,5 +546,80 @@ mod tests {
                 "pipewatch_d_count{stream=\"s\"} 3",
             ]
         );
+    }
+
+    /// The body of one tick of a stream with `partitions` partitions and a consumer, at
+    /// `granularity`.
+    fn body(partitions: i32, granularity: Granularity) -> String {
+        use pipewatch_core::monitor::StartPosition;
+        let config = crate::config::parse(
+            r#"
+[kafka]
+bootstrap_servers = "localhost:9092"
+[[stream]]
+name = "orders"
+topic = "orders-t"
+event_time = { field = "/ts", format = "epoch_millis" }
+[[consumer]]
+name = "analytics"
+group = "analytics-job"
+streams = ["orders"]
+"#,
+        )
+        .unwrap();
+        let now = 1_795_375_975_000;
+        let mut m = pipewatch_core::Monitor::new(config.settings, config.streams, config.pairs);
+        m.set_kafka_status(KafkaStatus::Up);
+        m.watch_consumer(config.consumers[0].clone(), now);
+        let mut committed = Vec::new();
+        for p in 0..partitions {
+            m.assign(0, p, StartPosition::At(0), now);
+            m.log_end(0, p, 2, now);
+            m.record(0, p, 0, Some(format!(r#"{{"ts": {}}}"#, now - 5000).as_bytes()), None, now);
+            m.record(0, p, 1, Some(b"not json"), None, now);
+            committed.push((0, p, Some(1)));
+        }
+        m.committed_offsets(0, &committed, now);
+        let tick = Tick { snapshot: m.tick(now), alerts: Vec::new(), events: Vec::new() };
+        let mut out = String::new();
+        for f in tick_families(Some(&tick), granularity) {
+            f.write(&mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn stream_granularity_exports_no_partition_and_sums_the_counters() {
+        let text = body(3, Granularity::Stream);
+        assert!(!text.contains("partition=\""), "{text}");
+        for line in [
+            "pipewatch_records_total{stream=\"orders\",topic=\"orders-t\"} 6",
+            "pipewatch_records_invalid_total{stream=\"orders\",topic=\"orders-t\",reason=\"not_json\"} 3",
+            "pipewatch_stream_partitions{stream=\"orders\"} 3",
+            "pipewatch_stream_active_partitions{stream=\"orders\"} 3",
+            "pipewatch_stream_backlog_records{stream=\"orders\"} 0",
+            "pipewatch_consumer_stream_lag_records{consumer=\"analytics\",group=\"analytics-job\",stream=\"orders\"} 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        // the series do not grow with the partitions
+        let series = |t: &str| t.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(series(&text), series(&body(300, Granularity::Stream)));
+    }
+
+    #[test]
+    fn partition_granularity_exports_every_partition_and_the_stream_series() {
+        let text = body(3, Granularity::Partition);
+        for line in [
+            "pipewatch_records_total{stream=\"orders\",topic=\"orders-t\",partition=\"2\"} 2",
+            "pipewatch_partition_log_end_offset{stream=\"orders\",topic=\"orders-t\",partition=\"0\"} 2",
+            "pipewatch_consumer_lag_records{consumer=\"analytics\",group=\"analytics-job\",stream=\"orders\",topic=\"orders-t\",partition=\"1\"} 1",
+            "pipewatch_stream_partitions{stream=\"orders\"} 3",
+            "pipewatch_consumer_stream_lag_records{consumer=\"analytics\",group=\"analytics-job\",stream=\"orders\"} 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        let series = |t: &str| t.lines().filter(|l| !l.starts_with('#')).count();
+        assert!(series(&body(30, Granularity::Partition)) > series(&text) + 27 * 10, "{text}");
     }
 }
