@@ -21,6 +21,10 @@ struct Sink {
 
 impl Sink {
     async fn start() -> Self {
+        Self::serve(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+    }
+
+    fn serve(listener: tokio::net::TcpListener) -> Self {
         let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
         let b = bodies.clone();
         let app = Router::new()
@@ -36,7 +40,6 @@ impl Sink {
             )
             .route("/reject", post(|| async { (axum::http::StatusCode::BAD_REQUEST, "unknown field") }))
             .route("/broken", post(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "try later") }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self { url, bodies }
@@ -44,6 +47,81 @@ impl Sink {
 
     fn bodies(&self) -> Vec<Value> {
         self.bodies.lock().unwrap().clone()
+    }
+
+    /// `(alertname, status)` of every alert in every body, in order.
+    fn alerts(&self) -> Vec<(String, String)> {
+        let bodies = self.bodies();
+        let alerts = bodies.iter().flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default());
+        alerts
+            .map(|a| {
+                let name = a["labels"]["alertname"].as_str().unwrap_or_default().to_string();
+                (name, a["status"].as_str().unwrap_or_default().to_string())
+            })
+            .collect()
+    }
+}
+
+/// `pipewatch run` as a process (for what signals do), its log in a file; killed on drop.
+struct Daemon {
+    child: Child,
+    addr: std::net::SocketAddr,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `pipewatch run` on `config` (which must not set `[http]`).
+    async fn start(config: &str) -> Self {
+        let port = pipewatch_kafka::testing::free_port();
+        let dir = std::env::temp_dir().join(format!("pipewatch-daemon-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pipewatch.toml");
+        std::fs::write(&path, format!("{config}\n[http]\nlisten = \"127.0.0.1:{port}\"\n")).unwrap();
+        let log = dir.join("pipewatch.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_pipewatch"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start pipewatch run");
+        let addr = format!("127.0.0.1:{port}").parse().unwrap();
+        let daemon = Self { child, addr, log };
+        eventually("pipewatch to listen", Duration::from_secs(30), || async {
+            try_http_get(addr, "/healthz").await.map(|_| ())
+        })
+        .await;
+        daemon
+    }
+
+    async fn metrics(&self) -> Metrics {
+        Metrics(http_get(self.addr, "/metrics").await.1)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit status and how long the exit took (at most `limit`).
+    async fn terminate(&mut self, limit: Duration) -> (std::process::ExitStatus, Duration) {
+        let sent = Instant::now();
+        let killed = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(killed.success(), "kill -TERM failed");
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, sent.elapsed());
+            }
+            assert!(sent.elapsed() < limit, "pipewatch still running {limit:?} after SIGTERM:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -481,7 +559,8 @@ async fn a_rejecting_receiver_is_counted_not_retried_and_a_failing_one_is_retrie
     let stop = traffic(bootstrap, &orders, &behaviour, delayed, stopped);
     let receivers = format!(
         "[[receiver]]\nname = \"rejecting\"\nkind = \"webhook\"\nurl = \"{0}reject\"\n\
-         [[receiver]]\nname = \"failing\"\nkind = \"webhook\"\nurl = \"{0}broken\"\n",
+         [[receiver]]\nname = \"failing\"\nkind = \"webhook\"\nurl = \"{0}broken\"\n\
+         [shutdown]\ngrace = \"1s\"\n",
         sink.url
     );
     let pw = Pipewatch::start(&config_with(bootstrap, &orders, &behaviour, SYNC_RULE, &receivers)).await;
@@ -510,4 +589,95 @@ async fn a_rejecting_receiver_is_counted_not_retried_and_a_failing_one_is_retrie
     );
     stop.store(true, Ordering::Relaxed);
     pw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_delivers_the_queued_firing_and_resolve_when_the_receiver_comes_back_within_the_grace() {
+    let bootstrap = broker().await;
+    let (orders, behaviour) = topics(bootstrap).await;
+    // the receiver's port: nothing listens there until after SIGTERM
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook_addr = hook.local_addr().unwrap();
+    drop(hook);
+    let (delayed, stopped) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(false)));
+    let stop = traffic(bootstrap, &orders, &behaviour, delayed.clone(), stopped);
+    let rest = format!(
+        "{SYNC_RULE}\n[[receiver]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{hook_addr}/\"\n\
+         [shutdown]\ngrace = \"20s\"\n"
+    );
+    let mut pw = Daemon::start(&config_with(bootstrap, &orders, &behaviour, "", &rest)).await;
+    let fired = [("alert", "BehaviourBehindOrders"), ("severity", "page")];
+    eventually("BehaviourBehindOrders firing", Duration::from_secs(60), || async {
+        match pw.metrics().await.value("pipewatch_alert_active", &fired) {
+            Some(v) if v == 1.0 => Ok(()),
+            other => Err(format!("alert_active {other:?}")),
+        }
+    })
+    .await;
+    delayed.store(false, Ordering::Relaxed);
+    // resolved, and both transitions wait for the receiver, which has been retried
+    let queued = eventually("the firing and the resolve queued", Duration::from_secs(60), || async {
+        let m = pw.metrics().await;
+        let active = m.value("pipewatch_alert_active", &fired);
+        let depth = m.value("pipewatch_alert_queue_depth", &[("receiver", "hook")]);
+        let retried = m.value("pipewatch_alert_notifications_total", &[("receiver", "hook"), ("result", "retried")]);
+        match (active, depth, retried) {
+            (Some(a), Some(d), Some(r)) if a == 0.0 && d == 2.0 && r > 0.0 => Ok(r),
+            other => Err(format!("active, queue depth, retried: {other:?}")),
+        }
+    })
+    .await;
+    eprintln!("queued behind a dead receiver after {queued} failed requests");
+    stop.store(true, Ordering::Relaxed);
+
+    let come_back = async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        Sink::serve(tokio::net::TcpListener::bind(hook_addr).await.expect("bind the receiver's port again"))
+    };
+    let (exit, sink) = tokio::join!(pw.terminate(Duration::from_secs(40)), come_back);
+    let (status, took) = exit;
+    assert!(status.success(), "exit {status:?} after SIGTERM:\n{}", pw.log());
+    assert_eq!(
+        sink.alerts(),
+        [
+            ("BehaviourBehindOrders".to_string(), "firing".to_string()),
+            ("BehaviourBehindOrders".into(), "resolved".into())
+        ],
+        "what the receiver got; log:\n{}",
+        pw.log()
+    );
+    assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(20), "exit after {took:?}");
+    let log = pw.log();
+    assert!(log.contains("delivering queued notifications before exit"), "{log}");
+    assert!(!log.contains("not delivered at shutdown"), "{log}");
+    eprintln!("delivered and exited {took:?} after SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_receiver_that_stays_down_exits_after_the_grace_and_counts_what_was_lost() {
+    // No cluster at all: the built-in KafkaUnreachable fires and waits for a dead receiver.
+    let dead = format!("127.0.0.1:{}", pipewatch_kafka::testing::free_port());
+    let hook = format!("127.0.0.1:{}", pipewatch_kafka::testing::free_port());
+    let body = format!(
+        "{}\n[[receiver]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{hook}/\"\n[shutdown]\ngrace = \"2s\"\n",
+        orders_stream("orders", "")
+    );
+    let mut pw = Daemon::start(&config(&dead, "latest", &body)).await;
+    eventually("KafkaUnreachable queued for the dead receiver", Duration::from_secs(60), || async {
+        let m = pw.metrics().await;
+        let active = m.value("pipewatch_alert_active", &[("alert", "KafkaUnreachable")]);
+        let depth = m.value("pipewatch_alert_queue_depth", &[("receiver", "hook")]);
+        match (active, depth) {
+            (Some(a), Some(d)) if a == 1.0 && d == 1.0 => Ok(()),
+            other => Err(format!("active, queue depth: {other:?}")),
+        }
+    })
+    .await;
+    let (status, took) = pw.terminate(Duration::from_secs(30)).await;
+    assert!(status.success(), "exit {status:?}:\n{}", pw.log());
+    assert!(took >= Duration::from_secs(2), "exited {took:?} after SIGTERM, before the grace ran out");
+    let log = pw.log();
+    let lost =
+        log.lines().find(|l| l.contains("notifications not delivered at shutdown")).unwrap_or_else(|| panic!("{log}"));
+    assert!(lost.contains("receiver=hook") && lost.contains("notifications=1"), "{lost}");
 }

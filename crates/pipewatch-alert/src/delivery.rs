@@ -8,6 +8,9 @@
 //! Timeouts, connection errors and 5xx are retried with backoff (1 s doubling to 30 s)
 //! until they go through; a 4xx is counted and logged once, not retried. A queue that
 //! reaches `queue_capacity` drops its oldest entry and counts it.
+//!
+//! At shutdown [`Delivery::finish`] keeps delivering what is queued (resolves included),
+//! retrying every second, for up to a grace period; what is still queued then is logged.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -167,7 +170,13 @@ impl Receiver {
 pub struct Delivery {
     receivers: Vec<Arc<Receiver>>,
     tasks: Vec<JoinHandle<()>>,
+    /// Cancelled by [`Delivery::finish`]: each task ends once its queue is delivered.
+    drain: CancellationToken,
+    shutdown: CancellationToken,
 }
+
+/// While draining, a failed request is tried again after at most this long.
+const DRAIN_RETRY: Duration = Duration::from_secs(1);
 
 type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -182,6 +191,7 @@ impl Delivery {
         shutdown: CancellationToken,
     ) -> Self {
         let client: HttpClient = Client::builder(TokioExecutor::new()).build(HttpsConnector::new());
+        let drain = CancellationToken::new();
         let mut receivers = Vec::new();
         let mut tasks = Vec::new();
         for config in configs {
@@ -191,10 +201,11 @@ impl Delivery {
             };
             let stats = metrics.receiver(&config.name);
             let r = Arc::new(Receiver { config, stats, queue: Mutex::new(queue), wake: Notify::new() });
-            tasks.push(tokio::spawn(work(r.clone(), client.clone(), external_url.clone(), shutdown.clone())));
+            let stop = Stop { drain: drain.clone(), shutdown: shutdown.clone() };
+            tasks.push(tokio::spawn(work(r.clone(), client.clone(), external_url.clone(), stop)));
             receivers.push(r);
         }
-        Self { receivers, tasks }
+        Self { receivers, tasks, drain, shutdown }
     }
 
     /// Queues alert transitions for every receiver; never blocks on the network.
@@ -213,6 +224,41 @@ impl Delivery {
             let _ = t.await;
         }
     }
+
+    /// Delivers what is queued (resolves included) for up to `grace`, then stops the
+    /// receivers; returns how many notifications were left undelivered (each receiver
+    /// that had some says so in the log).
+    pub async fn finish(self, grace: Duration) -> usize {
+        self.drain.cancel();
+        let waiting: usize = self.receivers.iter().map(|r| r.stats.queue_depth.get().max(0) as usize).sum();
+        if waiting > 0 {
+            info!(notifications = waiting, grace = ?grace, "delivering queued notifications before exit");
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        for mut task in self.tasks {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                // the grace is over: every receiver stops now
+                self.shutdown.cancel();
+                let _ = task.await;
+            }
+        }
+        let mut lost = 0;
+        for r in &self.receivers {
+            let left = r.stats.queue_depth.get().max(0) as usize;
+            if left > 0 {
+                warn!(receiver = %r.config.name, notifications = left, grace = ?grace, "notifications not delivered at shutdown");
+            }
+            lost += left;
+        }
+        lost
+    }
+}
+
+/// How a receiver's task is told to end: `drain` once its queue is delivered,
+/// `shutdown` at once.
+struct Stop {
+    drain: CancellationToken,
+    shutdown: CancellationToken,
 }
 
 fn now_ms() -> Millis {
@@ -323,7 +369,8 @@ fn done(r: &Receiver, batch: &Batch) {
     r.stats.queue_depth.set(depth as i64);
 }
 
-async fn work(r: Arc<Receiver>, client: HttpClient, external_url: String, shutdown: CancellationToken) {
+async fn work(r: Arc<Receiver>, client: HttpClient, external_url: String, stop: Stop) {
+    let Stop { drain, shutdown } = stop;
     let url = match r.config.kind {
         ReceiverKind::Alertmanager => format!("{}/api/v2/alerts", r.config.url.trim_end_matches('/')),
         ReceiverKind::Webhook => r.config.url.clone(),
@@ -361,17 +408,23 @@ async fn work(r: Arc<Receiver>, client: HttpClient, external_url: String, shutdo
                         warn!(receiver = %r.config.name, %url, error = %why, "failed to send alerts; retrying with backoff");
                         failing = true;
                     }
+                    let wait = if drain.is_cancelled() { backoff.min(DRAIN_RETRY) } else { backoff };
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
+                        // shutting down: try again soon rather than after a long backoff
+                        _ = drain.cancelled(), if !drain.is_cancelled() => {}
+                        _ = tokio::time::sleep(wait) => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                     continue;
                 }
             }
+        } else if drain.is_cancelled() {
+            return;
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
+            _ = drain.cancelled() => {}
             _ = r.wake.notified() => {}
             _ = tokio::time::sleep_until(next_resend) => {}
         }

@@ -97,15 +97,16 @@ impl App {
 
         let addr = listener.local_addr().context("failed to read the listener's address")?;
         info!(%addr, bootstrap = %config.source.bootstrap_servers, streams = config.streams.len(), "pipewatch running");
+        let grace = config.shutdown_grace;
         let state = AppState { registry, tick: latest, config: Arc::new(config) };
         let served = axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown).await;
 
         stop.store(true, Ordering::Relaxed);
         tokio::task::spawn_blocking(move || source.join()).await.context("the source thread panicked")?;
-        // The source is gone, so is its sender: the stage ends after the last snapshot.
+        // The source is gone, so is its sender: the stage ends after the last snapshot;
+        // then what the receivers still have queued goes out (up to `shutdown.grace`).
         let delivery = stage.await.context("the tick stage panicked")?;
-        delivery_stop.cancel();
-        delivery.join().await;
+        delivery.finish(grace).await;
         served.context("the HTTP server failed")
     }
 }

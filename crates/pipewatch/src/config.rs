@@ -31,6 +31,9 @@ pub struct RawConfig {
     /// What /metrics exports.
     #[serde(default)]
     pub metrics: RawMetrics,
+    /// How pipewatch stops.
+    #[serde(default)]
+    pub shutdown: RawShutdown,
     /// The streams to watch, one topic each.
     #[serde(default, rename = "stream")]
     pub streams: Vec<RawStream>,
@@ -145,6 +148,25 @@ fn default_granularity() -> String {
 impl Default for RawMetrics {
     fn default() -> Self {
         Self { granularity: default_granularity() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShutdown {
+    /// On SIGTERM, queued notifications (resolves included) are still delivered for up
+    /// to this long: a receiver that is down while pipewatch restarts loses nothing.
+    #[serde(default = "default_shutdown_grace")]
+    pub grace: String,
+}
+
+fn default_shutdown_grace() -> String {
+    "10s".into()
+}
+
+impl Default for RawShutdown {
+    fn default() -> Self {
+        Self { grace: default_shutdown_grace() }
     }
 }
 
@@ -333,6 +355,8 @@ pub struct Config {
     /// Base URL of the HTTP interface as people reach it.
     pub external_url: String,
     pub granularity: Granularity,
+    /// How long queued notifications are still delivered at shutdown.
+    pub shutdown_grace: Duration,
     pub alerts: Vec<AlertRule>,
     pub receivers: Vec<ReceiverConfig>,
     pub settings: MonitorSettings,
@@ -484,6 +508,8 @@ impl RawConfig {
             }
         };
 
+        let shutdown_grace = p.duration("shutdown.grace", &self.shutdown.grace);
+
         let m = &self.monitor;
         let tick = p.positive_duration("monitor.tick", &m.tick);
         let idle = p.positive_duration("monitor.idle_partition_timeout", &m.idle_partition_timeout);
@@ -577,6 +603,7 @@ impl RawConfig {
         let config = Config {
             external_url,
             granularity,
+            shutdown_grace,
             alerts,
             receivers,
             source: SourceConfig {
@@ -928,6 +955,8 @@ bootstrap_servers = "localhost:9092"
 start = "beginning"
 [metrics]
 granularity = "topic"
+[shutdown]
+grace = "soon"
 [monitor]
 tick = "1 second"
 [[stream]]
@@ -951,6 +980,7 @@ follower = "behavior"
             [
                 "kafka.start",
                 "metrics.granularity",
+                "shutdown.grace",
                 "monitor.tick",
                 "stream[0].event_time.field",
                 "stream[0].max_silence",
@@ -961,7 +991,7 @@ follower = "behavior"
             "{err}"
         );
         let shown = err.to_string();
-        assert!(shown.starts_with("config is invalid (8 problems)"), "{shown}");
+        assert!(shown.starts_with("config is invalid (9 problems)"), "{shown}");
         assert!(shown.contains("metrics.granularity: \"topic\" is not one of partition, stream"), "{shown}");
         assert!(
             shown.contains("\"epoch_ms\" is not one of rfc3339, epoch_seconds, epoch_millis, epoch_micros"),

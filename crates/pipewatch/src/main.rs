@@ -75,12 +75,13 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     pipewatch_core::time::parse_duration(s)
 }
 
-/// How long a graceful shutdown may take before the process exits anyway.
+/// How long a graceful shutdown may take before the process exits anyway, besides the
+/// time `pipewatch run` gives its receivers (`shutdown.grace`): closing the Kafka client.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
 
 /// Cancelled on the first SIGTERM or SIGINT; a second one, or a shutdown that takes
-/// longer than [`SHUTDOWN_GRACE`], exits at once.
-fn shutdown_signal() -> CancellationToken {
+/// longer than `limit`, exits at once.
+fn shutdown_signal(limit: Duration) -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move {
@@ -92,8 +93,8 @@ fn shutdown_signal() -> CancellationToken {
                 warn!("second signal: exiting now");
                 std::process::exit(130);
             }
-            _ = tokio::time::sleep(SHUTDOWN_GRACE) => {
-                warn!("shutdown took longer than {SHUTDOWN_GRACE:?}: exiting now");
+            _ = tokio::time::sleep(limit) => {
+                warn!("shutdown took longer than {limit:?}: exiting now");
                 std::process::exit(1);
             }
         }
@@ -127,15 +128,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .with_context(|| format!("failed to listen on {} (http.listen)", config.listen))?;
-            let token = shutdown_signal();
+            let token = shutdown_signal(config.shutdown_grace + SHUTDOWN_GRACE);
             app::run(config, listener, token.cancelled_owned()).await
         }
         Command::Demo { duration, listen } => {
-            let token = shutdown_signal();
+            let token = shutdown_signal(SHUTDOWN_GRACE);
             demo::run(&listen, duration, token.cancelled_owned()).await
         }
         Command::Generate(args) => {
-            let token = shutdown_signal();
+            let token = shutdown_signal(SHUTDOWN_GRACE);
             pipewatch_traffic::generate(args.into_options(), token.cancelled_owned()).await
         }
         Command::CheckConfig { .. } | Command::Rules { .. } => unreachable!("handled without a runtime"),
