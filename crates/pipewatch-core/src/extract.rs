@@ -136,6 +136,10 @@ impl Extractor {
 }
 
 /// Parses an epoch number (integer, decimal or exponent form) in the given unit.
+/// Epoch values beyond this many milliseconds either way (about 3 million years) are no
+/// time at all: `bad_timestamp`, however they are written.
+pub const MAX_EPOCH_MS: Millis = 100_000_000_000_000_000;
+
 fn parse_epoch(raw: &[u8], format: TimeFormat) -> Option<Millis> {
     // Fast path: a plain integer.
     let (neg, body) = match raw.first() {
@@ -148,12 +152,13 @@ fn parse_epoch(raw: &[u8], format: TimeFormat) -> Option<Millis> {
             v = v * 10 + i64::from(c - b'0');
         }
         let v = if neg { -v } else { v };
-        return Some(match format {
+        let ms = match format {
             TimeFormat::EpochSeconds => v.checked_mul(1000)?,
             TimeFormat::EpochMillis => v,
             TimeFormat::EpochMicros => v.div_euclid(1000),
             TimeFormat::Rfc3339 => return None,
-        });
+        };
+        return (ms.abs() <= MAX_EPOCH_MS).then_some(ms);
     }
     let v: f64 = std::str::from_utf8(raw).ok()?.parse().ok()?;
     if !v.is_finite() {
@@ -165,7 +170,7 @@ fn parse_epoch(raw: &[u8], format: TimeFormat) -> Option<Millis> {
         TimeFormat::EpochMicros => v / 1000.0,
         TimeFormat::Rfc3339 => return None,
     };
-    if ms.abs() > 1e17 {
+    if ms.abs() > MAX_EPOCH_MS as f64 {
         return None;
     }
     Some(ms.floor() as Millis)

@@ -1164,4 +1164,60 @@ event_time = { source = "kafka_timestamp" }
         assert_eq!(err.problems[0].0, "kafka.properties");
         assert!(err.problems[0].1.contains("no.such.property"), "{err}");
     }
+
+    mod never_panics {
+        use proptest::prelude::*;
+
+        const EXAMPLE: &str = include_str!("../../../pipewatch.example.toml");
+
+        /// Loading never panics: a config is valid, or every problem has a key.
+        fn loads(text: &str) -> Result<(), TestCaseError> {
+            if let Err(e) = super::parse(text) {
+                prop_assert!(!e.problems.is_empty());
+                prop_assert!(e.problems.iter().all(|(k, m)| !k.is_empty() && !m.is_empty()), "{}", e);
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn random_text(text in "\\PC{0,300}") {
+                loads(&text)?;
+            }
+
+        }
+
+        proptest! {
+            // A config that validates creates a librdkafka client to check its properties
+            // (milliseconds each): fewer cases here.
+            #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn truncated_and_mutated_example(cut in 0..EXAMPLE.len(), edits in prop::collection::vec((0..EXAMPLE.len(), "[\\[\\]=\"{}0-9a-z.,\n -]"), 1..6)) {
+                loads(EXAMPLE.get(..cut).unwrap_or(EXAMPLE))?;
+                let mut text = EXAMPLE.to_string();
+                for (at, with) in edits {
+                    let at = (0..=at.min(text.len())).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+                    text.insert_str(at, &with);
+                }
+                loads(&text)?;
+            }
+
+
+            #[test]
+            fn odd_values_for_every_duration_and_number(value in prop_oneof![
+                "\"[0-9]{1,30}[a-z]{0,3}\"", "-?[0-9]{1,30}(\\.[0-9]{1,5})?(e[0-9]{1,4})?", Just("\"\"".to_string()),
+                Just("nan".to_string()), Just("inf".to_string()), Just("-inf".to_string()),
+            ]) {
+                for key in ["tick", "idle_partition_timeout", "rate_window", "max_future_skew"] {
+                    loads(&format!("{EXAMPLE}\n").replace(&format!("\n{key} = "), &format!("\n{key} = {value}\n# ")))?;
+                }
+                for key in ["max_silence", "min_rate", "threshold", "lookback", "grace"] {
+                    loads(&EXAMPLE.replacen(&format!("\n{key} = "), &format!("\n{key} = {value}\n# "), 1))?;
+                }
+            }
+        }
+    }
 }
