@@ -5,6 +5,13 @@
 #   kafka.sh fetch                                  # fetch the jars (idempotent)
 #   kafka.sh run PORT CONTROLLER_PORT DIR [PID]     # format DIR, run the broker in the
 #                                                   # foreground; stop when PID exits
+#   kafka.sh run-secure PORT SECURE_PORT CONTROLLER_PORT DIR [PID]
+#       the same, plus a SASL_SSL listener on SECURE_PORT (SCRAM-SHA-512 and PLAIN; a CA
+#       and broker certificate made with openssl: DIR/ca.pem) and the StandardAuthorizer
+#       with no ACL: user `pipewatch` (password $PIPEWATCH_SECURE_PASSWORD, default
+#       pipewatch-secret) may do nothing until ACLs allow it. PORT stays PLAINTEXT for the
+#       tests' own set-up (its anonymous principal is a super user).
+#   kafka.sh acls ARGS…                             # kafka-acls (AclCommand) with the jars
 # Environment: PIPEWATCH_CACHE (default ~/.cache/pipewatch), JAVA (default java).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,26 +21,50 @@ libs=$cache/kafka-$version/libs
 java=${JAVA:-java}
 
 fetch() {
-  if [ -f "$libs/.complete" ]; then return 0; fi
+  # the marker names the pom it was fetched for: a changed pom fetches again
+  local marker
+  marker="$libs/.complete-$(sha256sum "$here/pom.xml" | cut -c1-16)"
+  if [ -f "$marker" ]; then return 0; fi
   command -v mvn >/dev/null || { echo "kafka.sh: mvn not found: apt-get install maven" >&2; exit 1; }
   mkdir -p "$libs"
   mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies \
       -DoutputDirectory="$libs" -DincludeScope=runtime >&2
-  touch "$libs/.complete"
+  touch "$marker"
+}
+
+secure_password=${PIPEWATCH_SECURE_PASSWORD:-pipewatch-secret}
+
+# A CA and a broker certificate for 127.0.0.1 / localhost, valid for two days.
+certificates() {
+  local dir=$1
+  command -v openssl >/dev/null || { echo "kafka.sh: openssl not found: apt-get install openssl" >&2; exit 1; }
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=pipewatch test CA" \
+      -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+      -keyout "$dir/broker.key" -out "$dir/broker.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$dir/san.ext"
+  openssl x509 -req -days 2 -in "$dir/broker.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+      -CAcreateserial -extfile "$dir/san.ext" -out "$dir/broker.crt" 2>/dev/null
+  cat "$dir/broker.key" "$dir/broker.crt" > "$dir/broker.pem"
 }
 
 run() {
-  local port=$1 cport=$2 dir=$3 watch=${4:-}
+  local port=$1 cport=$2 dir=$3 watch=${4:-} sport=${5:-}
   fetch
   mkdir -p "$dir/data"
+  local listeners="PLAINTEXT://127.0.0.1:$port" map="PLAINTEXT:PLAINTEXT"
+  if [ -n "$sport" ]; then
+    listeners="$listeners,SASL_SSL://127.0.0.1:$sport"
+    map="$map,SASL_SSL:SASL_SSL"
+  fi
   cat > "$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$map,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$dir/data
 num.partitions=1
@@ -47,12 +78,27 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 log.flush.interval.messages=1000000
 PROPS
+  local scram=()
+  if [ -n "$sport" ]; then
+    certificates "$dir"
+    cat >> "$dir/server.properties" <<PROPS
+sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_pipewatch="$secure_password";
+ssl.keystore.type=PEM
+ssl.keystore.location=$dir/broker.pem
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:ANONYMOUS
+PROPS
+    scram=(--add-scram "SCRAM-SHA-512=[name=pipewatch,password=$secure_password]")
+  fi
   local jvm=(-Xms256m -Xmx2g -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true)
   local id
   # a base64url UUID; it may start with "-", hence --cluster-id=
   id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
   "$java" "${jvm[@]}" -cp "$libs/*" kafka.tools.StorageTool format --cluster-id="$id" \
-      -c "$dir/server.properties" > "$dir/format.log" 2>&1 \
+      -c "$dir/server.properties" "${scram[@]}" > "$dir/format.log" 2>&1 \
     || { cat "$dir/format.log" >&2; exit 1; }
   "$java" "${jvm[@]}" -cp "$libs/*" kafka.Kafka "$dir/server.properties" > "$dir/kafka.log" 2>&1 &
   jpid=$!
@@ -63,8 +109,15 @@ PROPS
   done
 }
 
+acls() {
+  fetch
+  "$java" -Xmx256m -XX:TieredStopAtLevel=1 -cp "$libs/*" org.apache.kafka.tools.AclCommand "$@"
+}
+
 case "${1:-}" in
   fetch) fetch ;;
   run) shift; run "$@" ;;
-  *) echo "usage: kafka.sh fetch | kafka.sh run PORT CONTROLLER_PORT DIR [PID]" >&2; exit 2 ;;
+  run-secure) shift; run "$1" "$3" "$4" "${5:-}" "$2" ;;
+  acls) shift; acls "$@" ;;
+  *) echo "usage: kafka.sh fetch | kafka.sh run PORT CONTROLLER_PORT DIR [PID] | kafka.sh run-secure PORT SECURE_PORT CONTROLLER_PORT DIR [PID] | kafka.sh acls ARGS…" >&2; exit 2 ;;
 esac

@@ -24,7 +24,7 @@ async fn status_lag(pw: &Pipewatch, consumer: &str) -> (f64, i64) {
 }
 
 /// A job in `group` that reads the first `n` records of `topic`/0 and commits after them.
-fn read_and_commit(bootstrap: &str, group: &str, topic: &str, n: i64) {
+pub(crate) fn read_and_commit(bootstrap: &str, group: &str, topic: &str, n: i64) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)

@@ -11,3 +11,4 @@ mod deploy;
 mod diagnosis_rules;
 mod prometheus;
 mod real_broker;
+mod secured;

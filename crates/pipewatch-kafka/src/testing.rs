@@ -23,9 +23,41 @@ or set PIPEWATCH_TEST_BOOTSTRAP=host:port to use a running broker";
 
 /// A Kafka broker this test process started; stopped on drop.
 pub struct KafkaBroker {
+    /// The PLAINTEXT listener (on a secured broker: the tests' own, a super user).
     pub bootstrap: String,
+    /// A secured broker's SASL_SSL listener (see [`KafkaBroker::start_secured`]).
+    pub secured: Option<Secured>,
     child: Option<Child>,
     dir: PathBuf,
+}
+
+/// How to reach a secured broker's SASL_SSL listener as user [`Secured::USER`].
+#[derive(Debug, Clone)]
+pub struct Secured {
+    pub bootstrap: String,
+    /// The CA certificate (PEM) that signed the broker's certificate.
+    pub ca: PathBuf,
+}
+
+impl Secured {
+    /// The user tests connect as (SCRAM-SHA-512 or PLAIN); no right until ACLs give it.
+    pub const USER: &'static str = "pipewatch";
+    /// Its password (the default of `kafka.sh`).
+    pub const PASSWORD: &'static str = "pipewatch-secret";
+
+    /// librdkafka properties for this listener with `mechanism` and `password`.
+    pub fn properties(&self, mechanism: &str, password: &str) -> Vec<(String, String)> {
+        [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanisms", mechanism),
+            ("sasl.username", Self::USER),
+            ("sasl.password", password),
+            ("ssl.ca.location", &self.ca.display().to_string()),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
 }
 
 fn script() -> PathBuf {
@@ -56,20 +88,44 @@ impl KafkaBroker {
             .0
     }
 
+    /// The secured broker shared by the tests of this process, started once (always
+    /// Apache Kafka by `kafka.sh run-secure`: `PIPEWATCH_TEST_BOOTSTRAP` is not used).
+    pub fn shared_secured() -> &'static KafkaBroker {
+        static SHARED: OnceLock<KafkaBroker> = OnceLock::new();
+        SHARED
+            .get_or_init(|| KafkaBroker::start_secured(free_port()).unwrap_or_else(|e| panic!("{e}\n{HOW_TO_GET_ONE}")))
+    }
+
     /// Starts a new Apache Kafka on `port` and waits until it answers.
     pub fn start(port: u16) -> Result<Self, String> {
+        Self::launch(port, None)
+    }
+
+    /// Starts a new Apache Kafka with a SASL_SSL listener (SCRAM-SHA-512 and PLAIN, the
+    /// StandardAuthorizer, no ACL) besides the PLAINTEXT one on `port`.
+    pub fn start_secured(port: u16) -> Result<Self, String> {
+        Self::launch(port, Some(free_port()))
+    }
+
+    fn launch(port: u16, secured: Option<u16>) -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!("pipewatch-kafka-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
-        let child = Command::new("bash")
-            .arg(script())
-            .args(["run", &port.to_string(), &free_port().to_string()])
+        let mut command = Command::new("bash");
+        command.arg(script());
+        match secured {
+            None => command.args(["run", &port.to_string()]),
+            Some(s) => command.args(["run-secure", &port.to_string(), &s.to_string()]),
+        };
+        let child = command
+            .arg(free_port().to_string())
             .arg(&dir)
             .arg(std::process::id().to_string())
             .stdin(Stdio::null())
             .spawn()
             .map_err(|e| format!("failed to run {}: {e}", script().display()))?;
-        let mut broker = KafkaBroker { bootstrap: format!("127.0.0.1:{port}"), child: Some(child), dir };
+        let secured = secured.map(|s| Secured { bootstrap: format!("127.0.0.1:{s}"), ca: dir.join("ca.pem") });
+        let mut broker = KafkaBroker { bootstrap: format!("127.0.0.1:{port}"), secured, child: Some(child), dir };
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             // The script exits early when the jars cannot be fetched or formatting fails.
@@ -91,12 +147,31 @@ impl KafkaBroker {
         }
     }
 
-    /// Stops the broker (SIGTERM to the script, which stops the JVM) and waits.
+    /// Runs `kafka-acls` (Kafka's AclCommand) against this broker's PLAINTEXT listener,
+    /// e.g. `["--add", "--allow-principal", "User:pipewatch", "--operation", "Read",
+    /// "--topic", "orders"]`; its output, or why it failed.
+    pub fn acls(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("bash")
+            .arg(script())
+            .args(["acls", "--bootstrap-server", &self.bootstrap])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("failed to run {}: {e}", script().display()))?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(format!("kafka-acls {args:?} failed ({}): {text}", out.status))
+        }
+    }
+
     /// The process id of `kafka.sh` (the broker's JVM is its child), while it runs.
     pub fn process_id(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Stops the broker (SIGTERM to the script, which stops the JVM) and waits.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
