@@ -18,6 +18,7 @@ fn witness(cause: Cause) -> StreamFacts {
     let healthy = StreamFacts { has_watermark: true, flowing: 1, ..StreamFacts::default() };
     let f = match cause {
         Cause::KafkaUnreachable => StreamFacts { kafka_down: true, ..healthy },
+        Cause::AccessDenied => StreamFacts { access_denied: true, ..healthy },
         Cause::TopicMissing => StreamFacts { topic_missing: true, ..healthy },
         Cause::NoData => StreamFacts { has_watermark: false, ..healthy },
         Cause::ProducerSilent => StreamFacts { silent: 1, flowing: 0, ..healthy },
@@ -38,6 +39,7 @@ fn witness(cause: Cause) -> StreamFacts {
 fn merge(a: &StreamFacts, b: &StreamFacts) -> StreamFacts {
     StreamFacts {
         kafka_down: a.kafka_down || b.kafka_down,
+        access_denied: a.access_denied || b.access_denied,
         topic_missing: a.topic_missing || b.topic_missing,
         has_watermark: a.has_watermark || b.has_watermark,
         flowing: a.flowing + b.flowing,
@@ -218,6 +220,7 @@ streams = ["orders", "behaviour"]
     let consumer_witness = |c: ConsumerCause| {
         let f = match c {
             ConsumerCause::KafkaUnreachable => ConsumerFacts { kafka_down: true, ..Default::default() },
+            ConsumerCause::AccessDenied => ConsumerFacts { access_denied: true, ..Default::default() },
             ConsumerCause::UpstreamFault => ConsumerFacts { upstream_fault: true, ..Default::default() },
             ConsumerCause::GroupUnknown => ConsumerFacts { group_unknown: true, ..Default::default() },
             ConsumerCause::RecordsExpired => ConsumerFacts { expired: true, ..Default::default() },
@@ -245,6 +248,7 @@ streams = ["orders", "behaviour"]
             let (fa, fb) = (consumer_witness(a), consumer_witness(b));
             let merged = ConsumerFacts {
                 kafka_down: fa.kafka_down || fb.kafka_down,
+                access_denied: fa.access_denied || fb.access_denied,
                 upstream_fault: fa.upstream_fault || fb.upstream_fault,
                 group_unknown: fa.group_unknown || fb.group_unknown,
                 expired: fa.expired || fb.expired,

@@ -16,8 +16,8 @@ async fn secured() -> &'static KafkaBroker {
     tokio::task::spawn_blocking(KafkaBroker::shared_secured).await.expect("secured broker start panicked")
 }
 
-/// The rights the README lists, as `kafka-acls` arguments: Describe and Read on the
-/// watched topics, Read on pipewatch's own group, Describe on each watched group.
+/// The rights the README lists, as `kafka-acls` arguments: Read on the watched topics
+/// (which implies Describe), Read on pipewatch's own group, Describe on each watched group.
 fn documented_acls(topics: &[&str], own_group: &str, watched_groups: &[&str]) -> Vec<Vec<String>> {
     let allow = |rest: Vec<&str>| {
         let mut args = vec!["--add", "--allow-principal", "User:pipewatch"];
@@ -25,7 +25,7 @@ fn documented_acls(topics: &[&str], own_group: &str, watched_groups: &[&str]) ->
         args.into_iter().map(str::to_string).collect::<Vec<_>>()
     };
     let mut out = Vec::new();
-    let mut topic_args = vec!["--operation", "Describe", "--operation", "Read"];
+    let mut topic_args = vec!["--operation", "Read"];
     for t in topics {
         topic_args.extend(["--topic", t]);
     }
@@ -143,5 +143,214 @@ async fn with_only_the_documented_rights_everything_works_over_sasl_ssl() {
         let (status, ready) = pw.get("/readyz").await;
         assert_eq!(status, 200, "{mechanism}: {ready}");
         pw.stop().await;
+    }
+}
+
+/// One right taken away while pipewatch runs with all the others: what it shows, and
+/// that it recovers once the ACL is back.
+struct Denial {
+    broker: &'static KafkaBroker,
+    orders: String,
+    behaviour: String,
+    group: String,
+    job: String,
+    pw: Pipewatch,
+}
+
+impl Denial {
+    /// pipewatch with every documented right, reading both streams and the job's group.
+    async fn start() -> Self {
+        let broker = secured().await;
+        let s = broker.secured.clone().expect("a secured listener");
+        let (orders, behaviour) = (unique_topic("orders"), unique_topic("behaviour"));
+        for t in [&orders, &behaviour] {
+            create_topic(&broker.bootstrap, t, 1).await.unwrap();
+        }
+        let (job, group) = (unique_topic("analytics-job"), unique_topic("pipewatch-denial"));
+        produce(broker, &orders, &behaviour);
+        let (b, g, o) = (broker.bootstrap.clone(), job.clone(), orders.clone());
+        tokio::task::spawn_blocking(move || read_and_commit(&b, &g, &o, 1)).await.unwrap();
+        grant(broker, &documented_acls(&[&orders, &behaviour], &group, &[&job]));
+        let consumer = format!("[[consumer]]\nname = \"analytics\"\ngroup = \"{job}\"\nstreams = [\"orders\"]\n");
+        let body = orders_and_behaviour(&orders, &behaviour, "", &consumer);
+        let pw = Pipewatch::start(&secured_config(&s, "SCRAM-SHA-512", &group, &body)).await;
+        let d = Denial { broker, orders, behaviour, group, job, pw };
+        d.wait("every right granted", |st| {
+            let causes = (
+                cause(st, "streams", "orders"),
+                cause(st, "streams", "behaviour"),
+                cause(st, "consumers", "analytics"),
+            );
+            causes == ("ok".into(), "ok".into(), "ok".into())
+        })
+        .await;
+        d
+    }
+
+    /// One record on each topic, in real time.
+    fn produce(&self) {
+        produce(self.broker, &self.orders, &self.behaviour);
+    }
+
+    fn acl(&self, action: &str, operation: &str, kind: &str, name: &str) {
+        let mut args = vec![action, "--allow-principal", "User:pipewatch", "--operation", operation, kind, name];
+        if action == "--remove" {
+            args.push("--force");
+        }
+        self.broker.acls(&args).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Waits until the status satisfies `check`; returns it.
+    async fn wait(&self, what: &str, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        eventually(what, Duration::from_secs(60), || async {
+            let st = self.pw.status().await;
+            if check(&st) {
+                Ok(st)
+            } else {
+                Err(format!("not_ready {}, streams {}, consumers {}", st["not_ready"], st["streams"], st["consumers"]))
+            }
+        })
+        .await
+    }
+}
+
+/// One record on each topic, in real time.
+fn produce(broker: &KafkaBroker, orders: &str, behaviour: &str) {
+    let producer = TestProducer::new(&broker.bootstrap);
+    let created_at = pipewatch_core::time::format_rfc3339(now_ms());
+    producer.send(orders, 0, Some(format!(r#"{{"created_at":"{created_at}"}}"#).as_bytes()));
+    producer.send(behaviour, 0, Some(format!(r#"{{"ts":{}}}"#, now_ms()).as_bytes()));
+    producer.flush();
+}
+
+/// The cause of the named entry of `status[list]`.
+fn cause(status: &serde_json::Value, list: &str, name: &str) -> String {
+    let entries = status[list].as_array().cloned().unwrap_or_default();
+    let entry = entries.into_iter().find(|e| e["name"] == name).unwrap_or_default();
+    entry["cause"].as_str().unwrap_or_default().to_string()
+}
+
+/// The status entry of stream `name`.
+fn stream<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["streams"].as_array().and_then(|a| a.iter().find(|s| s["name"] == name)).unwrap_or(&serde_json::Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_that_may_not_be_described_is_named_and_recovers() {
+    let d = Denial::start().await;
+    // Read implies Describe: without it the topic may not even be described
+    d.acl("--remove", "Read", "--topic", &d.orders);
+    let right = format!("Describe on topic {}", d.orders);
+    let st =
+        d.wait("orders access_denied (Describe)", |st| stream(st, "orders")["access_denied"] == right.as_str()).await;
+    assert_eq!(cause(&st, "streams", "orders"), "access_denied", "{st}");
+    assert_eq!(cause(&st, "streams", "behaviour"), "ok", "the other stream is not affected: {st}");
+    let (code, ready) = d.pw.get("/readyz").await;
+    assert_eq!((code, ready.trim()), (503, format!("not ready: access denied: {right} (stream orders)").as_str()));
+    d.acl("--add", "Read", "--topic", &d.orders);
+    d.produce();
+    d.wait("orders ok again", |st| {
+        cause(st, "streams", "orders") == "ok" && stream(st, "orders")["access_denied"].is_null()
+    })
+    .await;
+    assert_eq!(d.pw.get("/readyz").await.0, 200);
+    d.pw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_that_may_not_be_read_is_named_and_recovers() {
+    let d = Denial::start().await;
+    d.acl("--add", "Describe", "--topic", &d.orders);
+    d.acl("--remove", "Read", "--topic", &d.orders);
+    d.produce();
+    let right = format!("Read on topic {}", d.orders);
+    let st = d.wait("orders access_denied (Read)", |st| stream(st, "orders")["access_denied"] == right.as_str()).await;
+    assert_eq!(cause(&st, "streams", "orders"), "access_denied", "{st}");
+    let (code, ready) = d.pw.get("/readyz").await;
+    assert_eq!((code, ready.trim()), (503, format!("not ready: access denied: {right} (stream orders)").as_str()));
+    d.acl("--add", "Read", "--topic", &d.orders);
+    d.produce();
+    d.wait("orders ok again", |st| cause(st, "streams", "orders") == "ok").await;
+    d.pw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipewatchs_own_group_that_may_not_be_read_is_named_and_recovers() {
+    let d = Denial::start().await;
+    d.acl("--remove", "Read", "--group", &d.group);
+    d.produce();
+    let right = format!("Read on group {}", d.group);
+    let st = d
+        .wait("both streams access_denied (group)", |st| {
+            stream(st, "orders")["access_denied"] == right.as_str()
+                && stream(st, "behaviour")["access_denied"] == right.as_str()
+        })
+        .await;
+    assert_eq!(cause(&st, "streams", "behaviour"), "access_denied", "{st}");
+    let (code, ready) = d.pw.get("/readyz").await;
+    assert_eq!(
+        (code, ready.trim()),
+        (503, format!("not ready: access denied: {right} (streams orders, behaviour)").as_str())
+    );
+    d.acl("--add", "Read", "--group", &d.group);
+    d.produce();
+    d.wait("both streams ok again", |st| {
+        cause(st, "streams", "orders") == "ok" && cause(st, "streams", "behaviour") == "ok"
+    })
+    .await;
+    d.pw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_group_that_may_not_be_described_is_named_and_recovers() {
+    let d = Denial::start().await;
+    d.acl("--remove", "Describe", "--group", &d.job);
+    let error = format!("access denied: Describe on group {}", d.job);
+    let st = d
+        .wait("the consumer access_denied", |st| {
+            let c = st["consumers"].as_array().and_then(|a| a.first()).cloned().unwrap_or_default();
+            c["cause"] == "access_denied" && c["error"] == error.as_str()
+        })
+        .await;
+    assert_eq!(cause(&st, "streams", "orders"), "ok", "the streams are not affected: {st}");
+    d.acl("--add", "Describe", "--group", &d.job);
+    d.wait("the consumer ok again", |st| cause(st, "consumers", "analytics") == "ok").await;
+    d.pw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_kafka_unreachable_with_the_authentication_error_and_never_the_password() {
+    let broker = secured().await;
+    let s = broker.secured.clone().expect("a secured listener");
+    let orders = unique_topic("orders");
+    create_topic(&broker.bootstrap, &orders, 1).await.unwrap();
+    let wrong = "not-the-password-4711";
+    let config = secured_config(&s, "SCRAM-SHA-512", &unique_topic("pipewatch-wrong"), &orders_stream(&orders, ""))
+        .replace(Secured::PASSWORD, wrong);
+    let pw = Daemon::start(&config).await;
+    let status = eventually("kafka_unreachable with the authentication error", Duration::from_secs(60), || async {
+        let (_, body) = http_get(pw.addr, "/api/v1/status").await;
+        let st: serde_json::Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        let error = st["kafka_error"].as_str().unwrap_or_default();
+        if st["kafka"] == "down"
+            && error.contains("authentication failed")
+            && cause(&st, "streams", "orders") == "kafka_unreachable"
+        {
+            Ok(body)
+        } else {
+            Err(body)
+        }
+    })
+    .await;
+    let (code, ready) = http_get(pw.addr, "/readyz").await;
+    assert_eq!(code, 503);
+    assert!(ready.contains("kafka unreachable: authentication failed"), "{ready}");
+    let (_, page) = http_get(pw.addr, "/").await;
+    let log = pw.log();
+    assert!(log.contains("Authentication failed") || log.contains("authentication"), "{log}");
+    for (what, text) in
+        [("status", &status), ("readyz", &ready), ("log", &log), ("page", &page), ("metrics", &pw.metrics().await.0)]
+    {
+        assert!(!text.contains(wrong), "the password is in the {what}:\n{text}");
     }
 }

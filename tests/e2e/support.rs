@@ -189,6 +189,69 @@ impl Metrics {
     }
 }
 
+/// `pipewatch run` as a process (for what signals do), its log in a file; killed on drop.
+pub struct Daemon {
+    child: std::process::Child,
+    pub addr: SocketAddr,
+    log: std::path::PathBuf,
+}
+
+impl Daemon {
+    /// Starts `pipewatch run` on `config` (which must not set `[http]`).
+    pub async fn start(config: &str) -> Self {
+        let port = pipewatch_kafka::testing::free_port();
+        let dir = std::env::temp_dir().join(format!("pipewatch-daemon-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pipewatch.toml");
+        std::fs::write(&path, format!("{config}\n[http]\nlisten = \"127.0.0.1:{port}\"\n")).unwrap();
+        let log = dir.join("pipewatch.log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_pipewatch"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start pipewatch run");
+        let addr = format!("127.0.0.1:{port}").parse().unwrap();
+        let daemon = Self { child, addr, log };
+        eventually("pipewatch to listen", Duration::from_secs(30), || async {
+            try_http_get(addr, "/healthz").await.map(|_| ())
+        })
+        .await;
+        daemon
+    }
+
+    pub async fn metrics(&self) -> Metrics {
+        Metrics(http_get(self.addr, "/metrics").await.1)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit status and how long the exit took (at most `limit`).
+    pub async fn terminate(&mut self, limit: Duration) -> (std::process::ExitStatus, Duration) {
+        let sent = Instant::now();
+        let killed = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(killed.success(), "kill -TERM failed");
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, sent.elapsed());
+            }
+            assert!(sent.elapsed() < limit, "pipewatch still running {limit:?} after SIGTERM:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Polls `check` until it returns `Some`, or panics with `what` and the last state.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where

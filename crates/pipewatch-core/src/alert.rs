@@ -608,6 +608,7 @@ mod tests {
             name: name.into(),
             topic: name.into(),
             cause,
+            access_denied: None,
             watermark_ms: freshness.map(|f| T0 - (f * 1000.0) as Millis),
             freshness_lag_seconds: freshness,
             silence_seconds: Some(0.0),
@@ -650,6 +651,7 @@ mod tests {
         Snapshot {
             at_ms: T0,
             kafka,
+            kafka_error: None,
             streams: vec![
                 stream("orders", Cause::Ok, Some(1.0)),
                 stream("behaviour", behaviour_cause, Some(1.0 + lag)),

@@ -15,6 +15,7 @@ use serde::Serialize;
 #[serde(rename_all = "snake_case")]
 pub enum Cause {
     KafkaUnreachable,
+    AccessDenied,
     TopicMissing,
     NoData,
     ProducerSilent,
@@ -32,6 +33,9 @@ pub enum Cause {
 pub struct StreamFacts {
     /// The log-end poll fails: the cluster does not answer.
     pub kafka_down: bool,
+    /// The cluster's authorizer denies pipewatch a right it needs to read the stream
+    /// (Describe or Read on its topic, Read on pipewatch's own group).
+    pub access_denied: bool,
     /// The cluster answers that the stream's topic does not exist.
     pub topic_missing: bool,
     /// A valid event time was read (the stream has a watermark).
@@ -85,7 +89,7 @@ pub struct Diagnosis {
 }
 
 /// Every cause, in the order they are checked: the first that holds wins.
-pub const ORDER: [Diagnosis; 11] = [
+pub const ORDER: [Diagnosis; 12] = [
     Diagnosis {
         cause: Cause::KafkaUnreachable,
         name: "kafka_unreachable",
@@ -93,6 +97,16 @@ pub const ORDER: [Diagnosis; 11] = [
         holds: |f| f.kafka_down,
         replicas: Replicas::Any(&[Cause::KafkaUnreachable]),
         upstream: true,
+    },
+    Diagnosis {
+        cause: Cause::AccessDenied,
+        name: "access_denied",
+        explain: "the cluster denies pipewatch a right it needs to read the stream (named in the status): a monitoring fault, not a pipeline fault",
+        holds: |f| f.access_denied,
+        replicas: Replicas::Any(&[Cause::AccessDenied]),
+        // pipewatch cannot see the stream: the consumers that read it are judged by their
+        // own committed offsets
+        upstream: false,
     },
     Diagnosis {
         cause: Cause::TopicMissing,
@@ -265,6 +279,7 @@ pub fn pair_cause(leader: Cause, follower: Cause, sync_lag_seconds: Option<f64>)
 #[serde(rename_all = "snake_case")]
 pub enum ConsumerCause {
     KafkaUnreachable,
+    AccessDenied,
     UpstreamFault,
     GroupUnknown,
     RecordsExpired,
@@ -277,6 +292,8 @@ pub enum ConsumerCause {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConsumerFacts {
     pub kafka_down: bool,
+    /// The authorizer denies pipewatch Describe on the group: its offsets cannot be read.
+    pub access_denied: bool,
     /// A stream it reads has an upstream fault ([`Cause::is_upstream_fault`]).
     pub upstream_fault: bool,
     /// The group's offsets cannot be read, or it committed none for these partitions.
@@ -299,12 +316,18 @@ pub struct ConsumerDiagnosis {
 
 /// Every consumer cause, in the order they are checked: upstream first, so a consumer
 /// is never blamed for data that was not there to read.
-pub const CONSUMER_ORDER: [ConsumerDiagnosis; 7] = [
+pub const CONSUMER_ORDER: [ConsumerDiagnosis; 8] = [
     ConsumerDiagnosis {
         cause: ConsumerCause::KafkaUnreachable,
         name: "kafka_unreachable",
         explain: "the Kafka cluster does not answer",
         holds: |f| f.kafka_down,
+    },
+    ConsumerDiagnosis {
+        cause: ConsumerCause::AccessDenied,
+        name: "access_denied",
+        explain: "the cluster denies pipewatch Describe on the group: its committed offsets cannot be read",
+        holds: |f| f.access_denied,
     },
     ConsumerDiagnosis {
         cause: ConsumerCause::UpstreamFault,

@@ -19,6 +19,6 @@ pub use diagnosis::Cause;
 pub use extract::{EventTimeSource, Extractor, InvalidReason, TimeFormat};
 pub use json::JsonPointer;
 pub use monitor::{
-    FetchRequest, Fetched, KafkaStatus, Monitor, MonitorSettings, PairSpec, Snapshot, StartPosition, StreamSpec,
+    FetchRequest, Fetched, KafkaStatus, Monitor, MonitorSettings, PairSpec, Right, Snapshot, StartPosition, StreamSpec,
 };
 pub use time::Millis;

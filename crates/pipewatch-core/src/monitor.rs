@@ -65,6 +65,21 @@ pub enum StartPosition {
     Unknown,
 }
 
+/// A right pipewatch needs to read a stream, as the cluster's authorizer may deny it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Right {
+    /// Read on pipewatch's own group: joining it (every stream needs it).
+    ReadGroup,
+    /// Describe on the stream's topic: its metadata and log ends.
+    DescribeTopic,
+    /// Read on the stream's topic: its records.
+    ReadTopic,
+}
+
+impl Right {
+    const COUNT: usize = 3;
+}
+
 /// Whether the cluster answers (as the log-end poller sees it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -230,6 +245,8 @@ struct StreamState {
     indexed: bool,
     /// The counts of partitions revoked from this process.
     revoked: Counts,
+    /// What the authorizer denies, by [`Right`]: the resource, e.g. `Read on topic orders`.
+    denied: [Option<String>; Right::COUNT],
 }
 
 /// A watched consumer group: its committed offsets as last read.
@@ -240,6 +257,8 @@ struct ConsumerState {
     committed: BTreeMap<(usize, i32), i64>,
     /// Why the offsets could not be read (or were not read yet).
     error: Option<String>,
+    /// The error is the authorizer's: Describe on the group is denied.
+    denied: bool,
     /// Since when records have waited with no committed offset moving.
     progress_at: Millis,
     /// Committed offsets older than the offset index, by `(stream, partition)`: the
@@ -335,6 +354,7 @@ pub struct Monitor {
     pairs: Vec<PairSpec>,
     consumers: Vec<ConsumerState>,
     kafka: KafkaStatus,
+    kafka_error: Option<String>,
 }
 
 impl Monitor {
@@ -353,9 +373,10 @@ impl Monitor {
                 topic_missing: false,
                 indexed: false,
                 revoked: Counts::default(),
+                denied: Default::default(),
             })
             .collect();
-        Self { settings, streams, pairs, consumers: Vec::new(), kafka: KafkaStatus::Unknown }
+        Self { settings, streams, pairs, consumers: Vec::new(), kafka: KafkaStatus::Unknown, kafka_error: None }
     }
 
     pub fn streams(&self) -> impl Iterator<Item = &StreamSpec> {
@@ -385,6 +406,7 @@ impl Monitor {
             spec,
             committed: BTreeMap::new(),
             error,
+            denied: false,
             progress_at: now,
             resolved: BTreeMap::new(),
         });
@@ -407,6 +429,7 @@ impl Monitor {
             c.progress_at = now;
         }
         c.error = committed.is_empty().then(|| "the group has no committed offsets for these topics".to_string());
+        c.denied = false;
         c.committed = committed;
     }
 
@@ -458,14 +481,30 @@ impl Monitor {
     }
 
     /// A consumer's offsets could not be read.
-    pub fn consumer_error(&mut self, consumer: usize, error: String) {
+    /// The consumer's offsets could not be read, and why; `denied`: the authorizer said no.
+    pub fn consumer_error(&mut self, consumer: usize, error: String, denied: bool) {
         if let Some(c) = self.consumers.get_mut(consumer) {
             c.error = Some(error);
+            c.denied = denied;
         }
     }
 
-    pub fn set_kafka_status(&mut self, status: KafkaStatus) {
+    /// The authorizer denies (`Some(resource)`, e.g. `Read on topic orders`) or allows
+    /// (`None`) a right for `stream`, or for every stream when `stream` is `None` (Read
+    /// on pipewatch's own group).
+    pub fn set_access_denied(&mut self, stream: Option<usize>, right: Right, resource: Option<String>) {
+        for (i, s) in self.streams.iter_mut().enumerate() {
+            if stream.is_none_or(|k| k == i) {
+                s.denied[right as usize] = resource.clone();
+            }
+        }
+    }
+
+    /// Whether the cluster answers, and when it does not, why (e.g. the authentication
+    /// failure), as the status shows it.
+    pub fn set_kafka_status(&mut self, status: KafkaStatus, error: Option<String>) {
         self.kafka = status;
+        self.kafka_error = error;
     }
 
     /// Whether the cluster says the stream's topic exists (as the log-end poller sees it).
@@ -537,6 +576,10 @@ impl Monitor {
         };
         p.records += 1;
         p.bytes += payload.map_or(0, |b| b.len() as u64);
+        // a record read: Read on the topic is allowed (now)
+        if s.denied[Right::ReadTopic as usize].is_some() {
+            s.denied[Right::ReadTopic as usize] = None;
+        }
         p.last_record = Some(arrival);
         p.position = Some(p.position.map_or(offset + 1, |pos| pos.max(offset + 1)));
         match s.spec.extractor.extract(payload, kafka_timestamp, arrival) {
@@ -639,7 +682,7 @@ impl Monitor {
             .iter_mut()
             .map(|c| consumer_snapshot(c, &self.streams, &streams, &self.pairs, kafka, now))
             .collect();
-        Snapshot { at_ms: now, kafka, streams, pairs, consumers }
+        Snapshot { at_ms: now, kafka, kafka_error: self.kafka_error.clone(), streams, pairs, consumers }
     }
 }
 
@@ -740,6 +783,7 @@ fn consumer_snapshot(
         .collect();
     let cause = diagnose_consumer(&ConsumerFacts {
         kafka_down: kafka == KafkaStatus::Down,
+        access_denied: c.denied && c.error.is_some(),
         upstream_fault,
         group_unknown: c.error.is_some(),
         expired: any_expired,
@@ -848,8 +892,10 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
 
     let freshness_lag_ms = watermark.map(|w| now - w);
     let max_delay = s.spec.max_record_delay_ms;
+    let access_denied = s.denied.iter().flatten().next().cloned();
     let cause = diagnose(&StreamFacts {
         kafka_down: kafka == KafkaStatus::Down,
+        access_denied: access_denied.is_some(),
         topic_missing: s.topic_missing,
         has_watermark: watermark.is_some(),
         flowing,
@@ -868,6 +914,7 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
         name: s.spec.name.clone(),
         topic: s.spec.topic.clone(),
         cause,
+        access_denied,
         watermark_ms: watermark,
         freshness_lag_seconds: freshness_lag_ms.map(|lag| lag as f64 / 1000.0),
         silence_seconds: stream_silence.map(|ms| ms as f64 / 1000.0),
@@ -895,6 +942,9 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
 pub struct Snapshot {
     pub at_ms: Millis,
     pub kafka: KafkaStatus,
+    /// Why the cluster does not answer, while it does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_error: Option<String>,
     pub streams: Vec<StreamSnapshot>,
     pub pairs: Vec<PairSnapshot>,
     pub consumers: Vec<ConsumerSnapshot>,
@@ -905,6 +955,9 @@ pub struct StreamSnapshot {
     pub name: String,
     pub topic: String,
     pub cause: Cause,
+    /// The right the authorizer denies pipewatch for this stream, e.g. `Read on topic
+    /// orders` (the first, in the order group, Describe, Read).
+    pub access_denied: Option<String>,
     /// Absent before the first valid record.
     pub watermark_ms: Option<Millis>,
     pub freshness_lag_seconds: Option<f64>,
@@ -1008,7 +1061,7 @@ mod tests {
             streams,
             pairs,
         );
-        m.set_kafka_status(KafkaStatus::Up);
+        m.set_kafka_status(KafkaStatus::Up, None);
         m
     }
 
@@ -1158,7 +1211,7 @@ mod tests {
         // both silent → producer_silent wins over partition_stalled
         assert_eq!(m.tick(T0 + 250 * SEC).streams[0].cause, Cause::ProducerSilent);
         // kafka unreachable wins over everything
-        m.set_kafka_status(KafkaStatus::Down);
+        m.set_kafka_status(KafkaStatus::Down, None);
         assert_eq!(m.tick(T0 + 260 * SEC).streams[0].cause, Cause::KafkaUnreachable);
     }
 
@@ -1359,18 +1412,57 @@ mod tests {
     }
 
     #[test]
+    fn a_denied_right_is_named_and_a_record_read_clears_read_on_the_topic() {
+        let mut m = orders_and_behaviour(1);
+        rec(&mut m, 0, 0, 0, T0, T0);
+        rec(&mut m, 1, 0, 0, T0, T0);
+        m.set_access_denied(Some(0), Right::ReadTopic, Some("Read on topic orders-topic".into()));
+        let s = m.tick(T0);
+        assert_eq!(s.streams[0].cause, Cause::AccessDenied);
+        assert_eq!(s.streams[0].access_denied.as_deref(), Some("Read on topic orders-topic"));
+        assert_eq!(s.streams[1].cause, Cause::Ok, "only the stream named");
+        // the group right covers every stream and is named first
+        m.set_access_denied(None, Right::ReadGroup, Some("Read on group pw".into()));
+        let s = m.tick(T0);
+        assert_eq!(s.streams[0].access_denied.as_deref(), Some("Read on group pw"));
+        assert_eq!(s.streams[1].access_denied.as_deref(), Some("Read on group pw"));
+        m.set_access_denied(None, Right::ReadGroup, None);
+        // a record read proves Read on the topic
+        rec(&mut m, 0, 0, 1, T0 + SEC, T0 + SEC);
+        let s = m.tick(T0 + SEC);
+        assert_eq!((s.streams[0].cause, s.streams[0].access_denied.as_deref()), (Cause::Ok, None));
+        // Describe stays until the source says otherwise: records do not prove it
+        m.set_access_denied(Some(1), Right::DescribeTopic, Some("Describe on topic behaviour-topic".into()));
+        rec(&mut m, 1, 0, 1, T0 + 2 * SEC, T0 + 2 * SEC);
+        assert_eq!(m.tick(T0 + 2 * SEC).streams[1].cause, Cause::AccessDenied);
+    }
+
+    #[test]
+    fn a_consumer_whose_group_may_not_be_described_is_access_denied_until_its_offsets_are_read() {
+        let mut m = one_stream(1);
+        m.watch_consumer(analytics(vec![0]), T0);
+        m.consumer_error(0, "access denied: Describe on group job".into(), true);
+        assert_eq!(m.tick(T0).consumers[0].cause, ConsumerCause::AccessDenied);
+        m.consumer_error(0, "timed out".into(), false);
+        assert_eq!(m.tick(T0).consumers[0].cause, ConsumerCause::GroupUnknown);
+        m.consumer_error(0, "access denied: Describe on group job".into(), true);
+        m.committed_offsets(0, &[(0, 0, Some(0))], T0);
+        assert_eq!(m.tick(T0).consumers[0].cause, ConsumerCause::Ok);
+    }
+
+    #[test]
     fn a_missing_topic_is_its_own_cause_and_recovers() {
         let mut m = monitor(vec![spec("orders")], vec![]);
         m.set_topic_missing(0, true);
         let s = m.tick(T0);
         assert_eq!(s.streams[0].cause, Cause::TopicMissing);
-        m.set_kafka_status(KafkaStatus::Down);
+        m.set_kafka_status(KafkaStatus::Down, None);
         assert_eq!(
             m.tick(T0).streams[0].cause,
             Cause::KafkaUnreachable,
             "an unreachable cluster says nothing of topics"
         );
-        m.set_kafka_status(KafkaStatus::Up);
+        m.set_kafka_status(KafkaStatus::Up, None);
         m.set_topic_missing(0, false);
         assert_eq!(m.tick(T0 + SEC).streams[0].cause, Cause::NoData);
     }
@@ -1460,7 +1552,7 @@ mod tests {
         let c = &m.tick(T0).consumers[0];
         assert_eq!(c.cause, ConsumerCause::GroupUnknown);
         assert!(c.error.as_deref().unwrap().contains("no committed offsets"));
-        m.consumer_error(0, "GroupAuthorizationFailed".into());
+        m.consumer_error(0, "GroupAuthorizationFailed".into(), false);
         assert_eq!(m.tick(T0).consumers[0].error.as_deref(), Some("GroupAuthorizationFailed"));
         // the producer goes silent: the stream's fault, not the consumer's
         m.committed_offsets(0, &[(0, 0, Some(0))], T0);

@@ -41,10 +41,11 @@ pub(crate) struct Record<'a> {
     pub timestamp: Option<i64>,
 }
 
-/// What a batch read: records, or a fetch error librdkafka reported for a partition.
+/// What a batch read: records, or a fetch error librdkafka reported for a partition
+/// (with its topic, when the error names one).
 pub(crate) enum Item<'a> {
     Record(Record<'a>),
-    Error(rdkafka::error::KafkaError),
+    Error(rdkafka::error::KafkaError, Option<&'a str>),
 }
 
 /// Records read per call at most.
@@ -80,7 +81,10 @@ impl RecordQueue {
             unsafe {
                 let msg = &*m;
                 if msg.err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-                    f(Item::Error(rdkafka::error::KafkaError::MessageConsumption(msg.err.into())));
+                    let topic = (!msg.rkt.is_null())
+                        .then(|| CStr::from_ptr(rd::rd_kafka_topic_name(msg.rkt)).to_str().ok())
+                        .flatten();
+                    f(Item::Error(rdkafka::error::KafkaError::MessageConsumption(msg.err.into()), topic));
                 } else {
                     let name = rd::rd_kafka_topic_name(msg.rkt);
                     if name != last_topic.0 {

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pipewatch_core::{FetchRequest, Fetched, KafkaStatus, Millis, Monitor, Snapshot, StartPosition};
+use pipewatch_core::{FetchRequest, Fetched, KafkaStatus, Millis, Monitor, Right, Snapshot, StartPosition};
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
@@ -162,6 +162,11 @@ struct SourceContext {
     changed: AtomicBool,
     /// Where newly assigned partitions' records are routed, while the consumer loop runs.
     records: Mutex<Option<QueueHandle>>,
+    /// The authorizer denied Read on pipewatch's own group (joining it); cleared when
+    /// partitions are assigned.
+    group_denied: AtomicBool,
+    /// The last authentication failure (SASL), until the cluster answers again.
+    auth_error: Mutex<Option<String>>,
 }
 
 impl SourceContext {
@@ -181,6 +186,8 @@ fn apply_assignment_changes(
     for change in changes {
         match change {
             Assignment::Assigned(ps) => {
+                // pipewatch joined its group: Read on it is allowed
+                consumer.context().group_denied.store(false, Ordering::Relaxed);
                 for (topic, p, start) in ps {
                     if let Some(&s) = stream_of.get(&topic) {
                         monitor.assign(s, p, start, now);
@@ -211,6 +218,13 @@ impl ClientContext for SourceContext {
     fn error(&self, error: KafkaError, reason: &str) {
         let kind = classify(&error);
         self.metrics.error(kind);
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::GroupAuthorizationFailed) => self.group_denied.store(true, Ordering::Relaxed),
+            Some(RDKafkaErrorCode::Authentication) => {
+                *self.auth_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.to_string());
+            }
+            _ => {}
+        }
         // librdkafka repeats transport errors while a broker is down: keep them at debug,
         // the all-brokers-down state is what a person needs.
         if kind == ErrorKind::Transport {
@@ -368,9 +382,11 @@ struct LogEndPoll {
     at: Millis,
     /// `None`: the cluster did not answer.
     log_ends: Option<LogEnds>,
+    /// Why it did not.
+    error: Option<String>,
     /// Per watched consumer: its group's committed offsets `(topic, partition, offset)`,
     /// or why they could not be read. Empty when the cluster did not answer.
-    committed: Vec<Result<Vec<(String, i32, Option<i64>)>, String>>,
+    committed: Vec<Result<Vec<(String, i32, Option<i64>)>, GroupError>>,
     /// Records fetched for committed offsets older than the offset index.
     fetched: Vec<(FetchRequest, FetchOutcome)>,
 }
@@ -412,9 +428,29 @@ struct PollerLink {
 /// A watched consumer's group, read through a client of its own that never joins,
 /// subscribes or commits: it only asks the group coordinator for committed offsets.
 struct WatchedGroup {
-    client: BaseConsumer,
+    group: String,
+    client: BaseConsumer<GroupContext>,
     topics: Vec<String>,
 }
+
+/// A watched group's client remembers what the authorizer answered: librdkafka reports
+/// a denied FindCoordinator through the error callback, and the OffsetFetch then times out.
+#[derive(Default)]
+struct GroupContext {
+    denied: AtomicBool,
+}
+
+impl ClientContext for GroupContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::GroupAuthorizationFailed) {
+            self.denied.store(true, Ordering::Relaxed);
+        } else {
+            debug!(error = %error, "watched group's client: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for GroupContext {}
 
 /// The partitions of the topics that exist, the topics that do not, and the log ends
 /// asked for (ListOffsets).
@@ -423,6 +459,15 @@ struct LogEnds {
     partitions: Vec<(String, i32)>,
     offsets: Vec<(String, i32, i64)>,
     missing: Vec<String>,
+    /// Topics the authorizer does not let pipewatch describe.
+    denied: Vec<String>,
+}
+
+/// Why a watched group's offsets could not be read; `denied`: the authorizer said no.
+#[derive(Debug)]
+struct GroupError {
+    error: String,
+    denied: bool,
 }
 
 /// The running source: the consumer thread and the log-end poller.
@@ -500,6 +545,8 @@ impl Source {
             changes: Mutex::new(Vec::new()),
             changed: AtomicBool::new(false),
             records: Mutex::new(None),
+            group_denied: AtomicBool::new(false),
+            auth_error: Mutex::new(None),
         };
         let consumer: BaseConsumer<SourceContext> =
             client_config(&config, true).create_with_context(context).map_err(SourceError::Create)?;
@@ -512,7 +559,8 @@ impl Source {
             .consumers()
             .map(|c| {
                 let client = group_client(&config, &c.group).map_err(SourceError::Create)?;
-                Ok(WatchedGroup { client, topics: c.streams.iter().map(|&i| topics[i].clone()).collect() })
+                let topics = c.streams.iter().map(|&i| topics[i].clone()).collect();
+                Ok(WatchedGroup { group: c.group.clone(), client, topics })
             })
             .collect::<Result<Vec<_>, SourceError>>()?;
 
@@ -549,7 +597,9 @@ impl Source {
                 // a topic name with a NUL byte has no partitions to read anyway
                 let topic_names =
                     topics.iter().map(|t| std::ffi::CString::new(t.as_str()).unwrap_or_default()).collect();
-                let source = Reader { consumer, records, monitor, topics, topic_names, metrics, errors_logged: 0 };
+                let group_id = config.group_id.clone();
+                let source =
+                    Reader { consumer, records, monitor, topics, topic_names, group_id, metrics, errors_logged: 0 };
                 source.run(config.tick, shutdown, link, publish)
             })
             .map_err(|e| SourceError::Thread("consumer", e))?;
@@ -573,6 +623,8 @@ struct Reader {
     /// Each stream's topic, and as a C string for librdkafka.
     topics: Vec<String>,
     topic_names: Vec<std::ffi::CString>,
+    /// pipewatch's own group.
+    group_id: String,
     metrics: SourceMetrics,
     errors_logged: u64,
 }
@@ -617,6 +669,7 @@ impl Reader {
                 continue;
             }
             self.apply_polls(&link, &stream_of);
+            self.apply_group_denial();
             self.cached_log_ends(&link, now);
             if let Ok(positions) = self.consumer.position() {
                 for e in positions.elements() {
@@ -654,12 +707,29 @@ impl Reader {
                     monitor.record(stream, r.partition, r.offset, r.payload, r.timestamp, now);
                 }
             }
-            Item::Error(e) => consume_error(metrics, errors_logged, &e),
+            Item::Error(e, topic) => {
+                if e.rdkafka_error_code() == Some(RDKafkaErrorCode::TopicAuthorizationFailed) {
+                    if let Some((topic, &s)) = topic.and_then(|t| stream_of.get_key_value(t)) {
+                        monitor.set_access_denied(Some(s), Right::ReadTopic, Some(format!("Read on topic {topic}")));
+                    }
+                }
+                consume_error(metrics, errors_logged, &e)
+            }
         });
     }
 
     fn consume_error(&mut self, e: &KafkaError) {
+        if e.rdkafka_error_code() == Some(RDKafkaErrorCode::GroupAuthorizationFailed) {
+            self.consumer.context().group_denied.store(true, Ordering::Relaxed);
+        }
         consume_error(&self.metrics, &mut self.errors_logged, e);
+    }
+
+    /// What the authorizer denies pipewatch's own group, into the monitor.
+    fn apply_group_denial(&mut self) {
+        let denied = self.consumer.context().group_denied.load(Ordering::Relaxed);
+        let resource = denied.then(|| format!("Read on group {}", self.group_id));
+        self.monitor.set_access_denied(None, Right::ReadGroup, resource);
     }
 
     /// The log end of every assigned partition, from what librdkafka learnt from the last
@@ -685,9 +755,12 @@ impl Reader {
         while let Ok(poll) = link.polls.try_recv() {
             match poll.log_ends {
                 Some(ends) => {
-                    monitor.set_kafka_status(KafkaStatus::Up);
+                    monitor.set_kafka_status(KafkaStatus::Up, None);
+                    *consumer.context().auth_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
                     for (topic, &s) in stream_of {
                         monitor.set_topic_missing(s, ends.missing.contains(topic));
+                        let denied = ends.denied.contains(topic).then(|| format!("Describe on topic {topic}"));
+                        monitor.set_access_denied(Some(s), Right::DescribeTopic, denied);
                     }
                     for (topic, p, end) in ends.offsets {
                         // A ListOffsets answer is older than what a fetch may have told
@@ -698,7 +771,12 @@ impl Reader {
                         }
                     }
                 }
-                None => monitor.set_kafka_status(KafkaStatus::Down),
+                None => {
+                    // the authentication failure says more than the poll's time-out
+                    let auth = consumer.context().auth_error.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                    let why = auth.map(|a| format!("authentication failed: {a}")).or(poll.error);
+                    monitor.set_kafka_status(KafkaStatus::Down, why);
+                }
             }
             for (consumer, result) in poll.committed.into_iter().enumerate() {
                 match result {
@@ -709,7 +787,7 @@ impl Reader {
                             .collect();
                         monitor.committed_offsets(consumer, &offsets, poll.at);
                     }
-                    Err(e) => monitor.consumer_error(consumer, e),
+                    Err(GroupError { error, denied }) => monitor.consumer_error(consumer, error, denied),
                 }
             }
             for (request, outcome) in &poll.fetched {
@@ -762,6 +840,7 @@ fn poll_log_ends(
         }
         let result = poll_once(&client, &topics, &uncached_now, timeout);
         let at = now_ms();
+        let mut error = None;
         let log_ends = match result {
             Ok(ends) => {
                 if failures > 0 || !ever_up {
@@ -786,6 +865,7 @@ fn poll_log_ends(
                 if failures == 1 || failures.is_power_of_two() {
                     warn!(error = %e, failures, "failed to poll log ends");
                 }
+                error = Some(e.to_string());
                 // One failure after a good poll may be a blip; two in a row (or none ever
                 // good) is a cluster that does not answer.
                 if failures >= 2 || !ever_up {
@@ -816,7 +896,7 @@ fn poll_log_ends(
                 fetched.push((request, outcome));
             }
         }
-        if tx.send(LogEndPoll { at, log_ends, committed, fetched }).is_err() {
+        if tx.send(LogEndPoll { at, log_ends, error, committed, fetched }).is_err() {
             return;
         }
         let elapsed = started.elapsed();
@@ -842,7 +922,9 @@ fn poll_once(
     let mut ends = LogEnds::default();
     for topic in topics {
         match topic_partitions(client, topic, timeout).map_err(|e| (ErrorKind::Metadata, e))? {
-            Some(partitions) => {
+            TopicMeta::Denied => ends.denied.push(topic.clone()),
+            TopicMeta::Missing => ends.missing.push(topic.clone()),
+            TopicMeta::Partitions(partitions) => {
                 let first = ends.partitions.len();
                 ends.partitions.extend(partitions.into_iter().map(|p| (topic.clone(), p)));
                 let exists: std::collections::HashSet<i32> = ends.partitions[first..].iter().map(|(_, p)| *p).collect();
@@ -851,7 +933,6 @@ fn poll_once(
                     query.add_partition(topic, *p).set_offset(Offset::End).map_err(|e| (ErrorKind::LogEndPoll, e))?;
                 }
             }
-            None => ends.missing.push(topic.clone()),
         }
     }
     if query.count() == 0 {
@@ -876,26 +957,34 @@ fn committed_offsets(
     ends: &LogEnds,
     timeout: Duration,
     metrics: &SourceMetrics,
-) -> Result<Vec<(String, i32, Option<i64>)>, String> {
+) -> Result<Vec<(String, i32, Option<i64>)>, GroupError> {
     let partitions = ends.partitions.iter().filter(|(t, _)| group.topics.contains(t)).map(|(t, p)| (t.as_str(), *p));
     read_committed(&group.client, partitions, timeout).map_err(|e| {
         metrics.error(ErrorKind::OffsetFetch);
-        e.to_string()
+        group_error(&group.client, &group.group, e)
     })
+}
+
+/// What a watched group's failed read says: the authorizer's no, named, or the error.
+fn group_error(client: &BaseConsumer<GroupContext>, group: &str, e: KafkaError) -> GroupError {
+    let denied = client.context().denied.swap(false, Ordering::Relaxed)
+        || e.rdkafka_error_code() == Some(RDKafkaErrorCode::GroupAuthorizationFailed);
+    let error = if denied { format!("access denied: Describe on group {group}") } else { e.to_string() };
+    GroupError { error, denied }
 }
 
 /// A client that reads `group`'s committed offsets: it has the group id, and never
 /// subscribes, assigns or commits.
-fn group_client(config: &SourceConfig, group: &str) -> KafkaResult<BaseConsumer> {
+fn group_client(config: &SourceConfig, group: &str) -> KafkaResult<BaseConsumer<GroupContext>> {
     let mut cc = client_config(config, false);
     cc.set("group.id", group);
-    cc.create()
+    cc.create_with_context(GroupContext::default())
 }
 
 /// The group's committed offsets for these partitions (OffsetFetch); `None` where it
 /// committed none.
-fn read_committed<'a>(
-    client: &BaseConsumer,
+fn read_committed<'a, C: ConsumerContext>(
+    client: &BaseConsumer<C>,
     partitions: impl Iterator<Item = (&'a str, i32)>,
     timeout: Duration,
 ) -> KafkaResult<Vec<(String, i32, Option<i64>)>> {
@@ -964,18 +1053,35 @@ fn fetch_records(fetcher: &BaseConsumer, request: &FetchRequest, timeout: Durati
     outcome
 }
 
-/// The partitions of `topic`, or `None` when the cluster says it does not exist. Other
-/// topic errors (a leader election under way) give no partitions this time.
-fn topic_partitions(client: &BaseConsumer, topic: &str, timeout: Duration) -> Result<Option<Vec<i32>>, KafkaError> {
+/// What the cluster's metadata says of a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TopicMeta {
+    /// Its partitions; none this time on other topic errors (a leader election under way).
+    Partitions(Vec<i32>),
+    /// It does not exist.
+    Missing,
+    /// The authorizer does not let pipewatch describe it (existing or not).
+    Denied,
+}
+
+fn topic_partitions<C: ClientContext>(
+    client: &BaseConsumer<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<TopicMeta, KafkaError>
+where
+    C: ConsumerContext,
+{
     let md = client.fetch_metadata(Some(topic), timeout)?;
     let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
-        return Ok(None);
+        return Ok(TopicMeta::Missing);
     };
-    match t.error() {
-        Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) => Ok(None),
-        Some(_) => Ok(Some(Vec::new())),
-        None => Ok(Some(t.partitions().iter().map(|p| p.id()).collect())),
-    }
+    Ok(match t.error() {
+        Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) => TopicMeta::Missing,
+        Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) => TopicMeta::Denied,
+        Some(_) => TopicMeta::Partitions(Vec::new()),
+        None => TopicMeta::Partitions(t.partitions().iter().map(|p| p.id()).collect()),
+    })
 }
 
 /// What `check-config --connect` found of one watched group: partitions of its topics
@@ -993,23 +1099,28 @@ pub fn check_group(
     group: &str,
     topics: &[String],
     timeout: Duration,
-) -> Result<GroupCheck, KafkaError> {
-    let client = group_client(config, group)?;
+) -> Result<GroupCheck, String> {
+    let client = group_client(config, group).map_err(|e| e.to_string())?;
     let mut partitions = Vec::new();
     for topic in topics {
-        for p in topic_partitions(&client, topic, timeout)?.unwrap_or_default() {
-            partitions.push((topic.as_str(), p));
+        if let TopicMeta::Partitions(ps) = topic_partitions(&client, topic, timeout).map_err(|e| e.to_string())? {
+            partitions.extend(ps.into_iter().map(|p| (topic.as_str(), p)));
         }
     }
-    let found = read_committed(&client, partitions.iter().copied(), timeout)?;
+    let found = read_committed(&client, partitions.iter().copied(), timeout)
+        .map_err(|e| group_error(&client, group, e).error)?;
     Ok(GroupCheck { committed: found.iter().filter(|(_, _, o)| o.is_some()).count(), partitions: found.len() })
 }
 
 /// What `check-config --connect` found of one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TopicCheck {
-    Exists { partitions: usize },
+    Exists {
+        partitions: usize,
+    },
     Missing,
+    /// The authorizer does not let pipewatch describe it.
+    Denied,
 }
 
 /// Connects with the source's settings and asks the cluster whether each topic exists
@@ -1026,8 +1137,9 @@ pub fn check_topics(
         .iter()
         .map(|topic| {
             let check = match topic_partitions(&client, topic, timeout)? {
-                Some(p) => TopicCheck::Exists { partitions: p.len() },
-                None => TopicCheck::Missing,
+                TopicMeta::Partitions(p) => TopicCheck::Exists { partitions: p.len() },
+                TopicMeta::Missing => TopicCheck::Missing,
+                TopicMeta::Denied => TopicCheck::Denied,
             };
             Ok((topic.clone(), check))
         })

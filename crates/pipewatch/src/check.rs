@@ -62,7 +62,8 @@ pub fn check_config(path: &Path, connect: bool) -> Outcome {
     };
     let _ = writeln!(out, "kafka at {bootstrap}: reachable");
     let mut missing = Vec::new();
-    for (stream, (topic, check)) in c.streams.iter().zip(found) {
+    let mut unreadable = Vec::new();
+    for (i, (stream, (topic, check))) in c.streams.iter().zip(found).enumerate() {
         match check {
             TopicCheck::Exists { partitions } => {
                 let _ = writeln!(out, "  stream {}: topic {topic:?} ({partitions} partitions)", stream.name);
@@ -71,11 +72,16 @@ pub fn check_config(path: &Path, connect: bool) -> Outcome {
                 let _ = writeln!(out, "  stream {}: topic {topic:?} does not exist", stream.name);
                 missing.push(format!("{topic:?} (stream {})", stream.name));
             }
+            TopicCheck::Denied => {
+                let _ = writeln!(out, "  stream {}: access denied: Describe on topic {topic:?}", stream.name);
+                unreadable.push(format!(
+                    "stream[{i}].topic: access denied: Describe on topic {topic:?} (grant Read, which implies it)"
+                ));
+            }
         }
     }
     // Each watched group's offsets: unreadable is an error (a missing right, say); no
     // offsets yet is only said (the job may not have started).
-    let mut unreadable = Vec::new();
     for (i, consumer) in c.consumers.iter().enumerate() {
         let topics: Vec<String> = consumer.streams.iter().map(|&s| c.streams[s].topic.clone()).collect();
         let group = &consumer.group;

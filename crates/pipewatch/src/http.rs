@@ -49,15 +49,36 @@ fn not_ready(snapshot: Option<&Snapshot>) -> Option<String> {
     let Some(s) = snapshot else {
         return Some("starting".into());
     };
-    let missing: Vec<String> = s
-        .streams
+    // each right denied once, with the streams it stops (Read on pipewatch's own group
+    // stops them all), then the topics that do not exist
+    let mut denied: Vec<(&str, Vec<&str>)> = Vec::new();
+    for st in &s.streams {
+        if let Some(right) = st.access_denied.as_deref() {
+            match denied.iter_mut().find(|(r, _)| *r == right) {
+                Some((_, streams)) => streams.push(&st.name),
+                None => denied.push((right, vec![&st.name])),
+            }
+        }
+    }
+    let mut missing: Vec<String> = denied
         .iter()
-        .filter(|st| st.cause == Cause::TopicMissing)
-        .map(|st| format!("topic {:?} of stream {} does not exist", st.topic, st.name))
+        .map(|(right, streams)| {
+            let s = if streams.len() == 1 { "" } else { "s" };
+            format!("access denied: {right} (stream{s} {})", streams.join(", "))
+        })
         .collect();
+    missing.extend(
+        s.streams
+            .iter()
+            .filter(|st| st.cause == Cause::TopicMissing)
+            .map(|st| format!("topic {:?} of stream {} does not exist", st.topic, st.name)),
+    );
     match s.kafka {
         KafkaStatus::Unknown => Some("kafka not reached yet".into()),
-        KafkaStatus::Down => Some("kafka unreachable".into()),
+        KafkaStatus::Down => Some(match &s.kafka_error {
+            Some(e) => format!("kafka unreachable: {e}"),
+            None => "kafka unreachable".into(),
+        }),
         KafkaStatus::Up if !missing.is_empty() => Some(missing.join("; ")),
         KafkaStatus::Up if s.streams.iter().all(|st| st.partitions.is_empty()) => Some("no partitions assigned".into()),
         KafkaStatus::Up => None,
@@ -276,6 +297,10 @@ fn streams_table(h: &mut String, s: &Snapshot) {
     for st in &s.streams {
         let explain = match st.cause {
             Cause::TopicMissing => format!("topic <code>{}</code> does not exist on the cluster", esc(&st.topic)),
+            Cause::AccessDenied => format!(
+                "the cluster denies pipewatch <code>{}</code>",
+                esc(st.access_denied.as_deref().unwrap_or("a right"))
+            ),
             c => c.explain().to_string(),
         };
         let _ = write!(

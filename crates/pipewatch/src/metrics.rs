@@ -569,7 +569,7 @@ streams = ["orders"]
         .unwrap();
         let now = 1_795_375_975_000;
         let mut m = pipewatch_core::Monitor::new(config.settings, config.streams, config.pairs);
-        m.set_kafka_status(KafkaStatus::Up);
+        m.set_kafka_status(KafkaStatus::Up, None);
         m.watch_consumer(config.consumers[0].clone(), now);
         let mut committed = Vec::new();
         for p in 0..partitions {
