@@ -34,18 +34,9 @@ fetch() {
 
 secure_password=${PIPEWATCH_SECURE_PASSWORD:-pipewatch-secret}
 
-# A CA and a broker certificate for 127.0.0.1 / localhost, valid for two days.
+# A CA and a broker certificate for 127.0.0.1 / localhost (certificates.sh).
 certificates() {
-  local dir=$1
-  command -v openssl >/dev/null || { echo "kafka.sh: openssl not found: apt-get install openssl" >&2; exit 1; }
-  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=pipewatch test CA" \
-      -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
-  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
-      -keyout "$dir/broker.key" -out "$dir/broker.csr" 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$dir/san.ext"
-  openssl x509 -req -days 2 -in "$dir/broker.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
-      -CAcreateserial -extfile "$dir/san.ext" -out "$dir/broker.crt" 2>/dev/null
-  cat "$dir/broker.key" "$dir/broker.crt" > "$dir/broker.pem"
+  bash "$here/certificates.sh" "$1"
 }
 
 run() {

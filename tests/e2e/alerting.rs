@@ -39,6 +39,23 @@ impl Sink {
                 }),
             )
             .route("/reject", post(|| async { (axum::http::StatusCode::BAD_REQUEST, "unknown field") }))
+            .route(
+                "/bearer",
+                post({
+                    let b = bodies.clone();
+                    move |headers: axum::http::HeaderMap, body: String| {
+                        let b = b.clone();
+                        async move {
+                            let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+                            if auth != format!("Bearer {SINK_TOKEN}") {
+                                return axum::http::StatusCode::UNAUTHORIZED;
+                            }
+                            b.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
+                            axum::http::StatusCode::OK
+                        }
+                    }
+                }),
+            )
             .route("/broken", post(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "try later") }));
         let url = format!("http://{}/", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -62,11 +79,16 @@ impl Sink {
     }
 }
 
+/// The token the sink's `/bearer` route wants.
+const SINK_TOKEN: &str = "sink-token-0815";
+
 /// Prometheus Alertmanager with the shipped config, its timers shortened for tests.
 struct Alertmanager {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// `--web.config.file` (TLS and basic auth), when it serves HTTPS.
+    web_config: Option<PathBuf>,
 }
 
 impl Alertmanager {
@@ -82,7 +104,28 @@ impl Alertmanager {
             .replace("group_wait: 30s", "group_wait: 1s")
             .replace("group_interval: 5m", "group_interval: 1s");
         std::fs::write(dir.join("alertmanager.yml"), config).unwrap();
-        let mut am = Self { port, dir, child: None };
+        let mut am = Self { port, dir, child: None, web_config: None };
+        am.spawn().await;
+        am
+    }
+
+    /// The same, serving HTTPS with a certificate from `certs` (`certificates.sh`) and
+    /// basic auth for `user` with `password`, in the exporter-toolkit's web config.
+    async fn start_tls(webhook_url: &str, certs: &std::path::Path, user: &str, password: &str) -> Self {
+        let mut am = Self::start(webhook_url).await;
+        am.stop();
+        let hash = bcrypt::hash(password, 4).unwrap();
+        let web = am.dir.join("web.yml");
+        std::fs::write(
+            &web,
+            format!(
+                "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  {user}: {hash}\n",
+                certs.join("server.crt").display(),
+                certs.join("server.key").display()
+            ),
+        )
+        .unwrap();
+        am.web_config = Some(web);
         am.spawn().await;
         am
     }
@@ -92,7 +135,11 @@ impl Alertmanager {
             .into_iter()
             .find(|b| Command::new(b).arg("--version").output().is_ok())
             .expect("Alertmanager not found: apt-get install prometheus-alertmanager");
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        if let Some(web) = &self.web_config {
+            command.arg(format!("--web.config.file={}", web.display()));
+        }
+        let child = command
             .arg(format!("--config.file={}", self.dir.join("alertmanager.yml").display()))
             .arg(format!("--storage.path={}", self.dir.join("data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
@@ -103,7 +150,15 @@ impl Alertmanager {
             .expect("start Alertmanager");
         self.child = Some(child);
         let addr = format!("127.0.0.1:{}", self.port).parse().unwrap();
-        wait_ready_endpoint("Alertmanager", addr, Duration::from_secs(30)).await;
+        if self.web_config.is_none() {
+            wait_ready_endpoint("Alertmanager", addr, Duration::from_secs(30)).await;
+        } else {
+            // HTTPS: listening is ready enough (pipewatch retries until it answers)
+            eventually("Alertmanager to listen", Duration::from_secs(30), || async {
+                tokio::net::TcpStream::connect(addr).await.map(drop).map_err(|e| e.to_string())
+            })
+            .await;
+        }
     }
 
     fn url(&self) -> String {
@@ -617,4 +672,92 @@ async fn sigterm_with_a_receiver_that_stays_down_exits_after_the_grace_and_count
     let lost =
         log.lines().find(|l| l.contains("notifications not delivered at shutdown")).unwrap_or_else(|| panic!("{log}"));
     assert!(lost.contains("receiver=hook") && lost.contains("notifications=1"), "{lost}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receivers_over_tls_with_basic_auth_and_a_bearer_token_never_show_their_secrets() {
+    let dir = std::env::temp_dir().join(format!("pipewatch-tls-receivers-{}", std::process::id()));
+    let status = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/broker/certificates.sh"))
+        .arg(&dir)
+        .status()
+        .expect("run certificates.sh");
+    assert!(status.success(), "certificates.sh failed (openssl: apt-get install openssl)");
+    let (password, wrong) = ("am-password-1234", "wrong-password-5678");
+    for (file, secret) in [("am-password", password), ("wrong-password", wrong), ("token", SINK_TOKEN)] {
+        std::fs::write(dir.join(file), format!("{secret}\n")).unwrap();
+    }
+    let sink = Sink::start().await;
+    let am = Alertmanager::start_tls(&sink.url, &dir, "pipewatch", password).await;
+    let https = format!("https://127.0.0.1:{}", am.port);
+    let ca = dir.join("ca.pem").display().to_string();
+    let secret = |f: &str| dir.join(f).display().to_string();
+    let receivers = format!(
+        "[[receiver]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"{https}\"\nca_file = \"{ca}\"\n\
+         basic_auth = {{ username = \"pipewatch\", password_file = \"{}\" }}\n\
+         [[receiver]]\nname = \"am-wrong\"\nkind = \"alertmanager\"\nurl = \"{https}\"\nca_file = \"{ca}\"\n\
+         basic_auth = {{ username = \"pipewatch\", password_file = \"{}\" }}\n\
+         [[receiver]]\nname = \"am-untrusted\"\nkind = \"alertmanager\"\nurl = \"{https}\"\n\
+         basic_auth = {{ username = \"pipewatch\", password_file = \"{}\" }}\n\
+         [[receiver]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}bearer\"\nbearer_token_file = \"{}\"\n\
+         [shutdown]\ngrace = \"1s\"\n",
+        secret("am-password"),
+        secret("wrong-password"),
+        secret("am-password"),
+        sink.url,
+        secret("token"),
+    );
+    // No cluster: the built-in KafkaUnreachable fires at once, for every receiver.
+    let dead = format!("127.0.0.1:{}", pipewatch_kafka::testing::free_port());
+    let mut pw =
+        Daemon::start(&config(&dead, "latest", &format!("{}\n{receivers}", orders_stream("orders", "")))).await;
+    let count = |m: &Metrics, receiver: &str, result: &str| {
+        m.value("pipewatch_alert_notifications_total", &[("receiver", receiver), ("result", result)]).unwrap_or(-1.0)
+    };
+    eventually(
+        "KafkaUnreachable through Alertmanager over TLS, and at the bearer webhook",
+        Duration::from_secs(60),
+        || async {
+            let alerts = sink.alerts();
+            let through_am = sink
+                .bodies()
+                .iter()
+                .any(|b| b["receiver"] != "hook" && b["alerts"][0]["labels"]["alertname"] == "KafkaUnreachable");
+            let m = pw.metrics().await;
+            let seen = (
+                count(&m, "am", "sent"),
+                count(&m, "hook", "sent"),
+                count(&m, "am-wrong", "failed"),
+                count(&m, "am-untrusted", "retried"),
+            );
+            if through_am
+                && alerts.iter().filter(|a| a.0 == "KafkaUnreachable").count() >= 2
+                && seen.0 >= 1.0
+                && seen.1 >= 1.0
+                && seen.2 >= 1.0
+                && seen.3 >= 1.0
+            {
+                Ok(())
+            } else {
+                Err(format!("sent/failed/retried {seen:?}; sink {:?}", sink.bodies()))
+            }
+        },
+    )
+    .await;
+    let m = pw.metrics().await;
+    assert_eq!(count(&m, "am-wrong", "sent"), 0.0, "a wrong password is not let in");
+    assert_eq!(count(&m, "am-wrong", "retried"), 0.0, "a 401 is not retried");
+    assert_eq!(count(&m, "am-untrusted", "sent"), 0.0, "a certificate of an unknown CA is not trusted");
+    let (_, status) = http_get(pw.addr, "/api/v1/status").await;
+    let (_, page) = http_get(pw.addr, "/").await;
+    let log = pw.log();
+    assert!(log.contains("receiver rejected alerts") && log.contains("am-wrong"), "{log}");
+    for (what, text) in [("status", &status), ("page", &page), ("metrics", &m.0), ("log", &log)] {
+        for s in [password, wrong, SINK_TOKEN] {
+            assert!(!text.contains(s), "a secret is in the {what}:\n{text}");
+        }
+    }
+    let (status, _) = pw.terminate(Duration::from_secs(30)).await;
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(&dir);
 }

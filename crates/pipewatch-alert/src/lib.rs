@@ -8,4 +8,4 @@
 pub mod delivery;
 pub mod payload;
 
-pub use delivery::{Delivery, DeliveryMetrics, ReceiverConfig, ReceiverKind, ReceiverStats, RESULTS};
+pub use delivery::{check_ca, Delivery, DeliveryMetrics, ReceiverConfig, ReceiverKind, ReceiverStats, Secret, RESULTS};

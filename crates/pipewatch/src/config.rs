@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use pipewatch_alert::{ReceiverConfig, ReceiverKind};
+use pipewatch_alert::{ReceiverConfig, ReceiverKind, Secret};
 use pipewatch_core::alert::{AlertKind, AlertRule, AlertTarget, TargetKind};
 use pipewatch_core::consumer::ConsumerSpec;
 use pipewatch_core::time::parse_duration;
@@ -69,6 +69,35 @@ pub struct RawReceiver {
     /// oldest are dropped and counted.
     #[serde(default = "default_queue_capacity")]
     pub queue_capacity: usize,
+    /// A CA certificate (PEM file) to trust for an https:// URL, besides the system's.
+    pub ca_file: Option<String>,
+    /// A file holding a token sent as `Authorization: Bearer <token>`.
+    pub bearer_token_file: Option<String>,
+    /// HTTP basic auth, the password read from a file.
+    pub basic_auth: Option<RawBasicAuth>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBasicAuth {
+    pub username: String,
+    /// A file holding the password (secrets live in files, never in the config).
+    pub password_file: String,
+}
+
+/// A secret from a file, without its trailing newline; the problem, keyed, if unreadable.
+fn secret_file(path: &str, key: String, p: &mut Problems) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) if text.trim_end_matches(['\n', '\r']).is_empty() => {
+            p.add(key, format!("{path:?} is empty"));
+            None
+        }
+        Ok(text) => Some(text.trim_end_matches(['\n', '\r']).to_string()),
+        Err(e) => {
+            p.add(key, format!("cannot read {path:?}: {e}"));
+            None
+        }
+    }
 }
 
 fn default_receiver_timeout() -> String {
@@ -710,6 +739,34 @@ fn receiver_configs(raw: &RawConfig, p: &mut Problems) -> Vec<ReceiverConfig> {
         if r.queue_capacity == 0 {
             p.add(key("queue_capacity"), "must be at least 1");
         }
+        let ca_pem = r.ca_file.as_ref().and_then(|path| match std::fs::read(path) {
+            Ok(pem) => match pipewatch_alert::check_ca(&pem) {
+                Ok(()) => Some(pem),
+                Err(e) => {
+                    p.add(key("ca_file"), format!("{path:?} is not a PEM certificate: {e}"));
+                    None
+                }
+            },
+            Err(e) => {
+                p.add(key("ca_file"), format!("cannot read {path:?}: {e}"));
+                None
+            }
+        });
+        let authorization = match (&r.bearer_token_file, &r.basic_auth) {
+            (Some(_), Some(_)) => {
+                p.add(key("basic_auth"), "set one of bearer_token_file and basic_auth");
+                None
+            }
+            (Some(path), None) => secret_file(path, key("bearer_token_file"), p).map(|t| Secret::bearer(&t)),
+            (None, Some(b)) => {
+                if b.username.is_empty() {
+                    p.add(key("basic_auth.username"), "must not be empty");
+                }
+                secret_file(&b.password_file, key("basic_auth.password_file"), p)
+                    .map(|pw| Secret::basic(&b.username, &pw))
+            }
+            (None, None) => None,
+        };
         if let Some(kind) = kind {
             receivers.push(ReceiverConfig {
                 name: r.name.clone(),
@@ -718,6 +775,8 @@ fn receiver_configs(raw: &RawConfig, p: &mut Problems) -> Vec<ReceiverConfig> {
                 timeout,
                 resend_interval,
                 queue_capacity: r.queue_capacity,
+                ca_pem,
+                authorization,
             });
         }
     }
@@ -1044,6 +1103,68 @@ impact = "x"
             "{err}"
         );
         assert!(err.to_string().contains("(a pair: only sync_lag targets pairs)"), "{err}");
+    }
+
+    #[test]
+    fn receiver_secrets_and_cas_come_from_files_and_every_problem_is_keyed() {
+        let dir = std::env::temp_dir().join(format!("pipewatch-receiver-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("token"), "t0ken\n").unwrap();
+        std::fs::write(dir.join("empty"), "\n").unwrap();
+        std::fs::write(dir.join("ca.pem"), "not a certificate").unwrap();
+        let d = dir.display();
+        let text = format!(
+            r#"
+[kafka]
+bootstrap_servers = "localhost:9092"
+[[stream]]
+name = "orders"
+topic = "orders"
+event_time = {{ field = "/ts", format = "epoch_millis" }}
+[[receiver]]
+name = "ok"
+kind = "webhook"
+url = "https://hooks.example.com/"
+bearer_token_file = "{d}/token"
+[[receiver]]
+name = "both"
+kind = "webhook"
+url = "https://hooks.example.com/"
+bearer_token_file = "{d}/token"
+basic_auth = {{ username = "pw", password_file = "{d}/token" }}
+[[receiver]]
+name = "files"
+kind = "alertmanager"
+url = "https://am.example.com"
+ca_file = "{d}/ca.pem"
+basic_auth = {{ username = "", password_file = "{d}/empty" }}
+[[receiver]]
+name = "missing"
+kind = "alertmanager"
+url = "https://am.example.com"
+ca_file = "{d}/nothing.pem"
+bearer_token_file = "{d}/nothing"
+"#
+        );
+        let err = parse(&text).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "receiver[1].basic_auth",
+                "receiver[2].ca_file",
+                "receiver[2].basic_auth.username",
+                "receiver[2].basic_auth.password_file",
+                "receiver[3].ca_file",
+                "receiver[3].bearer_token_file",
+            ],
+            "{err}"
+        );
+        assert!(!err.to_string().contains("t0ken"), "{err}");
+        let ok = parse(&text.split("[[receiver]]\nname = \"both\"").next().unwrap().to_string()).unwrap();
+        assert_eq!(ok.receivers[0].authorization, Some(Secret::bearer("t0ken")), "the newline is not part of it");
+        assert!(!format!("{ok:?}").contains("t0ken"), "Debug shows no secret");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
