@@ -677,12 +677,7 @@ async fn sigterm_with_a_receiver_that_stays_down_exits_after_the_grace_and_count
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receivers_over_tls_with_basic_auth_and_a_bearer_token_never_show_their_secrets() {
     let dir = std::env::temp_dir().join(format!("pipewatch-tls-receivers-{}", std::process::id()));
-    let status = Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/broker/certificates.sh"))
-        .arg(&dir)
-        .status()
-        .expect("run certificates.sh");
-    assert!(status.success(), "certificates.sh failed (openssl: apt-get install openssl)");
+    certificates(&dir);
     let (password, wrong) = ("am-password-1234", "wrong-password-5678");
     for (file, secret) in [("am-password", password), ("wrong-password", wrong), ("token", SINK_TOKEN)] {
         std::fs::write(dir.join(file), format!("{secret}\n")).unwrap();

@@ -32,18 +32,24 @@ struct Prometheus {
 
 impl Prometheus {
     async fn start(dir: PathBuf, jobs: &[(&str, Vec<SocketAddr>)], rules: &str) -> Self {
-        let port = pipewatch_kafka::testing::free_port();
-        std::fs::write(dir.join("pipewatch.rules.yml"), rules).unwrap();
-        let mut config = String::from(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - pipewatch.rules.yml\nscrape_configs:\n",
-        );
+        let mut scrape_configs = String::new();
         for (job, targets) in jobs {
             let targets: Vec<String> = targets.iter().map(|a| format!("'{a}'")).collect();
-            config.push_str(&format!(
+            scrape_configs.push_str(&format!(
                 "  - job_name: {job}\n    static_configs:\n      - targets: [{}]\n",
                 targets.join(", ")
             ));
         }
+        Self::start_with(dir, &scrape_configs, rules).await
+    }
+
+    /// With the `scrape_configs` entries given as YAML.
+    async fn start_with(dir: PathBuf, scrape_configs: &str, rules: &str) -> Self {
+        let port = pipewatch_kafka::testing::free_port();
+        std::fs::write(dir.join("pipewatch.rules.yml"), rules).unwrap();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - pipewatch.rules.yml\nscrape_configs:\n{scrape_configs}"
+        );
         std::fs::write(dir.join("prometheus.yml"), config).unwrap();
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
@@ -496,4 +502,66 @@ async fn live_prometheus(granularity: &str) {
     for pw in [a, b, single] {
         pw.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_pipewatch_over_https_with_basic_auth_from_an_exporter_toolkit_web_config() {
+    let dir = std::env::temp_dir().join(format!("pipewatch-web-{}-{}", std::process::id(), unique_topic("w")));
+    certificates(&dir);
+    let password = "scrape-secret-2718";
+    let hash = bcrypt::hash(password, 4).unwrap();
+    // the file node_exporter would read with --web.config.file; relative paths are
+    // relative to it
+    std::fs::write(
+        dir.join("web.yml"),
+        format!("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  prometheus: {hash}\n"),
+    )
+    .unwrap();
+    let ca = dir.join("ca.pem");
+    // No cluster is needed to be scraped.
+    let dead = format!("127.0.0.1:{}", pipewatch_kafka::testing::free_port());
+    let web = |open: bool| {
+        format!(
+            "{}\n[http]\nweb_config_file = \"{}\"\nprobes_without_auth = {open}\n",
+            orders_stream("orders", ""),
+            dir.join("web.yml").display()
+        )
+    };
+    let pw = Pipewatch::start(&config(&dead, "latest", &web(true))).await;
+    let closed = Pipewatch::start(&config(&dead, "latest", &web(false))).await;
+
+    let (right, wrong) = (basic("prometheus", password), basic("prometheus", "guess"));
+    assert_eq!(https_get(pw.addr, &ca, "/metrics", Some(&right)).await.map(|r| r.0), Ok(200));
+    assert_eq!(https_get(pw.addr, &ca, "/metrics", Some(&wrong)).await.map(|r| r.0), Ok(401));
+    assert_eq!(https_get(pw.addr, &ca, "/metrics", None).await.map(|r| r.0), Ok(401));
+    assert_eq!(https_get(pw.addr, &ca, "/api/v1/status", None).await.map(|r| r.0), Ok(401));
+    assert_eq!(https_get(pw.addr, &ca, "/healthz", None).await, Ok((200, "ok\n".to_string())), "probes are open");
+    assert_eq!(https_get(pw.addr, &ca, "/readyz", None).await.map(|r| r.0), Ok(503), "open, and not ready");
+    assert_eq!(https_get(closed.addr, &ca, "/healthz", None).await.map(|r| r.0), Ok(401), "unless the config says so");
+    assert!(try_http_get(pw.addr, "/healthz").await.map_or(true, |(code, _)| code != 200), "no plain HTTP");
+
+    let job = |name: &str, user_password: &str, target: SocketAddr| {
+        format!(
+            "  - job_name: {name}\n    scheme: https\n    tls_config:\n      ca_file: {}\n    basic_auth:\n      \
+             username: prometheus\n      password: {user_password}\n    static_configs:\n      - targets: ['localhost:{}']\n",
+            ca.display(),
+            target.port()
+        )
+    };
+    let scrape = format!("{}{}", job("secured", password, pw.addr), job("wrong", "guess", pw.addr));
+    let prometheus = Prometheus::start_with(dir.clone(), &scrape, "groups: []\n").await;
+    eventually("Prometheus to scrape over HTTPS with basic auth", Duration::from_secs(30), || async {
+        let up = prometheus.by("up", "job").await?;
+        let build = prometheus.query("pipewatch_build_info{job=\"secured\"}").await?;
+        if up == [("secured".to_string(), 1.0), ("wrong".to_string(), 0.0)] && build.len() == 1 {
+            Ok(())
+        } else {
+            Err(format!("up {up:?}, build_info {build:?}"))
+        }
+    })
+    .await;
+    drop(prometheus);
+    pw.stop().await;
+    closed.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -125,6 +125,49 @@ async fn request(addr: SocketAddr, request: &str) -> Result<(u16, String), Strin
     s.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
+    response(buf)
+}
+
+/// An HTTPS GET trusting `ca` (a PEM file), with an `Authorization` header if given:
+/// the status code and the body.
+pub async fn https_get(
+    addr: SocketAddr,
+    ca: &std::path::Path,
+    path: &str,
+    authorization: Option<&str>,
+) -> Result<(u16, String), String> {
+    let pem = std::fs::read(ca).map_err(|e| e.to_string())?;
+    let ca = native_tls::Certificate::from_pem(&pem).map_err(|e| e.to_string())?;
+    let tls = native_tls::TlsConnector::builder().add_root_certificate(ca).build().map_err(|e| e.to_string())?;
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let mut s = tokio_native_tls::TlsConnector::from(tls).connect("localhost", tcp).await.map_err(|e| e.to_string())?;
+    let auth = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    // a server that closes without TLS close_notify is fine: what arrived counts
+    let _ = s.read_to_end(&mut buf).await;
+    response(buf)
+}
+
+/// `Authorization: Basic …` for `user` and `password`.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+}
+
+/// A test CA and a server certificate for 127.0.0.1 / localhost in `dir`
+/// (`tests/broker/certificates.sh`: ca.pem, server.crt, server.key).
+pub fn certificates(dir: &std::path::Path) {
+    let status = std::process::Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/broker/certificates.sh"))
+        .arg(dir)
+        .status()
+        .expect("run certificates.sh");
+    assert!(status.success(), "certificates.sh failed (openssl: apt-get install openssl)");
+}
+
+fn response(buf: Vec<u8>) -> Result<(u16, String), String> {
     let text = String::from_utf8_lossy(&buf).into_owned();
     let status = text.get(9..12).and_then(|c| c.parse().ok()).ok_or_else(|| format!("not HTTP: {text}"))?;
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));

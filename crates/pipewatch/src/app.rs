@@ -98,8 +98,9 @@ impl App {
         let addr = listener.local_addr().context("failed to read the listener's address")?;
         info!(%addr, bootstrap = %config.source.bootstrap_servers, streams = config.streams.len(), "pipewatch running");
         let grace = config.shutdown_grace;
+        let tls = config.web.as_ref().and_then(|w| w.tls.clone());
         let state = AppState { registry, tick: latest, config: Arc::new(config) };
-        let served = axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown).await;
+        let served = http::serve(listener, http::router(state), tls.as_ref(), shutdown).await;
 
         stop.store(true, Ordering::Relaxed);
         tokio::task::spawn_blocking(move || source.join()).await.context("the source thread panicked")?;

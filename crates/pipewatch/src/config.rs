@@ -149,11 +149,17 @@ pub struct RawHttp {
     /// How people reach this listener (behind a proxy, a Service, …), for the links in
     /// alerts; default `http://<listen>`.
     pub external_url: Option<String>,
+    /// TLS and basic auth for the listener, in the Prometheus exporter-toolkit's format
+    /// (the file node_exporter's `--web.config.file` reads).
+    pub web_config_file: Option<String>,
+    /// `/healthz` and `/readyz` answer without basic auth (Kubernetes probes).
+    #[serde(default)]
+    pub probes_without_auth: bool,
 }
 
 impl Default for RawHttp {
     fn default() -> Self {
-        Self { listen: default_listen(), external_url: None }
+        Self { listen: default_listen(), external_url: None, web_config_file: None, probes_without_auth: false }
     }
 }
 
@@ -384,6 +390,10 @@ pub struct Config {
     /// Base URL of the HTTP interface as people reach it.
     pub external_url: String,
     pub granularity: Granularity,
+    /// TLS and basic auth of the listener (`http.web_config_file`).
+    pub web: Option<crate::web::WebConfig>,
+    /// `/healthz` and `/readyz` without basic auth.
+    pub probes_without_auth: bool,
     /// How long queued notifications are still delivered at shutdown.
     pub shutdown_grace: Duration,
     pub alerts: Vec<AlertRule>,
@@ -538,6 +548,15 @@ impl RawConfig {
         };
 
         let shutdown_grace = p.duration("shutdown.grace", &self.shutdown.grace);
+        let web = self.http.web_config_file.as_deref().and_then(|path| match crate::web::load(path) {
+            Ok(web) => Some(web),
+            Err(problems) => {
+                for problem in problems {
+                    p.add("http.web_config_file", problem);
+                }
+                None
+            }
+        });
 
         let m = &self.monitor;
         let tick = p.positive_duration("monitor.tick", &m.tick);
@@ -624,7 +643,9 @@ impl RawConfig {
                 p.add("http.external_url", format!("{u:?} is not an http:// or https:// URL"));
                 String::new()
             }
-            None => format!("http://{listen}"),
+            None => {
+                format!("{}://{listen}", if web.as_ref().is_some_and(|w| w.tls.is_some()) { "https" } else { "http" })
+            }
         };
 
         let receivers = receiver_configs(&self, &mut p);
@@ -632,6 +653,8 @@ impl RawConfig {
         let config = Config {
             external_url,
             granularity,
+            web,
+            probes_without_auth: self.http.probes_without_auth,
             shutdown_grace,
             alerts,
             receivers,
