@@ -12,3 +12,4 @@ mod diagnosis_rules;
 mod prometheus;
 mod real_broker;
 mod secured;
+mod status_page;
