@@ -262,6 +262,100 @@ event_time = {{ field = "/ts", format = "epoch_millis" }}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_malformed_records_at_full_speed_are_counted_and_change_no_watermark() {
+    let bootstrap = shared_broker().await;
+    let topic = unique_topic("behaviour");
+    create_topic(bootstrap, &topic, 2).await.unwrap();
+    let body = format!(
+        "[[stream]]\nname = \"behaviour\"\ntopic = \"{topic}\"\nevent_time = {{ field = \"/ts\", format = \"epoch_millis\" }}\n"
+    );
+    let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
+    let valid_ts = now_ms() - 1000;
+    let producer = TestProducer::new(bootstrap);
+    for p in 0..2 {
+        producer.send(&topic, p, Some(format!(r#"{{"ts":{valid_ts}}}"#).as_bytes()));
+    }
+    producer.flush();
+    pw.wait_cause("behaviour", "ok", Duration::from_secs(60)).await;
+    // every reason, in several shapes each: 10 000 records as fast as the producer goes
+    let nested = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    let shapes: Vec<(&str, Option<String>)> = vec![
+        ("empty_payload", None),
+        ("empty_payload", Some(String::new())),
+        ("not_json", Some("<xml>not json</xml>".into())),
+        ("not_json", Some(r#"{"ts": 17953"#.into())),
+        ("not_json", Some("\u{0}\u{1}\u{2}binary".into())),
+        ("missing_field", Some(r#"{"user":"u1"}"#.into())),
+        ("missing_field", Some(format!(r#"{{"deep": {nested}}}"#))),
+        ("bad_timestamp", Some(r#"{"ts":"yesterday"}"#.into())),
+        ("bad_timestamp", Some(format!(r#"{{"ts":{}}}"#, "9".repeat(400)))),
+        ("bad_timestamp", Some(r#"{"ts":-1e400}"#.into())),
+        ("future_timestamp", Some(format!(r#"{{"ts":{}}}"#, now_ms() + 3_600_000))),
+    ];
+    let mut want: std::collections::BTreeMap<&str, f64> = Default::default();
+    for i in 0..10_000 {
+        let (reason, payload) = &shapes[i % shapes.len()];
+        producer.send(&topic, (i % 2) as i32, payload.as_deref().map(str::as_bytes));
+        *want.entry(reason).or_default() += 1.0;
+    }
+    producer.flush();
+    let m = eventually("10 002 records read", Duration::from_secs(60), || async {
+        let m = pw.metrics().await;
+        let read: f64 =
+            (0..2).filter_map(|p| m.value("pipewatch_records_total", &[("partition", &p.to_string())])).sum();
+        if read == 10_002.0 {
+            Ok(m)
+        } else {
+            Err(format!("records_total {read}"))
+        }
+    })
+    .await;
+    for (reason, n) in &want {
+        let counted: f64 = (0..2)
+            .filter_map(|p| {
+                m.value("pipewatch_records_invalid_total", &[("partition", &p.to_string()), ("reason", reason)])
+            })
+            .sum();
+        assert_eq!(counted, *n, "reason {reason}");
+    }
+    let wm = m.value("pipewatch_stream_watermark_timestamp_seconds", &[("stream", "behaviour")]).unwrap();
+    assert_eq!((wm * 1000.0).round() as i64, valid_ts, "the watermark is the valid records' event time");
+    assert_eq!(pw.get("/healthz").await.0, 200);
+    pw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_added_to_a_watched_topic_while_running_are_picked_up() {
+    let bootstrap = shared_broker().await;
+    let topic = unique_topic("orders");
+    create_topic(bootstrap, &topic, 1).await.unwrap();
+    let pw = Pipewatch::start(&config(bootstrap, "earliest", &orders_stream(&topic, ""))).await;
+    let traffic = Traffic::start(bootstrap, vec![(topic.clone(), 0, Box::new(order))]);
+    pw.wait_cause("orders", "ok", Duration::from_secs(60)).await;
+    add_partitions(bootstrap, &topic, 3).await.unwrap();
+    drop(traffic);
+    let traffic = Traffic::start(
+        bootstrap,
+        (0..3).map(|p| (topic.clone(), p, Box::new(order) as Box<dyn Fn(i64) -> String + Send>)).collect(),
+    );
+    eventually("the new partitions read", Duration::from_secs(60), || async {
+        let m = pw.metrics().await;
+        let read: Vec<Option<f64>> =
+            (1..3).map(|p| m.value("pipewatch_records_total", &[("partition", &p.to_string())])).collect();
+        let assigned = m.value("pipewatch_stream_partitions", &[("stream", "orders")]);
+        if read.iter().all(|r| r.is_some_and(|n| n > 0.0)) && assigned == Some(3.0) {
+            Ok(())
+        } else {
+            Err(format!("records on partitions 1, 2: {read:?}; assigned {assigned:?}"))
+        }
+    })
+    .await;
+    pw.wait_cause("orders", "ok", Duration::from_secs(30)).await;
+    drop(traffic);
+    pw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_broker_is_reported_not_fatal_and_pipewatch_recovers() {
     let port = pipewatch_kafka::testing::free_port();
     let bootstrap = format!("127.0.0.1:{port}");

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -264,6 +264,26 @@ pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> Resul
     for r in results {
         r.map_err(|(t, e)| format!("failed to create topic {t}: {e}"))?;
     }
+    wait_partitions(bootstrap, name, partitions)
+}
+
+/// Grows `name` to `partitions` partitions (CreatePartitions), and waits until the
+/// cluster shows them.
+pub async fn add_partitions(bootstrap: &str, name: &str, partitions: usize) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().map_err(|e| e.to_string())?;
+    let grow = NewPartitions::new(name, partitions);
+    let results = admin
+        .create_partitions([&grow], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))))
+        .await
+        .map_err(|e| e.to_string())?;
+    for r in results {
+        r.map_err(|(t, e)| format!("failed to add partitions to {t}: {e}"))?;
+    }
+    wait_partitions(bootstrap, name, partitions as i32)
+}
+
+fn wait_partitions(bootstrap: &str, name: &str, partitions: i32) -> Result<(), String> {
     let consumer: BaseConsumer =
         ClientConfig::new().set("bootstrap.servers", bootstrap).create().map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(30);
