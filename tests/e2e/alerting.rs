@@ -17,6 +17,8 @@ use crate::support::*;
 struct Sink {
     url: String,
     bodies: Arc<Mutex<Vec<Value>>>,
+    /// While set, `/flaky` answers 500 (and records nothing).
+    failing: Arc<AtomicBool>,
 }
 
 impl Sink {
@@ -26,8 +28,25 @@ impl Sink {
 
     fn serve(listener: tokio::net::TcpListener) -> Self {
         let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let failing = Arc::new(AtomicBool::new(false));
         let b = bodies.clone();
         let app = Router::new()
+            .route(
+                "/flaky",
+                post({
+                    let (b, failing) = (bodies.clone(), failing.clone());
+                    move |body: String| {
+                        let (b, failing) = (b.clone(), failing.clone());
+                        async move {
+                            if failing.load(Ordering::Relaxed) {
+                                return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                            }
+                            b.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
+                            axum::http::StatusCode::OK
+                        }
+                    }
+                }),
+            )
             .route(
                 "/",
                 post(move |body: String| {
@@ -59,7 +78,7 @@ impl Sink {
             .route("/broken", post(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "try later") }));
         let url = format!("http://{}/", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { url, bodies }
+        Self { url, bodies, failing }
     }
 
     fn bodies(&self) -> Vec<Value> {
@@ -755,4 +774,67 @@ async fn receivers_over_tls_with_basic_auth_and_a_bearer_token_never_show_their_
     let (status, _) = pw.terminate(Duration::from_secs(30)).await;
     assert!(status.success());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_answering_500_for_a_minute_then_200_gets_every_transition_in_order() {
+    let bootstrap = broker().await;
+    let (orders, behaviour) = topics(bootstrap).await;
+    let sink = Sink::start().await;
+    sink.failing.store(true, Ordering::Relaxed);
+    let (delayed, stopped) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(false)));
+    let stop = traffic(bootstrap, &orders, &behaviour, delayed.clone(), stopped.clone());
+    let receiver = format!("[[receiver]]\nname = \"flaky\"\nkind = \"webhook\"\nurl = \"{}flaky\"\n", sink.url);
+    let silence =
+        "[[alert]]\nname = \"BehaviourSilent\"\nkind = \"silence\"\ntarget = \"behaviour\"\nthreshold = \"3s\"\n\
+                   severity = \"page\"\nimpact = \"Segments stop updating.\"\n";
+    let rules = format!("{SYNC_RULE}\n{silence}");
+    let pw = Pipewatch::start(&config_with(bootstrap, &orders, &behaviour, &rules, &receiver)).await;
+    let started = Instant::now();
+    // three transitions while the receiver answers 500: the silo fires and resolves,
+    // then behaviour stops and its silence fires
+    let steps: [(&str, f64, &dyn Fn()); 3] = [
+        ("BehaviourBehindOrders", 1.0, &|| delayed.store(false, Ordering::Relaxed)),
+        ("BehaviourBehindOrders", 0.0, &|| stopped.store(true, Ordering::Relaxed)),
+        ("BehaviourSilent", 1.0, &|| {}),
+    ];
+    for (alert, want, then) in steps {
+        let active = [("alert", alert), ("severity", "page")];
+        eventually(&format!("{alert} active {want}"), Duration::from_secs(60), || async {
+            match pw.metrics().await.value("pipewatch_alert_active", &active) {
+                Some(v) if v == want => Ok(()),
+                other => {
+                    let st = pw.status().await;
+                    Err(format!("{other:?}; pairs {}; alerts {}", st["pairs"], st["alerts"]))
+                }
+            }
+        })
+        .await;
+        then();
+    }
+    let m = pw.metrics().await;
+    assert_eq!(m.value("pipewatch_alert_queue_depth", &[("receiver", "flaky")]), Some(3.0), "{}", m.0);
+    tokio::time::sleep(Duration::from_secs(60).saturating_sub(started.elapsed())).await;
+    sink.failing.store(false, Ordering::Relaxed);
+    let back = Instant::now();
+    let got = eventually("every transition at the receiver", Duration::from_secs(60), || async {
+        let got = sink.alerts();
+        if got.len() >= 3 {
+            Ok(got)
+        } else {
+            Err(format!("{got:?}"))
+        }
+    })
+    .await;
+    let want =
+        [("BehaviourBehindOrders", "firing"), ("BehaviourBehindOrders", "resolved"), ("BehaviourSilent", "firing")];
+    let want: Vec<(String, String)> = want.iter().map(|(a, s)| (a.to_string(), s.to_string())).collect();
+    assert_eq!(got, want, "in order, none lost");
+    let m = pw.metrics().await;
+    let count = |r: &str| m.value("pipewatch_alert_notifications_total", &[("receiver", "flaky"), ("result", r)]);
+    assert!(count("retried").is_some_and(|n| n >= 3.0), "{}", m.0);
+    assert_eq!(count("dropped"), Some(0.0));
+    eprintln!("after {:?} of 500s: delivered {:?} after the receiver came back", started.elapsed(), back.elapsed());
+    stop.store(true, Ordering::Relaxed);
+    pw.stop().await;
 }
