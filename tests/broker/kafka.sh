@@ -3,8 +3,9 @@
 # Maven fetches from Maven Central into a cache outside the repo.
 #
 #   kafka.sh fetch                                  # fetch the jars (idempotent)
-#   kafka.sh run PORT CONTROLLER_PORT DIR [PID]     # format DIR, run the broker in the
-#                                                   # foreground; stop when PID exits
+#   kafka.sh run PORT CONTROLLER_PORT DIR [PID]     # format DIR (unless it is already),
+#                                                   # run the broker in the foreground;
+#                                                   # stop when PID exits
 #   kafka.sh run-secure PORT SECURE_PORT CONTROLLER_PORT DIR [PID]
 #       the same, plus a SASL_SSL listener on SECURE_PORT (SCRAM-SHA-512 and PLAIN; a CA
 #       and broker certificate made with openssl: DIR/ca.pem) and the StandardAuthorizer
@@ -88,9 +89,12 @@ PROPS
   local id
   # a base64url UUID; it may start with "-", hence --cluster-id=
   id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
-  "$java" "${jvm[@]}" -cp "$libs/*" kafka.tools.StorageTool format --cluster-id="$id" \
-      -c "$dir/server.properties" "${scram[@]}" > "$dir/format.log" 2>&1 \
-    || { cat "$dir/format.log" >&2; exit 1; }
+  # a restart on a formatted DIR keeps its data (and its cluster id)
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    "$java" "${jvm[@]}" -cp "$libs/*" kafka.tools.StorageTool format --cluster-id="$id" \
+        -c "$dir/server.properties" "${scram[@]}" > "$dir/format.log" 2>&1 \
+      || { cat "$dir/format.log" >&2; exit 1; }
+  fi
   "$java" "${jvm[@]}" -cp "$libs/*" kafka.Kafka "$dir/server.properties" > "$dir/kafka.log" 2>&1 &
   jpid=$!
   trap 'kill $jpid 2>/dev/null; wait $jpid 2>/dev/null; exit 0' EXIT TERM INT

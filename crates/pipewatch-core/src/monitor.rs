@@ -355,6 +355,8 @@ pub struct Monitor {
     consumers: Vec<ConsumerState>,
     kafka: KafkaStatus,
     kafka_error: Option<String>,
+    /// The cluster did not answer at the last tick.
+    was_down: bool,
 }
 
 impl Monitor {
@@ -376,7 +378,15 @@ impl Monitor {
                 denied: Default::default(),
             })
             .collect();
-        Self { settings, streams, pairs, consumers: Vec::new(), kafka: KafkaStatus::Unknown, kafka_error: None }
+        Self {
+            settings,
+            streams,
+            pairs,
+            consumers: Vec::new(),
+            kafka: KafkaStatus::Unknown,
+            kafka_error: None,
+            was_down: false,
+        }
     }
 
     pub fn streams(&self) -> impl Iterator<Item = &StreamSpec> {
@@ -651,6 +661,15 @@ impl Monitor {
     pub fn tick(&mut self, now: Millis) -> Snapshot {
         let settings = self.settings.clone();
         let kafka = self.kafka;
+        // Back from an outage: what producers wrote while the cluster did not answer is
+        // unknown, so silence starts over now rather than count the outage (a broker
+        // that crashed and came back is one fault, KafkaUnreachable, not a silence too).
+        if kafka == KafkaStatus::Up && self.was_down {
+            for p in self.streams.iter_mut().flat_map(|s| s.partitions.iter_mut().flatten()) {
+                p.log_end_advanced = p.log_end_advanced.max(now);
+            }
+        }
+        self.was_down = kafka == KafkaStatus::Down;
         let streams: Vec<StreamSnapshot> =
             self.streams.iter_mut().map(|s| stream_snapshot(s, &settings, kafka, now)).collect();
         let pairs = self
@@ -1213,6 +1232,23 @@ mod tests {
         // kafka unreachable wins over everything
         m.set_kafka_status(KafkaStatus::Down, None);
         assert_eq!(m.tick(T0 + 260 * SEC).streams[0].cause, Cause::KafkaUnreachable);
+    }
+
+    #[test]
+    fn an_outage_of_the_cluster_is_not_counted_as_silence() {
+        let mut m = one_stream(1);
+        m.log_end(0, 0, 1, T0);
+        rec(&mut m, 0, 0, 0, T0, T0);
+        assert_eq!(m.tick(T0).streams[0].cause, Cause::Ok);
+        m.set_kafka_status(KafkaStatus::Down, Some("all brokers down".into()));
+        let s = m.tick(T0 + 200 * SEC);
+        assert_eq!((s.streams[0].cause, s.kafka_error.as_deref()), (Cause::KafkaUnreachable, Some("all brokers down")));
+        // back after 300 s, before any producer wrote again: not silent yet
+        m.set_kafka_status(KafkaStatus::Up, None);
+        let s = m.tick(T0 + 300 * SEC);
+        assert_eq!((s.streams[0].cause, s.streams[0].silence_seconds), (Cause::Ok, Some(0.0)));
+        // nothing written for max_silence after it came back: silent, as ever
+        assert_eq!(m.tick(T0 + 421 * SEC).streams[0].cause, Cause::ProducerSilent);
     }
 
     #[test]

@@ -167,6 +167,9 @@ struct SourceContext {
     group_denied: AtomicBool,
     /// The last authentication failure (SASL), until the cluster answers again.
     auth_error: Mutex<Option<String>>,
+    /// When librdkafka said every broker is down (0: it did not, or the cluster
+    /// answered a poll since): the cluster is down at once, before a poll times out.
+    brokers_down_at: std::sync::atomic::AtomicI64,
 }
 
 impl SourceContext {
@@ -219,6 +222,7 @@ impl ClientContext for SourceContext {
         let kind = classify(&error);
         self.metrics.error(kind);
         match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::AllBrokersDown) => self.brokers_down_at.store(now_ms(), Ordering::Relaxed),
             Some(RDKafkaErrorCode::GroupAuthorizationFailed) => self.group_denied.store(true, Ordering::Relaxed),
             Some(RDKafkaErrorCode::Authentication) => {
                 *self.auth_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.to_string());
@@ -547,6 +551,7 @@ impl Source {
             records: Mutex::new(None),
             group_denied: AtomicBool::new(false),
             auth_error: Mutex::new(None),
+            brokers_down_at: std::sync::atomic::AtomicI64::new(0),
         };
         let consumer: BaseConsumer<SourceContext> =
             client_config(&config, true).create_with_context(context).map_err(SourceError::Create)?;
@@ -669,6 +674,7 @@ impl Reader {
                 continue;
             }
             self.apply_polls(&link, &stream_of);
+            self.apply_brokers_down(now, tick_ms);
             self.apply_group_denial();
             self.cached_log_ends(&link, now);
             if let Ok(positions) = self.consumer.position() {
@@ -725,6 +731,20 @@ impl Reader {
         consume_error(&self.metrics, &mut self.errors_logged, e);
     }
 
+    /// librdkafka lost every broker at least a tick ago and no poll answered since: the
+    /// cluster is down now, before the poller's requests time out (so a crashed broker is
+    /// `kafka_unreachable` before its silence could be taken for a silent producer).
+    fn apply_brokers_down(&mut self, now: Millis, tick_ms: Millis) {
+        let context = self.consumer.context();
+        let since = context.brokers_down_at.load(Ordering::Relaxed);
+        if since != 0 && now - since >= tick_ms {
+            let auth = context.auth_error.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            let why =
+                auth.map_or_else(|| "every broker is down".to_string(), |a| format!("authentication failed: {a}"));
+            self.monitor.set_kafka_status(KafkaStatus::Down, Some(why));
+        }
+    }
+
     /// What the authorizer denies pipewatch's own group, into the monitor.
     fn apply_group_denial(&mut self) {
         let denied = self.consumer.context().group_denied.load(Ordering::Relaxed);
@@ -753,10 +773,14 @@ impl Reader {
         let (consumer, topic_names) = (&self.consumer, &self.topic_names);
         let monitor = &mut self.monitor;
         while let Ok(poll) = link.polls.try_recv() {
+            let context = consumer.context();
             match poll.log_ends {
+                // a poll begun before librdkafka lost every broker says nothing of now
+                Some(_) if poll.at <= context.brokers_down_at.load(Ordering::Relaxed) => {}
                 Some(ends) => {
+                    context.brokers_down_at.store(0, Ordering::Relaxed);
                     monitor.set_kafka_status(KafkaStatus::Up, None);
-                    *consumer.context().auth_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                    *context.auth_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
                     for (topic, &s) in stream_of {
                         monitor.set_topic_missing(s, ends.missing.contains(topic));
                         let denied = ends.denied.contains(topic).then(|| format!("Describe on topic {topic}"));
@@ -773,7 +797,7 @@ impl Reader {
                 }
                 None => {
                     // the authentication failure says more than the poll's time-out
-                    let auth = consumer.context().auth_error.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                    let auth = context.auth_error.lock().unwrap_or_else(PoisonError::into_inner).clone();
                     let why = auth.map(|a| format!("authentication failed: {a}")).or(poll.error);
                     monitor.set_kafka_status(KafkaStatus::Down, why);
                 }

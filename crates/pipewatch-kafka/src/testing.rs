@@ -29,6 +29,8 @@ pub struct KafkaBroker {
     pub secured: Option<Secured>,
     child: Option<Child>,
     dir: PathBuf,
+    /// PLAINTEXT, controller and SASL_SSL ports: a restart uses the same.
+    ports: (u16, u16, Option<u16>),
 }
 
 /// How to reach a secured broker's SASL_SSL listener as user [`Secured::USER`].
@@ -111,6 +113,22 @@ impl KafkaBroker {
         let dir = std::env::temp_dir().join(format!("pipewatch-kafka-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
+        let ca = dir.join("ca.pem");
+        let secured_listener = secured.map(|s| Secured { bootstrap: format!("127.0.0.1:{s}"), ca });
+        let mut broker = KafkaBroker {
+            bootstrap: format!("127.0.0.1:{port}"),
+            secured: secured_listener,
+            child: None,
+            dir,
+            ports: (port, free_port(), secured),
+        };
+        broker.run()?;
+        Ok(broker)
+    }
+
+    /// Runs `kafka.sh` on this broker's ports and directory and waits until it answers.
+    fn run(&mut self) -> Result<(), String> {
+        let (port, cport, secured) = self.ports;
         let mut command = Command::new("bash");
         command.arg(script());
         match secured {
@@ -118,33 +136,52 @@ impl KafkaBroker {
             Some(s) => command.args(["run-secure", &port.to_string(), &s.to_string()]),
         };
         let child = command
-            .arg(free_port().to_string())
-            .arg(&dir)
+            .arg(cport.to_string())
+            .arg(&self.dir)
             .arg(std::process::id().to_string())
             .stdin(Stdio::null())
             .spawn()
             .map_err(|e| format!("failed to run {}: {e}", script().display()))?;
-        let secured = secured.map(|s| Secured { bootstrap: format!("127.0.0.1:{s}"), ca: dir.join("ca.pem") });
-        let mut broker = KafkaBroker { bootstrap: format!("127.0.0.1:{port}"), secured, child: Some(child), dir };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             // The script exits early when the jars cannot be fetched or formatting fails.
-            let exited = broker.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
-            let error = match (exited, wait_ready(&broker.bootstrap, Duration::from_secs(2))) {
-                (_, Ok(())) => return Ok(broker),
+            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            let error = match (exited, wait_ready(&self.bootstrap, Duration::from_secs(2))) {
+                (_, Ok(())) => return Ok(()),
                 (Some(status), _) => format!("tests/broker/kafka.sh exited ({status})"),
                 (None, Err(e)) if Instant::now() > deadline => format!("no answer within 120s: {e}"),
                 (None, Err(_)) => continue,
             };
             let mut logs = String::new();
             for name in ["format.log", "kafka.log"] {
-                let log = std::fs::read_to_string(broker.dir.join(name)).unwrap_or_default();
+                let log = std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
                 logs.push_str(&format!("\n--- {name}\n{}", tail.join("\n")));
             }
-            broker.stop();
-            return Err(format!("Apache Kafka did not start on {}: {error}{logs}", broker.bootstrap));
+            self.stop();
+            return Err(format!("Apache Kafka did not start on {}: {error}{logs}", self.bootstrap));
         }
+    }
+
+    /// Kills the broker's JVM with SIGKILL (a crash: nothing flushed, no controlled
+    /// shutdown), keeping its data for [`KafkaBroker::restart`].
+    pub fn kill_hard(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let script = child.id();
+            let children =
+                std::fs::read_to_string(format!("/proc/{script}/task/{script}/children")).unwrap_or_default();
+            for jvm in children.split_whitespace() {
+                let _ = Command::new("kill").args(["-KILL", jvm]).status();
+            }
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same ports, with the data it had.
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.kill_hard();
+        self.run()
     }
 
     /// Runs `kafka-acls` (Kafka's AclCommand) against this broker's PLAINTEXT listener,
@@ -340,6 +377,8 @@ impl TestProducer {
         let producer = ClientConfig::new()
             .set("bootstrap.servers", bootstrap)
             .set("linger.ms", "5")
+            // back at once when a broker restarts (the fault tests)
+            .set("reconnect.backoff.max.ms", "500")
             .create()
             .expect("failed to create the test producer");
         Self { producer }
@@ -371,5 +410,11 @@ impl TestProducer {
     /// Waits until everything sent is acknowledged.
     pub fn flush(&self) {
         self.producer.flush(Duration::from_secs(30)).expect("failed to flush the test producer");
+    }
+
+    /// Waits up to `timeout` for what was sent to be acknowledged; what is not stays
+    /// queued (for traffic that must outlive a broker's outage).
+    pub fn try_flush(&self, timeout: Duration) -> Result<(), String> {
+        self.producer.flush(timeout).map_err(|e| e.to_string())
     }
 }
