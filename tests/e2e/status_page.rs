@@ -71,3 +71,72 @@ impact = "<u>campaigns</u> & co"
     }
     pw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_draws_the_last_minutes_of_rate_freshness_and_sync_lag_as_charts() {
+    let bootstrap = tokio::task::spawn_blocking(KafkaBroker::shared).await.expect("broker start panicked");
+    let (orders, behaviour) = (unique_topic("orders"), unique_topic("behaviour"));
+    for t in [&orders, &behaviour] {
+        create_topic(bootstrap, t, 1).await.unwrap();
+    }
+    // orders and behaviour events every 100 ms (and a flush), in sync
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (b, o, bh, s) = (bootstrap.to_string(), orders.clone(), behaviour.clone(), stop.clone());
+    let traffic = std::thread::spawn(move || {
+        let producer = TestProducer::new(&b);
+        while !s.load(std::sync::atomic::Ordering::Relaxed) {
+            let now = now_ms();
+            let created_at = pipewatch_core::time::format_rfc3339(now);
+            producer.send(&o, 0, Some(format!(r#"{{"created_at":"{created_at}"}}"#).as_bytes()));
+            producer.send(&bh, 0, Some(format!(r#"{{"ts":{now}}}"#).as_bytes()));
+            producer.flush();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let pw = Pipewatch::start(&config(bootstrap, "earliest", &orders_and_behaviour(&orders, &behaviour, "", ""))).await;
+    pw.wait_cause("orders", "ok", Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let dom = rendered(&format!("http://{}/", pw.addr)).await;
+    // one chart per figure, each a polyline with as many points as it says
+    let charts: Vec<(String, usize, f64, usize)> = dom
+        .split("<svg ")
+        .skip(1)
+        .map(|svg| {
+            let attr = |name: &str| {
+                svg.split(&format!("{name}=\""))
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let polyline = svg.split("<polyline").nth(1).unwrap_or_default();
+            let polyline = polyline.split(" points=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or_default();
+            let drawn = polyline.split_whitespace().count();
+            (
+                attr("data-series"),
+                attr("data-points").parse().unwrap_or(0),
+                attr("data-last").parse().unwrap_or(f64::NAN),
+                drawn,
+            )
+        })
+        .collect();
+    let find = |id: &str| {
+        charts.iter().find(|c| c.0 == id).cloned().unwrap_or_else(|| panic!("no {id} chart in {charts:?}\n{dom}"))
+    };
+    for id in ["rate:orders", "rate:behaviour", "freshness:orders", "freshness:behaviour", "sync_lag:orders_behaviour"]
+    {
+        let (_, points, _, drawn) = find(id);
+        assert!(points >= 10, "{id}: {points} points after 12 s of ticks");
+        assert_eq!(points, drawn, "{id}: the polyline draws every point it counts");
+    }
+    // the values are the monitor's (a tick apart at most): records flow, in sync
+    let (_, _, rate, _) = find("rate:orders");
+    let status = pw.status().await;
+    let own = status["streams"][0]["rate_records_per_second"].as_f64().unwrap_or_default();
+    assert!(rate > 1.0 && (rate - own).abs() <= 0.3 * own, "chart {rate}, status {own}");
+    let (_, _, sync, _) = find("sync_lag:orders_behaviour");
+    assert!(sync.abs() < 5.0, "sync lag {sync}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    traffic.join().unwrap();
+    pw.stop().await;
+}

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::config::Config;
+use crate::history::History;
 use crate::http::{self, AppState};
 use crate::tick::{tick_stage, Tick};
 
@@ -75,7 +76,8 @@ impl App {
         );
         let alerts = AlertEvaluator::new(config.alerts.clone(), config.streams.len(), config.settings.rate_window_ms);
         let (snapshots_tx, snapshots) = mpsc::channel::<Snapshot>(SNAPSHOT_QUEUE);
-        let stage = tokio::spawn(tick_stage(snapshots, alerts, delivery, latest_tx, self.ticks));
+        let history = Arc::new(std::sync::Mutex::new(History::default()));
+        let stage = tokio::spawn(tick_stage(snapshots, alerts, delivery, latest_tx, self.ticks, history.clone()));
 
         let mut monitor = Monitor::new(config.settings.clone(), config.streams.clone(), config.pairs.clone());
         for c in &config.consumers {
@@ -99,7 +101,7 @@ impl App {
         info!(%addr, bootstrap = %config.source.bootstrap_servers, streams = config.streams.len(), "pipewatch running");
         let grace = config.shutdown_grace;
         let tls = config.web.as_ref().and_then(|w| w.tls.clone());
-        let state = AppState { registry, tick: latest, config: Arc::new(config) };
+        let state = AppState { registry, tick: latest, config: Arc::new(config), history };
         let served = http::serve(listener, http::router(state), tls.as_ref(), shutdown).await;
 
         stop.store(true, Ordering::Relaxed);

@@ -24,6 +24,8 @@ pub struct AppState {
     pub registry: Registry,
     pub tick: TickRx,
     pub config: Arc<Config>,
+    /// The last hour, for the status page's charts.
+    pub history: Arc<std::sync::Mutex<crate::history::History>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -195,7 +197,7 @@ async fn status_page(State(state): State<AppState>) -> Html<String> {
          <title>pipewatch</title><style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}\
          table{{border-collapse:collapse;margin-bottom:1.5em}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:left}}\
          th{{background:#f3f3f3}}.ok{{color:#17803d}}.warn{{color:#b45309}}.fault{{color:#b91c1c;font-weight:bold}}\
-         small{{color:#666}}</style></head><body><h1>pipewatch</h1>"
+         small{{color:#666}}.charts{{display:flex;flex-wrap:wrap;gap:1em}}figure{{margin:0}}</style></head><body><h1>pipewatch</h1>"
     );
     let Some(tick) = tick else {
         h.push_str("<p>Starting…</p></body></html>");
@@ -220,6 +222,7 @@ async fn status_page(State(state): State<AppState>) -> Html<String> {
         format_rfc3339(s.at_ms),
     );
     alerts_table(&mut h, &tick.alerts);
+    state.history.lock().unwrap_or_else(std::sync::PoisonError::into_inner).render(&mut h, esc);
     pairs_table(&mut h, s);
     consumers_table(&mut h, s);
     streams_table(&mut h, s);

@@ -10,6 +10,7 @@ pub mod app;
 pub mod check;
 pub mod config;
 pub mod demo;
+pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod rules;

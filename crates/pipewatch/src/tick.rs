@@ -1,13 +1,15 @@
 //! The tick stage: one evaluation of the alert rules per snapshot, the transitions to
 //! the receivers, and the [`Tick`] that HTTP, metrics and subscribers read.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use pipewatch_alert::Delivery;
 use pipewatch_core::alert::{AlertEvaluator, AlertEvent, AlertStatus, Evaluation, Transition};
 use pipewatch_core::Snapshot;
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{info, warn};
+
+use crate::history::History;
 
 /// One tick as the rest of pipewatch sees it: the monitor's snapshot, every alert
 /// rule's state after it, and the transitions it caused.
@@ -29,8 +31,10 @@ pub(crate) async fn tick_stage(
     delivery: Delivery,
     latest: watch::Sender<Option<Arc<Tick>>>,
     subscribers: broadcast::Sender<Arc<Tick>>,
+    history: Arc<Mutex<History>>,
 ) -> Delivery {
     while let Some(snapshot) = snapshots.recv().await {
+        history.lock().unwrap_or_else(PoisonError::into_inner).record(&snapshot);
         let Evaluation { events, alerts: states } = alerts.evaluate(&snapshot, snapshot.at_ms);
         for e in &events {
             log_transition(e);
