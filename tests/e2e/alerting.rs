@@ -621,7 +621,7 @@ async fn sigterm_delivers_the_queued_firing_and_resolve_when_the_receiver_comes_
     let fired = [("alert", "BehaviourBehindOrders"), ("severity", "page")];
     eventually("BehaviourBehindOrders firing", Duration::from_secs(60), || async {
         match pw.metrics().await.value("pipewatch_alert_active", &fired) {
-            Some(v) if v == 1.0 => Ok(()),
+            Some(1.0) => Ok(()),
             other => Err(format!("alert_active {other:?}")),
         }
     })

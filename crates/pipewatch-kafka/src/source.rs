@@ -1088,14 +1088,11 @@ enum TopicMeta {
     Denied,
 }
 
-fn topic_partitions<C: ClientContext>(
+fn topic_partitions<C: ConsumerContext>(
     client: &BaseConsumer<C>,
     topic: &str,
     timeout: Duration,
-) -> Result<TopicMeta, KafkaError>
-where
-    C: ConsumerContext,
-{
+) -> Result<TopicMeta, KafkaError> {
     let md = client.fetch_metadata(Some(topic), timeout)?;
     let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
         return Ok(TopicMeta::Missing);

@@ -1184,7 +1184,7 @@ bearer_token_file = "{d}/nothing"
             "{err}"
         );
         assert!(!err.to_string().contains("t0ken"), "{err}");
-        let ok = parse(&text.split("[[receiver]]\nname = \"both\"").next().unwrap().to_string()).unwrap();
+        let ok = parse(text.split("[[receiver]]\nname = \"both\"").next().unwrap()).unwrap();
         assert_eq!(ok.receivers[0].authorization, Some(Secret::bearer("t0ken")), "the newline is not part of it");
         assert!(!format!("{ok:?}").contains("t0ken"), "Debug shows no secret");
         let _ = std::fs::remove_dir_all(&dir);

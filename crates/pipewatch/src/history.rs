@@ -82,14 +82,11 @@ impl History {
 
     fn push(&mut self, id: String, title: impl FnOnce() -> String, unit: Unit, at: Millis, value: Option<f64>) {
         let Some(v) = value.filter(|v| v.is_finite()) else { return };
-        let series = match self.series.iter().position(|s| s.id == id) {
-            Some(i) => &mut self.series[i],
-            None => {
-                self.series.push(Series { id, title: title(), unit, samples: VecDeque::new() });
-                self.series.last_mut().expect("just pushed")
-            }
-        };
-        series.samples.push_back((at, v));
+        let i = self.series.iter().position(|s| s.id == id).unwrap_or_else(|| {
+            self.series.push(Series { id, title: title(), unit, samples: VecDeque::new() });
+            self.series.len() - 1
+        });
+        self.series[i].samples.push_back((at, v));
     }
 
     /// The charts as inline SVG (no script, no external asset), `esc` escaping text.
@@ -109,12 +106,12 @@ impl History {
 fn chart(out: &mut String, s: &Series, esc: &impl Fn(&str) -> String) {
     const W: f64 = 300.0;
     const H: f64 = 60.0;
+    let Some(&(last_at, last)) = s.samples.back() else { return };
     let n = s.samples.len();
     let step = n.div_ceil(MAX_POINTS).max(1);
     // evenly thinned, the newest sample always drawn
     let picked: Vec<(Millis, f64)> =
-        s.samples.iter().enumerate().filter(|(i, _)| (n - 1 - i) % step == 0).map(|(_, p)| *p).collect();
-    let (last_at, last) = *s.samples.back().expect("not empty");
+        s.samples.iter().enumerate().filter(|(i, _)| (n - 1 - i).is_multiple_of(step)).map(|(_, p)| *p).collect();
     let max = s.samples.iter().map(|(_, v)| *v).fold(0.0_f64, f64::max);
     // the time since the first sample, an hour at most: a new pipewatch's charts fill
     // the width too
