@@ -216,39 +216,6 @@ async fn broker() -> &'static str {
     tokio::task::spawn_blocking(KafkaBroker::shared).await.expect("broker start panicked")
 }
 
-fn order(now: i64) -> String {
-    format!(r#"{{"order_id":"o-{now}","created_at":"{}"}}"#, pipewatch_core::time::format_rfc3339(now))
-}
-
-/// Orders in real time; behaviour 8 h late while `delayed` is set, and nothing while
-/// `stopped` is set.
-fn traffic(
-    bootstrap: &str,
-    orders: &str,
-    behaviour: &str,
-    delayed: Arc<AtomicBool>,
-    stopped: Arc<AtomicBool>,
-) -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let (orders, behaviour, bootstrap, s) =
-        (orders.to_string(), behaviour.to_string(), bootstrap.to_string(), stop.clone());
-    std::thread::spawn(move || {
-        let producer = TestProducer::new(&bootstrap);
-        while !s.load(Ordering::Relaxed) {
-            let now = now_ms();
-            producer.send(&orders, 0, Some(order(now).as_bytes()));
-            if !stopped.load(Ordering::Relaxed) {
-                let ts = if delayed.load(Ordering::Relaxed) { now - 8 * 3600 * 1000 } else { now };
-                producer.send(&behaviour, 0, Some(format!(r#"{{"ts":{ts}}}"#).as_bytes()));
-            }
-            // through a broker's outage the records wait in the producer's queue
-            let _ = producer.try_flush(Duration::from_secs(1));
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    });
-    stop
-}
-
 fn config_with(bootstrap: &str, orders: &str, behaviour: &str, rules: &str, receivers: &str) -> String {
     config(
         bootstrap,

@@ -79,20 +79,9 @@ async fn the_page_draws_the_last_minutes_of_rate_freshness_and_sync_lag_as_chart
     for t in [&orders, &behaviour] {
         create_topic(bootstrap, t, 1).await.unwrap();
     }
-    // orders and behaviour events every 100 ms (and a flush), in sync
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (b, o, bh, s) = (bootstrap.to_string(), orders.clone(), behaviour.clone(), stop.clone());
-    let traffic = std::thread::spawn(move || {
-        let producer = TestProducer::new(&b);
-        while !s.load(std::sync::atomic::Ordering::Relaxed) {
-            let now = now_ms();
-            let created_at = pipewatch_core::time::format_rfc3339(now);
-            producer.send(&o, 0, Some(format!(r#"{{"created_at":"{created_at}"}}"#).as_bytes()));
-            producer.send(&bh, 0, Some(format!(r#"{{"ts":{now}}}"#).as_bytes()));
-            producer.flush();
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    });
+    // orders and behaviour events every 100 ms, in sync
+    let in_sync = || std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = traffic(bootstrap, &orders, &behaviour, in_sync(), in_sync());
     let pw = Pipewatch::start(&config(bootstrap, "earliest", &orders_and_behaviour(&orders, &behaviour, "", ""))).await;
     pw.wait_cause("orders", "ok", Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(12)).await;
@@ -137,6 +126,5 @@ async fn the_page_draws_the_last_minutes_of_rate_freshness_and_sync_lag_as_chart
     let (_, _, sync, _) = find("sync_lag:orders_behaviour");
     assert!(sync.abs() < 5.0, "sync lag {sync}");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    traffic.join().unwrap();
     pw.stop().await;
 }

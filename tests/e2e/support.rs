@@ -295,6 +295,41 @@ impl Drop for Daemon {
     }
 }
 
+fn order_payload(now: i64) -> String {
+    format!(r#"{{"order_id":"o-{now}","created_at":"{}"}}"#, pipewatch_core::time::format_rfc3339(now))
+}
+
+/// Orders and behaviour events on partition 0 every 100 ms until the returned flag is
+/// set: orders in real time; behaviour 8 h late while `delayed` is set, and nothing
+/// while `stopped` is set.
+pub fn traffic(
+    bootstrap: &str,
+    orders: &str,
+    behaviour: &str,
+    delayed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::Ordering;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (orders, behaviour, bootstrap, s) =
+        (orders.to_string(), behaviour.to_string(), bootstrap.to_string(), stop.clone());
+    std::thread::spawn(move || {
+        let producer = TestProducer::new(&bootstrap);
+        while !s.load(Ordering::Relaxed) {
+            let now = now_ms();
+            producer.send(&orders, 0, Some(order_payload(now).as_bytes()));
+            if !stopped.load(Ordering::Relaxed) {
+                let ts = if delayed.load(Ordering::Relaxed) { now - 8 * 3600 * 1000 } else { now };
+                producer.send(&behaviour, 0, Some(format!(r#"{{"ts":{ts}}}"#).as_bytes()));
+            }
+            // through a broker's outage the records wait in the producer's queue
+            let _ = producer.try_flush(Duration::from_secs(1));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    stop
+}
+
 /// Polls `check` until it returns `Some`, or panics with `what` and the last state.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where
