@@ -247,6 +247,9 @@ struct StreamState {
     revoked: Counts,
     /// What the authorizer denies, by [`Right`]: the resource, e.g. `Read on topic orders`.
     denied: [Option<String>; Right::COUNT],
+    /// The stream's records read when Read on its topic was denied: one more proves it
+    /// allowed again (checked at the tick, not per record).
+    records_when_read_denied: u64,
 }
 
 /// A watched consumer group: its committed offsets as last read.
@@ -376,6 +379,7 @@ impl Monitor {
                 indexed: false,
                 revoked: Counts::default(),
                 denied: Default::default(),
+                records_when_read_denied: 0,
             })
             .collect();
         Self {
@@ -505,6 +509,10 @@ impl Monitor {
     pub fn set_access_denied(&mut self, stream: Option<usize>, right: Right, resource: Option<String>) {
         for (i, s) in self.streams.iter_mut().enumerate() {
             if stream.is_none_or(|k| k == i) {
+                if right == Right::ReadTopic && resource.is_some() {
+                    s.records_when_read_denied =
+                        s.partitions.iter().flatten().map(|p| p.records).sum::<u64>() + s.revoked.records;
+                }
                 s.denied[right as usize] = resource.clone();
             }
         }
@@ -586,10 +594,6 @@ impl Monitor {
         };
         p.records += 1;
         p.bytes += payload.map_or(0, |b| b.len() as u64);
-        // a record read: Read on the topic is allowed (now)
-        if s.denied[Right::ReadTopic as usize].is_some() {
-            s.denied[Right::ReadTopic as usize] = None;
-        }
         p.last_record = Some(arrival);
         p.position = Some(p.position.map_or(offset + 1, |pos| pos.max(offset + 1)));
         match s.spec.extractor.extract(payload, kafka_timestamp, arrival) {
@@ -911,6 +915,10 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
 
     let freshness_lag_ms = watermark.map(|w| now - w);
     let max_delay = s.spec.max_record_delay_ms;
+    // a record read since Read on the topic was denied: it is allowed now
+    if totals.records > s.records_when_read_denied {
+        s.denied[Right::ReadTopic as usize] = None;
+    }
     let access_denied = s.denied.iter().flatten().next().cloned();
     let cause = diagnose(&StreamFacts {
         kafka_down: kafka == KafkaStatus::Down,
