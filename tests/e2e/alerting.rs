@@ -14,15 +14,15 @@ use serde_json::Value;
 use crate::support::*;
 
 /// A webhook endpoint that records every body it gets.
-struct Sink {
-    url: String,
+pub(crate) struct Sink {
+    pub(crate) url: String,
     bodies: Arc<Mutex<Vec<Value>>>,
     /// While set, `/flaky` answers 500 (and records nothing).
     failing: Arc<AtomicBool>,
 }
 
 impl Sink {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::serve(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
     }
 
@@ -81,12 +81,12 @@ impl Sink {
         Self { url, bodies, failing }
     }
 
-    fn bodies(&self) -> Vec<Value> {
+    pub(crate) fn bodies(&self) -> Vec<Value> {
         self.bodies.lock().unwrap().clone()
     }
 
     /// `(alertname, status)` of every alert in every body, in order.
-    fn alerts(&self) -> Vec<(String, String)> {
+    pub(crate) fn alerts(&self) -> Vec<(String, String)> {
         let bodies = self.bodies();
         let alerts = bodies.iter().flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default());
         alerts
@@ -212,7 +212,7 @@ impl Drop for Alertmanager {
     }
 }
 
-async fn broker() -> &'static str {
+pub(crate) async fn broker() -> &'static str {
     tokio::task::spawn_blocking(KafkaBroker::shared).await.expect("broker start panicked")
 }
 

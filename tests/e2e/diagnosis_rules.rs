@@ -29,6 +29,7 @@ fn witness(cause: Cause) -> StreamFacts {
         // A replica's volume cause judges its own share of the rate against the bound.
         Cause::VolumeLow => StreamFacts { full_window_rate: Some(1.0), min_rate: Some(2.0), ..healthy },
         Cause::VolumeHigh => StreamFacts { full_window_rate: Some(3.0), max_rate: Some(2.0), ..healthy },
+        Cause::VolumeAnomaly => StreamFacts { full_window_rate: Some(1.0), band: Some((2.0, 4.0)), ..healthy },
         Cause::Ok => healthy,
     };
     assert_eq!(diagnose(&f), cause, "the witness of {cause:?}");
@@ -51,6 +52,7 @@ fn merge(a: &StreamFacts, b: &StreamFacts) -> StreamFacts {
         full_window_rate: a.full_window_rate,
         min_rate: a.min_rate,
         max_rate: a.max_rate,
+        band: a.band,
     }
 }
 
@@ -125,6 +127,21 @@ name = "vol_high"
 topic = "vol_high"
 event_time = { field = "/ts", format = "epoch_millis" }
 max_rate = 100.0
+[[stream]]
+name = "vol_band"
+topic = "vol_band"
+event_time = { field = "/ts", format = "epoch_millis" }
+baseline = { history = "14d" }
+[[stream]]
+name = "vol_band_ok"
+topic = "vol_band_ok"
+event_time = { field = "/ts", format = "epoch_millis" }
+baseline = { history = "14d" }
+[[stream]]
+name = "vol_band_learning"
+topic = "vol_band_learning"
+event_time = { field = "/ts", format = "epoch_millis" }
+baseline = { history = "14d" }
 [[pair]]
 name = "orders_behaviour"
 leader = "orders"
@@ -142,8 +159,10 @@ streams = ["orders", "behaviour"]
     let mut causes = String::new();
     let mut pairs = String::new();
     // Two replicas, every pair of causes that does not depend on the rate.
-    let judged: Vec<Cause> =
-        Cause::ALL.into_iter().filter(|c| !matches!(c, Cause::VolumeLow | Cause::VolumeHigh)).collect();
+    let judged: Vec<Cause> = Cause::ALL
+        .into_iter()
+        .filter(|c| !matches!(c, Cause::VolumeLow | Cause::VolumeHigh | Cause::VolumeAnomaly))
+        .collect();
     let mut cases = 0;
     for a in &judged {
         for b in &judged {
@@ -180,7 +199,39 @@ streams = ["orders", "behaviour"]
         );
         cases += 1;
     }
+    // The band: each replica's band of its share (lower 4, expected 5, upper 6 records/s)
+    // summed; a replica still learning (no band) leaves the stream unjudged.
+    for (stream, rate, bands) in [("vol_band", 2, 2), ("vol_band_ok", 5, 2), ("vol_band_learning", 2, 1)] {
+        for (i, instance) in ["a", "b"].into_iter().enumerate() {
+            cause_series(&mut series, "pw", instance, stream, Cause::Ok);
+            partition_series(&mut series, "pw", instance, stream, rate, 1000);
+            let _ = writeln!(
+                series,
+                "      - series: 'pipewatch_stream_partitions{{job=\"pw\", instance=\"{instance}\", stream=\"{stream}\"}}'\n        values: '1x{STEPS}'"
+            );
+            for (bound, v) in [("lower", 4), ("expected", 5), ("upper", 6)].into_iter().filter(|_| i < bands) {
+                let _ = writeln!(
+                    series,
+                    "      - series: 'pipewatch_stream_rate_expected_records_per_second{{job=\"pw\", instance=\"{instance}\", stream=\"{stream}\", bound=\"{bound}\"}}'\n        values: '{v}x{STEPS}'"
+                );
+            }
+        }
+        let facts = StreamFacts {
+            full_window_rate: Some(2.0 * rate as f64),
+            band: (bands == 2).then_some((8.0, 12.0)),
+            ..witness(Cause::Ok)
+        };
+        let want = diagnose(&facts);
+        expect(
+            &mut causes,
+            "pipewatch:stream_cause",
+            &format!("job=\"pw\", stream=\"{stream}\", cause=\"{}\"", want.as_str()),
+        );
+        cases += 1;
+    }
     assert!(causes.contains("cause=\"volume_low\"") && causes.contains("cause=\"volume_high\""));
+    assert!(causes.contains("stream=\"vol_band\", cause=\"volume_anomaly\""));
+    assert!(causes.contains("stream=\"vol_band_learning\", cause=\"ok\""));
 
     // Pairs, one job each: the side that is behind.
     use Cause::*;
@@ -266,7 +317,7 @@ streams = ["orders", "behaviour"]
 
     let eval = format!("{}s", (STEPS - 2) * INTERVAL_S);
     let test = format!(
-        "rule_files:\n  - rules.yml\nevaluation_interval: {INTERVAL_S}s\ntests:\n  - interval: {INTERVAL_S}s\n    input_series:\n{series}    promql_expr_test:\n      - expr: pipewatch:stream_cause{{job=\"pw\"}}\n        eval_time: {eval}\n        exp_samples:\n{causes}      - expr: pipewatch:pair_cause\n        eval_time: {eval}\n        exp_samples:\n{pairs}      - expr: pipewatch:consumer_cause\n        eval_time: {eval}\n        exp_samples:\n{consumer_causes}"
+        "rule_files:\n  - rules.yml\nevaluation_interval: {INTERVAL_S}s\ntests:\n  - interval: {INTERVAL_S}s\n    input_series:\n{series}    promql_expr_test:\n      - expr: pipewatch:stream_cause{{job=\"pw\"}}\n        eval_time: {eval}\n        exp_samples:\n{causes}      - expr: pipewatch:pair_cause\n        eval_time: {eval}\n        exp_samples:\n{pairs}      - expr: pipewatch:consumer_cause\n        eval_time: {eval}\n        exp_samples:\n{consumer_causes}      - expr: pipewatch:stream_rate_anomaly_score{{stream=~\"vol_band|vol_band_learning\"}}\n        eval_time: {eval}\n        exp_samples:\n          - labels: 'pipewatch:stream_rate_anomaly_score{{job=\"pw\", stream=\"vol_band\"}}'\n            value: -3\n"
     );
     let dir: PathBuf = std::env::temp_dir().join(pipewatch_kafka::testing::unique_topic("pipewatch-diagnosis-rules"));
     std::fs::create_dir_all(&dir).unwrap();
@@ -284,5 +335,5 @@ streams = ["orders", "behaviour"]
         pair_cases.len(),
         dir.display()
     );
-    assert_eq!(cases, judged.len() * judged.len() + 3);
+    assert_eq!(cases, judged.len() * judged.len() + 6);
 }

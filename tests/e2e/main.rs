@@ -4,6 +4,7 @@
 mod support;
 
 mod alerting;
+mod baselines;
 mod check_config;
 mod consumers;
 mod demo;

@@ -10,7 +10,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 pub use pipewatch_kafka::testing::{
-    add_partitions, create_topic, delete_records_before, delete_topic, unique_topic, KafkaBroker, TestProducer,
+    add_partitions, create_topic, create_topic_with, delete_records_before, delete_topic, unique_topic, KafkaBroker,
+    TestProducer,
 };
 
 /// pipewatch running in this process, on a random port.

@@ -27,6 +27,7 @@ pub enum AlertKind {
     InvalidRatio,
     ConsumerLag,
     ConsumerSyncLag,
+    VolumeAnomaly,
 }
 
 /// What a rule's target is.
@@ -39,7 +40,7 @@ pub enum TargetKind {
 }
 
 impl AlertKind {
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "freshness_lag",
         "sync_lag",
         "silence",
@@ -48,6 +49,7 @@ impl AlertKind {
         "invalid_ratio",
         "consumer_lag",
         "consumer_sync_lag",
+        "volume_anomaly",
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,13 +66,21 @@ impl AlertKind {
             "invalid_ratio" => Self::InvalidRatio,
             "consumer_lag" => Self::ConsumerLag,
             "consumer_sync_lag" => Self::ConsumerSyncLag,
+            "volume_anomaly" => Self::VolumeAnomaly,
             _ => return None,
         })
     }
 
-    /// `true` for rules that fire above their threshold, `false` for `rate_low`.
+    /// `true` for rules that fire above their threshold, `false` for `rate_low`
+    /// (`volume_anomaly` fires when the rate is further from the expected rate than its
+    /// threshold, in band half-widths, either side).
     pub fn fires_above(self) -> bool {
         self != Self::RateLow
+    }
+
+    /// The threshold when the rule names none (`volume_anomaly`: the band's edge).
+    pub fn default_threshold(self) -> Option<f64> {
+        (self == Self::VolumeAnomaly).then_some(1.0)
     }
 
     /// Thresholds of these kinds are durations (seconds); the others are numbers.
@@ -106,6 +116,7 @@ impl AlertKind {
             Self::InvalidRatio => format!("{value} of {subject} records are invalid"),
             Self::ConsumerLag => format!("{subject} is {value} behind its input"),
             Self::ConsumerSyncLag => format!("{subject} sees {follower} {value} behind {leader}"),
+            Self::VolumeAnomaly => format!("{subject} receives {value}, outside its expected {threshold}"),
         }
     }
 }
@@ -376,6 +387,7 @@ fn fire(st: &mut RuleState, cause: AlertCause, now: Millis, make: impl FnOnce() 
 
 /// Whether the rule's condition holds: past the threshold to start, past `clear` to stop.
 fn over(rule: &AlertRule, value: f64, state: &AlertState) -> bool {
+    let value = if rule.kind == AlertKind::VolumeAnomaly { value.abs() } else { value };
     let bound = if matches!(state, AlertState::Firing { .. }) { rule.clear } else { rule.threshold };
     if rule.kind.fires_above() {
         if matches!(state, AlertState::Firing { .. }) {
@@ -444,6 +456,8 @@ fn measure(
         (AlertKind::RateLow | AlertKind::RateHigh, AlertTarget::Stream(i)) => {
             snap.streams[i].rate_records_per_second.filter(|_| snap.streams[i].rate_window_full)
         }
+        // where the rate over a whole window stands in the band, signed
+        (AlertKind::VolumeAnomaly, AlertTarget::Stream(i)) => snap.streams[i].baseline.and_then(|b| b.score),
         (AlertKind::InvalidRatio, AlertTarget::Stream(i)) => invalid_window.get(i).and_then(|w| {
             let (first, last) = (w.front()?, w.back()?);
             let records = last.2.saturating_sub(first.2);
@@ -527,7 +541,16 @@ fn describe(rule: &AlertRule, snap: &Snapshot, value: f64) -> (String, String) {
         AlertTarget::Stream(i) => {
             let s = &snap.streams[i];
             let name = &s.name;
-            let summary = rule.kind.summary(name, "", "", &shown(rule.kind, value), &threshold.to_string());
+            let summary = match (rule.kind, s.baseline.and_then(|b| b.band)) {
+                (AlertKind::VolumeAnomaly, Some(band)) => rule.kind.summary(
+                    name,
+                    "",
+                    "",
+                    &shown(AlertKind::RateLow, s.rate_records_per_second.unwrap_or(0.0)),
+                    &format!("{:.2}–{:.2} records/s", band.lower, band.upper),
+                ),
+                _ => rule.kind.summary(name, "", "", &shown(rule.kind, value), &threshold.to_string()),
+            };
             let silent: Vec<String> = s
                 .partitions
                 .iter()
@@ -546,6 +569,18 @@ fn describe(rule: &AlertRule, snap: &Snapshot, value: f64) -> (String, String) {
             }
             if let (AlertKind::FreshnessLag, Some(p)) = (rule.kind, holding) {
                 measured.push_str(&format!("; oldest active partition: {p}"));
+            }
+            if let (AlertKind::VolumeAnomaly, Some(b)) = (rule.kind, s.baseline) {
+                if let Some(band) = b.band {
+                    measured.push_str(&format!(
+                        " band half-widths {} the expected {:.2} records/s ({}, from {} past hours); rate {}",
+                        if value < 0.0 { "below" } else { "above" },
+                        band.expected,
+                        band.slot.as_str(),
+                        band.samples,
+                        shown(AlertKind::RateLow, s.rate_records_per_second.unwrap_or(0.0)),
+                    ));
+                }
             }
             (summary, measured)
         }
@@ -583,6 +618,7 @@ fn shown(kind: AlertKind, value: f64) -> String {
     match kind {
         k if k.takes_duration() => format_human(value),
         AlertKind::InvalidRatio => format!("{:.1}%", value * 100.0),
+        AlertKind::VolumeAnomaly => format!("{:.1}", value.abs()),
         _ => format!("{value:.2} records/s"),
     }
 }
@@ -615,6 +651,7 @@ mod tests {
             max_silence_seconds: 120.0,
             min_rate: None,
             max_rate: None,
+            baseline: None,
             rate_records_per_second: Some(10.0),
             rate_window_full: true,
             median_record_delay_seconds: None,

@@ -25,6 +25,7 @@ pub enum Cause {
     EventTimeDelayed,
     VolumeLow,
     VolumeHigh,
+    VolumeAnomaly,
     Ok,
 }
 
@@ -57,6 +58,8 @@ pub struct StreamFacts {
     pub full_window_rate: Option<f64>,
     pub min_rate: Option<f64>,
     pub max_rate: Option<f64>,
+    /// The band `(lower, upper)` of the expected rate, when the baseline has one.
+    pub band: Option<(f64, f64)>,
 }
 
 /// How the causes that replicas report for their share of a stream's partitions
@@ -72,6 +75,9 @@ pub enum Replicas {
     SummedRateBelowMin,
     /// The rate summed over the replicas is above the stream's `max_rate`.
     SummedRateAboveMax,
+    /// The rate summed over the replicas is outside the band summed over them (each
+    /// replica learns the history of its own partitions).
+    SummedRateOutsideBand,
 }
 
 /// One row of the diagnosis table.
@@ -89,7 +95,7 @@ pub struct Diagnosis {
 }
 
 /// Every cause, in the order they are checked: the first that holds wins.
-pub const ORDER: [Diagnosis; 12] = [
+pub const ORDER: [Diagnosis; 13] = [
     Diagnosis {
         cause: Cause::KafkaUnreachable,
         name: "kafka_unreachable",
@@ -184,12 +190,20 @@ pub const ORDER: [Diagnosis; 12] = [
         upstream: false,
     },
     Diagnosis {
+        cause: Cause::VolumeAnomaly,
+        name: "volume_anomaly",
+        explain: "the record rate is outside the band expected at this hour from the topic's own history (low or high in the status)",
+        holds: |f| matches!((f.full_window_rate, f.band), (Some(rate), Some((lower, upper))) if rate < lower || rate > upper),
+        replicas: Replicas::SummedRateOutsideBand,
+        upstream: false,
+    },
+    Diagnosis {
         cause: Cause::Ok,
         name: "ok",
         explain: "fresh, complete and flowing",
         holds: |_| true,
         // A replica's volume cause judged its share of the rate only.
-        replicas: Replicas::Any(&[Cause::Ok, Cause::VolumeLow, Cause::VolumeHigh]),
+        replicas: Replicas::Any(&[Cause::Ok, Cause::VolumeLow, Cause::VolumeHigh, Cause::VolumeAnomaly]),
         upstream: false,
     },
 ];

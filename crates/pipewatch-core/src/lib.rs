@@ -7,6 +7,7 @@
 //! time helpers ([`time`]). No I/O and no clock: every rule takes `now` as an argument.
 
 pub mod alert;
+pub mod baseline;
 pub mod consumer;
 pub mod diagnosis;
 pub mod extract;

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::Serialize;
 
+use crate::baseline::{band_at, hour_of, Band, BaselineSpec, HourlyRates, PartitionHistory, HOUR_MS};
 use crate::consumer::{
     ConsumerPairSnapshot, ConsumerPartitionSnapshot, ConsumerSnapshot, ConsumerSpec, ConsumerStreamSnapshot, Lookup,
     OffsetIndex,
@@ -37,6 +38,8 @@ pub struct StreamSpec {
     /// Rate bounds (records/s) for `volume_low` / `volume_high`.
     pub min_rate: Option<f64>,
     pub max_rate: Option<f64>,
+    /// The expected rate learned from the topic's history (`volume_anomaly`).
+    pub baseline: Option<BaselineSpec>,
 }
 
 /// One pair as configured: indexes into the stream list.
@@ -118,6 +121,10 @@ struct PartitionTracker {
     gap_since: Option<Millis>,
     /// Offsets to event times, for the streams a consumer reads.
     index: Option<Box<OffsetIndex>>,
+    /// Offsets at hour boundaries, for streams with a baseline (once learned).
+    history: Option<Box<PartitionHistory>>,
+    /// The history was asked of the source.
+    history_requested: bool,
 }
 
 impl PartitionTracker {
@@ -138,6 +145,8 @@ impl PartitionTracker {
             gaps: 0,
             gap_since: None,
             index: indexed.then(|| Box::new(OffsetIndex::new())),
+            history: None,
+            history_requested: false,
         }
     }
 
@@ -250,6 +259,9 @@ struct StreamState {
     /// The stream's records read when Read on its topic was denied: one more proves it
     /// allowed again (checked at the tick, not per record).
     records_when_read_denied: u64,
+    /// The assigned partitions' hourly rates summed, recomputed when `hourly_stale`.
+    hourly: HourlyRates,
+    hourly_stale: bool,
 }
 
 /// A watched consumer group: its committed offsets as last read.
@@ -380,6 +392,8 @@ impl Monitor {
                 revoked: Counts::default(),
                 denied: Default::default(),
                 records_when_read_denied: 0,
+                hourly: HourlyRates::default(),
+                hourly_stale: true,
             })
             .collect();
         Self {
@@ -553,6 +567,7 @@ impl Monitor {
             }
             s.partitions[idx] = Some(p);
             s.window_stale = true;
+            s.hourly_stale = true;
         }
     }
 
@@ -563,6 +578,7 @@ impl Monitor {
             if let Some(p) = slot.take() {
                 s.revoked.add(&p);
                 s.window_stale = true;
+                s.hourly_stale = true;
             }
         }
     }
@@ -657,6 +673,38 @@ impl Monitor {
         }
         p.log_end = Some(log_end);
         p.check_caught_up();
+    }
+
+    /// The assigned partitions of streams with a baseline whose history has not been
+    /// asked for yet: `(stream, partition)`, each handed out once per assignment.
+    pub fn take_history_requests(&mut self) -> Vec<(usize, i32)> {
+        let mut out = Vec::new();
+        for (i, s) in self.streams.iter_mut().enumerate().filter(|(_, s)| s.spec.baseline.is_some()) {
+            for p in s.partitions.iter_mut().flatten().filter(|p| !p.history_requested) {
+                p.history_requested = true;
+                out.push((i, p.partition));
+            }
+        }
+        out
+    }
+
+    /// A partition's history as learned from the broker (see
+    /// [`PartitionHistory::from_offsets`]); `None`: it could not be read, ask again.
+    pub fn learned(&mut self, stream: usize, partition: i32, history: Option<PartitionHistory>) {
+        let Some(s) = self.streams.get_mut(stream) else {
+            return;
+        };
+        let Some(p) = usize::try_from(partition).ok().and_then(|i| s.partitions.get_mut(i)).and_then(Option::as_mut)
+        else {
+            return;
+        };
+        match history {
+            Some(h) => {
+                p.history = Some(Box::new(h));
+                s.hourly_stale = true;
+            }
+            None => p.history_requested = false,
+        }
     }
 
     /// Advances what time alone moves (gaps opening, the rate window) to `now` and
@@ -915,6 +963,8 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
 
     let freshness_lag_ms = watermark.map(|w| now - w);
     let max_delay = s.spec.max_record_delay_ms;
+    let full_window_rate = window_full.then(|| rate.unwrap_or(0.0));
+    let baseline = baseline_status(s, settings, full_window_rate, now);
     // a record read since Read on the topic was denied: it is allowed now
     if totals.records > s.records_when_read_denied {
         s.denied[Right::ReadTopic as usize] = None;
@@ -932,9 +982,10 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
         backlog_growing,
         event_time_old: median_record_delay.is_some_and(|d| d * 1000.0 > max_delay as f64)
             || freshness_lag_ms.is_some_and(|lag| lag > max_delay),
-        full_window_rate: window_full.then(|| rate.unwrap_or(0.0)),
+        full_window_rate,
         min_rate: s.spec.min_rate,
         max_rate: s.spec.max_rate,
+        band: baseline.as_ref().and_then(|b| b.band).map(|b| (b.lower, b.upper)),
     });
 
     StreamSnapshot {
@@ -950,6 +1001,7 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
         max_rate: s.spec.max_rate,
         rate_records_per_second: rate,
         rate_window_full: window_full,
+        baseline,
         median_record_delay_seconds: median_record_delay,
         backlog_records: backlog_sum,
         active_partitions,
@@ -961,6 +1013,99 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
         gap_duration: s.gap_duration.clone(),
         partitions,
     }
+}
+
+/// A history boundary is taken from the log end when a tick comes this soon after it
+/// (else that hour is not known).
+const BOUNDARY_TOLERANCE_MS: Millis = 60_000;
+
+/// Keeps the stream's history current (each partition's log end at an hour boundary)
+/// and judges the rate over a whole window against the band of the moment in its middle.
+fn baseline_status(
+    s: &mut StreamState,
+    settings: &MonitorSettings,
+    full_window_rate: Option<f64>,
+    now: Millis,
+) -> Option<BaselineStatus> {
+    let spec = s.spec.baseline?;
+    let hour = hour_of(now);
+    let keep = usize::try_from(spec.history_ms / HOUR_MS).unwrap_or(0) + 2;
+    let mut learning = false;
+    for p in s.partitions.iter_mut().flatten() {
+        match p.history.as_deref_mut() {
+            Some(h) if h.next_hour() <= hour => {
+                let fresh = now - hour * HOUR_MS <= BOUNDARY_TOLERANCE_MS;
+                h.push(hour, p.log_end.filter(|_| fresh), keep);
+                s.hourly_stale = true;
+            }
+            Some(_) => {}
+            None => learning = true,
+        }
+    }
+    if learning || s.partitions.iter().flatten().next().is_none() {
+        return Some(BaselineStatus {
+            state: BaselineState::Learning,
+            history_hours: 0,
+            band: None,
+            score: None,
+            anomaly: None,
+        });
+    }
+    if s.hourly_stale {
+        s.hourly = HourlyRates::sum(s.partitions.iter().flatten().filter_map(|p| p.history.as_deref()));
+        s.hourly_stale = false;
+    }
+    let band = band_at(&s.hourly, now - settings.rate_window_ms / 2, now, &spec);
+    let score = band.zip(full_window_rate).map(|(b, rate)| b.score(rate));
+    Some(BaselineStatus {
+        state: if band.is_some() { BaselineState::Ready } else { BaselineState::NotEnoughHistory },
+        history_hours: s.hourly.known(),
+        band,
+        score,
+        anomaly: score.and_then(|x| {
+            if x < -1.0 {
+                Some(Direction::Low)
+            } else if x > 1.0 {
+                Some(Direction::High)
+            } else {
+                None
+            }
+        }),
+    })
+}
+
+/// Where a stream's baseline stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BaselineState {
+    /// The history of some assigned partition is still being read from the broker.
+    Learning,
+    /// The history holds no past hour of the slot judged: nothing is judged.
+    NotEnoughHistory,
+    Ready,
+}
+
+/// Which side of its band a rate is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Low,
+    High,
+}
+
+/// A stream's expected rate and where its rate stands.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BaselineStatus {
+    pub state: BaselineState,
+    /// Complete past hours known (the stream's assigned partitions summed).
+    pub history_hours: usize,
+    /// The expected rate now and its band (records/s), when there is enough history.
+    pub band: Option<Band>,
+    /// Where the rate over a whole window stands in the band: 0 at the expected rate,
+    /// ±1 at its edges (see [`Band::score`]).
+    pub score: Option<f64>,
+    /// Outside the band: `volume_anomaly`, low or high.
+    pub anomaly: Option<Direction>,
 }
 
 /// Everything the monitor knows at one tick: what the alert evaluator, /metrics and
@@ -998,6 +1143,8 @@ pub struct StreamSnapshot {
     pub rate_records_per_second: Option<f64>,
     /// The rate covers a whole `rate_window` (rate rules and volume causes wait for it).
     pub rate_window_full: bool,
+    /// The expected rate learned from the history, for streams with a baseline.
+    pub baseline: Option<BaselineStatus>,
     /// Median record delay of the records read in real time over the rate window (at
     /// most the last [`RECENT_DELAYS`] of them).
     pub median_record_delay_seconds: Option<f64>,
@@ -1060,6 +1207,7 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::baseline::Slot;
     use crate::diagnosis::ConsumerCause;
     use crate::extract::{EventTimeSource, TimeFormat};
     use crate::json::JsonPointer;
@@ -1079,6 +1227,7 @@ mod tests {
             max_record_delay_ms: 600 * SEC,
             min_rate: None,
             max_rate: None,
+            baseline: None,
         }
     }
 
@@ -1323,6 +1472,62 @@ mod tests {
         let s = m.tick(T0 + 126 * SEC);
         assert!((s.streams[0].rate_records_per_second.unwrap() - 1.0).abs() < 0.1);
         assert_eq!(s.streams[0].cause, Cause::VolumeLow);
+    }
+
+    #[test]
+    fn volume_is_judged_against_the_learned_band_and_history_is_kept_current() {
+        use crate::baseline::{hour_of, PartitionHistory, HOUR_MS};
+        let baseline = BaselineSpec { history_ms: 2 * 24 * HOUR_MS, sensitivity: 3.0, tolerance: 0.2, floor: 1.0 };
+        let mut m = monitor(vec![StreamSpec { baseline: Some(baseline), ..spec("orders") }], vec![]);
+        for p in 0..2 {
+            m.assign(0, p, StartPosition::LogEnd, T0);
+        }
+        assert_eq!(m.take_history_requests(), vec![(0, 0), (0, 1)]);
+        assert!(m.take_history_requests().is_empty(), "asked once");
+        let s = m.tick(T0);
+        let b = s.streams[0].baseline.unwrap();
+        assert_eq!((b.state, b.band, s.streams[0].cause), (BaselineState::Learning, None, Cause::NoData));
+        // two days of 10 records/s on each partition, up to the hour of T0
+        let hour = hour_of(T0);
+        let first = hour - 48;
+        let by_time: Vec<Option<i64>> = (0..=48).map(|i| Some(1000 + i * 36_000)).collect();
+        let end = 1000 + 48 * 36_000 + 20_000;
+        for p in 0..2 {
+            m.learned(0, p, Some(PartitionHistory::from_offsets(first, 1000, end, &by_time)));
+        }
+        let mut ends = [end; 2];
+        let clock = std::cell::Cell::new(T0);
+        let mut run = |m: &mut Monitor, rate: i64, seconds: i64| {
+            let mut last = None;
+            for _ in 0..seconds {
+                clock.set(clock.get() + SEC);
+                let now = clock.get();
+                for (p, e) in ends.iter_mut().enumerate() {
+                    *e += rate / 2;
+                    m.log_end(0, p as i32, *e, now);
+                    rec(m, 0, p as i32, *e - 1, now, now);
+                }
+                last = Some(m.tick(now));
+            }
+            last.unwrap().streams.remove(0)
+        };
+        let s = run(&mut m, 20, 61);
+        let b = s.baseline.unwrap();
+        let band = b.band.unwrap();
+        assert_eq!((b.state, band.expected, band.slot), (BaselineState::Ready, 20.0, Slot::HourOfDay));
+        // the first hour is not known whole: nothing before it was retained
+        assert_eq!(b.history_hours, 47);
+        assert_eq!((band.lower, band.upper), (16.0, 24.0));
+        assert_eq!((s.cause, b.anomaly), (Cause::Ok, None));
+        let s = run(&mut m, 6, 61);
+        assert_eq!((s.cause, s.baseline.unwrap().anomaly), (Cause::VolumeAnomaly, Some(Direction::Low)));
+        let s = run(&mut m, 60, 61);
+        assert_eq!((s.cause, s.baseline.unwrap().anomaly), (Cause::VolumeAnomaly, Some(Direction::High)));
+        // the next hour boundary is taken from the log end: the hour of T0 joins the history
+        let to_boundary = (hour + 1) * HOUR_MS - clock.get();
+        let s = run(&mut m, 20, to_boundary / SEC + 2);
+        assert_eq!(s.baseline.unwrap().history_hours, 48);
+        assert_eq!(s.cause, Cause::Ok);
     }
 
     #[test]

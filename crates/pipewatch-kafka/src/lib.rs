@@ -5,6 +5,7 @@
 //! a real broker for tests ([`testing`], behind the `testing` feature).
 
 // The one place that calls librdkafka directly: batch reads (see its docs).
+mod history;
 #[allow(unsafe_code)]
 mod records;
 pub mod source;

@@ -23,6 +23,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 use tracing::{debug, info, warn};
 
+use crate::history::{learn_histories, HistoryRequest, Learned};
 use crate::records::{cached_high_watermark, Item, QueueHandle, RecordQueue};
 
 /// Where reading starts on each assigned partition.
@@ -64,11 +65,13 @@ pub enum ErrorKind {
     LogEndPoll,
     Metadata,
     OffsetFetch,
+    /// Reading a stream's history for its baseline (ListOffsets by time).
+    History,
     Other,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 9] = [
         ErrorKind::AllBrokersDown,
         ErrorKind::Transport,
         ErrorKind::Consume,
@@ -76,6 +79,7 @@ impl ErrorKind {
         ErrorKind::LogEndPoll,
         ErrorKind::Metadata,
         ErrorKind::OffsetFetch,
+        ErrorKind::History,
         ErrorKind::Other,
     ];
 
@@ -88,6 +92,7 @@ impl ErrorKind {
             ErrorKind::LogEndPoll => "log_end_poll",
             ErrorKind::Metadata => "metadata",
             ErrorKind::OffsetFetch => "offset_fetch",
+            ErrorKind::History => "history",
             ErrorKind::Other => "other",
         }
     }
@@ -99,6 +104,8 @@ pub struct SourceMetrics {
     errors: [IntCounter; ErrorKind::ALL.len()],
     /// `pipewatch_consumer_record_fetches_total{result}`: found, expired, failed.
     fetches: [IntCounter; 3],
+    /// `pipewatch_baseline_offset_requests_total`: ListOffsets calls made to learn histories.
+    pub history_requests: IntCounter,
 }
 
 impl SourceMetrics {
@@ -114,7 +121,13 @@ impl SourceMetrics {
             &["result"],
         )?;
         registry.register(Box::new(fetches.clone()))?;
+        let history_requests = IntCounter::new(
+            "pipewatch_baseline_offset_requests_total",
+            "Offsets-by-time lookups (one ListOffsets per leader broker each) made to learn the streams' history for their baselines.",
+        )?;
+        registry.register(Box::new(history_requests.clone()))?;
         Ok(Self {
+            history_requests,
             errors: ErrorKind::ALL.map(|kind| vec.with_label_values(&[kind.as_str()])),
             fetches: ["found", "expired", "failed"].map(|r| fetches.with_label_values(&[r])),
         })
@@ -422,11 +435,18 @@ struct Poller {
     uncached: Receiver<Vec<(String, i32)>>,
 }
 
-/// The consumer thread's ends of the channels to and from the poller.
+/// The consumer thread's ends of the channels to and from the poller (and the history
+/// learner, when a stream has a baseline).
 struct PollerLink {
     polls: Receiver<LogEndPoll>,
     requests: Sender<Vec<FetchRequest>>,
     uncached: Sender<Vec<(String, i32)>>,
+    history: Option<HistoryLink>,
+}
+
+struct HistoryLink {
+    requests: Sender<HistoryRequest>,
+    learned: Receiver<Learned>,
 }
 
 /// A watched consumer's group, read through a client of its own that never joins,
@@ -478,6 +498,7 @@ struct GroupError {
 pub struct Source {
     consumer: JoinHandle<()>,
     poller: JoinHandle<()>,
+    learner: Option<JoinHandle<()>>,
 }
 
 pub fn now_ms() -> Millis {
@@ -595,7 +616,20 @@ impl Source {
                 .spawn(move || poll_log_ends(poller, tick, metrics, shutdown, tx))
                 .map_err(|e| SourceError::Thread("log-end poller", e))?
         };
-        let link = PollerLink { polls: rx, requests: requests_tx, uncached: uncached_tx };
+        let (history, learner) = if monitor.streams().any(|s| s.baseline.is_some()) {
+            let client: BaseConsumer = client_config(&config, false).create().map_err(SourceError::Create)?;
+            let (requests_tx, requests) = mpsc::channel();
+            let (learned_tx, learned) = mpsc::channel();
+            let (shutdown, metrics) = (shutdown.clone(), metrics.clone());
+            let learner = std::thread::Builder::new()
+                .name("pipewatch-history".into())
+                .spawn(move || learn_histories(client, requests, learned_tx, metrics, shutdown))
+                .map_err(|e| SourceError::Thread("history learner", e))?;
+            (Some(HistoryLink { requests: requests_tx, learned }), Some(learner))
+        } else {
+            (None, None)
+        };
+        let link = PollerLink { polls: rx, requests: requests_tx, uncached: uncached_tx, history };
         let consumer = std::thread::Builder::new()
             .name("pipewatch-source".into())
             .spawn(move || {
@@ -608,13 +642,16 @@ impl Source {
                 source.run(config.tick, shutdown, link, publish)
             })
             .map_err(|e| SourceError::Thread("consumer", e))?;
-        Ok(Self { consumer, poller })
+        Ok(Self { consumer, poller, learner })
     }
 
-    /// Waits for both threads to end (after shutdown was set).
+    /// Waits for the threads to end (after shutdown was set).
     pub fn join(self) {
         let _ = self.consumer.join();
         let _ = self.poller.join();
+        if let Some(learner) = self.learner {
+            let _ = learner.join();
+        }
     }
 }
 
@@ -684,6 +721,7 @@ impl Reader {
                     }
                 }
             }
+            self.exchange_histories(&link);
             publish(self.monitor.tick(now));
             let wanted = self.monitor.take_fetches(FETCHES_PER_TICK);
             if !wanted.is_empty() {
@@ -766,6 +804,37 @@ impl Reader {
             }
         }
         let _ = link.uncached.send(uncached);
+    }
+
+    /// The histories learnt since the last tick into the monitor; the partitions newly
+    /// assigned to streams with a baseline to the learner, one request per stream.
+    fn exchange_histories(&mut self, link: &PollerLink) {
+        let Some(history) = &link.history else { return };
+        while let Ok(learned) = history.learned.try_recv() {
+            for (p, h) in learned.partitions {
+                self.monitor.learned(learned.stream, p, h);
+            }
+        }
+        let mut wanted: Vec<HistoryRequest> = Vec::new();
+        for (stream, partition) in self.monitor.take_history_requests() {
+            match wanted.iter_mut().find(|r| r.stream == stream) {
+                Some(r) => r.partitions.push(partition),
+                None => {
+                    let Some(spec) = self.monitor.streams().nth(stream) else { continue };
+                    let Some(baseline) = spec.baseline else { continue };
+                    wanted.push(HistoryRequest {
+                        stream,
+                        name: spec.name.clone(),
+                        topic: spec.topic.clone(),
+                        partitions: vec![partition],
+                        history_ms: baseline.history_ms,
+                    });
+                }
+            }
+        }
+        for r in wanted {
+            let _ = history.requests.send(r);
+        }
     }
 
     /// What the log-end poller found since the last tick, into the monitor.

@@ -291,9 +291,22 @@ pub fn unique_topic(prefix: &str) -> String {
 
 /// Creates a topic and waits until its metadata shows every partition.
 pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> Result<(), String> {
+    create_topic_with(bootstrap, name, partitions, &[]).await
+}
+
+/// Creates a topic with topic configs (e.g. `retention.ms`) and waits for its partitions.
+pub async fn create_topic_with(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> Result<(), String> {
     let admin: AdminClient<DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", bootstrap).create().map_err(|e| e.to_string())?;
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        topic = topic.set(k, v);
+    }
     let results = admin
         .create_topics([&topic], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))))
         .await
@@ -386,9 +399,17 @@ impl TestProducer {
 
     /// Sends one record (payload `None`: a tombstone) to a partition and waits for it.
     pub fn send(&self, topic: &str, partition: i32, payload: Option<&[u8]>) {
+        self.send_at(topic, partition, payload, None);
+    }
+
+    /// Sends one record with its Kafka timestamp set (`None`: the producer's clock).
+    pub fn send_at(&self, topic: &str, partition: i32, payload: Option<&[u8]>, timestamp: Option<i64>) {
         let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(partition);
         if let Some(p) = payload {
             record = record.payload(p);
+        }
+        if let Some(t) = timestamp {
+            record = record.timestamp(t);
         }
         let mut record = record;
         loop {
@@ -405,6 +426,35 @@ impl TestProducer {
             }
         }
         self.producer.poll(Duration::ZERO);
+    }
+
+    /// Writes a past: for each hour from `from_hour` up to `to_hour` (hours since the
+    /// epoch), `per_hour(hour)` records to each partition, spread evenly over the hour,
+    /// their Kafka timestamp and `{"ts": …}` event time set to when they happened.
+    /// Returns the records written. The topic needs a retention longer than the past.
+    pub fn history(
+        &self,
+        topic: &str,
+        partitions: i32,
+        from_hour: i64,
+        to_hour: i64,
+        per_hour: impl Fn(i64) -> u64,
+    ) -> u64 {
+        const HOUR_MS: i64 = 3_600_000;
+        let mut written = 0;
+        for hour in from_hour..to_hour {
+            let n = per_hour(hour);
+            for i in 0..n {
+                let at = hour * HOUR_MS + (i as i64 * HOUR_MS) / n as i64;
+                let payload = format!(r#"{{"ts":{at}}}"#);
+                for p in 0..partitions {
+                    self.send_at(topic, p, Some(payload.as_bytes()), Some(at));
+                }
+                written += partitions as u64;
+            }
+        }
+        self.flush();
+        written
     }
 
     /// Waits until everything sent is acknowledged.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use pipewatch_alert::{ReceiverConfig, ReceiverKind, Secret};
 use pipewatch_core::alert::{AlertKind, AlertRule, AlertTarget, TargetKind};
+use pipewatch_core::baseline::BaselineSpec;
 use pipewatch_core::consumer::ConsumerSpec;
 use pipewatch_core::time::parse_duration;
 use pipewatch_core::{EventTimeSource, Extractor, JsonPointer, MonitorSettings, PairSpec, StreamSpec, TimeFormat};
@@ -283,6 +284,40 @@ pub struct RawStream {
     pub min_rate: Option<f64>,
     /// Above this many records per second the stream is `volume_high` (unset: no bound).
     pub max_rate: Option<f64>,
+    /// An expected rate per hour of the week learned from the topic's history
+    /// (`volume_anomaly`); off unless set.
+    pub baseline: Option<RawBaseline>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBaseline {
+    /// How far back the history is read from the broker (at most the topic's retention).
+    #[serde(default = "default_baseline_history")]
+    pub history: String,
+    /// The band's half-width in robust standard deviations (MAD × 1.4826).
+    #[serde(default = "default_sensitivity")]
+    pub sensitivity: f64,
+    /// The band is at least this share of the expected rate either side (0–1).
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+    /// The band is at least this many records/s either side (> 0): tiny absolute
+    /// changes never alert.
+    #[serde(default = "default_floor")]
+    pub floor: f64,
+}
+
+fn default_baseline_history() -> String {
+    "14d".into()
+}
+fn default_sensitivity() -> f64 {
+    3.0
+}
+fn default_tolerance() -> f64 {
+    0.2
+}
+fn default_floor() -> f64 {
+    1.0
 }
 
 fn default_max_silence() -> String {
@@ -324,8 +359,9 @@ pub struct RawAlert {
     /// For `consumer_sync_lag`: the pair (both of whose streams the consumer reads).
     pub pair: Option<String>,
     /// A duration (`"15m"`) for lag and silence, records/s for rates, a fraction (0–1)
-    /// for `invalid_ratio`.
-    pub threshold: RawThreshold,
+    /// for `invalid_ratio`, band half-widths for `volume_anomaly` (default 1: the band's
+    /// edge).
+    pub threshold: Option<RawThreshold>,
     /// Once firing, the alert resolves only past this (hysteresis); default: threshold.
     pub clear: Option<RawThreshold>,
     /// How long the condition must hold before the alert fires.
@@ -598,7 +634,32 @@ impl RawConfig {
                     p.add(key("min_rate"), format!("{min} is above max_rate {max}"));
                 }
             }
+            let baseline = s.baseline.as_ref().map(|b| {
+                let key = |f: &str| format!("stream[{i}].baseline.{f}");
+                let history = p.positive_duration(&key("history"), &b.history);
+                if history > Duration::from_secs(90 * 86_400) {
+                    p.add(key("history"), "at most 90d (the history is read from the broker at start)");
+                } else if !history.is_zero() && history < Duration::from_secs(86_400) {
+                    p.add(key("history"), "at least 1d (a day of hours is the shortest slot period)");
+                }
+                if !(b.sensitivity.is_finite() && b.sensitivity > 0.0) {
+                    p.add(key("sensitivity"), "must be a number greater than 0 (robust standard deviations)");
+                }
+                if !(b.tolerance.is_finite() && (0.0..=1.0).contains(&b.tolerance)) {
+                    p.add(key("tolerance"), "must be a share of the expected rate, 0 to 1");
+                }
+                if !(b.floor.is_finite() && b.floor > 0.0) {
+                    p.add(key("floor"), "must be a number of records per second greater than 0");
+                }
+                BaselineSpec {
+                    history_ms: history.as_millis() as i64,
+                    sensitivity: b.sensitivity,
+                    tolerance: b.tolerance,
+                    floor: b.floor,
+                }
+            });
             streams.push(StreamSpec {
+                baseline,
                 name: s.name.clone(),
                 topic: s.topic.clone(),
                 extractor: Extractor::new(source, skew.as_millis() as i64),
@@ -884,7 +945,25 @@ fn alert_rule(i: usize, a: &RawAlert, raw: &RawConfig, p: &mut Problems) -> Opti
         }
         found
     };
-    let threshold = threshold_value(kind, &a.threshold, &key("threshold"), p);
+    let threshold = match (&a.threshold, kind.default_threshold()) {
+        (Some(t), _) => threshold_value(kind, t, &key("threshold"), p),
+        (None, Some(default)) => Some(default),
+        (None, None) => {
+            p.add(key("threshold"), format!("{} needs a threshold", a.kind));
+            None
+        }
+    };
+    if let (AlertKind::VolumeAnomaly, Some(AlertTarget::Stream(i))) = (kind, target) {
+        if raw.streams[i].baseline.is_none() {
+            p.add(
+                key("kind"),
+                format!(
+                    "volume_anomaly needs a baseline on stream {:?} (stream.baseline = {{ history = \"14d\" }})",
+                    a.target
+                ),
+            );
+        }
+    }
     let clear = match &a.clear {
         Some(c) => threshold_value(kind, c, &key("clear"), p),
         None => threshold,
@@ -946,6 +1025,10 @@ fn threshold_value(kind: AlertKind, t: &RawThreshold, key: &str, p: &mut Problem
         }
         (false, RawThreshold::Number(n)) if kind == AlertKind::InvalidRatio && !(0.0..=1.0).contains(n) => {
             p.add(key, format!("{n} is not a fraction between 0 and 1 (0.05 = 5% of records invalid)"));
+            None
+        }
+        (false, RawThreshold::Number(n)) if kind == AlertKind::VolumeAnomaly && !(n.is_finite() && *n > 0.0) => {
+            p.add(key, format!("{n} is not a number of band half-widths greater than 0 (1 = the band's edge)"));
             None
         }
         (false, RawThreshold::Number(n)) if !n.is_finite() || *n < 0.0 => {

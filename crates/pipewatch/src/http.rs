@@ -10,6 +10,7 @@ use axum::routing::get;
 use axum::Router;
 use pipewatch_core::alert::{AlertState, AlertStatus};
 use pipewatch_core::diagnosis::ConsumerCause;
+use pipewatch_core::monitor::{BaselineState, Direction};
 use pipewatch_core::time::{format_human, format_rfc3339};
 use pipewatch_core::{Cause, KafkaStatus, Snapshot};
 use prometheus::Registry;
@@ -352,7 +353,8 @@ fn consumers_table(h: &mut String, s: &Snapshot) {
 fn streams_table(h: &mut String, s: &Snapshot) {
     h.push_str(
         "<h2>Streams</h2><table><tr><th>stream</th><th>topic</th><th>cause</th><th>freshness lag</th>\
-         <th>watermark</th><th>silence</th><th>rate (records/s)</th><th>median delay</th><th>backlog</th></tr>",
+         <th>watermark</th><th>silence</th><th>rate (records/s)</th><th>expected (records/s)</th>\
+         <th>median delay</th><th>backlog</th></tr>",
     );
     for st in &s.streams {
         let explain = match st.cause {
@@ -361,12 +363,45 @@ fn streams_table(h: &mut String, s: &Snapshot) {
                 "the cluster denies pipewatch <code>{}</code>",
                 esc(st.access_denied.as_deref().unwrap_or("a right"))
             ),
+            Cause::VolumeAnomaly => match st.baseline.and_then(|b| b.band.zip(b.anomaly)) {
+                Some((band, direction)) => format!(
+                    "{}: {:.2} records/s, expected {:.2}–{:.2} at this {} (from the topic's history)",
+                    if direction == Direction::Low { "low" } else { "high" },
+                    st.rate_records_per_second.unwrap_or(0.0),
+                    band.lower,
+                    band.upper,
+                    band.slot.as_str()
+                ),
+                None => Cause::VolumeAnomaly.explain().to_string(),
+            },
             c => c.explain().to_string(),
+        };
+        let expected = match st.baseline {
+            Some(b) => match (b.state, b.band) {
+                (_, Some(band)) => format!(
+                    "{:.1} <small>({:.1}–{:.1}, {}, {} past hours)</small>",
+                    band.expected,
+                    band.lower,
+                    band.upper,
+                    band.slot.as_str(),
+                    band.samples
+                ),
+                (BaselineState::Learning, _) => "<small>learning the history…</small>".to_string(),
+                _ => format!("<small>not enough history ({} hours)</small>", b.history_hours),
+            },
+            None => match (st.min_rate, st.max_rate) {
+                (None, None) => "–".to_string(),
+                (min, max) => format!(
+                    "<small>{}–{}</small>",
+                    min.map_or_else(|| "0".into(), |v| v.to_string()),
+                    max.map_or_else(|| "∞".into(), |v| v.to_string())
+                ),
+            },
         };
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td class={}>{}<br><small>{}</small></td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td></tr>",
+             <td>{}</td><td>{expected}</td><td>{}</td><td>{}</td></tr>",
             esc(&st.name),
             esc(&st.topic),
             class(st.cause),

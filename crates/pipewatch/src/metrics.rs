@@ -225,6 +225,16 @@ fn snapshot_families(s: &Snapshot, granularity: Granularity) -> Vec<Family> {
         "The stream's configured min_rate and max_rate (bound=\"min\"|\"max\"), when set.",
         GAUGE,
     );
+    let mut s_expected = Family::new(
+        "stream_rate_expected_records_per_second",
+        "The rate expected now from the topic's history and its band (bound=\"lower\"|\"expected\"|\"upper\"), for the assigned partitions; absent until there is enough history.",
+        GAUGE,
+    );
+    let mut s_history = Family::new(
+        "stream_baseline_history_seconds",
+        "The complete past hours of history the stream's baseline is drawn from (assigned partitions), in seconds.",
+        GAUGE,
+    );
     let mut s_delay = Family::new(
         "stream_record_delay_seconds",
         "Arrival time - event time of records read in real time.",
@@ -297,6 +307,14 @@ fn snapshot_families(s: &Snapshot, granularity: Granularity) -> Vec<Family> {
                 s_bound.gauge(&[("stream", name), ("bound", bound)], v);
             }
         }
+        if let Some(b) = &st.baseline {
+            s_history.gauge(&l, b.history_hours as f64 * 3600.0);
+            if let Some(band) = b.band {
+                for (bound, v) in [("lower", band.lower), ("expected", band.expected), ("upper", band.upper)] {
+                    s_expected.gauge(&[("stream", name), ("bound", bound)], v);
+                }
+            }
+        }
         s_delay.histogram(&l, &st.record_delay);
         s_gap.histogram(&l, &st.gap_duration);
         for cause in Cause::ALL {
@@ -326,6 +344,8 @@ fn snapshot_families(s: &Snapshot, granularity: Granularity) -> Vec<Family> {
         s_silence,
         s_rate,
         s_bound,
+        s_expected,
+        s_history,
         s_delay,
         s_gap,
         s_cause,

@@ -44,6 +44,11 @@ pub const STREAM_SILENCE: &str = "pipewatch:stream_silence_seconds";
 pub const STREAM_RATE: &str = "pipewatch:stream_rate_records_per_second";
 pub const STREAM_INVALID_RATIO: &str = "pipewatch:stream_invalid_ratio";
 pub const STREAM_CAUSE: &str = "pipewatch:stream_cause";
+/// Where the stream's rate stands in its band, summed over replicas (streams with a
+/// baseline): 0 at the expected rate, ±1 at the band's edges.
+pub const STREAM_ANOMALY_SCORE: &str = "pipewatch:stream_rate_anomaly_score";
+/// Each replica's band for its partitions (`bound` = lower, expected, upper).
+const RATE_EXPECTED: &str = "pipewatch_stream_rate_expected_records_per_second";
 pub const SYNC_LAG: &str = "pipewatch:sync_lag_seconds";
 pub const PAIR_CAUSE: &str = "pipewatch:pair_cause";
 /// Consumer figures across replicas (emitted when the config watches consumers).
@@ -147,6 +152,19 @@ pub fn render(config: &Config, source: &str) -> String {
         &cause_expr(config),
         &[],
     );
+    for s in config.streams.iter().filter(|s| s.baseline.is_some()) {
+        record(
+            &mut out,
+            &format!(
+                "Where the rate of {} stands in its band (the replicas' bands summed): 0 at the expected\n\
+                 rate, +-1 at the band's edges, negative below.",
+                s.name
+            ),
+            STREAM_ANOMALY_SCORE,
+            &anomaly_score_expr(&s.name),
+            &[],
+        );
+    }
     for pair in &config.pairs {
         let (leader, follower) = (&config.streams[pair.leader].name, &config.streams[pair.follower].name);
         let labels = [("pair", pair.name.as_str()), ("leader", leader.as_str()), ("follower", follower.as_str())];
@@ -248,6 +266,22 @@ fn cause_expr(config: &Config) -> String {
             Replicas::All => terms.push((as_cause(reported("min", &[d.cause]), d.cause), weight)),
             // A replica compares only its share of the rate with the bounds: the volume
             // causes come from the summed rate instead.
+            Replicas::SummedRateOutsideBand => {
+                for s in config.streams.iter().filter(|s| s.baseline.is_some()) {
+                    let rate = format!("{STREAM_RATE}{{stream={}}}", quote(&s.name));
+                    let expr = format!(
+                        "((
+  {rate} < on (job, stream) {}
+  or
+  {rate} > on (job, stream) {}
+) and on (job, stream) {})",
+                        band_sum(&s.name, "lower"),
+                        band_sum(&s.name, "upper"),
+                        band_complete(&s.name)
+                    );
+                    terms.push((as_cause(expr, d.cause), weight));
+                }
+            }
             Replicas::SummedRateBelowMin | Replicas::SummedRateAboveMax => {
                 for s in &config.streams {
                     let (bound, op) = match d.replicas {
@@ -264,6 +298,40 @@ fn cause_expr(config: &Config) -> String {
     }
     let body: Vec<String> = terms.into_iter().map(|(e, w)| format!("  {e} * 0 + {w}")).collect();
     format!("topk by (job, stream) (1,\n{}\n) > bool 0", body.join("\nor\n"))
+}
+
+/// A bound of a stream's band summed over the replicas (each holds its partitions' band).
+fn band_sum(stream: &str, bound: &str) -> String {
+    format!("sum by (job, stream) ({RATE_EXPECTED}{{stream={}, bound=\"{bound}\"}})", quote(stream))
+}
+
+/// Every replica holding partitions of the stream has a band: a sum over fewer would
+/// judge the whole rate against part of the band.
+fn band_complete(stream: &str) -> String {
+    let s = quote(stream);
+    format!(
+        "(count by (job, stream) ({RATE_EXPECTED}{{stream={s}, bound=\"expected\"}})
+  == on (job, stream)          count by (job, stream) (pipewatch_stream_partitions{{stream={s}}} > 0))"
+    )
+}
+
+/// Where the summed rate stands in the summed band: `(rate − expected) / (upper −
+/// expected)` at or above it, `(rate − expected) / (expected − lower)` below.
+fn anomaly_score_expr(stream: &str) -> String {
+    let rate = format!("{STREAM_RATE}{{stream={}}}", quote(stream));
+    let (lower, expected, upper) = (band_sum(stream, "lower"), band_sum(stream, "expected"), band_sum(stream, "upper"));
+    format!(
+        "(
+  ({rate} - on (job, stream) {expected})
+  / on (job, stream) ({upper} - on (job, stream) {expected})
+           and on (job, stream) ({rate} >= on (job, stream) {expected})
+           or
+  ({rate} - on (job, stream) {expected})
+  / on (job, stream) ({expected} - on (job, stream) {lower})
+)
+         and on (job, stream) {}",
+        band_complete(stream)
+    )
 }
 
 /// The pair cause expression (see `pipewatch_core::diagnosis::pair_cause`): the side
@@ -376,6 +444,7 @@ fn alert_rule(out: &mut String, config: &Config, rule: &AlertRule, down: &str) {
                 AlertKind::Silence => STREAM_SILENCE,
                 AlertKind::RateLow | AlertKind::RateHigh => STREAM_RATE,
                 AlertKind::InvalidRatio => STREAM_INVALID_RATIO,
+                AlertKind::VolumeAnomaly => STREAM_ANOMALY_SCORE,
                 _ => SYNC_LAG,
             };
             (metric, sel.clone(), STREAM_CAUSE, sel, "cause")
@@ -395,7 +464,11 @@ fn alert_rule(out: &mut String, config: &Config, rule: &AlertRule, down: &str) {
         }
     };
     let op = if !rule.kind.fires_above() { "<" } else { ">" };
-    let series = format!("{metric}{selector}");
+    let series = match rule.kind {
+        // either side of the expected rate
+        AlertKind::VolumeAnomaly => format!("abs({metric}{selector})"),
+        _ => format!("{metric}{selector}"),
+    };
     let mut expr = format!("{series} {op} {}", rule.threshold);
     if rule.clear != rule.threshold {
         expr = format!(
@@ -458,18 +531,25 @@ fn alert_rule(out: &mut String, config: &Config, rule: &AlertRule, down: &str) {
     let value = match rule.kind {
         AlertKind::RateLow | AlertKind::RateHigh => "{{ $value | printf \"%.2f\" }} records/s".to_string(),
         AlertKind::InvalidRatio => "{{ $value | humanizePercentage }}".to_string(),
+        AlertKind::VolumeAnomaly => "{{ $value | printf \"%.1f\" }} band half-widths".to_string(),
         _ => "{{ $value | humanizeDuration }}".to_string(),
     };
-    let summary = rule.kind.summary(
-        &target,
-        "{{ $labels.leader }}",
-        "{{ $labels.follower }}",
-        &value,
-        &rule.threshold.to_string(),
-    );
+    let summary = match rule.kind {
+        AlertKind::VolumeAnomaly => {
+            format!("the rate of {target} is {value} from its expected rate ({STREAM_ANOMALY_SCORE} < 0: low)")
+        }
+        _ => rule.kind.summary(
+            &target,
+            "{{ $labels.leader }}",
+            "{{ $labels.follower }}",
+            &value,
+            &rule.threshold.to_string(),
+        ),
+    };
     let threshold = match rule.kind {
         AlertKind::RateLow | AlertKind::RateHigh => format!("{} records/s", rule.threshold),
         AlertKind::InvalidRatio => format!("{}%", rule.threshold * 100.0),
+        AlertKind::VolumeAnomaly => format!("{} band half-widths", rule.threshold),
         _ => pipewatch_core::time::format_human(rule.threshold),
     };
     let description = format!(
