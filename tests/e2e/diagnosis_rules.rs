@@ -30,6 +30,7 @@ fn witness(cause: Cause) -> StreamFacts {
         Cause::VolumeLow => StreamFacts { full_window_rate: Some(1.0), min_rate: Some(2.0), ..healthy },
         Cause::VolumeHigh => StreamFacts { full_window_rate: Some(3.0), max_rate: Some(2.0), ..healthy },
         Cause::VolumeAnomaly => StreamFacts { full_window_rate: Some(1.0), band: Some((2.0, 4.0)), ..healthy },
+        Cause::SegmentSilent => StreamFacts { segment_silent: true, ..healthy },
         Cause::Ok => healthy,
     };
     assert_eq!(diagnose(&f), cause, "the witness of {cause:?}");
@@ -53,6 +54,7 @@ fn merge(a: &StreamFacts, b: &StreamFacts) -> StreamFacts {
         min_rate: a.min_rate,
         max_rate: a.max_rate,
         band: a.band,
+        segment_silent: a.segment_silent || b.segment_silent,
     }
 }
 
@@ -142,6 +144,16 @@ name = "vol_band_learning"
 topic = "vol_band_learning"
 event_time = { field = "/ts", format = "epoch_millis" }
 baseline = { history = "14d" }
+[[stream]]
+name = "seg_silent"
+topic = "seg_silent"
+event_time = { field = "/ts", format = "epoch_millis" }
+segments = [{ name = "channel", field = "/channel" }]
+[[stream]]
+name = "seg_elsewhere"
+topic = "seg_elsewhere"
+event_time = { field = "/ts", format = "epoch_millis" }
+segments = [{ name = "channel", field = "/channel" }]
 [[pair]]
 name = "orders_behaviour"
 leader = "orders"
@@ -161,7 +173,7 @@ streams = ["orders", "behaviour"]
     // Two replicas, every pair of causes that does not depend on the rate.
     let judged: Vec<Cause> = Cause::ALL
         .into_iter()
-        .filter(|c| !matches!(c, Cause::VolumeLow | Cause::VolumeHigh | Cause::VolumeAnomaly))
+        .filter(|c| !matches!(c, Cause::VolumeLow | Cause::VolumeHigh | Cause::VolumeAnomaly | Cause::SegmentSilent))
         .collect();
     let mut cases = 0;
     for a in &judged {
@@ -222,6 +234,29 @@ streams = ["orders", "behaviour"]
             ..witness(Cause::Ok)
         };
         let want = diagnose(&facts);
+        expect(
+            &mut causes,
+            "pipewatch:stream_cause",
+            &format!("job=\"pw\", stream=\"{stream}\", cause=\"{}\"", want.as_str()),
+        );
+        cases += 1;
+    }
+    // A segment value silent at the replica that reports it: the stream's cause only when
+    // it is silent at every replica that has read it (max_silence 2 m).
+    for (stream, silences, want) in
+        [("seg_silent", [600, 300], Cause::SegmentSilent), ("seg_elsewhere", [600, 5], Cause::Ok)]
+    {
+        for (instance, silence) in ["a", "b"].into_iter().zip(silences) {
+            let reported = if silence > 120 { Cause::SegmentSilent } else { Cause::Ok };
+            cause_series(&mut series, "pw", instance, stream, reported);
+            let labels =
+                format!("job=\"pw\", instance=\"{instance}\", stream=\"{stream}\", segment=\"channel\", value=\"app\"");
+            let _ = writeln!(
+                series,
+                "      - series: 'pipewatch_segment_silence_seconds{{{labels}}}'\n        values: '{silence}x{STEPS}'\n      \
+                 - series: 'pipewatch_segment_used_to_flow{{{labels}}}'\n        values: '1x{STEPS}'"
+            );
+        }
         expect(
             &mut causes,
             "pipewatch:stream_cause",
@@ -335,5 +370,5 @@ streams = ["orders", "behaviour"]
         pair_cases.len(),
         dir.display()
     );
-    assert_eq!(cases, judged.len() * judged.len() + 6);
+    assert_eq!(cases, judged.len() * judged.len() + 8);
 }

@@ -13,4 +13,5 @@ mod diagnosis_rules;
 mod prometheus;
 mod real_broker;
 mod secured;
+mod segments;
 mod status_page;

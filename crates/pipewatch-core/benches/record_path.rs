@@ -3,6 +3,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pipewatch_core::consumer::ConsumerSpec;
+use pipewatch_core::segment::SegmentSpec;
 use pipewatch_core::{
     EventTimeSource, Extractor, JsonPointer, Monitor, MonitorSettings, StartPosition, StreamSpec, TimeFormat,
 };
@@ -40,6 +41,9 @@ fn bench(c: &mut Criterion) {
             max_record_delay_ms: 600_000,
             min_rate: None,
             max_rate: None,
+            baseline: None,
+            segments: Vec::new(),
+            max_segment_values: 50,
         };
         let mut monitor = Monitor::new(
             MonitorSettings { idle_partition_timeout_ms: 300_000, rate_window_ms: 60_000 },
@@ -101,6 +105,29 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 offset += 1;
                 watched.record(0, (offset % 12) as i32, offset, Some(black_box(&payload)), None, NOW);
+            })
+        });
+        // The same with two segments read from each record (`channel`, `shipping/country`).
+        let segment =
+            |name: &str, field: &str| SegmentSpec { name: name.into(), pointer: JsonPointer::parse(field).unwrap() };
+        let mut segmented = Monitor::new(
+            MonitorSettings { idle_partition_timeout_ms: 300_000, rate_window_ms: 60_000 },
+            vec![StreamSpec {
+                segments: vec![segment("channel", "/channel"), segment("country", "/shipping/country")],
+                ..monitor.streams().next().unwrap().clone()
+            }],
+            vec![],
+        );
+        for p in 0..12 {
+            segmented.assign(0, p, StartPosition::At(0), NOW);
+            segmented.log_end(0, p, 0, NOW);
+            segmented.position(0, p, 0);
+        }
+        group.bench_function(format!("{name}_{}B_two_segments", payload.len()), |b| {
+            let mut offset = 0i64;
+            b.iter(|| {
+                offset += 1;
+                segmented.record(0, (offset % 12) as i32, offset, Some(black_box(&payload)), None, NOW);
             })
         });
     }

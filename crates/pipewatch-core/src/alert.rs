@@ -28,6 +28,7 @@ pub enum AlertKind {
     ConsumerLag,
     ConsumerSyncLag,
     VolumeAnomaly,
+    SegmentSilence,
 }
 
 /// What a rule's target is.
@@ -40,7 +41,7 @@ pub enum TargetKind {
 }
 
 impl AlertKind {
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 10] = [
         "freshness_lag",
         "sync_lag",
         "silence",
@@ -50,6 +51,7 @@ impl AlertKind {
         "consumer_lag",
         "consumer_sync_lag",
         "volume_anomaly",
+        "segment_silence",
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +69,7 @@ impl AlertKind {
             "consumer_lag" => Self::ConsumerLag,
             "consumer_sync_lag" => Self::ConsumerSyncLag,
             "volume_anomaly" => Self::VolumeAnomaly,
+            "segment_silence" => Self::SegmentSilence,
             _ => return None,
         })
     }
@@ -85,7 +88,15 @@ impl AlertKind {
 
     /// Thresholds of these kinds are durations (seconds); the others are numbers.
     pub fn takes_duration(self) -> bool {
-        matches!(self, Self::FreshnessLag | Self::SyncLag | Self::Silence | Self::ConsumerLag | Self::ConsumerSyncLag)
+        matches!(
+            self,
+            Self::FreshnessLag
+                | Self::SyncLag
+                | Self::Silence
+                | Self::ConsumerLag
+                | Self::ConsumerSyncLag
+                | Self::SegmentSilence
+        )
     }
 
     /// What the rule's `target` names.
@@ -99,7 +110,10 @@ impl AlertKind {
 
     /// Lag rules wait while their streams have no data yet or catch up.
     pub fn waits_for_data(self) -> bool {
-        matches!(self, Self::FreshnessLag | Self::SyncLag | Self::ConsumerLag | Self::ConsumerSyncLag)
+        matches!(
+            self,
+            Self::FreshnessLag | Self::SyncLag | Self::ConsumerLag | Self::ConsumerSyncLag | Self::SegmentSilence
+        )
     }
 
     /// The one-line summary of a firing alert of this kind, for pipewatch's own alerts
@@ -117,6 +131,8 @@ impl AlertKind {
             Self::ConsumerLag => format!("{subject} is {value} behind its input"),
             Self::ConsumerSyncLag => format!("{subject} sees {follower} {value} behind {leader}"),
             Self::VolumeAnomaly => format!("{subject} receives {value}, outside its expected {threshold}"),
+            // `subject`: the stream and its silent `segment=value`s
+            Self::SegmentSilence => format!("no {subject} records for {value}"),
         }
     }
 }
@@ -443,6 +459,9 @@ fn measure(
     } else if cause == AlertCause::Consumer(ConsumerCause::UpstreamFault) {
         // The stream's own rules page for the upstream fault: one root cause.
         Some(cause)
+    } else if rule.kind == AlertKind::SegmentSilence && before_segment_silent(cause) {
+        // every segment is silent when the whole stream is: its own cause pages
+        Some(cause)
     } else if rule.kind.waits_for_data() {
         sides.iter().map(|s| s.cause).find(|c| c.holds_lag_rules()).map(AlertCause::from)
     } else {
@@ -458,6 +477,7 @@ fn measure(
         }
         // where the rate over a whole window stands in the band, signed
         (AlertKind::VolumeAnomaly, AlertTarget::Stream(i)) => snap.streams[i].baseline.and_then(|b| b.score),
+        (AlertKind::SegmentSilence, AlertTarget::Stream(i)) => snap.streams[i].segment_silence_seconds,
         (AlertKind::InvalidRatio, AlertTarget::Stream(i)) => invalid_window.get(i).and_then(|w| {
             let (first, last) = (w.front()?, w.back()?);
             let records = last.2.saturating_sub(first.2);
@@ -472,6 +492,11 @@ fn measure(
         _ => None,
     };
     (value, cause, held)
+}
+
+/// A stream fault found before `segment_silent` in the diagnosis order.
+fn before_segment_silent(cause: AlertCause) -> bool {
+    matches!(cause, AlertCause::Stream(c) if c.is_fault() && (c as usize) < Cause::SegmentSilent as usize)
 }
 
 fn rule_event(rule: &AlertRule, snap: &Snapshot, value: f64, cause: AlertCause, now: Millis) -> AlertEvent {
@@ -542,6 +567,13 @@ fn describe(rule: &AlertRule, snap: &Snapshot, value: f64) -> (String, String) {
             let s = &snap.streams[i];
             let name = &s.name;
             let summary = match (rule.kind, s.baseline.and_then(|b| b.band)) {
+                (AlertKind::SegmentSilence, _) => rule.kind.summary(
+                    &format!("{name} {}", s.segment_silent.as_deref().unwrap_or("segment")),
+                    "",
+                    "",
+                    &shown(rule.kind, value),
+                    "",
+                ),
                 (AlertKind::VolumeAnomaly, Some(band)) => rule.kind.summary(
                     name,
                     "",
@@ -569,6 +601,10 @@ fn describe(rule: &AlertRule, snap: &Snapshot, value: f64) -> (String, String) {
             }
             if let (AlertKind::FreshnessLag, Some(p)) = (rule.kind, holding) {
                 measured.push_str(&format!("; oldest active partition: {p}"));
+            }
+            if let (AlertKind::SegmentSilence, Some(silent)) = (rule.kind, &s.segment_silent) {
+                measured
+                    .push_str(&format!(" (longest silence of a segment value that used to flow); silent: {silent}"));
             }
             if let (AlertKind::VolumeAnomaly, Some(b)) = (rule.kind, s.baseline) {
                 if let Some(band) = b.band {
@@ -652,6 +688,9 @@ mod tests {
             min_rate: None,
             max_rate: None,
             baseline: None,
+            segment_silent: None,
+            segment_silence_seconds: None,
+            segments: Vec::new(),
             rate_records_per_second: Some(10.0),
             rate_window_full: true,
             median_record_delay_seconds: None,

@@ -23,6 +23,7 @@ pub enum Cause {
     CatchingUp,
     MonitorBacklog,
     EventTimeDelayed,
+    SegmentSilent,
     VolumeLow,
     VolumeHigh,
     VolumeAnomaly,
@@ -60,6 +61,8 @@ pub struct StreamFacts {
     pub max_rate: Option<f64>,
     /// The band `(lower, upper)` of the expected rate, when the baseline has one.
     pub band: Option<(f64, f64)>,
+    /// A segment value that used to flow is silent for longer than `max_silence`.
+    pub segment_silent: bool,
 }
 
 /// How the causes that replicas report for their share of a stream's partitions
@@ -78,6 +81,9 @@ pub enum Replicas {
     /// The rate summed over the replicas is outside the band summed over them (each
     /// replica learns the history of its own partitions).
     SummedRateOutsideBand,
+    /// A replica reports it and the value's silence is the longest even at the replica
+    /// that heard it last (each replica reads the records of its own partitions).
+    SilentOnEveryReplica,
 }
 
 /// One row of the diagnosis table.
@@ -95,7 +101,7 @@ pub struct Diagnosis {
 }
 
 /// Every cause, in the order they are checked: the first that holds wins.
-pub const ORDER: [Diagnosis; 13] = [
+pub const ORDER: [Diagnosis; 14] = [
     Diagnosis {
         cause: Cause::KafkaUnreachable,
         name: "kafka_unreachable",
@@ -174,6 +180,15 @@ pub const ORDER: [Diagnosis; 13] = [
         upstream: true,
     },
     Diagnosis {
+        cause: Cause::SegmentSilent,
+        name: "segment_silent",
+        explain: "a segment value that used to flow has stopped while the stream flows (named in the status): one collection path is broken",
+        holds: |f| f.segment_silent && f.flowing > 0,
+        replicas: Replicas::SilentOnEveryReplica,
+        // the rest of the stream flows: a consumer's lag is still its own
+        upstream: false,
+    },
+    Diagnosis {
         cause: Cause::VolumeLow,
         name: "volume_low",
         explain: "the record rate is below its lower bound",
@@ -203,7 +218,14 @@ pub const ORDER: [Diagnosis; 13] = [
         explain: "fresh, complete and flowing",
         holds: |_| true,
         // A replica's volume cause judged its share of the rate only.
-        replicas: Replicas::Any(&[Cause::Ok, Cause::VolumeLow, Cause::VolumeHigh, Cause::VolumeAnomaly]),
+        // (a segment's silence at one replica is the stream's only when every replica's is).
+        replicas: Replicas::Any(&[
+            Cause::Ok,
+            Cause::SegmentSilent,
+            Cause::VolumeLow,
+            Cause::VolumeHigh,
+            Cause::VolumeAnomaly,
+        ]),
         upstream: false,
     },
 ];

@@ -14,6 +14,7 @@ pub mod extract;
 pub mod histogram;
 pub mod json;
 pub mod monitor;
+pub mod segment;
 pub mod time;
 
 pub use diagnosis::Cause;

@@ -18,6 +18,7 @@ use crate::consumer::{
 use crate::diagnosis::{diagnose, diagnose_consumer, pair_cause, Cause, ConsumerFacts, Side, StreamFacts};
 use crate::extract::{Extractor, InvalidReason};
 use crate::histogram::{Histogram, GAP_DURATION_BUCKETS, RECORD_DELAY_BUCKETS};
+use crate::segment::{SegmentSnapshot, SegmentSpec, SegmentState};
 use crate::time::Millis;
 
 /// A stream is `monitor_backlog` when its unread backlog grew over the rate window and
@@ -40,6 +41,10 @@ pub struct StreamSpec {
     pub max_rate: Option<f64>,
     /// The expected rate learned from the topic's history (`volume_anomaly`).
     pub baseline: Option<BaselineSpec>,
+    /// Fields whose values are counted per record (`segment_silent`).
+    pub segments: Vec<SegmentSpec>,
+    /// Distinct values kept per segment; beyond, `other`.
+    pub max_segment_values: usize,
 }
 
 /// One pair as configured: indexes into the stream list.
@@ -262,6 +267,7 @@ struct StreamState {
     /// The assigned partitions' hourly rates summed, recomputed when `hourly_stale`.
     hourly: HourlyRates,
     hourly_stale: bool,
+    segments: Vec<SegmentState>,
 }
 
 /// A watched consumer group: its committed offsets as last read.
@@ -379,7 +385,6 @@ impl Monitor {
         let streams = streams
             .into_iter()
             .map(|spec| StreamState {
-                spec,
                 partitions: Vec::new(),
                 record_delay: Histogram::new(RECORD_DELAY_BUCKETS),
                 gap_duration: Histogram::new(GAP_DURATION_BUCKETS),
@@ -394,6 +399,8 @@ impl Monitor {
                 records_when_read_denied: 0,
                 hourly: HourlyRates::default(),
                 hourly_stale: true,
+                segments: spec.segments.iter().map(|g| SegmentState::new(g.clone(), spec.max_segment_values)).collect(),
+                spec,
             })
             .collect();
         Self {
@@ -624,6 +631,11 @@ impl Monitor {
                 }
             }
             Err(reason) => p.invalid[reason.index()] += 1,
+        }
+        if let (false, Some(payload)) = (s.segments.is_empty(), payload) {
+            for segment in &mut s.segments {
+                segment.record(payload, p.caught_up, arrival);
+            }
         }
         p.check_caught_up();
     }
@@ -965,6 +977,15 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
     let max_delay = s.spec.max_record_delay_ms;
     let full_window_rate = window_full.then(|| rate.unwrap_or(0.0));
     let baseline = baseline_status(s, settings, full_window_rate, now);
+    let segments: Vec<SegmentSnapshot> = s.segments.iter().map(|g| g.snapshot(max_silence, now)).collect();
+    let silent_segments: Vec<String> = segments
+        .iter()
+        .flat_map(|g| g.values.iter().filter(|v| v.silent).map(move |v| format!("{}={}", g.name, v.value)))
+        .collect();
+    let segment_silence_seconds = segments
+        .iter()
+        .flat_map(|g| g.values.iter().filter(|v| v.judged).filter_map(|v| v.silence_seconds))
+        .reduce(f64::max);
     // a record read since Read on the topic was denied: it is allowed now
     if totals.records > s.records_when_read_denied {
         s.denied[Right::ReadTopic as usize] = None;
@@ -986,6 +1007,7 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
         min_rate: s.spec.min_rate,
         max_rate: s.spec.max_rate,
         band: baseline.as_ref().and_then(|b| b.band).map(|b| (b.lower, b.upper)),
+        segment_silent: !silent_segments.is_empty(),
     });
 
     StreamSnapshot {
@@ -1002,6 +1024,9 @@ fn stream_snapshot(s: &mut StreamState, settings: &MonitorSettings, kafka: Kafka
         rate_records_per_second: rate,
         rate_window_full: window_full,
         baseline,
+        segment_silent: (!silent_segments.is_empty()).then(|| silent_segments.join(", ")),
+        segment_silence_seconds,
+        segments,
         median_record_delay_seconds: median_record_delay,
         backlog_records: backlog_sum,
         active_partitions,
@@ -1145,6 +1170,11 @@ pub struct StreamSnapshot {
     pub rate_window_full: bool,
     /// The expected rate learned from the history, for streams with a baseline.
     pub baseline: Option<BaselineStatus>,
+    /// The segment values that used to flow and are silent, e.g. `channel=app`.
+    pub segment_silent: Option<String>,
+    /// The longest silence of a segment value that used to flow (`segment_silence`).
+    pub segment_silence_seconds: Option<f64>,
+    pub segments: Vec<SegmentSnapshot>,
     /// Median record delay of the records read in real time over the rate window (at
     /// most the last [`RECENT_DELAYS`] of them).
     pub median_record_delay_seconds: Option<f64>,
@@ -1228,6 +1258,8 @@ mod tests {
             min_rate: None,
             max_rate: None,
             baseline: None,
+            segments: Vec::new(),
+            max_segment_values: crate::segment::DEFAULT_MAX_VALUES,
         }
     }
 

@@ -6,6 +6,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use pipewatch_core::segment::SegmentSpec;
 use pipewatch_core::{
     EventTimeSource, Extractor, JsonPointer, Monitor, MonitorSettings, StartPosition, StreamSpec, TimeFormat,
 };
@@ -67,14 +68,25 @@ fn stream(name: &str, pointer: &str, format: TimeFormat) -> StreamSpec {
         max_record_delay_ms: 600_000,
         min_rate: None,
         max_rate: None,
+        baseline: None,
+        segments: Vec::new(),
+        max_segment_values: 50,
     }
 }
 
 #[test]
 fn recording_a_record_does_not_allocate() {
+    // behaviour events counted by two segments (values interned at first sight, then
+    // looked up; past the cap of 3 they are `other`)
+    let segment =
+        |name: &str, field: &str| SegmentSpec { name: name.into(), pointer: JsonPointer::parse(field).unwrap() };
     let streams = vec![
         stream("orders", "/created_at", TimeFormat::Rfc3339),
-        stream("behaviour", "/meta/ts", TimeFormat::EpochMillis),
+        StreamSpec {
+            segments: vec![segment("channel", "/channel"), segment("event", "/meta/event")],
+            max_segment_values: 3,
+            ..stream("behaviour", "/meta/ts", TimeFormat::EpochMillis)
+        },
     ];
     let mut monitor =
         Monitor::new(MonitorSettings { idle_partition_timeout_ms: 300_000, rate_window_ms: 60_000 }, streams, vec![]);
@@ -103,6 +115,10 @@ fn recording_a_record_does_not_allocate() {
         ),
         (0, br#"{"created_at":"2026-11-22T19:32:54Z","x":"a\"b"}"#.to_vec()),
         (1, br#"{"user":"u\u0031","meta":{"ts":1795375974000}}"#.to_vec()),
+        (1, br#"{"channel":"app","meta":{"event":"purchase","ts":1795375974000}}"#.to_vec()),
+        (1, br#"{"channel":"web","meta":{"event":"view","ts":1795375974000}}"#.to_vec()),
+        (1, br#"{"channel":"email","meta":{"event":"click","ts":1795375974000}}"#.to_vec()),
+        (1, br#"{"channel":"sms","meta":{"event":"signup","ts":1795375974000}}"#.to_vec()),
         (1, br#"{"meta":{"ts":"1795375974000"}}"#.to_vec()),
         (1, b"not json".to_vec()),
         (1, br#"{"meta":{}}"#.to_vec()),
@@ -110,9 +126,13 @@ fn recording_a_record_does_not_allocate() {
         (1, br#"{"meta":{"ts":9795375974000}}"#.to_vec()),
         (1, Vec::new()),
     ];
+    // first sight of each segment value: interned (not measured)
+    for (i, (s, payload)) in records.iter().enumerate() {
+        monitor.record(*s, (i % 4) as i32, 0, Some(payload), None, NOW);
+    }
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     measured(|| {
-        for round in 0..1000i64 {
+        for round in 1..=1000i64 {
             for (i, (s, payload)) in records.iter().enumerate() {
                 monitor.record(*s, (i % 4) as i32, round, Some(payload), None, NOW);
             }
@@ -128,9 +148,14 @@ fn recording_a_record_does_not_allocate() {
     // and the records were really seen
     let snapshot = monitor.tick(NOW);
     let read: u64 = snapshot.streams.iter().flat_map(|s| &s.partitions).map(|p| p.records).sum();
-    assert_eq!(read, 10_000);
+    assert_eq!(read, 14_000 + records.len() as u64);
     let invalid: u64 = snapshot.streams[1].partitions.iter().flat_map(|p| p.invalid.values()).sum();
-    assert_eq!(invalid, 6_000);
+    assert_eq!(invalid, 6_005);
+    let channel = &snapshot.streams[1].segments[0];
+    let counted: Vec<(&str, u64)> = channel.values.iter().map(|v| (v.value.as_str(), v.records)).collect();
+    // "none": the records without a channel that are JSON; past the cap of 3, other
+    assert_eq!(counted, [("none", 5005), ("app", 1001), ("web", 1001), ("other", 2002)]);
+    assert_eq!(channel.overflow, 2002);
     monitor.committed_offsets(0, &[(0, 0, Some(500))], NOW);
     let after_commit = monitor.tick(NOW);
     let consumer = &after_commit.consumers[0];

@@ -12,6 +12,7 @@ use pipewatch_alert::{ReceiverConfig, ReceiverKind, Secret};
 use pipewatch_core::alert::{AlertKind, AlertRule, AlertTarget, TargetKind};
 use pipewatch_core::baseline::BaselineSpec;
 use pipewatch_core::consumer::ConsumerSpec;
+use pipewatch_core::segment::SegmentSpec;
 use pipewatch_core::time::parse_duration;
 use pipewatch_core::{EventTimeSource, Extractor, JsonPointer, MonitorSettings, PairSpec, StreamSpec, TimeFormat};
 use pipewatch_kafka::{SourceConfig, Start};
@@ -287,6 +288,25 @@ pub struct RawStream {
     /// An expected rate per hour of the week learned from the topic's history
     /// (`volume_anomaly`); off unless set.
     pub baseline: Option<RawBaseline>,
+    /// Low-cardinality fields counted per value (`segment_silent`).
+    #[serde(default)]
+    pub segments: Vec<RawSegment>,
+    /// Distinct values kept per segment; later ones count as `other`.
+    #[serde(default = "default_max_segment_values")]
+    pub max_segment_values: usize,
+}
+
+fn default_max_segment_values() -> usize {
+    pipewatch_core::segment::DEFAULT_MAX_VALUES
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSegment {
+    /// The `segment` label.
+    pub name: String,
+    /// JSON pointer to the field, e.g. `/channel`.
+    pub field: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -658,7 +678,30 @@ impl RawConfig {
                     floor: b.floor,
                 }
             });
+            let mut segments = Vec::new();
+            for (j, g) in s.segments.iter().enumerate() {
+                let key = |f: &str| format!("stream[{i}].segments[{j}].{f}");
+                let valid =
+                    !g.name.is_empty() && g.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                if !valid {
+                    p.add(key("name"), "must be a short name of letters, digits, _ or - (the segment label)");
+                } else if s.segments[..j].iter().any(|o| o.name == g.name) {
+                    p.add(key("name"), format!("duplicate segment name {:?}", g.name));
+                }
+                match JsonPointer::parse(&g.field) {
+                    Ok(pointer) => segments.push(SegmentSpec { name: g.name.clone(), pointer }),
+                    Err(e) => p.add(key("field"), e.0),
+                }
+            }
+            if !(1..=1000).contains(&s.max_segment_values) {
+                p.add(key("max_segment_values"), "must be 1 to 1000 (each value is a series)");
+            }
+            if s.segments.len() > 8 {
+                p.add(key("segments"), "at most 8 segments per stream (each costs a field lookup per record)");
+            }
             streams.push(StreamSpec {
+                segments,
+                max_segment_values: s.max_segment_values,
                 baseline,
                 name: s.name.clone(),
                 topic: s.topic.clone(),

@@ -227,6 +227,7 @@ async fn status_page(State(state): State<AppState>) -> Html<String> {
     pairs_table(&mut h, s);
     consumers_table(&mut h, s);
     streams_table(&mut h, s);
+    segments_table(&mut h, s);
     partitions_table(&mut h, s);
     h.push_str("</body></html>");
     Html(h)
@@ -363,6 +364,11 @@ fn streams_table(h: &mut String, s: &Snapshot) {
                 "the cluster denies pipewatch <code>{}</code>",
                 esc(st.access_denied.as_deref().unwrap_or("a right"))
             ),
+            Cause::SegmentSilent => format!(
+                "no records of <code>{}</code> for over {} while the stream flows: one collection path stopped",
+                esc(st.segment_silent.as_deref().unwrap_or("a segment")),
+                format_human(st.max_silence_seconds)
+            ),
             Cause::VolumeAnomaly => match st.baseline.and_then(|b| b.band.zip(b.anomaly)) {
                 Some((band, direction)) => format!(
                     "{}: {:.2} records/s, expected {:.2}–{:.2} at this {} (from the topic's history)",
@@ -414,6 +420,47 @@ fn streams_table(h: &mut String, s: &Snapshot) {
             opt_human(st.median_record_delay_seconds),
             st.backlog_records,
         );
+    }
+    h.push_str("</table>");
+}
+
+fn segments_table(h: &mut String, s: &Snapshot) {
+    if s.streams.iter().all(|st| st.segments.is_empty()) {
+        return;
+    }
+    h.push_str(
+        "<h2>Segments</h2><table><tr><th>stream</th><th>segment</th><th>value</th><th>records</th><th>silence</th>\
+         <th>state</th></tr>",
+    );
+    for st in &s.streams {
+        for g in &st.segments {
+            for v in &g.values {
+                let (class, state) = match (v.silent, v.judged, v.silence_seconds) {
+                    (true, _, _) => ("fault", "silent"),
+                    (_, true, _) => ("ok", "flowing"),
+                    (_, _, None) => ("", "not seen lately"),
+                    _ => ("", "too rare to judge"),
+                };
+                let _ = write!(
+                    h,
+                    "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td class='{class}'>{state}</td></tr>",
+                    esc(&st.name),
+                    esc(&g.name),
+                    esc(&v.value),
+                    v.records,
+                    opt_human(v.silence_seconds),
+                );
+            }
+            if g.overflow > 0 {
+                let _ = write!(
+                    h,
+                    "<tr><td>{}</td><td>{}</td><td colspan=4><small>{} records past the cap of distinct values, counted as <code>other</code></small></td></tr>",
+                    esc(&st.name),
+                    esc(&g.name),
+                    g.overflow
+                );
+            }
+        }
     }
     h.push_str("</table>");
 }

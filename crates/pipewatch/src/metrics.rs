@@ -235,6 +235,26 @@ fn snapshot_families(s: &Snapshot, granularity: Granularity) -> Vec<Family> {
         "The complete past hours of history the stream's baseline is drawn from (assigned partitions), in seconds.",
         GAUGE,
     );
+    let mut seg_records = Family::new(
+        "segment_records_total",
+        "Records read per value of a segment field (value=\"other\" past the cap, \"none\" without the field).",
+        COUNTER,
+    );
+    let mut seg_silence = Family::new(
+        "segment_silence_seconds",
+        "Time since the last record of the segment value read in real time (values silent for a day are left out).",
+        GAUGE,
+    );
+    let mut seg_flowing = Family::new(
+        "segment_used_to_flow",
+        "1 when the segment value's records came often enough that a silence of max_silence is unusual (it is judged).",
+        GAUGE,
+    );
+    let mut seg_overflow = Family::new(
+        "segment_overflow_records_total",
+        "Records counted as value=\"other\" because the segment had its cap of distinct values (or the value was too long).",
+        COUNTER,
+    );
     let mut s_delay = Family::new(
         "stream_record_delay_seconds",
         "Arrival time - event time of records read in real time.",
@@ -315,6 +335,17 @@ fn snapshot_families(s: &Snapshot, granularity: Granularity) -> Vec<Family> {
                 }
             }
         }
+        for g in &st.segments {
+            seg_overflow.counter(&[("stream", name), ("segment", &g.name)], g.overflow as f64);
+            for v in &g.values {
+                let labels = [("stream", name), ("segment", g.name.as_str()), ("value", v.value.as_str())];
+                seg_records.counter(&labels, v.records as f64);
+                if let Some(silence) = v.silence_seconds {
+                    seg_silence.gauge(&labels, silence);
+                    seg_flowing.gauge(&labels, if v.judged { 1.0 } else { 0.0 });
+                }
+            }
+        }
         s_delay.histogram(&l, &st.record_delay);
         s_gap.histogram(&l, &st.gap_duration);
         for cause in Cause::ALL {
@@ -346,6 +377,10 @@ fn snapshot_families(s: &Snapshot, granularity: Granularity) -> Vec<Family> {
         s_bound,
         s_expected,
         s_history,
+        seg_records,
+        seg_silence,
+        seg_flowing,
+        seg_overflow,
         s_delay,
         s_gap,
         s_cause,

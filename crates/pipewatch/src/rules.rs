@@ -47,6 +47,9 @@ pub const STREAM_CAUSE: &str = "pipewatch:stream_cause";
 /// Where the stream's rate stands in its band, summed over replicas (streams with a
 /// baseline): 0 at the expected rate, ±1 at the band's edges.
 pub const STREAM_ANOMALY_SCORE: &str = "pipewatch:stream_rate_anomaly_score";
+/// The silence of each segment value that used to flow, at the replica that heard it
+/// last (streams with segments).
+pub const SEGMENT_SILENCE: &str = "pipewatch:segment_silence_seconds";
 /// Each replica's band for its partitions (`bound` = lower, expected, upper).
 const RATE_EXPECTED: &str = "pipewatch_stream_rate_expected_records_per_second";
 pub const SYNC_LAG: &str = "pipewatch:sync_lag_seconds";
@@ -152,6 +155,18 @@ pub fn render(config: &Config, source: &str) -> String {
         &cause_expr(config),
         &[],
     );
+    if config.streams.iter().any(|s| !s.segments.is_empty()) {
+        record(
+            &mut out,
+            "Segment silence: the time since any replica read a record of the segment value, for values\n\
+             that used to flow on some replica (their silence is judged).",
+            SEGMENT_SILENCE,
+            "min by (job, stream, segment, value) (pipewatch_segment_silence_seconds)\n  \
+             and on (job, stream, segment, value)\n\
+             (max by (job, stream, segment, value) (pipewatch_segment_used_to_flow) == 1)",
+            &[],
+        );
+    }
     for s in config.streams.iter().filter(|s| s.baseline.is_some()) {
         record(
             &mut out,
@@ -266,6 +281,17 @@ fn cause_expr(config: &Config) -> String {
             Replicas::All => terms.push((as_cause(reported("min", &[d.cause]), d.cause), weight)),
             // A replica compares only its share of the rate with the bounds: the volume
             // causes come from the summed rate instead.
+            Replicas::SilentOnEveryReplica => {
+                for s in config.streams.iter().filter(|s| !s.segments.is_empty()) {
+                    let expr = format!(
+                        "(max by (job, stream) ({SEGMENT_SILENCE}{{stream={0}}} > {1}) and on (job, stream) {2})",
+                        quote(&s.name),
+                        seconds(s.max_silence_ms),
+                        reported("max", &[d.cause])
+                    );
+                    terms.push((as_cause(expr, d.cause), weight));
+                }
+            }
             Replicas::SummedRateOutsideBand => {
                 for s in config.streams.iter().filter(|s| s.baseline.is_some()) {
                     let rate = format!("{STREAM_RATE}{{stream={}}}", quote(&s.name));
@@ -445,6 +471,7 @@ fn alert_rule(out: &mut String, config: &Config, rule: &AlertRule, down: &str) {
                 AlertKind::RateLow | AlertKind::RateHigh => STREAM_RATE,
                 AlertKind::InvalidRatio => STREAM_INVALID_RATIO,
                 AlertKind::VolumeAnomaly => STREAM_ANOMALY_SCORE,
+                AlertKind::SegmentSilence => SEGMENT_SILENCE,
                 _ => SYNC_LAG,
             };
             (metric, sel.clone(), STREAM_CAUSE, sel, "cause")
@@ -497,6 +524,13 @@ fn alert_rule(out: &mut String, config: &Config, rule: &AlertRule, down: &str) {
             ));
         }
         _ if rule.kind.waits_for_data() => {
+            let mut holding = holding;
+            if rule.kind == AlertKind::SegmentSilence {
+                // the stream's own fault pages when the whole stream is silent or behind
+                let before: Vec<&str> =
+                    ORDER.iter().take_while(|d| d.cause != Cause::SegmentSilent).map(|d| d.name).collect();
+                holding = format!("cause=~\"{}\"", before.join("|"));
+            }
             let waiting = cause_selector.replacen('{', &format!("{{{holding}, "), 1);
             expr.push_str(&format!("\nunless on (job) {cause_metric}{waiting}"));
         }
@@ -535,6 +569,9 @@ fn alert_rule(out: &mut String, config: &Config, rule: &AlertRule, down: &str) {
         _ => "{{ $value | humanizeDuration }}".to_string(),
     };
     let summary = match rule.kind {
+        AlertKind::SegmentSilence => format!(
+            "no {target} {{{{ $labels.segment }}}}={{{{ $labels.value }}}} records for {{{{ $value | humanizeDuration }}}}"
+        ),
         AlertKind::VolumeAnomaly => {
             format!("the rate of {target} is {value} from its expected rate ({STREAM_ANOMALY_SCORE} < 0: low)")
         }

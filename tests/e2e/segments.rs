@@ -1,0 +1,199 @@
+//! Segments on the real broker: one collection path (`channel=app`) stops while the
+//! stream's total rate stays the same; a new value appearing is not a fault; ten
+//! thousand distinct values stay within the cap.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::alerting::{broker, Sink};
+use crate::support::*;
+
+/// Behaviour events, `PER_STEP` every 100 ms, their channel taken in turn from
+/// `channels` (changeable): the total rate does not depend on how many channels flow.
+const PER_STEP: usize = 3;
+
+fn behaviour(bootstrap: &str, topic: &str, channels: Arc<Mutex<Vec<&'static str>>>) -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (s, bootstrap, topic) = (stop.clone(), bootstrap.to_string(), topic.to_string());
+    std::thread::spawn(move || {
+        let producer = TestProducer::new(&bootstrap);
+        let mut n = 0usize;
+        while !s.load(Ordering::Relaxed) {
+            let now = now_ms();
+            let list = channels.lock().unwrap().clone();
+            for _ in 0..PER_STEP {
+                let channel = list[n % list.len()];
+                n += 1;
+                let event = if n % 10 == 0 { "purchase" } else { "view" };
+                let payload = format!(r#"{{"channel":"{channel}","event":"{event}","ts":{now}}}"#);
+                producer.send(&topic, 0, Some(payload.as_bytes()));
+            }
+            let _ = producer.try_flush(Duration::from_secs(1));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    stop
+}
+
+fn stream(status: &Value, name: &str) -> Value {
+    status["streams"].as_array().and_then(|a| a.iter().find(|s| s["name"] == name)).cloned().unwrap_or_default()
+}
+
+fn value<'a>(st: &'a Value, segment: &str, value: &str) -> &'a Value {
+    let segments = st["segments"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let g = segments.iter().find(|g| g["name"] == segment);
+    g.and_then(|g| g["values"].as_array()).and_then(|v| v.iter().find(|v| v["value"] == value)).unwrap_or(&Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_that_stops_is_named_while_the_stream_flows() {
+    let bootstrap = broker().await;
+    let (topic, clicks) = (unique_topic("behaviour"), unique_topic("clicks"));
+    create_topic(bootstrap, &topic, 1).await.unwrap();
+    create_topic(bootstrap, &clicks, 1).await.unwrap();
+    let sink = Sink::start().await;
+    let body = format!(
+        r#"
+[[stream]]
+name = "behaviour"
+topic = "{topic}"
+event_time = {{ field = "/ts", format = "epoch_millis" }}
+max_silence = "5s"
+segments = [{{ name = "channel", field = "/channel" }}, {{ name = "event", field = "/event" }}]
+[[stream]]
+name = "clicks"
+topic = "{clicks}"
+event_time = {{ field = "/ts", format = "epoch_millis" }}
+segments = [{{ name = "user", field = "/user" }}]
+[[alert]]
+name = "BehaviourPathStopped"
+kind = "segment_silence"
+target = "behaviour"
+threshold = "5s"
+for = "2s"
+impact = "First purchases of app users are not captured: segmentation and ad targeting miss them."
+[[receiver]]
+name = "hook"
+kind = "webhook"
+url = "{}"
+"#,
+        sink.url
+    );
+    let channels = Arc::new(Mutex::new(vec!["web", "app", "email"]));
+    let stop = behaviour(bootstrap, &topic, channels.clone());
+    let pw = Pipewatch::start(&config(bootstrap, "latest", &body)).await;
+    let flowing = eventually("every channel judged as flowing", Duration::from_secs(60), || async {
+        let st = stream(&pw.status().await, "behaviour");
+        let judged = ["web", "app", "email"].iter().all(|c| value(&st, "channel", c)["judged"] == true);
+        if judged && st["cause"] == "ok" && st["rate_window_full"] == true {
+            Ok(st)
+        } else {
+            Err(format!("{st}"))
+        }
+    })
+    .await;
+    let rate_before = flowing["rate_records_per_second"].as_f64().unwrap();
+
+    // a new channel appears: counted, not a fault
+    channels.lock().unwrap().push("sms");
+    eventually("sms counted", Duration::from_secs(30), || async {
+        let st = stream(&pw.status().await, "behaviour");
+        if value(&st, "channel", "sms")["records"].as_u64().unwrap_or(0) > 10 {
+            Ok(())
+        } else {
+            Err(format!("{st}"))
+        }
+    })
+    .await;
+    assert_eq!(stream(&pw.status().await, "behaviour")["cause"], "ok");
+
+    // the app path stops; the others carry the same total
+    channels.lock().unwrap().retain(|c| *c != "app");
+    let stopped = Instant::now();
+    let st = eventually("segment_silent naming channel=app", Duration::from_secs(60), || async {
+        let st = stream(&pw.status().await, "behaviour");
+        if st["cause"] == "segment_silent" {
+            Ok(st)
+        } else {
+            Err(format!("{}", st["cause"]))
+        }
+    })
+    .await;
+    eprintln!("channel=app stopped: segment_silent after {:.1} s", stopped.elapsed().as_secs_f64());
+    assert_eq!(st["segment_silent"], "channel=app", "{st}");
+    assert_eq!(value(&st, "channel", "app")["silent"], true);
+    for other in ["web", "email", "sms"] {
+        assert_eq!(value(&st, "channel", other)["silent"], false, "{other}: {st}");
+    }
+    let rate_after = st["rate_records_per_second"].as_f64().unwrap();
+    assert!((rate_after - rate_before).abs() <= rate_before * 0.05, "total {rate_before} → {rate_after}");
+    let m = pw.metrics().await;
+    let app = [("stream", "behaviour"), ("segment", "channel"), ("value", "app")];
+    assert!(m.value("pipewatch_segment_silence_seconds", &app).unwrap() > 5.0);
+    assert_eq!(m.value("pipewatch_segment_used_to_flow", &app), Some(1.0));
+    let page = pw.get("/").await.1;
+    assert!(page.contains("no records of <code>channel=app</code>"), "the page names it");
+
+    let alert = eventually("the page at the webhook", Duration::from_secs(30), || async {
+        let alerts =
+            sink.bodies().iter().flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default()).collect::<Vec<_>>();
+        alerts.into_iter().find(|a| a["labels"]["alertname"] == "BehaviourPathStopped").ok_or("none yet".to_string())
+    })
+    .await;
+    let summary = alert["annotations"]["summary"].as_str().unwrap_or_default();
+    assert!(summary.starts_with("no behaviour channel=app records for"), "{alert}");
+    assert_eq!(alert["labels"]["cause"], "segment_silent");
+
+    // the path comes back: ok, resolved
+    channels.lock().unwrap().push("app");
+    eventually("ok again", Duration::from_secs(60), || async {
+        let st = stream(&pw.status().await, "behaviour");
+        if st["cause"] == "ok" {
+            Ok(())
+        } else {
+            Err(format!("{}", st["cause"]))
+        }
+    })
+    .await;
+    eventually("the resolve", Duration::from_secs(30), || async {
+        let alerts = sink.alerts();
+        if alerts.contains(&("BehaviourPathStopped".into(), "resolved".into())) {
+            Ok(())
+        } else {
+            Err(format!("{alerts:?}"))
+        }
+    })
+    .await;
+    assert_eq!(sink.alerts().len(), 2, "one page for the fault: {:?}", sink.alerts());
+
+    // ten thousand distinct users thrown at a segment: the cap (50) holds, the rest is other
+    let c = clicks.clone();
+    tokio::task::spawn_blocking(move || {
+        let producer = TestProducer::new(bootstrap);
+        let now = now_ms();
+        for i in 0..10_000 {
+            producer.send(&c, 0, Some(format!(r#"{{"user":"u{i}","ts":{now}}}"#).as_bytes()));
+        }
+        producer.flush();
+    })
+    .await
+    .unwrap();
+    let m = eventually("ten thousand clicks counted", Duration::from_secs(60), || async {
+        let m = pw.metrics().await;
+        match m.value("pipewatch_segment_overflow_records_total", &[("stream", "clicks"), ("segment", "user")]) {
+            Some(n) if n >= 9950.0 => Ok(m),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let series = m.0.lines().filter(|l| l.starts_with("pipewatch_segment_records_total{stream=\"clicks\"")).count();
+    assert_eq!(series, 51, "50 values and other");
+    let other = [("stream", "clicks"), ("segment", "user"), ("value", "other")];
+    assert_eq!(m.value("pipewatch_segment_records_total", &other), Some(9950.0));
+    promtool_check(&m.0).await;
+    stop.store(true, Ordering::Relaxed);
+    pw.stop().await;
+}
