@@ -26,6 +26,16 @@ async fn the_demo_shows_the_scripted_sync_lag_and_gap() {
         }
     })
     .await;
+    // the signups' two weeks of history, learnt from the mock cluster at start: a band of
+    // the hour of the week, the rate inside it
+    let band = |bound| {
+        m.value("pipewatch_stream_rate_expected_records_per_second", &[("stream", "signups"), ("bound", bound)])
+    };
+    let (lower, upper) = (band("lower").expect("a band"), band("upper").expect("a band"));
+    let rate = m.value("pipewatch_stream_rate_records_per_second", &[("stream", "signups")]).expect("signups rate");
+    assert!(lower <= rate && rate <= upper, "signups {rate} outside {lower}–{upper}");
+    assert!(m.value("pipewatch_stream_baseline_history_seconds", &[("stream", "signups")]).unwrap() >= 13.0 * 86_400.0);
+    assert_eq!(m.cause("signups").as_deref(), Some("ok"));
     let lag = m.value("pipewatch_sync_lag_seconds", &[("pair", "orders_behaviour")]).expect("sync lag");
     let firing = [("alert", "BehaviourBehindOrders"), ("severity", "page")];
     assert_eq!(m.value("pipewatch_alert_active", &firing), Some(1.0), "{}", m.0);
@@ -39,6 +49,12 @@ async fn the_demo_shows_the_scripted_sync_lag_and_gap() {
     assert!(printed.contains(&format!("Open http://127.0.0.1:{port}/")), "{printed}");
     assert!(printed.contains("stream behaviour  event_time_delayed"), "{printed}");
     assert!(printed.contains("stream orders     partition_stalled"), "{printed}");
+    // the app's orders stop at 25 s, before the partition does
+    assert!(printed.contains("stream orders     segment_silent") && printed.contains("(channel=app)"), "{printed}");
+    assert!(
+        printed.contains("FIRING   AppOrdersMissing [orders, cause segment_silent]: no orders channel=app records"),
+        "{printed}"
+    );
     assert!(
         printed.contains(
             "FIRING   BehaviourBehindOrders [orders_behaviour, cause event_time_delayed]: behaviour is 8h 00m behind orders"

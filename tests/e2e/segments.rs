@@ -27,7 +27,7 @@ fn behaviour(bootstrap: &str, topic: &str, channels: Arc<Mutex<Vec<&'static str>
             for _ in 0..PER_STEP {
                 let channel = list[n % list.len()];
                 n += 1;
-                let event = if n % 10 == 0 { "purchase" } else { "view" };
+                let event = if n.is_multiple_of(10) { "purchase" } else { "view" };
                 let payload = format!(r#"{{"channel":"{channel}","event":"{event}","ts":{now}}}"#);
                 producer.send(&topic, 0, Some(payload.as_bytes()));
             }

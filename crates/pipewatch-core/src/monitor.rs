@@ -1224,6 +1224,30 @@ pub struct PairSnapshot {
     pub cause_stream: String,
 }
 
+impl StreamSnapshot {
+    /// What the cause names besides its explanation: the right denied, the silent
+    /// segment values, the side and band of a volume anomaly.
+    pub fn cause_detail(&self) -> Option<String> {
+        match self.cause {
+            Cause::AccessDenied => self.access_denied.clone(),
+            Cause::SegmentSilent => self.segment_silent.clone(),
+            Cause::VolumeAnomaly => {
+                let b = self.baseline?;
+                let band = b.band?;
+                Some(format!(
+                    "{}: {:.2} records/s, expected {:.2}–{:.2} at this {}",
+                    if b.anomaly? == Direction::Low { "low" } else { "high" },
+                    self.rate_records_per_second.unwrap_or(0.0),
+                    band.lower,
+                    band.upper,
+                    band.slot.as_str()
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
 impl Snapshot {
     pub fn stream(&self, name: &str) -> Option<&StreamSnapshot> {
         self.streams.iter().find(|s| s.name == name)

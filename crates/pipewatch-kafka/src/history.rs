@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 
 use pipewatch_core::baseline::{hour_of, HourlyRates, PartitionHistory, HOUR_MS};
 use pipewatch_core::Millis;
+use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
@@ -39,8 +41,17 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// After a failure, the partitions are handed back this much later (and asked again).
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
+/// The learner's clients: offsets by time, and (made when first needed) a reader for a
+/// broker that cannot look offsets up by time.
+pub(crate) struct Clients {
+    pub lookups: BaseConsumer,
+    /// The config of the reader: pipewatch's own group id (librdkafka assigns only with
+    /// one), never joined or committed.
+    pub reader: ClientConfig,
+}
+
 pub(crate) fn learn_histories(
-    client: BaseConsumer,
+    clients: Clients,
     requests: Receiver<HistoryRequest>,
     learned: Sender<Learned>,
     metrics: SourceMetrics,
@@ -55,7 +66,7 @@ pub(crate) fn learn_histories(
         };
         let started = Instant::now();
         let calls_before = metrics.history_requests.get();
-        let result = learn(&client, &request, now_ms(), &metrics, &shutdown);
+        let result = learn(&clients, &request, now_ms(), &metrics, &shutdown);
         let calls = metrics.history_requests.get() - calls_before;
         let partitions = match result {
             Ok(histories) => {
@@ -92,7 +103,7 @@ pub(crate) fn learn_histories(
 /// The offsets at each hour boundary of the history, from the newest back; the log end
 /// first (a boundary after the last record is at the log end), the log start last.
 fn learn(
-    client: &BaseConsumer,
+    clients: &Clients,
     request: &HistoryRequest,
     now: Millis,
     metrics: &SourceMetrics,
@@ -106,7 +117,7 @@ fn learn(
             tpl.add_partition(&request.topic, p).set_offset(offset)?;
         }
         metrics.history_requests.inc();
-        let found = client.offsets_for_times(tpl, TIMEOUT)?;
+        let found = clients.lookups.offsets_for_times(tpl, TIMEOUT)?;
         let mut by_partition = HashMap::with_capacity(request.partitions.len());
         for e in found.elements_for_topic(&request.topic) {
             e.error()?;
@@ -121,20 +132,109 @@ fn learn(
     let ends = lookup(Offset::End)?;
     let now_hour = hour_of(now);
     let first_hour = now_hour - request.history_ms / HOUR_MS;
-    let mut by_time: Vec<Vec<Option<i64>>> = Vec::new();
-    for hour in (first_hour..=now_hour).rev() {
-        if shutdown.load(Ordering::Relaxed) {
-            return Err(KafkaError::Canceled);
-        }
-        by_time.push(lookup(Offset::Offset(hour * HOUR_MS))?);
-    }
-    by_time.reverse();
+    // A broker with a time index has a record at or after the epoch in any partition
+    // with records; one without (librdkafka's mock cluster) answers "none".
+    let since_epoch = lookup(Offset::Offset(0))?;
     let starts = lookup(Offset::Beginning)?;
+    let unindexed = (0..request.partitions.len())
+        .any(|i| since_epoch[i].is_none() && ends[i].unwrap_or(0) > starts[i].unwrap_or(0));
+    let by_time = if unindexed {
+        info!(stream = %request.name, "the broker does not look offsets up by time: reading the history's records instead");
+        read_records(clients, request, &starts, &ends, first_hour, now_hour, shutdown)?
+    } else {
+        let mut by_time: Vec<Vec<Option<i64>>> = Vec::new();
+        for hour in (first_hour..=now_hour).rev() {
+            if shutdown.load(Ordering::Relaxed) {
+                return Err(KafkaError::Canceled);
+            }
+            by_time.push(lookup(Offset::Offset(hour * HOUR_MS))?);
+        }
+        by_time.reverse();
+        by_time
+    };
     Ok((0..request.partitions.len())
         .map(|i| {
             let column: Vec<Option<i64>> = by_time.iter().map(|row| row[i]).collect();
             let (start, end) = (starts[i].unwrap_or(0), ends[i].unwrap_or(0));
             PartitionHistory::from_offsets(first_hour, start, end, &column)
+        })
+        .collect())
+}
+
+/// For a broker that cannot look offsets up by time: reads every record of the
+/// partitions from the log start to the log end once and counts them by the hour of
+/// their timestamp; the offset of a boundary is then the log start plus the records
+/// before it (timestamps rise with offsets, as the broker's own time index assumes).
+/// Rows by boundary from `first_hour` to `now_hour`, as the lookups give them.
+fn read_records(
+    clients: &Clients,
+    request: &HistoryRequest,
+    starts: &[Option<i64>],
+    ends: &[Option<i64>],
+    first_hour: i64,
+    now_hour: i64,
+    shutdown: &AtomicBool,
+) -> Result<Vec<Vec<Option<i64>>>, KafkaError> {
+    let reader: BaseConsumer = clients.reader.create()?;
+    let n = request.partitions.len();
+    let hours = (now_hour - first_hour + 1) as usize;
+    // per partition: records before the first boundary, then per hour from it
+    let mut before = vec![0i64; n];
+    let mut counts = vec![vec![0i64; hours]; n];
+    let mut tpl = TopicPartitionList::new();
+    // partitions read up to their log end (or empty)
+    let mut done: Vec<bool> = (0..n).map(|i| ends[i].unwrap_or(0) <= starts[i].unwrap_or(0)).collect();
+    for (i, &p) in request.partitions.iter().enumerate().filter(|(i, _)| !done[*i]) {
+        tpl.add_partition_offset(&request.topic, p, Offset::Offset(starts[i].unwrap_or(0)))?;
+    }
+    let index: HashMap<i32, usize> = request.partitions.iter().enumerate().map(|(i, &p)| (p, i)).collect();
+    reader.assign(&tpl)?;
+    let mut idle_since = Instant::now();
+    while done.iter().any(|d| !d) {
+        if shutdown.load(Ordering::Relaxed) {
+            return Err(KafkaError::Canceled);
+        }
+        match reader.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                idle_since = Instant::now();
+                let Some(&i) = index.get(&m.partition()) else { continue };
+                let end = ends[i].unwrap_or(0);
+                if m.offset() >= end {
+                    continue;
+                }
+                let hour = m.timestamp().to_millis().map_or(first_hour, hour_of);
+                if hour < first_hour {
+                    before[i] += 1;
+                } else if let Some(c) = counts[i].get_mut((hour - first_hour) as usize) {
+                    *c += 1;
+                }
+                if m.offset() + 1 >= end {
+                    done[i] = true;
+                }
+            }
+            Some(Err(e)) => return Err(e),
+            None if idle_since.elapsed() > TIMEOUT => {
+                return Err(KafkaError::OffsetFetch(RDKafkaErrorCode::RequestTimedOut))
+            }
+            None => {
+                // the last offsets may be control records, never delivered: the position says
+                for e in reader.position()?.elements_for_topic(&request.topic) {
+                    if let (Offset::Offset(pos), Some(&i)) = (e.offset(), index.get(&e.partition())) {
+                        done[i] |= pos >= ends[i].unwrap_or(0);
+                    }
+                }
+            }
+        }
+    }
+    Ok((0..hours)
+        .map(|h| {
+            (0..n)
+                .map(|i| {
+                    let (start, end) = (starts[i].unwrap_or(0), ends[i].unwrap_or(0));
+                    let offset = start + before[i] + counts[i][..h].iter().sum::<i64>();
+                    (offset < end).then_some(offset)
+                })
+                .collect()
         })
         .collect())
 }

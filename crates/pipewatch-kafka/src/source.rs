@@ -23,7 +23,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::ClientContext;
 use tracing::{debug, info, warn};
 
-use crate::history::{learn_histories, HistoryRequest, Learned};
+use crate::history::{learn_histories, Clients, HistoryRequest, Learned};
 use crate::records::{cached_high_watermark, Item, QueueHandle, RecordQueue};
 
 /// Where reading starts on each assigned partition.
@@ -617,13 +617,16 @@ impl Source {
                 .map_err(|e| SourceError::Thread("log-end poller", e))?
         };
         let (history, learner) = if monitor.streams().any(|s| s.baseline.is_some()) {
-            let client: BaseConsumer = client_config(&config, false).create().map_err(SourceError::Create)?;
+            let lookups: BaseConsumer = client_config(&config, false).create().map_err(SourceError::Create)?;
+            let mut reader = client_config(&config, false);
+            reader.set("group.id", &config.group_id).set("auto.offset.reset", "error");
+            let clients = Clients { lookups, reader };
             let (requests_tx, requests) = mpsc::channel();
             let (learned_tx, learned) = mpsc::channel();
             let (shutdown, metrics) = (shutdown.clone(), metrics.clone());
             let learner = std::thread::Builder::new()
                 .name("pipewatch-history".into())
-                .spawn(move || learn_histories(client, requests, learned_tx, metrics, shutdown))
+                .spawn(move || learn_histories(clients, requests, learned_tx, metrics, shutdown))
                 .map_err(|e| SourceError::Thread("history learner", e))?;
             (Some(HistoryLink { requests: requests_tx, learned }), Some(learner))
         } else {

@@ -58,6 +58,18 @@ pub enum Fault {
     VolumeDrop(f64),
     /// This share of the records (0..=1) carries no usable event time.
     InvalidShare(f64),
+    /// The records of this `channel` (see [`channel`]) are not written: one collection
+    /// path of the stream stops while the others go on.
+    StoppedChannel(Stream, &'static str),
+}
+
+/// The `channel` field of record `n`: `app` one in twelve, `email` two, `web` the rest.
+pub fn channel(n: u64) -> &'static str {
+    match n % 12 {
+        0 => "app",
+        1 | 2 => "email",
+        _ => "web",
+    }
 }
 
 /// A fault, on from `from` (after the start) until `until`, if given.
@@ -137,6 +149,8 @@ pub fn run(producer: &TrafficProducer, plan: &Plan, partitions: [i32; 2], counts
     let mut next_partition = [0i32; 2];
     let mut invalid_credit = 0.0f64;
     let mut n: u64 = 0;
+    // each stream's records in turn: its channel
+    let mut seq = [0u64; 2];
     let mut last = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let elapsed = started.elapsed();
@@ -172,6 +186,11 @@ pub fn run(producer: &TrafficProducer, plan: &Plan, partitions: [i32; 2], counts
             while credit[i] >= 1.0 {
                 credit[i] -= 1.0;
                 n += 1;
+                seq[i] += 1;
+                let channel = channel(seq[i]);
+                if on.iter().any(|f| matches!(f, Fault::StoppedChannel(s, c) if *s == stream && *c == channel)) {
+                    continue;
+                }
                 let partition = open[next_partition[i] as usize % open.len()];
                 next_partition[i] = next_partition[i].wrapping_add(1);
                 invalid_credit += invalid_share;
@@ -181,8 +200,8 @@ pub fn run(producer: &TrafficProducer, plan: &Plan, partitions: [i32; 2], counts
                     counts.invalid.fetch_add(1, Ordering::Relaxed);
                 }
                 let payload = match stream {
-                    Stream::Orders => order(n, now, invalid),
-                    Stream::Behaviour => behaviour(n, now - delay_ms, invalid),
+                    Stream::Orders => order(n, channel, now, invalid),
+                    Stream::Behaviour => behaviour(n, channel, now - delay_ms, invalid),
                 };
                 let record = BaseRecord::<(), str>::to(plan.topic(stream)).partition(partition).payload(&payload);
                 if let Err((e, _)) = producer.send(record) {
@@ -332,24 +351,30 @@ fn invalid(n: u64, field: &str) -> String {
     }
 }
 
-fn order(n: u64, created_at: Millis, bad: bool) -> String {
+fn order(n: u64, channel: &str, created_at: Millis, bad: bool) -> String {
     if bad {
         return invalid(n, "created_at");
     }
     format!(
-        r#"{{"order_id":"ord-{n}","customer_id":"cus-{}","total":{}.{:02},"currency":"EUR","created_at":"{}"}}"#,
+        r#"{{"order_id":"ord-{n}","customer_id":"cus-{}","channel":"{}","total":{}.{:02},"currency":"EUR","created_at":"{}"}}"#,
         n % 977,
+        channel,
         10 + n % 190,
         n % 100,
         format_rfc3339(created_at)
     )
 }
 
-fn behaviour(n: u64, ts: Millis, bad: bool) -> String {
+fn behaviour(n: u64, channel: &str, ts: Millis, bad: bool) -> String {
     if bad {
         return invalid(n, "ts");
     }
-    format!(r#"{{"user_id":"u-{}","event":"view","sku":"SKU-{}","ts":{ts}}}"#, n % 4093, n % 500)
+    format!(
+        r#"{{"user_id":"u-{}","channel":"{}","event":"view","sku":"SKU-{}","ts":{ts}}}"#,
+        n % 4093,
+        channel,
+        n % 500
+    )
 }
 
 #[cfg(test)]
@@ -365,15 +390,16 @@ mod tests {
         };
         let (orders, events) = (field("/created_at", TimeFormat::Rfc3339), field("/ts", TimeFormat::EpochMillis));
         let t = 1_790_000_000_000;
-        assert_eq!(orders.extract(Some(order(7, t, false).as_bytes()), None, t), Ok(t));
-        assert_eq!(events.extract(Some(behaviour(7, t - 5000, false).as_bytes()), None, t), Ok(t - 5000));
-        let reasons: Vec<_> = (0..3).map(|n| orders.extract(Some(order(n, t, true).as_bytes()), None, t)).collect();
+        assert_eq!(orders.extract(Some(order(7, "web", t, false).as_bytes()), None, t), Ok(t));
+        assert_eq!(events.extract(Some(behaviour(7, "app", t - 5000, false).as_bytes()), None, t), Ok(t - 5000));
+        let reasons: Vec<_> =
+            (0..3).map(|n| orders.extract(Some(order(n, "web", t, true).as_bytes()), None, t)).collect();
         assert_eq!(
             reasons,
             [Err(InvalidReason::NotJson), Err(InvalidReason::MissingField), Err(InvalidReason::BadTimestamp)]
         );
         for n in 0..3 {
-            assert!(events.extract(Some(behaviour(n, t, true).as_bytes()), None, t).is_err());
+            assert!(events.extract(Some(behaviour(n, "web", t, true).as_bytes()), None, t).is_err());
         }
     }
 

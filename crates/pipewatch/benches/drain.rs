@@ -20,6 +20,13 @@
 //!   the same topics. Before pipewatch starts, the broker's own CPU over an idle window
 //!   with the topics and no consumer: the baseline of its figure.
 //!   `--property key=value` (repeatable) passes librdkafka properties to pipewatch.
+//! * **history**: the start-up cost of learning a baseline: a topic of
+//!   `--history-partitions` partitions with one record per partition in every hour of the
+//!   past `--history-days` days (timestamps in the past), then pipewatch with
+//!   `baseline = { history = "<days>d" }`: the time from its start until the baseline is
+//!   ready, the offsets-by-time lookups it made (`pipewatch_baseline_offset_requests_total`)
+//!   and the broker's CPU meanwhile; as reference, one offsets-by-time lookup of every
+//!   partition made by a bare librdkafka client in the same run.
 //!
 //! Run by `cargo test` (no `--bench` argument) it is a smoke run at a small size: it must
 //! complete, no figure is asserted.
@@ -31,7 +38,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pipewatch_core::time::{format_rfc3339, parse_rfc3339};
-use pipewatch_kafka::testing::{create_topic, free_port, unique_topic, KafkaBroker, BOOTSTRAP_ENV};
+use pipewatch_kafka::testing::{create_topic, create_topic_with, free_port, unique_topic, KafkaBroker, BOOTSTRAP_ENV};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
@@ -53,6 +60,8 @@ struct Options {
     properties: Vec<(String, String)>,
     /// `--granularity partition,stream`: the `metrics.granularity` of each scale run.
     granularities: Vec<String>,
+    history_partitions: i32,
+    history_days: i64,
 }
 
 impl Options {
@@ -88,6 +97,8 @@ impl Options {
                 .split(',')
                 .map(str::to_string)
                 .collect(),
+            history_partitions: get("--history-partitions").unwrap_or(if full { 1000 } else { 8 }) as i32,
+            history_days: get("--history-days").unwrap_or(if full { 14 } else { 2 }) as i64,
         }
     }
 }
@@ -122,6 +133,9 @@ fn main() {
     }
     if only("scale") {
         scale(&options, &bootstrap, broker_pid, &runtime, &dir);
+    }
+    if only("history") {
+        history(&options, &bootstrap, broker_pid, &runtime, &dir);
     }
     let _ = std::fs::remove_dir_all(&dir);
     drop(broker);
@@ -390,6 +404,92 @@ fn scale_run(o: &Options, bootstrap: &str, records: u64, broker_pid: Option<u32>
     pw.stop();
 }
 
+// ---------------------------------------------------------------------------- history
+
+fn history(o: &Options, bootstrap: &str, broker_pid: Option<u32>, runtime: &tokio::runtime::Runtime, dir: &Path) {
+    const HOUR_MS: i64 = 3_600_000;
+    let topic = unique_topic("bench-history");
+    let partitions = o.history_partitions;
+    runtime
+        .block_on(create_topic_with(bootstrap, &topic, partitions, &[("retention.ms", "-1")]))
+        .expect("create the history topic");
+    let started = Instant::now();
+    let now_hour = pipewatch_kafka::now_ms() / HOUR_MS;
+    let hours = o.history_days * 24;
+    let producer = producer(bootstrap);
+    for hour in now_hour - hours..now_hour {
+        let at = hour * HOUR_MS + HOUR_MS / 2;
+        let payload = format!(r#"{{"created_at":"{}"}}"#, format_rfc3339(at));
+        for p in 0..partitions {
+            send(&producer, BaseRecord::to(&topic).partition(p).payload(payload.as_bytes()).timestamp(at));
+        }
+    }
+    producer.flush(Duration::from_secs(300)).expect("flush the history");
+    println!(
+        "\nhistory: {topic}, {partitions} partitions × {hours} hours, one record each ({} records, written in {:.0} s)",
+        partitions as i64 * hours,
+        started.elapsed().as_secs_f64()
+    );
+    // the reference: one lookup of every partition at one time, by a bare client
+    let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("client");
+    let mut lookups = Vec::new();
+    for i in 0..5 {
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition(&topic, p)
+                .set_offset(rdkafka::Offset::Offset((now_hour - 24 * (i + 1)) * HOUR_MS))
+                .expect("offset");
+        }
+        let t = Instant::now();
+        client.offsets_for_times(tpl, Duration::from_secs(30)).expect("offsets for times");
+        lookups.push(t.elapsed().as_secs_f64());
+    }
+    lookups.sort_by(f64::total_cmp);
+    let lookup = lookups[lookups.len() / 2];
+    println!("reference: one offsets-by-time lookup of {partitions} partitions (bare librdkafka client), median of 5: {:.1} ms", lookup * 1000.0);
+    let streams = format!(
+        "[[stream]]\nname = \"history\"\ntopic = \"{topic}\"\nevent_time = {{ field = \"/created_at\", format = \"rfc3339\" }}\nbaseline = {{ history = \"{}d\" }}\n",
+        o.history_days
+    );
+    let broker0 = broker_pid.and_then(cpu_seconds);
+    let pw = Pipewatch::start(bootstrap, "start = \"latest\"", &o.properties, &streams, dir);
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        let status: serde_json::Value = serde_json::from_str(&http_get(pw.port, "/api/v1/status")).expect("status");
+        if status["streams"][0]["baseline"]["state"] == "ready" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no baseline after 900 s:\n{}", pw.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let learnt = pw.started.elapsed().as_secs_f64();
+    let broker1 = broker_pid.and_then(cpu_seconds);
+    let m = pw.metrics();
+    let requests = m.value("pipewatch_baseline_offset_requests_total", &[]).unwrap_or(0.0);
+    let line = pw.log_text().lines().find(|l| l.contains("history learnt")).unwrap_or_default().to_string();
+    // the learner's own time: `seconds="0.05"` in its log line
+    let learning: f64 = line
+        .split("seconds=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    println!(
+        "pipewatch: learning took {learning:.2} s for {requests:.0} offsets-by-time lookups ({:.2}× as many reference \
+         lookups); baseline ready {learnt:.1} s after start (group join included); pipewatch CPU {:.2} s, broker CPU \
+         meanwhile {}, RSS {:.0} MiB",
+        learning / (requests * lookup),
+        pw.cpu_seconds(),
+        match (broker0, broker1) {
+            (Some(a), Some(b)) => format!("{:.2} s", b - a),
+            _ => "n/a".into(),
+        },
+        pw.rss_mib()
+    );
+    println!("  {}", line.trim());
+    pw.stop();
+}
+
 // ---------------------------------------------------------------------------- parts
 
 /// A JSON order of ~340 bytes with its event time last.
@@ -400,17 +500,39 @@ fn order(i: u64, created_at: &str) -> String {
     )
 }
 
-/// Produces `n` orders round robin over `topics` (to `partition(i)` when it says, else
-/// the partitioner's choice), event time now, and waits for every acknowledgement.
-fn produce(bootstrap: &str, topics: &[&str], n: u64, partition: impl Fn(u64) -> Option<i32>) {
-    let producer: BaseProducer = ClientConfig::new()
+fn producer(bootstrap: &str) -> BaseProducer {
+    ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "50")
         .set("batch.size", "1000000")
         .set("queue.buffering.max.messages", "1000000")
         .set("queue.buffering.max.kbytes", "1048576")
         .create()
-        .expect("bench producer");
+        .expect("bench producer")
+}
+
+/// Sends one record, waiting while the producer's queue is full.
+fn send(producer: &BaseProducer, mut record: BaseRecord<'_, [u8], [u8]>) {
+    loop {
+        match producer.send(record) {
+            Ok(()) => break,
+            Err((e, r)) => {
+                assert!(
+                    matches!(e.rdkafka_error_code(), Some(rdkafka::error::RDKafkaErrorCode::QueueFull)),
+                    "produce: {e}"
+                );
+                producer.poll(Duration::from_millis(20));
+                record = r;
+            }
+        }
+    }
+    producer.poll(Duration::ZERO);
+}
+
+/// Produces `n` orders round robin over `topics` (to `partition(i)` when it says, else
+/// the partitioner's choice), event time now, and waits for every acknowledgement.
+fn produce(bootstrap: &str, topics: &[&str], n: u64, partition: impl Fn(u64) -> Option<i32>) {
+    let producer = producer(bootstrap);
     let mut ts = format_rfc3339(pipewatch_kafka::now_ms());
     for i in 0..n {
         if i % 1000 == 0 {
@@ -422,20 +544,7 @@ fn produce(bootstrap: &str, topics: &[&str], n: u64, partition: impl Fn(u64) -> 
         if let Some(p) = partition(i) {
             record = record.partition(p);
         }
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((e, r)) => {
-                    assert!(
-                        matches!(e.rdkafka_error_code(), Some(rdkafka::error::RDKafkaErrorCode::QueueFull)),
-                        "produce: {e}"
-                    );
-                    producer.poll(Duration::from_millis(20));
-                    record = r;
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
+        send(&producer, record);
     }
     producer.flush(Duration::from_secs(300)).expect("flush the bench producer");
 }

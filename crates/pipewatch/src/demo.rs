@@ -6,8 +6,15 @@
 //!   path fails and a batch path delivers them, on every partition (the silo). The
 //!   stream watermark is the stalest active partition's, so the pair's sync lag reads
 //!   8 h at once;
+//! - from [`APP_STOP_AT`] orders placed in the app (`channel=app`, one in twelve) are no
+//!   longer written: the total drops 8 %, and `segment_silent` names `channel=app`
+//!   [`MAX_SILENCE`] later;
 //! - from [`SILENT_AT`] orders partition [`SILENT_PARTITION`] receives nothing (a gap
 //!   opens [`MAX_SILENCE`] later).
+//!
+//! And a third stream, signups, is written two weeks into the past before anything
+//! starts (a day that peaks in the evening, a busier weekend: [`signup_rate`]), so its
+//! baseline is learnt from the mock cluster at once and its rate flows inside the band.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -35,6 +42,13 @@ pub const DELAY_AT: Duration = Duration::from_secs(20);
 pub const ANALYTICS_STOP_AT: Duration = Duration::from_secs(10);
 pub const ANALYTICS_GROUP: &str = "analytics";
 pub const SILENT_AT: Duration = Duration::from_secs(40);
+pub const APP_STOP_AT: Duration = Duration::from_secs(25);
+pub const SIGNUPS_TOPIC: &str = "signups";
+/// How far back the signups history goes.
+const HISTORY_DAYS: i64 = 14;
+/// The mock cluster keeps at most 100 000 records (5 MB) per partition: the signups'
+/// two weeks are spread wide enough to stay whole.
+const SIGNUPS_PARTITIONS: i32 = 12;
 pub const SILENT_PARTITION: i32 = 2;
 pub const MAX_SILENCE: &str = "10s";
 pub const BEHAVIOUR_DELAY_MS: i64 = 8 * 3600 * 1000;
@@ -58,12 +72,19 @@ topic = "{ORDERS_TOPIC}"
 event_time = {{ field = "/created_at", format = "rfc3339" }}
 max_silence = "{MAX_SILENCE}"
 max_record_delay = "1m"
+segments = [{{ name = "channel", field = "/channel" }}]
 [[stream]]
 name = "behaviour"
 topic = "{BEHAVIOUR_TOPIC}"
 event_time = {{ field = "/ts", format = "epoch_millis" }}
 max_silence = "{MAX_SILENCE}"
 max_record_delay = "1m"
+[[stream]]
+name = "signups"
+topic = "{SIGNUPS_TOPIC}"
+event_time = {{ field = "/ts", format = "epoch_millis" }}
+max_silence = "1m"
+baseline = {{ history = "{HISTORY_DAYS}d", tolerance = 0.3, floor = 0.1 }}
 [[pair]]
 name = "orders_behaviour"
 leader = "orders"
@@ -92,6 +113,19 @@ for = "5s"
 severity = "page"
 impact = "Behaviour analysis, segmentation and ad targeting run on stale data."
 [[alert]]
+name = "AppOrdersMissing"
+kind = "segment_silence"
+target = "orders"
+threshold = "{MAX_SILENCE}"
+severity = "page"
+impact = "Orders placed in the app are not captured: revenue, conversion and stock reports undercount the app."
+[[alert]]
+name = "SignupsOffTheirUsual"
+kind = "volume_anomaly"
+target = "signups"
+for = "30s"
+impact = "Signups are off their usual level for this hour of the week: a broken signup path or a bot wave."
+[[alert]]
 name = "OrdersStale"
 kind = "freshness_lag"
 target = "orders"
@@ -109,10 +143,17 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let cluster = MockCluster::new(1).context("failed to start the mock Kafka cluster")?;
-    for topic in [ORDERS_TOPIC, BEHAVIOUR_TOPIC] {
-        cluster.create_topic(topic, PARTITIONS, 1).with_context(|| format!("failed to create topic {topic}"))?;
+    for (topic, partitions) in
+        [(ORDERS_TOPIC, PARTITIONS), (BEHAVIOUR_TOPIC, PARTITIONS), (SIGNUPS_TOPIC, SIGNUPS_PARTITIONS)]
+    {
+        cluster.create_topic(topic, partitions, 1).with_context(|| format!("failed to create topic {topic}"))?;
     }
     let bootstrap = cluster.bootstrap_servers();
+    println!("pipewatch demo: writing {HISTORY_DAYS} days of signups history into the mock cluster…");
+    let history = {
+        let bootstrap = bootstrap.clone();
+        tokio::task::spawn_blocking(move || signups_history(&bootstrap)).await.context("the history writer")??
+    };
     let config = config::parse(&demo_config(&bootstrap, listen)).context("the demo config is invalid")?;
     let listener = TcpListener::bind(config.listen).await.with_context(|| {
         format!(
@@ -127,15 +168,25 @@ pub async fn run(
          \n  Open {url}/          the status page (refreshes every 5 s)\n       {url}/metrics   Prometheus metrics\n\
          \nWhat happens:\n  0s   both streams flow, in sync\n  {}s  behaviour events start arriving 8h after they happen (a batch path replaces the real-time one): \
          pipewatch_sync_lag_seconds{{pair=\"orders_behaviour\"}} ≈ 28800, cause event_time_delayed,\n       \
-         alert BehaviourBehindOrders fires 5s later\n  {}s  orders partition {} goes silent: \
+         alert BehaviourBehindOrders fires 5s later\n  \
+         {}s  orders placed in the app (channel=app, 1 in 12) stop being captured while the rest flows (the total drops 8 %): \
+         cause segment_silent {} later,\n       naming channel=app; alert AppOrdersMissing fires\n  \
+         {}s  orders partition {} goes silent: \
          a gap opens after {} of silence, cause partition_stalled; alert OrdersStale fires once orders data is 15s old\n\
+         \nAnd the signups stream ({} records over the last {} days, written before the start) flows inside \
+         the band learnt from that history at start:\n       expected vs actual on the status page, \
+         pipewatch_stream_rate_expected_records_per_second{{stream=\"signups\"}}\n\
          \nAnd downstream: the analytics job (consumer group {ANALYTICS_GROUP}, reading orders) stops at {}s: its lag \
          (pipewatch_consumer_lag_seconds) climbs 1 s per second,\n       \
          cause consumer_stopped 5s later; alert AnalyticsBehind fires once it is 10s behind (for 3s)\n",
         DELAY_AT.as_secs(),
+        APP_STOP_AT.as_secs(),
+        MAX_SILENCE,
         SILENT_AT.as_secs(),
         SILENT_PARTITION,
         MAX_SILENCE,
+        history,
+        HISTORY_DAYS,
         ANALYTICS_STOP_AT.as_secs()
     );
 
@@ -153,6 +204,13 @@ pub async fn run(
             .context("failed to start the traffic thread")?
     };
 
+    let signups = {
+        let (bootstrap, stop) = (bootstrap.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("demo-signups".into())
+            .spawn(move || live_signups(&bootstrap, &stop))
+            .context("failed to start the signups writer")?
+    };
     let analytics = {
         let (bootstrap, stop) = (bootstrap.clone(), stop.clone());
         std::thread::Builder::new()
@@ -189,8 +247,97 @@ pub async fn run(
     if analytics.join().is_err() {
         warn!("the demo analytics job panicked");
     }
+    if signups.join().is_err() {
+        warn!("the demo signups writer panicked");
+    }
     drop(cluster);
     result
+}
+
+/// Signups per second at `at` (UTC): a day that is quiet at night and peaks in the
+/// evening, a weekend a third busier; linear between the hours' middles.
+pub fn signup_rate(at: i64) -> f64 {
+    const DAY: [f64; 24] = [
+        0.3, 0.2, 0.2, 0.2, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0, 1.0, 1.0, 1.1, 1.1, 1.0, 1.0, 1.1, 1.3, 1.5, 1.6, 1.4, 1.0,
+        0.7, 0.5,
+    ];
+    const HOUR: i64 = 3_600_000;
+    let level = |hour: i64| {
+        // 1970-01-01 was a Thursday: day 0 of the week is a Monday three days earlier
+        let weekday = (hour.div_euclid(24) + 3).rem_euclid(7);
+        let weekend = if weekday >= 5 { 1.3 } else { 1.0 };
+        DAY[hour.rem_euclid(24) as usize] * weekend
+    };
+    let pos = (at - HOUR / 2) as f64 / HOUR as f64;
+    let before = pos.floor() as i64;
+    let w = pos - before as f64;
+    0.5 * (level(before) * (1.0 - w) + level(before + 1) * w)
+}
+
+/// One signup record at `at`.
+fn signup(n: u64, at: i64) -> String {
+    format!(r#"{{"user_id":"u-{n}","channel":"{}","ts":{at}}}"#, traffic::channel(n))
+}
+
+/// The signups of the past [`HISTORY_DAYS`] days (their Kafka timestamps and event
+/// times when they happened), up to now: how many.
+fn signups_history(bootstrap: &str) -> anyhow::Result<u64> {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .context("failed to create the history writer")?;
+    let now = pipewatch_kafka::now_ms();
+    let mut at = now - HISTORY_DAYS * 86_400_000;
+    let mut n = 0u64;
+    while at < now {
+        let payload = signup(n, at);
+        let mut record = BaseRecord::<(), str>::to(SIGNUPS_TOPIC)
+            .partition((n % SIGNUPS_PARTITIONS as u64) as i32)
+            .payload(&payload)
+            .timestamp(at);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    producer.poll(Duration::from_millis(10));
+                    record = r;
+                }
+            }
+        }
+        n += 1;
+        at += (1000.0 / signup_rate(at)) as i64;
+    }
+    producer.flush(Duration::from_secs(60)).context("failed to write the signups history")?;
+    Ok(n)
+}
+
+/// Signups as they happen, at [`signup_rate`], until `stop`.
+fn live_signups(bootstrap: &str, stop: &AtomicBool) {
+    use rdkafka::producer::{BaseProducer, BaseRecord};
+    let producer: BaseProducer = match ClientConfig::new().set("bootstrap.servers", bootstrap).create() {
+        Ok(p) => p,
+        Err(e) => return warn!(error = %e, "the demo signups writer could not start"),
+    };
+    let mut next = pipewatch_kafka::now_ms();
+    let mut n = 1u64 << 40;
+    while !stop.load(Ordering::Relaxed) {
+        let now = pipewatch_kafka::now_ms();
+        while next <= now {
+            let payload = signup(n, next);
+            let record = BaseRecord::<(), str>::to(SIGNUPS_TOPIC)
+                .partition((n % SIGNUPS_PARTITIONS as u64) as i32)
+                .payload(&payload);
+            if producer.send(record).is_err() {
+                warn!("the demo signups writer could not send");
+            }
+            n += 1;
+            next += (1000.0 / signup_rate(next)) as i64;
+        }
+        producer.poll(Duration::from_millis(100));
+    }
 }
 
 /// The demo's downstream job: reads orders in its own group and commits every second,
@@ -249,7 +396,8 @@ impl Printed {
                 }
             };
             if changed {
-                println!("{at}  stream {:<10} {:<20} {}", st.name, st.cause.as_str(), st.cause.explain());
+                let detail = st.cause_detail().map_or_else(String::new, |d| format!(" ({d})"));
+                println!("{at}  stream {:<10} {:<20} {}{detail}", st.name, st.cause.as_str(), st.cause.explain());
             }
         }
         for c in &tick.snapshot.consumers {
@@ -277,6 +425,7 @@ fn plan() -> Plan {
             at(Fault::SilentPartition(Stream::Behaviour, PARTITIONS - 1), Duration::ZERO, Some(DELAY_AT)),
             at(Fault::BehaviourDelay(Duration::from_millis(BEHAVIOUR_DELAY_MS as u64)), DELAY_AT, None),
             at(Fault::SilentPartition(Stream::Orders, SILENT_PARTITION), SILENT_AT, None),
+            at(Fault::StoppedChannel(Stream::Orders, "app"), APP_STOP_AT, None),
         ],
     }
 }

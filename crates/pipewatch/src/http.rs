@@ -10,7 +10,7 @@ use axum::routing::get;
 use axum::Router;
 use pipewatch_core::alert::{AlertState, AlertStatus};
 use pipewatch_core::diagnosis::ConsumerCause;
-use pipewatch_core::monitor::{BaselineState, Direction};
+use pipewatch_core::monitor::BaselineState;
 use pipewatch_core::time::{format_human, format_rfc3339};
 use pipewatch_core::{Cause, KafkaStatus, Snapshot};
 use prometheus::Registry;
@@ -369,17 +369,9 @@ fn streams_table(h: &mut String, s: &Snapshot) {
                 esc(st.segment_silent.as_deref().unwrap_or("a segment")),
                 format_human(st.max_silence_seconds)
             ),
-            Cause::VolumeAnomaly => match st.baseline.and_then(|b| b.band.zip(b.anomaly)) {
-                Some((band, direction)) => format!(
-                    "{}: {:.2} records/s, expected {:.2}–{:.2} at this {} (from the topic's history)",
-                    if direction == Direction::Low { "low" } else { "high" },
-                    st.rate_records_per_second.unwrap_or(0.0),
-                    band.lower,
-                    band.upper,
-                    band.slot.as_str()
-                ),
-                None => Cause::VolumeAnomaly.explain().to_string(),
-            },
+            Cause::VolumeAnomaly => {
+                format!("{} (from the topic's history)", esc(&st.cause_detail().unwrap_or_default()))
+            }
             c => c.explain().to_string(),
         };
         let expected = match st.baseline {

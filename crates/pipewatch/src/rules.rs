@@ -296,11 +296,7 @@ fn cause_expr(config: &Config) -> String {
                 for s in config.streams.iter().filter(|s| s.baseline.is_some()) {
                     let rate = format!("{STREAM_RATE}{{stream={}}}", quote(&s.name));
                     let expr = format!(
-                        "((
-  {rate} < on (job, stream) {}
-  or
-  {rate} > on (job, stream) {}
-) and on (job, stream) {})",
+                        "((\n  {rate} < on (job, stream) {}\n  or\n  {rate} > on (job, stream) {}\n) and on (job, stream) {})",
                         band_sum(&s.name, "lower"),
                         band_sum(&s.name, "upper"),
                         band_complete(&s.name)
@@ -336,8 +332,8 @@ fn band_sum(stream: &str, bound: &str) -> String {
 fn band_complete(stream: &str) -> String {
     let s = quote(stream);
     format!(
-        "(count by (job, stream) ({RATE_EXPECTED}{{stream={s}, bound=\"expected\"}})
-  == on (job, stream)          count by (job, stream) (pipewatch_stream_partitions{{stream={s}}} > 0))"
+        "(\n  count by (job, stream) ({RATE_EXPECTED}{{stream={s}, bound=\"expected\"}})\n  == on (job, stream)\n  \
+         count by (job, stream) (pipewatch_stream_partitions{{stream={s}}} > 0)\n)"
     )
 }
 
@@ -347,14 +343,9 @@ fn anomaly_score_expr(stream: &str) -> String {
     let rate = format!("{STREAM_RATE}{{stream={}}}", quote(stream));
     let (lower, expected, upper) = (band_sum(stream, "lower"), band_sum(stream, "expected"), band_sum(stream, "upper"));
     format!(
-        "(
-  ({rate} - on (job, stream) {expected})
-  / on (job, stream) ({upper} - on (job, stream) {expected})
-           and on (job, stream) ({rate} >= on (job, stream) {expected})
-           or
-  ({rate} - on (job, stream) {expected})
-  / on (job, stream) ({expected} - on (job, stream) {lower})
-)
+        "(\n  ({rate} - on (job, stream) {expected})\n  / on (job, stream) ({upper} - on (job, stream) {expected})\n  \
+         and on (job, stream) ({rate} >= on (job, stream) {expected})\nor\n  \
+         ({rate} - on (job, stream) {expected})\n  / on (job, stream) ({expected} - on (job, stream) {lower})\n)\n\
          and on (job, stream) {}",
         band_complete(stream)
     )
