@@ -189,8 +189,8 @@ impl Drop for AnalyticsJob {
     }
 }
 
-fn test_config(bootstrap: &str, group: &str, granularity: &str, topics: [&str; 2], analytics: &str) -> String {
-    let [orders, behaviour] = topics;
+fn test_config(bootstrap: &str, group: &str, granularity: &str, topics: [&str; 3], analytics: &str) -> String {
+    let [orders, behaviour, signups] = topics;
     format!(
         r#"
 [kafka]
@@ -209,9 +209,11 @@ idle_partition_timeout = "5s"
         orders_and_behaviour(
             orders,
             behaviour,
-            "max_silence = \"4s\"\nmin_rate = 1.0",
+            "max_silence = \"4s\"\nmin_rate = 1.0\nsegments = [{ name = \"channel\", field = \"/channel\" }]",
             &format!(
-                "{SYNC_RULE}\n[[alert]]\nname = \"OrdersInvalid\"\nkind = \"invalid_ratio\"\ntarget = \"orders\"\n\
+                "[[stream]]\nname = \"signups\"\ntopic = \"{signups}\"\nevent_time = {{ field = \"/ts\", format = \"epoch_millis\" }}\n\
+                 baseline = {{ history = \"2d\", floor = 0.1 }}\n\
+                 {SYNC_RULE}\n[[alert]]\nname = \"OrdersInvalid\"\nkind = \"invalid_ratio\"\ntarget = \"orders\"\n\
                  threshold = 0.5\nseverity = \"warning\"\nimpact = \"Orders without a usable time are not counted.\"\n\
                  [[consumer]]\nname = \"analytics\"\ngroup = \"{analytics}\"\nstreams = [\"orders\", \"behaviour\"]\n"
             )
@@ -275,15 +277,41 @@ async fn assigned(pw: &Pipewatch, stream: &str) -> std::collections::BTreeSet<St
 async fn live_prometheus(granularity: &str) {
     let partition_series = granularity == "partition";
     let bootstrap = tokio::task::spawn_blocking(KafkaBroker::shared).await.expect("broker start panicked");
-    let (orders, behaviour) = (unique_topic("orders"), unique_topic("behaviour"));
+    let (orders, behaviour, signups) = (unique_topic("orders"), unique_topic("behaviour"), unique_topic("signups"));
     create_topic(bootstrap, &orders, PARTITIONS).await.unwrap();
     create_topic(bootstrap, &behaviour, PARTITIONS).await.unwrap();
+    // signups: a day and an hour of history at a record a second per partition, and so on
+    // live, so that each replica learns a band for its partitions
+    create_topic_with(bootstrap, &signups, PARTITIONS, &[("retention.ms", "-1")]).await.unwrap();
+    let now_hour = now_ms() / 3_600_000;
+    let s = signups.clone();
+    tokio::task::spawn_blocking(move || {
+        TestProducer::new(bootstrap).history(&s, PARTITIONS, now_hour - 25, now_hour, |_| 3600)
+    })
+    .await
+    .unwrap();
+    let live_signups = {
+        let (stop, s) = (std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)), signups.clone());
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            let producer = TestProducer::new(bootstrap);
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let ts = now_ms();
+                for p in 0..PARTITIONS {
+                    producer.send(&s, p, Some(format!(r#"{{"ts":{ts}}}"#).as_bytes()));
+                }
+                let _ = producer.try_flush(Duration::from_secs(1));
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+        stop
+    };
     let dir = std::env::temp_dir().join(format!("pipewatch-prom-{}-{}", std::process::id(), unique_topic("t")));
     std::fs::create_dir_all(&dir).unwrap();
 
     let group = unique_topic("pipewatch-replicas");
     let analytics = unique_topic(ANALYTICS_GROUP);
-    let topics = [orders.as_str(), behaviour.as_str()];
+    let topics = [orders.as_str(), behaviour.as_str(), signups.as_str()];
     let replicas_config = test_config(bootstrap, &group, granularity, topics, &analytics);
     let a = Pipewatch::start(&replicas_config).await;
     let b = Pipewatch::start(&replicas_config).await;
@@ -328,9 +356,9 @@ async fn live_prometheus(granularity: &str) {
     // Prometheus sees each partition once: in its own series, or counted once in the
     // replicas' stream series.
     let per_partition = if partition_series {
-        "count by (stream, partition) (pipewatch_partition_watermark_timestamp_seconds{job=\"replicas\"})"
+        "count by (stream, partition) (pipewatch_partition_watermark_timestamp_seconds{job=\"replicas\", stream!=\"signups\"})"
     } else {
-        "sum by (stream) (pipewatch_stream_partitions{job=\"replicas\"})"
+        "sum by (stream) (pipewatch_stream_partitions{job=\"replicas\", stream!=\"signups\"})"
     };
     let (want_series, want_value) =
         if partition_series { (2 * PARTITIONS as usize, "1".to_string()) } else { (2, PARTITIONS.to_string()) };
@@ -396,6 +424,20 @@ async fn live_prometheus(granularity: &str) {
     })
     .await;
 
+    // The replicas' bands summed: the signups rate, summed too, stands inside, as it does
+    // for the single pipewatch that learnt every partition's history.
+    eventually("the signups rate inside the replicas' summed band", Duration::from_secs(60), || async {
+        let rules = prometheus.by("pipewatch:stream_rate_anomaly_score{job=\"replicas\"}", "stream").await?;
+        let single_band = prometheus.by("pipewatch_stream_rate_expected_records_per_second{job=\"single\", bound=\"expected\"}", "stream").await?;
+        let replicas_band = prometheus.by("sum by (stream) (pipewatch_stream_rate_expected_records_per_second{job=\"replicas\", bound=\"expected\"})", "stream").await?;
+        let same_band = single_band.len() == 1 && replicas_band.len() == 1 && (single_band[0].1 - replicas_band[0].1).abs() < 1e-6;
+        match rules.as_slice() {
+            [(stream, score)] if stream == "signups" && score.abs() < 1.0 && same_band => Ok(()),
+            _ => Err(format!("score {rules:?}, band {single_band:?} vs summed {replicas_band:?}")),
+        }
+    })
+    .await;
+
     // promtool finds nothing in a live exposition (rate bounds, alerts, invalid counts).
     let exposition = a.metrics().await;
     promtool_check(&exposition.0).await;
@@ -406,8 +448,12 @@ async fn live_prometheus(granularity: &str) {
     // the two replicas' partitions give the single pipewatch's figures.
     tokio::time::sleep(Duration::from_secs(8)).await;
     let compare_flowing = || async {
-        let rules_w = prometheus.by("pipewatch:stream_watermark_timestamp_seconds{job=\"replicas\"}", "stream").await?;
-        let own_w = prometheus.by("pipewatch_stream_watermark_timestamp_seconds{job=\"single\"}", "stream").await?;
+        let rules_w = prometheus
+            .by("pipewatch:stream_watermark_timestamp_seconds{job=\"replicas\", stream!=\"signups\"}", "stream")
+            .await?;
+        let own_w = prometheus
+            .by("pipewatch_stream_watermark_timestamp_seconds{job=\"single\", stream!=\"signups\"}", "stream")
+            .await?;
         let rules_lag = prometheus.by("pipewatch:sync_lag_seconds{job=\"replicas\"}", "pair").await?;
         let own_lag = prometheus.by("pipewatch_sync_lag_seconds{job=\"single\"}", "pair").await?;
         let close = |x: &[(String, f64)], y: &[(String, f64)]| {
@@ -425,8 +471,12 @@ async fn live_prometheus(granularity: &str) {
     eprintln!("flowing: sync lag by the rules {rules_lag:?}, by one pipewatch {own_lag:?}");
     // The rate across replicas is one pipewatch's (windows read at other instants: 20 %).
     eventually("the rules' rate near one replica's", Duration::from_secs(20), || async {
-        let rules_r = prometheus.by("pipewatch:stream_rate_records_per_second{job=\"replicas\"}", "stream").await?;
-        let own_r = prometheus.by("pipewatch_stream_rate_records_per_second{job=\"single\"}", "stream").await?;
+        let rules_r = prometheus
+            .by("pipewatch:stream_rate_records_per_second{job=\"replicas\", stream!=\"signups\"}", "stream")
+            .await?;
+        let own_r = prometheus
+            .by("pipewatch_stream_rate_records_per_second{job=\"single\", stream!=\"signups\"}", "stream")
+            .await?;
         let near = rules_r.len() == 2
             && rules_r.len() == own_r.len()
             && rules_r.iter().zip(&own_r).all(|(p, q)| p.0 == q.0 && q.1 > 1.0 && (p.1 - q.1).abs() <= 0.2 * q.1);
@@ -461,8 +511,12 @@ async fn live_prometheus(granularity: &str) {
     assert!(sent.contains("sent orders="), "{sent}");
     tokio::time::sleep(Duration::from_secs(10)).await;
     eventually("the rules' figures equal to one replica's", Duration::from_secs(20), || async {
-        let rules_w = prometheus.by("pipewatch:stream_watermark_timestamp_seconds{job=\"replicas\"}", "stream").await?;
-        let own_w = prometheus.by("pipewatch_stream_watermark_timestamp_seconds{job=\"single\"}", "stream").await?;
+        let rules_w = prometheus
+            .by("pipewatch:stream_watermark_timestamp_seconds{job=\"replicas\", stream!=\"signups\"}", "stream")
+            .await?;
+        let own_w = prometheus
+            .by("pipewatch_stream_watermark_timestamp_seconds{job=\"single\", stream!=\"signups\"}", "stream")
+            .await?;
         let rules_lag = prometheus.by("pipewatch:sync_lag_seconds{job=\"replicas\"}", "pair").await?;
         let own_lag = prometheus.by("pipewatch_sync_lag_seconds{job=\"single\"}", "pair").await?;
         let same = |x: &[(String, f64)], y: &[(String, f64)]| {
@@ -498,6 +552,7 @@ async fn live_prometheus(granularity: &str) {
     })
     .await;
 
+    live_signups.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(prometheus);
     for pw in [a, b, single] {
         pw.stop().await;
