@@ -282,30 +282,8 @@ async fn live_prometheus(granularity: &str) {
     create_topic(bootstrap, &behaviour, PARTITIONS).await.unwrap();
     // signups: a day and an hour of history at a record a second per partition, and so on
     // live, so that each replica learns a band for its partitions
-    create_topic_with(bootstrap, &signups, PARTITIONS, &[("retention.ms", "-1")]).await.unwrap();
-    let now_hour = now_ms() / 3_600_000;
-    let s = signups.clone();
-    tokio::task::spawn_blocking(move || {
-        TestProducer::new(bootstrap).history(&s, PARTITIONS, now_hour - 25, now_hour, |_| 3600)
-    })
-    .await
-    .unwrap();
-    let live_signups = {
-        let (stop, s) = (std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)), signups.clone());
-        let stopped = stop.clone();
-        std::thread::spawn(move || {
-            let producer = TestProducer::new(bootstrap);
-            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
-                let ts = now_ms();
-                for p in 0..PARTITIONS {
-                    producer.send(&s, p, Some(format!(r#"{{"ts":{ts}}}"#).as_bytes()));
-                }
-                let _ = producer.try_flush(Duration::from_secs(1));
-                std::thread::sleep(Duration::from_secs(1));
-            }
-        });
-        stop
-    };
+    topic_with_history(bootstrap, &signups, PARTITIONS, 3600).await;
+    let live_signups = steady(bootstrap, &signups, PARTITIONS, Duration::from_secs(1));
     let dir = std::env::temp_dir().join(format!("pipewatch-prom-{}-{}", std::process::id(), unique_topic("t")));
     std::fs::create_dir_all(&dir).unwrap();
 

@@ -82,12 +82,22 @@ async fn the_page_draws_the_last_minutes_of_rate_freshness_and_sync_lag_as_chart
     // orders and behaviour events every 100 ms, in sync
     let in_sync = || std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop = traffic(bootstrap, &orders, &behaviour, in_sync(), in_sync());
-    let pw = Pipewatch::start(&config(bootstrap, "earliest", &orders_and_behaviour(&orders, &behaviour, "", ""))).await;
+    // and signups, a record a second as in the day of history written before
+    let signups = unique_topic("signups");
+    topic_with_history(bootstrap, &signups, 1, 3600).await;
+    let steady_signups = steady(bootstrap, &signups, 1, Duration::from_secs(1));
+    let with_band = format!(
+        "[[stream]]\nname = \"signups\"\ntopic = \"{signups}\"\nevent_time = {{ field = \"/ts\", format = \"epoch_millis\" }}\n\
+         baseline = {{ history = \"2d\", floor = 0.1 }}\n"
+    );
+    let pw =
+        Pipewatch::start(&config(bootstrap, "earliest", &orders_and_behaviour(&orders, &behaviour, "", &with_band)))
+            .await;
     pw.wait_cause("orders", "ok", Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(12)).await;
     let dom = rendered(&format!("http://{}/", pw.addr)).await;
     // one chart per figure, each a polyline with as many points as it says
-    let charts: Vec<(String, usize, f64, usize)> = dom
+    let charts: Vec<(String, usize, f64, usize, Option<(usize, usize)>)> = dom
         .split("<svg ")
         .skip(1)
         .map(|svg| {
@@ -101,11 +111,18 @@ async fn the_page_draws_the_last_minutes_of_rate_freshness_and_sync_lag_as_chart
             let polyline = svg.split("<polyline").nth(1).unwrap_or_default();
             let polyline = polyline.split(" points=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or_default();
             let drawn = polyline.split_whitespace().count();
+            // the band: its sample count and the polygon's vertices (upper edge, lower back)
+            let band = svg.split("<polygon").nth(1).map(|polygon| {
+                let attr = |name: &str| polygon.split(&format!(" {name}=\"")).nth(1).and_then(|r| r.split('"').next());
+                let vertices = attr("points").unwrap_or_default().split_whitespace().count();
+                (attr("data-points").and_then(|n| n.parse().ok()).unwrap_or(0), vertices)
+            });
             (
                 attr("data-series"),
                 attr("data-points").parse().unwrap_or(0),
                 attr("data-last").parse().unwrap_or(f64::NAN),
                 drawn,
+                band,
             )
         })
         .collect();
@@ -114,17 +131,29 @@ async fn the_page_draws_the_last_minutes_of_rate_freshness_and_sync_lag_as_chart
     };
     for id in ["rate:orders", "rate:behaviour", "freshness:orders", "freshness:behaviour", "sync_lag:orders_behaviour"]
     {
-        let (_, points, _, drawn) = find(id);
+        let (_, points, _, drawn, band) = find(id);
         assert!(points >= 10, "{id}: {points} points after 12 s of ticks");
         assert_eq!(points, drawn, "{id}: the polyline draws every point it counts");
+        assert_eq!(band, None, "{id}: no baseline, no band");
     }
+    // signups: its rate inside the band learnt from its history, drawn for every sample
+    // since the band was known
+    let (_, points, rate, drawn, band) = find("rate:signups");
+    let (band_points, vertices) = band.unwrap_or_else(|| panic!("no band on the signups chart\n{dom}"));
+    assert!(band_points >= 5 && band_points <= points && points == drawn, "{band_points} of {points}");
+    assert_eq!(vertices, 2 * band_points, "upper edge and lower edge");
+    let learnt = pw.status().await["streams"][2]["baseline"]["band"].clone();
+    let (lower, upper) = (learnt["lower"].as_f64().unwrap(), learnt["upper"].as_f64().unwrap());
+    assert!(lower <= rate && rate <= upper, "signups {rate} outside {learnt}");
+    assert!(dom.contains(&format!("(expected {lower:.1}–{upper:.1}/s)")), "the caption says what is expected");
     // the values are the monitor's (a tick apart at most): records flow, in sync
-    let (_, _, rate, _) = find("rate:orders");
+    let (_, _, rate, _, _) = find("rate:orders");
     let status = pw.status().await;
     let own = status["streams"][0]["rate_records_per_second"].as_f64().unwrap_or_default();
     assert!(rate > 1.0 && (rate - own).abs() <= 0.3 * own, "chart {rate}, status {own}");
-    let (_, _, sync, _) = find("sync_lag:orders_behaviour");
+    let (_, _, sync, _, _) = find("sync_lag:orders_behaviour");
     assert!(sync.abs() < 5.0, "sync lag {sync}");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    steady_signups.store(true, std::sync::atomic::Ordering::Relaxed);
     pw.stop().await;
 }

@@ -331,6 +331,44 @@ pub fn traffic(
     stop
 }
 
+/// A record `{"ts": now}` on every partition of `topic` each `every` until the returned
+/// flag is set.
+pub fn steady(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    every: Duration,
+) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::Ordering;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (s, bootstrap, topic) = (stop.clone(), bootstrap.to_string(), topic.to_string());
+    std::thread::spawn(move || {
+        let producer = TestProducer::new(&bootstrap);
+        while !s.load(Ordering::Relaxed) {
+            let ts = now_ms();
+            for p in 0..partitions {
+                producer.send(&topic, p, Some(format!(r#"{{"ts":{ts}}}"#).as_bytes()));
+            }
+            let _ = producer.try_flush(Duration::from_secs(1));
+            std::thread::sleep(every);
+        }
+    });
+    stop
+}
+
+/// Creates `topic` (kept forever) with a day and an hour of history: `per_hour`
+/// records on each partition in each past hour.
+pub async fn topic_with_history(bootstrap: &'static str, topic: &str, partitions: i32, per_hour: u64) {
+    create_topic_with(bootstrap, topic, partitions, &[("retention.ms", "-1")]).await.unwrap();
+    let now_hour = now_ms() / 3_600_000;
+    let t = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        TestProducer::new(bootstrap).history(&t, partitions, now_hour - 25, now_hour, |_| per_hour)
+    })
+    .await
+    .unwrap();
+}
+
 /// Polls `check` until it returns `Some`, or panics with `what` and the last state.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where
