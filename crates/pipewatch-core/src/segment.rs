@@ -8,7 +8,7 @@
 //! as written in the record (interned on first sight): the per-record path allocates
 //! only for a value never seen before, and at most `max_values` times per segment.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use serde::Serialize;
 
@@ -62,15 +62,16 @@ pub(crate) struct SegmentState {
     spec: SegmentSpec,
     max_values: usize,
     values: Vec<Value>,
-    /// Raw value bytes → index in `values`.
-    index: HashMap<Box<[u8]>, usize>,
+    /// Raw value bytes → index in `values` (Fx: values are short, and not an attacker's
+    /// choice to collide: the cap bounds the map whatever they are).
+    index: FxHashMap<Box<[u8]>, usize>,
     /// Records counted as [`OTHER`] because the cap was reached (or the value too long).
     overflow: u64,
 }
 
 impl SegmentState {
     pub(crate) fn new(spec: SegmentSpec, max_values: usize) -> Self {
-        Self { spec, max_values: max_values.max(1), values: Vec::new(), index: HashMap::new(), overflow: 0 }
+        Self { spec, max_values: max_values.max(1), values: Vec::new(), index: FxHashMap::default(), overflow: 0 }
     }
 
     fn intern(&mut self, raw: &[u8], now: Millis) -> usize {
