@@ -100,31 +100,55 @@ impl Extractor {
     ) -> Result<Millis, InvalidReason> {
         let t = match &self.source {
             EventTimeSource::KafkaTimestamp => kafka_timestamp.ok_or(InvalidReason::MissingField)?,
-            EventTimeSource::Field { pointer, format } => {
+            EventTimeSource::Field { pointer, .. } => {
                 let payload = match payload {
                     Some(p) if !p.is_empty() => p,
                     _ => return Err(InvalidReason::EmptyPayload),
                 };
-                match pointer.lookup(payload) {
-                    Lookup::String { raw, escaped } => {
-                        if escaped {
-                            return Err(InvalidReason::BadTimestamp);
-                        }
-                        match format {
-                            TimeFormat::Rfc3339 => parse_rfc3339(raw).ok_or(InvalidReason::BadTimestamp)?,
-                            _ => parse_epoch(raw, *format).ok_or(InvalidReason::BadTimestamp)?,
-                        }
-                    }
-                    Lookup::Number(raw) => match format {
-                        TimeFormat::Rfc3339 => return Err(InvalidReason::BadTimestamp),
-                        _ => parse_epoch(raw, *format).ok_or(InvalidReason::BadTimestamp)?,
-                    },
-                    Lookup::Other => return Err(InvalidReason::BadTimestamp),
-                    Lookup::Missing => return Err(InvalidReason::MissingField),
-                    Lookup::NotJson => return Err(InvalidReason::NotJson),
-                }
+                return self.from_lookup(pointer.lookup(payload), arrival);
             }
         };
+        self.plausible(t, arrival)
+    }
+
+    /// The JSON pointer of the event time, when it is a field.
+    pub fn pointer(&self) -> Option<&JsonPointer> {
+        match &self.source {
+            EventTimeSource::Field { pointer, .. } => Some(pointer),
+            EventTimeSource::KafkaTimestamp => None,
+        }
+    }
+
+    /// Like [`Self::extract`] for a field, with the field already looked up (with other
+    /// fields, in one pass: [`crate::json::PointerSet`]) in a payload that is not empty.
+    #[inline]
+    pub fn from_lookup(&self, found: Lookup<'_>, arrival: Millis) -> Result<Millis, InvalidReason> {
+        let EventTimeSource::Field { format, .. } = self.source else {
+            return Err(InvalidReason::MissingField);
+        };
+        let t = match found {
+            Lookup::String { raw, escaped } => {
+                if escaped {
+                    return Err(InvalidReason::BadTimestamp);
+                }
+                match format {
+                    TimeFormat::Rfc3339 => parse_rfc3339(raw).ok_or(InvalidReason::BadTimestamp)?,
+                    _ => parse_epoch(raw, format).ok_or(InvalidReason::BadTimestamp)?,
+                }
+            }
+            Lookup::Number(raw) => match format {
+                TimeFormat::Rfc3339 => return Err(InvalidReason::BadTimestamp),
+                _ => parse_epoch(raw, format).ok_or(InvalidReason::BadTimestamp)?,
+            },
+            Lookup::Other => return Err(InvalidReason::BadTimestamp),
+            Lookup::Missing => return Err(InvalidReason::MissingField),
+            Lookup::NotJson => return Err(InvalidReason::NotJson),
+        };
+        self.plausible(t, arrival)
+    }
+
+    #[inline]
+    fn plausible(&self, t: Millis, arrival: Millis) -> Result<Millis, InvalidReason> {
         if t < MIN_PLAUSIBLE_EVENT_TIME {
             return Err(InvalidReason::BadTimestamp);
         }

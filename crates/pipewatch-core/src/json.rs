@@ -55,8 +55,13 @@ impl JsonPointer {
 
     /// Finds the value the pointer names in `doc`.
     pub fn lookup<'a>(&self, doc: &'a [u8]) -> Lookup<'a> {
-        let mut s = Scanner { buf: doc, pos: 0 };
-        for (depth, token) in self.tokens.iter().enumerate() {
+        self.resolve(Scanner { buf: doc, pos: 0 }, 0)
+    }
+
+    /// Follows the tokens from `from` on, the scanner at the value the ones before named.
+    fn resolve<'a>(&self, mut s: Scanner<'a>, from: usize) -> Lookup<'a> {
+        let doc = s.buf;
+        for (depth, token) in self.tokens.iter().enumerate().skip(from) {
             s.skip_ws();
             let step = match s.peek() {
                 // The block search checks less syntax and does not decode escapes: when
@@ -107,6 +112,63 @@ impl JsonPointer {
         match s.peek() {
             Some(b',' | b'}' | b']') => found,
             _ => Lookup::NotJson,
+        }
+    }
+}
+
+/// Most pointers [`PointerSet::lookup_all`] takes in one pass (an event time and the
+/// segments of a stream); past this, each is looked up alone.
+pub const MAX_SET: usize = 16;
+
+/// Several pointers looked up in one pass over a JSON object: the members of its top
+/// level are visited once for all of them (the event time and a stream's segments),
+/// instead of once each.
+#[derive(Debug, Clone, Default)]
+pub struct PointerSet {
+    pointers: Vec<JsonPointer>,
+}
+
+impl PointerSet {
+    pub fn new(pointers: Vec<JsonPointer>) -> Self {
+        Self { pointers }
+    }
+
+    pub fn len(&self) -> usize {
+        self.pointers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pointers.is_empty()
+    }
+
+    /// `out[i]` gets what pointer `i` finds in `doc`, exactly as
+    /// [`JsonPointer::lookup`] would (the property tests compare them). Does not allocate.
+    pub fn lookup_all<'a>(&self, doc: &'a [u8], out: &mut [Lookup<'a>]) {
+        let n = self.pointers.len().min(out.len());
+        let alone = |out: &mut [Lookup<'a>]| {
+            for (o, p) in out.iter_mut().zip(&self.pointers) {
+                *o = p.lookup(doc);
+            }
+        };
+        let mut s = Scanner { buf: doc, pos: 0 };
+        s.skip_ws();
+        if n > MAX_SET || s.peek() != Some(b'{') {
+            return alone(out);
+        }
+        let mut found = [usize::MAX; MAX_SET];
+        match s.find_members_blocks(&self.pointers[..n], &mut found[..n]) {
+            Some(()) => {
+                for i in 0..n {
+                    out[i] = match found[i] {
+                        // a member not there is the byte path's to decide, as alone
+                        // (it checks the syntax the block search skips)
+                        usize::MAX => self.pointers[i].lookup(doc),
+                        pos => self.pointers[i].resolve(Scanner { buf: doc, pos }, 1),
+                    };
+                }
+            }
+            // a backslash or the end of the input: each on its own (the byte path)
+            None => alone(out),
         }
     }
 }
@@ -341,6 +403,74 @@ impl Scanner<'_> {
                             }
                         }
                     }
+                }
+            }
+            block_start += 64;
+        }
+        None
+    }
+
+    /// At `{`: like [`Self::find_member_blocks`] for the first token of each pointer at
+    /// once: `found[i]` gets the position after the `:` of the first member named by
+    /// pointer `i`'s first token (`usize::MAX` where none). `Some(())`: every one found,
+    /// or the object read to its end; `None`: a backslash or the end of the input first.
+    fn find_members_blocks(&mut self, pointers: &[JsonPointer], found: &mut [usize]) -> Option<()> {
+        let buf = self.buf;
+        let mut left = pointers.len();
+        let mut depth = 0u32;
+        let mut in_string = 0u64;
+        let mut block_start = self.pos;
+        while block_start < buf.len() {
+            let m = BlockMasks::of(&buf[block_start..]);
+            if m.backslash != 0 {
+                return None;
+            }
+            let inside = prefix_xor(m.quote) ^ in_string;
+            in_string = ((inside as i64) >> 63) as u64;
+            let brackets = (m.open | m.close) & !inside;
+            let events = brackets | (m.quote & inside);
+            let mut todo = !0u64;
+            loop {
+                let pending = todo & if depth > 1 { brackets } else { events };
+                if pending == 0 {
+                    break;
+                }
+                let bit = pending.trailing_zeros();
+                todo = (!0u64 << bit) << 1;
+                let i = block_start + bit as usize;
+                match buf[i] {
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            self.pos = i + 1;
+                            return Some(());
+                        }
+                    }
+                    _ if depth == 1 => {
+                        // a string at depth 1: a key of some pointers if followed by ':'
+                        for (k, p) in pointers.iter().enumerate() {
+                            let key = p.tokens[0].as_bytes();
+                            if found[k] != usize::MAX
+                                || buf.get(i + 1 + key.len()) != Some(&b'"')
+                                || &buf[i + 1..i + 1 + key.len()] != key
+                            {
+                                continue;
+                            }
+                            let mut colon = i + 2 + key.len();
+                            while let Some(b' ' | b'\n' | b'\r' | b'\t') = buf.get(colon) {
+                                colon += 1;
+                            }
+                            if buf.get(colon) == Some(&b':') {
+                                found[k] = colon + 1;
+                                left -= 1;
+                            }
+                        }
+                        if left == 0 {
+                            return Some(());
+                        }
+                    }
+                    _ => {}
                 }
             }
             block_start += 64;

@@ -18,6 +18,7 @@ use crate::consumer::{
 use crate::diagnosis::{diagnose, diagnose_consumer, pair_cause, Cause, ConsumerFacts, Side, StreamFacts};
 use crate::extract::{Extractor, InvalidReason};
 use crate::histogram::{Histogram, GAP_DURATION_BUCKETS, RECORD_DELAY_BUCKETS};
+use crate::json::{Lookup as Found, PointerSet, MAX_SET};
 use crate::segment::{SegmentSnapshot, SegmentSpec, SegmentState};
 use crate::time::Millis;
 
@@ -268,6 +269,10 @@ struct StreamState {
     hourly: HourlyRates,
     hourly_stale: bool,
     segments: Vec<SegmentState>,
+    /// With segments: the event time's field (first, when it is one) and the segments',
+    /// looked up in one pass per record.
+    fields: PointerSet,
+    time_in_fields: bool,
 }
 
 /// A watched consumer group: its committed offsets as last read.
@@ -400,6 +405,17 @@ impl Monitor {
                 hourly: HourlyRates::default(),
                 hourly_stale: true,
                 segments: spec.segments.iter().map(|g| SegmentState::new(g.clone(), spec.max_segment_values)).collect(),
+                fields: PointerSet::new(if spec.segments.is_empty() {
+                    Vec::new()
+                } else {
+                    spec.extractor
+                        .pointer()
+                        .into_iter()
+                        .chain(spec.segments.iter().map(|g| &g.pointer))
+                        .cloned()
+                        .collect()
+                }),
+                time_in_fields: spec.extractor.pointer().is_some(),
                 spec,
             })
             .collect();
@@ -619,7 +635,24 @@ impl Monitor {
         p.bytes += payload.map_or(0, |b| b.len() as u64);
         p.last_record = Some(arrival);
         p.position = Some(p.position.map_or(offset + 1, |pos| pos.max(offset + 1)));
-        match s.spec.extractor.extract(payload, kafka_timestamp, arrival) {
+        let time = match payload {
+            // the event time and the segments in one pass
+            Some(doc) if !s.segments.is_empty() && !doc.is_empty() => {
+                let mut found = [Found::Missing; MAX_SET];
+                s.fields.lookup_all(doc, &mut found);
+                let (time, values) = if s.time_in_fields {
+                    (s.spec.extractor.from_lookup(found[0], arrival), &found[1..])
+                } else {
+                    (s.spec.extractor.extract(payload, kafka_timestamp, arrival), &found[..])
+                };
+                for (segment, value) in s.segments.iter_mut().zip(values) {
+                    segment.record(*value, p.caught_up, arrival);
+                }
+                time
+            }
+            _ => s.spec.extractor.extract(payload, kafka_timestamp, arrival),
+        };
+        match time {
             Ok(t) => {
                 p.watermark = Some(p.watermark.map_or(t, |w| w.max(t)));
                 if let Some(index) = &mut p.index {
@@ -631,11 +664,6 @@ impl Monitor {
                 }
             }
             Err(reason) => p.invalid[reason.index()] += 1,
-        }
-        if let (false, Some(payload)) = (s.segments.is_empty(), payload) {
-            for segment in &mut s.segments {
-                segment.record(payload, p.caught_up, arrival);
-            }
         }
         p.check_caught_up();
     }

@@ -82,11 +82,11 @@ impl SegmentState {
         self.values.len() - 1
     }
 
-    /// One record's value, read from its JSON payload (not JSON: not counted); `live`:
-    /// read in real time.
+    /// One record's value, as its field's lookup found it (not JSON: not counted);
+    /// `live`: read in real time.
     #[inline]
-    pub(crate) fn record(&mut self, payload: &[u8], live: bool, now: Millis) {
-        let raw: &[u8] = match self.spec.pointer.lookup(payload) {
+    pub(crate) fn record(&mut self, found: Lookup<'_>, live: bool, now: Millis) {
+        let raw: &[u8] = match found {
             Lookup::String { raw, .. } | Lookup::Number(raw) => raw,
             Lookup::Missing | Lookup::Other => NONE.as_bytes(),
             Lookup::NotJson => return,
@@ -161,6 +161,13 @@ pub struct SegmentValueSnapshot {
 mod tests {
     use super::*;
 
+    impl SegmentState {
+        fn record_doc(&mut self, doc: &[u8], live: bool, now: Millis) {
+            let found = self.spec.pointer.lookup(doc);
+            self.record(found, live, now);
+        }
+    }
+
     fn state(max: usize) -> SegmentState {
         SegmentState::new(SegmentSpec { name: "channel".into(), pointer: JsonPointer::parse("/channel").unwrap() }, max)
     }
@@ -170,13 +177,13 @@ mod tests {
         let mut s = state(3);
         for i in 0..100 {
             for v in ["web", "app"] {
-                s.record(format!(r#"{{"channel":"{v}","ts":1}}"#).as_bytes(), true, i * 1000);
+                s.record_doc(format!(r#"{{"channel":"{v}","ts":1}}"#).as_bytes(), true, i * 1000);
             }
         }
-        s.record(br#"{"ts":1}"#, true, 100_000);
-        s.record(br#"{"channel":"email"}"#, true, 100_000);
-        s.record(br#"{"channel":"sms"}"#, true, 100_000);
-        s.record(b"not json", true, 100_000);
+        s.record_doc(br#"{"ts":1}"#, true, 100_000);
+        s.record_doc(br#"{"channel":"email"}"#, true, 100_000);
+        s.record_doc(br#"{"channel":"sms"}"#, true, 100_000);
+        s.record_doc(b"not json", true, 100_000);
         let snap = s.snapshot(120_000, 100_000);
         let names: Vec<&str> = snap.values.iter().map(|v| v.value.as_str()).collect();
         assert_eq!(names, ["web", "app", NONE, OTHER]);
@@ -184,7 +191,7 @@ mod tests {
         assert!(snap.values[0].judged && !snap.values[2].judged, "one record does not make a flow");
         // web stops; app goes on
         for i in 100..300 {
-            s.record(br#"{"channel":"app"}"#, true, i * 1000);
+            s.record_doc(br#"{"channel":"app"}"#, true, i * 1000);
         }
         let snap = s.snapshot(120_000, 300_000);
         assert!(snap.values[0].silent && !snap.values[1].silent);
@@ -198,7 +205,7 @@ mod tests {
     fn a_replayed_backlog_counts_but_is_not_a_flow() {
         let mut s = state(50);
         for _ in 0..1000 {
-            s.record(br#"{"channel":"web"}"#, false, 5_000);
+            s.record_doc(br#"{"channel":"web"}"#, false, 5_000);
         }
         let snap = s.snapshot(120_000, 500_000);
         assert_eq!(snap.values[0].records, 1000);
@@ -210,10 +217,10 @@ mod tests {
         let mut s = state(50);
         // one record every 10 minutes: silence of 2 minutes is normal for it
         for i in 0..20 {
-            s.record(br#"{"channel":"fax"}"#, true, i * 600_000);
+            s.record_doc(br#"{"channel":"fax"}"#, true, i * 600_000);
         }
         let long = format!(r#"{{"channel":"{}"}}"#, "x".repeat(MAX_VALUE_BYTES + 1));
-        s.record(long.as_bytes(), true, 0);
+        s.record_doc(long.as_bytes(), true, 0);
         let snap = s.snapshot(120_000, 20 * 600_000);
         assert!(!snap.values[0].judged);
         assert_eq!((snap.values[1].value.as_str(), snap.overflow), (OTHER, 1));
@@ -223,7 +230,7 @@ mod tests {
     fn ten_thousand_distinct_values_stay_within_the_cap() {
         let mut s = state(DEFAULT_MAX_VALUES);
         for i in 0..10_000 {
-            s.record(format!(r#"{{"channel":"c{i}"}}"#).as_bytes(), true, i);
+            s.record_doc(format!(r#"{{"channel":"c{i}"}}"#).as_bytes(), true, i);
         }
         assert_eq!(s.values.len(), DEFAULT_MAX_VALUES + 1);
         assert_eq!(s.index.len(), DEFAULT_MAX_VALUES + 1);

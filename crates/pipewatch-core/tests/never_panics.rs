@@ -3,6 +3,7 @@
 //! on generated JSON. Each property runs a bounded number of cases (CI runs them all).
 
 use pipewatch_core::extract::{MAX_EPOCH_MS, MIN_PLAUSIBLE_EVENT_TIME};
+use pipewatch_core::json::{Lookup, PointerSet};
 use pipewatch_core::{EventTimeSource, Extractor, InvalidReason, JsonPointer, Millis, TimeFormat};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -27,6 +28,19 @@ fn check_all(payload: &[u8]) -> Result<(), TestCaseError> {
                 prop_assert!((MIN_PLAUSIBLE_EVENT_TIME..=NOW + SKEW).contains(&t), "{t} from {pointer}");
             }
         }
+    }
+    Ok(())
+}
+
+/// Every pointer looked up in one pass finds what each finds alone.
+fn one_pass_agrees(payload: &[u8]) -> Result<(), TestCaseError> {
+    let more = ["/a", "/n/m", "/ts", "/items/0/sku", "/qty", ""];
+    let pointers: Vec<JsonPointer> = POINTERS.iter().chain(&more).filter_map(|p| JsonPointer::parse(p).ok()).collect();
+    let set = PointerSet::new(pointers.clone());
+    let mut found = [Lookup::Missing; 16];
+    set.lookup_all(payload, &mut found);
+    for (p, f) in pointers.iter().zip(found) {
+        prop_assert_eq!(p.lookup(payload), f, "{} in {:?}", p.as_str(), String::from_utf8_lossy(payload));
     }
     Ok(())
 }
@@ -66,16 +80,19 @@ proptest! {
     #[test]
     fn random_bytes(payload in prop::collection::vec(any::<u8>(), 0..512)) {
         check_all(&payload)?;
+        one_pass_agrees(&payload)?;
     }
 
     #[test]
     fn truncated_and_mutated_records(cut in 0..ORDER.len(), flips in prop::collection::vec((0..ORDER.len(), any::<u8>()), 0..4)) {
         check_all(&ORDER.as_bytes()[..cut])?;
+        one_pass_agrees(&ORDER.as_bytes()[..cut])?;
         let mut mutated = ORDER.as_bytes().to_vec();
         for (i, b) in flips {
             mutated[i] = b;
         }
         check_all(&mutated)?;
+        one_pass_agrees(&mutated)?;
     }
 
     #[test]
@@ -88,6 +105,8 @@ proptest! {
     #[test]
     fn agrees_with_serde_json(doc in json_record()) {
         let text = serde_json::to_string(&doc).unwrap();
+        one_pass_agrees(text.as_bytes())?;
+        one_pass_agrees(serde_json::to_string_pretty(&doc).unwrap().as_bytes())?;
         for pointer in POINTERS {
             let found = extractor(pointer, TimeFormat::EpochMillis).extract(Some(text.as_bytes()), None, NOW);
             match doc.pointer(pointer) {
