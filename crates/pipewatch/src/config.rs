@@ -1209,6 +1209,84 @@ follower = "behavior"
     }
 
     #[test]
+    fn baselines_and_segments_are_validated_with_their_keys() {
+        let text = r#"
+[kafka]
+bootstrap_servers = "localhost:9092"
+[[stream]]
+name = "orders"
+topic = "orders"
+event_time = { field = "/ts", format = "epoch_millis" }
+baseline = { history = "2h", sensitivity = 0.0, tolerance = 1.5, floor = 0.0 }
+segments = [{ name = "channel", field = "channel" }, { name = "channel", field = "/c" }, { name = "a b", field = "/x" }]
+max_segment_values = 0
+[[stream]]
+name = "behaviour"
+topic = "behaviour"
+event_time = { field = "/ts", format = "epoch_millis" }
+baseline = { history = "365d" }
+[[alert]]
+name = "OrdersOffUsual"
+kind = "volume_anomaly"
+target = "orders"
+threshold = -1.0
+impact = "x"
+[[alert]]
+name = "BehaviourOffUsual"
+kind = "volume_anomaly"
+target = "behaviour"
+impact = "x"
+[[alert]]
+name = "NoBaseline"
+kind = "volume_anomaly"
+target = "behaviour2"
+impact = "x"
+[[alert]]
+name = "PathStopped"
+kind = "segment_silence"
+target = "orders"
+impact = "x"
+"#;
+        let err = parse(text).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "stream[0].baseline.history",
+                "stream[0].baseline.sensitivity",
+                "stream[0].baseline.tolerance",
+                "stream[0].baseline.floor",
+                "stream[0].segments[0].field",
+                "stream[0].segments[1].name",
+                "stream[0].segments[2].name",
+                "stream[0].max_segment_values",
+                "stream[1].baseline.history",
+                "alert[0].threshold",
+                "alert[2].target",
+                "alert[3].threshold",
+            ],
+            "{err}"
+        );
+        let shown = err.to_string();
+        assert!(shown.contains("at least 1d"), "{shown}");
+        assert!(shown.contains("duplicate segment name \"channel\""), "{shown}");
+        assert!(shown.contains("segment_silence needs a threshold"), "{shown}");
+        // a volume_anomaly needs the stream's baseline; its threshold defaults to the band's edge
+        let without = text.replace("baseline = { history = \"365d\" }\n", "");
+        let err = parse(&without).unwrap_err();
+        assert!(err.to_string().contains("volume_anomaly needs a baseline on stream \"behaviour\""), "{err}");
+        let good = parse(
+            "[kafka]\nbootstrap_servers = \"k:9092\"\n[[stream]]\nname = \"o\"\ntopic = \"o\"\n\
+             event_time = { field = \"/ts\", format = \"epoch_millis\" }\nbaseline = {}\n\
+             [[alert]]\nname = \"A\"\nkind = \"volume_anomaly\"\ntarget = \"o\"\nimpact = \"x\"\n",
+        )
+        .unwrap();
+        let spec = good.streams[0].baseline.unwrap();
+        assert_eq!((spec.history_ms, spec.sensitivity, spec.tolerance, spec.floor), (14 * 86_400_000, 3.0, 0.2, 1.0));
+        assert_eq!((good.alerts[0].threshold, good.alerts[0].clear), (1.0, 1.0));
+    }
+
+    #[test]
     fn alert_rules_are_validated_with_their_keys() {
         let head = EXAMPLE.split("[[alert]]").next().unwrap();
         let text = format!(
