@@ -148,13 +148,7 @@ pub fn render(config: &Config, source: &str) -> String {
         ),
         &[],
     );
-    record(
-        &mut out,
-        "Cause: the first of the diagnosis order that holds across replicas (value 1).",
-        STREAM_CAUSE,
-        &cause_expr(config),
-        &[],
-    );
+    // before the cause, which reads it
     if config.streams.iter().any(|s| !s.segments.is_empty()) {
         record(
             &mut out,
@@ -167,6 +161,13 @@ pub fn render(config: &Config, source: &str) -> String {
             &[],
         );
     }
+    record(
+        &mut out,
+        "Cause: the first of the diagnosis order that holds across replicas (value 1).",
+        STREAM_CAUSE,
+        &cause_expr(config),
+        &[],
+    );
     for s in config.streams.iter().filter(|s| s.baseline.is_some()) {
         record(
             &mut out,
