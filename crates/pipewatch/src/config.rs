@@ -1146,7 +1146,9 @@ mod tests {
         assert_eq!(c.pairs.len(), 1);
         assert_eq!(c.listen.to_string(), "127.0.0.1:9464");
         assert_eq!(c.source.start, Start::Lookback(Duration::from_secs(900)));
-        assert_eq!(c.alerts.len(), 2);
+        assert_eq!(c.alerts.len(), 3);
+        assert_eq!(c.alerts[2].kind, AlertKind::SegmentSilence);
+        assert_eq!(c.streams[1].segments.len(), 1);
         assert_eq!(c.alerts[0].threshold, 900.0);
         assert_eq!(c.alerts[0].clear, 600.0);
         assert_eq!(c.external_url, "http://127.0.0.1:9464");
@@ -1474,13 +1476,19 @@ impact = "stale"
 "#
         );
         let err = parse(&text).unwrap_err().to_string();
-        for want in [
-            "alert[2].target: consumer_lag needs a consumer; no consumer named \"analytcs\" (known: analytics)",
-            "alert[3].pair: consumer \"analytics\" does not read both \"orders\" and \"behaviour\"",
-            "alert[4].pair: consumer_sync_lag needs the pair whose sync lag the consumer sees",
-            "alert[5].pair: only consumer_sync_lag takes a pair",
-        ] {
-            assert!(err.contains(want), "missing {want:?} in\n{err}");
+        // the example's own alerts come first
+        let first = EXAMPLE.matches("\n[[alert]]").count();
+        for (i, want) in [
+            "target: consumer_lag needs a consumer; no consumer named \"analytcs\" (known: analytics)",
+            "pair: consumer \"analytics\" does not read both \"orders\" and \"behaviour\"",
+            "pair: consumer_sync_lag needs the pair whose sync lag the consumer sees",
+            "pair: only consumer_sync_lag takes a pair",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let want = format!("alert[{}].{want}", first + i);
+            assert!(err.contains(&want), "missing {want:?} in\n{err}");
         }
     }
 
