@@ -97,7 +97,9 @@ async fn the_page_draws_the_last_minutes_of_rate_freshness_and_sync_lag_as_chart
     tokio::time::sleep(Duration::from_secs(12)).await;
     let dom = rendered(&format!("http://{}/", pw.addr)).await;
     // one chart per figure, each a polyline with as many points as it says
-    let charts: Vec<(String, usize, f64, usize, Option<(usize, usize)>)> = dom
+    // (series, points it counts, last value, points drawn, band: (samples, vertices))
+    type Chart = (String, usize, f64, usize, Option<(usize, usize)>);
+    let charts: Vec<Chart> = dom
         .split("<svg ")
         .skip(1)
         .map(|svg| {

@@ -79,6 +79,15 @@ pub(crate) fn learn_histories(
                     seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
                     "history learnt: {hours} complete hours"
                 );
+                // the first and the current hour are never complete
+                let asked = (request.history_ms / HOUR_MS) as usize;
+                if hours + 2 < asked {
+                    warn!(
+                        stream = %request.name,
+                        "the topic holds {hours} complete hours of the {asked} its baseline asks for (its retention, \
+                         or its age): the slots are hours of the day until 13 days are known"
+                    );
+                }
                 request.partitions.iter().copied().zip(histories.into_iter().map(Some)).collect()
             }
             Err(e) => {

@@ -40,6 +40,10 @@ pub struct GenerateArgs {
     /// The rate falls to this fraction (0 to 1).
     #[arg(long, value_parser = parse_share)]
     volume_drop: Option<f64>,
+    /// Write none of this stream's records of this channel, STREAM:CHANNEL with CHANNEL
+    /// web, app or email (one collection path stops; repeatable).
+    #[arg(long, value_parser = parse_channel)]
+    stop_channel: Vec<(Stream, &'static str)>,
 }
 
 impl GenerateArgs {
@@ -52,6 +56,7 @@ impl GenerateArgs {
         faults.extend(self.silent_partition.iter().map(|(s, p)| later(Fault::SilentPartition(*s, *p))));
         faults.extend(self.stop_stream.iter().map(|s| later(Fault::StoppedStream(*s))));
         faults.extend(self.volume_drop.map(|x| later(Fault::VolumeDrop(x))));
+        faults.extend(self.stop_channel.iter().map(|(s, c)| later(Fault::StoppedChannel(*s, c))));
         GenerateOptions {
             bootstrap_servers: self.bootstrap_servers,
             properties: self.properties,
@@ -94,6 +99,15 @@ fn parse_partition(s: &str) -> Result<(Stream, i32), String> {
     let (stream, partition) = s.split_once(':').ok_or_else(|| format!("expected STREAM:PARTITION, got {s:?}"))?;
     let partition = partition.parse::<i32>().ok().filter(|p| *p >= 0);
     Ok((parse_stream(stream)?, partition.ok_or_else(|| format!("expected a partition number, got {s:?}"))?))
+}
+
+fn parse_channel(s: &str) -> Result<(Stream, &'static str), String> {
+    let (stream, channel) = s.split_once(':').ok_or_else(|| format!("expected STREAM:CHANNEL, got {s:?}"))?;
+    let channel = crate::CHANNELS
+        .into_iter()
+        .find(|c| *c == channel)
+        .ok_or_else(|| format!("expected a channel of {}, got {channel:?}", crate::CHANNELS.join(", ")))?;
+    Ok((parse_stream(stream)?, channel))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

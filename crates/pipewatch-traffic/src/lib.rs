@@ -63,6 +63,9 @@ pub enum Fault {
     StoppedChannel(Stream, &'static str),
 }
 
+/// Every value [`channel`] gives.
+pub const CHANNELS: [&str; 3] = ["web", "app", "email"];
+
 /// The `channel` field of record `n`: `app` one in twelve, `email` two, `web` the rest.
 pub fn channel(n: u64) -> &'static str {
     match n % 12 {
