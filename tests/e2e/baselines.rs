@@ -100,7 +100,8 @@ async fn volume_is_judged_against_the_history_learned_from_the_broker() {
         // the past must outlive the broker's default retention of 7 days
         create_topic_with(bootstrap, t, 1, &[("retention.ms", "-1")]).await.unwrap();
     }
-    let now_hour = now_ms() / HOUR_MS;
+    let now = now_ms();
+    let now_hour = now / HOUR_MS;
     let per_hour = |rate: f64| (rate * 3600.0) as u64;
     let (w, d) = (weekly.clone(), daily.clone());
     let written = tokio::task::spawn_blocking(move || {
@@ -108,11 +109,11 @@ async fn volume_is_judged_against_the_history_learned_from_the_broker() {
         // 14 days: the same weekday's hours around now at LEVEL, every other hour a quarter
         // of it (judged by the hour of the day, LEVEL would be far above the median)
         let same_weekday = |h: i64| matches!((h - now_hour).rem_euclid(168), 0..=2 | 167);
-        let weekly_written = producer.history(&w, 1, now_hour - 14 * 24, now_hour, |h| {
-            per_hour(if same_weekday(h) { LEVEL } else { LEVEL / 4.0 })
-        });
-        // a day and an hour, flat
-        producer.history(&d, 1, now_hour - 25, now_hour, |_| per_hour(LEVEL));
+        let weekly_written = producer
+            .history(&w, 1, now_hour - 14 * 24, now, |h| per_hour(if same_weekday(h) { LEVEL } else { LEVEL / 4.0 }));
+        // a day and an hour, flat (the current hour up to now, in both: a test that runs
+        // into the next hour sees this one complete at its rate)
+        producer.history(&d, 1, now_hour - 25, now, |_| per_hour(LEVEL));
         weekly_written
     })
     .await

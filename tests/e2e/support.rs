@@ -357,13 +357,13 @@ pub fn steady(
 }
 
 /// Creates `topic` (kept forever) with a day and an hour of history: `per_hour`
-/// records on each partition in each past hour.
+/// records on each partition in each past hour, and in this one up to now.
 pub async fn topic_with_history(bootstrap: &'static str, topic: &str, partitions: i32, per_hour: u64) {
     create_topic_with(bootstrap, topic, partitions, &[("retention.ms", "-1")]).await.unwrap();
-    let now_hour = now_ms() / 3_600_000;
+    let now = now_ms();
     let t = topic.to_string();
     tokio::task::spawn_blocking(move || {
-        TestProducer::new(bootstrap).history(&t, partitions, now_hour - 25, now_hour, |_| per_hour)
+        TestProducer::new(bootstrap).history(&t, partitions, now / 3_600_000 - 25, now, |_| per_hour)
     })
     .await
     .unwrap();

@@ -428,24 +428,29 @@ impl TestProducer {
         self.producer.poll(Duration::ZERO);
     }
 
-    /// Writes a past: for each hour from `from_hour` up to `to_hour` (hours since the
-    /// epoch), `per_hour(hour)` records to each partition, spread evenly over the hour,
-    /// their Kafka timestamp and `{"ts": …}` event time set to when they happened.
-    /// Returns the records written. The topic needs a retention longer than the past.
+    /// Writes a past: for each hour from `from_hour` on, `per_hour(hour)` records to each
+    /// partition, spread evenly over the hour, up to (not including) `until` (ms since the
+    /// epoch: the current hour is written as far as now, so that it completes at its rate
+    /// when a test runs into the next hour); their Kafka timestamp and `{"ts": …}` event
+    /// time set to when they happened. Returns the records written. The topic needs a
+    /// retention longer than the past.
     pub fn history(
         &self,
         topic: &str,
         partitions: i32,
         from_hour: i64,
-        to_hour: i64,
+        until: i64,
         per_hour: impl Fn(i64) -> u64,
     ) -> u64 {
         const HOUR_MS: i64 = 3_600_000;
         let mut written = 0;
-        for hour in from_hour..to_hour {
+        for hour in from_hour..=until.div_euclid(HOUR_MS) {
             let n = per_hour(hour);
             for i in 0..n {
                 let at = hour * HOUR_MS + (i as i64 * HOUR_MS) / n as i64;
+                if at >= until {
+                    break;
+                }
                 let payload = format!(r#"{{"ts":{at}}}"#);
                 for p in 0..partitions {
                     self.send_at(topic, p, Some(payload.as_bytes()), Some(at));
