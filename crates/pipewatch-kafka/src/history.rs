@@ -1,7 +1,9 @@
 //! The history learner: for streams with a baseline, each assigned partition's offset
 //! at every hour boundary of the history (offsets by time, one ListOffsets per leader
 //! broker for all the partitions asked at once), on a thread of its own so that a long
-//! history never delays the log-end poll. Read-only: no group, no commit.
+//! history never delays the log-end poll. Read-only: nothing is committed and no group
+//! is joined (the reader used when the broker has no time index assigns partitions under
+//! pipewatch's own group id, as the record fetcher does).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -109,8 +111,10 @@ pub(crate) fn learn_histories(
     }
 }
 
-/// The offsets at each hour boundary of the history, from the newest back; the log end
-/// first (a boundary after the last record is at the log end), the log start last.
+/// The offsets at each hour boundary of the history: the log end first (a boundary after
+/// the last record is at the log end), one lookup at the epoch (does the broker have a
+/// time index?), the log start, then the boundaries from the newest back (or, without a
+/// time index, the records themselves).
 fn learn(
     clients: &Clients,
     request: &HistoryRequest,
