@@ -81,8 +81,9 @@ pub enum Replicas {
     /// The rate summed over the replicas is outside the band summed over them (each
     /// replica learns the history of its own partitions).
     SummedRateOutsideBand,
-    /// A replica reports it and the value's silence is the longest even at the replica
-    /// that heard it last (each replica reads the records of its own partitions).
+    /// A replica reports it, and the value is silent at every replica that has read it:
+    /// its shortest silence over the replicas is over `max_silence` (each replica reads
+    /// the records of its own partitions).
     SilentOnEveryReplica,
 }
 

@@ -14,7 +14,9 @@
 //!   diagnosis table itself (`pipewatch_core::diagnosis::ORDER`): each cause holds when
 //!   any replica reports it, or only when every replica does (`no_data`;
 //!   `producer_silent`, else some partitions flow: `partition_stalled`), or from the
-//!   summed rate (the volume causes);
+//!   summed rate (the volume causes; `volume_anomaly` against the replicas' bands summed,
+//!   only when every replica holding partitions has one), or a segment value silent at
+//!   every replica that has read it (`segment_silent`);
 //! - pair cause: the cause of the side that is behind (the follower's when the sync lag
 //!   is positive), the other side's when that one is `ok`.
 //!
