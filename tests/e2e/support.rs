@@ -331,8 +331,8 @@ pub fn traffic(
     stop
 }
 
-/// A record `{"ts": now}` on every partition of `topic` each `every` until the returned
-/// flag is set.
+/// A record `{"ts": now}` on every partition of `topic` each `every`, by the clock (a
+/// slow send is made up at once), until the returned flag is set.
 pub fn steady(
     bootstrap: &str,
     topic: &str,
@@ -344,13 +344,17 @@ pub fn steady(
     let (s, bootstrap, topic) = (stop.clone(), bootstrap.to_string(), topic.to_string());
     std::thread::spawn(move || {
         let producer = TestProducer::new(&bootstrap);
+        let mut next = Instant::now();
         while !s.load(Ordering::Relaxed) {
-            let ts = now_ms();
-            for p in 0..partitions {
-                producer.send(&topic, p, Some(format!(r#"{{"ts":{ts}}}"#).as_bytes()));
+            while next <= Instant::now() {
+                let ts = now_ms();
+                for p in 0..partitions {
+                    producer.send(&topic, p, Some(format!(r#"{{"ts":{ts}}}"#).as_bytes()));
+                }
+                next += every;
             }
             let _ = producer.try_flush(Duration::from_secs(1));
-            std::thread::sleep(every);
+            std::thread::sleep(next.saturating_duration_since(Instant::now()).min(Duration::from_millis(100)));
         }
     });
     stop
