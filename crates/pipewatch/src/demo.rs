@@ -301,10 +301,12 @@ fn signups_history(bootstrap: &str) -> anyhow::Result<u64> {
         loop {
             match producer.send(record) {
                 Ok(()) => break,
-                Err((_, r)) => {
+                // the producer's queue is full: let it drain
+                Err((e, r)) if e.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::QueueFull) => {
                     producer.poll(Duration::from_millis(10));
                     record = r;
                 }
+                Err((e, _)) => anyhow::bail!("failed to write the signups history: {e}"),
             }
         }
         n += 1;
