@@ -62,14 +62,10 @@ impl Drop for Traffic {
     }
 }
 
-fn stream(status: &Value, name: &str) -> Value {
-    status["streams"].as_array().and_then(|a| a.iter().find(|s| s["name"] == name)).cloned().unwrap_or_default()
-}
-
 /// Waits until `stream`'s baseline is in `state` (`ready`, `not_enough_history`); its status.
 async fn baseline(pw: &Pipewatch, name: &str, state: &str) -> Value {
     eventually(&format!("{name} baseline {state}"), Duration::from_secs(120), || async {
-        let st = stream(&pw.status().await, name);
+        let st = stream_status(&pw.status().await, name);
         if st["baseline"]["state"] == state {
             Ok(st["baseline"].clone())
         } else {
@@ -82,7 +78,7 @@ async fn baseline(pw: &Pipewatch, name: &str, state: &str) -> Value {
 /// Waits until `stream` is `cause` with the baseline's anomaly `anomaly` (`low`, `high`, null).
 async fn judged(pw: &Pipewatch, name: &str, cause: &str, anomaly: Value, timeout: Duration) -> Value {
     eventually(&format!("{name} {cause} ({anomaly})"), timeout, || async {
-        let st = stream(&pw.status().await, name);
+        let st = stream_status(&pw.status().await, name);
         if st["cause"] == cause && st["baseline"]["anomaly"] == anomaly {
             Ok(st)
         } else {
@@ -252,7 +248,7 @@ url = "{}"
     let high = sink.bodies().iter().flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default()).nth(2).unwrap();
     let description = high["annotations"]["description"].as_str().unwrap_or_default().to_string();
     assert!(description.contains("above the expected 2.00 records/s (hour of the week"), "{high}");
-    assert_eq!(stream(&pw.status().await, "fresh")["cause"], "ok");
+    assert_eq!(stream_status(&pw.status().await, "fresh")["cause"], "ok");
     drop(traffic);
     pw.stop().await;
 }

@@ -94,6 +94,11 @@ fn partition_series(out: &mut String, job: &str, instance: &str, stream: &str, r
     );
 }
 
+/// `pipewatch:stream_cause` of `stream` is `want` for job `pw`.
+fn expect_cause(out: &mut String, stream: &str, want: Cause) {
+    expect(out, "pipewatch:stream_cause", &format!("job=\"pw\", stream=\"{stream}\", cause=\"{}\"", want.as_str()));
+}
+
 fn expect(out: &mut String, metric: &str, labels: &str) {
     let _ = writeln!(out, "          - labels: '{metric}{{{labels}}}'\n            value: 1");
 }
@@ -182,11 +187,7 @@ streams = ["orders", "behaviour"]
             cause_series(&mut series, "pw", "a", &stream, *a);
             cause_series(&mut series, "pw", "b", &stream, *b);
             let want = diagnose(&merge(&witness(*a), &witness(*b)));
-            expect(
-                &mut causes,
-                "pipewatch:stream_cause",
-                &format!("job=\"pw\", stream=\"{stream}\", cause=\"{}\"", want.as_str()),
-            );
+            expect_cause(&mut causes, &stream, want);
             cases += 1;
         }
     }
@@ -204,11 +205,7 @@ streams = ["orders", "behaviour"]
         facts.min_rate = spec.min_rate;
         facts.max_rate = spec.max_rate;
         let want = diagnose(&facts);
-        expect(
-            &mut causes,
-            "pipewatch:stream_cause",
-            &format!("job=\"pw\", stream=\"{stream}\", cause=\"{}\"", want.as_str()),
-        );
+        expect_cause(&mut causes, stream, want);
         cases += 1;
     }
     // The band: each replica's band of its share (lower 4, expected 5, upper 6 records/s)
@@ -234,11 +231,7 @@ streams = ["orders", "behaviour"]
             ..witness(Cause::Ok)
         };
         let want = diagnose(&facts);
-        expect(
-            &mut causes,
-            "pipewatch:stream_cause",
-            &format!("job=\"pw\", stream=\"{stream}\", cause=\"{}\"", want.as_str()),
-        );
+        expect_cause(&mut causes, stream, want);
         cases += 1;
     }
     // A segment value silent at the replica that reports it: the stream's cause only when
@@ -257,11 +250,7 @@ streams = ["orders", "behaviour"]
                  - series: 'pipewatch_segment_used_to_flow{{{labels}}}'\n        values: '1x{STEPS}'"
             );
         }
-        expect(
-            &mut causes,
-            "pipewatch:stream_cause",
-            &format!("job=\"pw\", stream=\"{stream}\", cause=\"{}\"", want.as_str()),
-        );
+        expect_cause(&mut causes, stream, want);
         cases += 1;
     }
     assert!(causes.contains("cause=\"volume_low\"") && causes.contains("cause=\"volume_high\""));

@@ -41,16 +41,12 @@ fn behaviour(bootstrap: &str, topic: &str, channels: Arc<Mutex<Vec<&'static str>
     stop
 }
 
-fn stream(status: &Value, name: &str) -> Value {
-    status["streams"].as_array().and_then(|a| a.iter().find(|s| s["name"] == name)).cloned().unwrap_or_default()
-}
-
 /// The stream's rate as pipewatch measures it, averaged over five readings a second apart
 /// (the test's producer may stall for a moment on a busy machine and then catch up).
 async fn mean_rate(pw: &Pipewatch, name: &str) -> f64 {
     let mut sum = 0.0;
     for _ in 0..5 {
-        sum += stream(&pw.status().await, name)["rate_records_per_second"].as_f64().unwrap_or(0.0);
+        sum += stream_status(&pw.status().await, name)["rate_records_per_second"].as_f64().unwrap_or(0.0);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     sum / 5.0
@@ -100,7 +96,7 @@ url = "{}"
     let stop = behaviour(bootstrap, &topic, channels.clone());
     let pw = Pipewatch::start(&config(bootstrap, "latest", &body)).await;
     eventually("every channel judged as flowing", Duration::from_secs(60), || async {
-        let st = stream(&pw.status().await, "behaviour");
+        let st = stream_status(&pw.status().await, "behaviour");
         let judged = ["web", "app", "email"].iter().all(|c| value(&st, "channel", c)["judged"] == true);
         if judged && st["cause"] == "ok" && st["rate_window_full"] == true {
             Ok(st)
@@ -114,7 +110,7 @@ url = "{}"
     // a new channel appears: counted, not a fault
     channels.lock().unwrap().push("sms");
     eventually("sms counted", Duration::from_secs(30), || async {
-        let st = stream(&pw.status().await, "behaviour");
+        let st = stream_status(&pw.status().await, "behaviour");
         if value(&st, "channel", "sms")["records"].as_u64().unwrap_or(0) > 10 {
             Ok(())
         } else {
@@ -122,13 +118,13 @@ url = "{}"
         }
     })
     .await;
-    assert_eq!(stream(&pw.status().await, "behaviour")["cause"], "ok");
+    assert_eq!(stream_status(&pw.status().await, "behaviour")["cause"], "ok");
 
     // the app path stops; the others carry the same total
     channels.lock().unwrap().retain(|c| *c != "app");
     let stopped = Instant::now();
     let st = eventually("segment_silent naming channel=app", Duration::from_secs(60), || async {
-        let st = stream(&pw.status().await, "behaviour");
+        let st = stream_status(&pw.status().await, "behaviour");
         if st["cause"] == "segment_silent" {
             Ok(st)
         } else {
@@ -164,7 +160,7 @@ url = "{}"
     // the path comes back: ok, resolved
     channels.lock().unwrap().push("app");
     eventually("ok again", Duration::from_secs(60), || async {
-        let st = stream(&pw.status().await, "behaviour");
+        let st = stream_status(&pw.status().await, "behaviour");
         if st["cause"] == "ok" {
             Ok(())
         } else {

@@ -373,6 +373,11 @@ pub async fn topic_with_history(bootstrap: &'static str, topic: &str, partitions
     .unwrap();
 }
 
+/// The entry of stream `name` in a `/api/v1/status` (null when there is none).
+pub fn stream_status(status: &serde_json::Value, name: &str) -> serde_json::Value {
+    status["streams"].as_array().and_then(|a| a.iter().find(|s| s["name"] == name)).cloned().unwrap_or_default()
+}
+
 /// Polls `check` until it returns `Some`, or panics with `what` and the last state.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where

@@ -23,6 +23,15 @@ struct CreatedAt<'a> {
     created_at: &'a str,
 }
 
+/// Twelve partitions assigned to stream 0, read up to their (empty) log end.
+fn caught_up(monitor: &mut Monitor) {
+    for p in 0..12 {
+        monitor.assign(0, p, StartPosition::At(0), NOW);
+        monitor.log_end(0, p, 0, NOW);
+        monitor.position(0, p, 0);
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("record_path");
     for (name, ts_first) in [("field_last", false), ("field_first", true)] {
@@ -50,11 +59,7 @@ fn bench(c: &mut Criterion) {
             vec![spec],
             vec![],
         );
-        for p in 0..12 {
-            monitor.assign(0, p, StartPosition::At(0), NOW);
-            monitor.log_end(0, p, 0, NOW);
-            monitor.position(0, p, 0);
-        }
+        caught_up(&mut monitor);
         let extractor = monitor.streams().next().unwrap().extractor.clone();
         assert!(extractor.extract(Some(&payload), None, NOW).is_ok());
         group.bench_function(format!("extract_only_{name}"), |b| {
@@ -95,11 +100,7 @@ fn bench(c: &mut Criterion) {
             },
             NOW,
         );
-        for p in 0..12 {
-            watched.assign(0, p, StartPosition::At(0), NOW);
-            watched.log_end(0, p, 0, NOW);
-            watched.position(0, p, 0);
-        }
+        caught_up(&mut watched);
         group.bench_function(format!("{name}_{}B_consumer_index", payload.len()), |b| {
             let mut offset = 0i64;
             b.iter(|| {
@@ -118,11 +119,7 @@ fn bench(c: &mut Criterion) {
             }],
             vec![],
         );
-        for p in 0..12 {
-            segmented.assign(0, p, StartPosition::At(0), NOW);
-            segmented.log_end(0, p, 0, NOW);
-            segmented.position(0, p, 0);
-        }
+        caught_up(&mut segmented);
         group.bench_function(format!("{name}_{}B_two_segments", payload.len()), |b| {
             let mut offset = 0i64;
             b.iter(|| {

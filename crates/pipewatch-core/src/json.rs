@@ -414,6 +414,8 @@ impl Scanner<'_> {
     /// once: `found[i]` gets the position after the `:` of the first member named by
     /// pointer `i`'s first token (`usize::MAX` where none). `Some(())`: every one found,
     /// or the object read to its end; `None`: a backslash or the end of the input first.
+    /// The block loop is [`Self::find_member_blocks`]'s on purpose: one loop shared by both
+    /// through a closure cost the single lookup 8–10 % in the record-path bench.
     fn find_members_blocks(&mut self, pointers: &[JsonPointer], found: &mut [usize]) -> Option<()> {
         let buf = self.buf;
         let mut left = pointers.len();

@@ -272,7 +272,6 @@ struct StreamState {
     /// With segments: the event time's field (first, when it is one) and the segments',
     /// looked up in one pass per record.
     fields: PointerSet,
-    time_in_fields: bool,
 }
 
 /// A watched consumer group: its committed offsets as last read.
@@ -415,7 +414,6 @@ impl Monitor {
                         .cloned()
                         .collect()
                 }),
-                time_in_fields: spec.extractor.pointer().is_some(),
                 spec,
             })
             .collect();
@@ -640,7 +638,7 @@ impl Monitor {
             Some(doc) if !s.segments.is_empty() && !doc.is_empty() => {
                 let mut found = [Found::Missing; MAX_SET];
                 s.fields.lookup_all(doc, &mut found);
-                let (time, values) = if s.time_in_fields {
+                let (time, values) = if s.spec.extractor.pointer().is_some() {
                     (s.spec.extractor.from_lookup(found[0], arrival), &found[1..])
                 } else {
                     (s.spec.extractor.extract(payload, kafka_timestamp, arrival), &found[..])
