@@ -20,23 +20,9 @@ use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
-use crate::source::{now_ms, ErrorKind, SourceMetrics};
-
-/// Partitions of one stream whose history is wanted.
-#[derive(Debug, Clone)]
-pub(crate) struct HistoryRequest {
-    pub stream: usize,
-    pub name: String,
-    pub topic: String,
-    pub partitions: Vec<i32>,
-    pub history_ms: Millis,
-}
-
-/// What was learnt: per partition its history, `None` where it could not be read.
-pub(crate) struct Learned {
-    pub stream: usize,
-    pub partitions: Vec<(i32, Option<PartitionHistory>)>,
-}
+use crate::client::now_ms;
+use crate::messages::{HistoryRequest, Learned};
+use crate::metrics::{ErrorKind, SourceMetrics};
 
 /// How long one lookup may take.
 const TIMEOUT: Duration = Duration::from_secs(30);

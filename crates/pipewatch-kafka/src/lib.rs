@@ -1,18 +1,32 @@
 #![deny(unsafe_code)]
 #![deny(rust_2018_idioms)]
-//! pipewatch's Kafka source: the consumer loop that feeds the monitor ([`source`]), the
-//! log-end poller that tells silence and rate from the broker, and helpers that start
-//! a real broker for tests ([`testing`], behind the `testing` feature).
+//! pipewatch's Kafka source: the consumer thread that feeds the monitor ([`source`]),
+//! the log-end poller that tells silence and rate from the broker, the history learner
+//! of the baselines, and helpers that start a real broker for tests ([`testing`], behind
+//! the `testing` feature).
+//!
+//! Its files by concern, the leaves first: `client` (settings, the clock), `metrics`,
+//! `messages` (what the threads send each other), `rebalance` (the consumer's
+//! callbacks), `records` (batch reads), `reader` (the consumer thread), `poller` (the
+//! log-end poller thread), `history` (the learner thread), `check` (`check-config
+//! --connect`), `source` (starts and joins the threads).
 
-// The one place that calls librdkafka directly: batch reads (see its docs).
+mod check;
+mod client;
 mod history;
+mod messages;
+mod metrics;
+mod poller;
+mod reader;
+mod rebalance;
+// The one place that calls librdkafka directly: batch reads (see its docs).
 #[allow(unsafe_code)]
 mod records;
 pub mod source;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use source::{
-    check_group, check_topics, now_ms, validate_properties, ErrorKind, GroupCheck, Source, SourceConfig, SourceError,
-    SourceMetrics, Start, TopicCheck,
-};
+pub use check::{check_group, check_topics, GroupCheck, TopicCheck};
+pub use client::{now_ms, validate_properties, SourceConfig, Start, FETCH_DEFAULTS};
+pub use metrics::{ErrorKind, SourceMetrics};
+pub use source::{Source, SourceError};

@@ -1,0 +1,63 @@
+//! What the source's threads send each other: the poller's findings for the consumer
+//! thread, and the history learner's requests and answers. A leaf: it imports no other
+//! module of the crate, so that the threads' modules never import each other.
+
+use pipewatch_core::baseline::PartitionHistory;
+use pipewatch_core::{FetchRequest, Millis};
+
+/// What the log-end poller found at one tick.
+pub(crate) struct LogEndPoll {
+    pub(crate) at: Millis,
+    /// `None`: the cluster did not answer.
+    pub(crate) log_ends: Option<LogEnds>,
+    /// Why it did not.
+    pub(crate) error: Option<String>,
+    /// Per watched consumer: its group's committed offsets `(topic, partition, offset)`,
+    /// or why they could not be read. Empty when the cluster did not answer.
+    pub(crate) committed: Vec<Result<Vec<(String, i32, Option<i64>)>, GroupError>>,
+    /// Records fetched for committed offsets older than the offset index.
+    pub(crate) fetched: Vec<(FetchRequest, FetchOutcome)>,
+}
+
+/// What a record fetch found: `(offset, payload, Kafka timestamp)` from the record before
+/// the committed offset on.
+#[derive(Debug)]
+pub(crate) enum FetchOutcome {
+    Records(Vec<(i64, Option<Vec<u8>>, Option<Millis>)>),
+    Expired { log_start: Option<i64> },
+    Failed,
+}
+
+/// The partitions of the topics that exist, the topics that do not, and the log ends
+/// asked for (ListOffsets).
+#[derive(Debug, Default)]
+pub(crate) struct LogEnds {
+    pub(crate) partitions: Vec<(String, i32)>,
+    pub(crate) offsets: Vec<(String, i32, i64)>,
+    pub(crate) missing: Vec<String>,
+    /// Topics the authorizer does not let pipewatch describe.
+    pub(crate) denied: Vec<String>,
+}
+
+/// Why a watched group's offsets could not be read; `denied`: the authorizer said no.
+#[derive(Debug)]
+pub(crate) struct GroupError {
+    pub(crate) error: String,
+    pub(crate) denied: bool,
+}
+
+/// Partitions of one stream whose history is wanted.
+#[derive(Debug, Clone)]
+pub(crate) struct HistoryRequest {
+    pub stream: usize,
+    pub name: String,
+    pub topic: String,
+    pub partitions: Vec<i32>,
+    pub history_ms: Millis,
+}
+
+/// What was learnt: per partition its history, `None` where it could not be read.
+pub(crate) struct Learned {
+    pub stream: usize,
+    pub partitions: Vec<(i32, Option<PartitionHistory>)>,
+}

@@ -1,0 +1,297 @@
+//! The consumer thread: reads records into the monitor (the per-record path: no lock, no
+//! allocation), applies the rebalances, the poller's findings and the learnt histories,
+//! and hands a snapshot to the tick stage every tick.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use pipewatch_core::{FetchRequest, Fetched, KafkaStatus, Millis, Monitor, Right, Snapshot};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::Offset;
+use tracing::{info, warn};
+
+use crate::client::now_ms;
+use crate::messages::{FetchOutcome, GroupError, HistoryRequest, Learned, LogEndPoll};
+use crate::metrics::{ErrorKind, SourceMetrics};
+use crate::poller::FETCHES_PER_TICK;
+use crate::rebalance::{apply_assignment_changes, SourceContext};
+use crate::records::{cached_high_watermark, Item, RecordQueue};
+
+/// The consumer thread's ends of the channels to and from the poller (and the history
+/// learner, when a stream has a baseline).
+pub(crate) struct PollerLink {
+    pub(crate) polls: Receiver<LogEndPoll>,
+    pub(crate) requests: Sender<Vec<FetchRequest>>,
+    pub(crate) uncached: Sender<Vec<(String, i32)>>,
+    pub(crate) history: Option<HistoryLink>,
+}
+
+pub(crate) struct HistoryLink {
+    pub(crate) requests: Sender<HistoryRequest>,
+    pub(crate) learned: Receiver<Learned>,
+}
+
+/// The consumer thread: reads records into the monitor and hands a snapshot to the
+/// tick stage every tick.
+pub(crate) struct Reader {
+    pub(crate) consumer: BaseConsumer<SourceContext>,
+    /// The assigned partitions' records, read in batches (see `records`).
+    pub(crate) records: RecordQueue,
+    pub(crate) monitor: Monitor,
+    /// Each stream's topic, and as a C string for librdkafka.
+    pub(crate) topics: Vec<String>,
+    pub(crate) topic_names: Vec<std::ffi::CString>,
+    /// pipewatch's own group.
+    pub(crate) group_id: String,
+    pub(crate) metrics: SourceMetrics,
+    pub(crate) errors_logged: u64,
+}
+
+impl Reader {
+    pub(crate) fn run(
+        mut self,
+        tick: Duration,
+        shutdown: Arc<AtomicBool>,
+        link: PollerLink,
+        mut publish: impl FnMut(Snapshot),
+    ) {
+        let tick_ms = tick.as_millis().max(1) as Millis;
+        let mut next_tick = now_ms();
+        let stream_of: HashMap<String, usize> =
+            self.monitor.streams().enumerate().map(|(i, s)| (s.topic.clone(), i)).collect();
+        while !shutdown.load(Ordering::Relaxed) {
+            // Rebalances and errors arrive on the consumer queue, and so do the records
+            // of a partition fetched before it was routed to the record queue.
+            let polled = self.consumer.poll(Duration::ZERO);
+            let now = now_ms();
+            // Rebalance callbacks run inside poll: apply them before any record, which
+            // may belong to a partition just assigned.
+            let changed = &self.consumer.context().changed;
+            if changed.load(Ordering::Relaxed) && changed.swap(false, Ordering::Acquire) {
+                apply_assignment_changes(&self.consumer, &mut self.monitor, &stream_of, now);
+            }
+            let busy = match polled {
+                Some(Ok(msg)) => {
+                    if let Some(&stream) = stream_of.get(msg.topic()) {
+                        let ts = msg.timestamp().to_millis();
+                        self.monitor.record(stream, msg.partition(), msg.offset(), msg.payload(), ts, now);
+                    }
+                    true
+                }
+                Some(Err(e)) => {
+                    self.consume_error(&e);
+                    true
+                }
+                None => false,
+            };
+            // Wait for records only when the consumer queue had nothing: a rebalance
+            // waits at most 100 ms.
+            let wait = if busy || now >= next_tick { Duration::ZERO } else { Duration::from_millis(100) };
+            self.read_records(&stream_of, wait);
+            let now = now_ms();
+            if now < next_tick {
+                continue;
+            }
+            self.apply_polls(&link, &stream_of);
+            self.apply_brokers_down(now, tick_ms);
+            self.apply_group_denial();
+            self.cached_log_ends(&link, now);
+            if let Ok(positions) = self.consumer.position() {
+                for e in positions.elements() {
+                    if let (Offset::Offset(o), Some(&s)) = (e.offset(), stream_of.get(e.topic())) {
+                        self.monitor.position(s, e.partition(), o);
+                    }
+                }
+            }
+            self.exchange_histories(&link);
+            publish(self.monitor.tick(now));
+            let wanted = self.monitor.take_fetches(FETCHES_PER_TICK);
+            if !wanted.is_empty() {
+                let _ = link.requests.send(wanted);
+            }
+            next_tick = now - (now - next_tick) % tick_ms + tick_ms;
+        }
+        // The record queue goes before the consumer (it belongs to the consumer's client),
+        // and the rebalance callback of the consumer's close must not route to it.
+        *self.consumer.context().records.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        drop(self.records);
+        info!("source stopped");
+    }
+
+    /// One batch from the record queue into the monitor. The per-record path: no lock, no
+    /// allocation, one hash lookup per run of records of the same topic.
+    fn read_records(&mut self, stream_of: &HashMap<String, usize>, wait: Duration) {
+        let now = now_ms();
+        let Reader { records, monitor, metrics, errors_logged, .. } = self;
+        let mut topic: (*const u8, usize, Option<usize>) = (std::ptr::null(), 0, None);
+        records.read(wait, |item| match item {
+            Item::Record(r) => {
+                if (r.topic.as_ptr(), r.topic.len()) != (topic.0, topic.1) {
+                    topic = (r.topic.as_ptr(), r.topic.len(), stream_of.get(r.topic).copied());
+                }
+                if let Some(stream) = topic.2 {
+                    monitor.record(stream, r.partition, r.offset, r.payload, r.timestamp, now);
+                }
+            }
+            Item::Error(e, topic) => {
+                if e.rdkafka_error_code() == Some(RDKafkaErrorCode::TopicAuthorizationFailed) {
+                    if let Some((topic, &s)) = topic.and_then(|t| stream_of.get_key_value(t)) {
+                        monitor.set_access_denied(Some(s), Right::ReadTopic, Some(format!("Read on topic {topic}")));
+                    }
+                }
+                consume_error(metrics, errors_logged, &e)
+            }
+        });
+    }
+
+    fn consume_error(&mut self, e: &KafkaError) {
+        if e.rdkafka_error_code() == Some(RDKafkaErrorCode::GroupAuthorizationFailed) {
+            self.consumer.context().group_denied.store(true, Ordering::Relaxed);
+        }
+        consume_error(&self.metrics, &mut self.errors_logged, e);
+    }
+
+    /// librdkafka lost every broker at least a tick ago and no poll answered since: the
+    /// cluster is down now, before the poller's requests time out (so a crashed broker is
+    /// `kafka_unreachable` before its silence could be taken for a silent producer).
+    fn apply_brokers_down(&mut self, now: Millis, tick_ms: Millis) {
+        let context = self.consumer.context();
+        let since = context.brokers_down_at.load(Ordering::Relaxed);
+        if since != 0 && now - since >= tick_ms {
+            let auth = context.auth_error.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            let why =
+                auth.map_or_else(|| "every broker is down".to_string(), |a| format!("authentication failed: {a}"));
+            self.monitor.set_kafka_status(KafkaStatus::Down, Some(why));
+        }
+    }
+
+    /// What the authorizer denies pipewatch's own group, into the monitor.
+    fn apply_group_denial(&mut self) {
+        let denied = self.consumer.context().group_denied.load(Ordering::Relaxed);
+        let resource = denied.then(|| format!("Read on group {}", self.group_id));
+        self.monitor.set_access_denied(None, Right::ReadGroup, resource);
+    }
+
+    /// The log end of every assigned partition, from what librdkafka learnt from the last
+    /// fetch response (each carries every fetched partition's high watermark, and the
+    /// broker answers a fetch as soon as any partition has a new record): no request.
+    /// The partitions it cannot tell yet go to the poller for a ListOffsets.
+    fn cached_log_ends(&mut self, link: &PollerLink, now: Millis) {
+        let mut uncached = Vec::new();
+        let assigned: Vec<(usize, i32)> = self.monitor.assigned().collect();
+        for (s, p) in assigned {
+            match cached_high_watermark(&self.consumer, &self.topic_names[s], p) {
+                Some(end) => self.monitor.log_end(s, p, end, now),
+                None => uncached.push((self.topics[s].clone(), p)),
+            }
+        }
+        let _ = link.uncached.send(uncached);
+    }
+
+    /// The histories learnt since the last tick into the monitor; the partitions newly
+    /// assigned to streams with a baseline to the learner, one request per stream.
+    fn exchange_histories(&mut self, link: &PollerLink) {
+        let Some(history) = &link.history else { return };
+        while let Ok(learned) = history.learned.try_recv() {
+            for (p, h) in learned.partitions {
+                self.monitor.learned(learned.stream, p, h);
+            }
+        }
+        let mut wanted: Vec<HistoryRequest> = Vec::new();
+        for (stream, partition) in self.monitor.take_history_requests() {
+            match wanted.iter_mut().find(|r| r.stream == stream) {
+                Some(r) => r.partitions.push(partition),
+                None => {
+                    let Some(spec) = self.monitor.streams().nth(stream) else { continue };
+                    let Some(baseline) = spec.baseline else { continue };
+                    wanted.push(HistoryRequest {
+                        stream,
+                        name: spec.name.clone(),
+                        topic: spec.topic.clone(),
+                        partitions: vec![partition],
+                        history_ms: baseline.history_ms,
+                    });
+                }
+            }
+        }
+        for r in wanted {
+            let _ = history.requests.send(r);
+        }
+    }
+
+    /// What the log-end poller found since the last tick, into the monitor.
+    fn apply_polls(&mut self, link: &PollerLink, stream_of: &HashMap<String, usize>) {
+        let (consumer, topic_names) = (&self.consumer, &self.topic_names);
+        let monitor = &mut self.monitor;
+        while let Ok(poll) = link.polls.try_recv() {
+            let context = consumer.context();
+            match poll.log_ends {
+                // a poll begun before librdkafka lost every broker says nothing of now
+                Some(_) if poll.at <= context.brokers_down_at.load(Ordering::Relaxed) => {}
+                Some(ends) => {
+                    context.brokers_down_at.store(0, Ordering::Relaxed);
+                    monitor.set_kafka_status(KafkaStatus::Up, None);
+                    *context.auth_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                    for (topic, &s) in stream_of {
+                        monitor.set_topic_missing(s, ends.missing.contains(topic));
+                        let denied = ends.denied.contains(topic).then(|| format!("Describe on topic {topic}"));
+                        monitor.set_access_denied(Some(s), Right::DescribeTopic, denied);
+                    }
+                    for (topic, p, end) in ends.offsets {
+                        // A ListOffsets answer is older than what a fetch may have told
+                        // since: the cache wins (a log end never goes back by mistake).
+                        let Some(&s) = stream_of.get(&topic) else { continue };
+                        if cached_high_watermark(consumer, &topic_names[s], p).is_none() {
+                            monitor.log_end(s, p, end, poll.at);
+                        }
+                    }
+                }
+                None => {
+                    // the authentication failure says more than the poll's time-out
+                    let auth = context.auth_error.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                    let why = auth.map(|a| format!("authentication failed: {a}")).or(poll.error);
+                    monitor.set_kafka_status(KafkaStatus::Down, why);
+                }
+            }
+            for (consumer, result) in poll.committed.into_iter().enumerate() {
+                match result {
+                    Ok(offsets) => {
+                        let offsets: Vec<(usize, i32, Option<i64>)> = offsets
+                            .into_iter()
+                            .filter_map(|(topic, p, o)| stream_of.get(&topic).map(|&s| (s, p, o)))
+                            .collect();
+                        monitor.committed_offsets(consumer, &offsets, poll.at);
+                    }
+                    Err(GroupError { error, denied }) => monitor.consumer_error(consumer, error, denied),
+                }
+            }
+            for (request, outcome) in &poll.fetched {
+                let found = match outcome {
+                    FetchOutcome::Records(records) => {
+                        let borrowed: Vec<(i64, Option<&[u8]>, Option<Millis>)> =
+                            records.iter().map(|(o, p, t)| (*o, p.as_deref(), *t)).collect();
+                        monitor.fetched(request, Fetched::Records(&borrowed), poll.at);
+                        continue;
+                    }
+                    FetchOutcome::Expired { log_start } => Fetched::Expired { log_start: *log_start },
+                    FetchOutcome::Failed => Fetched::Failed,
+                };
+                monitor.fetched(request, found, poll.at);
+            }
+        }
+    }
+}
+
+/// Counts a consume error; logs a few lines per burst (the counter has the rest).
+pub(crate) fn consume_error(metrics: &SourceMetrics, logged: &mut u64, e: &KafkaError) {
+    metrics.error(ErrorKind::Consume);
+    if *logged < 10 || logged.is_power_of_two() {
+        warn!(error = %e, "consume failed");
+    }
+    *logged += 1;
+}
