@@ -228,7 +228,7 @@ async fn a_group_far_behind_the_offset_index_lags_in_exact_seconds_with_one_reco
     let topic = unique_topic("orders");
     create_topic(bootstrap, &topic, 1).await.unwrap();
     // More records than the offset index keeps, one a second of event time.
-    let n = pipewatch_core::consumer::OFFSET_INDEX_LEN as i64 + 200;
+    let n = pipewatch_core::offset_index::OFFSET_INDEX_LEN as i64 + 200;
     let base = now_ms() - (n + 60) * 1000;
     let producer = TestProducer::new(bootstrap);
     for k in 0..n {

@@ -2,8 +2,8 @@
 //! its partition tracker (`Monitor::record`), with the timestamp field last and first.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pipewatch_core::consumer::ConsumerSpec;
 use pipewatch_core::segment::SegmentSpec;
+use pipewatch_core::spec::ConsumerSpec;
 use pipewatch_core::{
     EventTimeSource, Extractor, JsonPointer, Monitor, MonitorSettings, StartPosition, StreamSpec, TimeFormat,
 };

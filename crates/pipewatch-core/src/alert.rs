@@ -10,9 +10,9 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
-use crate::consumer::ConsumerPairSnapshot;
 use crate::diagnosis::{kafka_unreachable, AlertCause, Cause, ConsumerCause};
-use crate::monitor::{KafkaStatus, Snapshot, StreamSnapshot};
+use crate::snapshot::ConsumerPairSnapshot;
+use crate::snapshot::{KafkaStatus, Snapshot, StreamSnapshot};
 use crate::time::{format_human, format_rfc3339, Millis};
 
 /// What a rule measures.
@@ -327,11 +327,12 @@ impl AlertEvaluator {
         out
     }
 
+    /// The stream totals (`records_invalid_total` and `records_total`: partitions revoked
+    /// since included), so that a rebalance taking partitions away moves no window.
     fn track_invalid(&mut self, snap: &Snapshot, now: Millis) {
         for (window, st) in self.invalid_window.iter_mut().zip(&snap.streams) {
-            let invalid: u64 = st.partitions.iter().flat_map(|p| p.invalid.values()).sum();
-            let records: u64 = st.partitions.iter().map(|p| p.records).sum();
-            window.push_back((now, invalid, records));
+            let invalid: u64 = st.invalid.values().sum();
+            window.push_back((now, invalid, st.records));
             while window.len() >= 2 && window[1].0 <= now - self.rate_window_ms {
                 window.pop_front();
             }
@@ -498,6 +499,11 @@ fn measure(
 fn before_segment_silent(cause: AlertCause) -> bool {
     matches!(cause, AlertCause::Stream(c) if c.is_fault() && (c as usize) < Cause::SegmentSilent as usize)
 }
+
+/// Every label name [`rule_event`] sets itself, for any target: a rule's own `labels` may
+/// not use them (the config check refuses them with their key).
+pub const RESERVED_LABELS: [&str; 9] =
+    ["alertname", "cause", "severity", "stream", "pair", "leader", "follower", "consumer", "group"];
 
 fn rule_event(rule: &AlertRule, snap: &Snapshot, value: f64, cause: AlertCause, now: Millis) -> AlertEvent {
     let target = target_name(rule, snap);
@@ -670,7 +676,7 @@ mod tests {
     use super::*;
     use crate::diagnosis::ConsumerCause;
     use crate::histogram::{Histogram, GAP_DURATION_BUCKETS, RECORD_DELAY_BUCKETS};
-    use crate::monitor::{PairSnapshot, PartitionSnapshot};
+    use crate::snapshot::{PairSnapshot, PartitionSnapshot};
 
     const T0: Millis = 1_795_375_975_000;
     const SEC: Millis = 1000;
@@ -899,12 +905,62 @@ mod tests {
         assert!(ev.evaluate(&s, T0).is_empty());
         s.streams[1].partitions[0].records = 100;
         s.streams[1].partitions[0].invalid.insert("not_json", 25);
+        s.streams[1].records = 100;
+        s.streams[1].invalid.insert("not_json", 25);
         let fired = ev.evaluate(&s, T0 + SEC);
         assert_eq!(fired[0].annotation("summary"), Some("25.0% of behaviour records are invalid"));
     }
 
+    #[test]
+    fn the_reserved_labels_are_every_label_the_builder_sets() {
+        let s = with_consumer(snap(KafkaStatus::Up, Cause::Ok, 0.0), ConsumerCause::Ok, Some(1.0), Some(1.0));
+        let mut set = std::collections::BTreeSet::new();
+        let targets = [
+            AlertTarget::Stream(0),
+            AlertTarget::Pair(0),
+            AlertTarget::Consumer(0),
+            AlertTarget::ConsumerPair { consumer: 0, pair: 0 },
+        ];
+        for target in targets {
+            let rule = AlertRule { target, labels: Vec::new(), ..sync_rule(0) };
+            set.extend(rule_event(&rule, &s, 1.0, Cause::Ok.into(), T0).labels.into_iter().map(|(name, _)| name));
+        }
+        let reserved: std::collections::BTreeSet<String> = RESERVED_LABELS.iter().map(|l| l.to_string()).collect();
+        assert_eq!(set, reserved, "every reserved label is one the builder sets");
+    }
+
+    #[test]
+    fn invalid_ratio_reads_the_stream_totals_that_survive_a_revoke() {
+        let rule = AlertRule {
+            name: "BehaviourInvalid".into(),
+            kind: AlertKind::InvalidRatio,
+            target: AlertTarget::Stream(1),
+            threshold: 0.1,
+            clear: 0.05,
+            ..sync_rule(0)
+        };
+        let mut ev = evaluator(vec![rule]);
+        let mut s = snap(KafkaStatus::Up, Cause::Ok, 0.0);
+        let mut p1 = s.streams[1].partitions[0].clone();
+        p1.partition = 1;
+        s.streams[1].partitions[0].records = 1000;
+        p1.records = 1000;
+        s.streams[1].partitions.push(p1);
+        s.streams[1].records = 2000;
+        assert!(ev.evaluate(&s, T0).is_empty());
+        // a rebalance takes partition 0 away; partition 1 then reads 100 records, half invalid
+        s.streams[1].partitions.remove(0);
+        s.streams[1].partitions[0].records = 1100;
+        s.streams[1].partitions[0].invalid.insert("not_json", 50);
+        s.streams[1].records = 2100;
+        s.streams[1].invalid.insert("not_json", 50);
+        let fired = ev.evaluate(&s, T0 + SEC);
+        assert_eq!(fired.len(), 1, "50 of the 100 records read since are invalid");
+        assert_eq!(fired[0].annotation("summary"), Some("50.0% of behaviour records are invalid"));
+    }
+
     fn with_consumer(mut s: Snapshot, cause: ConsumerCause, lag: Option<f64>, sync: Option<f64>) -> Snapshot {
-        use crate::consumer::{ConsumerSnapshot, ConsumerStreamSnapshot};
+        use crate::snapshot::{ConsumerSnapshot, ConsumerStreamSnapshot};
         s.consumers = vec![ConsumerSnapshot {
             name: "analytics".into(),
             group: "analytics-job".into(),

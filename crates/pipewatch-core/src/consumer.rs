@@ -4,191 +4,224 @@
 //! seconds is exact (now − event time of the oldest record it has not processed), not
 //! interpolated from offset history.
 //!
-//! [`OffsetIndex`] keeps, per partition of a watched stream, the offsets and event times
-//! of the last [`OFFSET_INDEX_LEN`] valid records read: a fixed ring, so recording one is
-//! two stores. The consumer state and its snapshot live in [`crate::monitor`].
+//! A watched consumer's state (its committed offsets as last read, the offsets older than
+//! the offset index and what fetching their records found) and [`consumer_snapshot`],
+//! its part of a tick's snapshot: lag per partition, watermarks, sync lags and cause.
 
-use serde::Serialize;
+use std::collections::BTreeMap;
 
-use crate::diagnosis::ConsumerCause;
+use crate::diagnosis::{diagnose_consumer, ConsumerFacts};
+use crate::offset_index::Lookup;
+use crate::snapshot::{
+    ConsumerPairSnapshot, ConsumerPartitionSnapshot, ConsumerSnapshot, ConsumerStreamSnapshot, KafkaStatus,
+    StreamSnapshot,
+};
+use crate::spec::{ConsumerSpec, PairSpec};
+use crate::stream::StreamState;
 use crate::time::Millis;
+use crate::watermark::{sync_lag_seconds, LowWatermark};
 
-/// Valid records per partition whose offset and event time are kept: 16 bytes each, so
-/// 8 KiB per partition of a stream a consumer reads.
-pub const OFFSET_INDEX_LEN: usize = 512;
-
-/// One `[[consumer]]` as configured.
+/// A watched consumer group: its committed offsets as last read.
 #[derive(Debug, Clone)]
-pub struct ConsumerSpec {
-    pub name: String,
-    pub group: String,
-    /// Indexes into the stream list.
-    pub streams: Vec<usize>,
-    /// Lag seconds above this: `consumer_lagging`.
-    pub max_lag_ms: Millis,
-    /// Committed offsets still for longer while records wait: `consumer_stopped`.
-    pub max_stall_ms: Millis,
+pub(crate) struct ConsumerState {
+    pub(crate) spec: ConsumerSpec,
+    /// Committed offsets by `(stream, partition)`.
+    pub(crate) committed: BTreeMap<(usize, i32), i64>,
+    /// Why the offsets could not be read (or were not read yet).
+    pub(crate) error: Option<String>,
+    /// The error is the authorizer's: Describe on the group is denied.
+    pub(crate) denied: bool,
+    /// Since when records have waited with no committed offset moving.
+    pub(crate) progress_at: Millis,
+    /// Committed offsets older than the offset index, by `(stream, partition)`: the
+    /// offset and what fetching its record found.
+    pub(crate) resolved: BTreeMap<(usize, i32), (i64, Resolution)>,
 }
 
-/// Where an offset falls in the index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lookup {
-    /// The event time of the first valid record at or after the offset.
-    Found(Millis),
-    /// Past every indexed record: pipewatch has not read (a valid record) that far yet.
-    Beyond,
-    /// Before the oldest indexed record: the index cannot tell.
-    Older,
+/// A committed offset older than the offset index, resolved by fetching its record.
+/// While a fetch is under way the partition keeps what the previous offset's fetch
+/// found (an upper bound of the lag, exact again once the answer comes), so its series
+/// does not blink out each time a far-behind group commits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Resolution {
+    /// To be fetched.
+    Wanted { previous: Option<Known> },
+    /// Handed to the source, not answered yet.
+    Requested { previous: Option<Known> },
+    /// What the fetch found.
+    Known(Known),
+    /// The record was deleted (retention) before the group read it; the log start, if
+    /// it could be read.
+    Expired { log_start: Option<i64> },
+    /// The fetch failed at this time; tried again after [`FETCH_RETRY_MS`].
+    Failed(Millis),
 }
 
-/// The last [`OFFSET_INDEX_LEN`] valid records of a partition: `(offset, event time)`,
-/// offsets increasing.
-#[derive(Debug, Clone)]
-pub(crate) struct OffsetIndex {
-    ring: Box<[(i64, Millis)]>,
-    next: usize,
-    len: usize,
+/// Event times of the first valid record at or after a committed offset, and of the
+/// last valid one before it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Known {
+    pub(crate) at: Option<Millis>,
+    pub(crate) before: Option<Millis>,
 }
 
-impl OffsetIndex {
-    pub(crate) fn new() -> Self {
-        Self { ring: vec![(0, 0); OFFSET_INDEX_LEN].into_boxed_slice(), next: 0, len: 0 }
-    }
-
-    #[inline]
-    pub(crate) fn push(&mut self, offset: i64, event_time: Millis) {
-        // Offsets only grow; a record read again (a reset) starts the index over.
-        if self.len > 0 && offset <= self.get(self.len - 1).0 {
-            self.len = 0;
-            self.next = 0;
+impl Resolution {
+    /// What is known, or was known of the previous offset while this one is fetched.
+    pub(crate) fn known(self) -> Option<Known> {
+        match self {
+            Resolution::Known(k) => Some(k),
+            Resolution::Wanted { previous } | Resolution::Requested { previous } => previous,
+            Resolution::Expired { .. } | Resolution::Failed(_) => None,
         }
-        self.ring[self.next] = (offset, event_time);
-        self.next = (self.next + 1) % OFFSET_INDEX_LEN;
-        self.len = (self.len + 1).min(OFFSET_INDEX_LEN);
-    }
-
-    /// The `i`-th oldest entry.
-    fn get(&self, i: usize) -> (i64, Millis) {
-        let start = (self.next + OFFSET_INDEX_LEN - self.len) % OFFSET_INDEX_LEN;
-        self.ring[(start + i) % OFFSET_INDEX_LEN]
-    }
-
-    /// The first entry at or after `offset` (binary search over the ring).
-    fn first_at_or_after(&self, offset: i64) -> usize {
-        let (mut lo, mut hi) = (0, self.len);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if self.get(mid).0 < offset {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        lo
-    }
-
-    /// The event time of the first valid record at or after `offset`.
-    pub(crate) fn at_or_after(&self, offset: i64) -> Lookup {
-        if self.len == 0 || offset > self.get(self.len - 1).0 {
-            return Lookup::Beyond;
-        }
-        if offset < self.get(0).0 {
-            return Lookup::Older;
-        }
-        Lookup::Found(self.get(self.first_at_or_after(offset)).1)
-    }
-
-    /// The event time of the last valid record before `offset` (the last one processed
-    /// by a consumer whose committed offset this is), if indexed.
-    pub(crate) fn before(&self, offset: i64) -> Option<Millis> {
-        if self.len == 0 || offset <= self.get(0).0 {
-            return None;
-        }
-        Some(self.get(self.first_at_or_after(offset) - 1).1)
     }
 }
 
-/// A consumer as `/api/v1/status` and the metrics show it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ConsumerSnapshot {
-    pub name: String,
-    pub group: String,
-    pub cause: ConsumerCause,
-    /// Why the group's offsets could not be read, when they could not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Seconds since the committed offsets last moved while records waited (0 while
-    /// nothing waits).
-    pub stalled_seconds: f64,
-    pub streams: Vec<ConsumerStreamSnapshot>,
-    pub pairs: Vec<ConsumerPairSnapshot>,
-}
+/// How long a failed fetch of a committed offset's record waits before it is tried again.
+pub const FETCH_RETRY_MS: Millis = 60_000;
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ConsumerStreamSnapshot {
-    pub stream: String,
+/// A record pipewatch wants fetched: the one at a consumer's committed offset (and the
+/// one before it), older than the offset index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchRequest {
+    pub consumer: usize,
+    pub stream: usize,
     pub topic: String,
-    /// The consumer's watermark: min of its partition watermarks over the stream's active
-    /// partitions (max of all when every partition is idle); absent before it is known.
-    pub watermark_ms: Option<Millis>,
-    /// The largest lag in seconds over the partitions (absent while none is known).
-    pub max_lag_seconds: Option<f64>,
-    pub lag_records: i64,
-    pub partitions: Vec<ConsumerPartitionSnapshot>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ConsumerPartitionSnapshot {
     pub partition: i32,
-    /// The next offset the group will read, as it committed it; absent: none committed.
-    pub committed_offset: Option<i64>,
-    /// Log end − committed offset, never negative.
-    pub lag_records: Option<i64>,
-    /// now − event time of the record at the committed offset; 0 when nothing waits.
-    pub lag_seconds: Option<f64>,
-    /// Event time of the last record the group processed.
-    pub watermark_ms: Option<Millis>,
-    /// The committed offset is below the log start: records were deleted before the group
-    /// read them (data loss).
-    pub expired: bool,
-    /// How many: log start − committed offset (absent when not expired, or not known).
-    pub expired_records: Option<i64>,
+    pub offset: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ConsumerPairSnapshot {
-    pub pair: String,
-    pub leader: String,
-    pub follower: String,
-    /// The consumer's leader watermark − its follower watermark: what the job sees.
-    pub sync_lag_seconds: Option<f64>,
+/// What fetching a [`FetchRequest`] found: `(offset, payload, Kafka timestamp)` of the
+/// records from the one before the committed offset on.
+#[derive(Debug, Clone, Copy)]
+pub enum Fetched<'a> {
+    Records(&'a [(i64, Option<&'a [u8]>, Option<Millis>)]),
+    /// The offset is below the log start (given, when it could be read): deleted before
+    /// the group read it.
+    Expired {
+        log_start: Option<i64>,
+    },
+    Failed,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_index_finds_the_record_at_or_after_an_offset_and_forgets_the_oldest() {
-        let mut ix = OffsetIndex::new();
-        assert_eq!(ix.at_or_after(0), Lookup::Beyond);
-        // offsets 10, 12, 14, … (the odd ones were invalid records)
-        for i in 0..OFFSET_INDEX_LEN as i64 + 100 {
-            ix.push(10 + 2 * i, 1000 * i);
+impl ConsumerState {
+    /// What is known of `offset`'s record on `(stream, partition)`; a new offset is wanted.
+    pub(crate) fn resolution(&mut self, stream: usize, partition: i32, offset: i64, now: Millis) -> Resolution {
+        let entry = self.resolved.entry((stream, partition)).or_insert((offset, Resolution::Wanted { previous: None }));
+        match *entry {
+            (o, r) if o != offset => *entry = (offset, Resolution::Wanted { previous: r.known() }),
+            (_, Resolution::Failed(at)) if now - at >= FETCH_RETRY_MS => {
+                entry.1 = Resolution::Wanted { previous: None }
+            }
+            _ => {}
         }
-        let oldest = 10 + 2 * 100;
-        assert_eq!(ix.at_or_after(oldest - 1), Lookup::Older);
-        assert_eq!(ix.at_or_after(oldest), Lookup::Found(100_000));
-        assert_eq!(ix.at_or_after(oldest + 1), Lookup::Found(101_000), "the next valid record");
-        let newest = 10 + 2 * (OFFSET_INDEX_LEN as i64 + 99);
-        assert_eq!(ix.at_or_after(newest), Lookup::Found(1000 * (OFFSET_INDEX_LEN as i64 + 99)));
-        assert_eq!(ix.at_or_after(newest + 1), Lookup::Beyond);
-        assert_eq!(ix.before(newest + 1), Some(1000 * (OFFSET_INDEX_LEN as i64 + 99)));
-        assert_eq!(ix.before(oldest + 3), Some(101_000));
-        assert_eq!(ix.before(oldest), None);
-        // a reset (offsets read again) starts over
-        ix.push(5, 7);
-        assert_eq!(ix.at_or_after(5), Lookup::Found(7));
-        assert_eq!(ix.at_or_after(4), Lookup::Older);
+        entry.1
+    }
+}
+
+/// One consumer at `now`: lag per partition from its committed offsets, the offset
+/// index and the log ends of this tick; its watermarks, sync lags and cause.
+pub(crate) fn consumer_snapshot(
+    c: &mut ConsumerState,
+    states: &[StreamState],
+    streams: &[StreamSnapshot],
+    pairs: &[PairSpec],
+    kafka: KafkaStatus,
+    now: Millis,
+) -> ConsumerSnapshot {
+    let mut out_streams = Vec::new();
+    let (mut waiting, mut lagging, mut upstream_fault, mut any_expired) = (false, false, false, false);
+    for k in 0..c.spec.streams.len() {
+        let si = c.spec.streams[k];
+        let (state, snap) = (&states[si], &streams[si]);
+        upstream_fault |= snap.cause.is_upstream_fault();
+        let mut partitions = Vec::new();
+        let (mut watermark_rule, mut max_lag, mut lag_sum) = (LowWatermark::default(), None::<f64>, 0);
+        for ps in &snap.partitions {
+            let index =
+                state.partitions.get(ps.partition as usize).and_then(Option::as_ref).and_then(|t| t.index.as_deref());
+            let committed = c.committed.get(&(si, ps.partition)).copied();
+            let lag_records = committed.zip(ps.log_end_offset).map(|(o, end)| (end - o).max(0));
+            // Event times of the record at the committed offset and of the one before it:
+            // from the index, or (older than the index) from fetching them.
+            let (mut at, mut watermark, mut expired) = (None, None, None);
+            if let (Some(o), Some(ix)) = (committed, index) {
+                watermark = ix.before(o);
+                match ix.at_or_after(o) {
+                    Lookup::Found(t) => at = Some(t),
+                    Lookup::Older if lag_records.is_some_and(|n| n > 0) => {
+                        let r = c.resolution(si, ps.partition, o, now);
+                        if let Resolution::Expired { log_start } = r {
+                            expired = Some(log_start.map_or(0, |start| (start - o).max(0)));
+                        } else if let Some(k) = r.known() {
+                            (at, watermark) = (k.at, k.before.or(watermark));
+                        }
+                    }
+                    Lookup::Older | Lookup::Beyond => {}
+                }
+            }
+            let lag_seconds = match lag_records {
+                Some(0) => Some(0.0),
+                _ => at.map(|t| (now - t).max(0) as f64 / 1000.0),
+            };
+            watermark_rule.add(watermark, ps.active);
+            if let Some(l) = lag_seconds {
+                max_lag = Some(max_lag.map_or(l, |m: f64| m.max(l)));
+                lagging |= l * 1000.0 > c.spec.max_lag_ms as f64;
+            }
+            waiting |= lag_records.is_some_and(|n| n > 0);
+            lag_sum += lag_records.unwrap_or(0);
+            partitions.push(ConsumerPartitionSnapshot {
+                partition: ps.partition,
+                committed_offset: committed,
+                lag_records,
+                lag_seconds,
+                watermark_ms: watermark,
+                expired: expired.is_some(),
+                expired_records: expired.filter(|n| *n > 0),
+            });
+            any_expired |= expired.is_some();
+        }
+        out_streams.push(ConsumerStreamSnapshot {
+            stream: snap.name.clone(),
+            topic: snap.topic.clone(),
+            watermark_ms: watermark_rule.get(),
+            max_lag_seconds: max_lag,
+            lag_records: lag_sum,
+            partitions,
+        });
+    }
+    // Nothing waits: the stall clock starts over (an idle consumer is not stopped).
+    if !waiting {
+        c.progress_at = now;
+    }
+    let stalled_ms = now - c.progress_at;
+    let watermark_of = |i: usize| c.spec.streams.iter().position(|&s| s == i).and_then(|k| out_streams[k].watermark_ms);
+    let out_pairs = pairs
+        .iter()
+        .filter(|p| c.spec.streams.contains(&p.leader) && c.spec.streams.contains(&p.follower))
+        .map(|p| ConsumerPairSnapshot {
+            pair: p.name.clone(),
+            leader: streams[p.leader].name.clone(),
+            follower: streams[p.follower].name.clone(),
+            sync_lag_seconds: sync_lag_seconds(watermark_of(p.leader), watermark_of(p.follower)),
+        })
+        .collect();
+    let cause = diagnose_consumer(&ConsumerFacts {
+        kafka_down: kafka == KafkaStatus::Down,
+        access_denied: c.denied && c.error.is_some(),
+        upstream_fault,
+        group_unknown: c.error.is_some(),
+        expired: any_expired,
+        stalled: waiting && stalled_ms > c.spec.max_stall_ms,
+        lagging,
+    });
+    ConsumerSnapshot {
+        name: c.spec.name.clone(),
+        group: c.spec.group.clone(),
+        cause,
+        error: c.error.clone(),
+        stalled_seconds: stalled_ms as f64 / 1000.0,
+        streams: out_streams,
+        pairs: out_pairs,
     }
 }

@@ -51,7 +51,7 @@ pub struct StreamFacts {
     /// Some partition's backlog has not drained since assignment.
     pub catching_up: bool,
     /// pipewatch's own backlog grew over the rate window and holds more than
-    /// [`crate::monitor::BACKLOG_TOLERANCE_SECONDS`] of traffic.
+    /// [`crate::stream::BACKLOG_TOLERANCE_SECONDS`] of traffic.
     pub backlog_growing: bool,
     /// The median record delay, or the freshness lag of the stream, is over `max_record_delay`.
     pub event_time_old: bool,

@@ -1,10 +1,14 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
-//! pipewatch's pure domain: event-time extraction ([`extract`], [`json`]), the monitor
-//! state with its trackers, watermarks, gaps and rates ([`monitor`]), the diagnosis of
-//! which link broke ([`diagnosis`]), downstream consumers and their exact lag
-//! ([`consumer`]), alert rules with their state machine ([`alert`]) and
-//! time helpers ([`time`]). No I/O and no clock: every rule takes `now` as an argument.
+//! pipewatch's pure domain. No I/O and no clock: every rule takes `now` as an argument.
+//!
+//! What the monitor is told ([`spec`]) and what it tells ([`snapshot`]); the [`monitor`]
+//! itself, with a stream's trackers, watermarks, gaps and rates in [`stream`] and a
+//! downstream consumer's exact lag in [`consumer`] (through the [`offset_index`]); the
+//! low-watermark rule and sync lag ([`watermark`]); event-time extraction ([`extract`],
+//! [`json`], [`time`]); the diagnosis of which link broke ([`diagnosis`]); volume
+//! baselines ([`baseline`]) and segments ([`segment`]); alert rules with their state
+//! machine ([`alert`]).
 
 pub mod alert;
 pub mod baseline;
@@ -14,13 +18,19 @@ pub mod extract;
 pub mod histogram;
 pub mod json;
 pub mod monitor;
+pub mod offset_index;
 pub mod segment;
+pub mod snapshot;
+pub mod spec;
+pub mod stream;
 pub mod time;
+pub mod watermark;
 
+pub use consumer::{FetchRequest, Fetched};
 pub use diagnosis::Cause;
 pub use extract::{EventTimeSource, Extractor, InvalidReason, TimeFormat};
 pub use json::JsonPointer;
-pub use monitor::{
-    FetchRequest, Fetched, KafkaStatus, Monitor, MonitorSettings, PairSpec, Right, Snapshot, StartPosition, StreamSpec,
-};
+pub use monitor::Monitor;
+pub use snapshot::{KafkaStatus, Snapshot};
+pub use spec::{MonitorSettings, PairSpec, Right, StartPosition, StreamSpec};
 pub use time::Millis;

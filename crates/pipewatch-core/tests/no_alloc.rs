@@ -92,7 +92,7 @@ fn recording_a_record_does_not_allocate() {
         Monitor::new(MonitorSettings { idle_partition_timeout_ms: 300_000, rate_window_ms: 60_000 }, streams, vec![]);
     // A downstream consumer reads both streams: every valid record also updates the
     // partition's offset index.
-    let analytics = pipewatch_core::consumer::ConsumerSpec {
+    let analytics = pipewatch_core::spec::ConsumerSpec {
         name: "analytics".into(),
         group: "analytics".into(),
         streams: vec![0, 1],

@@ -11,8 +11,8 @@ use std::time::Duration;
 use pipewatch_alert::{ReceiverConfig, ReceiverKind, Secret};
 use pipewatch_core::alert::{AlertKind, AlertRule, AlertTarget, TargetKind};
 use pipewatch_core::baseline::BaselineSpec;
-use pipewatch_core::consumer::ConsumerSpec;
 use pipewatch_core::segment::SegmentSpec;
+use pipewatch_core::spec::ConsumerSpec;
 use pipewatch_core::time::parse_duration;
 use pipewatch_core::{EventTimeSource, Extractor, JsonPointer, MonitorSettings, PairSpec, StreamSpec, TimeFormat};
 use pipewatch_kafka::{SourceConfig, Start};
@@ -910,9 +910,6 @@ fn receiver_configs(raw: &RawConfig, p: &mut Problems) -> Vec<ReceiverConfig> {
     receivers
 }
 
-/// Label names pipewatch sets itself.
-const RESERVED_LABELS: [&str; 7] = ["alertname", "cause", "severity", "stream", "pair", "leader", "follower"];
-
 fn alert_rule(i: usize, a: &RawAlert, raw: &RawConfig, p: &mut Problems) -> Option<AlertRule> {
     let key = |f: &str| format!("alert[{i}].{f}");
     let before = p.0.len();
@@ -1033,7 +1030,7 @@ fn alert_rule(i: usize, a: &RawAlert, raw: &RawConfig, p: &mut Problems) -> Opti
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
             p.add(key(&format!("labels.{name}")), "is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)");
-        } else if RESERVED_LABELS.contains(&name.as_str()) {
+        } else if pipewatch_core::alert::RESERVED_LABELS.contains(&name.as_str()) {
             p.add(key(&format!("labels.{name}")), "is set by pipewatch");
         }
     }
@@ -1490,6 +1487,33 @@ impact = "stale"
             let want = format!("alert[{}].{want}", first + i);
             assert!(err.contains(&want), "missing {want:?} in\n{err}");
         }
+    }
+
+    #[test]
+    fn labels_pipewatch_sets_on_a_consumer_alert_are_refused_with_their_key() {
+        let text = format!(
+            "{EXAMPLE}{}",
+            r#"
+[[consumer]]
+name = "analytics"
+group = "analytics-job"
+streams = ["behaviour"]
+[[alert]]
+name = "A"
+kind = "consumer_lag"
+target = "analytics"
+threshold = "15m"
+impact = "stale"
+labels = { group = "data", consumer = "x", team = "data" }
+"#
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        let first = EXAMPLE.matches("\n[[alert]]").count();
+        for label in ["group", "consumer"] {
+            let want = format!("alert[{first}].labels.{label}: is set by pipewatch");
+            assert!(err.contains(&want), "missing {want:?} in\n{err}");
+        }
+        assert!(!err.contains("labels.team"), "{err}");
     }
 
     #[test]

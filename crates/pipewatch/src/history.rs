@@ -172,7 +172,7 @@ fn chart(out: &mut String, s: &Series, esc: &impl Fn(&str) -> String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pipewatch_core::monitor::StartPosition;
+    use pipewatch_core::spec::StartPosition;
 
     const T0: Millis = 1_795_375_975_000;
 

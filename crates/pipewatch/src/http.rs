@@ -10,7 +10,7 @@ use axum::routing::get;
 use axum::Router;
 use pipewatch_core::alert::{AlertState, AlertStatus};
 use pipewatch_core::diagnosis::ConsumerCause;
-use pipewatch_core::monitor::BaselineState;
+use pipewatch_core::snapshot::BaselineState;
 use pipewatch_core::time::{format_human, format_rfc3339};
 use pipewatch_core::{Cause, KafkaStatus, Snapshot};
 use prometheus::Registry;

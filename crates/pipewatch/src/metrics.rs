@@ -17,9 +17,9 @@
 use std::fmt::Write as _;
 
 use pipewatch_core::alert::AlertState;
-use pipewatch_core::consumer::{ConsumerPartitionSnapshot, ConsumerSnapshot};
 use pipewatch_core::diagnosis::{kafka_unreachable, AlertCause, ConsumerCause};
 use pipewatch_core::histogram::Histogram;
+use pipewatch_core::snapshot::{ConsumerPartitionSnapshot, ConsumerSnapshot};
 use pipewatch_core::{Cause, KafkaStatus, Snapshot};
 use prometheus::{Encoder, Registry, TextEncoder};
 
@@ -606,7 +606,7 @@ mod tests {
     /// The body of one tick of a stream with `partitions` partitions and a consumer, at
     /// `granularity`.
     fn body(partitions: i32, granularity: Granularity) -> String {
-        use pipewatch_core::monitor::StartPosition;
+        use pipewatch_core::spec::StartPosition;
         let config = crate::config::parse(
             r#"
 [kafka]

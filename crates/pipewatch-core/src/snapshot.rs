@@ -1,0 +1,237 @@
+//! What the monitor tells: everything it knows at one tick, immutable, as the alert
+//! evaluator, `/metrics`, `/api/v1/status` and the status page read it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::baseline::Band;
+use crate::diagnosis::{Cause, ConsumerCause};
+use crate::histogram::Histogram;
+use crate::segment::SegmentSnapshot;
+use crate::time::Millis;
+
+/// Whether the cluster answers (as the log-end poller sees it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaStatus {
+    /// Not asked yet.
+    Unknown,
+    Up,
+    Down,
+}
+
+/// Everything the monitor knows at one tick: what the alert evaluator, /metrics and
+/// /api/v1/status read.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub at_ms: Millis,
+    pub kafka: KafkaStatus,
+    /// Why the cluster does not answer, while it does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_error: Option<String>,
+    pub streams: Vec<StreamSnapshot>,
+    pub pairs: Vec<PairSnapshot>,
+    pub consumers: Vec<ConsumerSnapshot>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamSnapshot {
+    pub name: String,
+    pub topic: String,
+    pub cause: Cause,
+    /// The right the authorizer denies pipewatch for this stream, e.g. `Read on topic
+    /// orders` (the first, in the order group, Describe, Read).
+    pub access_denied: Option<String>,
+    /// Absent before the first valid record.
+    pub watermark_ms: Option<Millis>,
+    pub freshness_lag_seconds: Option<f64>,
+    /// Time since the log end of any partition last advanced; absent before the first poll.
+    pub silence_seconds: Option<f64>,
+    pub max_silence_seconds: f64,
+    /// The configured rate bounds (records/s), if any.
+    pub min_rate: Option<f64>,
+    pub max_rate: Option<f64>,
+    /// Records written per second (broker log ends) over the rate window.
+    pub rate_records_per_second: Option<f64>,
+    /// The rate covers a whole `rate_window` (rate rules and volume causes wait for it).
+    pub rate_window_full: bool,
+    /// The expected rate learned from the history, for streams with a baseline.
+    pub baseline: Option<BaselineStatus>,
+    /// The segment values that used to flow and are silent, e.g. `channel=app`.
+    pub segment_silent: Option<String>,
+    /// The longest silence of a segment value that used to flow (`segment_silence`).
+    pub segment_silence_seconds: Option<f64>,
+    pub segments: Vec<SegmentSnapshot>,
+    /// Median record delay of the records read in real time over the rate window (at
+    /// most the last [`crate::stream::RECENT_DELAYS`] of them).
+    pub median_record_delay_seconds: Option<f64>,
+    pub backlog_records: i64,
+    /// Partitions that delivered a record within `idle_partition_timeout`.
+    pub active_partitions: usize,
+    /// Records read, payload bytes, invalid records by reason and gaps opened on the
+    /// stream since start, partitions revoked since included (they never go back).
+    pub records: u64,
+    pub bytes: u64,
+    pub invalid: BTreeMap<&'static str, u64>,
+    pub gaps: u64,
+    pub record_delay: Histogram,
+    pub gap_duration: Histogram,
+    pub partitions: Vec<PartitionSnapshot>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionSnapshot {
+    pub partition: i32,
+    pub watermark_ms: Option<Millis>,
+    pub last_record_ms: Option<Millis>,
+    pub log_end_offset: Option<i64>,
+    pub position_offset: Option<i64>,
+    pub backlog_records: Option<i64>,
+    pub silence_seconds: Option<f64>,
+    pub active: bool,
+    pub caught_up: bool,
+    pub records: u64,
+    pub bytes: u64,
+    /// Invalid records by reason, every reason listed.
+    pub invalid: BTreeMap<&'static str, u64>,
+    pub gaps: u64,
+    pub gap_open_since_ms: Option<Millis>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PairSnapshot {
+    pub name: String,
+    pub leader: String,
+    pub follower: String,
+    /// Leader watermark − follower watermark; positive: the follower is behind.
+    pub sync_lag_seconds: Option<f64>,
+    /// The cause of the side that is behind (see [`crate::diagnosis::pair_cause`]).
+    pub cause: Cause,
+    /// The stream whose cause the pair carries.
+    pub cause_stream: String,
+}
+
+impl StreamSnapshot {
+    /// What the cause names besides its explanation: the right denied, the silent
+    /// segment values, the side and band of a volume anomaly.
+    pub fn cause_detail(&self) -> Option<String> {
+        match self.cause {
+            Cause::AccessDenied => self.access_denied.clone(),
+            Cause::SegmentSilent => self.segment_silent.clone(),
+            Cause::VolumeAnomaly => {
+                let b = self.baseline?;
+                let band = b.band?;
+                Some(format!(
+                    "{}: {:.2} records/s, expected {:.2}–{:.2} at this {}",
+                    if b.anomaly? == Direction::Low { "low" } else { "high" },
+                    self.rate_records_per_second.unwrap_or(0.0),
+                    band.lower,
+                    band.upper,
+                    band.slot.as_str()
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Snapshot {
+    pub fn stream(&self, name: &str) -> Option<&StreamSnapshot> {
+        self.streams.iter().find(|s| s.name == name)
+    }
+
+    pub fn pair(&self, name: &str) -> Option<&PairSnapshot> {
+        self.pairs.iter().find(|p| p.name == name)
+    }
+}
+
+/// Where a stream's baseline stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BaselineState {
+    /// The history of some assigned partition is still being read from the broker.
+    Learning,
+    /// The history holds no past hour of the slot judged: nothing is judged.
+    NotEnoughHistory,
+    Ready,
+}
+
+/// Which side of its band a rate is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Low,
+    High,
+}
+
+/// A stream's expected rate and where its rate stands.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BaselineStatus {
+    pub state: BaselineState,
+    /// Complete past hours known (the stream's assigned partitions summed).
+    pub history_hours: usize,
+    /// The expected rate now and its band (records/s), when there is enough history.
+    pub band: Option<Band>,
+    /// Where the rate over a whole window stands in the band: 0 at the expected rate,
+    /// ±1 at its edges (see [`Band::score`]).
+    pub score: Option<f64>,
+    /// Outside the band: `volume_anomaly`, low or high.
+    pub anomaly: Option<Direction>,
+}
+
+/// A consumer as `/api/v1/status` and the metrics show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsumerSnapshot {
+    pub name: String,
+    pub group: String,
+    pub cause: ConsumerCause,
+    /// Why the group's offsets could not be read, when they could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Seconds since the committed offsets last moved while records waited (0 while
+    /// nothing waits).
+    pub stalled_seconds: f64,
+    pub streams: Vec<ConsumerStreamSnapshot>,
+    pub pairs: Vec<ConsumerPairSnapshot>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsumerStreamSnapshot {
+    pub stream: String,
+    pub topic: String,
+    /// The consumer's watermark: min of its partition watermarks over the stream's active
+    /// partitions (max of all when every partition is idle); absent before it is known.
+    pub watermark_ms: Option<Millis>,
+    /// The largest lag in seconds over the partitions (absent while none is known).
+    pub max_lag_seconds: Option<f64>,
+    pub lag_records: i64,
+    pub partitions: Vec<ConsumerPartitionSnapshot>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsumerPartitionSnapshot {
+    pub partition: i32,
+    /// The next offset the group will read, as it committed it; absent: none committed.
+    pub committed_offset: Option<i64>,
+    /// Log end − committed offset, never negative.
+    pub lag_records: Option<i64>,
+    /// now − event time of the record at the committed offset; 0 when nothing waits.
+    pub lag_seconds: Option<f64>,
+    /// Event time of the last record the group processed.
+    pub watermark_ms: Option<Millis>,
+    /// The committed offset is below the log start: records were deleted before the group
+    /// read them (data loss).
+    pub expired: bool,
+    /// How many: log start − committed offset (absent when not expired, or not known).
+    pub expired_records: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsumerPairSnapshot {
+    pub pair: String,
+    pub leader: String,
+    pub follower: String,
+    /// The consumer's leader watermark − its follower watermark: what the job sees.
+    pub sync_lag_seconds: Option<f64>,
+}

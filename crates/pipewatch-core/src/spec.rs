@@ -1,0 +1,83 @@
+//! What the monitor is told: the streams, pairs and consumers as configured, its
+//! settings, and the facts the source reports about partitions and rights.
+
+use crate::baseline::BaselineSpec;
+use crate::extract::Extractor;
+use crate::segment::SegmentSpec;
+use crate::time::Millis;
+
+/// One stream as configured.
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    pub name: String,
+    pub topic: String,
+    pub extractor: Extractor,
+    /// A partition whose log end has not advanced for longer is silent; a gap opens.
+    pub max_silence_ms: Millis,
+    /// A median record delay over the rate window, or a freshness lag of a flowing
+    /// stream, above this is `event_time_delayed`.
+    pub max_record_delay_ms: Millis,
+    /// Rate bounds (records/s) for `volume_low` / `volume_high`.
+    pub min_rate: Option<f64>,
+    pub max_rate: Option<f64>,
+    /// The expected rate learned from the topic's history (`volume_anomaly`).
+    pub baseline: Option<BaselineSpec>,
+    /// Fields whose values are counted per record (`segment_silent`).
+    pub segments: Vec<SegmentSpec>,
+    /// Distinct values kept per segment; beyond, `other`.
+    pub max_segment_values: usize,
+}
+
+/// One pair as configured: indexes into the stream list.
+#[derive(Debug, Clone)]
+pub struct PairSpec {
+    pub name: String,
+    pub leader: usize,
+    pub follower: usize,
+}
+
+/// Monitor-wide settings.
+#[derive(Debug, Clone)]
+pub struct MonitorSettings {
+    pub idle_partition_timeout_ms: Millis,
+    pub rate_window_ms: Millis,
+}
+
+/// Where reading starts on a newly assigned partition, as the source decided it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartPosition {
+    /// At this offset: the backlog up to the log end is replayed first.
+    At(i64),
+    /// At the log end: nothing to replay, the partition is caught up at once.
+    LogEnd,
+    /// Not known (the lookup failed); caught up once a record reaches the log end.
+    Unknown,
+}
+
+/// A right pipewatch needs to read a stream, as the cluster's authorizer may deny it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Right {
+    /// Read on pipewatch's own group: joining it (every stream needs it).
+    ReadGroup,
+    /// Describe on the stream's topic: its metadata and log ends.
+    DescribeTopic,
+    /// Read on the stream's topic: its records.
+    ReadTopic,
+}
+
+impl Right {
+    pub(crate) const COUNT: usize = 3;
+}
+
+/// One `[[consumer]]` as configured.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    pub name: String,
+    pub group: String,
+    /// Indexes into the stream list.
+    pub streams: Vec<usize>,
+    /// Lag seconds above this: `consumer_lagging`.
+    pub max_lag_ms: Millis,
+    /// Committed offsets still for longer while records wait: `consumer_stopped`.
+    pub max_stall_ms: Millis,
+}

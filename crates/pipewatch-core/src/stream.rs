@@ -1,0 +1,412 @@
+//! A stream's state: one tracker per assigned partition (watermark, position, log end,
+//! silence, gaps, counts), the rate window over the broker's log ends, recent record
+//! delays, segments and the baseline; and [`stream_snapshot`], which turns it into the
+//! stream's part of a tick's snapshot with its one diagnosed cause.
+
+use std::collections::VecDeque;
+
+use crate::baseline::{band_at, hour_of, HourlyRates, PartitionHistory, HOUR_MS};
+use crate::diagnosis::{diagnose, StreamFacts};
+use crate::extract::InvalidReason;
+use crate::histogram::Histogram;
+use crate::json::PointerSet;
+use crate::offset_index::OffsetIndex;
+use crate::segment::{SegmentSnapshot, SegmentState};
+use crate::snapshot::{BaselineState, BaselineStatus, Direction, KafkaStatus, PartitionSnapshot, StreamSnapshot};
+use crate::spec::{MonitorSettings, Right, StreamSpec};
+use crate::time::Millis;
+use crate::watermark::LowWatermark;
+
+/// A stream is `monitor_backlog` when its unread backlog grew over the rate window and
+/// holds more than this many seconds of traffic.
+pub const BACKLOG_TOLERANCE_SECONDS: f64 = 10.0;
+
+#[derive(Debug, Clone)]
+pub(crate) struct PartitionTracker {
+    pub(crate) partition: i32,
+    /// Max valid event time seen; never goes backwards.
+    pub(crate) watermark: Option<Millis>,
+    /// Arrival time of the last record (valid or not).
+    pub(crate) last_record: Option<Millis>,
+    /// Next offset pipewatch will read.
+    pub(crate) position: Option<i64>,
+    /// The broker's high-watermark offset, as last polled.
+    pub(crate) log_end: Option<i64>,
+    /// When the log end last advanced (or was first seen).
+    pub(crate) log_end_advanced: Millis,
+    /// The log end advanced at least once while watched. A partition nobody writes to
+    /// (key skew leaves some empty) is quiet, not stalled.
+    pub(crate) written: bool,
+    /// The backlog drained at least once since assignment.
+    pub(crate) caught_up: bool,
+    /// Reading started at the log end: the first polled log end is the position.
+    pub(crate) start_at_log_end: bool,
+    pub(crate) records: u64,
+    pub(crate) bytes: u64,
+    pub(crate) invalid: [u64; InvalidReason::COUNT],
+    pub(crate) gaps: u64,
+    /// Start of the silence of the open gap.
+    pub(crate) gap_since: Option<Millis>,
+    /// Offsets to event times, for the streams a consumer reads.
+    pub(crate) index: Option<Box<OffsetIndex>>,
+    /// Offsets at hour boundaries, for streams with a baseline (once learned).
+    pub(crate) history: Option<Box<PartitionHistory>>,
+    /// The history was asked of the source.
+    pub(crate) history_requested: bool,
+}
+
+impl PartitionTracker {
+    pub(crate) fn new(partition: i32, now: Millis, indexed: bool) -> Self {
+        Self {
+            partition,
+            watermark: None,
+            last_record: None,
+            position: None,
+            log_end: None,
+            log_end_advanced: now,
+            written: false,
+            caught_up: false,
+            start_at_log_end: false,
+            records: 0,
+            bytes: 0,
+            invalid: [0; InvalidReason::COUNT],
+            gaps: 0,
+            gap_since: None,
+            index: indexed.then(|| Box::new(OffsetIndex::new())),
+            history: None,
+            history_requested: false,
+        }
+    }
+
+    pub(crate) fn check_caught_up(&mut self) {
+        if let (Some(pos), Some(end)) = (self.position, self.log_end) {
+            if pos >= end {
+                self.caught_up = true;
+            }
+        }
+    }
+
+    pub(crate) fn silence_ms(&self, now: Millis) -> Option<Millis> {
+        self.log_end.map(|_| (now - self.log_end_advanced).max(0))
+    }
+
+    pub(crate) fn backlog(&self) -> Option<i64> {
+        match (self.log_end, self.position) {
+            (Some(end), Some(pos)) => Some((end - pos).max(0)),
+            _ => None,
+        }
+    }
+}
+
+/// What a stream's partitions have counted: kept for the stream when a partition is
+/// revoked, so the stream's totals never go back.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Counts {
+    pub(crate) records: u64,
+    pub(crate) bytes: u64,
+    pub(crate) invalid: [u64; InvalidReason::COUNT],
+    pub(crate) gaps: u64,
+}
+
+impl Counts {
+    pub(crate) fn add(&mut self, p: &PartitionTracker) {
+        self.records += p.records;
+        self.bytes += p.bytes;
+        self.gaps += p.gaps;
+        for (total, n) in self.invalid.iter_mut().zip(p.invalid) {
+            *total += n;
+        }
+    }
+}
+
+/// How many recent record delays a stream keeps for its median.
+pub const RECENT_DELAYS: usize = 4096;
+
+/// The delays of the last [`RECENT_DELAYS`] records read in real time, with their
+/// arrival times: a fixed ring, so recording one is two stores.
+#[derive(Debug, Clone)]
+pub(crate) struct RecentDelays {
+    /// `(arrival, delay)` in milliseconds.
+    pub(crate) ring: Box<[(Millis, Millis)]>,
+    pub(crate) next: usize,
+    pub(crate) len: usize,
+    pub(crate) scratch: Vec<Millis>,
+}
+
+impl RecentDelays {
+    pub(crate) fn new() -> Self {
+        Self { ring: vec![(0, 0); RECENT_DELAYS].into_boxed_slice(), next: 0, len: 0, scratch: Vec::new() }
+    }
+
+    #[inline]
+    pub(crate) fn push(&mut self, arrival: Millis, delay: Millis) {
+        self.ring[self.next] = (arrival, delay);
+        self.next = (self.next + 1) % RECENT_DELAYS;
+        self.len = (self.len + 1).min(RECENT_DELAYS);
+    }
+
+    /// The median delay of the records that arrived at or after `since`.
+    pub(crate) fn median_since(&mut self, since: Millis) -> Option<Millis> {
+        self.scratch.clear();
+        self.scratch.extend(self.ring[..self.len].iter().filter(|(at, _)| *at >= since).map(|(_, d)| *d));
+        if self.scratch.is_empty() {
+            return None;
+        }
+        let mid = self.scratch.len() / 2;
+        Some(*self.scratch.select_nth_unstable(mid).1)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct WindowSample {
+    pub(crate) at: Millis,
+    pub(crate) log_end_sum: i64,
+    pub(crate) backlog: i64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct StreamState {
+    pub(crate) spec: StreamSpec,
+    /// Indexed by partition number; `None` where not assigned to this process.
+    pub(crate) partitions: Vec<Option<PartitionTracker>>,
+    pub(crate) record_delay: Histogram,
+    pub(crate) gap_duration: Histogram,
+    pub(crate) window: VecDeque<WindowSample>,
+    pub(crate) recent_delays: RecentDelays,
+    /// Set when the partitions whose log end is known change; the window restarts.
+    pub(crate) window_stale: bool,
+    pub(crate) last_watermark: Option<Millis>,
+    /// The cluster answered that the topic does not exist.
+    pub(crate) topic_missing: bool,
+    /// A consumer reads the stream: its partitions keep an offset index.
+    pub(crate) indexed: bool,
+    /// The counts of partitions revoked from this process.
+    pub(crate) revoked: Counts,
+    /// What the authorizer denies, by [`Right`]: the resource, e.g. `Read on topic orders`.
+    pub(crate) denied: [Option<String>; Right::COUNT],
+    /// The stream's records read when Read on its topic was denied: one more proves it
+    /// allowed again (checked at the tick, not per record).
+    pub(crate) records_when_read_denied: u64,
+    /// The assigned partitions' hourly rates summed, recomputed when `hourly_stale`.
+    pub(crate) hourly: HourlyRates,
+    pub(crate) hourly_stale: bool,
+    pub(crate) segments: Vec<SegmentState>,
+    /// With segments: the event time's field (first, when it is one) and the segments',
+    /// looked up in one pass per record.
+    pub(crate) fields: PointerSet,
+}
+
+pub(crate) fn stream_snapshot(
+    s: &mut StreamState,
+    settings: &MonitorSettings,
+    kafka: KafkaStatus,
+    now: Millis,
+) -> StreamSnapshot {
+    let max_silence = s.spec.max_silence_ms;
+    let mut partitions = Vec::new();
+    let mut watermark_rule = LowWatermark::default();
+    let (mut silent, mut quiet, mut flowing, mut catching_up) = (0usize, 0usize, 0usize, false);
+    let (mut log_end_sum, mut backlog_sum) = (0i64, 0i64);
+    let mut stream_silence: Option<Millis> = None;
+    let mut totals = s.revoked;
+    let mut active_partitions = 0;
+    for p in s.partitions.iter_mut().flatten() {
+        let active = p.last_record.is_some_and(|t| now - t <= settings.idle_partition_timeout_ms);
+        active_partitions += usize::from(active);
+        watermark_rule.add(p.watermark, active);
+        let silence = p.silence_ms(now);
+        if let Some(sil) = silence {
+            stream_silence = Some(stream_silence.map_or(sil, |m| m.min(sil)));
+            if sil <= max_silence {
+                flowing += 1;
+            } else if p.written {
+                silent += 1;
+                if p.gap_since.is_none() {
+                    p.gap_since = Some(p.log_end_advanced);
+                    p.gaps += 1;
+                }
+            } else {
+                quiet += 1;
+            }
+        }
+        if let Some(end) = p.log_end {
+            log_end_sum += end;
+        }
+        let backlog = p.backlog();
+        backlog_sum += backlog.unwrap_or(0);
+        if !p.caught_up {
+            catching_up = true;
+        }
+        // The log end was polled before the records read since: a position past it
+        // proves the log end is at least there.
+        let log_end = match (p.log_end, p.position) {
+            (Some(end), Some(pos)) => Some(end.max(pos)),
+            (end, _) => end,
+        };
+        totals.add(p);
+        partitions.push(PartitionSnapshot {
+            partition: p.partition,
+            watermark_ms: p.watermark,
+            last_record_ms: p.last_record,
+            log_end_offset: log_end,
+            position_offset: p.position,
+            backlog_records: backlog,
+            silence_seconds: silence.map(|ms| ms as f64 / 1000.0),
+            active,
+            caught_up: p.caught_up,
+            records: p.records,
+            bytes: p.bytes,
+            invalid: InvalidReason::ALL.iter().map(|r| (r.as_str(), p.invalid[r.index()])).collect(),
+            gaps: p.gaps,
+            gap_open_since_ms: p.gap_since,
+        });
+    }
+    // The low-watermark rule; with no partition watermark (all revoked), the last known.
+    let watermark = watermark_rule.get().or(s.last_watermark);
+    s.last_watermark = watermark;
+
+    // Rate window over broker log ends, backlog and record delays.
+    if s.window_stale {
+        s.window.clear();
+        s.window_stale = false;
+    }
+    s.window.push_back(WindowSample { at: now, log_end_sum, backlog: backlog_sum });
+    let window_start = now - settings.rate_window_ms;
+    while s.window.len() >= 2 && s.window[1].at <= window_start {
+        s.window.pop_front();
+    }
+    let oldest = &s.window[0];
+    let window_full = oldest.at <= window_start;
+    let elapsed_s = (now - oldest.at) as f64 / 1000.0;
+    let rate =
+        if elapsed_s > 0.0 { Some(((log_end_sum - oldest.log_end_sum).max(0)) as f64 / elapsed_s) } else { None };
+    let median_record_delay = s.recent_delays.median_since(window_start).map(|ms| ms as f64 / 1000.0);
+    let backlog_growing = elapsed_s > 0.0
+        && backlog_sum > oldest.backlog
+        && backlog_sum as f64 > rate.unwrap_or(0.0) * BACKLOG_TOLERANCE_SECONDS;
+
+    let freshness_lag_ms = watermark.map(|w| now - w);
+    let max_delay = s.spec.max_record_delay_ms;
+    let full_window_rate = window_full.then(|| rate.unwrap_or(0.0));
+    let baseline = baseline_status(s, settings, full_window_rate, now);
+    let segments: Vec<SegmentSnapshot> = s.segments.iter().map(|g| g.snapshot(max_silence, now)).collect();
+    let silent_segments: Vec<String> = segments
+        .iter()
+        .flat_map(|g| g.values.iter().filter(|v| v.silent).map(move |v| format!("{}={}", g.name, v.value)))
+        .collect();
+    let segment_silence_seconds = segments
+        .iter()
+        .flat_map(|g| g.values.iter().filter(|v| v.judged).filter_map(|v| v.silence_seconds))
+        .reduce(f64::max);
+    // a record read since Read on the topic was denied: it is allowed now
+    if totals.records > s.records_when_read_denied {
+        s.denied[Right::ReadTopic as usize] = None;
+    }
+    let access_denied = s.denied.iter().flatten().next().cloned();
+    let cause = diagnose(&StreamFacts {
+        kafka_down: kafka == KafkaStatus::Down,
+        access_denied: access_denied.is_some(),
+        topic_missing: s.topic_missing,
+        has_watermark: watermark.is_some(),
+        flowing,
+        silent,
+        quiet,
+        catching_up,
+        backlog_growing,
+        event_time_old: median_record_delay.is_some_and(|d| d * 1000.0 > max_delay as f64)
+            || freshness_lag_ms.is_some_and(|lag| lag > max_delay),
+        full_window_rate,
+        min_rate: s.spec.min_rate,
+        max_rate: s.spec.max_rate,
+        band: baseline.as_ref().and_then(|b| b.band).map(|b| (b.lower, b.upper)),
+        segment_silent: !silent_segments.is_empty(),
+    });
+
+    StreamSnapshot {
+        name: s.spec.name.clone(),
+        topic: s.spec.topic.clone(),
+        cause,
+        access_denied,
+        watermark_ms: watermark,
+        freshness_lag_seconds: freshness_lag_ms.map(|lag| lag as f64 / 1000.0),
+        silence_seconds: stream_silence.map(|ms| ms as f64 / 1000.0),
+        max_silence_seconds: max_silence as f64 / 1000.0,
+        min_rate: s.spec.min_rate,
+        max_rate: s.spec.max_rate,
+        rate_records_per_second: rate,
+        rate_window_full: window_full,
+        baseline,
+        segment_silent: (!silent_segments.is_empty()).then(|| silent_segments.join(", ")),
+        segment_silence_seconds,
+        segments,
+        median_record_delay_seconds: median_record_delay,
+        backlog_records: backlog_sum,
+        active_partitions,
+        records: totals.records,
+        bytes: totals.bytes,
+        invalid: InvalidReason::ALL.iter().map(|r| (r.as_str(), totals.invalid[r.index()])).collect(),
+        gaps: totals.gaps,
+        record_delay: s.record_delay.clone(),
+        gap_duration: s.gap_duration.clone(),
+        partitions,
+    }
+}
+
+/// A history boundary is taken from the log end when a tick comes this soon after it
+/// (else that hour is not known).
+const BOUNDARY_TOLERANCE_MS: Millis = 60_000;
+
+/// Keeps the stream's history current (each partition's log end at an hour boundary)
+/// and judges the rate over a whole window against the band of the moment in its middle.
+fn baseline_status(
+    s: &mut StreamState,
+    settings: &MonitorSettings,
+    full_window_rate: Option<f64>,
+    now: Millis,
+) -> Option<BaselineStatus> {
+    let spec = s.spec.baseline?;
+    let hour = hour_of(now);
+    let keep = usize::try_from(spec.history_ms / HOUR_MS).unwrap_or(0) + 2;
+    let mut learning = false;
+    for p in s.partitions.iter_mut().flatten() {
+        match p.history.as_deref_mut() {
+            Some(h) if h.next_hour() <= hour => {
+                let fresh = now - hour * HOUR_MS <= BOUNDARY_TOLERANCE_MS;
+                h.push(hour, p.log_end.filter(|_| fresh), keep);
+                s.hourly_stale = true;
+            }
+            Some(_) => {}
+            None => learning = true,
+        }
+    }
+    if learning || s.partitions.iter().flatten().next().is_none() {
+        return Some(BaselineStatus {
+            state: BaselineState::Learning,
+            history_hours: 0,
+            band: None,
+            score: None,
+            anomaly: None,
+        });
+    }
+    if s.hourly_stale {
+        s.hourly = HourlyRates::sum(s.partitions.iter().flatten().filter_map(|p| p.history.as_deref()));
+        s.hourly_stale = false;
+    }
+    let band = band_at(&s.hourly, now - settings.rate_window_ms / 2, now, &spec);
+    let score = band.zip(full_window_rate).map(|(b, rate)| b.score(rate));
+    Some(BaselineStatus {
+        state: if band.is_some() { BaselineState::Ready } else { BaselineState::NotEnoughHistory },
+        history_hours: s.hourly.known(),
+        band,
+        score,
+        anomaly: score.and_then(|x| {
+            if x < -1.0 {
+                Some(Direction::Low)
+            } else if x > 1.0 {
+                Some(Direction::High)
+            } else {
+                None
+            }
+        }),
+    })
+}
