@@ -15,4 +15,3 @@ pub mod http;
 pub mod metrics;
 pub mod rules;
 pub mod tick;
-pub mod web;

@@ -20,6 +20,8 @@ use crate::config::Config;
 use crate::metrics::render;
 use crate::tick::TickRx;
 
+mod auth;
+
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Registry,
@@ -41,8 +43,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state);
     match web.filter(|w| !w.users.is_empty()) {
         Some(w) => {
-            let auth = crate::web::Auth { users: w.users, open_probes };
-            router.layer(axum::middleware::from_fn_with_state(auth, crate::web::basic_auth))
+            let auth = auth::Auth { users: w.users, open_probes };
+            router.layer(axum::middleware::from_fn_with_state(auth, auth::basic_auth))
         }
         None => router,
     }
@@ -53,7 +55,7 @@ pub fn router(state: AppState) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
-    tls: Option<&crate::web::Tls>,
+    tls: Option<&crate::config::web::Tls>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let Some(tls) = tls else {

@@ -1,0 +1,597 @@
+//! The config file (TOML): raw serde structs that reject unknown keys ([`raw`]), then
+//! [`RawConfig::validate`], which reports every problem at once with its key path
+//! ([`problems`]) and returns the validated [`Config`]. One validating function per
+//! section: `[kafka]`, `[http]`, `[metrics]`, `[monitor]` ([`settings`], the listener's
+//! TLS and basic auth in [`web`]), `[[stream]]` and `[[pair]]` ([`streams`]),
+//! `[[consumer]]` ([`consumers`]), `[[alert]]` ([`alerts`]), `[[receiver]]`
+//! ([`receivers`]).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use pipewatch_alert::ReceiverConfig;
+use pipewatch_core::alert::AlertRule;
+use pipewatch_core::spec::ConsumerSpec;
+use pipewatch_core::{MonitorSettings, PairSpec, StreamSpec};
+use pipewatch_kafka::SourceConfig;
+
+pub mod alerts;
+pub mod consumers;
+pub mod problems;
+pub mod raw;
+pub mod receivers;
+pub mod settings;
+pub mod streams;
+pub mod web;
+
+pub use problems::ConfigError;
+use problems::{key_at, Problems};
+pub use raw::{default_listen, RawConfig};
+pub use settings::Granularity;
+
+/// The validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: SourceConfig,
+    pub listen: SocketAddr,
+    /// Base URL of the HTTP interface as people reach it.
+    pub external_url: String,
+    pub granularity: Granularity,
+    /// TLS and basic auth of the listener (`http.web_config_file`).
+    pub web: Option<web::WebConfig>,
+    /// `/healthz` and `/readyz` without basic auth.
+    pub probes_without_auth: bool,
+    /// How long queued notifications are still delivered at shutdown.
+    pub shutdown_grace: Duration,
+    pub alerts: Vec<AlertRule>,
+    pub receivers: Vec<ReceiverConfig>,
+    pub settings: MonitorSettings,
+    pub streams: Vec<StreamSpec>,
+    pub pairs: Vec<PairSpec>,
+    pub consumers: Vec<ConsumerSpec>,
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, anyhow::Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("failed to read {}: {e}", path.display()))?;
+    Ok(parse(&text)?)
+}
+
+/// Parses and validates config text.
+pub fn parse(text: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let key = e.span().map(|s| key_at(text, s.start)).unwrap_or_else(|| "config".into());
+        ConfigError { problems: vec![(key, e.message().to_string())] }
+    })?;
+    raw.validate()
+}
+
+impl RawConfig {
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let mut p = Problems::default();
+        let k = &self.kafka;
+        let start = settings::kafka_start(k, &mut p);
+        let listen = settings::listen(&self.http, &mut p);
+        let granularity = settings::granularity(&self.metrics, &mut p);
+        let shutdown_grace = p.duration("shutdown.grace", &self.shutdown.grace);
+        let web = settings::web_config(&self.http, &mut p);
+        let monitor = settings::monitor(&self.monitor, &mut p);
+        let mut names = HashSet::new();
+        let streams = streams::stream_specs(&self, monitor.max_future_skew, &mut names, &mut p);
+        let pairs = streams::pair_specs(&self, &mut names, &mut p);
+        let consumers = consumers::consumer_specs(&self, &mut p);
+        let alerts =
+            self.alerts.iter().enumerate().filter_map(|(i, a)| alerts::alert_rule(i, a, &self, &mut p)).collect();
+        let external_url = settings::external_url(&self.http, listen, web.as_ref(), &mut p);
+        let receivers = receivers::receiver_configs(&self, &mut p);
+
+        let config = Config {
+            external_url,
+            granularity,
+            web,
+            probes_without_auth: self.http.probes_without_auth,
+            shutdown_grace,
+            alerts,
+            receivers,
+            source: SourceConfig {
+                bootstrap_servers: k.bootstrap_servers.clone(),
+                group_id: k.group_id.clone(),
+                start,
+                properties: k.properties.iter().map(|(a, b)| (a.clone(), b.clone())).collect(),
+                tick: monitor.tick,
+            },
+            listen,
+            settings: monitor.settings,
+            streams,
+            pairs,
+            consumers,
+        };
+        if p.0.is_empty() {
+            if let Err(e) = pipewatch_kafka::validate_properties(&config.source) {
+                p.add("kafka.properties", format!("librdkafka rejects them: {e}"));
+            }
+        }
+        if p.0.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems: p.0 })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipewatch_alert::{ReceiverKind, Secret};
+    use pipewatch_core::alert::AlertKind;
+    use pipewatch_kafka::Start;
+
+    const EXAMPLE: &str = include_str!("../../../../pipewatch.example.toml");
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let c = parse(EXAMPLE).unwrap();
+        assert_eq!(c.streams.len(), 2);
+        assert_eq!(c.pairs.len(), 1);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9464");
+        assert_eq!(c.source.start, Start::Lookback(Duration::from_secs(900)));
+        assert_eq!(c.alerts.len(), 3);
+        assert_eq!(c.alerts[2].kind, AlertKind::SegmentSilence);
+        assert_eq!(c.streams[1].segments.len(), 1);
+        assert_eq!(c.alerts[0].threshold, 900.0);
+        assert_eq!(c.alerts[0].clear, 600.0);
+        assert_eq!(c.external_url, "http://127.0.0.1:9464");
+        assert_eq!(c.receivers.len(), 1);
+        assert_eq!(c.receivers[0].kind, ReceiverKind::Alertmanager);
+        assert_eq!(c.receivers[0].resend_interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_its_key() {
+        let text = r#"
+[kafka]
+bootstrap_servers = "localhost:9092"
+start = "beginning"
+[metrics]
+granularity = "topic"
+[shutdown]
+grace = "soon"
+[monitor]
+tick = "1 second"
+[[stream]]
+name = "orders"
+topic = "orders"
+event_time = { field = "created_at", format = "rfc3339" }
+max_silence = "2x"
+[[stream]]
+name = "orders"
+topic = "user-behaviour"
+event_time = { field = "/ts", format = "epoch_ms" }
+[[pair]]
+name = "orders_behaviour"
+leader = "orders"
+follower = "behavior"
+"#;
+        let err = parse(text).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "kafka.start",
+                "metrics.granularity",
+                "shutdown.grace",
+                "monitor.tick",
+                "stream[0].event_time.field",
+                "stream[0].max_silence",
+                "stream[1].name",
+                "stream[1].event_time.format",
+                "pair[0].follower",
+            ],
+            "{err}"
+        );
+        let shown = err.to_string();
+        assert!(shown.starts_with("config is invalid (9 problems)"), "{shown}");
+        assert!(shown.contains("metrics.granularity: \"topic\" is not one of partition, stream"), "{shown}");
+        assert!(
+            shown.contains("\"epoch_ms\" is not one of rfc3339, epoch_seconds, epoch_millis, epoch_micros"),
+            "{shown}"
+        );
+        assert!(shown.contains("no stream named \"behavior\" (known: orders, orders)"), "{shown}");
+    }
+
+    #[test]
+    fn baselines_and_segments_are_validated_with_their_keys() {
+        let text = r#"
+[kafka]
+bootstrap_servers = "localhost:9092"
+[[stream]]
+name = "orders"
+topic = "orders"
+event_time = { field = "/ts", format = "epoch_millis" }
+baseline = { history = "2h", sensitivity = 0.0, tolerance = 1.5, floor = 0.0 }
+segments = [{ name = "channel", field = "channel" }, { name = "channel", field = "/c" }, { name = "a b", field = "/x" }]
+max_segment_values = 0
+[[stream]]
+name = "behaviour"
+topic = "behaviour"
+event_time = { field = "/ts", format = "epoch_millis" }
+baseline = { history = "365d" }
+[[alert]]
+name = "OrdersOffUsual"
+kind = "volume_anomaly"
+target = "orders"
+threshold = -1.0
+impact = "x"
+[[alert]]
+name = "BehaviourOffUsual"
+kind = "volume_anomaly"
+target = "behaviour"
+impact = "x"
+[[alert]]
+name = "NoBaseline"
+kind = "volume_anomaly"
+target = "behaviour2"
+impact = "x"
+[[alert]]
+name = "PathStopped"
+kind = "segment_silence"
+target = "orders"
+impact = "x"
+"#;
+        let err = parse(text).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "stream[0].baseline.history",
+                "stream[0].baseline.sensitivity",
+                "stream[0].baseline.tolerance",
+                "stream[0].baseline.floor",
+                "stream[0].segments[0].field",
+                "stream[0].segments[1].name",
+                "stream[0].segments[2].name",
+                "stream[0].max_segment_values",
+                "stream[1].baseline.history",
+                "alert[0].threshold",
+                "alert[2].target",
+                "alert[3].threshold",
+            ],
+            "{err}"
+        );
+        let shown = err.to_string();
+        assert!(shown.contains("at least 1d"), "{shown}");
+        assert!(shown.contains("duplicate segment name \"channel\""), "{shown}");
+        assert!(shown.contains("segment_silence needs a threshold"), "{shown}");
+        // a volume_anomaly needs the stream's baseline; its threshold defaults to the band's edge
+        let without = text.replace("baseline = { history = \"365d\" }\n", "");
+        let err = parse(&without).unwrap_err();
+        assert!(err.to_string().contains("volume_anomaly needs a baseline on stream \"behaviour\""), "{err}");
+        let good = parse(
+            "[kafka]\nbootstrap_servers = \"k:9092\"\n[[stream]]\nname = \"o\"\ntopic = \"o\"\n\
+             event_time = { field = \"/ts\", format = \"epoch_millis\" }\nbaseline = {}\n\
+             [[alert]]\nname = \"A\"\nkind = \"volume_anomaly\"\ntarget = \"o\"\nimpact = \"x\"\n",
+        )
+        .unwrap();
+        let spec = good.streams[0].baseline.unwrap();
+        assert_eq!((spec.history_ms, spec.sensitivity, spec.tolerance, spec.floor), (14 * 86_400_000, 3.0, 0.2, 1.0));
+        assert_eq!((good.alerts[0].threshold, good.alerts[0].clear), (1.0, 1.0));
+    }
+
+    #[test]
+    fn alert_rules_are_validated_with_their_keys() {
+        let head = EXAMPLE.split("[[alert]]").next().unwrap();
+        let text = format!(
+            r#"{head}
+[[alert]]
+name = "BehaviourBehindOrders"
+kind = "sync_lag"
+target = "orders"
+threshold = "15m"
+clear = "20m"
+impact = "stale segmentation"
+[[alert]]
+name = "OrdersInvalid"
+kind = "invalid_ratio"
+target = "orders_behaviour"
+threshold = 5
+impact = ""
+labels = {{ "team-name" = "x", cause = "y" }}
+[[alert]]
+name = "OrdersSlow"
+kind = "rate_lowish"
+target = "orders"
+threshold = 1
+impact = "x"
+"#
+        );
+        let err = parse(&text).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "alert[0].target",
+                "alert[0].clear",
+                "alert[1].target",
+                "alert[1].threshold",
+                "alert[1].impact",
+                "alert[1].labels.cause",
+                "alert[1].labels.team-name",
+                "alert[2].kind",
+            ],
+            "{err}"
+        );
+        assert!(err.to_string().contains("(a pair: only sync_lag targets pairs)"), "{err}");
+    }
+
+    #[test]
+    fn receiver_secrets_and_cas_come_from_files_and_every_problem_is_keyed() {
+        let dir = std::env::temp_dir().join(format!("pipewatch-receiver-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("token"), "t0ken\n").unwrap();
+        std::fs::write(dir.join("empty"), "\n").unwrap();
+        std::fs::write(dir.join("ca.pem"), "not a certificate").unwrap();
+        let d = dir.display();
+        let text = format!(
+            r#"
+[kafka]
+bootstrap_servers = "localhost:9092"
+[[stream]]
+name = "orders"
+topic = "orders"
+event_time = {{ field = "/ts", format = "epoch_millis" }}
+[[receiver]]
+name = "ok"
+kind = "webhook"
+url = "https://hooks.example.com/"
+bearer_token_file = "{d}/token"
+[[receiver]]
+name = "both"
+kind = "webhook"
+url = "https://hooks.example.com/"
+bearer_token_file = "{d}/token"
+basic_auth = {{ username = "pw", password_file = "{d}/token" }}
+[[receiver]]
+name = "files"
+kind = "alertmanager"
+url = "https://am.example.com"
+ca_file = "{d}/ca.pem"
+basic_auth = {{ username = "", password_file = "{d}/empty" }}
+[[receiver]]
+name = "missing"
+kind = "alertmanager"
+url = "https://am.example.com"
+ca_file = "{d}/nothing.pem"
+bearer_token_file = "{d}/nothing"
+"#
+        );
+        let err = parse(&text).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "receiver[1].basic_auth",
+                "receiver[2].ca_file",
+                "receiver[2].basic_auth.username",
+                "receiver[2].basic_auth.password_file",
+                "receiver[3].ca_file",
+                "receiver[3].bearer_token_file",
+            ],
+            "{err}"
+        );
+        assert!(!err.to_string().contains("t0ken"), "{err}");
+        let ok = parse(text.split("[[receiver]]\nname = \"both\"").next().unwrap()).unwrap();
+        assert_eq!(ok.receivers[0].authorization, Some(Secret::bearer("t0ken")), "the newline is not part of it");
+        assert!(!format!("{ok:?}").contains("t0ken"), "Debug shows no secret");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn consumers_are_validated_with_their_keys() {
+        let text = format!(
+            "{EXAMPLE}{}",
+            r#"
+[[consumer]]
+name = "analytics"
+group = "analytics-job"
+streams = ["orders", "behaviour"]
+max_lag = "30m"
+[[consumer]]
+name = "analytics"
+group = "pipewatch"
+streams = ["ordres", "orders", "orders"]
+max_stall = "soon"
+[[consumer]]
+name = "reporting"
+group = ""
+streams = []
+"#
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        for want in [
+            "consumer[1].name: duplicate consumer name \"analytics\"",
+            "consumer[1].group: \"pipewatch\" is pipewatch's own group (kafka.group_id)",
+            "consumer[1].streams[0]: no stream named \"ordres\" (known: orders, behaviour)",
+            "consumer[1].streams[2]: \"orders\" is listed twice",
+            "consumer[1].max_stall: \"soon\" is not a duration",
+            "consumer[2].group: must not be empty",
+            "consumer[2].streams: must name at least one stream",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in\n{err}");
+        }
+        let good = format!(
+            "{EXAMPLE}{}",
+            "[[consumer]]\nname = \"analytics\"\ngroup = \"analytics-job\"\nstreams = [\"behaviour\"]\n"
+        );
+        let c = parse(&good).unwrap();
+        assert_eq!(c.consumers[0].streams, vec![1]);
+        assert_eq!((c.consumers[0].max_lag_ms, c.consumers[0].max_stall_ms), (900_000, 300_000), "defaults 15m, 5m");
+    }
+
+    #[test]
+    fn consumer_alerts_name_a_consumer_and_for_the_sync_lag_a_pair_it_reads() {
+        let text = format!(
+            "{EXAMPLE}{}",
+            r#"
+[[consumer]]
+name = "analytics"
+group = "analytics-job"
+streams = ["behaviour"]
+[[alert]]
+name = "A"
+kind = "consumer_lag"
+target = "analytcs"
+threshold = "15m"
+impact = "stale"
+[[alert]]
+name = "B"
+kind = "consumer_sync_lag"
+target = "analytics"
+pair = "orders_behaviour"
+threshold = "15m"
+impact = "stale"
+[[alert]]
+name = "C"
+kind = "consumer_sync_lag"
+target = "analytics"
+threshold = "15m"
+impact = "stale"
+[[alert]]
+name = "D"
+kind = "freshness_lag"
+target = "orders"
+pair = "orders_behaviour"
+threshold = "15m"
+impact = "stale"
+"#
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        // the example's own alerts come first
+        let first = EXAMPLE.matches("\n[[alert]]").count();
+        for (i, want) in [
+            "target: consumer_lag needs a consumer; no consumer named \"analytcs\" (known: analytics)",
+            "pair: consumer \"analytics\" does not read both \"orders\" and \"behaviour\"",
+            "pair: consumer_sync_lag needs the pair whose sync lag the consumer sees",
+            "pair: only consumer_sync_lag takes a pair",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let want = format!("alert[{}].{want}", first + i);
+            assert!(err.contains(&want), "missing {want:?} in\n{err}");
+        }
+    }
+
+    #[test]
+    fn labels_pipewatch_sets_on_a_consumer_alert_are_refused_with_their_key() {
+        let text = format!(
+            "{EXAMPLE}{}",
+            r#"
+[[consumer]]
+name = "analytics"
+group = "analytics-job"
+streams = ["behaviour"]
+[[alert]]
+name = "A"
+kind = "consumer_lag"
+target = "analytics"
+threshold = "15m"
+impact = "stale"
+labels = { group = "data", consumer = "x", team = "data" }
+"#
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        let first = EXAMPLE.matches("\n[[alert]]").count();
+        for label in ["group", "consumer"] {
+            let want = format!("alert[{first}].labels.{label}: is set by pipewatch");
+            assert!(err.contains(&want), "missing {want:?} in\n{err}");
+        }
+        assert!(!err.contains("labels.team"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = parse("[kafka]\nbootstrap_servers = \"x:1\"\nbootstrap = \"y\"\n").unwrap_err();
+        assert!(err.to_string().contains("kafka.bootstrap (line 3): unknown field `bootstrap`"), "{err}");
+        let stream = "[[stream]]\nname = \"a\"\ntopic = \"a\"\nevent_time = { source = \"kafka_timestamp\" }\n";
+        let err = parse(&format!("[kafka]\nbootstrap_servers = \"x:1\"\n{stream}[[stream]]\nname = 5\n")).unwrap_err();
+        assert!(err.to_string().contains("stream[1].name (line 8): invalid type: integer `5`"), "{err}");
+        let err =
+            parse(&format!("[kafka]\nbootstrap_servers = \"x:1\"\n{stream}[[stream]]\nname = \"b\"\n")).unwrap_err();
+        assert!(err.to_string().contains("stream[1] (line 7): missing field `topic`"), "{err}");
+    }
+
+    #[test]
+    fn kafka_timestamp_source_and_bad_properties() {
+        let text = r#"
+[kafka]
+bootstrap_servers = "localhost:9092"
+[kafka.properties]
+"no.such.property" = "1"
+[[stream]]
+name = "clicks"
+topic = "clicks"
+event_time = { source = "kafka_timestamp" }
+"#;
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.problems[0].0, "kafka.properties");
+        assert!(err.problems[0].1.contains("no.such.property"), "{err}");
+    }
+
+    mod never_panics {
+        use proptest::prelude::*;
+
+        const EXAMPLE: &str = include_str!("../../../../pipewatch.example.toml");
+
+        /// Loading never panics: a config is valid, or every problem has a key.
+        fn loads(text: &str) -> Result<(), TestCaseError> {
+            if let Err(e) = super::parse(text) {
+                prop_assert!(!e.problems.is_empty());
+                prop_assert!(e.problems.iter().all(|(k, m)| !k.is_empty() && !m.is_empty()), "{}", e);
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn random_text(text in "\\PC{0,300}") {
+                loads(&text)?;
+            }
+
+        }
+
+        proptest! {
+            // A config that validates creates a librdkafka client to check its properties
+            // (milliseconds each): fewer cases here.
+            #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn truncated_and_mutated_example(cut in 0..EXAMPLE.len(), edits in prop::collection::vec((0..EXAMPLE.len(), "[\\[\\]=\"{}0-9a-z.,\n -]"), 1..6)) {
+                loads(EXAMPLE.get(..cut).unwrap_or(EXAMPLE))?;
+                let mut text = EXAMPLE.to_string();
+                for (at, with) in edits {
+                    let at = (0..=at.min(text.len())).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+                    text.insert_str(at, &with);
+                }
+                loads(&text)?;
+            }
+
+
+            #[test]
+            fn odd_values_for_every_duration_and_number(value in prop_oneof![
+                "\"[0-9]{1,30}[a-z]{0,3}\"", "-?[0-9]{1,30}(\\.[0-9]{1,5})?(e[0-9]{1,4})?", Just("\"\"".to_string()),
+                Just("nan".to_string()), Just("inf".to_string()), Just("-inf".to_string()),
+            ]) {
+                for key in ["tick", "idle_partition_timeout", "rate_window", "max_future_skew"] {
+                    loads(&format!("{EXAMPLE}\n").replace(&format!("\n{key} = "), &format!("\n{key} = {value}\n# ")))?;
+                }
+                for key in ["max_silence", "min_rate", "threshold", "lookback", "grace"] {
+                    loads(&EXAMPLE.replacen(&format!("\n{key} = "), &format!("\n{key} = {value}\n# "), 1))?;
+                }
+            }
+        }
+    }
+}

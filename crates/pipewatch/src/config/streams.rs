@@ -1,0 +1,204 @@
+//! `[[stream]]` and `[[pair]]`: each stream's topic, event time, silence and delay bounds,
+//! rate bounds, baseline and segments; the pairs of streams downstream jobs join.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use pipewatch_core::baseline::BaselineSpec;
+use pipewatch_core::segment::SegmentSpec;
+use pipewatch_core::{EventTimeSource, Extractor, JsonPointer, PairSpec, StreamSpec, TimeFormat};
+
+use super::problems::Problems;
+use super::raw::{RawBaseline, RawConfig, RawEventTime, RawStream};
+
+/// The `[[stream]]`s, validated: unique names and topics. Stream and pair names share
+/// one namespace: `names` holds the streams' for [`pair_specs`].
+pub(super) fn stream_specs<'a>(
+    raw: &'a RawConfig,
+    skew: Duration,
+    names: &mut HashSet<&'a str>,
+    p: &mut Problems,
+) -> Vec<StreamSpec> {
+    if raw.streams.is_empty() {
+        p.add("stream", "no [[stream]] configured: nothing to watch");
+    }
+    let mut topics = HashSet::new();
+    let mut streams = Vec::new();
+    for (i, s) in raw.streams.iter().enumerate() {
+        let key = |f: &str| format!("stream[{i}].{f}");
+        if s.name.trim().is_empty() {
+            p.add(key("name"), "must not be empty");
+        } else if !names.insert(s.name.as_str()) {
+            p.add(key("name"), format!("duplicate stream name {:?}", s.name));
+        }
+        if s.topic.trim().is_empty() {
+            p.add(key("topic"), "must not be empty");
+        } else if !topics.insert(s.topic.as_str()) {
+            p.add(key("topic"), format!("topic {:?} is already watched by another stream", s.topic));
+        }
+        streams.push(stream_spec(i, s, skew, p));
+    }
+    streams
+}
+
+/// One stream's bounds, baseline and segments (its name and topic checked by the caller).
+fn stream_spec(i: usize, s: &RawStream, skew: Duration, p: &mut Problems) -> StreamSpec {
+    let key = |f: &str| format!("stream[{i}].{f}");
+    let source = event_time_source(&s.event_time, &key("event_time"), p);
+    let max_silence = p.positive_duration(&key("max_silence"), &s.max_silence);
+    let max_record_delay = p.positive_duration(&key("max_record_delay"), &s.max_record_delay);
+    for (f, v) in [("min_rate", s.min_rate), ("max_rate", s.max_rate)] {
+        if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
+            p.add(key(f), "must be a number of records per second, 0 or more");
+        }
+    }
+    if let (Some(min), Some(max)) = (s.min_rate, s.max_rate) {
+        if min > max {
+            p.add(key("min_rate"), format!("{min} is above max_rate {max}"));
+        }
+    }
+    let baseline = s.baseline.as_ref().map(|b| baseline_spec(i, b, p));
+    let segments = segment_specs(i, s, p);
+    StreamSpec {
+        segments,
+        max_segment_values: s.max_segment_values,
+        baseline,
+        name: s.name.clone(),
+        topic: s.topic.clone(),
+        extractor: Extractor::new(source, skew.as_millis() as i64),
+        max_silence_ms: max_silence.as_millis() as i64,
+        max_record_delay_ms: max_record_delay.as_millis() as i64,
+        min_rate: s.min_rate,
+        max_rate: s.max_rate,
+    }
+}
+
+/// `stream[i].baseline`: how much history, and how wide the band.
+fn baseline_spec(i: usize, b: &RawBaseline, p: &mut Problems) -> BaselineSpec {
+    let key = |f: &str| format!("stream[{i}].baseline.{f}");
+    let history = p.positive_duration(&key("history"), &b.history);
+    if history > Duration::from_secs(90 * 86_400) {
+        p.add(key("history"), "at most 90d (the history is read from the broker at start)");
+    } else if !history.is_zero() && history < Duration::from_secs(86_400) {
+        p.add(key("history"), "at least 1d (a day of hours is the shortest slot period)");
+    }
+    if !(b.sensitivity.is_finite() && b.sensitivity > 0.0) {
+        p.add(key("sensitivity"), "must be a number greater than 0 (robust standard deviations)");
+    }
+    if !(b.tolerance.is_finite() && (0.0..=1.0).contains(&b.tolerance)) {
+        p.add(key("tolerance"), "must be a share of the expected rate, 0 to 1");
+    }
+    if !(b.floor.is_finite() && b.floor > 0.0) {
+        p.add(key("floor"), "must be a number of records per second greater than 0");
+    }
+    BaselineSpec {
+        history_ms: history.as_millis() as i64,
+        sensitivity: b.sensitivity,
+        tolerance: b.tolerance,
+        floor: b.floor,
+    }
+}
+
+/// `stream[i].segments`: short unique names, JSON pointers, a bounded count.
+fn segment_specs(i: usize, s: &RawStream, p: &mut Problems) -> Vec<SegmentSpec> {
+    let mut segments = Vec::new();
+    for (j, g) in s.segments.iter().enumerate() {
+        let key = |f: &str| format!("stream[{i}].segments[{j}].{f}");
+        let valid = !g.name.is_empty() && g.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid {
+            p.add(key("name"), "must be a short name of letters, digits, _ or - (the segment label)");
+        } else if s.segments[..j].iter().any(|o| o.name == g.name) {
+            p.add(key("name"), format!("duplicate segment name {:?}", g.name));
+        }
+        match JsonPointer::parse(&g.field) {
+            Ok(pointer) => segments.push(SegmentSpec { name: g.name.clone(), pointer }),
+            Err(e) => p.add(key("field"), e.0),
+        }
+    }
+    let key = |f: &str| format!("stream[{i}].{f}");
+    if !(1..=1000).contains(&s.max_segment_values) {
+        p.add(key("max_segment_values"), "must be 1 to 1000 (each value is a series)");
+    }
+    if s.segments.len() > 8 {
+        p.add(key("segments"), "at most 8 segments per stream (each costs a field lookup per record)");
+    }
+    segments
+}
+
+/// The `[[pair]]`s, validated: names unique among streams and pairs, two known streams
+/// that differ.
+pub(super) fn pair_specs<'a>(raw: &'a RawConfig, names: &mut HashSet<&'a str>, p: &mut Problems) -> Vec<PairSpec> {
+    let known = || raw.streams.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
+    let mut pairs = Vec::new();
+    for (i, pr) in raw.pairs.iter().enumerate() {
+        let key = |f: &str| format!("pair[{i}].{f}");
+        if pr.name.trim().is_empty() {
+            p.add(key("name"), "must not be empty");
+        } else if !names.insert(pr.name.as_str()) {
+            p.add(key("name"), format!("duplicate name {:?} (stream and pair names share one namespace)", pr.name));
+        }
+        let mut find = |f: &str, name: &str| {
+            let idx = raw.streams.iter().position(|s| s.name == name);
+            if idx.is_none() {
+                p.add(key(f), format!("no stream named {name:?} (known: {})", known()));
+            }
+            idx
+        };
+        let leader = find("leader", &pr.leader);
+        let follower = find("follower", &pr.follower);
+        if pr.leader == pr.follower {
+            p.add(key("follower"), "must differ from the leader");
+        }
+        if let (Some(leader), Some(follower)) = (leader, follower) {
+            pairs.push(PairSpec { name: pr.name.clone(), leader, follower });
+        }
+    }
+    pairs
+}
+
+fn event_time_source(e: &RawEventTime, key: &str, p: &mut Problems) -> EventTimeSource {
+    let fallback = EventTimeSource::KafkaTimestamp;
+    match (&e.source, &e.field) {
+        (Some(source), None) => {
+            if source != "kafka_timestamp" {
+                p.add(
+                    format!("{key}.source"),
+                    format!("{source:?} is not a source; the only one is \"kafka_timestamp\""),
+                );
+            }
+            if e.format.is_some() {
+                p.add(format!("{key}.format"), "goes with field, not with source = \"kafka_timestamp\"");
+            }
+            fallback
+        }
+        (None, Some(field)) => {
+            let pointer =
+                JsonPointer::parse(field).map_err(|err| p.add(format!("{key}.field"), format!("{field:?}: {}", err.0)));
+            let format = match &e.format {
+                None => {
+                    p.add(format!("{key}.format"), format!("missing: one of {}", TimeFormat::NAMES.join(", ")));
+                    None
+                }
+                Some(f) => {
+                    let parsed = TimeFormat::from_name(f);
+                    if parsed.is_none() {
+                        p.add(format!("{key}.format"), format!("{f:?} is not one of {}", TimeFormat::NAMES.join(", ")));
+                    }
+                    parsed
+                }
+            };
+            match (pointer, format) {
+                (Ok(pointer), Some(format)) => EventTimeSource::Field { pointer, format },
+                _ => fallback,
+            }
+        }
+        (Some(_), Some(_)) => {
+            p.add(key, "set either field (with format) or source = \"kafka_timestamp\", not both");
+            fallback
+        }
+        (None, None) => {
+            p.add(key, "set field = \"/json/pointer\" with format, or source = \"kafka_timestamp\"");
+            fallback
+        }
+    }
+}
