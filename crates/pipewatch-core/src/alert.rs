@@ -14,6 +14,7 @@ use crate::diagnosis::{kafka_unreachable, AlertCause, Cause, ConsumerCause};
 use crate::snapshot::ConsumerPairSnapshot;
 use crate::snapshot::{KafkaStatus, Snapshot, StreamSnapshot};
 use crate::time::{format_human, format_rfc3339, Millis};
+use crate::watermark::behind;
 
 /// What a rule measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -123,7 +124,7 @@ impl AlertKind {
     pub fn summary(self, subject: &str, leader: &str, follower: &str, value: &str, threshold: &str) -> String {
         match self {
             Self::FreshnessLag => format!("{subject} data is {value} old"),
-            Self::SyncLag => format!("{follower} is {value} behind {leader}"),
+            Self::SyncLag => behind(follower, value, leader),
             Self::Silence => format!("nothing written to {subject} for {value}"),
             Self::RateLow => format!("{subject} receives {value}, below {threshold}"),
             Self::RateHigh => format!("{subject} receives {value}, above {threshold}"),

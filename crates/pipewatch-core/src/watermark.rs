@@ -1,7 +1,7 @@
 //! The low-watermark rule and sync lag, once: what a stream's (or a consumer's)
 //! watermark is, and how far one stream is behind another.
 
-use crate::time::Millis;
+use crate::time::{format_human, Millis};
 
 /// The low-watermark rule (Flink's and Beam's): the min of the active partitions'
 /// watermarks, so that one slow partition holds the stream back and an idle one does
@@ -36,6 +36,24 @@ pub fn sync_lag_seconds(leader: Option<Millis>, follower: Option<Millis>) -> Opt
     leader.zip(follower).map(|(l, f)| (l - f) as f64 / 1000.0)
 }
 
+/// How a person reads a lag between two streams: "behaviour is 8h 00m behind orders".
+/// `by` is already in human units (pipewatch's own or a Prometheus template's).
+pub fn behind(follower: &str, by: &str, leader: &str) -> String {
+    format!("{follower} is {by} behind {leader}")
+}
+
+/// A sync lag in words: the follower `behind` the leader, or "ahead of" it when the lag
+/// is negative; `None` when they are in sync.
+pub fn sync_lag_phrase(leader: &str, follower: &str, lag_seconds: f64) -> Option<String> {
+    if lag_seconds > 0.0 {
+        Some(behind(follower, &format_human(lag_seconds), leader))
+    } else if lag_seconds < 0.0 {
+        Some(format!("{follower} is {} ahead of {leader}", format_human(-lag_seconds)))
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +79,18 @@ mod tests {
         assert_eq!(sync_lag_seconds(Some(4_000), Some(10_000)), Some(-6.0));
         assert_eq!(sync_lag_seconds(None, Some(1)), None);
         assert_eq!(sync_lag_seconds(Some(1), None), None);
+    }
+
+    #[test]
+    fn a_sync_lag_reads_as_behind_or_ahead() {
+        assert_eq!(
+            sync_lag_phrase("orders", "behaviour", 28_800.0).as_deref(),
+            Some("behaviour is 8h 00m behind orders")
+        );
+        assert_eq!(
+            sync_lag_phrase("orders", "behaviour", -90.0).as_deref(),
+            Some("behaviour is 1m 30s ahead of orders")
+        );
+        assert_eq!(sync_lag_phrase("orders", "behaviour", 0.0), None);
     }
 }
