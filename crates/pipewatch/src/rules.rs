@@ -38,6 +38,30 @@ use pipewatch_core::diagnosis::{kafka_unreachable, ConsumerCause, Replicas, CONS
 use pipewatch_core::Cause;
 
 use crate::config::{Config, Granularity};
+use crate::metrics::names;
+
+/// The series of `/metrics` the rules read, named where `/metrics` declares them.
+const P_WATERMARK: &str = names::PARTITION_WATERMARK_TIMESTAMP_SECONDS.name;
+const P_LAST_RECORD: &str = names::PARTITION_LAST_RECORD_TIMESTAMP_SECONDS.name;
+const P_LOG_END: &str = names::PARTITION_LOG_END_OFFSET.name;
+const RECORDS: &str = names::RECORDS_TOTAL.name;
+const RECORDS_INVALID: &str = names::RECORDS_INVALID_TOTAL.name;
+const S_PARTITIONS: &str = names::STREAM_PARTITIONS.name;
+const S_ACTIVE: &str = names::STREAM_ACTIVE_PARTITIONS.name;
+const S_WATERMARK: &str = names::STREAM_WATERMARK_TIMESTAMP_SECONDS.name;
+const S_SILENCE: &str = names::STREAM_SILENCE_SECONDS.name;
+const S_RATE: &str = names::STREAM_RATE_RECORDS_PER_SECOND.name;
+/// Each replica's band for its partitions (`bound` = lower, expected, upper).
+const RATE_EXPECTED: &str = names::STREAM_RATE_EXPECTED_RECORDS_PER_SECOND.name;
+const S_CAUSE: &str = names::STREAM_CAUSE.name;
+const SEG_SILENCE: &str = names::SEGMENT_SILENCE_SECONDS.name;
+const SEG_USED_TO_FLOW: &str = names::SEGMENT_USED_TO_FLOW.name;
+const C_P_WATERMARK: &str = names::CONSUMER_PARTITION_WATERMARK_TIMESTAMP_SECONDS.name;
+const C_STREAM_LAG: &str = names::CONSUMER_STREAM_LAG_SECONDS.name;
+const C_WATERMARK: &str = names::CONSUMER_WATERMARK_TIMESTAMP_SECONDS.name;
+const C_CAUSE: &str = names::CONSUMER_CAUSE.name;
+const KAFKA_UP: &str = names::KAFKA_UP.name;
+const BUILD_INFO: &str = names::BUILD_INFO.name;
 
 /// Stream figures across replicas.
 pub const STREAM_WATERMARK: &str = "pipewatch:stream_watermark_timestamp_seconds";
@@ -52,8 +76,6 @@ pub const STREAM_ANOMALY_SCORE: &str = "pipewatch:stream_rate_anomaly_score";
 /// The silence of each segment value that used to flow, at the replica that heard it
 /// last (streams with segments).
 pub const SEGMENT_SILENCE: &str = "pipewatch:segment_silence_seconds";
-/// Each replica's band for its partitions (`bound` = lower, expected, upper).
-const RATE_EXPECTED: &str = "pipewatch_stream_rate_expected_records_per_second";
 pub const SYNC_LAG: &str = "pipewatch:sync_lag_seconds";
 pub const PAIR_CAUSE: &str = "pipewatch:pair_cause";
 /// Consumer figures across replicas (emitted when the config watches consumers).
@@ -99,13 +121,8 @@ pub fn render(config: &Config, source: &str) -> String {
     );
     out.push_str("groups:\n  - name: pipewatch-recording\n    rules:\n");
     let watermark = match config.granularity {
-        Granularity::Partition => format!(
-            "min by (job, stream) (\n  pipewatch_partition_watermark_timestamp_seconds\n    \
-             and on (job, stream, topic, partition)\n  \
-             (time() - pipewatch_partition_last_record_timestamp_seconds <= {idle})\n)\nor\n\
-             max by (job, stream) (pipewatch_partition_watermark_timestamp_seconds)"
-        ),
-        Granularity::Stream => low_watermark_of_replicas("job, stream", "pipewatch_stream_watermark_timestamp_seconds"),
+        Granularity::Partition => low_watermark_of_partitions("job, stream", P_WATERMARK, &idle),
+        Granularity::Stream => low_watermark_of_replicas("job, stream", S_WATERMARK),
     };
     record(
         &mut out,
@@ -126,12 +143,12 @@ pub fn render(config: &Config, source: &str) -> String {
         &mut out,
         "Silence: time since the log end of any of the stream's partitions advanced.",
         STREAM_SILENCE,
-        "min by (job, stream) (pipewatch_stream_silence_seconds)",
+        &format!("min by (job, stream) ({S_SILENCE})"),
         &[],
     );
     let rate = match config.granularity {
-        Granularity::Partition => format!("sum by (job, stream) (rate(pipewatch_partition_log_end_offset[{window}]))"),
-        Granularity::Stream => "sum by (job, stream) (pipewatch_stream_rate_records_per_second)".to_string(),
+        Granularity::Partition => format!("sum by (job, stream) (rate({P_LOG_END}[{window}]))"),
+        Granularity::Stream => format!("sum by (job, stream) ({S_RATE})"),
     };
     record(
         &mut out,
@@ -145,8 +162,8 @@ pub fn render(config: &Config, source: &str) -> String {
         "Share of the records read over the rate window whose event time could not be used.",
         STREAM_INVALID_RATIO,
         &format!(
-            "sum by (job, stream) (increase(pipewatch_records_invalid_total[{window}]))\n/\n\
-             (sum by (job, stream) (increase(pipewatch_records_total[{window}])) > 0)"
+            "sum by (job, stream) (increase({RECORDS_INVALID}[{window}]))\n/\n\
+             (sum by (job, stream) (increase({RECORDS}[{window}])) > 0)"
         ),
         &[],
     );
@@ -157,9 +174,11 @@ pub fn render(config: &Config, source: &str) -> String {
             "Segment silence: the time since any replica read a record of the segment value, for values\n\
              that used to flow on some replica (their silence is judged).",
             SEGMENT_SILENCE,
-            "min by (job, stream, segment, value) (pipewatch_segment_silence_seconds)\n  \
-             and on (job, stream, segment, value)\n\
-             (max by (job, stream, segment, value) (pipewatch_segment_used_to_flow) == 1)",
+            &format!(
+                "min by (job, stream, segment, value) ({SEG_SILENCE})\n  \
+                 and on (job, stream, segment, value)\n\
+                 (max by (job, stream, segment, value) ({SEG_USED_TO_FLOW}) == 1)"
+            ),
             &[],
         );
     }
@@ -214,7 +233,7 @@ pub fn render(config: &Config, source: &str) -> String {
     consumer_records(&mut out, config);
 
     out.push_str("  - name: pipewatch-alerts\n    rules:\n");
-    let down = "(max by (job) (pipewatch_kafka_up) == 0)";
+    let down = &format!("(max by (job) ({KAFKA_UP}) == 0)");
     alert(
         &mut out,
         kafka_unreachable::ALERT,
@@ -230,7 +249,7 @@ pub fn render(config: &Config, source: &str) -> String {
     alert(
         &mut out,
         PIPEWATCH_DOWN,
-        "(up == 0) and on (job, instance) (max_over_time(pipewatch_build_info[1h]) == 1)",
+        &format!("(up == 0) and on (job, instance) (max_over_time({BUILD_INFO}[1h]) == 1)"),
         60_000,
         &[("severity", "page"), ("cause", "pipewatch_down")],
         &[
@@ -255,9 +274,19 @@ pub fn render(config: &Config, source: &str) -> String {
 fn low_watermark_of_replicas(by: &str, series: &str) -> String {
     format!(
         "min by ({by}) (\n  {series}\n    and on (job, instance, stream)\n  \
-         (pipewatch_stream_active_partitions > 0)\n)\nor\n\
+         ({S_ACTIVE} > 0)\n)\nor\n\
          max by ({by}) (\n  {series}\n    and on (job, instance, stream)\n  \
-         (pipewatch_stream_partitions > 0)\n)"
+         ({S_PARTITIONS} > 0)\n)"
+    )
+}
+
+/// The low-watermark rule over partition watermarks (granularity `partition`): the min
+/// over the partitions that delivered a record within `idle` seconds, the max of all when
+/// every one is idle.
+fn low_watermark_of_partitions(by: &str, series: &str, idle: &str) -> String {
+    format!(
+        "min by ({by}) (\n  {series}\n    and on (job, stream, topic, partition)\n  \
+         (time() - {P_LAST_RECORD} <= {idle})\n)\nor\nmax by ({by}) ({series})"
     )
 }
 
@@ -276,9 +305,8 @@ fn cause_expr(config: &Config) -> String {
     let mut terms: Vec<(String, usize)> = Vec::new();
     for (i, d) in ORDER.iter().enumerate() {
         let weight = ORDER.len() - i;
-        let reported = |agg: &str, causes: &[Cause]| {
-            format!("({agg} by (job, stream) (pipewatch_stream_cause{{{}}}) == 1)", selector(causes))
-        };
+        let reported =
+            |agg: &str, causes: &[Cause]| format!("({agg} by (job, stream) ({S_CAUSE}{{{}}}) == 1)", selector(causes));
         match d.replicas {
             Replicas::Any(causes) => terms.push((as_cause(reported("max", causes), d.cause), weight)),
             Replicas::All => terms.push((as_cause(reported("min", &[d.cause]), d.cause), weight)),
@@ -336,7 +364,7 @@ fn band_complete(stream: &str) -> String {
     let s = quote(stream);
     format!(
         "(\n  count by (job, stream) ({RATE_EXPECTED}{{stream={s}, bound=\"expected\"}})\n  == on (job, stream)\n  \
-         count by (job, stream) (pipewatch_stream_partitions{{stream={s}}} > 0)\n)"
+         count by (job, stream) ({S_PARTITIONS}{{stream={s}}} > 0)\n)"
     )
 }
 
@@ -388,20 +416,13 @@ fn consumer_records(out: &mut String, config: &Config) {
         out,
         "Consumer lag: the largest lag seconds over its partitions, across replicas.",
         CONSUMER_LAG,
-        "max by (job, consumer, group) (pipewatch_consumer_stream_lag_seconds)",
+        &format!("max by (job, consumer, group) ({C_STREAM_LAG})"),
         &[],
     );
     let idle = seconds(config.settings.idle_partition_timeout_ms);
     let watermark = match config.granularity {
-        Granularity::Partition => format!(
-            "min by (job, consumer, group, stream) (\n  pipewatch_consumer_partition_watermark_timestamp_seconds\n    \
-             and on (job, stream, topic, partition)\n  \
-             (time() - pipewatch_partition_last_record_timestamp_seconds <= {idle})\n)\nor\n\
-             max by (job, consumer, group, stream) (pipewatch_consumer_partition_watermark_timestamp_seconds)"
-        ),
-        Granularity::Stream => {
-            low_watermark_of_replicas("job, consumer, group, stream", "pipewatch_consumer_watermark_timestamp_seconds")
-        }
+        Granularity::Partition => low_watermark_of_partitions("job, consumer, group, stream", C_P_WATERMARK, &idle),
+        Granularity::Stream => low_watermark_of_replicas("job, consumer, group, stream", C_WATERMARK),
     };
     record(
         out,
@@ -416,7 +437,7 @@ fn consumer_records(out: &mut String, config: &Config) {
         .enumerate()
         .map(|(i, d)| {
             format!(
-                "  label_replace((max by (job, consumer, group) (pipewatch_consumer_cause{{cause=\"{}\"}}) == 1), \"cause\", \"{}\", \"\", \"\") * 0 + {}",
+                "  label_replace((max by (job, consumer, group) ({C_CAUSE}{{cause=\"{}\"}}) == 1), \"cause\", \"{}\", \"\", \"\") * 0 + {}",
                 d.name,
                 d.name,
                 CONSUMER_ORDER.len() - i

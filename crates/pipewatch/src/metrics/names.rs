@@ -1,0 +1,408 @@
+//! Every metric family the tick renders on `/metrics`, declared once: its name, help,
+//! type and labels. `/metrics` writes the families in the order of [`ALL`]; the rules
+//! generator names the series it reads through the same constants, so a renamed metric
+//! cannot leave a rule behind. (The source's and the receivers' own counters are
+//! declared where they are registered: `pipewatch_kafka::SourceMetrics`,
+//! `pipewatch_alert::DeliveryMetrics`.)
+
+/// The metric types of the text format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Gauge,
+    Counter,
+    Histogram,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// One family. `labels` are all it can carry, in the order written; at `stream`
+/// granularity a `partition` label is left out.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Metric {
+    /// Its place in [`ALL`].
+    pub id: usize,
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    pub labels: &'static [&'static str],
+}
+
+pub const KAFKA_UP: Metric = Metric {
+    id: 0,
+    name: "pipewatch_kafka_up",
+    help: "1 when the Kafka cluster answers the log-end poll, else 0.",
+    kind: Kind::Gauge,
+    labels: &[],
+};
+pub const BUILD_INFO: Metric = Metric {
+    id: 1,
+    name: "pipewatch_build_info",
+    help: "pipewatch's version; always 1.",
+    kind: Kind::Gauge,
+    labels: &["version"],
+};
+pub const PARTITION_WATERMARK_TIMESTAMP_SECONDS: Metric = Metric {
+    id: 2,
+    name: "pipewatch_partition_watermark_timestamp_seconds",
+    help: "Max event time seen on the partition (never goes backwards).",
+    kind: Kind::Gauge,
+    labels: &["stream", "topic", "partition"],
+};
+pub const PARTITION_LAST_RECORD_TIMESTAMP_SECONDS: Metric = Metric {
+    id: 3,
+    name: "pipewatch_partition_last_record_timestamp_seconds",
+    help: "When pipewatch read the partition's last record (arrival time).",
+    kind: Kind::Gauge,
+    labels: &["stream", "topic", "partition"],
+};
+pub const PARTITION_LOG_END_OFFSET: Metric = Metric {
+    id: 4,
+    name: "pipewatch_partition_log_end_offset",
+    help: "The broker's high-watermark offset of the partition.",
+    kind: Kind::Gauge,
+    labels: &["stream", "topic", "partition"],
+};
+pub const PARTITION_POSITION_OFFSET: Metric = Metric {
+    id: 5,
+    name: "pipewatch_partition_position_offset",
+    help: "The next offset pipewatch will read.",
+    kind: Kind::Gauge,
+    labels: &["stream", "topic", "partition"],
+};
+pub const PARTITION_BACKLOG_RECORDS: Metric = Metric {
+    id: 6,
+    name: "pipewatch_partition_backlog_records",
+    help: "Records written but not yet read by pipewatch (log end - position).",
+    kind: Kind::Gauge,
+    labels: &["stream", "topic", "partition"],
+};
+pub const RECORDS_TOTAL: Metric = Metric {
+    id: 7,
+    name: "pipewatch_records_total",
+    help: "Records read by pipewatch.",
+    kind: Kind::Counter,
+    labels: &["stream", "topic", "partition"],
+};
+pub const STREAM_PARTITIONS: Metric = Metric {
+    id: 8,
+    name: "pipewatch_stream_partitions",
+    help: "Partitions of the stream's topic assigned to this pipewatch.",
+    kind: Kind::Gauge,
+    labels: &["stream"],
+};
+pub const STREAM_ACTIVE_PARTITIONS: Metric = Metric {
+    id: 9,
+    name: "pipewatch_stream_active_partitions",
+    help: "Assigned partitions that delivered a record within idle_partition_timeout.",
+    kind: Kind::Gauge,
+    labels: &["stream"],
+};
+pub const STREAM_BACKLOG_RECORDS: Metric = Metric {
+    id: 10,
+    name: "pipewatch_stream_backlog_records",
+    help: "Records written but not yet read by pipewatch, over the assigned partitions.",
+    kind: Kind::Gauge,
+    labels: &["stream"],
+};
+pub const RECORDS_INVALID_TOTAL: Metric = Metric {
+    id: 11,
+    name: "pipewatch_records_invalid_total",
+    help: "Records whose event time could not be used, by reason.",
+    kind: Kind::Counter,
+    labels: &["stream", "topic", "partition", "reason"],
+};
+pub const RECORD_BYTES_TOTAL: Metric = Metric {
+    id: 12,
+    name: "pipewatch_record_bytes_total",
+    help: "Payload bytes read by pipewatch.",
+    kind: Kind::Counter,
+    labels: &["stream", "topic", "partition"],
+};
+pub const GAPS_TOTAL: Metric = Metric {
+    id: 13,
+    name: "pipewatch_gaps_total",
+    help: "Gaps opened: silences longer than max_silence.",
+    kind: Kind::Counter,
+    labels: &["stream", "topic", "partition"],
+};
+pub const STREAM_WATERMARK_TIMESTAMP_SECONDS: Metric = Metric {
+    id: 14,
+    name: "pipewatch_stream_watermark_timestamp_seconds",
+    help: "Min of the active partitions' watermarks (max of all when every partition is idle).",
+    kind: Kind::Gauge,
+    labels: &["stream"],
+};
+pub const STREAM_FRESHNESS_LAG_SECONDS: Metric = Metric {
+    id: 15,
+    name: "pipewatch_stream_freshness_lag_seconds",
+    help: "now - stream watermark.",
+    kind: Kind::Gauge,
+    labels: &["stream"],
+};
+pub const STREAM_SILENCE_SECONDS: Metric = Metric {
+    id: 16,
+    name: "pipewatch_stream_silence_seconds",
+    help: "Time since the log end of any of the stream's partitions last advanced.",
+    kind: Kind::Gauge,
+    labels: &["stream"],
+};
+pub const STREAM_RATE_RECORDS_PER_SECOND: Metric = Metric {
+    id: 17,
+    name: "pipewatch_stream_rate_records_per_second",
+    help: "Records written per second (broker log ends) over the rate window.",
+    kind: Kind::Gauge,
+    labels: &["stream"],
+};
+pub const STREAM_RATE_BOUND_RECORDS_PER_SECOND: Metric = Metric {
+    id: 18,
+    name: "pipewatch_stream_rate_bound_records_per_second",
+    help: "The stream's configured min_rate and max_rate (bound=\"min\"|\"max\"), when set.",
+    kind: Kind::Gauge,
+    labels: &["stream", "bound"],
+};
+pub const STREAM_RATE_EXPECTED_RECORDS_PER_SECOND: Metric = Metric {
+    id: 19,
+    name: "pipewatch_stream_rate_expected_records_per_second",
+    help: "The rate expected now from the topic's history and its band (bound=\"lower\"|\"expected\"|\"upper\"), for the assigned partitions; absent until there is enough history.",
+    kind: Kind::Gauge,
+    labels: &["stream", "bound"],
+};
+pub const STREAM_BASELINE_HISTORY_SECONDS: Metric = Metric {
+    id: 20,
+    name: "pipewatch_stream_baseline_history_seconds",
+    help: "The complete past hours of history the stream's baseline is drawn from (assigned partitions), in seconds.",
+    kind: Kind::Gauge,
+    labels: &["stream"],
+};
+pub const SEGMENT_RECORDS_TOTAL: Metric = Metric {
+    id: 21,
+    name: "pipewatch_segment_records_total",
+    help: "Records read per value of a segment field (value=\"other\" past the cap, \"none\" without the field).",
+    kind: Kind::Counter,
+    labels: &["stream", "segment", "value"],
+};
+pub const SEGMENT_SILENCE_SECONDS: Metric = Metric {
+    id: 22,
+    name: "pipewatch_segment_silence_seconds",
+    help: "Time since the last record of the segment value read in real time (values silent for a day are left out).",
+    kind: Kind::Gauge,
+    labels: &["stream", "segment", "value"],
+};
+pub const SEGMENT_USED_TO_FLOW: Metric = Metric {
+    id: 23,
+    name: "pipewatch_segment_used_to_flow",
+    help:
+        "1 when the segment value's records came often enough that a silence of max_silence is unusual (it is judged).",
+    kind: Kind::Gauge,
+    labels: &["stream", "segment", "value"],
+};
+pub const SEGMENT_OVERFLOW_RECORDS_TOTAL: Metric = Metric {
+    id: 24,
+    name: "pipewatch_segment_overflow_records_total",
+    help: "Records counted as value=\"other\" because the segment had its cap of distinct values (or the value was too long).",
+    kind: Kind::Counter,
+    labels: &["stream", "segment"],
+};
+pub const STREAM_RECORD_DELAY_SECONDS: Metric = Metric {
+    id: 25,
+    name: "pipewatch_stream_record_delay_seconds",
+    help: "Arrival time - event time of records read in real time.",
+    kind: Kind::Histogram,
+    labels: &["stream"],
+};
+pub const GAP_DURATION_SECONDS: Metric = Metric {
+    id: 26,
+    name: "pipewatch_gap_duration_seconds",
+    help: "Length of closed gaps (the whole silence).",
+    kind: Kind::Histogram,
+    labels: &["stream"],
+};
+pub const STREAM_CAUSE: Metric = Metric {
+    id: 27,
+    name: "pipewatch_stream_cause",
+    help: "The stream's diagnosed state: 1 for the active cause, 0 otherwise.",
+    kind: Kind::Gauge,
+    labels: &["stream", "cause"],
+};
+pub const SYNC_LAG_SECONDS: Metric = Metric {
+    id: 28,
+    name: "pipewatch_sync_lag_seconds",
+    help: "Leader watermark - follower watermark; positive: the follower is behind.",
+    kind: Kind::Gauge,
+    labels: &["pair", "leader", "follower"],
+};
+pub const CONSUMER_COMMITTED_OFFSET: Metric = Metric {
+    id: 29,
+    name: "pipewatch_consumer_committed_offset",
+    help: "The next offset the consumer's group will read, as it committed it.",
+    kind: Kind::Gauge,
+    labels: &["consumer", "group", "stream", "topic", "partition"],
+};
+pub const CONSUMER_LAG_RECORDS: Metric = Metric {
+    id: 30,
+    name: "pipewatch_consumer_lag_records",
+    help: "Log end - committed offset (never negative).",
+    kind: Kind::Gauge,
+    labels: &["consumer", "group", "stream", "topic", "partition"],
+};
+pub const CONSUMER_LAG_SECONDS: Metric = Metric {
+    id: 31,
+    name: "pipewatch_consumer_lag_seconds",
+    help: "now - event time of the oldest record the group has not processed (the record at its committed offset); 0 when nothing waits.",
+    kind: Kind::Gauge,
+    labels: &["consumer", "group", "stream", "topic", "partition"],
+};
+pub const CONSUMER_PARTITION_WATERMARK_TIMESTAMP_SECONDS: Metric = Metric {
+    id: 32,
+    name: "pipewatch_consumer_partition_watermark_timestamp_seconds",
+    help: "Event time of the last record the consumer processed on the partition.",
+    kind: Kind::Gauge,
+    labels: &["consumer", "group", "stream", "topic", "partition"],
+};
+pub const CONSUMER_EXPIRED_RECORDS: Metric = Metric {
+    id: 33,
+    name: "pipewatch_consumer_expired_records",
+    help:
+        "Records deleted by retention before the consumer's group read them (log start - committed offset): data loss.",
+    kind: Kind::Gauge,
+    labels: &["consumer", "group", "stream", "topic", "partition"],
+};
+pub const CONSUMER_STREAM_LAG_RECORDS: Metric = Metric {
+    id: 34,
+    name: "pipewatch_consumer_stream_lag_records",
+    help: "Log end - committed offset, summed over the stream's partitions where it is known.",
+    kind: Kind::Gauge,
+    labels: &["consumer", "group", "stream"],
+};
+pub const CONSUMER_STREAM_EXPIRED_RECORDS: Metric = Metric {
+    id: 35,
+    name: "pipewatch_consumer_stream_expired_records",
+    help: "consumer_expired_records summed over the stream's partitions (present while any partition lost records).",
+    kind: Kind::Gauge,
+    labels: &["consumer", "group", "stream"],
+};
+pub const CONSUMER_STREAM_LAG_SECONDS: Metric = Metric {
+    id: 36,
+    name: "pipewatch_consumer_stream_lag_seconds",
+    help: "The largest consumer_lag_seconds over the stream's partitions.",
+    kind: Kind::Gauge,
+    labels: &["consumer", "group", "stream"],
+};
+pub const CONSUMER_WATERMARK_TIMESTAMP_SECONDS: Metric = Metric {
+    id: 37,
+    name: "pipewatch_consumer_watermark_timestamp_seconds",
+    help: "Event time of the last record the consumer processed: min over the stream's active partitions.",
+    kind: Kind::Gauge,
+    labels: &["consumer", "group", "stream"],
+};
+pub const CONSUMER_SYNC_LAG_SECONDS: Metric = Metric {
+    id: 38,
+    name: "pipewatch_consumer_sync_lag_seconds",
+    help: "The pair's sync lag as the consumer sees it: its leader watermark - its follower watermark.",
+    kind: Kind::Gauge,
+    labels: &["consumer", "group", "pair", "leader", "follower"],
+};
+pub const CONSUMER_STALLED_SECONDS: Metric = Metric {
+    id: 39,
+    name: "pipewatch_consumer_stalled_seconds",
+    help: "Time since the group's committed offsets last moved while records waited (0 while nothing waits).",
+    kind: Kind::Gauge,
+    labels: &["consumer", "group"],
+};
+pub const CONSUMER_CAUSE: Metric = Metric {
+    id: 40,
+    name: "pipewatch_consumer_cause",
+    help: "The consumer's diagnosed state: 1 for the active cause, 0 otherwise.",
+    kind: Kind::Gauge,
+    labels: &["consumer", "group", "cause"],
+};
+pub const ALERT_ACTIVE: Metric = Metric {
+    id: 41,
+    name: "pipewatch_alert_active",
+    help: "1 while the alert fires, 0 otherwise (pending included).",
+    kind: Kind::Gauge,
+    labels: &["alert", "severity"],
+};
+pub const ALERT_CAUSE: Metric = Metric {
+    id: 42,
+    name: "pipewatch_alert_cause",
+    help: "The cause a firing alert carries (frozen while it fires): 1 for that cause, 0 otherwise; all 0 while it does not fire.",
+    kind: Kind::Gauge,
+    labels: &["alert", "cause"],
+};
+
+/// Every family, in the order `/metrics` writes them.
+pub const ALL: [&Metric; 43] = [
+    &KAFKA_UP,
+    &BUILD_INFO,
+    &PARTITION_WATERMARK_TIMESTAMP_SECONDS,
+    &PARTITION_LAST_RECORD_TIMESTAMP_SECONDS,
+    &PARTITION_LOG_END_OFFSET,
+    &PARTITION_POSITION_OFFSET,
+    &PARTITION_BACKLOG_RECORDS,
+    &RECORDS_TOTAL,
+    &STREAM_PARTITIONS,
+    &STREAM_ACTIVE_PARTITIONS,
+    &STREAM_BACKLOG_RECORDS,
+    &RECORDS_INVALID_TOTAL,
+    &RECORD_BYTES_TOTAL,
+    &GAPS_TOTAL,
+    &STREAM_WATERMARK_TIMESTAMP_SECONDS,
+    &STREAM_FRESHNESS_LAG_SECONDS,
+    &STREAM_SILENCE_SECONDS,
+    &STREAM_RATE_RECORDS_PER_SECOND,
+    &STREAM_RATE_BOUND_RECORDS_PER_SECOND,
+    &STREAM_RATE_EXPECTED_RECORDS_PER_SECOND,
+    &STREAM_BASELINE_HISTORY_SECONDS,
+    &SEGMENT_RECORDS_TOTAL,
+    &SEGMENT_SILENCE_SECONDS,
+    &SEGMENT_USED_TO_FLOW,
+    &SEGMENT_OVERFLOW_RECORDS_TOTAL,
+    &STREAM_RECORD_DELAY_SECONDS,
+    &GAP_DURATION_SECONDS,
+    &STREAM_CAUSE,
+    &SYNC_LAG_SECONDS,
+    &CONSUMER_COMMITTED_OFFSET,
+    &CONSUMER_LAG_RECORDS,
+    &CONSUMER_LAG_SECONDS,
+    &CONSUMER_PARTITION_WATERMARK_TIMESTAMP_SECONDS,
+    &CONSUMER_EXPIRED_RECORDS,
+    &CONSUMER_STREAM_LAG_RECORDS,
+    &CONSUMER_STREAM_EXPIRED_RECORDS,
+    &CONSUMER_STREAM_LAG_SECONDS,
+    &CONSUMER_WATERMARK_TIMESTAMP_SECONDS,
+    &CONSUMER_SYNC_LAG_SECONDS,
+    &CONSUMER_STALLED_SECONDS,
+    &CONSUMER_CAUSE,
+    &ALERT_ACTIVE,
+    &ALERT_CAUSE,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_family_is_declared_once_in_its_place() {
+        let mut seen = std::collections::HashSet::new();
+        for (i, m) in ALL.iter().enumerate() {
+            assert_eq!(m.id, i, "{} is in the wrong place", m.name);
+            assert!(seen.insert(m.name), "{} is declared twice", m.name);
+            assert!(m.name.starts_with("pipewatch_") && !m.help.is_empty(), "{}", m.name);
+            assert_eq!(
+                m.kind == Kind::Counter,
+                m.name.ends_with("_total"),
+                "{}: counters, and only they, end in _total",
+                m.name
+            );
+        }
+    }
+}
