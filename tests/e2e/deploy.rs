@@ -91,6 +91,78 @@ fn shipped_rules_are_the_output_for_the_shipped_configs_and_pass_promtool() {
     assert!(out.status.success() && text(&out).contains("SUCCESS"), "promtool test rules: {}", text(&out));
 }
 
+/// The rules for a rule of every kind (volume anomaly, segment silence, consumer lag and
+/// the sync lag a consumer sees included), at both granularities, pass promtool's check:
+/// their PromQL parses and their annotation templates too.
+#[test]
+fn rules_of_every_alert_kind_pass_promtool() {
+    let example = read("pipewatch.example.toml").replace(
+        "[[stream]]\nname = \"orders\"",
+        "[[stream]]\nname = \"orders\"\nbaseline = { history = \"14d\" }\nmin_rate = 1.0",
+    );
+    let extra = r#"
+[[consumer]]
+name = "analytics"
+group = "analytics-job"
+streams = ["orders", "behaviour"]
+[[alert]]
+name = "OrdersVolume"
+kind = "volume_anomaly"
+target = "orders"
+impact = "x"
+[[alert]]
+name = "OrdersSlow"
+kind = "rate_low"
+target = "orders"
+threshold = 1.0
+clear = 2.0
+impact = "x"
+[[alert]]
+name = "OrdersFlood"
+kind = "rate_high"
+target = "orders"
+threshold = 1000.0
+impact = "x"
+[[alert]]
+name = "OrdersSilent"
+kind = "silence"
+target = "orders"
+threshold = "5m"
+impact = "x"
+[[alert]]
+name = "OrdersInvalid"
+kind = "invalid_ratio"
+target = "orders"
+threshold = 0.05
+impact = "x"
+[[alert]]
+name = "AnalyticsBehind"
+kind = "consumer_lag"
+target = "analytics"
+threshold = "10m"
+impact = "x"
+[[alert]]
+name = "AnalyticsOutOfSync"
+kind = "consumer_sync_lag"
+target = "analytics"
+pair = "orders_behaviour"
+threshold = "15m"
+impact = "x"
+"#;
+    let promtool = "promtool is in Debian's prometheus package: apt-get install prometheus";
+    for granularity in ["partition", "stream"] {
+        let dir = tempdir(&format!("every-kind-{granularity}"));
+        let config = format!("{example}{extra}")
+            .replace("granularity = \"partition\"", &format!("granularity = \"{granularity}\""));
+        std::fs::write(dir.join("pipewatch.toml"), config).unwrap();
+        let rules = pipewatch_rules(&dir, "pipewatch.toml", "prometheus");
+        assert_eq!(rules.matches("\n      - alert: ").count(), 2 + 3 + 7, "{rules}");
+        std::fs::write(dir.join("rules.yml"), &rules).unwrap();
+        let out = run("promtool", &["check", "rules", "rules.yml"], &dir, promtool);
+        assert!(out.status.success(), "promtool check rules ({granularity}): {}\n{rules}", text(&out));
+    }
+}
+
 #[test]
 fn the_compose_file_parses_and_every_file_it_mounts_passes_its_check() {
     let root = repo();

@@ -99,6 +99,12 @@ pub struct Diagnosis {
     /// A fault upstream of the stream's consumers: a consumer that reads the stream is
     /// not blamed for what it cannot read.
     pub upstream: bool,
+    /// A fault of the pipeline or of its monitoring, as the status page colours it (not
+    /// `ok`, `no_data`, `catching_up`).
+    pub fault: bool,
+    /// Lag rules (freshness, sync lag, a consumer's lag) wait while a stream they read
+    /// is in this state: its watermark is not known or not real-time yet.
+    pub holds_lag_rules: bool,
 }
 
 /// Every cause, in the order they are checked: the first that holds wins.
@@ -110,6 +116,8 @@ pub const ORDER: [Diagnosis; 14] = [
         holds: |f| f.kafka_down,
         replicas: Replicas::Any(&[Cause::KafkaUnreachable]),
         upstream: true,
+        fault: true,
+        holds_lag_rules: false,
     },
     Diagnosis {
         cause: Cause::AccessDenied,
@@ -120,6 +128,8 @@ pub const ORDER: [Diagnosis; 14] = [
         // pipewatch cannot see the stream: the consumers that read it are judged by their
         // own committed offsets
         upstream: false,
+        fault: true,
+        holds_lag_rules: false,
     },
     Diagnosis {
         cause: Cause::TopicMissing,
@@ -128,6 +138,8 @@ pub const ORDER: [Diagnosis; 14] = [
         holds: |f| f.topic_missing,
         replicas: Replicas::Any(&[Cause::TopicMissing]),
         upstream: true,
+        fault: true,
+        holds_lag_rules: false,
     },
     Diagnosis {
         cause: Cause::NoData,
@@ -136,6 +148,8 @@ pub const ORDER: [Diagnosis; 14] = [
         holds: |f| !f.has_watermark,
         replicas: Replicas::All,
         upstream: false,
+        fault: false,
+        holds_lag_rules: true,
     },
     Diagnosis {
         cause: Cause::ProducerSilent,
@@ -145,6 +159,8 @@ pub const ORDER: [Diagnosis; 14] = [
         // One replica's partitions all silent while another's flow is a stalled partition.
         replicas: Replicas::All,
         upstream: true,
+        fault: true,
+        holds_lag_rules: false,
     },
     Diagnosis {
         cause: Cause::PartitionStalled,
@@ -153,6 +169,8 @@ pub const ORDER: [Diagnosis; 14] = [
         holds: |f| f.silent > 0,
         replicas: Replicas::Any(&[Cause::ProducerSilent, Cause::PartitionStalled]),
         upstream: true,
+        fault: true,
+        holds_lag_rules: false,
     },
     Diagnosis {
         cause: Cause::CatchingUp,
@@ -161,6 +179,8 @@ pub const ORDER: [Diagnosis; 14] = [
         holds: |f| f.catching_up,
         replicas: Replicas::Any(&[Cause::CatchingUp]),
         upstream: false,
+        fault: false,
+        holds_lag_rules: true,
     },
     Diagnosis {
         cause: Cause::MonitorBacklog,
@@ -169,6 +189,8 @@ pub const ORDER: [Diagnosis; 14] = [
         holds: |f| f.backlog_growing,
         replicas: Replicas::Any(&[Cause::MonitorBacklog]),
         upstream: false,
+        fault: true,
+        holds_lag_rules: false,
     },
     Diagnosis {
         cause: Cause::EventTimeDelayed,
@@ -179,6 +201,8 @@ pub const ORDER: [Diagnosis; 14] = [
         holds: |f| f.event_time_old,
         replicas: Replicas::Any(&[Cause::EventTimeDelayed]),
         upstream: true,
+        fault: true,
+        holds_lag_rules: false,
     },
     Diagnosis {
         cause: Cause::SegmentSilent,
@@ -188,6 +212,8 @@ pub const ORDER: [Diagnosis; 14] = [
         replicas: Replicas::SilentOnEveryReplica,
         // the rest of the stream flows: a consumer's lag is still its own
         upstream: false,
+        fault: true,
+        holds_lag_rules: false,
     },
     Diagnosis {
         cause: Cause::VolumeLow,
@@ -196,6 +222,8 @@ pub const ORDER: [Diagnosis; 14] = [
         holds: |f| matches!((f.full_window_rate, f.min_rate), (Some(rate), Some(min)) if rate < min),
         replicas: Replicas::SummedRateBelowMin,
         upstream: false,
+        fault: true,
+        holds_lag_rules: false,
     },
     Diagnosis {
         cause: Cause::VolumeHigh,
@@ -204,6 +232,8 @@ pub const ORDER: [Diagnosis; 14] = [
         holds: |f| matches!((f.full_window_rate, f.max_rate), (Some(rate), Some(max)) if rate > max),
         replicas: Replicas::SummedRateAboveMax,
         upstream: false,
+        fault: true,
+        holds_lag_rules: false,
     },
     Diagnosis {
         cause: Cause::VolumeAnomaly,
@@ -212,6 +242,8 @@ pub const ORDER: [Diagnosis; 14] = [
         holds: |f| matches!((f.full_window_rate, f.band), (Some(rate), Some((lower, upper))) if rate < lower || rate > upper),
         replicas: Replicas::SummedRateOutsideBand,
         upstream: false,
+        fault: true,
+        holds_lag_rules: false,
     },
     Diagnosis {
         cause: Cause::Ok,
@@ -228,6 +260,8 @@ pub const ORDER: [Diagnosis; 14] = [
             Cause::VolumeAnomaly,
         ]),
         upstream: false,
+        fault: false,
+        holds_lag_rules: false,
     },
 ];
 
@@ -245,7 +279,7 @@ impl Cause {
 
     /// The cause's row in [`ORDER`].
     pub fn diagnosis(self) -> &'static Diagnosis {
-        &ORDER[self as usize]
+        &ORDER[self.rank()]
     }
 
     /// The label value.
@@ -258,9 +292,15 @@ impl Cause {
         self.diagnosis().explain
     }
 
-    /// A fault of the pipeline or of its monitoring (not `ok`, `no_data`, `catching_up`).
+    /// Its place in [`ORDER`]: a lower rank is checked first (and wins).
+    pub fn rank(self) -> usize {
+        // the enum is declared in the table's order (a test holds it there)
+        self as usize
+    }
+
+    /// A fault of the pipeline or of its monitoring (see [`Diagnosis::fault`]).
     pub fn is_fault(self) -> bool {
-        !matches!(self, Cause::Ok | Cause::NoData | Cause::CatchingUp)
+        self.diagnosis().fault
     }
 
     /// A fault upstream of the stream's consumers (see [`Diagnosis::upstream`]).
@@ -268,9 +308,10 @@ impl Cause {
         self.diagnosis().upstream
     }
 
-    /// Lag rules (freshness, sync lag) wait while a side is in one of these states.
+    /// Lag rules wait while a stream they read is in this state (see
+    /// [`Diagnosis::holds_lag_rules`]).
     pub fn holds_lag_rules(self) -> bool {
-        matches!(self, Cause::NoData | Cause::CatchingUp)
+        self.diagnosis().holds_lag_rules
     }
 }
 
@@ -296,7 +337,7 @@ pub fn pair_cause(leader: Cause, follower: Cause, sync_lag_seconds: Option<f64>)
     let behind = match sync_lag_seconds {
         Some(lag) if lag > 0.0 => Side::Follower,
         Some(lag) if lag < 0.0 => Side::Leader,
-        _ if (follower as usize) < (leader as usize) => Side::Follower,
+        _ if follower.rank() < leader.rank() => Side::Follower,
         _ => Side::Leader,
     };
     let (first, other) = match behind {
@@ -349,6 +390,8 @@ pub struct ConsumerDiagnosis {
     pub name: &'static str,
     pub explain: &'static str,
     pub holds: fn(&ConsumerFacts) -> bool,
+    /// A fault of the consumer itself (not `ok`, not upstream, not the cluster).
+    pub fault: bool,
 }
 
 /// Every consumer cause, in the order they are checked: upstream first, so a consumer
@@ -359,44 +402,57 @@ pub const CONSUMER_ORDER: [ConsumerDiagnosis; 8] = [
         name: "kafka_unreachable",
         explain: "the Kafka cluster does not answer",
         holds: |f| f.kafka_down,
+        fault: false,
     },
     ConsumerDiagnosis {
         cause: ConsumerCause::AccessDenied,
         name: "access_denied",
         explain: "the cluster denies pipewatch Describe on the group: its committed offsets cannot be read",
         holds: |f| f.access_denied,
+        fault: false,
     },
     ConsumerDiagnosis {
         cause: ConsumerCause::UpstreamFault,
         name: "upstream_fault",
         explain: "a stream it reads is faulty upstream (see the stream's cause): not the consumer's fault",
         holds: |f| f.upstream_fault,
+        fault: false,
     },
     ConsumerDiagnosis {
         cause: ConsumerCause::GroupUnknown,
         name: "group_unknown",
         explain: "the group's committed offsets cannot be read, or it committed none",
         holds: |f| f.group_unknown,
+        fault: true,
     },
     ConsumerDiagnosis {
         cause: ConsumerCause::RecordsExpired,
         name: "records_expired",
         explain: "retention deleted records before the group read them: data loss",
         holds: |f| f.expired,
+        fault: true,
     },
     ConsumerDiagnosis {
         cause: ConsumerCause::ConsumerStopped,
         name: "consumer_stopped",
         explain: "records wait, but the group's committed offsets do not move",
         holds: |f| f.stalled,
+        fault: true,
     },
     ConsumerDiagnosis {
         cause: ConsumerCause::ConsumerLagging,
         name: "consumer_lagging",
         explain: "the group moves, but the oldest record it has not processed is older than max_lag",
         holds: |f| f.lagging,
+        fault: true,
     },
-    ConsumerDiagnosis { cause: ConsumerCause::Ok, name: "ok", explain: "the consumer keeps up", holds: |_| true },
+    ConsumerDiagnosis {
+        cause: ConsumerCause::Ok,
+        name: "ok",
+        explain: "the consumer keeps up",
+        holds: |_| true,
+        fault: false,
+    },
 ];
 
 impl ConsumerCause {
@@ -411,23 +467,23 @@ impl ConsumerCause {
         all
     };
 
+    /// The cause's row in [`CONSUMER_ORDER`].
+    pub fn diagnosis(self) -> &'static ConsumerDiagnosis {
+        // the enum is declared in the table's order (a test holds it there)
+        &CONSUMER_ORDER[self as usize]
+    }
+
     pub fn as_str(self) -> &'static str {
-        CONSUMER_ORDER[self as usize].name
+        self.diagnosis().name
     }
 
     pub fn explain(self) -> &'static str {
-        CONSUMER_ORDER[self as usize].explain
+        self.diagnosis().explain
     }
 
-    /// A fault of the consumer itself (not `ok`, not upstream, not the cluster).
+    /// A fault of the consumer itself (see [`ConsumerDiagnosis::fault`]).
     pub fn is_fault(self) -> bool {
-        matches!(
-            self,
-            ConsumerCause::GroupUnknown
-                | ConsumerCause::RecordsExpired
-                | ConsumerCause::ConsumerStopped
-                | ConsumerCause::ConsumerLagging
-        )
+        self.diagnosis().fault
     }
 }
 

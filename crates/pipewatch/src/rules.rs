@@ -33,6 +33,7 @@
 
 use std::fmt::Write as _;
 
+use pipewatch_core::alert::text::{alert_labels, TargetNames};
 use pipewatch_core::alert::{AlertKind, AlertRule, AlertTarget};
 use pipewatch_core::diagnosis::{kafka_unreachable, ConsumerCause, Replicas, CONSUMER_ORDER, ORDER};
 use pipewatch_core::Cause;
@@ -521,89 +522,85 @@ fn alert_rule(out: &mut String, config: &Config, rule: &AlertRule, down: &str) {
     }
     let mut expr =
         format!("(\n{}\n)\n* on (job) group_left ({joined}) {cause_metric}{cause_selector}", indent(&expr, 2));
-    let holding: Vec<&str> = Cause::ALL.iter().filter(|c| c.holds_lag_rules()).map(|c| c.as_str()).collect();
-    let holding = format!("cause=~\"{}\"", holding.join("|"));
-    match rule.target {
-        AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => {
-            // The stream's own rules page for an upstream fault; lag waits for the data.
-            let upstream = ConsumerCause::UpstreamFault.as_str();
-            expr.push_str(&format!(
-                "\nunless on (job) {CONSUMER_CAUSE}{{consumer={}, cause=\"{upstream}\"}}",
-                quote(&config.consumers[c].name)
-            ));
-            let read: Vec<String> =
-                config.consumers[c].streams.iter().map(|&s| config.streams[s].name.clone()).collect();
-            expr.push_str(&format!(
-                "\nunless on (job) {STREAM_CAUSE}{{stream=~{}, {holding}}}",
-                quote(&read.join("|"))
-            ));
-        }
-        _ if rule.kind.waits_for_data() => {
-            let mut holding = holding;
-            if rule.kind == AlertKind::SegmentSilence {
-                // the stream's own fault pages when the whole stream is silent or behind
-                let before: Vec<&str> =
-                    ORDER.iter().take_while(|d| d.cause != Cause::SegmentSilent).map(|d| d.name).collect();
-                holding = format!("cause=~\"{}\"", before.join("|"));
+    if let AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } = rule.target {
+        // The stream's own rules page for an upstream fault.
+        let upstream = ConsumerCause::UpstreamFault.as_str();
+        expr.push_str(&format!(
+            "\nunless on (job) {CONSUMER_CAUSE}{{consumer={}, cause=\"{upstream}\"}}",
+            quote(&config.consumers[c].name)
+        ));
+    }
+    // What holds the rule back while a stream it reads is in one of these causes (the
+    // evaluator asks the same of the same streams).
+    let holding: Vec<&str> = Cause::ALL.iter().filter(|c| rule.kind.held_by(**c)).map(|c| c.as_str()).collect();
+    if !holding.is_empty() {
+        let read: Vec<&str> = match rule.target {
+            AlertTarget::Stream(i) => vec![&config.streams[i].name],
+            AlertTarget::Pair(i) => {
+                let p = &config.pairs[i];
+                vec![&config.streams[p.leader].name, &config.streams[p.follower].name]
             }
-            let waiting = cause_selector.replacen('{', &format!("{{{holding}, "), 1);
-            expr.push_str(&format!("\nunless on (job) {cause_metric}{waiting}"));
-        }
-        _ => {}
+            AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => {
+                config.consumers[c].streams.iter().map(|&s| config.streams[s].name.as_str()).collect()
+            }
+        };
+        let streams = match read.as_slice() {
+            [one] => format!("stream={}", quote(one)),
+            many => format!("stream=~{}", quote(&many.iter().map(|s| regex_escape(s)).collect::<Vec<_>>().join("|"))),
+        };
+        expr.push_str(&format!("\nunless on (job) {STREAM_CAUSE}{{cause=~\"{}\", {streams}}}", holding.join("|")));
     }
     expr.push_str(&format!("\nunless on (job) {down}"));
 
-    let mut labels: Vec<(&str, &str)> = vec![("severity", &rule.severity)];
-    match rule.target {
-        AlertTarget::Stream(i) => labels.push(("stream", &config.streams[i].name)),
-        AlertTarget::Pair(i) | AlertTarget::ConsumerPair { pair: i, .. } => {
-            if let AlertTarget::ConsumerPair { consumer, .. } = rule.target {
-                labels.push(("consumer", &config.consumers[consumer].name));
-            }
+    let names = match rule.target {
+        AlertTarget::Stream(i) => TargetNames::Stream(&config.streams[i].name),
+        AlertTarget::Pair(i) => {
             let p = &config.pairs[i];
-            labels.push(("pair", &p.name));
-            labels.push(("leader", &config.streams[p.leader].name));
-            labels.push(("follower", &config.streams[p.follower].name));
+            let (leader, follower) = (&config.streams[p.leader].name, &config.streams[p.follower].name);
+            TargetNames::Pair { pair: &p.name, leader, follower, cause_stream: None }
         }
-        AlertTarget::Consumer(c) => labels.push(("consumer", &config.consumers[c].name)),
-    }
-    for (k, v) in &rule.labels {
-        if !labels.iter().any(|(name, _)| name == k) {
-            labels.push((k, v));
+        AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => {
+            let pair = match rule.target {
+                AlertTarget::ConsumerPair { pair, .. } => {
+                    let p = &config.pairs[pair];
+                    Some((
+                        p.name.as_str(),
+                        config.streams[p.leader].name.as_str(),
+                        config.streams[p.follower].name.as_str(),
+                    ))
+                }
+                _ => None,
+            };
+            TargetNames::Consumer { consumer: &config.consumers[c].name, group: None, pair }
         }
-    }
+    };
+    let labels = alert_labels(&[("severity", &rule.severity)], &names, &rule.labels);
     let target = match rule.target {
         AlertTarget::Stream(i) => config.streams[i].name.clone(),
         AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => config.consumers[c].name.clone(),
         AlertTarget::Pair(_) => String::new(),
     };
-    let value = match rule.kind {
-        AlertKind::RateLow | AlertKind::RateHigh => "{{ $value | printf \"%.2f\" }} records/s".to_string(),
-        AlertKind::InvalidRatio => "{{ $value | humanizePercentage }}".to_string(),
-        AlertKind::VolumeAnomaly => "{{ $value | printf \"%.1f\" }} band half-widths".to_string(),
-        _ => "{{ $value | humanizeDuration }}".to_string(),
-    };
+    let format = rule.kind.value_format();
+    let value = format.template();
     let summary = match rule.kind {
         AlertKind::SegmentSilence => format!(
             "no {target} {{{{ $labels.segment }}}}={{{{ $labels.value }}}} records for {{{{ $value | humanizeDuration }}}}"
         ),
-        AlertKind::VolumeAnomaly => {
-            format!("the rate of {target} is {value} from its expected rate ({STREAM_ANOMALY_SCORE} < 0: low)")
-        }
-        _ => rule.kind.summary(
+        // the same sentence as pipewatch's: the rate and the band, asked of Prometheus
+        AlertKind::VolumeAnomaly => rule.kind.summary(
             &target,
-            "{{ $labels.leader }}",
-            "{{ $labels.follower }}",
-            &value,
-            &rule.threshold.to_string(),
+            "",
+            "",
+            &format!("{} records/s", queried(&format!("{STREAM_RATE}{{stream={}}}", quote(&target)))),
+            &format!(
+                "{}–{} records/s",
+                queried(&band_sum(&target, "lower")),
+                queried(&band_sum(&target, "upper"))
+            ),
         ),
+        _ => rule.kind.summary(&target, "{{ $labels.leader }}", "{{ $labels.follower }}", value, &rule.threshold.to_string()),
     };
-    let threshold = match rule.kind {
-        AlertKind::RateLow | AlertKind::RateHigh => format!("{} records/s", rule.threshold),
-        AlertKind::InvalidRatio => format!("{}%", rule.threshold * 100.0),
-        AlertKind::VolumeAnomaly => format!("{} band half-widths", rule.threshold),
-        _ => pipewatch_core::time::format_human(rule.threshold),
-    };
+    let threshold = format.threshold(rule.threshold);
     let description = format!(
         "{} {value} ({} {threshold}); cause: {{{{ $labels.cause }}}} (Prometheus rules over the per-partition series of {{{{ $labels.job }}}})",
         rule.kind.as_str().replace('_', " "),
@@ -653,6 +650,28 @@ fn indent(text: &str, by: usize) -> String {
 /// A YAML double-quoted scalar (JSON's escapes are YAML's).
 fn yaml_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
+}
+
+/// A Prometheus template that writes the value of `expr` (a query by `job` and more) for
+/// the alert's job, with two decimals.
+fn queried(expr: &str) -> String {
+    let expr = expr.replacen('{', "{job=%q, ", 1);
+    format!(
+        "{{{{ with printf {} $labels.job | query }}}}{{{{ . | first | value | printf \"%.2f\" }}}}{{{{ end }}}}",
+        serde_json::to_string(&expr).unwrap_or_default()
+    )
+}
+
+/// A stream name inside a PromQL regular expression (RE2): its metacharacters escaped.
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// A PromQL string literal.
@@ -729,5 +748,58 @@ mod tests {
         assert!(!rules.contains("pipewatch_partition_") && !rules.contains("partition_watermark"), "{rules}");
         let partitions = render(&crate::config::parse(&text).unwrap(), "pipewatch.example.toml");
         assert!(partitions.contains("rate(pipewatch_partition_log_end_offset[60s])"), "{partitions}");
+    }
+
+    /// A config with a rule of every kind on top of the example's.
+    fn every_kind() -> Config {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../pipewatch.example.toml")).unwrap();
+        let text = text.replace(
+            "[[stream]]\nname = \"orders\"",
+            "[[stream]]\nname = \"orders\"\nbaseline = { history = \"14d\" }",
+        );
+        let text = format!(
+            "{text}\n[[consumer]]\nname = \"analytics\"\ngroup = \"analytics-job\"\nstreams = [\"orders\", \"behaviour\"]\n\
+             [[alert]]\nname = \"OrdersVolume\"\nkind = \"volume_anomaly\"\ntarget = \"orders\"\nimpact = \"x\"\n\
+             [[alert]]\nname = \"AnalyticsBehind\"\nkind = \"consumer_lag\"\ntarget = \"analytics\"\nthreshold = \"10m\"\nimpact = \"x\"\n"
+        );
+        crate::config::parse(&text).unwrap()
+    }
+
+    #[test]
+    fn a_volume_anomaly_reads_as_pipewatchs_own_sentence() {
+        let rules = render(&every_kind(), "pipewatch.toml");
+        let summary = rules
+            .lines()
+            .skip_while(|l| !l.contains("alert: OrdersVolume"))
+            .find(|l| l.trim_start().starts_with("summary:"))
+            .unwrap();
+        let own = AlertKind::VolumeAnomaly.summary("orders", "", "", "R", "B");
+        let (head, rest) = own.split_once('R').unwrap();
+        assert!(summary.contains(head) && summary.contains(rest.split('B').next().unwrap()), "{summary}");
+        assert!(summary.contains("| query }}"), "the rate and the band are asked of Prometheus: {summary}");
+    }
+
+    #[test]
+    fn a_rule_waits_for_every_stream_it_reads_as_the_evaluator_does() {
+        let rules = render(&every_kind(), "pipewatch.toml");
+        let block = |alert: &str| -> String {
+            rules
+                .lines()
+                .skip_while(|l| !l.contains(&format!("alert: {alert}")))
+                .take_while(|l| !l.contains("labels:"))
+                .collect()
+        };
+        // a pair: both sides, not only the side whose cause the pair carries
+        assert!(block("BehaviourBehindOrders")
+            .contains("pipewatch:stream_cause{cause=~\"no_data|catching_up\", stream=~\"orders|behaviour\"}"));
+        assert!(
+            block("OrdersStale").contains("pipewatch:stream_cause{cause=~\"no_data|catching_up\", stream=\"orders\"}")
+        );
+        let consumer = block("AnalyticsBehind");
+        assert!(consumer.contains("cause=\"upstream_fault\""), "{consumer}");
+        assert!(consumer.contains("stream=~\"orders|behaviour\""), "{consumer}");
+        // a volume anomaly is judged whatever the data: nothing holds it but the cluster
+        assert!(!block("OrdersVolume").contains("stream_cause{cause=~"), "{}", block("OrdersVolume"));
     }
 }

@@ -1,0 +1,376 @@
+//! Alert rules and their state machine (inactive → pending → firing → resolved, as
+//! Prometheus does), evaluated on each [`Snapshot`] with the time passed in.
+//!
+//! Root cause, not symptoms: every alert carries its target's diagnosed cause as a
+//! label; while the cluster is unreachable the per-stream rules are held back and one
+//! built-in `KafkaUnreachable` alert fires instead; lag rules wait while their streams
+//! have no data yet or are catching up.
+//!
+//! The rules as configured live in [`rules`], the evaluator in [`evaluator`], what an
+//! alert says (labels, summaries, value formats) in [`text`].
+
+pub mod evaluator;
+pub mod rules;
+pub mod text;
+
+pub use evaluator::{AlertEvaluator, AlertState, AlertStatus, Evaluation};
+pub use rules::{AlertKind, AlertRule, AlertTarget, TargetKind};
+pub use text::{AlertEvent, Transition, RESERVED_LABELS};
+
+#[cfg(test)]
+mod tests {
+    use super::text::rule_event;
+    use super::*;
+    use crate::diagnosis::ConsumerCause;
+    use crate::diagnosis::{kafka_unreachable, Cause};
+    use crate::histogram::{Histogram, GAP_DURATION_BUCKETS, RECORD_DELAY_BUCKETS};
+    use crate::snapshot::{ConsumerPairSnapshot, KafkaStatus, Snapshot, StreamSnapshot};
+    use crate::snapshot::{PairSnapshot, PartitionSnapshot};
+    use crate::time::Millis;
+
+    const T0: Millis = 1_795_375_975_000;
+    const SEC: Millis = 1000;
+
+    fn stream(name: &str, cause: Cause, freshness: Option<f64>) -> StreamSnapshot {
+        StreamSnapshot {
+            name: name.into(),
+            topic: name.into(),
+            cause,
+            access_denied: None,
+            watermark_ms: freshness.map(|f| T0 - (f * 1000.0) as Millis),
+            freshness_lag_seconds: freshness,
+            silence_seconds: Some(0.0),
+            max_silence_seconds: 120.0,
+            min_rate: None,
+            max_rate: None,
+            baseline: None,
+            segment_silent: None,
+            segment_silence_seconds: None,
+            segments: Vec::new(),
+            rate_records_per_second: Some(10.0),
+            rate_window_full: true,
+            median_record_delay_seconds: None,
+            backlog_records: 0,
+            active_partitions: 0,
+            records: 0,
+            bytes: 0,
+            invalid: Default::default(),
+            gaps: 0,
+            record_delay: Histogram::new(RECORD_DELAY_BUCKETS),
+            gap_duration: Histogram::new(GAP_DURATION_BUCKETS),
+            partitions: vec![PartitionSnapshot {
+                partition: 0,
+                watermark_ms: None,
+                last_record_ms: None,
+                log_end_offset: Some(10),
+                position_offset: Some(10),
+                backlog_records: Some(0),
+                silence_seconds: Some(0.0),
+                active: true,
+                caught_up: true,
+                records: 0,
+                bytes: 0,
+                invalid: Default::default(),
+                gaps: 0,
+                gap_open_since_ms: None,
+            }],
+        }
+    }
+
+    /// orders (leader) and behaviour (follower), behaviour `lag` seconds behind.
+    fn snap(kafka: KafkaStatus, behaviour_cause: Cause, lag: f64) -> Snapshot {
+        let pair_cause = behaviour_cause;
+        Snapshot {
+            at_ms: T0,
+            kafka,
+            kafka_error: None,
+            streams: vec![
+                stream("orders", Cause::Ok, Some(1.0)),
+                stream("behaviour", behaviour_cause, Some(1.0 + lag)),
+            ],
+            pairs: vec![PairSnapshot {
+                name: "orders_behaviour".into(),
+                leader: "orders".into(),
+                follower: "behaviour".into(),
+                sync_lag_seconds: Some(lag),
+                cause: pair_cause,
+                cause_stream: "behaviour".into(),
+            }],
+            consumers: Vec::new(),
+        }
+    }
+
+    fn sync_rule(for_s: i64) -> AlertRule {
+        AlertRule {
+            name: "BehaviourBehindOrders".into(),
+            kind: AlertKind::SyncLag,
+            target: AlertTarget::Pair(0),
+            threshold: 900.0,
+            clear: 600.0,
+            for_ms: for_s * SEC,
+            severity: "page".into(),
+            labels: vec![("team".into(), "data".into())],
+            impact: "Segmentation and ad targeting run on stale data.".into(),
+        }
+    }
+
+    fn evaluator(rules: Vec<AlertRule>) -> Evaluator {
+        Evaluator { inner: AlertEvaluator::new(rules, 2, 60 * SEC), last: Evaluation::default() }
+    }
+
+    /// The evaluator, keeping the last evaluation's rule states for the assertions.
+    struct Evaluator {
+        inner: AlertEvaluator,
+        last: Evaluation,
+    }
+
+    impl Evaluator {
+        fn evaluate(&mut self, snap: &Snapshot, now: Millis) -> Vec<AlertEvent> {
+            self.last = self.inner.evaluate(snap, now);
+            self.last.events.clone()
+        }
+
+        fn status(&self, _snap: &Snapshot) -> Vec<AlertStatus> {
+            self.last.alerts.clone()
+        }
+    }
+
+    #[test]
+    fn pending_then_firing_only_after_for() {
+        let mut ev = evaluator(vec![sync_rule(60)]);
+        let s = snap(KafkaStatus::Up, Cause::EventTimeDelayed, 28_920.0);
+        assert!(ev.evaluate(&s, T0).is_empty());
+        assert_eq!(ev.status(&s)[0].state, AlertState::Pending { since_ms: T0 });
+        assert!(ev.evaluate(&s, T0 + 59 * SEC).is_empty());
+        let fired = ev.evaluate(&s, T0 + 60 * SEC);
+        assert_eq!(fired.len(), 1);
+        let e = &fired[0];
+        assert_eq!(e.transition, Transition::Firing);
+        assert_eq!(e.label("alertname"), Some("BehaviourBehindOrders"));
+        assert_eq!(e.label("cause"), Some("event_time_delayed"));
+        assert_eq!(e.label("pair"), Some("orders_behaviour"));
+        assert_eq!(e.label("severity"), Some("page"));
+        assert_eq!(e.label("team"), Some("data"));
+        assert_eq!(e.annotation("summary"), Some("behaviour is 8h 02m behind orders"));
+        assert_eq!(e.annotation("impact"), Some("Segmentation and ad targeting run on stale data."));
+        assert_eq!(e.annotation("generatorURL"), None, "the receiver adds the link back");
+        assert!(ev.evaluate(&s, T0 + 61 * SEC).is_empty(), "firing stays firing without a new transition");
+    }
+
+    #[test]
+    fn a_dip_below_threshold_resets_pending() {
+        let mut ev = evaluator(vec![sync_rule(60)]);
+        ev.evaluate(&snap(KafkaStatus::Up, Cause::EventTimeDelayed, 1000.0), T0);
+        ev.evaluate(&snap(KafkaStatus::Up, Cause::Ok, 100.0), T0 + 30 * SEC);
+        assert!(ev.evaluate(&snap(KafkaStatus::Up, Cause::EventTimeDelayed, 1000.0), T0 + 61 * SEC).is_empty());
+    }
+
+    #[test]
+    fn no_flapping_between_clear_and_threshold_then_resolve() {
+        let mut ev = evaluator(vec![sync_rule(0)]);
+        assert_eq!(ev.evaluate(&snap(KafkaStatus::Up, Cause::EventTimeDelayed, 1000.0), T0).len(), 1);
+        for (i, lag) in [899.0, 700.0, 601.0, 600.0, 850.0].into_iter().enumerate() {
+            let t = T0 + (i as i64 + 1) * SEC;
+            assert!(ev.evaluate(&snap(KafkaStatus::Up, Cause::EventTimeDelayed, lag), t).is_empty(), "lag {lag}");
+        }
+        let resolved = ev.evaluate(&snap(KafkaStatus::Up, Cause::Ok, 599.0), T0 + 10 * SEC);
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(resolved[0].transition, Transition::Resolved);
+        assert_eq!(resolved[0].ends_at_ms, Some(T0 + 10 * SEC));
+        assert_eq!(resolved[0].starts_at_ms, T0);
+        assert_eq!(resolved[0].label("cause"), Some("event_time_delayed"), "the cause label is the one it fired with");
+        // between clear and threshold again: stays quiet
+        assert!(ev.evaluate(&snap(KafkaStatus::Up, Cause::Ok, 800.0), T0 + 11 * SEC).is_empty());
+    }
+
+    #[test]
+    fn rate_low_is_a_lower_bound_rule() {
+        let rule = AlertRule {
+            name: "OrdersVolumeLow".into(),
+            kind: AlertKind::RateLow,
+            target: AlertTarget::Stream(0),
+            threshold: 5.0,
+            clear: 8.0,
+            for_ms: 0,
+            ..sync_rule(0)
+        };
+        let mut ev = evaluator(vec![rule]);
+        let mut s = snap(KafkaStatus::Up, Cause::Ok, 0.0);
+        s.streams[0].rate_records_per_second = Some(0.0);
+        s.streams[0].rate_window_full = false;
+        assert!(ev.evaluate(&s, T0 - SEC).is_empty(), "a rate over part of a window does not count");
+        s.streams[0].rate_window_full = true;
+        s.streams[0].rate_records_per_second = Some(4.0);
+        s.streams[0].cause = Cause::VolumeLow;
+        let fired = ev.evaluate(&s, T0);
+        assert_eq!(fired[0].annotation("summary"), Some("orders receives 4.00 records/s, below 5"));
+        assert_eq!(fired[0].label("stream"), Some("orders"));
+        s.streams[0].rate_records_per_second = Some(7.0);
+        assert!(ev.evaluate(&s, T0 + SEC).is_empty(), "below clear: still firing");
+        s.streams[0].rate_records_per_second = Some(9.0);
+        assert_eq!(ev.evaluate(&s, T0 + 2 * SEC)[0].transition, Transition::Resolved);
+    }
+
+    #[test]
+    fn an_unreachable_cluster_holds_rules_back_and_fires_one_alert() {
+        let mut ev = evaluator(vec![sync_rule(0)]);
+        let down = snap(KafkaStatus::Down, Cause::KafkaUnreachable, 28_800.0);
+        let events = ev.evaluate(&down, T0);
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].label("alertname"), Some(kafka_unreachable::ALERT));
+        assert_eq!(events[0].label("cause"), Some("kafka_unreachable"));
+        assert_eq!(ev.status(&down)[1].held_back, Some(Cause::KafkaUnreachable.into()));
+        let up = snap(KafkaStatus::Up, Cause::EventTimeDelayed, 28_800.0);
+        let events = ev.evaluate(&up, T0 + 5 * SEC);
+        assert_eq!(events.len(), 2);
+        assert_eq!(
+            (events[0].label("alertname"), events[0].transition),
+            (Some(kafka_unreachable::ALERT), Transition::Resolved)
+        );
+        assert_eq!(events[1].label("cause"), Some("event_time_delayed"));
+    }
+
+    #[test]
+    fn lag_rules_wait_while_catching_up_or_without_data() {
+        let mut ev = evaluator(vec![sync_rule(0)]);
+        for cause in [Cause::NoData, Cause::CatchingUp] {
+            let s = snap(KafkaStatus::Up, cause, 28_800.0);
+            assert!(ev.evaluate(&s, T0).is_empty());
+            assert_eq!(ev.status(&s)[0].held_back, Some(cause.into()));
+        }
+    }
+
+    #[test]
+    fn invalid_ratio_over_the_window() {
+        let rule = AlertRule {
+            name: "BehaviourInvalid".into(),
+            kind: AlertKind::InvalidRatio,
+            target: AlertTarget::Stream(1),
+            threshold: 0.1,
+            clear: 0.05,
+            ..sync_rule(0)
+        };
+        let mut ev = evaluator(vec![rule]);
+        let mut s = snap(KafkaStatus::Up, Cause::Ok, 0.0);
+        assert!(ev.evaluate(&s, T0).is_empty());
+        s.streams[1].partitions[0].records = 100;
+        s.streams[1].partitions[0].invalid.insert("not_json", 25);
+        s.streams[1].records = 100;
+        s.streams[1].invalid.insert("not_json", 25);
+        let fired = ev.evaluate(&s, T0 + SEC);
+        assert_eq!(fired[0].annotation("summary"), Some("25.0% of behaviour records are invalid"));
+    }
+
+    #[test]
+    fn the_reserved_labels_are_every_label_the_builder_sets() {
+        let s = with_consumer(snap(KafkaStatus::Up, Cause::Ok, 0.0), ConsumerCause::Ok, Some(1.0), Some(1.0));
+        let mut set = std::collections::BTreeSet::new();
+        let targets = [
+            AlertTarget::Stream(0),
+            AlertTarget::Pair(0),
+            AlertTarget::Consumer(0),
+            AlertTarget::ConsumerPair { consumer: 0, pair: 0 },
+        ];
+        for target in targets {
+            let rule = AlertRule { target, labels: Vec::new(), ..sync_rule(0) };
+            set.extend(rule_event(&rule, &s, 1.0, Cause::Ok.into(), T0).labels.into_iter().map(|(name, _)| name));
+        }
+        let reserved: std::collections::BTreeSet<String> = RESERVED_LABELS.iter().map(|l| l.to_string()).collect();
+        assert_eq!(set, reserved, "every reserved label is one the builder sets");
+    }
+
+    #[test]
+    fn invalid_ratio_reads_the_stream_totals_that_survive_a_revoke() {
+        let rule = AlertRule {
+            name: "BehaviourInvalid".into(),
+            kind: AlertKind::InvalidRatio,
+            target: AlertTarget::Stream(1),
+            threshold: 0.1,
+            clear: 0.05,
+            ..sync_rule(0)
+        };
+        let mut ev = evaluator(vec![rule]);
+        let mut s = snap(KafkaStatus::Up, Cause::Ok, 0.0);
+        let mut p1 = s.streams[1].partitions[0].clone();
+        p1.partition = 1;
+        s.streams[1].partitions[0].records = 1000;
+        p1.records = 1000;
+        s.streams[1].partitions.push(p1);
+        s.streams[1].records = 2000;
+        assert!(ev.evaluate(&s, T0).is_empty());
+        // a rebalance takes partition 0 away; partition 1 then reads 100 records, half invalid
+        s.streams[1].partitions.remove(0);
+        s.streams[1].partitions[0].records = 1100;
+        s.streams[1].partitions[0].invalid.insert("not_json", 50);
+        s.streams[1].records = 2100;
+        s.streams[1].invalid.insert("not_json", 50);
+        let fired = ev.evaluate(&s, T0 + SEC);
+        assert_eq!(fired.len(), 1, "50 of the 100 records read since are invalid");
+        assert_eq!(fired[0].annotation("summary"), Some("50.0% of behaviour records are invalid"));
+    }
+
+    fn with_consumer(mut s: Snapshot, cause: ConsumerCause, lag: Option<f64>, sync: Option<f64>) -> Snapshot {
+        use crate::snapshot::{ConsumerSnapshot, ConsumerStreamSnapshot};
+        s.consumers = vec![ConsumerSnapshot {
+            name: "analytics".into(),
+            group: "analytics-job".into(),
+            cause,
+            error: None,
+            stalled_seconds: 0.0,
+            streams: vec![ConsumerStreamSnapshot {
+                stream: "behaviour".into(),
+                topic: "behaviour".into(),
+                watermark_ms: None,
+                max_lag_seconds: lag,
+                lag_records: 120,
+                partitions: Vec::new(),
+            }],
+            pairs: vec![ConsumerPairSnapshot {
+                pair: "orders_behaviour".into(),
+                leader: "orders".into(),
+                follower: "behaviour".into(),
+                sync_lag_seconds: sync,
+            }],
+        }];
+        s
+    }
+
+    #[test]
+    fn consumer_rules_fire_with_the_consumer_cause_and_wait_for_an_upstream_fault() {
+        let lag_rule = AlertRule {
+            name: "AnalyticsBehind".into(),
+            kind: AlertKind::ConsumerLag,
+            target: AlertTarget::Consumer(0),
+            threshold: 900.0,
+            clear: 600.0,
+            ..sync_rule(0)
+        };
+        let sync = AlertRule {
+            name: "AnalyticsSeesBehaviourLate".into(),
+            kind: AlertKind::ConsumerSyncLag,
+            target: AlertTarget::ConsumerPair { consumer: 0, pair: 0 },
+            threshold: 900.0,
+            clear: 600.0,
+            ..sync_rule(0)
+        };
+        let mut ev = evaluator(vec![lag_rule, sync]);
+        let ok = snap(KafkaStatus::Up, Cause::Ok, 0.0);
+        let upstream = with_consumer(ok.clone(), ConsumerCause::UpstreamFault, Some(28_800.0), Some(28_800.0));
+        assert!(ev.evaluate(&upstream, T0).is_empty(), "the stream's rules page for an upstream fault");
+        assert_eq!(ev.status(&upstream)[0].held_back, Some(ConsumerCause::UpstreamFault.into()));
+        let stopped = with_consumer(ok, ConsumerCause::ConsumerStopped, Some(1_000.0), Some(28_800.0));
+        let fired = ev.evaluate(&stopped, T0 + SEC);
+        assert_eq!(fired.len(), 2);
+        assert_eq!(fired[0].label("cause"), Some("consumer_stopped"));
+        assert_eq!(fired[0].label("consumer"), Some("analytics"));
+        assert_eq!(fired[0].label("group"), Some("analytics-job"));
+        assert_eq!(fired[0].annotation("summary"), Some("analytics is 16m 40s behind its input"));
+        assert!(fired[0]
+            .annotation("description")
+            .unwrap()
+            .contains("lag per stream: behaviour 16m 40s (120 records)"));
+        assert_eq!(fired[1].label("pair"), Some("orders_behaviour"));
+        assert_eq!(fired[1].annotation("summary"), Some("analytics sees behaviour 8h 00m behind orders"));
+        assert_eq!(serde_json::to_value(ev.status(&stopped)[0].cause).unwrap(), "consumer_stopped");
+    }
+}

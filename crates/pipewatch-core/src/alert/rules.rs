@@ -1,0 +1,169 @@
+//! The rules as configured: what a rule measures ([`AlertKind`]), what it watches
+//! ([`AlertTarget`]), its threshold, hysteresis and wait ([`AlertRule`]), and what holds
+//! it back.
+
+use serde::Serialize;
+
+use crate::diagnosis::Cause;
+use crate::snapshot::Snapshot;
+use crate::time::Millis;
+
+/// What a rule measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    FreshnessLag,
+    SyncLag,
+    Silence,
+    RateLow,
+    RateHigh,
+    InvalidRatio,
+    ConsumerLag,
+    ConsumerSyncLag,
+    VolumeAnomaly,
+    SegmentSilence,
+}
+
+/// What a rule's target is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    Stream,
+    Pair,
+    /// A `[[consumer]]`; `consumer_sync_lag` also names one of its pairs.
+    Consumer,
+}
+
+impl AlertKind {
+    pub const NAMES: [&'static str; 10] = [
+        "freshness_lag",
+        "sync_lag",
+        "silence",
+        "rate_low",
+        "rate_high",
+        "invalid_ratio",
+        "consumer_lag",
+        "consumer_sync_lag",
+        "volume_anomaly",
+        "segment_silence",
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "freshness_lag" => Self::FreshnessLag,
+            "sync_lag" => Self::SyncLag,
+            "silence" => Self::Silence,
+            "rate_low" => Self::RateLow,
+            "rate_high" => Self::RateHigh,
+            "invalid_ratio" => Self::InvalidRatio,
+            "consumer_lag" => Self::ConsumerLag,
+            "consumer_sync_lag" => Self::ConsumerSyncLag,
+            "volume_anomaly" => Self::VolumeAnomaly,
+            "segment_silence" => Self::SegmentSilence,
+            _ => return None,
+        })
+    }
+
+    /// `true` for rules that fire above their threshold, `false` for `rate_low`
+    /// (`volume_anomaly` fires when the rate is further from the expected rate than its
+    /// threshold, in band half-widths, either side).
+    pub fn fires_above(self) -> bool {
+        self != Self::RateLow
+    }
+
+    /// The threshold when the rule names none (`volume_anomaly`: the band's edge).
+    pub fn default_threshold(self) -> Option<f64> {
+        (self == Self::VolumeAnomaly).then_some(1.0)
+    }
+
+    /// Thresholds of these kinds are durations (seconds); the others are numbers.
+    pub fn takes_duration(self) -> bool {
+        matches!(
+            self,
+            Self::FreshnessLag
+                | Self::SyncLag
+                | Self::Silence
+                | Self::ConsumerLag
+                | Self::ConsumerSyncLag
+                | Self::SegmentSilence
+        )
+    }
+
+    /// What the rule's `target` names.
+    pub fn target_kind(self) -> TargetKind {
+        match self {
+            Self::SyncLag => TargetKind::Pair,
+            Self::ConsumerLag | Self::ConsumerSyncLag => TargetKind::Consumer,
+            _ => TargetKind::Stream,
+        }
+    }
+
+    /// Lag rules wait while their streams have no data yet or catch up.
+    pub fn waits_for_data(self) -> bool {
+        matches!(
+            self,
+            Self::FreshnessLag | Self::SyncLag | Self::ConsumerLag | Self::ConsumerSyncLag | Self::SegmentSilence
+        )
+    }
+
+    /// Whether a stream the rule reads being in `cause` holds the rule back (besides an
+    /// unreachable cluster, which holds every rule, and a consumer's `upstream_fault`):
+    /// lag rules wait while the stream has no data or catches up (the diagnosis table's
+    /// `holds_lag_rules`); a segment's silence waits for every cause checked before
+    /// `segment_silent` (the stream's own alerts page for those). The evaluator and the
+    /// Prometheus rules both ask this.
+    pub fn held_by(self, cause: Cause) -> bool {
+        match self {
+            Self::SegmentSilence => cause.rank() < Cause::SegmentSilent.rank(),
+            kind if kind.waits_for_data() => cause.holds_lag_rules(),
+            _ => false,
+        }
+    }
+}
+
+/// A rule's target: an index into the snapshot's streams, pairs or consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertTarget {
+    Stream(usize),
+    Pair(usize),
+    Consumer(usize),
+    /// A consumer and one of the configured pairs whose two streams it reads.
+    ConsumerPair {
+        consumer: usize,
+        pair: usize,
+    },
+}
+
+/// One `[[alert]]` rule, validated.
+#[derive(Debug, Clone)]
+pub struct AlertRule {
+    pub name: String,
+    pub kind: AlertKind,
+    pub target: AlertTarget,
+    /// Seconds for duration kinds, records/s for rates, a fraction for `invalid_ratio`.
+    pub threshold: f64,
+    /// Once firing, the alert resolves only past this value (hysteresis).
+    pub clear: f64,
+    pub for_ms: Millis,
+    pub severity: String,
+    pub labels: Vec<(String, String)>,
+    /// The business consequence, for the person paged.
+    pub impact: String,
+}
+
+impl AlertRule {
+    pub(crate) fn kind_name(&self) -> &'static str {
+        self.kind.as_str()
+    }
+}
+
+pub(crate) fn target_name<'a>(rule: &AlertRule, snap: &'a Snapshot) -> &'a str {
+    match rule.target {
+        AlertTarget::Stream(i) => &snap.streams[i].name,
+        AlertTarget::Pair(i) => &snap.pairs[i].name,
+        AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => &snap.consumers[c].name,
+    }
+}
