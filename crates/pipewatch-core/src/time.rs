@@ -2,10 +2,16 @@
 //! the caller (nothing here reads a clock); RFC 3339 parsing and formatting, and the
 //! config's durations (`"90s"`, `"15m"`, `"8h"`).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since 1970-01-01T00:00:00Z.
 pub type Millis = i64;
+
+/// A point in time as milliseconds since the epoch (0 before it). The core reads no
+/// clock: the callers pass `SystemTime::now()`.
+pub fn epoch_millis(t: SystemTime) -> Millis {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
+}
 
 /// Parses an RFC 3339 timestamp (`2026-11-22T19:32:55.123Z`, `…+02:00`; a space or a
 /// lowercase `t`/`z` are accepted) into milliseconds, with chrono: impossible dates

@@ -1,7 +1,7 @@
 //! The clients' settings: where reading starts, pipewatch's librdkafka settings under the
 //! user's properties, and the wall clock every thread of the source reads.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use pipewatch_core::Millis;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -27,8 +27,9 @@ pub struct SourceConfig {
     pub tick: Duration,
 }
 
+/// The wall clock, in the core's milliseconds.
 pub fn now_ms() -> Millis {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
+    pipewatch_core::time::epoch_millis(SystemTime::now())
 }
 
 /// The consumer's fetch settings (a user's `kafka.properties` override them):

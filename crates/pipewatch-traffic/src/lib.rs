@@ -20,7 +20,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use tracing::warn;
 
 fn now_ms() -> Millis {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
+    pipewatch_core::time::epoch_millis(std::time::SystemTime::now())
 }
 
 /// One of the two synthetic streams.
