@@ -16,7 +16,7 @@ use crate::snapshot::{
     ConsumerPairSnapshot, ConsumerPartitionSnapshot, ConsumerSnapshot, ConsumerStreamSnapshot, KafkaStatus,
     StreamSnapshot,
 };
-use crate::spec::{ConsumerSpec, PairSpec};
+use crate::spec::{ConsumerError, ConsumerSpec, PairSpec};
 use crate::stream::StreamState;
 use crate::time::Millis;
 use crate::watermark::{sync_lag_seconds, LowWatermark};
@@ -28,9 +28,7 @@ pub(crate) struct ConsumerState {
     /// Committed offsets by `(stream, partition)`.
     pub(crate) committed: BTreeMap<(usize, i32), i64>,
     /// Why the offsets could not be read (or were not read yet).
-    pub(crate) error: Option<String>,
-    /// The error is the authorizer's: Describe on the group is denied.
-    pub(crate) denied: bool,
+    pub(crate) error: Option<ConsumerError>,
     /// Since when records have waited with no committed offset moving.
     pub(crate) progress_at: Millis,
     /// Committed offsets older than the offset index, by `(stream, partition)`: the
@@ -90,11 +88,20 @@ pub struct FetchRequest {
     pub offset: i64,
 }
 
-/// What fetching a [`FetchRequest`] found: `(offset, payload, Kafka timestamp)` of the
-/// records from the one before the committed offset on.
+/// One record fetched for a [`FetchRequest`].
+#[derive(Debug, Clone, Copy)]
+pub struct FetchedRecord<'a> {
+    pub offset: i64,
+    pub payload: Option<&'a [u8]>,
+    /// The Kafka timestamp.
+    pub timestamp: Option<Millis>,
+}
+
+/// What fetching a [`FetchRequest`] found: the records from the one before the
+/// committed offset on.
 #[derive(Debug, Clone, Copy)]
 pub enum Fetched<'a> {
-    Records(&'a [(i64, Option<&'a [u8]>, Option<Millis>)]),
+    Records(&'a [FetchedRecord<'a>]),
     /// The offset is below the log start (given, when it could be read): deleted before
     /// the group read it.
     Expired {
@@ -208,7 +215,7 @@ pub(crate) fn consumer_snapshot(
         .collect();
     let cause = diagnose_consumer(&ConsumerFacts {
         kafka_down: kafka == KafkaStatus::Down,
-        access_denied: c.denied && c.error.is_some(),
+        access_denied: c.error.as_ref().is_some_and(|e| e.denied),
         upstream_fault,
         group_unknown: c.error.is_some(),
         expired: any_expired,
@@ -219,7 +226,7 @@ pub(crate) fn consumer_snapshot(
         name: c.spec.name.clone(),
         group: c.spec.group.clone(),
         cause,
-        error: c.error.clone(),
+        error: c.error.as_ref().map(|e| e.message.clone()),
         stalled_seconds: stalled_ms as f64 / 1000.0,
         streams: out_streams,
         pairs: out_pairs,

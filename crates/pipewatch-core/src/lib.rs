@@ -26,11 +26,11 @@ pub mod stream;
 pub mod time;
 pub mod watermark;
 
-pub use consumer::{FetchRequest, Fetched};
+pub use consumer::{FetchRequest, Fetched, FetchedRecord};
 pub use diagnosis::Cause;
 pub use extract::{EventTimeSource, Extractor, InvalidReason, TimeFormat};
 pub use json::JsonPointer;
 pub use monitor::Monitor;
 pub use snapshot::{KafkaStatus, Snapshot};
-pub use spec::{MonitorSettings, PairSpec, Right, StartPosition, StreamSpec};
+pub use spec::{Committed, ConsumerError, MonitorSettings, PairSpec, Right, StartPosition, StreamSpec};
 pub use time::Millis;

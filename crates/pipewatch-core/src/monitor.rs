@@ -17,11 +17,15 @@ use crate::json::{Lookup as Found, PointerSet, MAX_SET};
 use crate::offset_index::OffsetIndex;
 use crate::segment::SegmentState;
 use crate::snapshot::{KafkaStatus, PairSnapshot, Snapshot, StreamSnapshot};
-use crate::spec::{ConsumerSpec, MonitorSettings, PairSpec, Right, StartPosition, StreamSpec};
-use crate::stream::{stream_snapshot, Counts, PartitionTracker, RecentDelays, StreamState};
+use crate::spec::{
+    Committed, ConsumerError, ConsumerSpec, MonitorSettings, PairSpec, Right, StartPosition, StreamSpec,
+};
+use crate::stream::{stream_snapshot, Counts, History, PartitionTracker, RecentDelays, StreamState};
 use crate::time::Millis;
 use crate::watermark::sync_lag_seconds;
 
+#[cfg(test)]
+use crate::consumer::FetchedRecord;
 use crate::consumer::{FetchRequest, Fetched};
 
 /// The monitor: all streams and pairs, fed by the source, read through snapshots.
@@ -103,12 +107,10 @@ impl Monitor {
                 }
             }
         }
-        let error = Some("offsets not read yet".to_string());
         self.consumers.push(ConsumerState {
             spec,
             committed: BTreeMap::new(),
-            error,
-            denied: false,
+            error: Some(ConsumerError::new("offsets not read yet")),
             progress_at: now,
             resolved: BTreeMap::new(),
         });
@@ -118,20 +120,19 @@ impl Monitor {
         self.consumers.iter().map(|c| &c.spec)
     }
 
-    /// The committed offsets of a consumer's group, as just read: `(stream, partition,
-    /// offset)`, `None` where the group committed none. Any offset that moved counts as
-    /// progress.
-    pub fn committed_offsets(&mut self, consumer: usize, offsets: &[(usize, i32, Option<i64>)], now: Millis) {
+    /// The committed offsets of a consumer's group, as just read. Any offset that moved
+    /// counts as progress.
+    pub fn committed_offsets(&mut self, consumer: usize, offsets: &[Committed], now: Millis) {
         let Some(c) = self.consumers.get_mut(consumer) else {
             return;
         };
         let committed: BTreeMap<(usize, i32), i64> =
-            offsets.iter().filter_map(|&(s, p, o)| o.filter(|o| *o >= 0).map(|o| ((s, p), o))).collect();
+            offsets.iter().filter_map(|c| c.offset.filter(|o| *o >= 0).map(|o| ((c.stream, c.partition), o))).collect();
         if committed != c.committed {
             c.progress_at = now;
         }
-        c.error = committed.is_empty().then(|| "the group has no committed offsets for these topics".to_string());
-        c.denied = false;
+        c.error =
+            committed.is_empty().then(|| ConsumerError::new("the group has no committed offsets for these topics"));
         c.committed = committed;
     }
 
@@ -169,9 +170,10 @@ impl Monitor {
         let extractor = &self.streams[request.stream].spec.extractor;
         entry.1 = match found {
             Fetched::Records(records) => {
-                let valid =
-                    |r: &&(i64, Option<&[u8]>, Option<Millis>)| extractor.extract(r.1, r.2, now).ok().map(|t| (r.0, t));
-                let times: Vec<(i64, Millis)> = records.iter().filter_map(|r| valid(&r)).collect();
+                let times: Vec<(i64, Millis)> = records
+                    .iter()
+                    .filter_map(|r| extractor.extract(r.payload, r.timestamp, now).ok().map(|t| (r.offset, t)))
+                    .collect();
                 Resolution::Known(Known {
                     at: times.iter().find(|(o, _)| *o >= request.offset).map(|(_, t)| *t),
                     before: times.iter().rev().find(|(o, _)| *o < request.offset).map(|(_, t)| *t),
@@ -182,12 +184,10 @@ impl Monitor {
         };
     }
 
-    /// A consumer's offsets could not be read.
-    /// The consumer's offsets could not be read, and why; `denied`: the authorizer said no.
-    pub fn consumer_error(&mut self, consumer: usize, error: String, denied: bool) {
+    /// The consumer's offsets could not be read, and why.
+    pub fn consumer_error(&mut self, consumer: usize, error: ConsumerError) {
         if let Some(c) = self.consumers.get_mut(consumer) {
             c.error = Some(error);
-            c.denied = denied;
         }
     }
 
@@ -371,8 +371,8 @@ impl Monitor {
     pub fn take_history_requests(&mut self) -> Vec<(usize, i32)> {
         let mut out = Vec::new();
         for (i, s) in self.streams.iter_mut().enumerate().filter(|(_, s)| s.spec.baseline.is_some()) {
-            for p in s.partitions.iter_mut().flatten().filter(|p| !p.history_requested) {
-                p.history_requested = true;
+            for p in s.partitions.iter_mut().flatten().filter(|p| matches!(p.history, History::NotAsked)) {
+                p.history = History::Asked;
                 out.push((i, p.partition));
             }
         }
@@ -391,10 +391,10 @@ impl Monitor {
         };
         match history {
             Some(h) => {
-                p.history = Some(Box::new(h));
+                p.history = History::Learned(Box::new(h));
                 s.hourly_stale = true;
             }
-            None => p.history_requested = false,
+            None => p.history = History::NotAsked,
         }
     }
 
@@ -457,6 +457,10 @@ mod tests {
 
     const T0: Millis = 1_795_375_975_000;
     const SEC: Millis = 1000;
+
+    fn committed(stream: usize, partition: i32, offset: Option<i64>) -> Committed {
+        Committed { stream, partition, offset }
+    }
 
     fn spec(name: &str) -> StreamSpec {
         StreamSpec {
@@ -935,12 +939,12 @@ mod tests {
     fn a_consumer_whose_group_may_not_be_described_is_access_denied_until_its_offsets_are_read() {
         let mut m = one_stream(1);
         m.watch_consumer(analytics(vec![0]), T0);
-        m.consumer_error(0, "access denied: Describe on group job".into(), true);
+        m.consumer_error(0, ConsumerError { message: "access denied: Describe on group job".into(), denied: true });
         assert_eq!(m.tick(T0).consumers[0].cause, ConsumerCause::AccessDenied);
-        m.consumer_error(0, "timed out".into(), false);
+        m.consumer_error(0, ConsumerError::new("timed out"));
         assert_eq!(m.tick(T0).consumers[0].cause, ConsumerCause::GroupUnknown);
-        m.consumer_error(0, "access denied: Describe on group job".into(), true);
-        m.committed_offsets(0, &[(0, 0, Some(0))], T0);
+        m.consumer_error(0, ConsumerError { message: "access denied: Describe on group job".into(), denied: true });
+        m.committed_offsets(0, &[committed(0, 0, Some(0))], T0);
         assert_eq!(m.tick(T0).consumers[0].cause, ConsumerCause::Ok);
     }
 
@@ -994,7 +998,7 @@ mod tests {
             rec(&mut m, 0, 0, i, T0 + i * SEC, T0 + 100 * SEC);
         }
         m.log_end(0, 0, 100, T0 + 100 * SEC);
-        m.committed_offsets(0, &[(0, 0, Some(40))], T0 + 100 * SEC);
+        m.committed_offsets(0, &[committed(0, 0, Some(40))], T0 + 100 * SEC);
         let now = T0 + 100 * SEC;
         let c = &m.tick(now).consumers[0];
         let p = &c.streams[0].partitions[0];
@@ -1010,7 +1014,7 @@ mod tests {
             rec(&mut m, 0, 0, end, t, t);
             end += 1;
             m.log_end(0, 0, end, t);
-            m.committed_offsets(0, &[(0, 0, Some(40))], t);
+            m.committed_offsets(0, &[committed(0, 0, Some(40))], t);
             let c = &m.tick(t).consumers[0];
             assert_eq!(c.streams[0].partitions[0].lag_seconds, Some(60.0 + dt as f64));
             assert_eq!(c.streams[0].max_lag_seconds, Some(60.0 + dt as f64));
@@ -1023,16 +1027,16 @@ mod tests {
         }
         // it catches up: nothing waits, lag 0; idle for an hour is not stopped
         let now = now + 310 * SEC;
-        m.committed_offsets(0, &[(0, 0, Some(end))], now + SEC);
+        m.committed_offsets(0, &[committed(0, 0, Some(end))], now + SEC);
         let c = &m.tick(now + SEC).consumers[0];
         assert_eq!(c.streams[0].partitions[0].lag_seconds, Some(0.0));
         assert_eq!(c.cause, ConsumerCause::Ok);
         // nothing written for an hour: the producer's silence, not a stopped consumer
-        m.committed_offsets(0, &[(0, 0, Some(end))], now + 3900 * SEC);
+        m.committed_offsets(0, &[committed(0, 0, Some(end))], now + 3900 * SEC);
         let c = &m.tick(now + 3900 * SEC).consumers[0];
         assert_eq!((c.cause, c.stalled_seconds), (ConsumerCause::UpstreamFault, 0.0), "idle, not stopped");
         // a committed offset past the polled log end: never a negative lag
-        m.committed_offsets(0, &[(0, 0, Some(end + 5))], now + 3901 * SEC);
+        m.committed_offsets(0, &[committed(0, 0, Some(end + 5))], now + 3901 * SEC);
         assert_eq!(m.tick(now + 3901 * SEC).consumers[0].streams[0].partitions[0].lag_records, Some(0));
     }
 
@@ -1042,16 +1046,16 @@ mod tests {
         m.watch_consumer(analytics(vec![0]), T0);
         rec(&mut m, 0, 0, 0, T0, T0);
         m.log_end(0, 0, 10, T0);
-        m.committed_offsets(0, &[(0, 0, None)], T0);
+        m.committed_offsets(0, &[committed(0, 0, None)], T0);
         let c = &m.tick(T0).consumers[0];
         assert_eq!(c.cause, ConsumerCause::GroupUnknown);
         assert!(c.error.as_deref().unwrap().contains("no committed offsets"));
-        m.consumer_error(0, "GroupAuthorizationFailed".into(), false);
+        m.consumer_error(0, ConsumerError::new("GroupAuthorizationFailed"));
         assert_eq!(m.tick(T0).consumers[0].error.as_deref(), Some("GroupAuthorizationFailed"));
         // the producer goes silent: the stream's fault, not the consumer's
-        m.committed_offsets(0, &[(0, 0, Some(0))], T0);
+        m.committed_offsets(0, &[committed(0, 0, Some(0))], T0);
         let later = T0 + 1000 * SEC;
-        m.committed_offsets(0, &[(0, 0, Some(0))], later);
+        m.committed_offsets(0, &[committed(0, 0, Some(0))], later);
         let s = m.tick(later);
         assert_eq!(s.streams[0].cause, Cause::ProducerSilent);
         assert_eq!(s.consumers[0].cause, ConsumerCause::UpstreamFault);
@@ -1076,7 +1080,7 @@ mod tests {
         let s = m.tick(now);
         assert_eq!(s.pairs[0].sync_lag_seconds, Some(0.0), "the topics are in sync");
         // the job read orders to the end, behaviour only up to the record of t = 60 s
-        m.committed_offsets(0, &[(0, 0, Some(offset)), (1, 0, Some(2))], now);
+        m.committed_offsets(0, &[committed(0, 0, Some(offset)), committed(1, 0, Some(2))], now);
         let s = m.tick(now);
         let c = &s.consumers[0];
         assert_eq!(c.pairs[0].sync_lag_seconds, Some(28_800.0), "{c:?}");
@@ -1094,7 +1098,7 @@ mod tests {
         }
         let now = T0 + n * SEC;
         m.log_end(0, 0, n, now);
-        m.committed_offsets(0, &[(0, 0, Some(10))], now);
+        m.committed_offsets(0, &[committed(0, 0, Some(10))], now);
         let p = &m.tick(now).consumers[0].streams[0].partitions[0];
         assert_eq!((p.lag_records, p.lag_seconds), (Some(n - 10), None), "older than the index: not known yet");
         let wanted = m.take_fetches(8);
@@ -1102,11 +1106,14 @@ mod tests {
         assert_eq!((wanted[0].topic.as_str(), wanted[0].partition, wanted[0].offset), ("orders-topic", 0, 10));
         assert!(m.take_fetches(8).is_empty(), "asked once");
         let payloads: Vec<String> = (9..12).map(|o| format!(r#"{{"ts": {}}}"#, T0 + o * SEC)).collect();
-        let records: Vec<(i64, Option<&[u8]>, Option<Millis>)> =
-            payloads.iter().enumerate().map(|(k, p)| (9 + k as i64, Some(p.as_bytes()), None)).collect();
+        let records: Vec<FetchedRecord<'_>> = payloads
+            .iter()
+            .enumerate()
+            .map(|(k, p)| FetchedRecord { offset: 9 + k as i64, payload: Some(p.as_bytes()), timestamp: None })
+            .collect();
         m.fetched(&wanted[0], Fetched::Records(&records), now);
         for dt in [0, 5] {
-            m.committed_offsets(0, &[(0, 0, Some(10))], now + dt * SEC);
+            m.committed_offsets(0, &[committed(0, 0, Some(10))], now + dt * SEC);
             let p = &m.tick(now + dt * SEC).consumers[0].streams[0].partitions[0];
             assert_eq!(p.lag_seconds, Some((n - 10 + dt) as f64), "exact: now − event time of record 10");
             assert_eq!(p.watermark_ms, Some(T0 + 9 * SEC));
@@ -1114,7 +1121,7 @@ mod tests {
         }
         // the group moves (still behind the index): one new fetch; meanwhile the lag of
         // the offset before stands in (its series does not blink out)
-        m.committed_offsets(0, &[(0, 0, Some(11))], now + 6 * SEC);
+        m.committed_offsets(0, &[committed(0, 0, Some(11))], now + 6 * SEC);
         let p = &m.tick(now + 6 * SEC).consumers[0].streams[0].partitions[0];
         assert_eq!(p.lag_seconds, Some((n - 10 + 6) as f64));
         let wanted = m.take_fetches(8);
@@ -1128,7 +1135,7 @@ mod tests {
         assert_eq!(s.consumers[0].cause, ConsumerCause::RecordsExpired);
         assert!(m.take_fetches(8).is_empty());
         // a failed fetch is tried again after FETCH_RETRY_MS
-        m.committed_offsets(0, &[(0, 0, Some(12))], now + 8 * SEC);
+        m.committed_offsets(0, &[committed(0, 0, Some(12))], now + 8 * SEC);
         m.tick(now + 8 * SEC);
         let wanted = m.take_fetches(8);
         m.fetched(&wanted[0], Fetched::Failed, now + 8 * SEC);

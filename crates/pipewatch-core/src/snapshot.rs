@@ -1,12 +1,12 @@
 //! What the monitor tells: everything it knows at one tick, immutable, as the alert
 //! evaluator, `/metrics`, `/api/v1/status` and the status page read it.
 
-use std::collections::BTreeMap;
-
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 
 use crate::baseline::Band;
 use crate::diagnosis::{Cause, ConsumerCause};
+use crate::extract::InvalidReason;
 use crate::histogram::Histogram;
 use crate::segment::SegmentSnapshot;
 use crate::time::Millis;
@@ -73,7 +73,7 @@ pub struct StreamSnapshot {
     /// stream since start, partitions revoked since included (they never go back).
     pub records: u64,
     pub bytes: u64,
-    pub invalid: BTreeMap<&'static str, u64>,
+    pub invalid: InvalidCounts,
     pub gaps: u64,
     pub record_delay: Histogram,
     pub gap_duration: Histogram,
@@ -94,7 +94,7 @@ pub struct PartitionSnapshot {
     pub records: u64,
     pub bytes: u64,
     /// Invalid records by reason, every reason listed.
-    pub invalid: BTreeMap<&'static str, u64>,
+    pub invalid: InvalidCounts,
     pub gaps: u64,
     pub gap_open_since_ms: Option<Millis>,
 }
@@ -234,4 +234,112 @@ pub struct ConsumerPairSnapshot {
     pub follower: String,
     /// The consumer's leader watermark − its follower watermark: what the job sees.
     pub sync_lag_seconds: Option<f64>,
+}
+
+/// Invalid records by reason: a fixed array (no map built per partition per tick), read
+/// and written by reason name in the order of the names (as `/metrics` and the status
+/// API list them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InvalidCounts(pub [u64; InvalidReason::COUNT]);
+
+impl InvalidCounts {
+    /// The reasons by name: `bad_timestamp`, `empty_payload`, `future_timestamp`,
+    /// `missing_field`, `not_json`.
+    const BY_NAME: [InvalidReason; InvalidReason::COUNT] = [
+        InvalidReason::BadTimestamp,
+        InvalidReason::EmptyPayload,
+        InvalidReason::FutureTimestamp,
+        InvalidReason::MissingField,
+        InvalidReason::NotJson,
+    ];
+
+    /// `(reason, count)` for every reason, zero counts included.
+    pub fn iter(&self) -> InvalidIter<'_> {
+        InvalidIter { counts: self, next: 0 }
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &u64> + '_ {
+        self.0.iter()
+    }
+}
+
+/// The reasons and their counts, by name.
+pub struct InvalidIter<'a> {
+    counts: &'a InvalidCounts,
+    next: usize,
+}
+
+impl<'a> Iterator for InvalidIter<'a> {
+    type Item = (&'static str, &'a u64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let reason = *InvalidCounts::BY_NAME.get(self.next)?;
+        self.next += 1;
+        Some((reason.as_str(), &self.counts.0[reason.index()]))
+    }
+}
+
+impl<'a> IntoIterator for &'a InvalidCounts {
+    type Item = (&'static str, &'a u64);
+    type IntoIter = InvalidIter<'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl std::ops::Index<InvalidReason> for InvalidCounts {
+    type Output = u64;
+
+    fn index(&self, reason: InvalidReason) -> &u64 {
+        &self.0[reason.index()]
+    }
+}
+
+impl std::ops::IndexMut<InvalidReason> for InvalidCounts {
+    fn index_mut(&mut self, reason: InvalidReason) -> &mut u64 {
+        &mut self.0[reason.index()]
+    }
+}
+
+/// By name, as the status API and the tests read it: `invalid["not_json"]`.
+impl std::ops::Index<&str> for InvalidCounts {
+    type Output = u64;
+
+    fn index(&self, name: &str) -> &u64 {
+        match InvalidReason::ALL.iter().find(|r| r.as_str() == name) {
+            Some(r) => &self.0[r.index()],
+            None => &0,
+        }
+    }
+}
+
+impl Serialize for InvalidCounts {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(InvalidReason::COUNT))?;
+        for (reason, n) in self.iter() {
+            map.serialize_entry(reason, n)?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_counts_list_every_reason_once_by_name() {
+        let mut counts = InvalidCounts::default();
+        counts[InvalidReason::NotJson] = 3;
+        let names: Vec<&str> = counts.iter().map(|(r, _)| r).collect();
+        let mut sorted: Vec<&str> = InvalidReason::ALL.iter().map(|r| r.as_str()).collect();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+        assert_eq!(counts["not_json"], 3);
+        assert_eq!(
+            serde_json::to_string(&counts).unwrap(),
+            r#"{"bad_timestamp":0,"empty_payload":0,"future_timestamp":0,"missing_field":0,"not_json":3}"#
+        );
+    }
 }

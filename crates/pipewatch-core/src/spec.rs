@@ -54,6 +54,29 @@ pub enum StartPosition {
     Unknown,
 }
 
+/// A watched group's committed offset of one partition, as read: the next offset the
+/// group will read; `None` where it committed none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    pub stream: usize,
+    pub partition: i32,
+    pub offset: Option<i64>,
+}
+
+/// Why a watched group's committed offsets could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerError {
+    pub message: String,
+    /// The authorizer said no: Describe on the group is denied.
+    pub denied: bool,
+}
+
+impl ConsumerError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { message: message.into(), denied: false }
+    }
+}
+
 /// A right pipewatch needs to read a stream, as the cluster's authorizer may deny it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Right {

@@ -12,7 +12,9 @@ use crate::histogram::Histogram;
 use crate::json::PointerSet;
 use crate::offset_index::OffsetIndex;
 use crate::segment::{SegmentSnapshot, SegmentState};
-use crate::snapshot::{BaselineState, BaselineStatus, Direction, KafkaStatus, PartitionSnapshot, StreamSnapshot};
+use crate::snapshot::{
+    BaselineState, BaselineStatus, Direction, InvalidCounts, KafkaStatus, PartitionSnapshot, StreamSnapshot,
+};
 use crate::spec::{MonitorSettings, Right, StreamSpec};
 use crate::time::Millis;
 use crate::watermark::LowWatermark;
@@ -49,10 +51,8 @@ pub(crate) struct PartitionTracker {
     pub(crate) gap_since: Option<Millis>,
     /// Offsets to event times, for the streams a consumer reads.
     pub(crate) index: Option<Box<OffsetIndex>>,
-    /// Offsets at hour boundaries, for streams with a baseline (once learned).
-    pub(crate) history: Option<Box<PartitionHistory>>,
-    /// The history was asked of the source.
-    pub(crate) history_requested: bool,
+    /// Offsets at hour boundaries, for streams with a baseline.
+    pub(crate) history: History,
 }
 
 impl PartitionTracker {
@@ -73,8 +73,7 @@ impl PartitionTracker {
             gaps: 0,
             gap_since: None,
             index: indexed.then(|| Box::new(OffsetIndex::new())),
-            history: None,
-            history_requested: false,
+            history: History::NotAsked,
         }
     }
 
@@ -93,6 +92,32 @@ impl PartitionTracker {
     pub(crate) fn backlog(&self) -> Option<i64> {
         match (self.log_end, self.position) {
             (Some(end), Some(pos)) => Some((end - pos).max(0)),
+            _ => None,
+        }
+    }
+}
+
+/// Where a partition's history (for its stream's baseline) stands.
+#[derive(Debug, Clone)]
+pub(crate) enum History {
+    /// Not asked of the source yet (or asked again after a failed read).
+    NotAsked,
+    /// Asked, not answered yet.
+    Asked,
+    Learned(Box<PartitionHistory>),
+}
+
+impl History {
+    pub(crate) fn learned(&self) -> Option<&PartitionHistory> {
+        match self {
+            History::Learned(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn learned_mut(&mut self) -> Option<&mut PartitionHistory> {
+        match self {
+            History::Learned(h) => Some(h),
             _ => None,
         }
     }
@@ -256,7 +281,7 @@ pub(crate) fn stream_snapshot(
             caught_up: p.caught_up,
             records: p.records,
             bytes: p.bytes,
-            invalid: InvalidReason::ALL.iter().map(|r| (r.as_str(), p.invalid[r.index()])).collect(),
+            invalid: InvalidCounts(p.invalid),
             gaps: p.gaps,
             gap_open_since_ms: p.gap_since,
         });
@@ -344,7 +369,7 @@ pub(crate) fn stream_snapshot(
         active_partitions,
         records: totals.records,
         bytes: totals.bytes,
-        invalid: InvalidReason::ALL.iter().map(|r| (r.as_str(), totals.invalid[r.index()])).collect(),
+        invalid: InvalidCounts(totals.invalid),
         gaps: totals.gaps,
         record_delay: s.record_delay.clone(),
         gap_duration: s.gap_duration.clone(),
@@ -369,7 +394,7 @@ fn baseline_status(
     let keep = usize::try_from(spec.history_ms / HOUR_MS).unwrap_or(0) + 2;
     let mut learning = false;
     for p in s.partitions.iter_mut().flatten() {
-        match p.history.as_deref_mut() {
+        match p.history.learned_mut() {
             Some(h) if h.next_hour() <= hour => {
                 let fresh = now - hour * HOUR_MS <= BOUNDARY_TOLERANCE_MS;
                 h.push(hour, p.log_end.filter(|_| fresh), keep);
@@ -389,7 +414,7 @@ fn baseline_status(
         });
     }
     if s.hourly_stale {
-        s.hourly = HourlyRates::sum(s.partitions.iter().flatten().filter_map(|p| p.history.as_deref()));
+        s.hourly = HourlyRates::sum(s.partitions.iter().flatten().filter_map(|p| p.history.learned()));
         s.hourly_stale = false;
     }
     let band = band_at(&s.hourly, now - settings.rate_window_ms / 2, now, &spec);

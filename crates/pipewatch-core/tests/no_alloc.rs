@@ -156,7 +156,7 @@ fn recording_a_record_does_not_allocate() {
     // "none": the records without a channel that are JSON; past the cap of 3, other
     assert_eq!(counted, [("none", 5005), ("app", 1001), ("web", 1001), ("other", 2002)]);
     assert_eq!(channel.overflow, 2002);
-    monitor.committed_offsets(0, &[(0, 0, Some(500))], NOW);
+    monitor.committed_offsets(0, &[pipewatch_core::Committed { stream: 0, partition: 0, offset: Some(500) }], NOW);
     let after_commit = monitor.tick(NOW);
     let consumer = &after_commit.consumers[0];
     assert!(consumer.streams[0].partitions[0].lag_seconds.is_some(), "the index knows offset 500: {consumer:?}");

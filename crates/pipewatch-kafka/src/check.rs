@@ -33,7 +33,7 @@ pub fn check_group(
         }
     }
     let found = read_committed(&client, partitions.iter().copied(), timeout)
-        .map_err(|e| group_error(&client, group, e).error)?;
+        .map_err(|e| group_error(&client, group, e).message)?;
     Ok(GroupCheck { committed: found.iter().filter(|(_, _, o)| o.is_some()).count(), partitions: found.len() })
 }
 

@@ -3,6 +3,7 @@
 //! module of the crate, so that the threads' modules never import each other.
 
 use pipewatch_core::baseline::PartitionHistory;
+use pipewatch_core::spec::ConsumerError;
 use pipewatch_core::{FetchRequest, Millis};
 
 /// What the log-end poller found at one tick.
@@ -14,7 +15,7 @@ pub(crate) struct LogEndPoll {
     pub(crate) error: Option<String>,
     /// Per watched consumer: its group's committed offsets `(topic, partition, offset)`,
     /// or why they could not be read. Empty when the cluster did not answer.
-    pub(crate) committed: Vec<Result<Vec<(String, i32, Option<i64>)>, GroupError>>,
+    pub(crate) committed: Vec<Result<Vec<(String, i32, Option<i64>)>, ConsumerError>>,
     /// Records fetched for committed offsets older than the offset index.
     pub(crate) fetched: Vec<(FetchRequest, FetchOutcome)>,
 }
@@ -37,13 +38,6 @@ pub(crate) struct LogEnds {
     pub(crate) missing: Vec<String>,
     /// Topics the authorizer does not let pipewatch describe.
     pub(crate) denied: Vec<String>,
-}
-
-/// Why a watched group's offsets could not be read; `denied`: the authorizer said no.
-#[derive(Debug)]
-pub(crate) struct GroupError {
-    pub(crate) error: String,
-    pub(crate) denied: bool,
 }
 
 /// Partitions of one stream whose history is wanted.

@@ -18,7 +18,9 @@ use rdkafka::ClientContext;
 use tracing::{debug, info, warn};
 
 use crate::client::{client_config, now_ms, SourceConfig};
-use crate::messages::{FetchOutcome, GroupError, LogEndPoll, LogEnds};
+use pipewatch_core::spec::ConsumerError;
+
+use crate::messages::{FetchOutcome, LogEndPoll, LogEnds};
 use crate::metrics::{ErrorKind, SourceMetrics};
 
 /// Records fetched per tick at most, so that a burst of far-behind groups cannot delay
@@ -207,7 +209,7 @@ pub(crate) fn committed_offsets(
     ends: &LogEnds,
     timeout: Duration,
     metrics: &SourceMetrics,
-) -> Result<Vec<(String, i32, Option<i64>)>, GroupError> {
+) -> Result<Vec<(String, i32, Option<i64>)>, ConsumerError> {
     let partitions = ends.partitions.iter().filter(|(t, _)| group.topics.contains(t)).map(|(t, p)| (t.as_str(), *p));
     read_committed(&group.client, partitions, timeout).map_err(|e| {
         metrics.error(ErrorKind::OffsetFetch);
@@ -216,11 +218,11 @@ pub(crate) fn committed_offsets(
 }
 
 /// What a watched group's failed read says: the authorizer's no, named, or the error.
-pub(crate) fn group_error(client: &BaseConsumer<GroupContext>, group: &str, e: KafkaError) -> GroupError {
+pub(crate) fn group_error(client: &BaseConsumer<GroupContext>, group: &str, e: KafkaError) -> ConsumerError {
     let denied = client.context().denied.swap(false, Ordering::Relaxed)
         || e.rdkafka_error_code() == Some(RDKafkaErrorCode::GroupAuthorizationFailed);
     let error = if denied { format!("access denied: Describe on group {group}") } else { e.to_string() };
-    GroupError { error, denied }
+    ConsumerError { message: error, denied }
 }
 
 /// A client that reads `group`'s committed offsets: it has the group id, and never

@@ -8,7 +8,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use pipewatch_core::{FetchRequest, Fetched, KafkaStatus, Millis, Monitor, Right, Snapshot};
+use pipewatch_core::{Committed, FetchRequest, Fetched, FetchedRecord, KafkaStatus, Millis, Monitor, Right, Snapshot};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
@@ -16,7 +16,7 @@ use rdkafka::topic_partition_list::Offset;
 use tracing::{info, warn};
 
 use crate::client::now_ms;
-use crate::messages::{FetchOutcome, GroupError, HistoryRequest, Learned, LogEndPoll};
+use crate::messages::{FetchOutcome, HistoryRequest, Learned, LogEndPoll};
 use crate::metrics::{ErrorKind, SourceMetrics};
 use crate::poller::FETCHES_PER_TICK;
 use crate::rebalance::{apply_assignment_changes, SourceContext};
@@ -261,20 +261,28 @@ impl Reader {
             for (consumer, result) in poll.committed.into_iter().enumerate() {
                 match result {
                     Ok(offsets) => {
-                        let offsets: Vec<(usize, i32, Option<i64>)> = offsets
+                        let offsets: Vec<Committed> = offsets
                             .into_iter()
-                            .filter_map(|(topic, p, o)| stream_of.get(&topic).map(|&s| (s, p, o)))
+                            .filter_map(|(topic, partition, offset)| {
+                                stream_of.get(&topic).map(|&stream| Committed { stream, partition, offset })
+                            })
                             .collect();
                         monitor.committed_offsets(consumer, &offsets, poll.at);
                     }
-                    Err(GroupError { error, denied }) => monitor.consumer_error(consumer, error, denied),
+                    Err(error) => monitor.consumer_error(consumer, error),
                 }
             }
             for (request, outcome) in &poll.fetched {
                 let found = match outcome {
                     FetchOutcome::Records(records) => {
-                        let borrowed: Vec<(i64, Option<&[u8]>, Option<Millis>)> =
-                            records.iter().map(|(o, p, t)| (*o, p.as_deref(), *t)).collect();
+                        let borrowed: Vec<FetchedRecord<'_>> = records
+                            .iter()
+                            .map(|(offset, payload, timestamp)| FetchedRecord {
+                                offset: *offset,
+                                payload: payload.as_deref(),
+                                timestamp: *timestamp,
+                            })
+                            .collect();
                         monitor.fetched(request, Fetched::Records(&borrowed), poll.at);
                         continue;
                     }

@@ -23,6 +23,7 @@ mod tests {
     use super::*;
     use crate::diagnosis::ConsumerCause;
     use crate::diagnosis::{kafka_unreachable, Cause};
+    use crate::extract::InvalidReason;
     use crate::histogram::{Histogram, GAP_DURATION_BUCKETS, RECORD_DELAY_BUCKETS};
     use crate::snapshot::{ConsumerPairSnapshot, KafkaStatus, Snapshot, StreamSnapshot};
     use crate::snapshot::{PairSnapshot, PartitionSnapshot};
@@ -254,9 +255,9 @@ mod tests {
         let mut s = snap(KafkaStatus::Up, Cause::Ok, 0.0);
         assert!(ev.evaluate(&s, T0).is_empty());
         s.streams[1].partitions[0].records = 100;
-        s.streams[1].partitions[0].invalid.insert("not_json", 25);
+        s.streams[1].partitions[0].invalid[InvalidReason::NotJson] = 25;
         s.streams[1].records = 100;
-        s.streams[1].invalid.insert("not_json", 25);
+        s.streams[1].invalid[InvalidReason::NotJson] = 25;
         let fired = ev.evaluate(&s, T0 + SEC);
         assert_eq!(fired[0].annotation("summary"), Some("25.0% of behaviour records are invalid"));
     }
@@ -301,9 +302,9 @@ mod tests {
         // a rebalance takes partition 0 away; partition 1 then reads 100 records, half invalid
         s.streams[1].partitions.remove(0);
         s.streams[1].partitions[0].records = 1100;
-        s.streams[1].partitions[0].invalid.insert("not_json", 50);
+        s.streams[1].partitions[0].invalid[InvalidReason::NotJson] = 50;
         s.streams[1].records = 2100;
-        s.streams[1].invalid.insert("not_json", 50);
+        s.streams[1].invalid[InvalidReason::NotJson] = 50;
         let fired = ev.evaluate(&s, T0 + SEC);
         assert_eq!(fired.len(), 1, "50 of the 100 records read since are invalid");
         assert_eq!(fired[0].annotation("summary"), Some("50.0% of behaviour records are invalid"));

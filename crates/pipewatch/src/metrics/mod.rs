@@ -462,7 +462,7 @@ streams = ["orders"]
             m.log_end(0, p, 2, now);
             m.record(0, p, 0, Some(format!(r#"{{"ts": {}}}"#, now - 5000).as_bytes()), None, now);
             m.record(0, p, 1, Some(b"not json"), None, now);
-            committed.push((0, p, Some(1)));
+            committed.push(pipewatch_core::Committed { stream: 0, partition: p, offset: Some(1) });
         }
         m.committed_offsets(0, &committed, now);
         let tick = Tick { snapshot: m.tick(now), alerts: Vec::new(), events: Vec::new() };
