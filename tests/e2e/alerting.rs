@@ -1,220 +1,13 @@
 //! Alerts from rule to the person paged: pipewatch → the real Alertmanager (Debian's
 //! `prometheus-alertmanager`, with the shipped config) → a webhook, on the real broker.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::routing::post;
-use axum::Router;
 use serde_json::Value;
 
 use crate::support::*;
-
-/// A webhook endpoint that records every body it gets.
-pub(crate) struct Sink {
-    pub(crate) url: String,
-    bodies: Arc<Mutex<Vec<Value>>>,
-    /// While set, `/flaky` answers 500 (and records nothing).
-    failing: Arc<AtomicBool>,
-}
-
-impl Sink {
-    pub(crate) async fn start() -> Self {
-        Self::serve(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
-    }
-
-    fn serve(listener: tokio::net::TcpListener) -> Self {
-        let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
-        let failing = Arc::new(AtomicBool::new(false));
-        let b = bodies.clone();
-        let app = Router::new()
-            .route(
-                "/flaky",
-                post({
-                    let (b, failing) = (bodies.clone(), failing.clone());
-                    move |body: String| {
-                        let (b, failing) = (b.clone(), failing.clone());
-                        async move {
-                            if failing.load(Ordering::Relaxed) {
-                                return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
-                            }
-                            b.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
-                            axum::http::StatusCode::OK
-                        }
-                    }
-                }),
-            )
-            .route(
-                "/",
-                post(move |body: String| {
-                    let b = b.clone();
-                    async move {
-                        b.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
-                        "ok"
-                    }
-                }),
-            )
-            .route("/reject", post(|| async { (axum::http::StatusCode::BAD_REQUEST, "unknown field") }))
-            .route(
-                "/bearer",
-                post({
-                    let b = bodies.clone();
-                    move |headers: axum::http::HeaderMap, body: String| {
-                        let b = b.clone();
-                        async move {
-                            let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-                            if auth != format!("Bearer {SINK_TOKEN}") {
-                                return axum::http::StatusCode::UNAUTHORIZED;
-                            }
-                            b.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
-                            axum::http::StatusCode::OK
-                        }
-                    }
-                }),
-            )
-            .route("/broken", post(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "try later") }));
-        let url = format!("http://{}/", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { url, bodies, failing }
-    }
-
-    pub(crate) fn bodies(&self) -> Vec<Value> {
-        self.bodies.lock().unwrap().clone()
-    }
-
-    /// `(alertname, status)` of every alert in every body, in order.
-    pub(crate) fn alerts(&self) -> Vec<(String, String)> {
-        let bodies = self.bodies();
-        let alerts = bodies.iter().flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default());
-        alerts
-            .map(|a| {
-                let name = a["labels"]["alertname"].as_str().unwrap_or_default().to_string();
-                (name, a["status"].as_str().unwrap_or_default().to_string())
-            })
-            .collect()
-    }
-}
-
-/// The token the sink's `/bearer` route wants.
-const SINK_TOKEN: &str = "sink-token-0815";
-
-/// Prometheus Alertmanager with the shipped config, its timers shortened for tests.
-struct Alertmanager {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-    /// `--web.config.file` (TLS and basic auth), when it serves HTTPS.
-    web_config: Option<PathBuf>,
-}
-
-impl Alertmanager {
-    async fn start(webhook_url: &str) -> Self {
-        let port = pipewatch_kafka::testing::free_port();
-        let dir = std::env::temp_dir().join(format!("pipewatch-am-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let shipped =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/alertmanager/alertmanager.yml"))
-                .expect("deploy/alertmanager/alertmanager.yml");
-        let config = shipped
-            .replace("http://localhost:5001/", webhook_url)
-            .replace("group_wait: 30s", "group_wait: 1s")
-            .replace("group_interval: 5m", "group_interval: 1s");
-        std::fs::write(dir.join("alertmanager.yml"), config).unwrap();
-        let mut am = Self { port, dir, child: None, web_config: None };
-        am.spawn().await;
-        am
-    }
-
-    /// The same, serving HTTPS with a certificate from `certs` (`certificates.sh`) and
-    /// basic auth for `user` with `password`, in the exporter-toolkit's web config.
-    async fn start_tls(webhook_url: &str, certs: &std::path::Path, user: &str, password: &str) -> Self {
-        let mut am = Self::start(webhook_url).await;
-        am.stop();
-        let hash = bcrypt::hash(password, 4).unwrap();
-        let web = am.dir.join("web.yml");
-        std::fs::write(
-            &web,
-            format!(
-                "tls_server_config:\n  cert_file: {}\n  key_file: {}\nbasic_auth_users:\n  {user}: {hash}\n",
-                certs.join("server.crt").display(),
-                certs.join("server.key").display()
-            ),
-        )
-        .unwrap();
-        am.web_config = Some(web);
-        am.spawn().await;
-        am
-    }
-
-    async fn spawn(&mut self) {
-        let binary = ["prometheus-alertmanager", "alertmanager"]
-            .into_iter()
-            .find(|b| Command::new(b).arg("--version").output().is_ok())
-            .expect("Alertmanager not found: apt-get install prometheus-alertmanager");
-        let mut command = Command::new(binary);
-        if let Some(web) = &self.web_config {
-            command.arg(format!("--web.config.file={}", web.display()));
-        }
-        let child = command
-            .arg(format!("--config.file={}", self.dir.join("alertmanager.yml").display()))
-            .arg(format!("--storage.path={}", self.dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir.join("alertmanager.log")).unwrap())
-            .spawn()
-            .expect("start Alertmanager");
-        self.child = Some(child);
-        let addr = format!("127.0.0.1:{}", self.port).parse().unwrap();
-        if self.web_config.is_none() {
-            wait_ready_endpoint("Alertmanager", addr, Duration::from_secs(30)).await;
-        } else {
-            // HTTPS: listening is ready enough (pipewatch retries until it answers)
-            eventually("Alertmanager to listen", Duration::from_secs(30), || async {
-                tokio::net::TcpStream::connect(addr).await.map(drop).map_err(|e| e.to_string())
-            })
-            .await;
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// The alerts Alertmanager holds (`GET /api/v2/alerts`).
-    async fn alerts(&self) -> Vec<Value> {
-        let addr = format!("127.0.0.1:{}", self.port).parse().unwrap();
-        match try_http_get(addr, "/api/v2/alerts").await {
-            Ok((200, body)) => serde_json::from_str::<Vec<Value>>(&body).unwrap_or_default(),
-            _ => Vec::new(),
-        }
-    }
-
-    async fn alert(&self, name: &str) -> Option<Value> {
-        self.alerts().await.into_iter().find(|a| a["labels"]["alertname"] == name)
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-pub(crate) async fn broker() -> &'static str {
-    tokio::task::spawn_blocking(KafkaBroker::shared).await.expect("broker start panicked")
-}
 
 fn config_with(bootstrap: &str, orders: &str, behaviour: &str, rules: &str, receivers: &str) -> String {
     config(
@@ -254,7 +47,7 @@ async fn the_silo_reaches_alertmanager_with_its_cause_and_resolves() {
     let sink = Sink::start().await;
     let am = Alertmanager::start(&sink.url).await;
     let (delayed, stopped) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(false)));
-    let stop = traffic(bootstrap, &orders, &behaviour, delayed.clone(), stopped);
+    let stop = orders_and_behaviour_traffic(bootstrap, &orders, &behaviour, delayed.clone(), stopped);
     let receiver = format!(
         "[[receiver]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"{}\"\nresend_interval = \"5s\"\n",
         am.url()
@@ -309,7 +102,7 @@ async fn the_silo_reaches_alertmanager_with_its_cause_and_resolves() {
         }
     })
     .await;
-    stop.store(true, Ordering::Relaxed);
+    stop.stop();
     pw.stop().await;
 }
 
@@ -320,7 +113,7 @@ async fn a_silent_producer_pages_once_naming_producer_silent() {
     let sink = Sink::start().await;
     let am = Alertmanager::start(&sink.url).await;
     let (delayed, stopped) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
-    let stop = traffic(bootstrap, &orders, &behaviour, delayed, stopped.clone());
+    let stop = orders_and_behaviour_traffic(bootstrap, &orders, &behaviour, delayed, stopped.clone());
     let rules = r#"
 [[alert]]
 name = "BehaviourSilent"
@@ -381,7 +174,7 @@ impact = "Fewer behaviour events than expected."
     let groups: std::collections::BTreeSet<String> = bodies.iter().map(|b| b["groupKey"].to_string()).collect();
     assert_eq!(groups.len(), 1, "one notification group: {bodies:#?}");
     assert!(bodies.iter().all(|b| b["commonLabels"]["cause"] == "producer_silent"), "{bodies:#?}");
-    stop.store(true, Ordering::Relaxed);
+    stop.stop();
     pw.stop().await;
 }
 
@@ -392,7 +185,7 @@ async fn an_alertmanager_outage_loses_no_alert() {
     let sink = Sink::start().await;
     let mut am = Alertmanager::start(&sink.url).await;
     let (delayed, stopped) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(false)));
-    let stop = traffic(bootstrap, &orders, &behaviour, delayed, stopped.clone());
+    let stop = orders_and_behaviour_traffic(bootstrap, &orders, &behaviour, delayed, stopped.clone());
     let rules = format!(
         "{SYNC_RULE}\n[[alert]]\nname = \"BehaviourSilent\"\nkind = \"silence\"\ntarget = \"behaviour\"\nthreshold = \"5s\"\nseverity = \"page\"\nimpact = \"Behaviour data stops reaching analytics.\"\n"
     );
@@ -436,7 +229,7 @@ async fn an_alertmanager_outage_loses_no_alert() {
         }
     })
     .await;
-    stop.store(true, Ordering::Relaxed);
+    stop.stop();
     pw.stop().await;
 }
 
@@ -446,7 +239,7 @@ async fn a_webhook_receiver_gets_firing_and_resolved_bodies() {
     let (orders, behaviour) = topics(bootstrap).await;
     let sink = Sink::start().await;
     let (delayed, stopped) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(false)));
-    let stop = traffic(bootstrap, &orders, &behaviour, delayed.clone(), stopped);
+    let stop = orders_and_behaviour_traffic(bootstrap, &orders, &behaviour, delayed.clone(), stopped);
     let receiver = format!("[[receiver]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n", sink.url);
     let pw = Pipewatch::start(&config_with(bootstrap, &orders, &behaviour, SYNC_RULE, &receiver)).await;
     let firing = eventually("a firing body", Duration::from_secs(60), || async {
@@ -469,7 +262,7 @@ async fn a_webhook_receiver_gets_firing_and_resolved_bodies() {
     assert_eq!(alert["status"], "resolved");
     assert_eq!(alert["startsAt"], firing["alerts"][0]["startsAt"], "the same alert");
     assert_ne!(alert["endsAt"], "0001-01-01T00:00:00Z");
-    stop.store(true, Ordering::Relaxed);
+    stop.stop();
     pw.stop().await;
 }
 
@@ -535,7 +328,7 @@ async fn a_rejecting_receiver_is_counted_not_retried_and_a_failing_one_is_retrie
     let (orders, behaviour) = topics(bootstrap).await;
     let sink = Sink::start().await;
     let (delayed, stopped) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(false)));
-    let stop = traffic(bootstrap, &orders, &behaviour, delayed, stopped);
+    let stop = orders_and_behaviour_traffic(bootstrap, &orders, &behaviour, delayed, stopped);
     let receivers = format!(
         "[[receiver]]\nname = \"rejecting\"\nkind = \"webhook\"\nurl = \"{0}reject\"\n\
          [[receiver]]\nname = \"failing\"\nkind = \"webhook\"\nurl = \"{0}broken\"\n\
@@ -566,7 +359,7 @@ async fn a_rejecting_receiver_is_counted_not_retried_and_a_failing_one_is_retrie
         Some(1.0),
         "kept until it goes through"
     );
-    stop.store(true, Ordering::Relaxed);
+    stop.stop();
     pw.stop().await;
 }
 
@@ -579,7 +372,7 @@ async fn sigterm_delivers_the_queued_firing_and_resolve_when_the_receiver_comes_
     let hook_addr = hook.local_addr().unwrap();
     drop(hook);
     let (delayed, stopped) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(false)));
-    let stop = traffic(bootstrap, &orders, &behaviour, delayed.clone(), stopped);
+    let stop = orders_and_behaviour_traffic(bootstrap, &orders, &behaviour, delayed.clone(), stopped);
     let rest = format!(
         "{SYNC_RULE}\n[[receiver]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{hook_addr}/\"\n\
          [shutdown]\ngrace = \"20s\"\n"
@@ -607,7 +400,7 @@ async fn sigterm_delivers_the_queued_firing_and_resolve_when_the_receiver_comes_
     })
     .await;
     eprintln!("queued behind a dead receiver after {queued} failed requests");
-    stop.store(true, Ordering::Relaxed);
+    stop.stop();
 
     let come_back = async {
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -751,7 +544,7 @@ async fn a_receiver_answering_500_for_a_minute_then_200_gets_every_transition_in
     let sink = Sink::start().await;
     sink.failing.store(true, Ordering::Relaxed);
     let (delayed, stopped) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(false)));
-    let stop = traffic(bootstrap, &orders, &behaviour, delayed.clone(), stopped.clone());
+    let stop = orders_and_behaviour_traffic(bootstrap, &orders, &behaviour, delayed.clone(), stopped.clone());
     let receiver = format!("[[receiver]]\nname = \"flaky\"\nkind = \"webhook\"\nurl = \"{}flaky\"\n", sink.url);
     let silence =
         "[[alert]]\nname = \"BehaviourSilent\"\nkind = \"silence\"\ntarget = \"behaviour\"\nthreshold = \"3s\"\n\
@@ -803,7 +596,7 @@ async fn a_receiver_answering_500_for_a_minute_then_200_gets_every_transition_in
     assert!(count("retried").is_some_and(|n| n >= 3.0), "{}", m.0);
     assert_eq!(count("dropped"), Some(0.0));
     eprintln!("after {:?} of 500s: delivered {:?} after the receiver came back", started.elapsed(), back.elapsed());
-    stop.store(true, Ordering::Relaxed);
+    stop.stop();
     pw.stop().await;
 }
 
@@ -818,7 +611,7 @@ async fn a_broker_killed_under_traffic_and_restarted_pages_once_and_recovers_to_
     let (orders, behaviour) = topics(&bootstrap).await;
     let sink = Sink::start().await;
     let (delayed, stopped) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
-    let stop = traffic(&bootstrap, &orders, &behaviour, delayed, stopped);
+    let stop = orders_and_behaviour_traffic(&bootstrap, &orders, &behaviour, delayed, stopped);
     let silence = |stream: &str| {
         format!(
             "[[alert]]\nname = \"{stream}Silent\"\nkind = \"silence\"\ntarget = \"{stream}\"\nthreshold = \"3s\"\n\
@@ -864,7 +657,7 @@ async fn a_broker_killed_under_traffic_and_restarted_pages_once_and_recovers_to_
     assert_eq!(got, want, "what reached the receiver");
     let records = pw.metrics().await.value("pipewatch_records_total", &[("stream", "orders")]);
     eprintln!("after the crash: {got:?}; orders read {records:?}");
-    stop.store(true, Ordering::Relaxed);
+    stop.stop();
     pw.stop().await;
     drop(broker);
 }

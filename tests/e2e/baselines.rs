@@ -3,64 +3,15 @@
 //! rate from the broker's offsets at each hour boundary, live traffic at the learned
 //! level, below it and above it, and the alert at a webhook.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::alerting::{broker, Sink};
 use crate::support::*;
 
 const HOUR_MS: i64 = 3_600_000;
 /// Records/s written in the hours around now on the same weekday (the level learned).
 const LEVEL: f64 = 2.0;
-
-/// Records to `topics` at `rate` (milli-records per second, changeable) until dropped.
-struct Traffic {
-    rate: Arc<AtomicU64>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Traffic {
-    fn start(bootstrap: &str, topics: Vec<String>, records_per_second: f64) -> Self {
-        let rate = Arc::new(AtomicU64::new((records_per_second * 1000.0) as u64));
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (r, s, bootstrap) = (rate.clone(), stop.clone(), bootstrap.to_string());
-        std::thread::spawn(move || {
-            let producer = TestProducer::new(&bootstrap);
-            let started = Instant::now();
-            let mut sent = 0.0;
-            let mut due = 0.0;
-            let mut last = started;
-            while !s.load(Ordering::Relaxed) {
-                let now = Instant::now();
-                due += (now - last).as_secs_f64() * r.load(Ordering::Relaxed) as f64 / 1000.0;
-                last = now;
-                while sent + 1.0 <= due {
-                    let ts = now_ms();
-                    for t in &topics {
-                        producer.send(t, 0, Some(format!(r#"{{"ts":{ts}}}"#).as_bytes()));
-                    }
-                    sent += 1.0;
-                }
-                let _ = producer.try_flush(Duration::from_secs(1));
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        });
-        Self { rate, stop }
-    }
-
-    fn set(&self, records_per_second: f64) {
-        self.rate.store((records_per_second * 1000.0) as u64, Ordering::Relaxed);
-    }
-}
-
-impl Drop for Traffic {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
 
 /// Waits until `stream`'s baseline is in `state` (`ready`, `not_enough_history`); its status.
 async fn baseline(pw: &Pipewatch, name: &str, state: &str) -> Value {
@@ -152,7 +103,8 @@ url = "{}"
 "#,
         sink.url
     );
-    let traffic = Traffic::start(bootstrap, vec![weekly.clone(), daily.clone(), fresh.clone()], LEVEL);
+    let targets = [&weekly, &daily, &fresh].map(|t| Target::new(t, 0, event)).into();
+    let traffic = Traffic::start(bootstrap, LEVEL, targets);
     let pw = Pipewatch::start(&config(bootstrap, "latest", &body)).await;
 
     // what was learnt: the expected rate of now's slot within 10 % of what was written
@@ -181,7 +133,7 @@ url = "{}"
     promtool_check(&m.0).await;
 
     // 30 % of it: low, paged once at the webhook
-    traffic.set(LEVEL * 0.3);
+    traffic.set_rate(LEVEL * 0.3);
     let dropped = Instant::now();
     let st = judged(&pw, "weekly", "volume_anomaly", "low".into(), Duration::from_secs(60)).await;
     eprintln!(
@@ -213,7 +165,7 @@ url = "{}"
     assert!(page.contains("data-series=\"rate:weekly\"") && page.contains("<polygon class=band data-points="));
 
     // back to the level: resolved
-    traffic.set(LEVEL);
+    traffic.set_rate(LEVEL);
     judged(&pw, "weekly", "ok", Value::Null, Duration::from_secs(60)).await;
     let delivered = |n: usize| {
         let sink = &sink;
@@ -232,11 +184,11 @@ url = "{}"
     delivered(2).await;
 
     // three times it: high, paged again (a new episode), and resolved when it ends
-    traffic.set(LEVEL * 3.0);
+    traffic.set_rate(LEVEL * 3.0);
     let st = judged(&pw, "weekly", "volume_anomaly", "high".into(), Duration::from_secs(60)).await;
     eprintln!("3× the level: volume_anomaly (high); {}", st["baseline"]);
     delivered(3).await;
-    traffic.set(LEVEL);
+    traffic.set_rate(LEVEL);
     judged(&pw, "weekly", "ok", Value::Null, Duration::from_secs(60)).await;
     let alerts = delivered(4).await;
     // each episode pages once; nothing for the stream with no history

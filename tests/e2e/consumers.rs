@@ -4,14 +4,7 @@
 
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-
 use crate::support::*;
-
-async fn shared_broker() -> &'static str {
-    tokio::task::spawn_blocking(KafkaBroker::shared).await.expect("broker start panicked")
-}
 
 /// The lag seconds of `consumer` on partition 0 of its first stream and the snapshot's
 /// time, read together from `/api/v1/status`.
@@ -23,35 +16,9 @@ async fn status_lag(pw: &Pipewatch, consumer: &str) -> (f64, i64) {
     (lag, status["at_ms"].as_i64().unwrap())
 }
 
-/// A job in `group` that reads the first `n` records of `topic`/0 and commits after them.
-pub(crate) fn read_and_commit(bootstrap: &str, group: &str, topic: &str, n: i64) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("the job's consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
-    consumer.assign(&tpl).unwrap();
-    let mut read = 0;
-    while read < n {
-        match consumer.poll(Duration::from_secs(10)) {
-            Some(Ok(m)) => {
-                assert_eq!(m.offset(), read, "records in order");
-                read += 1;
-            }
-            other => panic!("the job could not read record {read}: {:?}", other.map(|r| r.map(|m| m.offset()))),
-        }
-    }
-    let mut commit = TopicPartitionList::new();
-    commit.add_partition_offset(topic, 0, Offset::Offset(n)).unwrap();
-    consumer.commit(&commit, CommitMode::Sync).expect("the job commits");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_consumer_lags_in_exact_seconds_and_an_unknown_group_is_named() {
-    let bootstrap = shared_broker().await;
+    let bootstrap = broker().await;
     let topic = unique_topic("orders");
     create_topic(bootstrap, &topic, 1).await.unwrap();
     // 20 orders, one a second of event time, the last 41 s ago
@@ -172,7 +139,7 @@ impact = "Segmentation and ad targeting run on stale data."
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_reading_behaviour_eight_hours_late_shows_a_consumer_sync_lag_of_28800_seconds() {
-    let bootstrap = shared_broker().await;
+    let bootstrap = broker().await;
     let (orders, behaviour) = (unique_topic("orders"), unique_topic("behaviour"));
     for t in [&orders, &behaviour] {
         create_topic(bootstrap, t, 1).await.unwrap();
@@ -224,7 +191,7 @@ streams = ["orders", "behaviour"]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_far_behind_the_offset_index_lags_in_exact_seconds_with_one_record_fetch() {
-    let bootstrap = shared_broker().await;
+    let bootstrap = broker().await;
     let topic = unique_topic("orders");
     create_topic(bootstrap, &topic, 1).await.unwrap();
     // More records than the offset index keeps, one a second of event time.
@@ -283,7 +250,7 @@ max_stall = "1h"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_deleted_before_the_group_read_them_are_counted_as_expired() {
-    let bootstrap = shared_broker().await;
+    let bootstrap = broker().await;
     let topic = unique_topic("orders");
     create_topic(bootstrap, &topic, 1).await.unwrap();
     let producer = TestProducer::new(bootstrap);

@@ -276,7 +276,7 @@ async fn assigned(pw: &Pipewatch, stream: &str) -> std::collections::BTreeSet<St
 
 async fn live_prometheus(granularity: &str) {
     let partition_series = granularity == "partition";
-    let bootstrap = tokio::task::spawn_blocking(KafkaBroker::shared).await.expect("broker start panicked");
+    let bootstrap = broker().await;
     let (orders, behaviour, signups) = (unique_topic("orders"), unique_topic("behaviour"), unique_topic("signups"));
     create_topic(bootstrap, &orders, PARTITIONS).await.unwrap();
     create_topic(bootstrap, &behaviour, PARTITIONS).await.unwrap();
@@ -530,7 +530,7 @@ async fn live_prometheus(granularity: &str) {
     })
     .await;
 
-    live_signups.store(true, std::sync::atomic::Ordering::Relaxed);
+    live_signups.stop();
     drop(prometheus);
     for pw in [a, b, single] {
         pw.stop().await;

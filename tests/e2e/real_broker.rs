@@ -2,65 +2,11 @@
 //! /api/v1/status when streams are in sync, delayed, stalled, silent, malformed, or
 //! when the cluster is gone.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::*;
 
 const EIGHT_HOURS_MS: i64 = 8 * 3600 * 1000;
-
-async fn shared_broker() -> &'static str {
-    tokio::task::spawn_blocking(KafkaBroker::shared).await.expect("broker start panicked")
-}
-
-/// Writes records to `(topic, partition)` targets every 100 ms until dropped; each
-/// target can be paused on its own.
-struct Traffic {
-    stop: Arc<AtomicBool>,
-    paused: Vec<Arc<AtomicBool>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-type MakePayload = Box<dyn Fn(i64) -> String + Send>;
-
-impl Traffic {
-    fn start(bootstrap: &str, targets: Vec<(String, i32, MakePayload)>) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let paused: Vec<_> = targets.iter().map(|_| Arc::new(AtomicBool::new(false))).collect();
-        let producer = TestProducer::new(bootstrap);
-        let (s, p) = (stop.clone(), paused.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                for ((topic, partition, make), paused) in targets.iter().zip(&p) {
-                    if !paused.load(Ordering::Relaxed) {
-                        producer.send(topic, *partition, Some(make(now_ms()).as_bytes()));
-                    }
-                }
-                producer.flush();
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        });
-        Self { stop, paused, thread: Some(thread) }
-    }
-
-    fn pause(&self, target: usize, paused: bool) {
-        self.paused[target].store(paused, Ordering::Relaxed);
-    }
-}
-
-impl Drop for Traffic {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn order(now: i64) -> String {
-    format!(r#"{{"order_id":"o-{now}","total":42.5,"created_at":"{}"}}"#, pipewatch_core::time::format_rfc3339(now))
-}
 
 fn streams(orders: &str, behaviour: &str) -> String {
     orders_and_behaviour(orders, behaviour, "", SYNC_RULE)
@@ -68,20 +14,18 @@ fn streams(orders: &str, behaviour: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behaviour_eight_hours_behind_orders_is_a_sync_lag_of_28800_seconds() {
-    let bootstrap = shared_broker().await;
+    let bootstrap = broker().await;
     let (orders, behaviour) = (unique_topic("orders"), unique_topic("behaviour"));
     create_topic(bootstrap, &orders, 2).await.unwrap();
     create_topic(bootstrap, &behaviour, 2).await.unwrap();
-    let mut targets: Vec<(String, i32, MakePayload)> = Vec::new();
+    let mut targets = Vec::new();
     for p in 0..2 {
-        targets.push((orders.clone(), p, Box::new(order)));
-        targets.push((
-            behaviour.clone(),
-            p,
-            Box::new(|now| format!(r#"{{"user_id":"u1","event":"view","ts":{}}}"#, now - EIGHT_HOURS_MS)),
-        ));
+        targets.push(Target::new(&orders, p, order));
+        targets.push(Target::new(&behaviour, p, |now| {
+            format!(r#"{{"user_id":"u1","event":"view","ts":{}}}"#, now - EIGHT_HOURS_MS)
+        }));
     }
-    let _traffic = Traffic::start(bootstrap, targets);
+    let _traffic = Traffic::start(bootstrap, 10.0, targets);
     let group = unique_topic("pipewatch-test-group");
     let pw = Pipewatch::start(&config_in_group(bootstrap, &group, "earliest", &streams(&orders, &behaviour))).await;
 
@@ -169,11 +113,10 @@ async fn behaviour_eight_hours_behind_orders_is_a_sync_lag_of_28800_seconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_partition_opens_a_gap_and_a_stopped_stream_is_a_silent_producer() {
-    let bootstrap = shared_broker().await;
+    let bootstrap = broker().await;
     let topic = unique_topic("orders");
     create_topic(bootstrap, &topic, 2).await.unwrap();
-    let traffic =
-        Traffic::start(bootstrap, vec![(topic.clone(), 0, Box::new(order)), (topic.clone(), 1, Box::new(order))]);
+    let traffic = Traffic::start(bootstrap, 10.0, vec![Target::new(&topic, 0, order), Target::new(&topic, 1, order)]);
     let body = orders_stream(&topic, r#"max_silence = "3s""#);
     let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
     let wait = Duration::from_secs(60);
@@ -212,7 +155,7 @@ async fn a_stopped_partition_opens_a_gap_and_a_stopped_stream_is_a_silent_produc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_invalid_reason_is_counted_and_leaves_the_watermark_alone() {
-    let bootstrap = shared_broker().await;
+    let bootstrap = broker().await;
     let topic = unique_topic("behaviour");
     create_topic(bootstrap, &topic, 1).await.unwrap();
     let valid_ts = now_ms() - 1000;
@@ -263,7 +206,7 @@ event_time = {{ field = "/ts", format = "epoch_millis" }}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_malformed_records_at_full_speed_are_counted_and_change_no_watermark() {
-    let bootstrap = shared_broker().await;
+    let bootstrap = broker().await;
     let topic = unique_topic("behaviour");
     create_topic(bootstrap, &topic, 2).await.unwrap();
     let body = format!(
@@ -326,18 +269,15 @@ async fn ten_thousand_malformed_records_at_full_speed_are_counted_and_change_no_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_added_to_a_watched_topic_while_running_are_picked_up() {
-    let bootstrap = shared_broker().await;
+    let bootstrap = broker().await;
     let topic = unique_topic("orders");
     create_topic(bootstrap, &topic, 1).await.unwrap();
     let pw = Pipewatch::start(&config(bootstrap, "earliest", &orders_stream(&topic, ""))).await;
-    let traffic = Traffic::start(bootstrap, vec![(topic.clone(), 0, Box::new(order))]);
+    let traffic = Traffic::start(bootstrap, 10.0, vec![Target::new(&topic, 0, order)]);
     pw.wait_cause("orders", "ok", Duration::from_secs(60)).await;
     add_partitions(bootstrap, &topic, 3).await.unwrap();
     drop(traffic);
-    let traffic = Traffic::start(
-        bootstrap,
-        (0..3).map(|p| (topic.clone(), p, Box::new(order) as Box<dyn Fn(i64) -> String + Send>)).collect(),
-    );
+    let traffic = Traffic::start(bootstrap, 10.0, (0..3).map(|p| Target::new(&topic, p, order)).collect());
     eventually("the new partitions read", Duration::from_secs(60), || async {
         let m = pw.metrics().await;
         let read: Vec<Option<f64>> =
@@ -370,7 +310,7 @@ async fn an_unreachable_broker_is_reported_not_fatal_and_pipewatch_recovers() {
         .unwrap()
         .expect("start a broker on the port");
     create_topic(&broker.bootstrap, &topic, 1).await.unwrap();
-    let traffic = Traffic::start(&broker.bootstrap, vec![(topic.clone(), 0, Box::new(order))]);
+    let traffic = Traffic::start(&broker.bootstrap, 10.0, vec![Target::new(&topic, 0, order)]);
     pw.wait_state(200, 1.0, "orders", "ok", Duration::from_secs(90)).await;
     drop(traffic);
     pw.stop().await;
@@ -379,12 +319,11 @@ async fn an_unreachable_broker_is_reported_not_fatal_and_pipewatch_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_in_one_group_split_the_partitions_and_take_them_back() {
-    let bootstrap = shared_broker().await;
+    let bootstrap = broker().await;
     let topic = unique_topic("orders");
     create_topic(bootstrap, &topic, 4).await.unwrap();
-    let targets: Vec<(String, i32, MakePayload)> =
-        (0..4).map(|p| (topic.clone(), p, Box::new(order) as MakePayload)).collect();
-    let _traffic = Traffic::start(bootstrap, targets);
+    let targets = (0..4).map(|p| Target::new(&topic, p, order)).collect();
+    let _traffic = Traffic::start(bootstrap, 10.0, targets);
     let body = orders_stream(&topic, "");
     // both replicas share one group (the config's group id)
     let config = config(bootstrap, "latest", &body);
@@ -425,7 +364,7 @@ async fn holds_every_partition(pw: &Pipewatch, all: &std::collections::BTreeSet<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_or_deleted_topic_is_named_until_it_is_there() {
-    let bootstrap = shared_broker().await;
+    let bootstrap = broker().await;
     let orders = unique_topic("orders");
     let behaviour = unique_topic("user-behavior-typo");
     create_topic(bootstrap, &orders, 1).await.unwrap();
@@ -471,7 +410,7 @@ async fn a_missing_or_deleted_topic_is_named_until_it_is_there() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_to_a_pipe_has_no_colour_codes_and_a_short_assignment_line() {
     use tokio::io::AsyncBufReadExt;
-    let bootstrap = shared_broker().await;
+    let bootstrap = broker().await;
     let topic = unique_topic("orders");
     create_topic(bootstrap, &topic, 300).await.unwrap();
     let dir = std::env::temp_dir().join(unique_topic("pipewatch-log"));
@@ -515,7 +454,7 @@ async fn the_log_to_a_pipe_has_no_colour_codes_and_a_short_assignment_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_object_per_line_with_the_fields_as_keys() {
     use tokio::io::AsyncBufReadExt;
-    let bootstrap = shared_broker().await;
+    let bootstrap = broker().await;
     let topic = unique_topic("orders");
     create_topic(bootstrap, &topic, 3).await.unwrap();
     let dir = std::env::temp_dir().join(unique_topic("pipewatch-json-log"));

@@ -9,7 +9,6 @@ use std::time::Duration;
 use pipewatch_kafka::testing::Secured;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use crate::consumers::read_and_commit;
 use crate::support::*;
 
 async fn secured() -> &'static KafkaBroker {

@@ -2,13 +2,11 @@
 //! stream's total rate stays the same; a new value appearing is not a fault; ten
 //! thousand distinct values stay within the cap.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::alerting::{broker, Sink};
 use crate::support::*;
 
 /// Behaviour events at [`RATE`] by the clock (a slow moment is made up at once), their
@@ -16,29 +14,16 @@ use crate::support::*;
 /// how many channels flow.
 const RATE: f64 = 20.0;
 
-fn behaviour(bootstrap: &str, topic: &str, channels: Arc<Mutex<Vec<&'static str>>>) -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let (s, bootstrap, topic) = (stop.clone(), bootstrap.to_string(), topic.to_string());
-    std::thread::spawn(move || {
-        let producer = TestProducer::new(&bootstrap);
-        let started = Instant::now();
-        let mut n = 0usize;
-        while !s.load(Ordering::Relaxed) {
-            let due = (started.elapsed().as_secs_f64() * RATE) as usize;
-            let now = now_ms();
-            let list = channels.lock().unwrap().clone();
-            while n < due {
-                let channel = list[n % list.len()];
-                n += 1;
-                let event = if n.is_multiple_of(10) { "purchase" } else { "view" };
-                let payload = format!(r#"{{"channel":"{channel}","event":"{event}","ts":{now}}}"#);
-                producer.send(&topic, 0, Some(payload.as_bytes()));
-            }
-            let _ = producer.try_flush(Duration::from_secs(1));
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
-    stop
+fn behaviour(bootstrap: &str, topic: &str, channels: Arc<Mutex<Vec<&'static str>>>) -> Traffic {
+    let mut n = 0usize;
+    let payload = move |now: i64| {
+        let list = channels.lock().unwrap().clone();
+        let channel = list[n % list.len()];
+        n += 1;
+        let event = if n.is_multiple_of(10) { "purchase" } else { "view" };
+        format!(r#"{{"channel":"{channel}","event":"{event}","ts":{now}}}"#)
+    };
+    Traffic::start(bootstrap, RATE, vec![Target::new(topic, 0, payload)])
 }
 
 /// The stream's rate as pipewatch measures it, averaged over five readings a second apart
@@ -204,6 +189,6 @@ url = "{}"
     let other = [("stream", "clicks"), ("segment", "user"), ("value", "other")];
     assert_eq!(m.value("pipewatch_segment_records_total", &other), Some(9950.0));
     promtool_check(&m.0).await;
-    stop.store(true, Ordering::Relaxed);
+    stop.stop();
     pw.stop().await;
 }

@@ -74,14 +74,14 @@ impact = "<u>campaigns</u> & co"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_draws_the_last_minutes_of_rate_freshness_and_sync_lag_as_charts() {
-    let bootstrap = tokio::task::spawn_blocking(KafkaBroker::shared).await.expect("broker start panicked");
+    let bootstrap = broker().await;
     let (orders, behaviour) = (unique_topic("orders"), unique_topic("behaviour"));
     for t in [&orders, &behaviour] {
         create_topic(bootstrap, t, 1).await.unwrap();
     }
     // orders and behaviour events every 100 ms, in sync
     let in_sync = || std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop = traffic(bootstrap, &orders, &behaviour, in_sync(), in_sync());
+    let stop = orders_and_behaviour_traffic(bootstrap, &orders, &behaviour, in_sync(), in_sync());
     // and signups, a record a second as in the day of history written before
     let signups = unique_topic("signups");
     topic_with_history(bootstrap, &signups, 1, 3600).await;
@@ -155,7 +155,7 @@ async fn the_page_draws_the_last_minutes_of_rate_freshness_and_sync_lag_as_chart
     assert!(rate > 1.0 && (rate - own).abs() <= 0.3 * own, "chart {rate}, status {own}");
     let (_, _, sync, _, _) = find("sync_lag:orders_behaviour");
     assert!(sync.abs() < 5.0, "sync lag {sync}");
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    steady_signups.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.stop();
+    steady_signups.stop();
     pw.stop().await;
 }

@@ -1,6 +1,7 @@
-//! Helpers: run pipewatch in process, read its HTTP interface, wait for conditions.
+//! pipewatch as the tests run it: in this process (`Pipewatch`, on a random port) or as
+//! the `pipewatch run` binary with its log (`Daemon`); its HTTP interface read as a
+//! client would (plain, HTTPS, basic auth), and its `/metrics` parsed.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -9,10 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-pub use pipewatch_kafka::testing::{
-    add_partitions, create_topic, create_topic_with, delete_records_before, delete_topic, unique_topic, KafkaBroker,
-    TestProducer,
-};
+use super::eventually;
 
 /// pipewatch running in this process, on a random port.
 pub struct Pipewatch {
@@ -296,106 +294,6 @@ impl Drop for Daemon {
     }
 }
 
-fn order_payload(now: i64) -> String {
-    format!(r#"{{"order_id":"o-{now}","created_at":"{}"}}"#, pipewatch_core::time::format_rfc3339(now))
-}
-
-/// Orders and behaviour events on partition 0 every 100 ms until the returned flag is
-/// set: orders in real time; behaviour 8 h late while `delayed` is set, and nothing
-/// while `stopped` is set.
-pub fn traffic(
-    bootstrap: &str,
-    orders: &str,
-    behaviour: &str,
-    delayed: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
-    use std::sync::atomic::Ordering;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (orders, behaviour, bootstrap, s) =
-        (orders.to_string(), behaviour.to_string(), bootstrap.to_string(), stop.clone());
-    std::thread::spawn(move || {
-        let producer = TestProducer::new(&bootstrap);
-        while !s.load(Ordering::Relaxed) {
-            let now = now_ms();
-            producer.send(&orders, 0, Some(order_payload(now).as_bytes()));
-            if !stopped.load(Ordering::Relaxed) {
-                let ts = if delayed.load(Ordering::Relaxed) { now - 8 * 3600 * 1000 } else { now };
-                producer.send(&behaviour, 0, Some(format!(r#"{{"ts":{ts}}}"#).as_bytes()));
-            }
-            // through a broker's outage the records wait in the producer's queue
-            let _ = producer.try_flush(Duration::from_secs(1));
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    });
-    stop
-}
-
-/// A record `{"ts": now}` on every partition of `topic` each `every`, by the clock (a
-/// slow send is made up at once), until the returned flag is set.
-pub fn steady(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-    every: Duration,
-) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
-    use std::sync::atomic::Ordering;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (s, bootstrap, topic) = (stop.clone(), bootstrap.to_string(), topic.to_string());
-    std::thread::spawn(move || {
-        let producer = TestProducer::new(&bootstrap);
-        let mut next = Instant::now();
-        while !s.load(Ordering::Relaxed) {
-            while next <= Instant::now() {
-                let ts = now_ms();
-                for p in 0..partitions {
-                    producer.send(&topic, p, Some(format!(r#"{{"ts":{ts}}}"#).as_bytes()));
-                }
-                next += every;
-            }
-            let _ = producer.try_flush(Duration::from_secs(1));
-            std::thread::sleep(next.saturating_duration_since(Instant::now()).min(Duration::from_millis(100)));
-        }
-    });
-    stop
-}
-
-/// Creates `topic` (kept forever) with a day and an hour of history: `per_hour`
-/// records on each partition in each past hour, and in this one up to now.
-pub async fn topic_with_history(bootstrap: &'static str, topic: &str, partitions: i32, per_hour: u64) {
-    create_topic_with(bootstrap, topic, partitions, &[("retention.ms", "-1")]).await.unwrap();
-    let now = now_ms();
-    let t = topic.to_string();
-    tokio::task::spawn_blocking(move || {
-        TestProducer::new(bootstrap).history(&t, partitions, now / 3_600_000 - 25, now, |_| per_hour)
-    })
-    .await
-    .unwrap();
-}
-
-/// The entry of stream `name` in a `/api/v1/status` (null when there is none).
-pub fn stream_status(status: &serde_json::Value, name: &str) -> serde_json::Value {
-    status["streams"].as_array().and_then(|a| a.iter().find(|s| s["name"] == name)).cloned().unwrap_or_default()
-}
-
-/// Polls `check` until it returns `Some`, or panics with `what` and the last state.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() > deadline => {
-                panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
-    }
-}
-
 /// Waits until a Prometheus-family server (Prometheus, Alertmanager) answers `GET /-/ready`.
 pub async fn wait_ready_endpoint(what: &str, addr: SocketAddr, timeout: Duration) {
     eventually(&format!("{what} ready"), timeout, || async move {
@@ -405,114 +303,4 @@ pub async fn wait_ready_endpoint(what: &str, addr: SocketAddr, timeout: Duration
         }
     })
     .await;
-}
-
-pub fn now_ms() -> i64 {
-    pipewatch_kafka::now_ms()
-}
-
-/// A config for one test: its own group, its own topics.
-pub fn config(bootstrap: &str, start: &str, body: &str) -> String {
-    config_in_group(bootstrap, &unique_topic("pipewatch-test-group"), start, body)
-}
-
-/// A config whose consumer group the test names.
-pub fn config_in_group(bootstrap: &str, group: &str, start: &str, body: &str) -> String {
-    format!(
-        r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-group_id = "{group}"
-start = "{start}"
-[kafka.properties]
-"topic.metadata.refresh.interval.ms" = "1000"
-[monitor]
-tick = "1s"
-rate_window = "10s"
-{body}
-"#
-    )
-}
-
-/// One `orders` stream on `topic`, with `extra` settings.
-pub fn orders_stream(topic: &str, extra: &str) -> String {
-    format!(
-        r#"
-[[stream]]
-name = "orders"
-topic = "{topic}"
-event_time = {{ field = "/created_at", format = "rfc3339" }}
-{extra}
-"#
-    )
-}
-
-/// The `orders` (RFC 3339 `created_at`) and `behaviour` (epoch-millis `ts`) streams on
-/// the given topics, each with `stream_extra` settings, their pair, and `rest`.
-pub fn orders_and_behaviour(orders: &str, behaviour: &str, stream_extra: &str, rest: &str) -> String {
-    format!(
-        r#"
-[[stream]]
-name = "orders"
-topic = "{orders}"
-event_time = {{ field = "/created_at", format = "rfc3339" }}
-{stream_extra}
-[[stream]]
-name = "behaviour"
-topic = "{behaviour}"
-event_time = {{ field = "/ts", format = "epoch_millis" }}
-{stream_extra}
-[[pair]]
-name = "orders_behaviour"
-leader = "orders"
-follower = "behaviour"
-{rest}
-"#
-    )
-}
-
-/// The sync-lag rule of the tests: behaviour more than 15 m behind orders for 2 s.
-pub const SYNC_RULE: &str = r#"
-[[alert]]
-name = "BehaviourBehindOrders"
-kind = "sync_lag"
-target = "orders_behaviour"
-threshold = "15m"
-clear = "10m"
-for = "2s"
-severity = "page"
-impact = "Behaviour analysis, segmentation and ad targeting run on stale data."
-"#;
-
-/// `promtool check metrics` on an exposition: no findings.
-pub async fn promtool_check(metrics: &str) {
-    let mut child = tokio::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool not found: apt-get install prometheus (it ships promtool)");
-    let mut stdin = child.stdin.take().expect("stdin");
-    tokio::io::AsyncWriteExt::write_all(&mut stdin, metrics.as_bytes()).await.expect("write to promtool");
-    drop(stdin);
-    let out = child.wait_with_output().await.expect("promtool");
-    let findings = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && findings.trim().is_empty(), "promtool check metrics: {findings}");
-}
-
-/// `pipewatch check-config --connect` on a config: exit code, stdout, stderr.
-pub async fn check_connect(toml: &str) -> (i32, String, String) {
-    let dir = std::env::temp_dir().join(unique_topic("pipewatch-check-connect"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("pipewatch.toml");
-    std::fs::write(&path, toml).unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipewatch"))
-        .args(["check-config", "--connect", "--config"])
-        .arg(&path)
-        .output()
-        .await
-        .expect("run pipewatch check-config --connect");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
 }
