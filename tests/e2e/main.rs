@@ -9,6 +9,7 @@ mod check_config;
 mod consumers;
 mod demo;
 mod deploy;
+mod docs;
 mod diagnosis_rules;
 mod prometheus;
 mod real_broker;

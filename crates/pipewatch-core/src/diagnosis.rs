@@ -554,6 +554,38 @@ pub mod kafka_unreachable {
 mod tests {
     use super::*;
 
+    /// The rows of a table of docs/architecture.md between its marker comments, as cells.
+    fn documented(marker: &str) -> Vec<Vec<String>> {
+        let docs = include_str!("../../../docs/architecture.md");
+        let start = docs.find(&format!("<!-- {marker}: checked against diagnosis.rs by a test -->")).expect(marker);
+        let end = start + docs[start..].find("<!-- end of the").expect("end marker");
+        docs[start..end]
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| rank") && !l.starts_with("|---"))
+            .map(|l| l.trim_matches('|').split(" | ").map(|c| c.trim().trim_matches('`').to_string()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn the_architecture_document_shows_the_diagnosis_tables_as_they_are() {
+        let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
+        let rows = documented("diagnosis table");
+        assert_eq!(rows.len(), ORDER.len(), "docs/architecture.md lists {} causes", rows.len());
+        for (i, (row, d)) in rows.iter().zip(&ORDER).enumerate() {
+            // rank, cause, holds when (prose), upstream, fault, lag rules wait, explain
+            let want =
+                [i.to_string(), d.name.into(), yes(d.upstream), yes(d.fault), yes(d.holds_lag_rules), d.explain.into()];
+            let got = [&row[0], &row[1], &row[3], &row[4], &row[5], &row[6]].map(|c| c.to_string());
+            assert_eq!(got, want, "row {i} of the diagnosis table in docs/architecture.md");
+        }
+        let rows = documented("consumer diagnosis table");
+        assert_eq!(rows.len(), CONSUMER_ORDER.len());
+        for (i, (row, d)) in rows.iter().zip(&CONSUMER_ORDER).enumerate() {
+            let want = [i.to_string(), d.name.into(), yes(d.fault), d.explain.into()];
+            assert_eq!(row[..4], want, "row {i} of the consumer diagnosis table in docs/architecture.md");
+        }
+    }
+
     #[test]
     fn the_table_is_in_declaration_order_with_distinct_names() {
         for (i, d) in ORDER.iter().enumerate() {

@@ -594,4 +594,117 @@ event_time = { source = "kafka_timestamp" }
             }
         }
     }
+
+    /// Every key the parser accepts, as the docs write it (`stream.baseline.history`),
+    /// found by deserializing [`RawConfig`] from a deserializer that offers each struct
+    /// every field it asks for and records them.
+    mod keys {
+        use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+
+        pub struct Recorder<'a> {
+            pub path: String,
+            pub keys: &'a mut Vec<String>,
+        }
+
+        type Error = de::value::Error;
+
+        impl<'de> de::Deserializer<'de> for Recorder<'_> {
+            type Error = Error;
+
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _name: &'static str,
+                fields: &'static [&'static str],
+                visitor: V,
+            ) -> Result<V::Value, Error> {
+                visitor.visit_map(Fields { fields, next: 0, path: self.path, keys: self.keys })
+            }
+
+            fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+                visitor.visit_some(self)
+            }
+
+            fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+                visitor.visit_seq(One { item: Some(self) })
+            }
+
+            // maps (`kafka.properties`, `alert.labels`) are free-form: empty
+            fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+                visitor.visit_map(de::value::MapDeserializer::new(std::iter::empty::<(String, String)>()))
+            }
+
+            fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+                visitor.visit_bool(false)
+            }
+
+            fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+                visitor.visit_u64(1)
+            }
+
+            fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+                visitor.visit_f64(1.0)
+            }
+
+            // strings, and the untagged threshold (a string or a number)
+            fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+                visitor.visit_str("1s")
+            }
+
+            serde::forward_to_deserialize_any! {
+                i8 i16 i32 i64 i128 u8 u16 u32 u128 f32 char str string bytes byte_buf unit
+                unit_struct newtype_struct tuple tuple_struct enum identifier ignored_any
+            }
+        }
+
+        struct Fields<'a> {
+            fields: &'static [&'static str],
+            next: usize,
+            path: String,
+            keys: &'a mut Vec<String>,
+        }
+
+        impl<'de> MapAccess<'de> for Fields<'_> {
+            type Error = Error;
+
+            fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {
+                let Some(field) = self.fields.get(self.next) else { return Ok(None) };
+                seed.deserialize((*field).into_deserializer()).map(Some)
+            }
+
+            fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
+                let field = self.fields[self.next];
+                self.next += 1;
+                let path = if self.path.is_empty() { field.to_string() } else { format!("{}.{field}", self.path) };
+                self.keys.push(path.clone());
+                seed.deserialize(Recorder { path, keys: self.keys })
+            }
+        }
+
+        struct One<'a> {
+            item: Option<Recorder<'a>>,
+        }
+
+        impl<'de> SeqAccess<'de> for One<'_> {
+            type Error = Error;
+
+            fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Error> {
+                self.item.take().map(|r| seed.deserialize(r)).transpose()
+            }
+        }
+    }
+
+    #[test]
+    fn every_key_the_parser_accepts_is_in_the_configuration_reference() {
+        use serde::Deserialize;
+        let mut keys = Vec::new();
+        RawConfig::deserialize(keys::Recorder { path: String::new(), keys: &mut keys }).unwrap();
+        let docs = include_str!("../../../../docs/configuration.md");
+        // the arrays of tables are documented by their entries' keys
+        let tables =
+            ["stream", "pair", "consumer", "alert", "receiver", "kafka", "http", "metrics", "shutdown", "monitor"];
+        let missing: Vec<&String> =
+            keys.iter().filter(|k| !tables.contains(&k.as_str()) && !docs.contains(&format!("`{k}`"))).collect();
+        assert!(keys.len() > 50, "the recorder found {} keys: {keys:?}", keys.len());
+        assert!(missing.is_empty(), "keys the parser accepts, missing from docs/configuration.md: {missing:?}");
+    }
 }

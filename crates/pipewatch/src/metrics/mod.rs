@@ -540,4 +540,62 @@ streams = ["orders"]
         let series = |t: &str| t.lines().filter(|l| !l.starts_with('#')).count();
         assert!(series(&body(30, Granularity::Partition)) > series(&text) + 27 * 10, "{text}");
     }
+
+    /// The families docs/metrics.md lists: name → (type, labels).
+    pub(crate) fn documented() -> std::collections::BTreeMap<String, (String, Vec<String>)> {
+        let docs = include_str!("../../../../docs/metrics.md");
+        docs.lines()
+            .filter(|l| l.starts_with("| `pipewatch_"))
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                let name = cells[1].trim_matches('`').to_string();
+                let labels = cells[3].split(',').map(|c| c.trim().trim_matches('`').to_string());
+                (name, (cells[2].to_string(), labels.filter(|l| !l.is_empty() && l != "—").collect()))
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn every_family_is_in_the_metrics_reference_with_its_type_and_labels() {
+        let docs = documented();
+        let mut declared: Vec<(String, String, Vec<String>)> = names::ALL
+            .iter()
+            .map(|m| {
+                (m.name.to_string(), m.kind.as_str().to_string(), m.labels.iter().map(|l| l.to_string()).collect())
+            })
+            .collect();
+        // the source's and the receivers' own, as their crates register them
+        let registry = prometheus::Registry::new();
+        let source = pipewatch_kafka::SourceMetrics::register(&registry).unwrap();
+        source.error(pipewatch_kafka::ErrorKind::Other);
+        source.history_requests.inc();
+        let delivery = pipewatch_alert::DeliveryMetrics::register(&registry).unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let receiver = pipewatch_alert::ReceiverConfig {
+            name: "hook".into(),
+            kind: pipewatch_alert::ReceiverKind::Webhook,
+            url: "http://127.0.0.1:9/".into(),
+            timeout: std::time::Duration::from_secs(1),
+            resend_interval: std::time::Duration::from_secs(60),
+            queue_capacity: 1,
+            ca_pem: None,
+            authorization: None,
+        };
+        let _receivers = pipewatch_alert::Delivery::start(vec![receiver], "http://x".into(), &delivery, stop.clone());
+        for f in registry.gather() {
+            let labels = f.get_metric().first().map(|m| m.get_label().iter().map(|l| l.name().to_string()).collect());
+            let kind = format!("{:?}", f.get_field_type()).to_lowercase();
+            declared.push((f.name().to_string(), kind, labels.unwrap_or_default()));
+        }
+        for (name, kind, labels) in &declared {
+            match docs.get(name) {
+                Some((k, l)) => assert_eq!((k, l), (kind, labels), "{name} in docs/metrics.md"),
+                None => panic!("{name} is not in docs/metrics.md"),
+            }
+        }
+        for name in docs.keys() {
+            assert!(declared.iter().any(|(n, _, _)| n == name), "docs/metrics.md lists {name}, which is not exported");
+        }
+        stop.cancel();
+    }
 }

@@ -1,0 +1,114 @@
+//! The reference pages against what pipewatch really serves: every family of a live
+//! `/metrics` (streams, a pair, segments, a baseline, a watched consumer, an alert and a
+//! receiver, on the real broker) is in docs/metrics.md with its type and labels.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::support::*;
+
+/// The families docs/metrics.md lists: name → (type, labels).
+fn documented() -> BTreeMap<String, (String, Vec<String>)> {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/metrics.md")).unwrap();
+    docs.lines()
+        .filter(|l| l.starts_with("| `pipewatch_"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let labels = cells[3].split(',').map(|c| c.trim().trim_matches('`').to_string());
+            let labels = labels.filter(|l| !l.is_empty() && l != "—").collect();
+            (cells[1].trim_matches('`').to_string(), (cells[2].to_string(), labels))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_family_of_a_live_scrape_is_in_the_metrics_reference() {
+    let bootstrap = broker().await;
+    let (orders, behaviour) = (unique_topic("orders"), unique_topic("behaviour"));
+    for t in [&orders, &behaviour] {
+        create_topic(bootstrap, t, 1).await.unwrap();
+    }
+    let signups = unique_topic("signups");
+    topic_with_history(bootstrap, &signups, 1, 3600).await;
+    let no = || std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = orders_and_behaviour_traffic(bootstrap, &orders, &behaviour, no(), no());
+    let live_signups = steady(bootstrap, &signups, 1, Duration::from_secs(1));
+    let group = unique_topic("analytics");
+    let rest = format!(
+        r#"
+[[stream]]
+name = "signups"
+topic = "{signups}"
+event_time = {{ field = "/ts", format = "epoch_millis" }}
+baseline = {{ history = "2d", floor = 0.1 }}
+min_rate = 0.1
+segments = [{{ name = "kind", field = "/kind" }}]
+[[consumer]]
+name = "analytics"
+group = "{group}"
+streams = ["orders", "behaviour"]
+{SYNC_RULE}
+[[receiver]]
+name = "hook"
+kind = "webhook"
+url = "http://127.0.0.1:9/"
+"#
+    );
+    let pw =
+        Pipewatch::start(&config(bootstrap, "earliest", &orders_and_behaviour(&orders, &behaviour, "", &rest))).await;
+    pw.wait_cause("orders", "ok", Duration::from_secs(60)).await;
+    read_and_commit(bootstrap, &group, &orders, 5);
+    read_and_commit(bootstrap, &group, &behaviour, 5);
+    let body = eventually("a band, the consumer's lag and the sync lag it sees", Duration::from_secs(60), || async {
+        let m = pw.metrics().await;
+        let band = m.value("pipewatch_stream_rate_expected_records_per_second", &[("stream", "signups")]);
+        let lag = m.value("pipewatch_consumer_lag_seconds", &[("stream", "orders")]);
+        let sync = m.value("pipewatch_consumer_sync_lag_seconds", &[("consumer", "analytics")]);
+        match (band, lag, sync) {
+            (Some(_), Some(_), Some(_)) => Ok(m.0),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let docs = documented();
+    let mut live: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+    for line in body.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            live.insert(name.to_string(), (kind.to_string(), Vec::new()));
+        } else if !line.starts_with('#') {
+            let series = line.rsplit_once(' ').map_or(line, |(s, _)| s);
+            let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|f| live.get(*f).is_some_and(|(k, _)| k == "histogram")))
+                .unwrap_or(name);
+            let names: Vec<String> = labels
+                .trim_end_matches('}')
+                .split(',')
+                .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_string()))
+                .filter(|l| l != "le")
+                .collect();
+            if let Some((_, seen)) = live.get_mut(family) {
+                if seen.is_empty() {
+                    *seen = names;
+                } else {
+                    assert_eq!(*seen, names, "{family}: two label sets");
+                }
+            }
+        }
+    }
+    for (name, (kind, labels)) in &live {
+        let Some((k, l)) = docs.get(name) else { panic!("{name} is served but not in docs/metrics.md") };
+        assert_eq!((k, l), (kind, labels), "{name}: docs/metrics.md says {k} {l:?}, /metrics serves {kind} {labels:?}");
+    }
+    // everything but what only data loss shows
+    let absent: Vec<&String> = docs.keys().filter(|n| !live.contains_key(*n)).collect();
+    assert!(
+        absent.iter().all(|n| n.contains("expired_records")),
+        "documented but not served by this config: {absent:?}"
+    );
+    traffic.stop();
+    live_signups.stop();
+    pw.stop().await;
+}
