@@ -11,10 +11,10 @@
 use std::collections::BTreeMap;
 
 use crate::diagnosis::{diagnose_consumer, ConsumerFacts};
-use crate::offset_index::Lookup;
+use crate::offset_index::{Lookup, OffsetIndex};
 use crate::snapshot::{
     ConsumerPairSnapshot, ConsumerPartitionSnapshot, ConsumerSnapshot, ConsumerStreamSnapshot, KafkaStatus,
-    StreamSnapshot,
+    PartitionSnapshot, StreamSnapshot,
 };
 use crate::spec::{ConsumerError, ConsumerSpec, PairSpec};
 use crate::stream::StreamState;
@@ -146,47 +146,16 @@ pub(crate) fn consumer_snapshot(
         for ps in &snap.partitions {
             let index =
                 state.partitions.get(ps.partition as usize).and_then(Option::as_ref).and_then(|t| t.index.as_deref());
-            let committed = c.committed.get(&(si, ps.partition)).copied();
-            let lag_records = committed.zip(ps.log_end_offset).map(|(o, end)| (end - o).max(0));
-            // Event times of the record at the committed offset and of the one before it:
-            // from the index, or (older than the index) from fetching them.
-            let (mut at, mut watermark, mut expired) = (None, None, None);
-            if let (Some(o), Some(ix)) = (committed, index) {
-                watermark = ix.before(o);
-                match ix.at_or_after(o) {
-                    Lookup::Found(t) => at = Some(t),
-                    Lookup::Older if lag_records.is_some_and(|n| n > 0) => {
-                        let r = c.resolution(si, ps.partition, o, now);
-                        if let Resolution::Expired { log_start } = r {
-                            expired = Some(log_start.map_or(0, |start| (start - o).max(0)));
-                        } else if let Some(k) = r.known() {
-                            (at, watermark) = (k.at, k.before.or(watermark));
-                        }
-                    }
-                    Lookup::Older | Lookup::Beyond => {}
-                }
-            }
-            let lag_seconds = match lag_records {
-                Some(0) => Some(0.0),
-                _ => at.map(|t| (now - t).max(0) as f64 / 1000.0),
-            };
-            watermark_rule.add(watermark, ps.active);
-            if let Some(l) = lag_seconds {
+            let p = consumer_partition(c, si, ps, index, now);
+            watermark_rule.add(p.watermark_ms, ps.active);
+            if let Some(l) = p.lag_seconds {
                 max_lag = Some(max_lag.map_or(l, |m: f64| m.max(l)));
                 lagging |= l * 1000.0 > c.spec.max_lag_ms as f64;
             }
-            waiting |= lag_records.is_some_and(|n| n > 0);
-            lag_sum += lag_records.unwrap_or(0);
-            partitions.push(ConsumerPartitionSnapshot {
-                partition: ps.partition,
-                committed_offset: committed,
-                lag_records,
-                lag_seconds,
-                watermark_ms: watermark,
-                expired: expired.is_some(),
-                expired_records: expired.filter(|n| *n > 0),
-            });
-            any_expired |= expired.is_some();
+            waiting |= p.lag_records.is_some_and(|n| n > 0);
+            lag_sum += p.lag_records.unwrap_or(0);
+            any_expired |= p.expired;
+            partitions.push(p);
         }
         out_streams.push(ConsumerStreamSnapshot {
             stream: snap.name.clone(),
@@ -230,5 +199,49 @@ pub(crate) fn consumer_snapshot(
         stalled_seconds: stalled_ms as f64 / 1000.0,
         streams: out_streams,
         pairs: out_pairs,
+    }
+}
+
+/// One partition of a stream the consumer reads: its lag from the committed offset, the
+/// offset index and this tick's log end; the event times of the record at the committed
+/// offset and of the one before it come from the index or, older than the index, from
+/// fetching them.
+fn consumer_partition(
+    c: &mut ConsumerState,
+    stream: usize,
+    ps: &PartitionSnapshot,
+    index: Option<&OffsetIndex>,
+    now: Millis,
+) -> ConsumerPartitionSnapshot {
+    let committed = c.committed.get(&(stream, ps.partition)).copied();
+    let lag_records = committed.zip(ps.log_end_offset).map(|(o, end)| (end - o).max(0));
+    let (mut at, mut watermark, mut expired) = (None, None, None);
+    if let (Some(o), Some(ix)) = (committed, index) {
+        watermark = ix.before(o);
+        match ix.at_or_after(o) {
+            Lookup::Found(t) => at = Some(t),
+            Lookup::Older if lag_records.is_some_and(|n| n > 0) => {
+                let r = c.resolution(stream, ps.partition, o, now);
+                if let Resolution::Expired { log_start } = r {
+                    expired = Some(log_start.map_or(0, |start| (start - o).max(0)));
+                } else if let Some(k) = r.known() {
+                    (at, watermark) = (k.at, k.before.or(watermark));
+                }
+            }
+            Lookup::Older | Lookup::Beyond => {}
+        }
+    }
+    let lag_seconds = match lag_records {
+        Some(0) => Some(0.0),
+        _ => at.map(|t| (now - t).max(0) as f64 / 1000.0),
+    };
+    ConsumerPartitionSnapshot {
+        partition: ps.partition,
+        committed_offset: committed,
+        lag_records,
+        lag_seconds,
+        watermark_ms: watermark,
+        expired: expired.is_some(),
+        expired_records: expired.filter(|n| *n > 0),
     }
 }

@@ -221,12 +221,26 @@ pub(crate) struct StreamState {
     pub(crate) fields: PointerSet,
 }
 
-pub(crate) fn stream_snapshot(
-    s: &mut StreamState,
-    settings: &MonitorSettings,
-    kafka: KafkaStatus,
-    now: Millis,
-) -> StreamSnapshot {
+/// What one pass over a stream's assigned partitions finds at `now` (gaps opening as
+/// their silence crosses `max_silence`): their snapshots and the stream's sums.
+struct PartitionPass {
+    partitions: Vec<PartitionSnapshot>,
+    watermark: LowWatermark,
+    /// Partitions flowing, silent (written to while watched) and quiet (never written to).
+    flowing: usize,
+    silent: usize,
+    quiet: usize,
+    catching_up: bool,
+    log_end_sum: i64,
+    backlog_sum: i64,
+    /// The shortest silence of a partition.
+    silence: Option<Millis>,
+    /// The stream's counts, the revoked partitions' included.
+    totals: Counts,
+    active: usize,
+}
+
+fn partition_pass(s: &mut StreamState, settings: &MonitorSettings, now: Millis) -> PartitionPass {
     let max_silence = s.spec.max_silence_ms;
     let mut partitions = Vec::new();
     let mut watermark_rule = LowWatermark::default();
@@ -286,11 +300,37 @@ pub(crate) fn stream_snapshot(
             gap_open_since_ms: p.gap_since,
         });
     }
-    // The low-watermark rule; with no partition watermark (all revoked), the last known.
-    let watermark = watermark_rule.get().or(s.last_watermark);
-    s.last_watermark = watermark;
+    PartitionPass {
+        partitions,
+        watermark: watermark_rule,
+        flowing,
+        silent,
+        quiet,
+        catching_up,
+        log_end_sum,
+        backlog_sum,
+        silence: stream_silence,
+        totals,
+        active: active_partitions,
+    }
+}
 
-    // Rate window over broker log ends, backlog and record delays.
+/// The rate window over the broker's log ends: the rate, whether it covers a whole
+/// window, the median record delay, and whether pipewatch's own backlog grows.
+struct Window {
+    rate: Option<f64>,
+    full: bool,
+    median_record_delay: Option<f64>,
+    backlog_growing: bool,
+}
+
+fn rate_window(
+    s: &mut StreamState,
+    settings: &MonitorSettings,
+    log_end_sum: i64,
+    backlog_sum: i64,
+    now: Millis,
+) -> Window {
     if s.window_stale {
         s.window.clear();
         s.window_stale = false;
@@ -310,6 +350,35 @@ pub(crate) fn stream_snapshot(
         && backlog_sum > oldest.backlog
         && backlog_sum as f64 > rate.unwrap_or(0.0) * BACKLOG_TOLERANCE_SECONDS;
 
+    Window { rate, full: window_full, median_record_delay, backlog_growing }
+}
+
+pub(crate) fn stream_snapshot(
+    s: &mut StreamState,
+    settings: &MonitorSettings,
+    kafka: KafkaStatus,
+    now: Millis,
+) -> StreamSnapshot {
+    let max_silence = s.spec.max_silence_ms;
+    let PartitionPass {
+        partitions,
+        watermark: watermark_rule,
+        flowing,
+        silent,
+        quiet,
+        catching_up,
+        log_end_sum,
+        backlog_sum,
+        silence: stream_silence,
+        totals,
+        active: active_partitions,
+    } = partition_pass(s, settings, now);
+    // The low-watermark rule; with no partition watermark (all revoked), the last known.
+    let watermark = watermark_rule.get().or(s.last_watermark);
+    s.last_watermark = watermark;
+
+    let Window { rate, full: window_full, median_record_delay, backlog_growing } =
+        rate_window(s, settings, log_end_sum, backlog_sum, now);
     let freshness_lag_ms = watermark.map(|w| now - w);
     let max_delay = s.spec.max_record_delay_ms;
     let full_window_rate = window_full.then(|| rate.unwrap_or(0.0));

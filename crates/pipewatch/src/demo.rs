@@ -163,32 +163,7 @@ pub async fn run(
     })?;
     let url = format!("http://{}", listener.local_addr().context("failed to read the listener's address")?);
 
-    println!(
-        "pipewatch demo: an in-process Kafka (librdkafka's mock cluster) with orders and behaviour traffic.\n\
-         \n  Open {url}/          the status page (refreshes every 5 s)\n       {url}/metrics   Prometheus metrics\n\
-         \nWhat happens:\n  0s   both streams flow, in sync\n  {}s  behaviour events start arriving 8h after they happen (a batch path replaces the real-time one): \
-         pipewatch_sync_lag_seconds{{pair=\"orders_behaviour\"}} ≈ 28800, cause event_time_delayed,\n       \
-         alert BehaviourBehindOrders fires 5s later\n  \
-         {}s  orders placed in the app (channel=app, 1 in 12) stop being captured while the rest flows (the total drops 8 %): \
-         cause segment_silent {} later,\n       naming channel=app; alert AppOrdersMissing fires\n  \
-         {}s  orders partition {} goes silent: \
-         a gap opens after {} of silence, cause partition_stalled; alert OrdersStale fires once orders data is 15s old\n\
-         \nAnd the signups stream ({} records over the last {} days, written before the start) flows inside \
-         the band learnt from that history at start:\n       expected vs actual on the status page, \
-         pipewatch_stream_rate_expected_records_per_second{{stream=\"signups\"}}\n\
-         \nAnd downstream: the analytics job (consumer group {ANALYTICS_GROUP}, reading orders) stops at {}s: its lag \
-         (pipewatch_consumer_lag_seconds) climbs 1 s per second,\n       \
-         cause consumer_stopped 5s later; alert AnalyticsBehind fires once it is 10s behind (for 3s)\n",
-        DELAY_AT.as_secs(),
-        APP_STOP_AT.as_secs(),
-        MAX_SILENCE,
-        SILENT_AT.as_secs(),
-        SILENT_PARTITION,
-        MAX_SILENCE,
-        history,
-        HISTORY_DAYS,
-        ANALYTICS_STOP_AT.as_secs()
-    );
+    print_script(&url, history);
 
     let stop = Arc::new(AtomicBool::new(false));
     let counts = Arc::new(Counts::default());
@@ -252,6 +227,36 @@ pub async fn run(
     }
     drop(cluster);
     result
+}
+
+/// What the demo shows, and when.
+fn print_script(url: &str, history: u64) {
+    println!(
+        "pipewatch demo: an in-process Kafka (librdkafka's mock cluster) with orders and behaviour traffic.\n\
+         \n  Open {url}/          the status page (refreshes every 5 s)\n       {url}/metrics   Prometheus metrics\n\
+         \nWhat happens:\n  0s   both streams flow, in sync\n  {}s  behaviour events start arriving 8h after they happen (a batch path replaces the real-time one): \
+         pipewatch_sync_lag_seconds{{pair=\"orders_behaviour\"}} ≈ 28800, cause event_time_delayed,\n       \
+         alert BehaviourBehindOrders fires 5s later\n  \
+         {}s  orders placed in the app (channel=app, 1 in 12) stop being captured while the rest flows (the total drops 8 %): \
+         cause segment_silent {} later,\n       naming channel=app; alert AppOrdersMissing fires\n  \
+         {}s  orders partition {} goes silent: \
+         a gap opens after {} of silence, cause partition_stalled; alert OrdersStale fires once orders data is 15s old\n\
+         \nAnd the signups stream ({} records over the last {} days, written before the start) flows inside \
+         the band learnt from that history at start:\n       expected vs actual on the status page, \
+         pipewatch_stream_rate_expected_records_per_second{{stream=\"signups\"}}\n\
+         \nAnd downstream: the analytics job (consumer group {ANALYTICS_GROUP}, reading orders) stops at {}s: its lag \
+         (pipewatch_consumer_lag_seconds) climbs 1 s per second,\n       \
+         cause consumer_stopped 5s later; alert AnalyticsBehind fires once it is 10s behind (for 3s)\n",
+        DELAY_AT.as_secs(),
+        APP_STOP_AT.as_secs(),
+        MAX_SILENCE,
+        SILENT_AT.as_secs(),
+        SILENT_PARTITION,
+        MAX_SILENCE,
+        history,
+        HISTORY_DAYS,
+        ANALYTICS_STOP_AT.as_secs()
+    );
 }
 
 /// Signups per second at `at` (UTC): a day that is quiet at night and peaks in the

@@ -131,104 +131,109 @@ pub(crate) fn rule_event(rule: &AlertRule, snap: &Snapshot, value: f64, cause: A
 
 /// A one-line summary in human units, and what was measured (with partitions).
 fn describe(rule: &AlertRule, snap: &Snapshot, value: f64) -> (String, String) {
-    let threshold = rule.threshold;
     match rule.target {
-        AlertTarget::Pair(i) => {
-            let p = &snap.pairs[i];
-            (
-                rule.kind.summary(&p.name, &p.leader, &p.follower, &format_human(value), &format_human(threshold)),
-                format!(
-                    "sync lag (leader watermark - follower watermark) {} over {}",
-                    format_human(value),
-                    format_human(threshold)
-                ),
-            )
-        }
-        AlertTarget::Stream(i) => {
-            let s = &snap.streams[i];
-            let name = &s.name;
-            let summary = match (rule.kind, s.baseline.and_then(|b| b.band)) {
-                (AlertKind::SegmentSilence, _) => rule.kind.summary(
-                    &format!("{name} {}", s.segment_silent.as_deref().unwrap_or("segment")),
-                    "",
-                    "",
-                    &shown(rule.kind, value),
-                    "",
-                ),
-                (AlertKind::VolumeAnomaly, Some(band)) => rule.kind.summary(
-                    name,
-                    "",
-                    "",
-                    &shown(AlertKind::RateLow, s.rate_records_per_second.unwrap_or(0.0)),
-                    &format!("{:.2}–{:.2} records/s", band.lower, band.upper),
-                ),
-                _ => rule.kind.summary(name, "", "", &shown(rule.kind, value), &threshold.to_string()),
-            };
-            let silent: Vec<String> = s
-                .partitions
-                .iter()
-                .filter(|p| p.gap_open_since_ms.is_some())
-                .map(|p| p.partition.to_string())
-                .collect();
-            let holding = s
-                .partitions
-                .iter()
-                .filter(|p| p.active && p.watermark_ms.is_some())
-                .min_by_key(|p| p.watermark_ms)
-                .map(|p| p.partition);
-            let mut measured = format!("{} of {name} ({}): {}", rule.kind_name(), s.topic, shown(rule.kind, value));
-            if !silent.is_empty() {
-                measured.push_str(&format!("; silent partitions: {}", silent.join(", ")));
-            }
-            if let (AlertKind::FreshnessLag, Some(p)) = (rule.kind, holding) {
-                measured.push_str(&format!("; oldest active partition: {p}"));
-            }
-            if let (AlertKind::SegmentSilence, Some(silent)) = (rule.kind, &s.segment_silent) {
-                measured
-                    .push_str(&format!(" (longest silence of a segment value that used to flow); silent: {silent}"));
-            }
-            if let (AlertKind::VolumeAnomaly, Some(b)) = (rule.kind, s.baseline) {
-                if let Some(band) = b.band {
-                    measured.push_str(&format!(
-                        " {} the expected {:.2} records/s ({}, from {} past hours); rate {}",
-                        if value < 0.0 { "below" } else { "above" },
-                        band.expected,
-                        band.slot.as_str(),
-                        band.samples,
-                        shown(AlertKind::RateLow, s.rate_records_per_second.unwrap_or(0.0)),
-                    ));
-                }
-            }
-            (summary, measured)
-        }
+        AlertTarget::Pair(i) => describe_pair(rule, snap, i, value),
+        AlertTarget::Stream(i) => describe_stream(rule, snap, i, value),
         AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => {
-            let consumer = &snap.consumers[c];
-            let (leader, follower) = match rule.target {
-                AlertTarget::ConsumerPair { pair, .. } => {
-                    (snap.pairs[pair].leader.as_str(), snap.pairs[pair].follower.as_str())
-                }
-                _ => ("", ""),
-            };
-            let summary = rule.kind.summary(&consumer.name, leader, follower, &format_human(value), "");
-            let behind: Vec<String> = consumer
-                .streams
-                .iter()
-                .filter_map(|s| {
-                    s.max_lag_seconds.map(|l| format!("{} {} ({} records)", s.stream, format_human(l), s.lag_records))
-                })
-                .collect();
-            let measured = format!(
-                "{} of {} (group {}): {} over {}; lag per stream: {}",
-                rule.kind_name(),
-                consumer.name,
-                consumer.group,
-                format_human(value),
-                format_human(threshold),
-                if behind.is_empty() { "unknown".to_string() } else { behind.join(", ") }
-            );
-            (summary, measured)
+            describe_consumer(rule, snap, c, value)
         }
     }
+}
+
+fn describe_pair(rule: &AlertRule, snap: &Snapshot, i: usize, value: f64) -> (String, String) {
+    let threshold = rule.threshold;
+    let p = &snap.pairs[i];
+    (
+        rule.kind.summary(&p.name, &p.leader, &p.follower, &format_human(value), &format_human(threshold)),
+        format!(
+            "sync lag (leader watermark - follower watermark) {} over {}",
+            format_human(value),
+            format_human(threshold)
+        ),
+    )
+}
+
+fn describe_stream(rule: &AlertRule, snap: &Snapshot, i: usize, value: f64) -> (String, String) {
+    let threshold = rule.threshold;
+    let s = &snap.streams[i];
+    let name = &s.name;
+    let summary = match (rule.kind, s.baseline.and_then(|b| b.band)) {
+        (AlertKind::SegmentSilence, _) => rule.kind.summary(
+            &format!("{name} {}", s.segment_silent.as_deref().unwrap_or("segment")),
+            "",
+            "",
+            &shown(rule.kind, value),
+            "",
+        ),
+        (AlertKind::VolumeAnomaly, Some(band)) => rule.kind.summary(
+            name,
+            "",
+            "",
+            &shown(AlertKind::RateLow, s.rate_records_per_second.unwrap_or(0.0)),
+            &format!("{:.2}–{:.2} records/s", band.lower, band.upper),
+        ),
+        _ => rule.kind.summary(name, "", "", &shown(rule.kind, value), &threshold.to_string()),
+    };
+    let silent: Vec<String> =
+        s.partitions.iter().filter(|p| p.gap_open_since_ms.is_some()).map(|p| p.partition.to_string()).collect();
+    let holding = s
+        .partitions
+        .iter()
+        .filter(|p| p.active && p.watermark_ms.is_some())
+        .min_by_key(|p| p.watermark_ms)
+        .map(|p| p.partition);
+    let mut measured = format!("{} of {name} ({}): {}", rule.kind_name(), s.topic, shown(rule.kind, value));
+    if !silent.is_empty() {
+        measured.push_str(&format!("; silent partitions: {}", silent.join(", ")));
+    }
+    if let (AlertKind::FreshnessLag, Some(p)) = (rule.kind, holding) {
+        measured.push_str(&format!("; oldest active partition: {p}"));
+    }
+    if let (AlertKind::SegmentSilence, Some(silent)) = (rule.kind, &s.segment_silent) {
+        measured.push_str(&format!(" (longest silence of a segment value that used to flow); silent: {silent}"));
+    }
+    if let (AlertKind::VolumeAnomaly, Some(b)) = (rule.kind, s.baseline) {
+        if let Some(band) = b.band {
+            measured.push_str(&format!(
+                " {} the expected {:.2} records/s ({}, from {} past hours); rate {}",
+                if value < 0.0 { "below" } else { "above" },
+                band.expected,
+                band.slot.as_str(),
+                band.samples,
+                shown(AlertKind::RateLow, s.rate_records_per_second.unwrap_or(0.0)),
+            ));
+        }
+    }
+    (summary, measured)
+}
+
+fn describe_consumer(rule: &AlertRule, snap: &Snapshot, c: usize, value: f64) -> (String, String) {
+    let threshold = rule.threshold;
+    let consumer = &snap.consumers[c];
+    let (leader, follower) = match rule.target {
+        AlertTarget::ConsumerPair { pair, .. } => {
+            (snap.pairs[pair].leader.as_str(), snap.pairs[pair].follower.as_str())
+        }
+        _ => ("", ""),
+    };
+    let summary = rule.kind.summary(&consumer.name, leader, follower, &format_human(value), "");
+    let behind: Vec<String> = consumer
+        .streams
+        .iter()
+        .filter_map(|s| {
+            s.max_lag_seconds.map(|l| format!("{} {} ({} records)", s.stream, format_human(l), s.lag_records))
+        })
+        .collect();
+    let measured = format!(
+        "{} of {} (group {}): {} over {}; lag per stream: {}",
+        rule.kind_name(),
+        consumer.name,
+        consumer.group,
+        format_human(value),
+        format_human(threshold),
+        if behind.is_empty() { "unknown".to_string() } else { behind.join(", ") }
+    );
+    (summary, measured)
 }
 
 fn shown(kind: AlertKind, value: f64) -> String {

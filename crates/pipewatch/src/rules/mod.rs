@@ -33,13 +33,14 @@
 
 use std::fmt::Write as _;
 
-use pipewatch_core::alert::text::{alert_labels, TargetNames};
-use pipewatch_core::alert::{AlertKind, AlertRule, AlertTarget};
-use pipewatch_core::diagnosis::{kafka_unreachable, ConsumerCause, Replicas, CONSUMER_ORDER, ORDER};
-use pipewatch_core::Cause;
-
 use crate::config::{Config, Granularity};
 use crate::metrics::names;
+
+mod alerts;
+mod causes;
+
+pub use alerts::PIPEWATCH_DOWN;
+use causes::{anomaly_score_expr, cause_expr, consumer_cause_expr, pair_cause_expr};
 
 /// The series of `/metrics` the rules read, named where `/metrics` declares them.
 const P_WATERMARK: &str = names::PARTITION_WATERMARK_TIMESTAMP_SECONDS.name;
@@ -85,11 +86,6 @@ pub const CONSUMER_WATERMARK: &str = "pipewatch:consumer_watermark_timestamp_sec
 pub const CONSUMER_SYNC_LAG: &str = "pipewatch:consumer_sync_lag_seconds";
 pub const CONSUMER_CAUSE: &str = "pipewatch:consumer_cause";
 
-/// A replica that Prometheus cannot scrape any more (one that answered within the hour).
-pub const PIPEWATCH_DOWN: &str = "PipewatchDown";
-const PIPEWATCH_DOWN_IMPACT: &str =
-    "Faults in the pipeline may go unnoticed: freshness, completeness and sync of the partitions this replica watched are not measured.";
-
 /// The same rules as a prometheus-operator `PrometheusRule` object (Kubernetes).
 pub fn render_prometheus_rule(config: &Config, source: &str) -> String {
     let rules = render(config, source);
@@ -107,8 +103,6 @@ pub fn render_prometheus_rule(config: &Config, source: &str) -> String {
 /// Renders the rules file (YAML) for `config`; `source` names the config in its header.
 pub fn render(config: &Config, source: &str) -> String {
     let mut out = String::new();
-    let idle = seconds(config.settings.idle_partition_timeout_ms);
-    let window = duration(config.settings.rate_window_ms);
     let per = match config.granularity {
         Granularity::Partition => "per-partition series",
         Granularity::Stream => "replicas' stream series\n# (metrics.granularity = \"stream\")",
@@ -121,12 +115,24 @@ pub fn render(config: &Config, source: &str) -> String {
          # right when several replicas in one consumer group each export some partitions."
     );
     out.push_str("groups:\n  - name: pipewatch-recording\n    rules:\n");
+    stream_records(&mut out, config);
+    pair_records(&mut out, config);
+    consumer_records(&mut out, config);
+    alerts::alerting_rules(&mut out, config);
+    out
+}
+
+/// The streams' figures across replicas: watermark, freshness, silence, rate, invalid
+/// ratio, segment silence, cause, and each baseline's anomaly score.
+fn stream_records(out: &mut String, config: &Config) {
+    let idle = seconds(config.settings.idle_partition_timeout_ms);
+    let window = duration(config.settings.rate_window_ms);
     let watermark = match config.granularity {
         Granularity::Partition => low_watermark_of_partitions("job, stream", P_WATERMARK, &idle),
         Granularity::Stream => low_watermark_of_replicas("job, stream", S_WATERMARK),
     };
     record(
-        &mut out,
+        out,
         "Stream watermark: min of the active partitions' watermarks (a record read within\n\
          idle_partition_timeout), the max of all partitions' when every partition is idle.",
         STREAM_WATERMARK,
@@ -134,14 +140,14 @@ pub fn render(config: &Config, source: &str) -> String {
         &[],
     );
     record(
-        &mut out,
+        out,
         "Freshness lag: now - stream watermark.",
         STREAM_FRESHNESS,
         &format!("time() - {STREAM_WATERMARK}"),
         &[],
     );
     record(
-        &mut out,
+        out,
         "Silence: time since the log end of any of the stream's partitions advanced.",
         STREAM_SILENCE,
         &format!("min by (job, stream) ({S_SILENCE})"),
@@ -151,15 +157,9 @@ pub fn render(config: &Config, source: &str) -> String {
         Granularity::Partition => format!("sum by (job, stream) (rate({P_LOG_END}[{window}]))"),
         Granularity::Stream => format!("sum by (job, stream) ({S_RATE})"),
     };
+    record(out, "Rate: records written per second (broker log ends) over the rate window.", STREAM_RATE, &rate, &[]);
     record(
-        &mut out,
-        "Rate: records written per second (broker log ends) over the rate window.",
-        STREAM_RATE,
-        &rate,
-        &[],
-    );
-    record(
-        &mut out,
+        out,
         "Share of the records read over the rate window whose event time could not be used.",
         STREAM_INVALID_RATIO,
         &format!(
@@ -171,7 +171,7 @@ pub fn render(config: &Config, source: &str) -> String {
     // before the cause, which reads it
     if config.streams.iter().any(|s| !s.segments.is_empty()) {
         record(
-            &mut out,
+            out,
             "Segment silence: the time since any replica read a record of the segment value, for values\n\
              that used to flow on some replica (their silence is judged).",
             SEGMENT_SILENCE,
@@ -184,7 +184,7 @@ pub fn render(config: &Config, source: &str) -> String {
         );
     }
     record(
-        &mut out,
+        out,
         "Cause: the first of the diagnosis order that holds across replicas (value 1).",
         STREAM_CAUSE,
         &cause_expr(config),
@@ -192,7 +192,7 @@ pub fn render(config: &Config, source: &str) -> String {
     );
     for s in config.streams.iter().filter(|s| s.baseline.is_some()) {
         record(
-            &mut out,
+            out,
             &format!(
                 "Where the rate of {} stands in its band (the replicas' bands summed): 0 at the expected\n\
                  rate, +-1 at the band's edges, negative below.",
@@ -203,11 +203,15 @@ pub fn render(config: &Config, source: &str) -> String {
             &[],
         );
     }
+}
+
+/// Each pair's sync lag and cause across replicas.
+fn pair_records(out: &mut String, config: &Config) {
     for pair in &config.pairs {
         let (leader, follower) = (&config.streams[pair.leader].name, &config.streams[pair.follower].name);
         let labels = [("pair", pair.name.as_str()), ("leader", leader.as_str()), ("follower", follower.as_str())];
         record(
-            &mut out,
+            out,
             &format!("Sync lag of pair {}: leader watermark - follower watermark.", pair.name),
             SYNC_LAG,
             &format!(
@@ -218,7 +222,7 @@ pub fn render(config: &Config, source: &str) -> String {
             &labels,
         );
         record(
-            &mut out,
+            out,
             &format!(
                 "Cause of pair {}: the cause of the side that is behind (the follower's when the sync lag\n\
                  is positive, the leader's when negative; else the cause first in the diagnosis order),\n\
@@ -230,42 +234,6 @@ pub fn render(config: &Config, source: &str) -> String {
             &labels,
         );
     }
-
-    consumer_records(&mut out, config);
-
-    out.push_str("  - name: pipewatch-alerts\n    rules:\n");
-    let down = &format!("(max by (job) ({KAFKA_UP}) == 0)");
-    alert(
-        &mut out,
-        kafka_unreachable::ALERT,
-        down,
-        0,
-        &[("severity", kafka_unreachable::SEVERITY), ("cause", Cause::KafkaUnreachable.as_str())],
-        &[
-            ("summary", kafka_unreachable::SUMMARY),
-            ("description", &kafka_unreachable::DESCRIPTION.replace("{when}", "({{ $labels.job }})")),
-            ("impact", kafka_unreachable::IMPACT),
-        ],
-    );
-    alert(
-        &mut out,
-        PIPEWATCH_DOWN,
-        &format!("(up == 0) and on (job, instance) (max_over_time({BUILD_INFO}[1h]) == 1)"),
-        60_000,
-        &[("severity", "page"), ("cause", "pipewatch_down")],
-        &[
-            ("summary", "pipewatch {{ $labels.instance }} does not answer Prometheus"),
-            (
-                "description",
-                "the scrape of {{ $labels.instance }} ({{ $labels.job }}) fails; the partitions it watched are unwatched until another replica takes them over",
-            ),
-            ("impact", PIPEWATCH_DOWN_IMPACT),
-        ],
-    );
-    for rule in &config.alerts {
-        alert_rule(&mut out, config, rule, down);
-    }
-    out
 }
 
 /// The low-watermark rule over the replicas' own stream-level watermarks (granularity
@@ -288,120 +256,6 @@ fn low_watermark_of_partitions(by: &str, series: &str, idle: &str) -> String {
     format!(
         "min by ({by}) (\n  {series}\n    and on (job, stream, topic, partition)\n  \
          (time() - {P_LAST_RECORD} <= {idle})\n)\nor\nmax by ({by}) ({series})"
-    )
-}
-
-/// The cause expression, one term per row of the diagnosis table: weights follow its
-/// order, `topk` keeps the first that holds.
-fn cause_expr(config: &Config) -> String {
-    let selector = |causes: &[Cause]| {
-        let names: Vec<&str> = causes.iter().map(|c| c.as_str()).collect();
-        match names.as_slice() {
-            [one] => format!("cause=\"{one}\""),
-            many => format!("cause=~\"{}\"", many.join("|")),
-        }
-    };
-    let as_cause =
-        |expr: String, cause: Cause| format!("label_replace({expr}, \"cause\", \"{}\", \"\", \"\")", cause.as_str());
-    let mut terms: Vec<(String, usize)> = Vec::new();
-    for (i, d) in ORDER.iter().enumerate() {
-        let weight = ORDER.len() - i;
-        let reported =
-            |agg: &str, causes: &[Cause]| format!("({agg} by (job, stream) ({S_CAUSE}{{{}}}) == 1)", selector(causes));
-        match d.replicas {
-            Replicas::Any(causes) => terms.push((as_cause(reported("max", causes), d.cause), weight)),
-            Replicas::All => terms.push((as_cause(reported("min", &[d.cause]), d.cause), weight)),
-            // A replica compares only its share of the rate with the bounds: the volume
-            // causes come from the summed rate instead.
-            Replicas::SilentOnEveryReplica => {
-                for s in config.streams.iter().filter(|s| !s.segments.is_empty()) {
-                    let expr = format!(
-                        "(max by (job, stream) ({SEGMENT_SILENCE}{{stream={0}}} > {1}) and on (job, stream) {2})",
-                        quote(&s.name),
-                        seconds(s.max_silence_ms),
-                        reported("max", &[d.cause])
-                    );
-                    terms.push((as_cause(expr, d.cause), weight));
-                }
-            }
-            Replicas::SummedRateOutsideBand => {
-                for s in config.streams.iter().filter(|s| s.baseline.is_some()) {
-                    let rate = format!("{STREAM_RATE}{{stream={}}}", quote(&s.name));
-                    let expr = format!(
-                        "((\n  {rate} < on (job, stream) {}\n  or\n  {rate} > on (job, stream) {}\n) and on (job, stream) {})",
-                        band_sum(&s.name, "lower"),
-                        band_sum(&s.name, "upper"),
-                        band_complete(&s.name)
-                    );
-                    terms.push((as_cause(expr, d.cause), weight));
-                }
-            }
-            Replicas::SummedRateBelowMin | Replicas::SummedRateAboveMax => {
-                for s in &config.streams {
-                    let (bound, op) = match d.replicas {
-                        Replicas::SummedRateBelowMin => (s.min_rate, "<"),
-                        _ => (s.max_rate, ">"),
-                    };
-                    if let Some(bound) = bound {
-                        let expr = format!("({STREAM_RATE}{{stream={}}} {op} {bound})", quote(&s.name));
-                        terms.push((as_cause(expr, d.cause), weight));
-                    }
-                }
-            }
-        }
-    }
-    let body: Vec<String> = terms.into_iter().map(|(e, w)| format!("  {e} * 0 + {w}")).collect();
-    format!("topk by (job, stream) (1,\n{}\n) > bool 0", body.join("\nor\n"))
-}
-
-/// A bound of a stream's band summed over the replicas (each holds its partitions' band).
-fn band_sum(stream: &str, bound: &str) -> String {
-    format!("sum by (job, stream) ({RATE_EXPECTED}{{stream={}, bound=\"{bound}\"}})", quote(stream))
-}
-
-/// Every replica holding partitions of the stream has a band: a sum over fewer would
-/// judge the whole rate against part of the band.
-fn band_complete(stream: &str) -> String {
-    let s = quote(stream);
-    format!(
-        "(\n  count by (job, stream) ({RATE_EXPECTED}{{stream={s}, bound=\"expected\"}})\n  == on (job, stream)\n  \
-         count by (job, stream) ({S_PARTITIONS}{{stream={s}}} > 0)\n)"
-    )
-}
-
-/// Where the summed rate stands in the summed band: `(rate − expected) / (upper −
-/// expected)` at or above it, `(rate − expected) / (expected − lower)` below.
-fn anomaly_score_expr(stream: &str) -> String {
-    let rate = format!("{STREAM_RATE}{{stream={}}}", quote(stream));
-    let (lower, expected, upper) = (band_sum(stream, "lower"), band_sum(stream, "expected"), band_sum(stream, "upper"));
-    format!(
-        "(\n  ({rate} - on (job, stream) {expected})\n  / on (job, stream) ({upper} - on (job, stream) {expected})\n  \
-         and on (job, stream) ({rate} >= on (job, stream) {expected})\nor\n  \
-         ({rate} - on (job, stream) {expected})\n  / on (job, stream) ({expected} - on (job, stream) {lower})\n)\n\
-         and on (job, stream) {}",
-        band_complete(stream)
-    )
-}
-
-/// The pair cause expression (see `pipewatch_core::diagnosis::pair_cause`): the side
-/// behind by the sign of the sync lag; with none, the cause first in the diagnosis order
-/// (weights from the table, the leader's a little higher on a tie); the follower's `ok`.
-fn pair_cause_expr(leader: &str, follower: &str, pair: &str) -> String {
-    let (l, f, p) = (quote(leader), quote(follower), quote(pair));
-    let faulty = |side: &str| format!("max by (job, stream, cause) ({STREAM_CAUSE}{{stream={side}, cause!=\"ok\"}})");
-    let mut ranked = Vec::new();
-    for (i, d) in ORDER.iter().enumerate().filter(|(_, d)| d.cause != Cause::Ok) {
-        let weight = 2 * (ORDER.len() - i);
-        for (side, w) in [(&l, weight + 1), (&f, weight)] {
-            ranked.push(format!("    {STREAM_CAUSE}{{stream={side}, cause=\"{}\"}} * {w}", d.name));
-        }
-    }
-    format!(
-        "(\n  {}\n  and on (job) ({SYNC_LAG}{{pair={p}}} > 0)\n)\nor on (job)\n(\n  {}\n  and on (job) ({SYNC_LAG}{{pair={p}}} < 0)\n)\n\
-         or on (job)\n(\n  topk by (job) (1,\n{}\n  ) > bool 0\n)\nor on (job)\nmax by (job, stream, cause) ({STREAM_CAUSE}{{stream={f}}})",
-        faulty(&f),
-        faulty(&l),
-        ranked.join("\n    or\n")
     )
 }
 
@@ -433,23 +287,11 @@ fn consumer_records(out: &mut String, config: &Config) {
         &watermark,
         &[],
     );
-    let terms: Vec<String> = CONSUMER_ORDER
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            format!(
-                "  label_replace((max by (job, consumer, group) ({C_CAUSE}{{cause=\"{}\"}}) == 1), \"cause\", \"{}\", \"\", \"\") * 0 + {}",
-                d.name,
-                d.name,
-                CONSUMER_ORDER.len() - i
-            )
-        })
-        .collect();
     record(
         out,
         "Consumer cause: the first of the consumer diagnosis order that any replica reports (value 1).",
         CONSUMER_CAUSE,
-        &format!("topk by (job, consumer) (1,\n{}\n) > bool 0", terms.join("\nor\n")),
+        &consumer_cause_expr(),
         &[],
     );
     for c in &config.consumers {
@@ -475,145 +317,6 @@ fn consumer_records(out: &mut String, config: &Config) {
             );
         }
     }
-}
-
-fn alert_rule(out: &mut String, config: &Config, rule: &AlertRule, down: &str) {
-    let (metric, selector, cause_metric, cause_selector, joined) = match rule.target {
-        AlertTarget::Stream(i) => {
-            let sel = format!("{{stream={}}}", quote(&config.streams[i].name));
-            let metric = match rule.kind {
-                AlertKind::FreshnessLag => STREAM_FRESHNESS,
-                AlertKind::Silence => STREAM_SILENCE,
-                AlertKind::RateLow | AlertKind::RateHigh => STREAM_RATE,
-                AlertKind::InvalidRatio => STREAM_INVALID_RATIO,
-                AlertKind::VolumeAnomaly => STREAM_ANOMALY_SCORE,
-                AlertKind::SegmentSilence => SEGMENT_SILENCE,
-                _ => SYNC_LAG,
-            };
-            (metric, sel.clone(), STREAM_CAUSE, sel, "cause")
-        }
-        AlertTarget::Pair(i) => {
-            let sel = format!("{{pair={}}}", quote(&config.pairs[i].name));
-            (SYNC_LAG, sel.clone(), PAIR_CAUSE, sel, "cause, stream")
-        }
-        AlertTarget::Consumer(c) => {
-            let sel = format!("{{consumer={}}}", quote(&config.consumers[c].name));
-            (CONSUMER_LAG, sel.clone(), CONSUMER_CAUSE, sel, "cause")
-        }
-        AlertTarget::ConsumerPair { consumer, pair } => {
-            let name = quote(&config.consumers[consumer].name);
-            let sel = format!("{{consumer={name}, pair={}}}", quote(&config.pairs[pair].name));
-            (CONSUMER_SYNC_LAG, sel, CONSUMER_CAUSE, format!("{{consumer={name}}}"), "cause")
-        }
-    };
-    let op = if !rule.kind.fires_above() { "<" } else { ">" };
-    let series = match rule.kind {
-        // either side of the expected rate
-        AlertKind::VolumeAnomaly => format!("abs({metric}{selector})"),
-        _ => format!("{metric}{selector}"),
-    };
-    let mut expr = format!("{series} {op} {}", rule.threshold);
-    if rule.clear != rule.threshold {
-        expr = format!(
-            "{expr}\nor\n({series} {op} {} and on (job) ALERTS{{alertname={}, alertstate=\"firing\"}})",
-            rule.clear,
-            quote(&rule.name)
-        );
-    }
-    let mut expr =
-        format!("(\n{}\n)\n* on (job) group_left ({joined}) {cause_metric}{cause_selector}", indent(&expr, 2));
-    if let AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } = rule.target {
-        // The stream's own rules page for an upstream fault.
-        let upstream = ConsumerCause::UpstreamFault.as_str();
-        expr.push_str(&format!(
-            "\nunless on (job) {CONSUMER_CAUSE}{{consumer={}, cause=\"{upstream}\"}}",
-            quote(&config.consumers[c].name)
-        ));
-    }
-    // What holds the rule back while a stream it reads is in one of these causes (the
-    // evaluator asks the same of the same streams).
-    let holding: Vec<&str> = Cause::ALL.iter().filter(|c| rule.kind.held_by(**c)).map(|c| c.as_str()).collect();
-    if !holding.is_empty() {
-        let read: Vec<&str> = match rule.target {
-            AlertTarget::Stream(i) => vec![&config.streams[i].name],
-            AlertTarget::Pair(i) => {
-                let p = &config.pairs[i];
-                vec![&config.streams[p.leader].name, &config.streams[p.follower].name]
-            }
-            AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => {
-                config.consumers[c].streams.iter().map(|&s| config.streams[s].name.as_str()).collect()
-            }
-        };
-        let streams = match read.as_slice() {
-            [one] => format!("stream={}", quote(one)),
-            many => format!("stream=~{}", quote(&many.iter().map(|s| regex_escape(s)).collect::<Vec<_>>().join("|"))),
-        };
-        expr.push_str(&format!("\nunless on (job) {STREAM_CAUSE}{{cause=~\"{}\", {streams}}}", holding.join("|")));
-    }
-    expr.push_str(&format!("\nunless on (job) {down}"));
-
-    let names = match rule.target {
-        AlertTarget::Stream(i) => TargetNames::Stream(&config.streams[i].name),
-        AlertTarget::Pair(i) => {
-            let p = &config.pairs[i];
-            let (leader, follower) = (&config.streams[p.leader].name, &config.streams[p.follower].name);
-            TargetNames::Pair { pair: &p.name, leader, follower, cause_stream: None }
-        }
-        AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => {
-            let pair = match rule.target {
-                AlertTarget::ConsumerPair { pair, .. } => {
-                    let p = &config.pairs[pair];
-                    Some((
-                        p.name.as_str(),
-                        config.streams[p.leader].name.as_str(),
-                        config.streams[p.follower].name.as_str(),
-                    ))
-                }
-                _ => None,
-            };
-            TargetNames::Consumer { consumer: &config.consumers[c].name, group: None, pair }
-        }
-    };
-    let labels = alert_labels(&[("severity", &rule.severity)], &names, &rule.labels);
-    let target = match rule.target {
-        AlertTarget::Stream(i) => config.streams[i].name.clone(),
-        AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => config.consumers[c].name.clone(),
-        AlertTarget::Pair(_) => String::new(),
-    };
-    let format = rule.kind.value_format();
-    let value = format.template();
-    let summary = match rule.kind {
-        AlertKind::SegmentSilence => format!(
-            "no {target} {{{{ $labels.segment }}}}={{{{ $labels.value }}}} records for {{{{ $value | humanizeDuration }}}}"
-        ),
-        // the same sentence as pipewatch's: the rate and the band, asked of Prometheus
-        AlertKind::VolumeAnomaly => rule.kind.summary(
-            &target,
-            "",
-            "",
-            &format!("{} records/s", queried(&format!("{STREAM_RATE}{{stream={}}}", quote(&target)))),
-            &format!(
-                "{}–{} records/s",
-                queried(&band_sum(&target, "lower")),
-                queried(&band_sum(&target, "upper"))
-            ),
-        ),
-        _ => rule.kind.summary(&target, "{{ $labels.leader }}", "{{ $labels.follower }}", value, &rule.threshold.to_string()),
-    };
-    let threshold = format.threshold(rule.threshold);
-    let description = format!(
-        "{} {value} ({} {threshold}); cause: {{{{ $labels.cause }}}} (Prometheus rules over the per-partition series of {{{{ $labels.job }}}})",
-        rule.kind.as_str().replace('_', " "),
-        if op == "<" { "under" } else { "over" },
-    );
-    alert(
-        out,
-        &rule.name,
-        &expr,
-        rule.for_ms,
-        &labels,
-        &[("summary", &summary), ("description", &description), ("impact", &rule.impact)],
-    );
 }
 
 fn record(out: &mut String, comment: &str, name: &str, expr: &str, labels: &[(&str, &str)]) {
@@ -699,6 +402,7 @@ fn duration(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pipewatch_core::alert::AlertKind;
 
     #[test]
     fn example_config_renders_every_rule() {
