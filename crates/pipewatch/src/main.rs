@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use pipewatch::{app, check, config, demo};
+use pipewatch::telemetry::{self, LogFormat};
+use pipewatch::{app, commands, config};
 use pipewatch_traffic::cli::GenerateArgs;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -27,12 +28,6 @@ struct Cli {
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -133,7 +128,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Demo { duration, listen } => {
             let token = shutdown_signal(SHUTDOWN_GRACE);
-            demo::run(&listen, duration, token.cancelled_owned()).await
+            commands::demo::run(&listen, duration, token.cancelled_owned()).await
         }
         Command::Generate(args) => {
             let token = shutdown_signal(SHUTDOWN_GRACE);
@@ -145,25 +140,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        // Colour only for a person at a terminal: journald, Loki and `kubectl logs` show
-        // escape codes as text. NO_COLOR (no-color.org) turns it off there too.
-        LogFormat::Text => logs
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
-            .init(),
-        // {"timestamp", "level", "target", "message", and the event's fields}
-        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
-    }
+    telemetry::init(cli.log_format);
     // The commands that only read a config need no runtime.
     let offline = match &cli.command {
-        Command::CheckConfig { config, connect } => Some(check::check_config(config, *connect)),
-        Command::Rules { config, format } => Some(check::rules(config, format)),
+        Command::CheckConfig { config, connect } => Some(commands::check_config(config, *connect)),
+        Command::Rules { config, format } => Some(commands::rules(config, format)),
         _ => None,
     };
     if let Some(outcome) = offline {

@@ -1,6 +1,6 @@
-//! The commands that only read a config: `pipewatch check-config` (offline, or with
-//! `--connect` asking the cluster whether every topic exists and every watched group's
-//! offsets can be read) and `pipewatch rules`.
+//! `pipewatch check-config`: every problem of the config with its key, offline; with
+//! `--connect`, also whether the cluster answers, every configured topic exists and every
+//! watched group's committed offsets can be read.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -8,32 +8,13 @@ use std::time::Duration;
 
 use pipewatch_kafka::{check_group, check_topics, GroupCheck, TopicCheck};
 
-use crate::config::{self, Config};
-use crate::rules;
+use super::{load, Outcome};
 
 /// How long `check-config --connect` waits for the cluster.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What a config-only command prints, and whether it passed (exit 0) or not (exit 1).
-pub struct Outcome {
-    pub ok: bool,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Outcome {
-    fn failed(stdout: String, stderr: String) -> Self {
-        Self { ok: false, stdout, stderr }
-    }
-}
-
 /// `pipewatch check-config`: every problem of the config with its key; with `connect`,
 /// also whether the cluster answers and every configured topic exists.
-/// The config at `path`, or the outcome that lists its problems.
-fn load(path: &Path) -> Result<Config, Outcome> {
-    config::load(path).map_err(|e| Outcome::failed(String::new(), format!("error: {e:#}\n")))
-}
-
 pub fn check_config(path: &Path, connect: bool) -> Outcome {
     let c = match load(path) {
         Ok(c) => c,
@@ -112,19 +93,4 @@ pub fn check_config(path: &Path, connect: bool) -> Outcome {
     } else {
         Outcome::failed(out, errors.join("\n") + "\n")
     }
-}
-
-/// `pipewatch rules`: the Prometheus rules (`prometheus`) or a PrometheusRule object
-/// (`prometheusrule`) for the config at `path`.
-pub fn rules(path: &Path, format: &str) -> Outcome {
-    let c = match load(path) {
-        Ok(c) => c,
-        Err(outcome) => return outcome,
-    };
-    let source = path.display().to_string();
-    let stdout = match format {
-        "prometheusrule" => rules::render_prometheus_rule(&c, &format!("{source} --format prometheusrule")),
-        _ => rules::render(&c, &source),
-    };
-    Outcome { ok: true, stdout, stderr: String::new() }
 }
