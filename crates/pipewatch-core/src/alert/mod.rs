@@ -241,17 +241,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn invalid_ratio_over_the_window() {
-        let rule = AlertRule {
+    /// More than 10 % of behaviour's records invalid over the window.
+    fn invalid_rule() -> AlertRule {
+        AlertRule {
             name: "BehaviourInvalid".into(),
             kind: AlertKind::InvalidRatio,
             target: AlertTarget::Stream(1),
             threshold: 0.1,
             clear: 0.05,
             ..sync_rule(0)
-        };
-        let mut ev = evaluator(vec![rule]);
+        }
+    }
+
+    #[test]
+    fn invalid_ratio_over_the_window() {
+        let mut ev = evaluator(vec![invalid_rule()]);
         let mut s = snap(KafkaStatus::Up, Cause::Ok, 0.0);
         assert!(ev.evaluate(&s, T0).is_empty());
         s.streams[1].partitions[0].records = 100;
@@ -282,15 +286,7 @@ mod tests {
 
     #[test]
     fn invalid_ratio_reads_the_stream_totals_that_survive_a_revoke() {
-        let rule = AlertRule {
-            name: "BehaviourInvalid".into(),
-            kind: AlertKind::InvalidRatio,
-            target: AlertTarget::Stream(1),
-            threshold: 0.1,
-            clear: 0.05,
-            ..sync_rule(0)
-        };
-        let mut ev = evaluator(vec![rule]);
+        let mut ev = evaluator(vec![invalid_rule()]);
         let mut s = snap(KafkaStatus::Up, Cause::Ok, 0.0);
         let mut p1 = s.streams[1].partitions[0].clone();
         p1.partition = 1;
