@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::baseline::{HourlyRates, PartitionHistory};
-use crate::consumer::{consumer_snapshot, ConsumerState, Known, Resolution};
+use crate::consumer::{consumer_snapshot, ConsumerState, FetchRequest, Fetched, Known, Resolution};
 use crate::diagnosis::{pair_cause, Side};
 use crate::histogram::{Histogram, GAP_DURATION_BUCKETS, RECORD_DELAY_BUCKETS};
 use crate::json::{Lookup as Found, PointerSet, MAX_SET};
@@ -23,10 +23,6 @@ use crate::spec::{
 use crate::stream::{stream_snapshot, Counts, History, PartitionTracker, RecentDelays, StreamState};
 use crate::time::Millis;
 use crate::watermark::sync_lag_seconds;
-
-#[cfg(test)]
-use crate::consumer::FetchedRecord;
-use crate::consumer::{FetchRequest, Fetched};
 
 /// The monitor: all streams and pairs, fed by the source, read through snapshots.
 #[derive(Debug, Clone)]
@@ -449,7 +445,7 @@ impl Monitor {
 mod tests {
     use super::*;
     use crate::baseline::{BaselineSpec, Slot};
-    use crate::consumer::FETCH_RETRY_MS;
+    use crate::consumer::{FetchedRecord, FETCH_RETRY_MS};
     use crate::diagnosis::{Cause, ConsumerCause};
     use crate::extract::{EventTimeSource, Extractor, InvalidReason, TimeFormat};
     use crate::json::JsonPointer;
