@@ -11,6 +11,7 @@ mod demo;
 mod deploy;
 mod diagnosis_rules;
 mod docs;
+mod local_time;
 mod prometheus;
 mod real_broker;
 mod secured;

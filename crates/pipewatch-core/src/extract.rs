@@ -2,7 +2,7 @@
 //! event time may be unusable (the invalid reasons, counted, never guessed around).
 
 use crate::json::{JsonPointer, Lookup};
-use crate::time::{parse_rfc3339, Millis};
+use crate::time::{parse_local, parse_rfc3339, Millis};
 
 /// How a JSON field encodes a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,11 +82,21 @@ pub enum EventTimeSource {
 pub struct Extractor {
     source: EventTimeSource,
     max_future_skew_ms: Millis,
+    /// The zone of RFC 3339-like strings written without an offset (local time); without
+    /// one such a string is `bad_timestamp`.
+    timezone: Option<chrono_tz::Tz>,
 }
 
 impl Extractor {
     pub fn new(source: EventTimeSource, max_future_skew_ms: Millis) -> Self {
-        Self { source, max_future_skew_ms }
+        Self { source, max_future_skew_ms, timezone: None }
+    }
+
+    /// Reads strings without an offset as local time in `timezone` (an offset, when a
+    /// string has one, still wins).
+    pub fn with_timezone(mut self, timezone: Option<chrono_tz::Tz>) -> Self {
+        self.timezone = timezone;
+        self
     }
 
     /// The event time of one record, or why it has none. `kafka_timestamp` is the
@@ -132,7 +142,9 @@ impl Extractor {
                     return Err(InvalidReason::BadTimestamp);
                 }
                 match format {
-                    TimeFormat::Rfc3339 => parse_rfc3339(raw).ok_or(InvalidReason::BadTimestamp)?,
+                    TimeFormat::Rfc3339 => parse_rfc3339(raw)
+                        .or_else(|| self.timezone.and_then(|tz| parse_local(raw, tz)))
+                        .ok_or(InvalidReason::BadTimestamp)?,
                     _ => parse_epoch(raw, format).ok_or(InvalidReason::BadTimestamp)?,
                 }
             }
@@ -209,6 +221,16 @@ mod tests {
 
     fn field(ptr: &str, format: TimeFormat) -> Extractor {
         Extractor::new(EventTimeSource::Field { pointer: JsonPointer::parse(ptr).unwrap(), format }, SKEW)
+    }
+
+    #[test]
+    fn a_local_time_is_read_in_the_streams_zone_and_an_offset_still_wins() {
+        let naive = br#"{"t":"2026-11-23 03:32:55"}"#; // Shanghai's wall clock at NOW
+        assert_eq!(field("/t", TimeFormat::Rfc3339).extract(Some(naive), None, NOW), Err(InvalidReason::BadTimestamp));
+        let ex = field("/t", TimeFormat::Rfc3339).with_timezone(Some(chrono_tz::Asia::Shanghai));
+        assert_eq!(ex.extract(Some(naive), None, NOW), Ok(NOW));
+        assert_eq!(ex.extract(Some(br#"{"t":"2026-11-22T19:32:55Z"}"#), None, NOW), Ok(NOW));
+        assert_eq!(ex.extract(Some(br#"{"t":"2026-11-23 03:32"}"#), None, NOW), Err(InvalidReason::BadTimestamp));
     }
 
     #[test]

@@ -13,6 +13,23 @@ pub fn epoch_millis(t: SystemTime) -> Millis {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
 }
 
+/// Parses a local time without an offset (`2026-12-01 18:00:00`, `2026-12-01T18:00:00`,
+/// with a fraction of a second or not) as the wall-clock time of `tz`. A time the zone
+/// skips (the hour a daylight-saving change jumps over) is `None`; a time it repeats (the
+/// hour it falls back) is the earlier of the two. Allocates nothing.
+pub fn parse_local(b: &[u8], tz: chrono_tz::Tz) -> Option<Millis> {
+    use chrono::offset::LocalResult;
+    use chrono::{NaiveDateTime, TimeZone};
+    let text = std::str::from_utf8(b).ok()?;
+    let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f"))
+        .ok()?;
+    match tz.from_local_datetime(&naive) {
+        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Some(t.timestamp_millis()),
+        LocalResult::None => None,
+    }
+}
+
 /// Parses an RFC 3339 timestamp (`2026-11-22T19:32:55.123Z`, `…+02:00`; a space or a
 /// lowercase `t`/`z` are accepted) into milliseconds, with chrono: impossible dates
 /// (`2026-02-30`) and offsets (`+24:00`) are rejected. Fractions finer than a
@@ -94,6 +111,22 @@ pub fn format_human(seconds: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_times_are_read_in_their_zone() {
+        let shanghai = chrono_tz::Asia::Shanghai;
+        let utc_10 = parse_rfc3339(b"2026-12-01T10:00:00Z").unwrap();
+        assert_eq!(parse_local(b"2026-12-01 18:00:00", shanghai), Some(utc_10));
+        assert_eq!(parse_local(b"2026-12-01T18:00:00", shanghai), Some(utc_10));
+        assert_eq!(parse_local(b"2026-12-01 18:00:00.250", shanghai), Some(utc_10 + 250));
+        assert_eq!(parse_local(b"2026-12-01 18:00", shanghai), None, "seconds are part of the format");
+        assert_eq!(parse_local(b"2026-12-01T18:00:00Z", shanghai), None, "an offset is RFC 3339's to read");
+        // Berlin skips 02:00–03:00 on 2026-03-29 and repeats it on 2026-10-25
+        let berlin = chrono_tz::Europe::Berlin;
+        assert_eq!(parse_local(b"2026-03-29 02:30:00", berlin), None, "a time that does not exist there");
+        let earlier = parse_rfc3339(b"2026-10-25T02:30:00+02:00").unwrap();
+        assert_eq!(parse_local(b"2026-10-25 02:30:00", berlin), Some(earlier), "the earlier of the two");
+    }
 
     #[test]
     fn rfc3339_round_trip() {

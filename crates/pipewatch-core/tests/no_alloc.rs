@@ -172,3 +172,41 @@ fn recording_a_record_does_not_allocate() {
     let invalid: u64 = monitor.tick(NOW).streams[0].partitions.iter().map(|p| p.invalid["bad_timestamp"]).sum();
     assert_eq!(invalid, 1000);
 }
+
+#[test]
+fn reading_a_local_time_in_its_zone_does_not_allocate() {
+    let local = StreamSpec {
+        extractor: Extractor::new(
+            EventTimeSource::Field { pointer: JsonPointer::parse("/created_at").unwrap(), format: TimeFormat::Rfc3339 },
+            300_000,
+        )
+        .with_timezone(Some(chrono_tz::Asia::Shanghai)),
+        ..stream("orders", "/created_at", TimeFormat::Rfc3339)
+    };
+    let mut monitor = Monitor::new(
+        MonitorSettings { idle_partition_timeout_ms: 300_000, rate_window_ms: 60_000 },
+        vec![local],
+        vec![],
+    );
+    monitor.assign(0, 0, StartPosition::At(0), NOW);
+    // Shanghai's wall clock a second before NOW, with and without a fraction, an offset
+    // (which wins), and a time that is no time at all
+    let records: [&[u8]; 4] = [
+        br#"{"id":"o-1","created_at":"2026-11-23 03:32:54"}"#,
+        br#"{"id":"o-2","created_at":"2026-11-23T03:32:54.500"}"#,
+        br#"{"id":"o-3","created_at":"2026-11-22T19:32:54Z"}"#,
+        br#"{"id":"o-4","created_at":"2026-11-23 27:32:54"}"#,
+    ];
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    measured(|| {
+        for round in 0..1000i64 {
+            for (i, payload) in records.iter().enumerate() {
+                monitor.record(0, 0, round * 4 + i as i64, Some(payload), None, NOW);
+            }
+        }
+    });
+    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed) - before, 0, "allocations on the local-time path");
+    let s = monitor.tick(NOW);
+    assert_eq!(s.streams[0].watermark_ms, Some(NOW - 500), "the local times were read in Shanghai's zone");
+    assert_eq!(s.streams[0].invalid["bad_timestamp"], 1000, "hour 27 is no time");
+}

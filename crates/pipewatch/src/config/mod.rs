@@ -511,6 +511,37 @@ labels = { group = "data", consumer = "x", team = "data" }
     }
 
     #[test]
+    fn a_time_zone_goes_with_rfc3339_strings_and_is_an_iana_name() {
+        let stream = |event_time: &str| {
+            format!(
+                "[kafka]\nbootstrap_servers = \"x:1\"\n[[stream]]\nname = \"orders\"\ntopic = \"orders\"\nevent_time = {event_time}\n"
+            )
+        };
+        let ok =
+            parse(&stream(r#"{ field = "/created_at", format = "rfc3339", timezone = "Asia/Shanghai" }"#)).unwrap();
+        let local = br#"{"created_at":"2026-12-01 18:00:00"}"#;
+        let at = ok.streams[0].extractor.extract(Some(local), None, 1_800_000_000_000);
+        assert_eq!(at, Ok(pipewatch_core::time::parse_rfc3339(b"2026-12-01T10:00:00Z").unwrap()));
+        for (event_time, want) in [
+            (
+                r#"{ field = "/t", format = "rfc3339", timezone = "Asia/Shangai" }"#,
+                "stream[0].event_time.timezone: \"Asia/Shangai\" is not an IANA time zone",
+            ),
+            (
+                r#"{ field = "/t", format = "epoch_millis", timezone = "Asia/Shanghai" }"#,
+                "stream[0].event_time.timezone: goes with format = \"rfc3339\": epoch values are UTC already",
+            ),
+            (
+                r#"{ source = "kafka_timestamp", timezone = "UTC" }"#,
+                "stream[0].event_time.timezone: goes with field and format = \"rfc3339\"",
+            ),
+        ] {
+            let err = parse(&stream(event_time)).unwrap_err().to_string();
+            assert!(err.contains(want), "missing {want:?} in\n{err}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         let err = parse("[kafka]\nbootstrap_servers = \"x:1\"\nbootstrap = \"y\"\n").unwrap_err();
         assert!(err.to_string().contains("kafka.bootstrap (line 3): unknown field `bootstrap`"), "{err}");

@@ -311,6 +311,9 @@ pub struct RawEventTime {
     pub format: Option<String>,
     /// `kafka_timestamp`: use the Kafka message timestamp instead of a field.
     pub source: Option<String>,
+    /// With `rfc3339`: the IANA time zone of strings written without an offset (local
+    /// time, `2026-12-01 18:00:00`); without it such a string is `bad_timestamp`.
+    pub timezone: Option<String>,
 }
 
 /// A threshold: a duration for lag and silence rules, a number for rate and ratio rules.

@@ -45,6 +45,7 @@ pub(super) fn stream_specs<'a>(
 fn stream_spec(i: usize, s: &RawStream, skew: Duration, p: &mut Problems) -> StreamSpec {
     let key = |f: &str| format!("stream[{i}].{f}");
     let source = event_time_source(&s.event_time, &key("event_time"), p);
+    let timezone = timezone(&s.event_time, &source, &key("event_time.timezone"), p);
     let max_silence = p.positive_duration(&key("max_silence"), &s.max_silence);
     let max_record_delay = p.positive_duration(&key("max_record_delay"), &s.max_record_delay);
     for (f, v) in [("min_rate", s.min_rate), ("max_rate", s.max_rate)] {
@@ -65,7 +66,7 @@ fn stream_spec(i: usize, s: &RawStream, skew: Duration, p: &mut Problems) -> Str
         baseline,
         name: s.name.clone(),
         topic: s.topic.clone(),
-        extractor: Extractor::new(source, skew.as_millis() as i64),
+        extractor: Extractor::new(source, skew.as_millis() as i64).with_timezone(timezone),
         max_silence_ms: max_silence.as_millis() as i64,
         max_record_delay_ms: max_record_delay.as_millis() as i64,
         min_rate: s.min_rate,
@@ -154,6 +155,35 @@ pub(super) fn pair_specs<'a>(raw: &'a RawConfig, names: &mut HashSet<&'a str>, p
         }
     }
     pairs
+}
+
+/// `event_time.timezone`: an IANA name, for RFC 3339-like strings only (epoch values and
+/// Kafka timestamps are UTC already).
+fn timezone(e: &RawEventTime, source: &EventTimeSource, key: &str, p: &mut Problems) -> Option<chrono_tz::Tz> {
+    let name = e.timezone.as_deref()?;
+    let zone = match name.parse::<chrono_tz::Tz>() {
+        Ok(zone) => Some(zone),
+        Err(_) => {
+            p.add(
+                key,
+                format!("{name:?} is not an IANA time zone (e.g. \"Asia/Shanghai\", \"Europe/Berlin\", \"UTC\")"),
+            );
+            None
+        }
+    };
+    match (source, e.format.as_deref()) {
+        (EventTimeSource::Field { .. }, Some("rfc3339")) => zone,
+        (EventTimeSource::KafkaTimestamp, _) if e.source.is_some() => {
+            p.add(key, "goes with field and format = \"rfc3339\": a Kafka timestamp is UTC already");
+            None
+        }
+        _ if e.format.as_deref().is_some_and(|f| f.starts_with("epoch_")) => {
+            p.add(key, "goes with format = \"rfc3339\": epoch values are UTC already");
+            None
+        }
+        // the field or format has a problem of its own
+        _ => None,
+    }
 }
 
 fn event_time_source(e: &RawEventTime, key: &str, p: &mut Problems) -> EventTimeSource {
