@@ -69,3 +69,58 @@ follower = "behaviour"
     traffic.stop();
     pw.stop().await;
 }
+
+/// Behaviour 8 h late to the second (local time read as UTC) is asked about, in the status
+/// and on the page, next to its cause; a batch path 8 h late whose delays spread over half
+/// an hour is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eight_hour_delay_to_the_second_is_asked_about_and_a_spread_out_one_is_not() {
+    let bootstrap = broker().await;
+    let (orders, behaviour, batch) = (unique_topic("orders"), unique_topic("behaviour"), unique_topic("batch"));
+    for t in [&orders, &behaviour, &batch] {
+        create_topic(bootstrap, t, 1).await.unwrap();
+    }
+    const EIGHT_HOURS: i64 = 8 * 3600 * 1000;
+    let mut n = 0i64;
+    let spread_out = move |now: i64| {
+        n += 1;
+        event(now - EIGHT_HOURS - (n * 7919 % 1800) * 1000)
+    };
+    let traffic = Traffic::start(
+        bootstrap,
+        10.0,
+        vec![
+            Target::new(&orders, 0, order),
+            Target::new(&behaviour, 0, |now| event(now - EIGHT_HOURS)),
+            Target::new(&batch, 0, spread_out),
+        ],
+    );
+    let batch_stream = format!(
+        "[[stream]]\nname = \"batch\"\ntopic = \"{batch}\"\nevent_time = {{ field = \"/ts\", format = \"epoch_millis\" }}\n"
+    );
+    let pw =
+        Pipewatch::start(&config(bootstrap, "latest", &orders_and_behaviour(&orders, &behaviour, "", &batch_stream)))
+            .await;
+    let status = eventually("the question next to event_time_delayed", Duration::from_secs(60), || async {
+        let status = pw.status().await;
+        let (behaviour, batch) = (stream_status(&status, "behaviour"), stream_status(&status, "batch"));
+        let asked = behaviour["cause"] == "event_time_delayed" && behaviour["timezone_hint"].is_string();
+        // the batch has had a whole window of records read in real time
+        let judged = batch["cause"] == "event_time_delayed" && batch["median_record_delay_seconds"].is_number();
+        if asked && judged && status["pairs"][0]["timezone_hint"].is_string() {
+            Ok(status)
+        } else {
+            Err(format!("{behaviour}\n{batch}\n{}", status["pairs"][0]))
+        }
+    })
+    .await;
+    let hint = stream_status(&status, "behaviour")["timezone_hint"].as_str().unwrap().to_string();
+    assert!(hint.starts_with("behind by 8h 00m ± ") && hint.contains("UTC+08:00"), "{hint}");
+    let pair = status["pairs"][0]["timezone_hint"].as_str().unwrap();
+    assert!(pair.starts_with("behaviour is behind orders by 8h 00m"), "{pair}");
+    assert_eq!(stream_status(&status, "batch")["timezone_hint"], serde_json::Value::Null, "a batch spreads");
+    let page = pw.get("/").await.1;
+    assert!(page.contains("are event times written as local time?"), "the page asks too");
+    traffic.stop();
+    pw.stop().await;
+}

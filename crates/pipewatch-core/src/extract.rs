@@ -133,10 +133,25 @@ impl Extractor {
     /// fields, in one pass: [`crate::json::PointerSet`]) in a payload that is not empty.
     #[inline]
     pub fn from_lookup(&self, found: Lookup<'_>, arrival: Millis) -> Result<Millis, InvalidReason> {
+        let t = self.time_of(found)?;
+        self.plausible(t, arrival)
+    }
+
+    /// The event time as the record writes it, before it is judged plausible: for the
+    /// time-zone hint, how far ahead a record rejected as `future_timestamp` is.
+    pub fn written_time(&self, payload: Option<&[u8]>, kafka_timestamp: Option<Millis>) -> Option<Millis> {
+        match &self.source {
+            EventTimeSource::KafkaTimestamp => kafka_timestamp,
+            EventTimeSource::Field { pointer, .. } => self.time_of(pointer.lookup(payload?)).ok(),
+        }
+    }
+
+    #[inline]
+    fn time_of(&self, found: Lookup<'_>) -> Result<Millis, InvalidReason> {
         let EventTimeSource::Field { format, .. } = self.source else {
             return Err(InvalidReason::MissingField);
         };
-        let t = match found {
+        Ok(match found {
             Lookup::String { raw, escaped } => {
                 if escaped {
                     return Err(InvalidReason::BadTimestamp);
@@ -155,8 +170,7 @@ impl Extractor {
             Lookup::Other => return Err(InvalidReason::BadTimestamp),
             Lookup::Missing => return Err(InvalidReason::MissingField),
             Lookup::NotJson => return Err(InvalidReason::NotJson),
-        };
-        self.plausible(t, arrival)
+        })
     }
 
     #[inline]

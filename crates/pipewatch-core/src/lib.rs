@@ -18,6 +18,7 @@ pub mod extract;
 pub mod histogram;
 pub mod json;
 pub mod monitor;
+pub mod offset_hint;
 pub mod offset_index;
 pub mod segment;
 pub mod snapshot;

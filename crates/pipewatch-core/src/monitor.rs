@@ -12,15 +12,17 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::baseline::{HourlyRates, PartitionHistory};
 use crate::consumer::{consumer_snapshot, ConsumerState, FetchRequest, Fetched, Known, Resolution};
 use crate::diagnosis::{pair_cause, Side};
+use crate::extract::InvalidReason;
 use crate::histogram::{Histogram, GAP_DURATION_BUCKETS, RECORD_DELAY_BUCKETS};
 use crate::json::{Lookup as Found, PointerSet, MAX_SET};
+use crate::offset_hint::{hint, on_offset, Spread};
 use crate::offset_index::OffsetIndex;
 use crate::segment::SegmentState;
 use crate::snapshot::{KafkaStatus, PairSnapshot, Snapshot, StreamSnapshot};
 use crate::spec::{
     Committed, ConsumerError, ConsumerSpec, MonitorSettings, PairSpec, Right, StartPosition, StreamSpec,
 };
-use crate::stream::{stream_snapshot, Counts, History, PartitionTracker, RecentDelays, StreamState};
+use crate::stream::{stream_snapshot, Counts, History, PartitionTracker, RecentDelays, StreamState, RECENT_LEADS};
 use crate::time::Millis;
 use crate::watermark::sync_lag_seconds;
 
@@ -47,6 +49,8 @@ impl Monitor {
                 gap_duration: Histogram::new(GAP_DURATION_BUCKETS),
                 window: VecDeque::new(),
                 recent_delays: RecentDelays::new(),
+                recent_leads: RecentDelays::with_capacity(RECENT_LEADS),
+                zone_spread: None,
                 window_stale: true,
                 last_watermark: None,
                 topic_missing: false,
@@ -310,7 +314,15 @@ impl Monitor {
                     s.recent_delays.push(arrival, arrival - t);
                 }
             }
-            Err(reason) => p.invalid[reason.index()] += 1,
+            Err(reason) => {
+                p.invalid[reason.index()] += 1;
+                // how far ahead, for the time-zone hint (the error path only)
+                if reason == InvalidReason::FutureTimestamp {
+                    if let Some(t) = s.spec.extractor.written_time(payload, kafka_timestamp) {
+                        s.recent_leads.push(arrival, t - arrival);
+                    }
+                }
+            }
         }
         p.check_caught_up();
     }
@@ -419,7 +431,18 @@ impl Monitor {
                 let follower = &streams[pair.follower];
                 let sync_lag_seconds = sync_lag_seconds(leader.watermark_ms, follower.watermark_ms);
                 let (cause, side) = pair_cause(leader.cause, follower.cause, sync_lag_seconds);
+                // the sync lag is a side's delay on a whole time-zone offset
+                let sides = [&self.streams[pair.leader], &self.streams[pair.follower]];
+                let timezone_hint = sync_lag_seconds.and_then(|lag| {
+                    let lag = (lag * 1000.0) as Millis;
+                    let zone = sides.iter().find_map(|s| s.zone_spread.filter(|z| on_offset(lag, *z)))?;
+                    let half = (zone.p90 - zone.p10) / 2;
+                    let way = if lag >= 0 { "behind" } else { "ahead of" };
+                    let what = format!("{} is {way} {} by", follower.name, leader.name);
+                    hint(&what, Spread { median: lag, p10: lag - half, p90: lag + half })
+                });
                 PairSnapshot {
+                    timezone_hint,
                     name: pair.name.clone(),
                     leader: leader.name.clone(),
                     follower: follower.name.clone(),
@@ -580,6 +603,49 @@ mod tests {
         // follower ahead of the leader: negative
         rec(&mut m, 1, 0, 1, T0 + 60 * SEC, T0 + 60 * SEC);
         assert_eq!(m.tick(T0 + 60 * SEC).pairs[0].sync_lag_seconds, Some(-60.0));
+    }
+
+    /// orders in real time and behaviour `delay(i)` late, a record a second each for 30 s.
+    fn paired_traffic(delay: impl Fn(i64) -> Millis) -> Snapshot {
+        let pairs = vec![PairSpec { name: "orders_behaviour".into(), leader: 0, follower: 1 }];
+        let mut m = monitor(vec![spec("orders"), spec("behaviour")], pairs);
+        for s in 0..2 {
+            m.assign(s, 0, StartPosition::At(0), T0);
+            m.log_end(s, 0, 0, T0);
+            m.position(s, 0, 0);
+        }
+        let mut last = None;
+        for i in 0..30 {
+            let now = T0 + i * SEC;
+            rec(&mut m, 0, 0, i, now, now);
+            rec(&mut m, 1, 0, i, now - delay(i), now);
+            m.log_end(0, 0, i + 1, now);
+            m.log_end(1, 0, i + 1, now);
+            last = Some(m.tick(now));
+        }
+        last.unwrap()
+    }
+
+    #[test]
+    fn a_delay_on_a_whole_time_zone_offset_is_a_question_next_to_the_cause() {
+        const H: Millis = 3600 * SEC;
+        // local time read as UTC: 8 h and the real latency, a second or two
+        let s = paired_traffic(|i| 8 * H + (i % 3) * SEC);
+        assert_eq!(s.streams[1].cause, Cause::EventTimeDelayed, "the cause stays what it is");
+        let hint = s.streams[1].timezone_hint.clone().unwrap_or_default();
+        assert!(hint.starts_with("behind by 8h 00m ± ") && hint.contains("(UTC+08:00 or UTC−08:00)"), "{hint}");
+        let pair = s.pairs[0].timezone_hint.clone().unwrap_or_default();
+        assert!(pair.starts_with("behaviour is behind orders by 8h 00m ± "), "{pair}");
+        assert_eq!(s.streams[0].timezone_hint, None, "orders are in real time");
+        // a batch path 8 h behind spreads its delays over half an hour: no question
+        let batch = paired_traffic(|i| 8 * H - 15 * 60 * SEC + i * 60 * SEC);
+        assert_eq!(batch.streams[1].cause, Cause::EventTimeDelayed);
+        assert_eq!((batch.streams[1].timezone_hint.as_deref(), batch.pairs[0].timezone_hint.as_deref()), (None, None));
+        // east of UTC, local time read as UTC is in the future: rejected, and asked about
+        let ahead = paired_traffic(|i| -(8 * H) - (i % 2) * SEC);
+        assert_eq!(ahead.streams[1].invalid["future_timestamp"], 30);
+        let hint = ahead.streams[1].timezone_hint.clone().unwrap_or_default();
+        assert!(hint.starts_with("ahead by 8h 00m ± "), "{hint}");
     }
 
     #[test]

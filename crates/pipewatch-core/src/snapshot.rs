@@ -66,6 +66,11 @@ pub struct StreamSnapshot {
     /// Median record delay of the records read in real time over the rate window (at
     /// most the last [`crate::stream::RECENT_DELAYS`] of them).
     pub median_record_delay_seconds: Option<f64>,
+    /// A question when the record delays (or the leads of records rejected as
+    /// `future_timestamp`) sit on a whole time-zone offset with a narrow spread: event
+    /// times written as local time? Never a cause.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone_hint: Option<String>,
     pub backlog_records: i64,
     /// Partitions that delivered a record within `idle_partition_timeout`.
     pub active_partitions: usize,
@@ -110,6 +115,10 @@ pub struct PairSnapshot {
     pub cause: Cause,
     /// The stream whose cause the pair carries.
     pub cause_stream: String,
+    /// A question when the sync lag over the rate window sits on a whole time-zone
+    /// offset with a narrow spread (see the stream's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone_hint: Option<String>,
 }
 
 impl StreamSnapshot {

@@ -10,6 +10,7 @@ use crate::diagnosis::{diagnose, StreamFacts};
 use crate::extract::InvalidReason;
 use crate::histogram::Histogram;
 use crate::json::PointerSet;
+use crate::offset_hint::{hint, zone_offset, Spread};
 use crate::offset_index::OffsetIndex;
 use crate::segment::{SegmentSnapshot, SegmentState};
 use crate::snapshot::{
@@ -147,8 +148,12 @@ impl Counts {
 /// How many recent record delays a stream keeps for its median.
 pub const RECENT_DELAYS: usize = 4096;
 
-/// The delays of the last [`RECENT_DELAYS`] records read in real time, with their
-/// arrival times: a fixed ring, so recording one is two stores.
+/// How many recent leads of records rejected as `future_timestamp` a stream keeps (for
+/// the time-zone hint).
+pub const RECENT_LEADS: usize = 256;
+
+/// The last delays (or leads) of records, with their arrival times: a fixed ring of
+/// [`RECENT_DELAYS`] (or [`RECENT_LEADS`]), so recording one is two stores.
 #[derive(Debug, Clone)]
 pub(crate) struct RecentDelays {
     /// `(arrival, delay)` in milliseconds.
@@ -160,25 +165,25 @@ pub(crate) struct RecentDelays {
 
 impl RecentDelays {
     pub(crate) fn new() -> Self {
-        Self { ring: vec![(0, 0); RECENT_DELAYS].into_boxed_slice(), next: 0, len: 0, scratch: Vec::new() }
+        Self::with_capacity(RECENT_DELAYS)
+    }
+
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Self { ring: vec![(0, 0); capacity].into_boxed_slice(), next: 0, len: 0, scratch: Vec::new() }
     }
 
     #[inline]
     pub(crate) fn push(&mut self, arrival: Millis, delay: Millis) {
         self.ring[self.next] = (arrival, delay);
-        self.next = (self.next + 1) % RECENT_DELAYS;
-        self.len = (self.len + 1).min(RECENT_DELAYS);
+        self.next = (self.next + 1) % self.ring.len();
+        self.len = (self.len + 1).min(self.ring.len());
     }
 
-    /// The median delay of the records that arrived at or after `since`.
-    pub(crate) fn median_since(&mut self, since: Millis) -> Option<Millis> {
+    /// The median and spread of the delays of the records that arrived at or after `since`.
+    pub(crate) fn spread_since(&mut self, since: Millis) -> Option<Spread> {
         self.scratch.clear();
         self.scratch.extend(self.ring[..self.len].iter().filter(|(at, _)| *at >= since).map(|(_, d)| *d));
-        if self.scratch.is_empty() {
-            return None;
-        }
-        let mid = self.scratch.len() / 2;
-        Some(*self.scratch.select_nth_unstable(mid).1)
+        Spread::of(&mut self.scratch)
     }
 }
 
@@ -198,6 +203,11 @@ pub(crate) struct StreamState {
     pub(crate) gap_duration: Histogram,
     pub(crate) window: VecDeque<WindowSample>,
     pub(crate) recent_delays: RecentDelays,
+    /// How far ahead the records rejected as `future_timestamp` were.
+    pub(crate) recent_leads: RecentDelays,
+    /// The delays (negative: leads) of the last tick, when they sat on a whole time-zone
+    /// offset: a pair's sync lag on the same offset is asked about too.
+    pub(crate) zone_spread: Option<Spread>,
     /// Set when the partitions whose log end is known change; the window restarts.
     pub(crate) window_stale: bool,
     pub(crate) last_watermark: Option<Millis>,
@@ -320,7 +330,8 @@ fn partition_pass(s: &mut StreamState, settings: &MonitorSettings, now: Millis) 
 struct Window {
     rate: Option<f64>,
     full: bool,
-    median_record_delay: Option<f64>,
+    /// The record delays of the window: median and spread.
+    delays: Option<Spread>,
     backlog_growing: bool,
 }
 
@@ -345,12 +356,12 @@ fn rate_window(
     let elapsed_s = (now - oldest.at) as f64 / 1000.0;
     let rate =
         if elapsed_s > 0.0 { Some(((log_end_sum - oldest.log_end_sum).max(0)) as f64 / elapsed_s) } else { None };
-    let median_record_delay = s.recent_delays.median_since(window_start).map(|ms| ms as f64 / 1000.0);
+    let delays = s.recent_delays.spread_since(window_start);
     let backlog_growing = elapsed_s > 0.0
         && backlog_sum > oldest.backlog
         && backlog_sum as f64 > rate.unwrap_or(0.0) * BACKLOG_TOLERANCE_SECONDS;
 
-    Window { rate, full: window_full, median_record_delay, backlog_growing }
+    Window { rate, full: window_full, delays, backlog_growing }
 }
 
 pub(crate) fn stream_snapshot(
@@ -377,8 +388,14 @@ pub(crate) fn stream_snapshot(
     let watermark = watermark_rule.get().or(s.last_watermark);
     s.last_watermark = watermark;
 
-    let Window { rate, full: window_full, median_record_delay, backlog_growing } =
+    let Window { rate, full: window_full, delays, backlog_growing } =
         rate_window(s, settings, log_end_sum, backlog_sum, now);
+    let median_record_delay = delays.map(|d| d.median as f64 / 1000.0);
+    // delays (or leads of records rejected as future) on a whole time-zone offset
+    let leads = s.recent_leads.spread_since(now - settings.rate_window_ms);
+    let leads = leads.map(|l| Spread { median: -l.median, p10: -l.p90, p90: -l.p10 });
+    s.zone_spread = [delays, leads].into_iter().flatten().find(|d| zone_offset(*d).is_some());
+    let timezone_hint = s.zone_spread.and_then(|d| hint(if d.median >= 0 { "behind by" } else { "ahead by" }, d));
     let freshness_lag_ms = watermark.map(|w| now - w);
     let max_delay = s.spec.max_record_delay_ms;
     let full_window_rate = window_full.then(|| rate.unwrap_or(0.0));
@@ -434,6 +451,7 @@ pub(crate) fn stream_snapshot(
         segment_silence_seconds,
         segments,
         median_record_delay_seconds: median_record_delay,
+        timezone_hint,
         backlog_records: backlog_sum,
         active_partitions,
         records: totals.records,

@@ -126,7 +126,9 @@ impl Reader {
     /// One batch from the record queue into the monitor. The per-record path: no lock, no
     /// allocation, one hash lookup per run of records of the same topic.
     fn read_records(&mut self, stream_of: &HashMap<String, usize>, wait: Duration) {
-        let now = now_ms();
+        // The arrival time of a batch is when it arrived: read once, after the wait for it
+        // (read before, a record was up to `wait` early and its delay that much short).
+        let mut arrived = None;
         let Reader { records, monitor, metrics, errors_logged, .. } = self;
         let mut topic: (*const u8, usize, Option<usize>) = (std::ptr::null(), 0, None);
         records.read(wait, |item| match item {
@@ -135,6 +137,7 @@ impl Reader {
                     topic = (r.topic.as_ptr(), r.topic.len(), stream_of.get(r.topic).copied());
                 }
                 if let Some(stream) = topic.2 {
+                    let now = *arrived.get_or_insert_with(now_ms);
                     monitor.record(stream, r.partition, r.offset, r.payload, r.timestamp, now);
                 }
             }

@@ -51,6 +51,7 @@ mod tests {
             rate_records_per_second: Some(10.0),
             rate_window_full: true,
             median_record_delay_seconds: None,
+            timezone_hint: None,
             backlog_records: 0,
             active_partitions: 0,
             records: 0,
@@ -96,6 +97,7 @@ mod tests {
                 sync_lag_seconds: Some(lag),
                 cause: pair_cause,
                 cause_stream: "behaviour".into(),
+                timezone_hint: None,
             }],
             consumers: Vec::new(),
         }
@@ -156,6 +158,21 @@ mod tests {
         assert_eq!(e.annotation("impact"), Some("Segmentation and ad targeting run on stale data."));
         assert_eq!(e.annotation("generatorURL"), None, "the receiver adds the link back");
         assert!(ev.evaluate(&s, T0 + 61 * SEC).is_empty(), "firing stays firing without a new transition");
+    }
+
+    #[test]
+    fn the_time_zone_question_is_in_the_description_and_leaves_the_cause_alone() {
+        let mut ev = evaluator(vec![sync_rule(0)]);
+        let mut s = snap(KafkaStatus::Up, Cause::EventTimeDelayed, 28_800.0);
+        let question = "behaviour is behind orders by 8h 00m ± 1.0s, exactly the 8h 00m offset of a time zone (UTC+08:00 or UTC−08:00): are event times written as local time?";
+        s.pairs[0].timezone_hint = Some(question.into());
+        let fired = ev.evaluate(&s, T0);
+        let description = fired[0].annotation("description").unwrap();
+        assert!(
+            description.ends_with(&format!("; {question}")) || description.contains(&format!("; {question};")),
+            "{description}"
+        );
+        assert_eq!(fired[0].label("cause"), Some("event_time_delayed"));
     }
 
     #[test]

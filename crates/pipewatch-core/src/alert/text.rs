@@ -143,14 +143,15 @@ fn describe(rule: &AlertRule, snap: &Snapshot, value: f64) -> (String, String) {
 fn describe_pair(rule: &AlertRule, snap: &Snapshot, i: usize, value: f64) -> (String, String) {
     let threshold = rule.threshold;
     let p = &snap.pairs[i];
-    (
-        rule.kind.summary(&p.name, &p.leader, &p.follower, &format_human(value), &format_human(threshold)),
-        format!(
-            "sync lag (leader watermark - follower watermark) {} over {}",
-            format_human(value),
-            format_human(threshold)
-        ),
-    )
+    let mut measured = format!(
+        "sync lag (leader watermark - follower watermark) {} over {}",
+        format_human(value),
+        format_human(threshold)
+    );
+    if let Some(hint) = &p.timezone_hint {
+        measured.push_str(&format!("; {hint}"));
+    }
+    (rule.kind.summary(&p.name, &p.leader, &p.follower, &format_human(value), &format_human(threshold)), measured)
 }
 
 fn describe_stream(rule: &AlertRule, snap: &Snapshot, i: usize, value: f64) -> (String, String) {
@@ -203,6 +204,9 @@ fn describe_stream(rule: &AlertRule, snap: &Snapshot, i: usize, value: f64) -> (
                 shown(AlertKind::RateLow, s.rate_records_per_second.unwrap_or(0.0)),
             ));
         }
+    }
+    if let Some(hint) = &s.timezone_hint {
+        measured.push_str(&format!("; {hint}"));
     }
     (summary, measured)
 }

@@ -122,9 +122,13 @@ fn pairs_table(h: &mut String, s: &Snapshot) {
                 Some(v) => sync_lag_phrase(&p.leader, &p.follower, v).map_or_else(|| "in sync".into(), |t| esc(&t)),
                 None => "–".into(),
             };
+            let hint = p
+                .timezone_hint
+                .as_deref()
+                .map_or_else(String::new, |h| format!("<br><small class=warn>{}</small>", esc(h)));
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{} → {}</td><td>{lag}</td><td class={}>{}</td></tr>",
+                "<tr><td>{}</td><td>{} → {}</td><td>{lag}{hint}</td><td class={}>{}</td></tr>",
                 esc(&p.name),
                 esc(&p.leader),
                 esc(&p.follower),
@@ -202,6 +206,11 @@ fn streams_table(h: &mut String, s: &Snapshot) {
                 format!("{} (from the topic's history)", esc(&st.cause_detail().unwrap_or_default()))
             }
             c => c.explain().to_string(),
+        };
+        // the time-zone question, next to the cause
+        let explain = match &st.timezone_hint {
+            Some(hint) => format!("{explain}<br><small class=warn>{}</small>", esc(hint)),
+            None => explain,
         };
         let expected = match st.baseline {
             Some(b) => match (b.state, b.band) {
