@@ -1,5 +1,7 @@
 //! The per-record path: extract the event time from a ~400-byte JSON order and update
-//! its partition tracker (`Monitor::record`), with the timestamp field last and first.
+//! its partition tracker (`Monitor::record`), with the timestamp field last and first;
+//! and the event time of an Avro order (field 13 of 14) read by its field plan, against
+//! apache-avro decoding the datum and pipewatch's JSON path on the same order as JSON.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pipewatch_core::segment::SegmentSpec;
@@ -131,5 +133,84 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// An order of 14 fields, the event time the 13th: its Avro schema, datum and JSON.
+fn avro_order() -> (&'static str, Vec<u8>, Vec<u8>) {
+    use apache_avro::types::Value as Avro;
+    let schema = r#"{"type": "record", "name": "Order", "namespace": "shop", "fields": [
+        {"name": "order_id", "type": "string"}, {"name": "customer_id", "type": "string"},
+        {"name": "currency", "type": "string"}, {"name": "total", "type": "double"},
+        {"name": "items", "type": {"type": "array", "items": {"type": "record", "name": "Item", "fields": [
+            {"name": "sku", "type": "string"}, {"name": "qty", "type": "int"}, {"name": "price", "type": "double"}]}}},
+        {"name": "shipping_method", "type": "string"}, {"name": "country", "type": "string"},
+        {"name": "zip", "type": "string"}, {"name": "payment", "type": "string"},
+        {"name": "status", "type": {"type": "enum", "name": "Status", "symbols": ["placed", "authorized", "paid"]}},
+        {"name": "campaign", "type": ["null", "string"]}, {"name": "session_id", "type": "string"},
+        {"name": "created_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "notes", "type": "string"}]}"#;
+    let text = |s: &str| Avro::String(s.into());
+    let item = |sku: &str, qty: i32, price: f64| {
+        Avro::Record(vec![
+            ("sku".into(), text(sku)),
+            ("qty".into(), Avro::Int(qty)),
+            ("price".into(), Avro::Double(price)),
+        ])
+    };
+    let long =
+        "leave the parcel with the neighbour at number 12 if nobody answers; ring twice, the bell is quiet. ".repeat(2);
+    let value = Avro::Record(vec![
+        ("order_id".into(), text("ord-7f3a9c2e-1b4d-4e8f-9a0b-5c6d7e8f9a0b")),
+        ("customer_id".into(), text("cus-000184467")),
+        ("currency".into(), text("EUR")),
+        ("total".into(), Avro::Double(129.95)),
+        ("items".into(), Avro::Array(vec![item("SKU-10442", 2, 39.99), item("SKU-88120", 1, 49.97)])),
+        ("shipping_method".into(), text("express")),
+        ("country".into(), text("DE")),
+        ("zip".into(), text("10115")),
+        ("payment".into(), text("card")),
+        ("status".into(), Avro::Enum(1, "authorized".into())),
+        ("campaign".into(), Avro::Union(1, Box::new(text("autumn-sale")))),
+        ("session_id".into(), text("sess-9c8b7a6f5e4d3c2b1a")),
+        ("created_at".into(), Avro::TimestampMillis(NOW - 1000)),
+        ("notes".into(), Avro::String(long.clone())),
+    ]);
+    let reference = apache_avro::Schema::parse_str(schema).unwrap();
+    #[allow(deprecated)]
+    let datum = apache_avro::to_avro_datum(&reference, value).unwrap();
+    let json = format!(
+        r#"{{"order_id":"ord-7f3a9c2e-1b4d-4e8f-9a0b-5c6d7e8f9a0b","customer_id":"cus-000184467","currency":"EUR","total":129.95,"items":[{{"sku":"SKU-10442","qty":2,"price":39.99}},{{"sku":"SKU-88120","qty":1,"price":49.97}}],"shipping_method":"express","country":"DE","zip":"10115","payment":"card","status":"authorized","campaign":"autumn-sale","session_id":"sess-9c8b7a6f5e4d3c2b1a","created_at":{},"notes":"{long}"}}"#,
+        NOW - 1000
+    );
+    (schema, datum, json.into_bytes())
+}
+
+fn avro(c: &mut Criterion) {
+    let (schema_json, datum, json) = avro_order();
+    let schema = pipewatch_core::avro::Schema::parse(schema_json).unwrap();
+    let plan = schema.plan(&["created_at"], TimeFormat::Rfc3339).unwrap();
+    assert_eq!(plan.time(&schema, &datum, None), Ok(NOW - 1000));
+    let reference = apache_avro::Schema::parse_str(schema_json).unwrap();
+    let extractor = Extractor::new(
+        EventTimeSource::Field { pointer: JsonPointer::parse("/created_at").unwrap(), format: TimeFormat::EpochMillis },
+        300_000,
+    );
+    assert_eq!(extractor.extract(Some(&json), None, NOW), Ok(NOW - 1000));
+    let mut group = c.benchmark_group("avro");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(format!("field_plan_{}B", datum.len()), |b| {
+        b.iter(|| plan.time(&schema, black_box(&datum), None))
+    });
+    group.bench_function(format!("apache_avro_value_{}B", datum.len()), |b| {
+        b.iter(|| {
+            #[allow(deprecated)]
+            let v = apache_avro::from_avro_datum(&reference, &mut black_box(&datum[..]), None).unwrap();
+            matches!(v, apache_avro::types::Value::Record(ref f) if f.len() == 14)
+        })
+    });
+    group.bench_function(format!("json_extract_same_order_{}B", json.len()), |b| {
+        b.iter(|| extractor.extract(Some(black_box(&json)), None, NOW))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, avro);
 criterion_main!(benches);

@@ -11,6 +11,7 @@
 //! machine ([`alert`]).
 
 pub mod alert;
+pub mod avro;
 pub mod baseline;
 pub mod consumer;
 pub mod diagnosis;

@@ -210,3 +210,38 @@ fn reading_a_local_time_in_its_zone_does_not_allocate() {
     assert_eq!(s.streams[0].watermark_ms, Some(NOW - 500), "the local times were read in Shanghai's zone");
     assert_eq!(s.streams[0].invalid["bad_timestamp"], 1000, "hour 27 is no time");
 }
+
+#[test]
+fn reading_an_avro_event_time_does_not_allocate() {
+    use pipewatch_core::avro::Schema;
+    // a Debezium change event: the event time in the row after the change
+    let schema = Schema::parse(
+        r#"{"type": "record", "name": "Envelope", "fields": [
+            {"name": "before", "type": ["null", {"type": "record", "name": "Row", "fields": [
+                {"name": "id", "type": "long"},
+                {"name": "tags", "type": {"type": "array", "items": "string"}},
+                {"name": "created_at", "type": {"type": "long", "connect.name": "io.debezium.time.MicroTimestamp"}}]}]},
+            {"name": "after", "type": ["null", "Row"]},
+            {"name": "op", "type": "string"}]}"#,
+    )
+    .unwrap();
+    let plan = schema.plan(&["after", "created_at"], TimeFormat::Rfc3339).unwrap();
+    // before: null; after: {id 7, tags ["a"], created_at NOW µs}; op "c" (hand-encoded)
+    let mut datum = vec![0, 2, 14, 2, 2, b'a', 0];
+    let mut micros = (NOW * 1000) << 1;
+    loop {
+        let byte = (micros & 0x7f) as u8;
+        micros >>= 7;
+        if micros == 0 {
+            datum.push(byte);
+            break;
+        }
+        datum.push(byte | 0x80);
+    }
+    datum.extend([2, b'c']);
+    assert_eq!(plan.time(&schema, &datum, None), Ok(NOW));
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let found = measured(|| (0..1000).filter(|_| plan.time(&schema, &datum, None) == Ok(NOW)).count());
+    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed) - before, 0, "allocations on the Avro path");
+    assert_eq!(found, 1000);
+}

@@ -1,0 +1,732 @@
+//! Avro: one field of a record read without decoding the record. From the writer schema
+//! (its JSON, as a schema registry serves it) a field a stream reads — the event time at
+//! `/after/created_at`, say — gets a [`FieldPlan`]: skip steps for every field before it
+//! (varints, fixed sizes, length-prefixed strings and bytes, union branches, nested
+//! records, arrays and maps by blocks), the union branches taken on the way, and the
+//! target read and converted to the core's milliseconds. Every step is bounds-checked:
+//! truncated or corrupt data is [`AvroMiss::BadEncoding`], never a panic, and nothing is
+//! allocated per record.
+//!
+//! The schema is read from its JSON here rather than with apache-avro: that crate drops
+//! the attributes of primitive types (apache/avro-rs#368), and Debezium names its time
+//! types with one (`"connect.name": "io.debezium.time.MicroTimestamp"` on a `long`).
+//!
+//! The Confluent wire format frames a datum as magic byte 0 and a 4-byte big-endian
+//! schema id ([`confluent_frame`]).
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::extract::TimeFormat;
+use crate::time::{parse_local, parse_rfc3339, Millis};
+
+/// Nested skips deeper than this (a recursive type in hostile data) are bad encoding.
+const MAX_DEPTH: usize = 64;
+
+/// A schema as the reader needs it: how to skip each value, and what a target is.
+#[derive(Debug, Clone, PartialEq)]
+enum Type {
+    Null,
+    Boolean,
+    Int(Time),
+    Long(Time),
+    Float(Time),
+    Double(Time),
+    Bytes,
+    String(Time),
+    Fixed(usize),
+    Enum(Vec<String>),
+    Array(Box<Type>),
+    Map(Box<Type>),
+    Union(Vec<Type>),
+    /// An index into the schema's named records.
+    Record(usize),
+}
+
+/// What a value means as a time, from its logical type or Debezium's `connect.name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Time {
+    /// Nothing said: the stream's configured format decides.
+    Plain,
+    /// Since the epoch, in this many nanoseconds a unit.
+    Epoch(i64),
+    /// Local wall-clock time encoded as if it were UTC, in this many nanoseconds a unit.
+    Local(i64),
+    /// Days since the epoch.
+    Date,
+    /// An ISO-8601 string with its offset (`io.debezium.time.ZonedTimestamp`).
+    Zoned,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Record {
+    name: String,
+    fields: Vec<(String, Type)>,
+}
+
+/// A writer schema, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schema {
+    root: Type,
+    records: Vec<Record>,
+}
+
+/// Why a schema (or a field of it) cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaError {
+    #[error("not an Avro schema: {0}")]
+    Invalid(String),
+    #[error("the schema has no field {0}")]
+    NoField(String),
+    #[error("{0}")]
+    NotATime(String),
+}
+
+impl Schema {
+    /// Parses a schema's JSON (primitive names, records, enums, arrays, maps, fixed,
+    /// unions, named references with namespaces, logical types, `connect.name`).
+    pub fn parse(json: &str) -> Result<Self, SchemaError> {
+        let value: Value = serde_json::from_str(json).map_err(|e| SchemaError::Invalid(e.to_string()))?;
+        let mut parser = Parser { records: Vec::new(), names: HashMap::new() };
+        let root = parser.parse(&value, "")?;
+        Ok(Self { root, records: parser.records })
+    }
+
+    fn resolve(&self, t: &Type) -> Option<&Record> {
+        match t {
+            Type::Record(i) => self.records.get(*i),
+            _ => None,
+        }
+    }
+
+    /// The plan for the field at `pointer` (its tokens, e.g. `["after", "created_at"]`),
+    /// read as a time with `format` for values the schema does not say the unit of.
+    pub fn plan(&self, pointer: &[&str], format: TimeFormat) -> Result<FieldPlan, SchemaError> {
+        let path = format!("/{}", pointer.join("/"));
+        let mut ops = Vec::new();
+        let mut current = &self.root;
+        for (depth, name) in pointer.iter().enumerate() {
+            let record = self.resolve(current).ok_or_else(|| SchemaError::NoField(path.clone()))?;
+            let k =
+                record.fields.iter().position(|(n, _)| n == name).ok_or_else(|| SchemaError::NoField(path.clone()))?;
+            ops.extend(record.fields[..k].iter().map(|(_, t)| Op::Skip(t.clone())));
+            current = &record.fields[k].1;
+            let last = depth + 1 == pointer.len();
+            if let Type::Union(branches) = current {
+                // the branch that leads on: a record with the next field, or the target
+                let next = pointer.get(depth + 1);
+                let take = branches.iter().position(|b| match next {
+                    Some(n) => self.resolve(b).is_some_and(|r| r.fields.iter().any(|(f, _)| f == n)),
+                    None => *b != Type::Null,
+                });
+                let take = take.ok_or_else(|| SchemaError::NoField(path.clone()))?;
+                ops.push(Op::Branch { take: take as i64 });
+                current = &branches[take];
+            }
+            if !last && self.resolve(current).is_none() {
+                return Err(SchemaError::NoField(path));
+            }
+        }
+        let target = match (current, format) {
+            (Type::Long(t) | Type::Int(t) | Type::Double(t) | Type::Float(t), _) if *t != Time::Plain => *t,
+            (Type::Long(_) | Type::Int(_) | Type::Double(_) | Type::Float(_), TimeFormat::Rfc3339) => {
+                return Err(SchemaError::NotATime(format!(
+                    "{path} is a number without a logical type: set format to its epoch unit"
+                )))
+            }
+            (Type::Long(_) | Type::Int(_) | Type::Double(_) | Type::Float(_), f) => Time::Epoch(match f {
+                TimeFormat::EpochSeconds => 1_000_000_000,
+                TimeFormat::EpochMillis => 1_000_000,
+                _ => 1000,
+            }),
+            (Type::String(t), _) => *t,
+            (other, _) => {
+                return Err(SchemaError::NotATime(format!("{path} is {} in the schema, not a time", kind(other))))
+            }
+        };
+        let read = match current {
+            Type::Int(_) => Read::Int,
+            Type::Long(_) => Read::Long,
+            Type::Float(_) => Read::Float,
+            Type::Double(_) => Read::Double,
+            _ => Read::String,
+        };
+        Ok(FieldPlan { ops, read, time: target })
+    }
+}
+
+fn kind(t: &Type) -> &'static str {
+    match t {
+        Type::Null => "null",
+        Type::Boolean => "a boolean",
+        Type::Bytes => "bytes",
+        Type::Fixed(_) => "a fixed",
+        Type::Enum(_) => "an enum",
+        Type::Array(_) => "an array",
+        Type::Map(_) => "a map",
+        Type::Union(_) => "a union",
+        Type::Record(_) => "a record",
+        _ => "a number",
+    }
+}
+
+struct Parser {
+    records: Vec<Record>,
+    /// Full names of the named types declared so far.
+    names: HashMap<String, Type>,
+}
+
+impl Parser {
+    fn parse(&mut self, v: &Value, namespace: &str) -> Result<Type, SchemaError> {
+        match v {
+            Value::String(name) => self.named(name, namespace, None),
+            Value::Array(branches) => {
+                let branches = branches.iter().map(|b| self.parse(b, namespace)).collect::<Result<Vec<_>, _>>()?;
+                Ok(Type::Union(branches))
+            }
+            Value::Object(o) => {
+                let ty = o.get("type").ok_or_else(|| SchemaError::Invalid("a schema object without type".into()))?;
+                let ty = match ty {
+                    Value::String(s) => s.as_str(),
+                    // {"type": {"type": "record", …}}: the inner schema
+                    other => return self.parse(other, namespace),
+                };
+                let time = time_of(
+                    o.get("logicalType").and_then(Value::as_str),
+                    o.get("connect.name").and_then(Value::as_str),
+                );
+                match ty {
+                    "record" | "error" => self.record(o, namespace),
+                    "enum" => {
+                        let symbols = o
+                            .get("symbols")
+                            .and_then(Value::as_array)
+                            .ok_or_else(|| SchemaError::Invalid("an enum without symbols".into()))?;
+                        let t = Type::Enum(symbols.iter().filter_map(Value::as_str).map(str::to_string).collect());
+                        self.declare(o, namespace, t.clone())?;
+                        Ok(t)
+                    }
+                    "array" => Ok(Type::Array(Box::new(self.parse(
+                        o.get("items").ok_or_else(|| SchemaError::Invalid("an array without items".into()))?,
+                        namespace,
+                    )?))),
+                    "map" => Ok(Type::Map(Box::new(self.parse(
+                        o.get("values").ok_or_else(|| SchemaError::Invalid("a map without values".into()))?,
+                        namespace,
+                    )?))),
+                    "fixed" => {
+                        let size = o
+                            .get("size")
+                            .and_then(Value::as_u64)
+                            .ok_or_else(|| SchemaError::Invalid("a fixed without size".into()))?;
+                        let t = Type::Fixed(size as usize);
+                        self.declare(o, namespace, t.clone())?;
+                        Ok(t)
+                    }
+                    primitive => self.named(primitive, namespace, Some(time)),
+                }
+            }
+            _ => Err(SchemaError::Invalid(format!("{v} is not a schema"))),
+        }
+    }
+
+    /// A primitive, or a reference to a named type declared before.
+    fn named(&mut self, name: &str, namespace: &str, time: Option<Time>) -> Result<Type, SchemaError> {
+        let time = time.unwrap_or(Time::Plain);
+        Ok(match name {
+            "null" => Type::Null,
+            "boolean" => Type::Boolean,
+            "int" => Type::Int(time),
+            "long" => Type::Long(time),
+            "float" => Type::Float(time),
+            "double" => Type::Double(time),
+            "bytes" => Type::Bytes,
+            "string" => Type::String(time),
+            other => {
+                let full = if other.contains('.') || namespace.is_empty() {
+                    other.to_string()
+                } else {
+                    format!("{namespace}.{other}")
+                };
+                self.names
+                    .get(&full)
+                    .or_else(|| self.names.get(other))
+                    .cloned()
+                    .ok_or_else(|| SchemaError::Invalid(format!("unknown type {other:?}")))?
+            }
+        })
+    }
+
+    fn full_name(o: &serde_json::Map<String, Value>, namespace: &str) -> Result<(String, String), SchemaError> {
+        let name = o
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| SchemaError::Invalid("a named type without name".into()))?;
+        let ns = o.get("namespace").and_then(Value::as_str).unwrap_or(namespace);
+        Ok(match name.rsplit_once('.') {
+            Some((ns, _)) => (name.to_string(), ns.to_string()),
+            None if ns.is_empty() => (name.to_string(), String::new()),
+            None => (format!("{ns}.{name}"), ns.to_string()),
+        })
+    }
+
+    fn declare(&mut self, o: &serde_json::Map<String, Value>, namespace: &str, t: Type) -> Result<(), SchemaError> {
+        let (full, _) = Self::full_name(o, namespace)?;
+        self.names.insert(full, t);
+        Ok(())
+    }
+
+    fn record(&mut self, o: &serde_json::Map<String, Value>, namespace: &str) -> Result<Type, SchemaError> {
+        let (full, ns) = Self::full_name(o, namespace)?;
+        let index = self.records.len();
+        // declared before its fields: a field may refer to the record itself
+        self.records.push(Record { name: full.clone(), fields: Vec::new() });
+        self.names.insert(full, Type::Record(index));
+        let fields = o
+            .get("fields")
+            .and_then(Value::as_array)
+            .ok_or_else(|| SchemaError::Invalid("a record without fields".into()))?;
+        let mut parsed = Vec::with_capacity(fields.len());
+        for f in fields {
+            let name = f
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| SchemaError::Invalid("a field without name".into()))?;
+            let ty = f.get("type").ok_or_else(|| SchemaError::Invalid(format!("field {name} without type")))?;
+            parsed.push((name.to_string(), self.parse(ty, &ns)?));
+        }
+        self.records[index].fields = parsed;
+        Ok(Type::Record(index))
+    }
+}
+
+fn time_of(logical: Option<&str>, connect: Option<&str>) -> Time {
+    match (logical, connect) {
+        (Some("timestamp-millis"), _)
+        | (_, Some("io.debezium.time.Timestamp" | "org.apache.kafka.connect.data.Timestamp")) => Time::Epoch(1_000_000),
+        (Some("timestamp-micros"), _) | (_, Some("io.debezium.time.MicroTimestamp")) => Time::Epoch(1000),
+        (Some("timestamp-nanos"), _) | (_, Some("io.debezium.time.NanoTimestamp")) => Time::Epoch(1),
+        (Some("local-timestamp-millis"), _) => Time::Local(1_000_000),
+        (Some("local-timestamp-micros"), _) => Time::Local(1000),
+        (Some("local-timestamp-nanos"), _) => Time::Local(1),
+        (Some("date"), _) | (_, Some("io.debezium.time.Date" | "org.apache.kafka.connect.data.Date")) => Time::Date,
+        (_, Some("io.debezium.time.ZonedTimestamp")) => Time::Zoned,
+        _ => Time::Plain,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Op {
+    Skip(Type),
+    /// A union on the way: the branch that leads on; another one means the field is not
+    /// in this record.
+    Branch {
+        take: i64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    Int,
+    Long,
+    Float,
+    Double,
+    String,
+}
+
+/// How to find one field's time in a datum of one writer schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldPlan {
+    ops: Vec<Op>,
+    read: Read,
+    time: Time,
+}
+
+/// Why a datum gave no time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AvroMiss {
+    /// The field is not in this record (a union took another branch, e.g. `null`).
+    Missing,
+    /// Truncated or corrupt data.
+    BadEncoding,
+    /// The value is there but is no time (an unparsable string, out of range).
+    BadTimestamp,
+}
+
+struct Cursor<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    #[inline]
+    fn take(&mut self, n: usize) -> Result<&[u8], AvroMiss> {
+        let end = self.pos.checked_add(n).filter(|e| *e <= self.data.len()).ok_or(AvroMiss::BadEncoding)?;
+        let out = &self.data[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    /// A zig-zag varint (Avro's int and long).
+    #[inline]
+    fn long(&mut self) -> Result<i64, AvroMiss> {
+        let mut value: u64 = 0;
+        for shift in (0..70).step_by(7) {
+            let b = *self.data.get(self.pos).ok_or(AvroMiss::BadEncoding)?;
+            self.pos += 1;
+            if shift == 63 && b > 1 {
+                return Err(AvroMiss::BadEncoding);
+            }
+            value |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok((value >> 1) as i64 ^ -((value & 1) as i64));
+            }
+        }
+        Err(AvroMiss::BadEncoding)
+    }
+
+    fn len(&mut self) -> Result<usize, AvroMiss> {
+        usize::try_from(self.long()?).map_err(|_| AvroMiss::BadEncoding)
+    }
+
+    fn skip(&mut self, t: &Type, schema: &Schema, depth: usize) -> Result<(), AvroMiss> {
+        if depth > MAX_DEPTH {
+            return Err(AvroMiss::BadEncoding);
+        }
+        match t {
+            Type::Null => {}
+            Type::Boolean => {
+                self.take(1)?;
+            }
+            Type::Int(_) | Type::Long(_) | Type::Enum(_) => {
+                self.long()?;
+            }
+            Type::Float(_) => {
+                self.take(4)?;
+            }
+            Type::Double(_) => {
+                self.take(8)?;
+            }
+            Type::Bytes | Type::String(_) => {
+                let n = self.len()?;
+                self.take(n)?;
+            }
+            Type::Fixed(n) => {
+                self.take(*n)?;
+            }
+            Type::Union(branches) => {
+                let i = usize::try_from(self.long()?).map_err(|_| AvroMiss::BadEncoding)?;
+                self.skip(branches.get(i).ok_or(AvroMiss::BadEncoding)?, schema, depth + 1)?;
+            }
+            Type::Record(i) => {
+                let record = schema.records.get(*i).ok_or(AvroMiss::BadEncoding)?;
+                for (_, f) in &record.fields {
+                    self.skip(f, schema, depth + 1)?;
+                }
+            }
+            Type::Array(items) | Type::Map(items) => {
+                let map = matches!(t, Type::Map(_));
+                loop {
+                    let count = self.long()?;
+                    if count == 0 {
+                        break;
+                    }
+                    if count < 0 {
+                        // a block with its size in bytes: skipped at once
+                        let bytes = self.len()?;
+                        self.take(bytes)?;
+                        continue;
+                    }
+                    for _ in 0..count {
+                        if map {
+                            let n = self.len()?;
+                            self.take(n)?;
+                        }
+                        self.skip(items, schema, depth + 1)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FieldPlan {
+    /// The event time in `datum` (the Avro binary encoding, after any framing), in the
+    /// core's milliseconds; local times are read in `timezone`.
+    pub fn time(&self, schema: &Schema, datum: &[u8], timezone: Option<chrono_tz::Tz>) -> Result<Millis, AvroMiss> {
+        let mut c = Cursor { data: datum, pos: 0 };
+        for op in &self.ops {
+            match op {
+                Op::Skip(t) => c.skip(t, schema, 0)?,
+                Op::Branch { take } => {
+                    if c.long()? != *take {
+                        return Err(AvroMiss::Missing);
+                    }
+                }
+            }
+        }
+        let number = |v: f64| v.is_finite().then_some(v);
+        match (self.read, self.time) {
+            (Read::String, time) => {
+                let n = c.len()?;
+                let text = c.take(n)?;
+                let zone = if time == Time::Zoned { None } else { timezone };
+                parse_rfc3339(text).or_else(|| zone.and_then(|tz| parse_local(text, tz))).ok_or(AvroMiss::BadTimestamp)
+            }
+            (Read::Int | Read::Long, Time::Date) => c.long()?.checked_mul(86_400_000).ok_or(AvroMiss::BadTimestamp),
+            (Read::Int | Read::Long, Time::Epoch(ns)) => Ok(to_millis(c.long()?, ns)),
+            (Read::Int | Read::Long, Time::Local(ns)) => local(to_millis(c.long()?, ns), timezone),
+            (Read::Float | Read::Double, Time::Epoch(ns) | Time::Local(ns)) => {
+                let v = if self.read == Read::Float {
+                    f64::from(f32::from_le_bytes(c.take(4)?.try_into().map_err(|_| AvroMiss::BadEncoding)?))
+                } else {
+                    f64::from_le_bytes(c.take(8)?.try_into().map_err(|_| AvroMiss::BadEncoding)?)
+                };
+                let ms = number(v * ns as f64 / 1_000_000.0).ok_or(AvroMiss::BadTimestamp)?;
+                let ms = ms.floor() as Millis;
+                if matches!(self.time, Time::Local(_)) {
+                    local(ms, timezone)
+                } else {
+                    Ok(ms)
+                }
+            }
+            _ => Err(AvroMiss::BadTimestamp),
+        }
+    }
+}
+
+/// `value` units of `ns` nanoseconds each, in milliseconds (floored).
+fn to_millis(value: i64, ns: i64) -> Millis {
+    match ns {
+        1_000_000_000 => value.saturating_mul(1000),
+        1_000_000 => value,
+        _ => value.div_euclid(1_000_000 / ns),
+    }
+}
+
+/// A local wall-clock time encoded as if it were UTC, read in `timezone`.
+fn local(wall: Millis, timezone: Option<chrono_tz::Tz>) -> Result<Millis, AvroMiss> {
+    use chrono::TimeZone;
+    let tz = timezone.ok_or(AvroMiss::BadTimestamp)?;
+    let naive = chrono::DateTime::from_timestamp_millis(wall).ok_or(AvroMiss::BadTimestamp)?.naive_utc();
+    match tz.from_local_datetime(&naive) {
+        chrono::offset::LocalResult::Single(t) | chrono::offset::LocalResult::Ambiguous(t, _) => {
+            Ok(t.timestamp_millis())
+        }
+        chrono::offset::LocalResult::None => Err(AvroMiss::BadTimestamp),
+    }
+}
+
+/// The Confluent wire format: magic byte 0, the schema id (4 bytes, big-endian), the
+/// datum. `None` for a payload not framed so.
+pub fn confluent_frame(payload: &[u8]) -> Option<(u32, &[u8])> {
+    match payload {
+        [0, a, b, c, d, rest @ ..] => Some((u32::from_be_bytes([*a, *b, *c, *d]), rest)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apache_avro::types::Value as Avro;
+
+    const NOW: Millis = 1_795_375_975_123; // 2026-11-22T19:32:55.123Z
+
+    /// An order with 13 fields of every kind before its event time, and one after.
+    const ORDER: &str = r#"{
+        "type": "record", "name": "Order", "namespace": "shop",
+        "fields": [
+            {"name": "id", "type": "string"},
+            {"name": "nothing", "type": "null"},
+            {"name": "paid", "type": "boolean"},
+            {"name": "qty", "type": "int"},
+            {"name": "customer", "type": "long"},
+            {"name": "weight", "type": "float"},
+            {"name": "total", "type": "double"},
+            {"name": "blob", "type": "bytes"},
+            {"name": "hash", "type": {"type": "fixed", "name": "Hash", "size": 4}},
+            {"name": "channel", "type": {"type": "enum", "name": "Channel", "symbols": ["web", "app"]}},
+            {"name": "items", "type": {"type": "array", "items": {"type": "record", "name": "Item",
+                "fields": [{"name": "sku", "type": "string"}, {"name": "price", "type": "double"}]}}},
+            {"name": "tags", "type": {"type": "map", "values": "string"}},
+            {"name": "coupon", "type": ["null", "string"]},
+            {"name": "created_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+            {"name": "note", "type": "string"}
+        ]}"#;
+
+    fn order(created_at: Avro, items: usize, coupon: Option<&str>) -> Avro {
+        let item = |k: usize| {
+            Avro::Record(vec![("sku".into(), Avro::String(format!("SKU-{k}"))), ("price".into(), Avro::Double(9.5))])
+        };
+        Avro::Record(vec![
+            ("id".into(), Avro::String("o-1".into())),
+            ("nothing".into(), Avro::Null),
+            ("paid".into(), Avro::Boolean(true)),
+            ("qty".into(), Avro::Int(-3)),
+            ("customer".into(), Avro::Long(184_467)),
+            ("weight".into(), Avro::Float(1.5)),
+            ("total".into(), Avro::Double(129.95)),
+            ("blob".into(), Avro::Bytes(vec![1, 2, 3])),
+            ("hash".into(), Avro::Fixed(4, vec![9, 9, 9, 9])),
+            ("channel".into(), Avro::Enum(1, "app".into())),
+            ("items".into(), Avro::Array((0..items).map(item).collect())),
+            ("tags".into(), Avro::Map([("campaign".to_string(), Avro::String("autumn".into()))].into_iter().collect())),
+            (
+                "coupon".into(),
+                match coupon {
+                    Some(c) => Avro::Union(1, Box::new(Avro::String(c.into()))),
+                    None => Avro::Union(0, Box::new(Avro::Null)),
+                },
+            ),
+            ("created_at".into(), created_at),
+            ("note".into(), Avro::String("leave at the door".into())),
+        ])
+    }
+
+    // the datum encoder of the release in use (its successor's writer API is newer)
+    #[allow(deprecated)]
+    fn encode(schema: &str, value: Avro) -> Vec<u8> {
+        let reference = apache_avro::Schema::parse_str(schema).unwrap();
+        apache_avro::to_avro_datum(&reference, value).unwrap()
+    }
+
+    #[test]
+    fn the_field_after_every_kind_of_value_is_read() {
+        let schema = Schema::parse(ORDER).unwrap();
+        let plan = schema.plan(&["created_at"], TimeFormat::Rfc3339).unwrap();
+        for (items, coupon) in [(0, None), (3, Some("TEN")), (200, None)] {
+            let datum = encode(ORDER, order(Avro::TimestampMillis(NOW), items, coupon));
+            assert_eq!(plan.time(&schema, &datum, None), Ok(NOW), "{items} items, coupon {coupon:?}");
+        }
+    }
+
+    #[test]
+    fn truncated_or_corrupt_data_is_bad_encoding_and_never_a_panic() {
+        let schema = Schema::parse(ORDER).unwrap();
+        let plan = schema.plan(&["created_at"], TimeFormat::Rfc3339).unwrap();
+        let datum = encode(ORDER, order(Avro::TimestampMillis(NOW), 3, Some("TEN")));
+        // every cut before the end of the event time (the note after it: a length byte
+        // and 17 bytes)
+        for cut in 0..datum.len() - 18 {
+            let got = plan.time(&schema, &datum[..cut], None);
+            assert!(got.is_err(), "cut at {cut}: {got:?}");
+        }
+        // a huge length, a varint that never ends, a union branch that does not exist
+        let mut huge = datum.clone();
+        huge[0] = 0xfe;
+        huge[1] = 0xff;
+        assert_eq!(plan.time(&schema, &huge, None), Err(AvroMiss::BadEncoding));
+        assert_eq!(plan.time(&schema, &[0xff; 32], None), Err(AvroMiss::BadEncoding));
+    }
+
+    #[test]
+    fn debezium_change_events_name_their_time_types_and_a_delete_has_no_after() {
+        let envelope = r#"{
+            "type": "record", "name": "Envelope", "namespace": "shop.public.orders",
+            "fields": [
+                {"name": "before", "type": ["null", {"type": "record", "name": "Value", "fields": [
+                    {"name": "id", "type": "long"},
+                    {"name": "created_at", "type": {"type": "long", "connect.version": 1, "connect.name": "io.debezium.time.MicroTimestamp"}},
+                    {"name": "placed_on", "type": {"type": "int", "connect.name": "io.debezium.time.Date"}},
+                    {"name": "updated_at", "type": {"type": "string", "connect.name": "io.debezium.time.ZonedTimestamp"}}
+                ]}], "default": null},
+                {"name": "after", "type": ["null", "Value"], "default": null},
+                {"name": "op", "type": "string"},
+                {"name": "ts_ms", "type": ["null", "long"]}
+            ]}"#;
+        let schema = Schema::parse(envelope).unwrap();
+        let row = |micros: i64| {
+            Avro::Record(vec![
+                ("id".into(), Avro::Long(7)),
+                ("created_at".into(), Avro::Long(micros)),
+                ("placed_on".into(), Avro::Int(20_414)),
+                ("updated_at".into(), Avro::String("2026-11-22T20:32:55.123+01:00".into())),
+            ])
+        };
+        let event = |after: Option<Avro>| {
+            Avro::Record(vec![
+                ("before".into(), Avro::Union(0, Box::new(Avro::Null))),
+                (
+                    "after".into(),
+                    match after {
+                        Some(v) => Avro::Union(1, Box::new(v)),
+                        None => Avro::Union(0, Box::new(Avro::Null)),
+                    },
+                ),
+                ("op".into(), Avro::String("c".into())),
+                ("ts_ms".into(), Avro::Union(1, Box::new(Avro::Long(NOW)))),
+            ])
+        };
+        let created = schema.plan(&["after", "created_at"], TimeFormat::Rfc3339).unwrap();
+        let insert = encode(envelope, event(Some(row(NOW * 1000 + 456))));
+        assert_eq!(created.time(&schema, &insert, None), Ok(NOW));
+        let placed = schema.plan(&["after", "placed_on"], TimeFormat::Rfc3339).unwrap();
+        assert_eq!(placed.time(&schema, &insert, None), Ok(20_414 * 86_400_000));
+        let updated = schema.plan(&["after", "updated_at"], TimeFormat::Rfc3339).unwrap();
+        assert_eq!(updated.time(&schema, &insert, None), Ok(NOW));
+        let delete = encode(envelope, event(None));
+        assert_eq!(created.time(&schema, &delete, None), Err(AvroMiss::Missing), "a delete has no after");
+        // a plain long says nothing of its unit: the stream's format does
+        assert!(schema.plan(&["ts_ms"], TimeFormat::Rfc3339).is_err());
+        let ts = schema.plan(&["ts_ms"], TimeFormat::EpochMillis).unwrap();
+        assert_eq!(ts.time(&schema, &insert, None), Ok(NOW));
+    }
+
+    #[test]
+    fn a_field_the_schema_lacks_or_that_is_no_time_is_named_when_planned() {
+        let schema = Schema::parse(ORDER).unwrap();
+        assert_eq!(schema.plan(&["placed_at"], TimeFormat::Rfc3339), Err(SchemaError::NoField("/placed_at".into())));
+        assert_eq!(schema.plan(&["items", "sku"], TimeFormat::Rfc3339), Err(SchemaError::NoField("/items/sku".into())));
+        let err = schema.plan(&["channel"], TimeFormat::Rfc3339).unwrap_err().to_string();
+        assert_eq!(err, "/channel is an enum in the schema, not a time");
+        assert!(
+            Schema::parse(r#"{"type": "record", "name": "X", "fields": [{"name": "a", "type": "Unknown"}]}"#).is_err()
+        );
+    }
+
+    #[test]
+    fn local_timestamps_are_read_in_the_streams_zone() {
+        let schema_json = r#"{"type": "record", "name": "R", "fields": [
+            {"name": "at", "type": {"type": "long", "logicalType": "local-timestamp-millis"}}]}"#;
+        let schema = Schema::parse(schema_json).unwrap();
+        let plan = schema.plan(&["at"], TimeFormat::Rfc3339).unwrap();
+        // Shanghai's wall clock at NOW, encoded as if it were UTC
+        let wall = NOW + 8 * 3_600_000;
+        let datum = encode(schema_json, Avro::Record(vec![("at".into(), Avro::LocalTimestampMillis(wall))]));
+        assert_eq!(plan.time(&schema, &datum, Some(chrono_tz::Asia::Shanghai)), Ok(NOW));
+        assert_eq!(plan.time(&schema, &datum, None), Err(AvroMiss::BadTimestamp), "no zone, no guess");
+    }
+
+    #[test]
+    fn a_recursive_type_is_skipped_to_a_bounded_depth() {
+        let list = r#"{"type": "record", "name": "Node", "fields": [
+            {"name": "next", "type": ["null", "Node"]},
+            {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}}]}"#;
+        let schema = Schema::parse(list).unwrap();
+        let plan = schema.plan(&["at"], TimeFormat::Rfc3339).unwrap();
+        let mut node = Avro::Record(vec![
+            ("next".into(), Avro::Union(0, Box::new(Avro::Null))),
+            ("at".into(), Avro::TimestampMillis(1)),
+        ]);
+        for _ in 0..10 {
+            node = Avro::Record(vec![
+                ("next".into(), Avro::Union(1, Box::new(node))),
+                ("at".into(), Avro::TimestampMillis(NOW)),
+            ]);
+        }
+        assert_eq!(plan.time(&schema, &encode(list, node), None), Ok(NOW));
+        // hostile data: a chain deeper than any schema needs
+        let deep: Vec<u8> = std::iter::repeat_n(2u8, 10_000).collect();
+        assert_eq!(plan.time(&schema, &deep, None), Err(AvroMiss::BadEncoding));
+    }
+
+    #[test]
+    fn the_confluent_frame_is_magic_zero_and_a_big_endian_id() {
+        assert_eq!(confluent_frame(&[0, 0, 0, 1, 44, 7, 8]), Some((300, &[7u8, 8][..])));
+        assert_eq!(confluent_frame(&[1, 0, 0, 1, 44]), None);
+        assert_eq!(confluent_frame(b"{}"), None);
+    }
+}
