@@ -93,6 +93,17 @@ impl Schema {
         Ok(Self { root, records: parser.records })
     }
 
+    /// Whether a value of `t` takes no bytes at all (null, fixed(0), a record of such).
+    fn zero_size(&self, t: &Type, depth: usize) -> bool {
+        match t {
+            Type::Null | Type::Fixed(0) => true,
+            Type::Record(i) if depth < MAX_DEPTH => {
+                self.records.get(*i).is_some_and(|r| r.fields.iter().all(|(_, f)| self.zero_size(f, depth + 1)))
+            }
+            _ => false,
+        }
+    }
+
     fn resolve(&self, t: &Type) -> Option<&Record> {
         match t {
             Type::Record(i) => self.records.get(*i),
@@ -438,6 +449,11 @@ impl Cursor<'_> {
                         self.take(bytes)?;
                         continue;
                     }
+                    // items of no size (null, an empty record) take no bytes: a hostile
+                    // count must not spin over them
+                    if !map && schema.zero_size(items, depth) {
+                        continue;
+                    }
                     for _ in 0..count {
                         if map {
                             let n = self.len()?;
@@ -721,6 +737,22 @@ mod tests {
         // hostile data: a chain deeper than any schema needs
         let deep: Vec<u8> = std::iter::repeat_n(2u8, 10_000).collect();
         assert_eq!(plan.time(&schema, &deep, None), Err(AvroMiss::BadEncoding));
+    }
+
+    #[test]
+    fn a_huge_count_of_items_of_no_size_does_not_spin() {
+        let schema = Schema::parse(
+            r#"{"type": "record", "name": "R", "fields": [
+                {"name": "nothing", "type": {"type": "array", "items": "null"}},
+                {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}}]}"#,
+        )
+        .unwrap();
+        let plan = schema.plan(&["at"], TimeFormat::Rfc3339).unwrap();
+        // a block of 2^62 nulls, the end of the array, then the time (zig-zag varints)
+        let mut datum = vec![0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 0x00];
+        datum.extend([0x02]);
+        // (before the guard this spun through 2^62 nulls)
+        assert_eq!(plan.time(&schema, &datum, None), Ok(1));
     }
 
     #[test]
