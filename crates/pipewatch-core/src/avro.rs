@@ -36,6 +36,7 @@ enum Type {
     Bytes,
     String(Time),
     Fixed(usize),
+    /// Its symbols (kept for segments read from Avro, which name a value by its symbol).
     Enum(Vec<String>),
     Array(Box<Type>),
     Map(Box<Type>),

@@ -319,7 +319,7 @@ impl Monitor {
                 // how far ahead, for the time-zone hint (the error path only)
                 if reason == InvalidReason::FutureTimestamp {
                     if let Some(t) = s.spec.extractor.written_time(payload, kafka_timestamp) {
-                        s.recent_leads.push(arrival, t - arrival);
+                        s.recent_leads.push(arrival, arrival - t);
                     }
                 }
             }
@@ -583,8 +583,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn sync_lag_is_leader_minus_follower() {
+    /// orders (leader) and behaviour (follower), one partition each, caught up at 0.
+    fn orders_behaviour() -> Monitor {
         let pairs = vec![PairSpec { name: "orders_behaviour".into(), leader: 0, follower: 1 }];
         let mut m = monitor(vec![spec("orders"), spec("behaviour")], pairs);
         for s in 0..2 {
@@ -592,6 +592,12 @@ mod tests {
             m.log_end(s, 0, 0, T0);
             m.position(s, 0, 0);
         }
+        m
+    }
+
+    #[test]
+    fn sync_lag_is_leader_minus_follower() {
+        let mut m = orders_behaviour();
         assert_eq!(m.tick(T0).pairs[0].sync_lag_seconds, None);
         rec(&mut m, 0, 0, 0, T0, T0);
         rec(&mut m, 1, 0, 0, T0 - 8 * 3600 * SEC, T0);
@@ -607,13 +613,7 @@ mod tests {
 
     /// orders in real time and behaviour `delay(i)` late, a record a second each for 30 s.
     fn paired_traffic(delay: impl Fn(i64) -> Millis) -> Snapshot {
-        let pairs = vec![PairSpec { name: "orders_behaviour".into(), leader: 0, follower: 1 }];
-        let mut m = monitor(vec![spec("orders"), spec("behaviour")], pairs);
-        for s in 0..2 {
-            m.assign(s, 0, StartPosition::At(0), T0);
-            m.log_end(s, 0, 0, T0);
-            m.position(s, 0, 0);
-        }
+        let mut m = orders_behaviour();
         let mut last = None;
         for i in 0..30 {
             let now = T0 + i * SEC;

@@ -203,7 +203,8 @@ pub(crate) struct StreamState {
     pub(crate) gap_duration: Histogram,
     pub(crate) window: VecDeque<WindowSample>,
     pub(crate) recent_delays: RecentDelays,
-    /// How far ahead the records rejected as `future_timestamp` were.
+    /// The delays of the records rejected as `future_timestamp`: negative, how far ahead
+    /// they were.
     pub(crate) recent_leads: RecentDelays,
     /// The delays (negative: leads) of the last tick, when they sat on a whole time-zone
     /// offset: a pair's sync lag on the same offset is asked about too.
@@ -371,29 +372,16 @@ pub(crate) fn stream_snapshot(
     now: Millis,
 ) -> StreamSnapshot {
     let max_silence = s.spec.max_silence_ms;
-    let PartitionPass {
-        partitions,
-        watermark: watermark_rule,
-        flowing,
-        silent,
-        quiet,
-        catching_up,
-        log_end_sum,
-        backlog_sum,
-        silence: stream_silence,
-        totals,
-        active: active_partitions,
-    } = partition_pass(s, settings, now);
+    let pass = partition_pass(s, settings, now);
     // The low-watermark rule; with no partition watermark (all revoked), the last known.
-    let watermark = watermark_rule.get().or(s.last_watermark);
+    let watermark = pass.watermark.get().or(s.last_watermark);
     s.last_watermark = watermark;
 
     let Window { rate, full: window_full, delays, backlog_growing } =
-        rate_window(s, settings, log_end_sum, backlog_sum, now);
+        rate_window(s, settings, pass.log_end_sum, pass.backlog_sum, now);
     let median_record_delay = delays.map(|d| d.median as f64 / 1000.0);
     // delays (or leads of records rejected as future) on a whole time-zone offset
     let leads = s.recent_leads.spread_since(now - settings.rate_window_ms);
-    let leads = leads.map(|l| Spread { median: -l.median, p10: -l.p90, p90: -l.p10 });
     s.zone_spread = [delays, leads].into_iter().flatten().find(|d| zone_offset(*d).is_some());
     let timezone_hint = s.zone_spread.and_then(|d| hint(if d.median >= 0 { "behind by" } else { "ahead by" }, d));
     let freshness_lag_ms = watermark.map(|w| now - w);
@@ -410,7 +398,7 @@ pub(crate) fn stream_snapshot(
         .flat_map(|g| g.values.iter().filter(|v| v.judged).filter_map(|v| v.silence_seconds))
         .reduce(f64::max);
     // a record read since Read on the topic was denied: it is allowed now
-    if totals.records > s.records_when_read_denied {
+    if pass.totals.records > s.records_when_read_denied {
         s.denied[Right::ReadTopic as usize] = None;
     }
     let access_denied = s.denied.iter().flatten().next().cloned();
@@ -419,10 +407,10 @@ pub(crate) fn stream_snapshot(
         access_denied: access_denied.is_some(),
         topic_missing: s.topic_missing,
         has_watermark: watermark.is_some(),
-        flowing,
-        silent,
-        quiet,
-        catching_up,
+        flowing: pass.flowing,
+        silent: pass.silent,
+        quiet: pass.quiet,
+        catching_up: pass.catching_up,
         backlog_growing,
         event_time_old: median_record_delay.is_some_and(|d| d * 1000.0 > max_delay as f64)
             || freshness_lag_ms.is_some_and(|lag| lag > max_delay),
@@ -440,7 +428,7 @@ pub(crate) fn stream_snapshot(
         access_denied,
         watermark_ms: watermark,
         freshness_lag_seconds: freshness_lag_ms.map(|lag| lag as f64 / 1000.0),
-        silence_seconds: stream_silence.map(|ms| ms as f64 / 1000.0),
+        silence_seconds: pass.silence.map(|ms| ms as f64 / 1000.0),
         max_silence_seconds: max_silence as f64 / 1000.0,
         min_rate: s.spec.min_rate,
         max_rate: s.spec.max_rate,
@@ -452,15 +440,15 @@ pub(crate) fn stream_snapshot(
         segments,
         median_record_delay_seconds: median_record_delay,
         timezone_hint,
-        backlog_records: backlog_sum,
-        active_partitions,
-        records: totals.records,
-        bytes: totals.bytes,
-        invalid: InvalidCounts(totals.invalid),
-        gaps: totals.gaps,
+        backlog_records: pass.backlog_sum,
+        active_partitions: pass.active,
+        records: pass.totals.records,
+        bytes: pass.totals.bytes,
+        invalid: InvalidCounts(pass.totals.invalid),
+        gaps: pass.totals.gaps,
         record_delay: s.record_delay.clone(),
         gap_duration: s.gap_duration.clone(),
-        partitions,
+        partitions: pass.partitions,
     }
 }
 

@@ -154,12 +154,6 @@ pub struct AlertRule {
     pub impact: String,
 }
 
-impl AlertRule {
-    pub(crate) fn kind_name(&self) -> &'static str {
-        self.kind.as_str()
-    }
-}
-
 pub(crate) fn target_name<'a>(rule: &AlertRule, snap: &'a Snapshot) -> &'a str {
     match rule.target {
         AlertTarget::Stream(i) => &snap.streams[i].name,

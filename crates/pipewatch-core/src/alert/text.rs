@@ -183,7 +183,7 @@ fn describe_stream(rule: &AlertRule, snap: &Snapshot, i: usize, value: f64) -> (
         .filter(|p| p.active && p.watermark_ms.is_some())
         .min_by_key(|p| p.watermark_ms)
         .map(|p| p.partition);
-    let mut measured = format!("{} of {name} ({}): {}", rule.kind_name(), s.topic, shown(rule.kind, value));
+    let mut measured = format!("{} of {name} ({}): {}", rule.kind.as_str(), s.topic, shown(rule.kind, value));
     if !silent.is_empty() {
         measured.push_str(&format!("; silent partitions: {}", silent.join(", ")));
     }
@@ -230,7 +230,7 @@ fn describe_consumer(rule: &AlertRule, snap: &Snapshot, c: usize, value: f64) ->
         .collect();
     let measured = format!(
         "{} of {} (group {}): {} over {}; lag per stream: {}",
-        rule.kind_name(),
+        rule.kind.as_str(),
         consumer.name,
         consumer.group,
         format_human(value),

@@ -108,13 +108,13 @@ pub(super) fn external_url(h: &RawHttp, listen: SocketAddr, web: Option<&WebConf
 }
 
 /// `[monitor]`, validated.
-pub(super) struct Monitor {
+pub(super) struct MonitorSection {
     pub tick: Duration,
     pub settings: MonitorSettings,
     pub max_future_skew: Duration,
 }
 
-pub(super) fn monitor(m: &RawMonitor, p: &mut Problems) -> Monitor {
+pub(super) fn monitor(m: &RawMonitor, p: &mut Problems) -> MonitorSection {
     let tick = p.positive_duration("monitor.tick", &m.tick);
     let idle = p.positive_duration("monitor.idle_partition_timeout", &m.idle_partition_timeout);
     let rate_window = p.positive_duration("monitor.rate_window", &m.rate_window);
@@ -122,7 +122,7 @@ pub(super) fn monitor(m: &RawMonitor, p: &mut Problems) -> Monitor {
     if !tick.is_zero() && !rate_window.is_zero() && rate_window < tick * 2 {
         p.add("monitor.rate_window", format!("must span at least two ticks ({})", m.tick));
     }
-    Monitor {
+    MonitorSection {
         tick,
         settings: MonitorSettings {
             idle_partition_timeout_ms: idle.as_millis() as i64,
