@@ -175,7 +175,11 @@ impl RecentDelays {
     #[inline]
     pub(crate) fn push(&mut self, arrival: Millis, delay: Millis) {
         self.ring[self.next] = (arrival, delay);
-        self.next = (self.next + 1) % self.ring.len();
+        // a compare, not a division by the ring's length (per record)
+        self.next += 1;
+        if self.next == self.ring.len() {
+            self.next = 0;
+        }
         self.len = (self.len + 1).min(self.ring.len());
     }
 
