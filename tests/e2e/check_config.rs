@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+use crate::support::*;
+
 fn check(config: &str) -> (i32, String, String) {
     let dir = std::env::temp_dir().join(format!("pipewatch-check-{}-{}", std::process::id(), config.len()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -98,4 +100,28 @@ event_time = { field = "/created_at", format = "rfc3339" }
     let offline =
         Command::new(env!("CARGO_BIN_EXE_pipewatch")).arg("check-config").arg("--config").arg(&path).output().unwrap();
     assert_eq!(offline.status.code(), Some(0), "{}", String::from_utf8_lossy(&offline.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_connect_asks_the_schema_registry() {
+    let (bootstrap, registry) = (broker().await, schema_registry().await);
+    let orders = unique_topic("avro-orders");
+    create_topic(bootstrap, &orders, 1).await.unwrap();
+    let stream = format!(
+        "[[stream]]\nname = \"orders\"\ntopic = \"{orders}\"\nvalue_format = \"avro\"\n\
+         event_time = {{ field = \"/created_at\", format = \"rfc3339\" }}\n"
+    );
+    let toml = config(bootstrap, "latest", &format!("[schema_registry]\nurl = \"{}\"\n{stream}", registry.url));
+    let (code, stdout, stderr) = check_connect(&toml).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("schema registry at {}: reachable", registry.url)), "{stdout}");
+    // nothing listens there
+    let dead = format!("http://127.0.0.1:{}/apis/ccompat/v7", pipewatch_kafka::testing::free_port());
+    let toml = config(bootstrap, "latest", &format!("[schema_registry]\nurl = \"{dead}\"\ntimeout = \"2s\"\n{stream}"));
+    let (code, stdout, stderr) = check_connect(&toml).await;
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!("error: schema_registry.url: the registry at {dead} does not answer")),
+        "{stderr}"
+    );
 }

@@ -19,6 +19,7 @@ fn witness(cause: Cause) -> StreamFacts {
     let f = match cause {
         Cause::KafkaUnreachable => StreamFacts { kafka_down: true, ..healthy },
         Cause::AccessDenied => StreamFacts { access_denied: true, ..healthy },
+        Cause::SchemaRegistryUnreachable => StreamFacts { registry_unreachable: true, ..healthy },
         Cause::TopicMissing => StreamFacts { topic_missing: true, ..healthy },
         Cause::NoData => StreamFacts { has_watermark: false, ..healthy },
         Cause::ProducerSilent => StreamFacts { silent: 1, flowing: 0, ..healthy },
@@ -42,6 +43,7 @@ fn merge(a: &StreamFacts, b: &StreamFacts) -> StreamFacts {
     StreamFacts {
         kafka_down: a.kafka_down || b.kafka_down,
         access_denied: a.access_denied || b.access_denied,
+        registry_unreachable: a.registry_unreachable || b.registry_unreachable,
         topic_missing: a.topic_missing || b.topic_missing,
         has_watermark: a.has_watermark || b.has_watermark,
         flowing: a.flowing + b.flowing,

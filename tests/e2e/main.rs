@@ -4,6 +4,7 @@
 mod support;
 
 mod alerting;
+mod avro;
 mod baselines;
 mod check_config;
 mod consumers;

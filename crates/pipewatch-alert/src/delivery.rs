@@ -16,12 +16,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_tls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use pipewatch_core::alert::{AlertEvent, Transition};
 use pipewatch_core::time::Millis;
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
@@ -30,6 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::http::{Access, HttpClient};
 use crate::payload::{alertmanager_alert, fingerprint, generator_url, webhook_body};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,51 +43,8 @@ pub struct ReceiverConfig {
     /// Alertmanager: how often firing alerts are re-sent.
     pub resend_interval: Duration,
     pub queue_capacity: usize,
-    /// A CA certificate (PEM) trusted for this receiver, besides the system's.
-    pub ca_pem: Option<Vec<u8>>,
-    /// The `Authorization` header sent with every request (bearer token or basic auth).
-    pub authorization: Option<Secret>,
-}
-
-/// A value that is sent, never shown: its `Debug` is `Secret(***)`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// `Authorization: Bearer <token>`.
-    pub fn bearer(token: &str) -> Self {
-        Self(format!("Bearer {token}"))
-    }
-
-    /// `Authorization: Basic <base64(username:password)>`.
-    pub fn basic(username: &str, password: &str) -> Self {
-        use base64::Engine as _;
-        Self(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))))
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// Why a CA certificate cannot be used (checked when the config is loaded).
-pub fn check_ca(pem: &[u8]) -> Result<(), String> {
-    native_tls::Certificate::from_pem(pem).map(drop).map_err(|e| e.to_string())
-}
-
-/// The HTTP client of one receiver: the system's CAs, plus its own if it has one.
-fn http_client(config: &ReceiverConfig) -> Result<HttpClient, String> {
-    let mut tls = native_tls::TlsConnector::builder();
-    if let Some(pem) = &config.ca_pem {
-        tls.add_root_certificate(native_tls::Certificate::from_pem(pem).map_err(|e| e.to_string())?);
-    }
-    let tls = tls.build().map_err(|e| e.to_string())?;
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    let connector = HttpsConnector::from((http, tokio_native_tls::TlsConnector::from(tls)));
-    Ok(Client::builder(TokioExecutor::new()).build(connector))
+    /// Its CA and `Authorization` header.
+    pub access: Access,
 }
 
 /// The `result` label values of `pipewatch_alert_notifications_total`.
@@ -223,8 +175,6 @@ pub struct Delivery {
 /// While draining, a failed request is tried again after at most this long.
 const DRAIN_RETRY: Duration = Duration::from_secs(1);
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
 impl Delivery {
     /// Starts one task per receiver on the current tokio runtime; they stop when
     /// `shutdown` is cancelled. `external_url` is how people reach pipewatch: alerts
@@ -244,12 +194,12 @@ impl Delivery {
                 ReceiverKind::Webhook => Queue::InOrder { list: VecDeque::new(), next: 0 },
             };
             let stats = metrics.receiver(&config.name);
-            let client = match http_client(&config) {
+            let client = match HttpClient::new(&config.access) {
                 Ok(c) => c,
                 Err(e) => {
                     // the CA was checked with the config: only a TLS library failure gets here
                     warn!(receiver = %config.name, error = %e, "failed to set up TLS with the receiver's CA; using the system's");
-                    Client::builder(TokioExecutor::new()).build(HttpsConnector::new())
+                    HttpClient::system_cas(&config.access)
                 }
             };
             let r = Arc::new(Receiver { config, stats, queue: Mutex::new(queue), wake: Notify::new() });
@@ -323,35 +273,14 @@ enum Outcome {
     Rejected(String),
 }
 
-async fn post(client: &HttpClient, url: &str, auth: Option<&Secret>, body: String, timeout: Duration) -> Outcome {
-    let mut request = hyper::Request::post(url)
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .header(hyper::header::USER_AGENT, concat!("pipewatch/", env!("CARGO_PKG_VERSION")));
-    if let Some(Secret(value)) = auth {
-        request = request.header(hyper::header::AUTHORIZATION, value.as_str());
-    }
-    let request = match request.body(Full::new(Bytes::from(body))) {
-        Ok(r) => r,
-        Err(e) => return Outcome::Rejected(format!("bad request: {e}")),
-    };
-    match tokio::time::timeout(timeout, client.request(request)).await {
-        Err(_) => Outcome::Retry(format!("no answer within {timeout:?}")),
-        Ok(Err(e)) => Outcome::Retry(e.to_string()),
-        Ok(Ok(response)) => {
-            let status = response.status();
-            // Read the body (a short error text at most) so the connection can be reused.
-            let text = match tokio::time::timeout(timeout, response.into_body().collect()).await {
-                Ok(Ok(b)) => String::from_utf8_lossy(&b.to_bytes()).chars().take(200).collect(),
-                _ => String::new(),
-            };
-            if status.is_success() {
-                Outcome::Sent
-            } else if status.is_server_error() || status == hyper::StatusCode::TOO_MANY_REQUESTS {
-                Outcome::Retry(format!("{status} {text}"))
-            } else {
-                Outcome::Rejected(format!("{status} {text}"))
-            }
+async fn post(client: &HttpClient, url: &str, body: String, timeout: Duration) -> Outcome {
+    match client.post_json(url, body, timeout).await {
+        Err(e) => Outcome::Retry(e),
+        Ok(answer) if answer.status.is_success() => Outcome::Sent,
+        Ok(answer) if answer.status.is_server_error() || answer.status == hyper::StatusCode::TOO_MANY_REQUESTS => {
+            Outcome::Retry(format!("{} {}", answer.status, answer.excerpt()))
         }
+        Ok(answer) => Outcome::Rejected(format!("{} {}", answer.status, answer.excerpt())),
     }
 }
 
@@ -439,7 +368,7 @@ async fn work(r: Arc<Receiver>, client: HttpClient, external_url: String, stop: 
             next_resend = tokio::time::Instant::now() + resend;
         }
         if let Some(batch) = take_batch(&r, &external_url, resend_all) {
-            match post(&client, &url, r.config.authorization.as_ref(), batch.body.clone(), r.config.timeout).await {
+            match post(&client, &url, batch.body.clone(), r.config.timeout).await {
                 Outcome::Sent => {
                     r.stats.sent.inc();
                     if failing {
@@ -488,6 +417,7 @@ async fn work(r: Arc<Receiver>, client: HttpClient, external_url: String, stop: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Secret;
 
     fn receiver(kind: ReceiverKind, cap: usize) -> Receiver {
         let queue = match kind {
@@ -501,8 +431,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             resend_interval: Duration::from_secs(60),
             queue_capacity: cap,
-            ca_pem: None,
-            authorization: None,
+            access: Access::default(),
         };
         let stats = DeliveryMetrics::register(&Registry::new()).unwrap().receiver("r");
         Receiver { config, stats, queue: Mutex::new(queue), wake: Notify::new() }
@@ -523,9 +452,9 @@ mod tests {
         assert_eq!(Secret::basic("pipewatch", "s3cret").0, "Basic cGlwZXdhdGNoOnMzY3JldA==");
         assert_eq!(Secret::bearer("t0ken").0, "Bearer t0ken");
         let mut r = receiver(ReceiverKind::Webhook, 1).config;
-        r.authorization = Some(Secret::bearer("t0ken"));
+        r.access.authorization = Some(Secret::bearer("t0ken"));
         assert!(!format!("{r:?}").contains("t0ken"), "{r:?}");
-        assert!(check_ca(b"not a certificate").is_err());
+        assert!(crate::check_ca(b"not a certificate").is_err());
     }
 
     #[test]

@@ -41,6 +41,7 @@ fn bench(c: &mut Criterion) {
         let spec = StreamSpec {
             name: "orders".into(),
             topic: "orders".into(),
+            value_format: pipewatch_core::ValueFormat::Json,
             extractor: Extractor::new(
                 EventTimeSource::Field {
                     pointer: JsonPointer::parse("/created_at").unwrap(),

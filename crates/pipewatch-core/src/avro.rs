@@ -82,6 +82,8 @@ pub enum SchemaError {
     NoField(String),
     #[error("{0}")]
     NotATime(String),
+    #[error("{0}")]
+    NotText(String),
 }
 
 impl Schema {
@@ -112,9 +114,22 @@ impl Schema {
         }
     }
 
-    /// The plan for the field at `pointer` (its tokens, e.g. `["after", "created_at"]`),
-    /// read as a time with `format` for values the schema does not say the unit of.
-    pub fn plan(&self, pointer: &[&str], format: TimeFormat) -> Result<FieldPlan, SchemaError> {
+    /// Parses a schema that refers to named types of other schemas (a registry's
+    /// `references`): `references` first, each before the ones that use it.
+    pub fn parse_with_references(json: &str, references: &[&str]) -> Result<Self, SchemaError> {
+        let mut parser = Parser { records: Vec::new(), names: HashMap::new() };
+        for r in references {
+            let value: Value = serde_json::from_str(r).map_err(|e| SchemaError::Invalid(e.to_string()))?;
+            parser.parse(&value, "")?;
+        }
+        let value: Value = serde_json::from_str(json).map_err(|e| SchemaError::Invalid(e.to_string()))?;
+        let root = parser.parse(&value, "")?;
+        Ok(Self { root, records: parser.records })
+    }
+
+    /// The steps to the field at `pointer` (its tokens, e.g. `["after", "created_at"]`)
+    /// and its type.
+    fn path(&self, pointer: &[&str]) -> Result<(Vec<Op>, &Type), SchemaError> {
         let path = format!("/{}", pointer.join("/"));
         let mut ops = Vec::new();
         let mut current = &self.root;
@@ -140,6 +155,14 @@ impl Schema {
                 return Err(SchemaError::NoField(path));
             }
         }
+        Ok((ops, current))
+    }
+
+    /// The plan for the time at `pointer` (its tokens, e.g. `["after", "created_at"]`),
+    /// read with `format` for values the schema does not say the unit of.
+    pub fn plan(&self, pointer: &[&str], format: TimeFormat) -> Result<FieldPlan, SchemaError> {
+        let path = format!("/{}", pointer.join("/"));
+        let (ops, current) = self.path(pointer)?;
         let target = match (current, format) {
             (Type::Long(t) | Type::Int(t) | Type::Double(t) | Type::Float(t), _) if *t != Time::Plain => *t,
             (Type::Long(_) | Type::Int(_) | Type::Double(_) | Type::Float(_), TimeFormat::Rfc3339) => {
@@ -164,7 +187,25 @@ impl Schema {
             Type::Double(_) => Read::Double,
             _ => Read::String,
         };
-        Ok(FieldPlan { ops, read, time: target })
+        Ok(FieldPlan { ops, read, time: target, symbols: Vec::new() })
+    }
+
+    /// The plan for a segment's value at `pointer`: a string, or an enum (read as its
+    /// symbol).
+    pub fn text_plan(&self, pointer: &[&str]) -> Result<FieldPlan, SchemaError> {
+        let (ops, current) = self.path(pointer)?;
+        let (read, symbols) = match current {
+            Type::String(_) => (Read::String, Vec::new()),
+            Type::Enum(symbols) => (Read::Symbol, symbols.iter().map(|s| s.as_str().into()).collect()),
+            other => {
+                return Err(SchemaError::NotText(format!(
+                    "/{} is {} in the schema, not a string or an enum",
+                    pointer.join("/"),
+                    kind(other)
+                )))
+            }
+        };
+        Ok(FieldPlan { ops, read, time: Time::Plain, symbols })
     }
 }
 
@@ -345,6 +386,8 @@ enum Read {
     Float,
     Double,
     String,
+    /// An enum's index, named by its symbol.
+    Symbol,
 }
 
 /// How to find one field's time in a datum of one writer schema.
@@ -353,6 +396,8 @@ pub struct FieldPlan {
     ops: Vec<Op>,
     read: Read,
     time: Time,
+    /// An enum's symbols, for a segment's value.
+    symbols: Vec<Box<str>>,
 }
 
 /// Why a datum gave no time.
@@ -371,9 +416,9 @@ struct Cursor<'a> {
     pos: usize,
 }
 
-impl Cursor<'_> {
+impl<'a> Cursor<'a> {
     #[inline]
-    fn take(&mut self, n: usize) -> Result<&[u8], AvroMiss> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], AvroMiss> {
         let end = self.pos.checked_add(n).filter(|e| *e <= self.data.len()).ok_or(AvroMiss::BadEncoding)?;
         let out = &self.data[self.pos..end];
         self.pos = end;
@@ -473,17 +518,7 @@ impl FieldPlan {
     /// The event time in `datum` (the Avro binary encoding, after any framing), in the
     /// core's milliseconds; local times are read in `timezone`.
     pub fn time(&self, schema: &Schema, datum: &[u8], timezone: Option<chrono_tz::Tz>) -> Result<Millis, AvroMiss> {
-        let mut c = Cursor { data: datum, pos: 0 };
-        for op in &self.ops {
-            match op {
-                Op::Skip(t) => c.skip(t, schema, 0)?,
-                Op::Branch { take } => {
-                    if c.long()? != *take {
-                        return Err(AvroMiss::Missing);
-                    }
-                }
-            }
-        }
+        let mut c = self.walk(schema, datum)?;
         let number = |v: f64| v.is_finite().then_some(v);
         match (self.read, self.time) {
             (Read::String, time) => {
@@ -510,6 +545,41 @@ impl FieldPlan {
                 }
             }
             _ => Err(AvroMiss::BadTimestamp),
+        }
+    }
+}
+
+impl FieldPlan {
+    /// The cursor at the field, every step before it taken.
+    #[inline]
+    fn walk<'a>(&self, schema: &Schema, datum: &'a [u8]) -> Result<Cursor<'a>, AvroMiss> {
+        let mut c = Cursor { data: datum, pos: 0 };
+        for op in &self.ops {
+            match op {
+                Op::Skip(t) => c.skip(t, schema, 0)?,
+                Op::Branch { take } => {
+                    if c.long()? != *take {
+                        return Err(AvroMiss::Missing);
+                    }
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    /// A segment's value in `datum`: a string's bytes, or an enum's symbol (a plan from
+    /// [`Schema::text_plan`]).
+    pub fn text<'a>(&'a self, schema: &Schema, datum: &'a [u8]) -> Result<&'a [u8], AvroMiss> {
+        let mut c = self.walk(schema, datum)?;
+        match self.read {
+            Read::Symbol => {
+                let i = usize::try_from(c.long()?).map_err(|_| AvroMiss::BadEncoding)?;
+                self.symbols.get(i).map(|s| s.as_bytes()).ok_or(AvroMiss::BadEncoding)
+            }
+            _ => {
+                let n = c.len()?;
+                c.take(n)
+            }
         }
     }
 }
@@ -618,6 +688,65 @@ mod tests {
             let datum = encode(ORDER, order(Avro::TimestampMillis(NOW), items, coupon));
             assert_eq!(plan.time(&schema, &datum, None), Ok(NOW), "{items} items, coupon {coupon:?}");
         }
+    }
+
+    #[test]
+    fn segment_values_are_strings_and_enum_symbols() {
+        let schema = Schema::parse(ORDER).unwrap();
+        let datum = encode(ORDER, order(Avro::TimestampMillis(NOW), 3, Some("TEN")));
+        let channel = schema.text_plan(&["channel"]).unwrap();
+        assert_eq!(channel.text(&schema, &datum), Ok(&b"app"[..]));
+        let coupon = schema.text_plan(&["coupon"]).unwrap();
+        assert_eq!(coupon.text(&schema, &datum), Ok(&b"TEN"[..]));
+        let none = encode(ORDER, order(Avro::TimestampMillis(NOW), 3, None));
+        assert_eq!(coupon.text(&schema, &none), Err(AvroMiss::Missing));
+        assert_eq!(schema.text_plan(&["note"]).unwrap().text(&schema, &datum), Ok(&b"leave at the door"[..]));
+        assert!(
+            matches!(schema.text_plan(&["qty"]), Err(SchemaError::NotText(m)) if m == "/qty is a number in the schema, not a string or an enum")
+        );
+        assert_eq!(schema.text_plan(&["region"]), Err(SchemaError::NoField("/region".into())));
+        // a symbol index beyond the symbols, a cut datum
+        let one = Schema::parse(
+            r#"{"type": "record", "name": "R", "fields": [
+            {"name": "c", "type": {"type": "enum", "name": "C", "symbols": ["a"]}}]}"#,
+        )
+        .unwrap();
+        let plan = one.text_plan(&["c"]).unwrap();
+        assert_eq!(plan.text(&one, &[0]), Ok(&b"a"[..]));
+        assert_eq!(plan.text(&one, &[2]), Err(AvroMiss::BadEncoding));
+        assert_eq!(plan.text(&one, &[]), Err(AvroMiss::BadEncoding));
+        assert_eq!(
+            schema.text_plan(&["note"]).unwrap().text(&schema, &datum[..datum.len() - 1]),
+            Err(AvroMiss::BadEncoding)
+        );
+    }
+
+    #[test]
+    fn named_types_of_referenced_schemas_are_known() {
+        let address = r#"{"type": "record", "name": "Address", "namespace": "shop",
+            "fields": [{"name": "street", "type": "string"}, {"name": "country", "type": "string"}]}"#;
+        let order = r#"{"type": "record", "name": "Order", "namespace": "shop", "fields": [
+            {"name": "shipping", "type": "shop.Address"},
+            {"name": "created_at", "type": {"type": "long", "logicalType": "timestamp-micros"}}]}"#;
+        assert!(matches!(Schema::parse(order), Err(SchemaError::Invalid(m)) if m.contains("shop.Address")));
+        let schema = Schema::parse_with_references(order, &[address]).unwrap();
+        // the same record with the named type written inline: the same bytes
+        let inline = order.replace("\"shop.Address\"", address);
+        let datum = encode(
+            &inline,
+            Avro::Record(vec![
+                (
+                    "shipping".into(),
+                    Avro::Record(vec![
+                        ("street".into(), Avro::String("Main St 1".into())),
+                        ("country".into(), Avro::String("DE".into())),
+                    ]),
+                ),
+                ("created_at".into(), Avro::TimestampMicros(NOW * 1000)),
+            ]),
+        );
+        assert_eq!(schema.plan(&["created_at"], TimeFormat::Rfc3339).unwrap().time(&schema, &datum, None), Ok(NOW));
+        assert_eq!(schema.text_plan(&["shipping", "country"]).unwrap().text(&schema, &datum), Ok(&b"DE"[..]));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use serde::Serialize;
 pub enum Cause {
     KafkaUnreachable,
     AccessDenied,
+    SchemaRegistryUnreachable,
     TopicMissing,
     NoData,
     ProducerSilent,
@@ -38,6 +39,9 @@ pub struct StreamFacts {
     /// The cluster's authorizer denies pipewatch a right it needs to read the stream
     /// (Describe or Read on its topic, Read on pipewatch's own group).
     pub access_denied: bool,
+    /// Records of the stream wait for a schema the registry was asked for and did not
+    /// give: it does not answer.
+    pub registry_unreachable: bool,
     /// The cluster answers that the stream's topic does not exist.
     pub topic_missing: bool,
     /// A valid event time was read (the stream has a watermark).
@@ -108,7 +112,7 @@ pub struct Diagnosis {
 }
 
 /// Every cause, in the order they are checked: the first that holds wins.
-pub const ORDER: [Diagnosis; 14] = [
+pub const ORDER: [Diagnosis; 15] = [
     Diagnosis {
         cause: Cause::KafkaUnreachable,
         name: "kafka_unreachable",
@@ -130,6 +134,18 @@ pub const ORDER: [Diagnosis; 14] = [
         upstream: false,
         fault: true,
         holds_lag_rules: false,
+    },
+    Diagnosis {
+        cause: Cause::SchemaRegistryUnreachable,
+        name: "schema_registry_unreachable",
+        explain: "records wait for their schema and the schema registry does not answer (named in the status): a monitoring fault, nothing is lost; reading resumes when it answers",
+        holds: |f| f.registry_unreachable,
+        replicas: Replicas::Any(&[Cause::SchemaRegistryUnreachable]),
+        // the consumers that read the stream are judged by their own committed offsets
+        upstream: false,
+        fault: true,
+        // the stream's watermark stands still while its records wait
+        holds_lag_rules: true,
     },
     Diagnosis {
         cause: Cause::TopicMissing,
@@ -621,6 +637,10 @@ mod tests {
         assert_eq!(diagnose(&f), Cause::NoData);
         f.topic_missing = true;
         assert_eq!(diagnose(&f), Cause::TopicMissing);
+        f.registry_unreachable = true;
+        assert_eq!(diagnose(&f), Cause::SchemaRegistryUnreachable);
+        f.access_denied = true;
+        assert_eq!(diagnose(&f), Cause::AccessDenied);
         f.kafka_down = true;
         assert_eq!(diagnose(&f), Cause::KafkaUnreachable);
     }

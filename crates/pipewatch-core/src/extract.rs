@@ -43,11 +43,24 @@ pub enum InvalidReason {
     BadTimestamp,
     /// The event time is more than `max_future_skew` ahead of the arrival time.
     FutureTimestamp,
+    /// A schema-registry format (Avro): the payload is not framed as the registry's
+    /// serializers frame it, or its datum is truncated or corrupt.
+    BadEncoding,
+    /// The registry does not know the record's schema id (404), or its schema cannot be
+    /// read as the stream's format.
+    UnknownSchema,
 }
 
 impl InvalidReason {
-    pub const ALL: [InvalidReason; 5] =
-        [Self::EmptyPayload, Self::NotJson, Self::MissingField, Self::BadTimestamp, Self::FutureTimestamp];
+    pub const ALL: [InvalidReason; 7] = [
+        Self::EmptyPayload,
+        Self::NotJson,
+        Self::MissingField,
+        Self::BadTimestamp,
+        Self::FutureTimestamp,
+        Self::BadEncoding,
+        Self::UnknownSchema,
+    ];
     pub const COUNT: usize = Self::ALL.len();
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +70,8 @@ impl InvalidReason {
             Self::MissingField => "missing_field",
             Self::BadTimestamp => "bad_timestamp",
             Self::FutureTimestamp => "future_timestamp",
+            Self::BadEncoding => "bad_encoding",
+            Self::UnknownSchema => "unknown_schema",
         }
     }
 
@@ -127,6 +142,35 @@ impl Extractor {
             EventTimeSource::Field { pointer, .. } => Some(pointer),
             EventTimeSource::KafkaTimestamp => None,
         }
+    }
+
+    /// How the field writes its time (`None` for the Kafka timestamp).
+    pub fn format(&self) -> Option<TimeFormat> {
+        match self.source {
+            EventTimeSource::Field { format, .. } => Some(format),
+            EventTimeSource::KafkaTimestamp => None,
+        }
+    }
+
+    /// The zone of local times.
+    pub fn timezone(&self) -> Option<chrono_tz::Tz> {
+        self.timezone
+    }
+
+    /// Like [`Self::extract`] for a time already read from a schema-registry format.
+    #[inline]
+    pub fn from_avro(
+        &self,
+        found: Result<Millis, crate::avro::AvroMiss>,
+        arrival: Millis,
+    ) -> Result<Millis, InvalidReason> {
+        use crate::avro::AvroMiss;
+        let t = found.map_err(|miss| match miss {
+            AvroMiss::Missing => InvalidReason::MissingField,
+            AvroMiss::BadEncoding => InvalidReason::BadEncoding,
+            AvroMiss::BadTimestamp => InvalidReason::BadTimestamp,
+        })?;
+        self.plausible(t, arrival)
     }
 
     /// Like [`Self::extract`] for a field, with the field already looked up (with other
@@ -289,7 +333,18 @@ mod tests {
     #[test]
     fn reason_names_are_the_metric_labels() {
         let names: Vec<_> = InvalidReason::ALL.iter().map(|r| r.as_str()).collect();
-        assert_eq!(names, ["empty_payload", "not_json", "missing_field", "bad_timestamp", "future_timestamp"]);
+        assert_eq!(
+            names,
+            [
+                "empty_payload",
+                "not_json",
+                "missing_field",
+                "bad_timestamp",
+                "future_timestamp",
+                "bad_encoding",
+                "unknown_schema"
+            ]
+        );
         for (i, r) in InvalidReason::ALL.iter().enumerate() {
             assert_eq!(r.index(), i);
         }

@@ -53,6 +53,11 @@ impl JsonPointer {
         &self.text
     }
 
+    /// The reference tokens, unescaped: a record's field names, outermost first.
+    pub fn tokens(&self) -> Vec<&str> {
+        self.tokens.iter().map(|t| &**t).collect()
+    }
+
     /// Finds the value the pointer names in `doc`.
     pub fn lookup<'a>(&self, doc: &'a [u8]) -> Lookup<'a> {
         self.resolve(Scanner { buf: doc, pos: 0 }, 0)

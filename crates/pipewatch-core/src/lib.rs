@@ -7,7 +7,8 @@
 //! downstream consumer's exact lag in [`consumer`] (through the [`offset_index`]); the
 //! low-watermark rule and sync lag ([`watermark`]); event-time extraction ([`extract`],
 //! [`json`], [`time`]); the diagnosis of which link broke ([`diagnosis`]); volume
-//! baselines ([`baseline`]) and segments ([`segment`]); alert rules with their state
+//! baselines ([`baseline`]) and segments ([`segment`]); schema-registry formats
+//! ([`avro`], [`schema`]); alert rules with their state
 //! machine ([`alert`]).
 
 pub mod alert;
@@ -21,6 +22,7 @@ pub mod json;
 pub mod monitor;
 pub mod offset_hint;
 pub mod offset_index;
+pub mod schema;
 pub mod segment;
 pub mod snapshot;
 pub mod spec;
@@ -32,7 +34,8 @@ pub use consumer::{FetchRequest, Fetched, FetchedRecord};
 pub use diagnosis::Cause;
 pub use extract::{EventTimeSource, Extractor, InvalidReason, TimeFormat};
 pub use json::JsonPointer;
-pub use monitor::Monitor;
+pub use monitor::{Monitor, RecordOutcome};
+pub use schema::{RegisteredSchema, SchemaFetch, ValueFormat};
 pub use snapshot::{KafkaStatus, Snapshot};
 pub use spec::{Committed, ConsumerError, MonitorSettings, PairSpec, Right, StartPosition, StreamSpec};
 pub use time::Millis;

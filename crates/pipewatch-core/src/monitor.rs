@@ -17,8 +17,9 @@ use crate::histogram::{Histogram, GAP_DURATION_BUCKETS, RECORD_DELAY_BUCKETS};
 use crate::json::{Lookup as Found, PointerSet, MAX_SET};
 use crate::offset_hint::{hint, on_offset, Spread};
 use crate::offset_index::OffsetIndex;
+use crate::schema::{Read, Registry, SchemaFetch, StreamSchemas};
 use crate::segment::SegmentState;
-use crate::snapshot::{KafkaStatus, PairSnapshot, Snapshot, StreamSnapshot};
+use crate::snapshot::{KafkaStatus, PairSnapshot, RegistrySnapshot, Snapshot, StreamSnapshot};
 use crate::spec::{
     Committed, ConsumerError, ConsumerSpec, MonitorSettings, PairSpec, Right, StartPosition, StreamSpec,
 };
@@ -37,6 +38,21 @@ pub struct Monitor {
     kafka_error: Option<String>,
     /// The cluster did not answer at the last tick.
     was_down: bool,
+    /// The schemas the registry gave, and whether it answers.
+    registry: Registry,
+    /// A stream reads a schema-registry format.
+    uses_registry: bool,
+}
+
+/// What became of one record handed to [`Monitor::record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// Read (or ignored: a partition not assigned, or one that waits).
+    Read,
+    /// Its schema id is not known yet: the record was not read. The source pauses the
+    /// partition at this record's offset and asks the registry for the schema
+    /// ([`Monitor::schema_fetched`] says when to resume).
+    Wait(u32),
 }
 
 impl Monitor {
@@ -71,17 +87,22 @@ impl Monitor {
                         .cloned()
                         .collect()
                 }),
+                schemas: (spec.value_format.uses_registry()
+                    && (spec.extractor.pointer().is_some() || !spec.segments.is_empty()))
+                .then(StreamSchemas::default),
                 spec,
             })
-            .collect();
+            .collect::<Vec<StreamState>>();
         Self {
             settings,
+            uses_registry: streams.iter().any(|s| s.schemas.is_some()),
             streams,
             pairs,
             consumers: Vec::new(),
             kafka: KafkaStatus::Unknown,
             kafka_error: None,
             was_down: false,
+            registry: Registry::default(),
         }
     }
 
@@ -167,12 +188,19 @@ impl Monitor {
         if entry.0 != request.offset {
             return;
         }
-        let extractor = &self.streams[request.stream].spec.extractor;
+        let stream = &mut self.streams[request.stream];
+        let registry = &self.registry;
         entry.1 = match found {
             Fetched::Records(records) => {
                 let times: Vec<(i64, Millis)> = records
                     .iter()
-                    .filter_map(|r| extractor.extract(r.payload, r.timestamp, now).ok().map(|t| (r.offset, t)))
+                    .filter_map(|r| {
+                        let t = match &mut stream.schemas {
+                            Some(schemas) => schemas.time_of(registry, &stream.spec, r.payload, r.timestamp, now),
+                            None => stream.spec.extractor.extract(r.payload, r.timestamp, now).ok(),
+                        };
+                        t.map(|t| (r.offset, t))
+                    })
                     .collect();
                 Resolution::Known(Known {
                     at: times.iter().find(|(o, _)| *o >= request.offset).map(|(_, t)| *t),
@@ -264,7 +292,7 @@ impl Monitor {
     }
 
     /// One record read from a partition: the hot path. Records of partitions not
-    /// assigned (late deliveries after a revoke) are ignored.
+    /// assigned (late deliveries after a revoke), or waiting for a schema, are ignored.
     #[inline]
     pub fn record(
         &mut self,
@@ -274,35 +302,60 @@ impl Monitor {
         payload: Option<&[u8]>,
         kafka_timestamp: Option<Millis>,
         arrival: Millis,
-    ) {
+    ) -> RecordOutcome {
         let Some(s) = self.streams.get_mut(stream) else {
-            return;
+            return RecordOutcome::Read;
         };
         let Some(p) = usize::try_from(partition).ok().and_then(|i| s.partitions.get_mut(i)).and_then(Option::as_mut)
         else {
-            return;
+            return RecordOutcome::Read;
+        };
+        if p.waiting.is_some() {
+            return RecordOutcome::Read;
+        }
+        let (time, written) = match &mut s.schemas {
+            // a schema-registry format: the schema id first (the record may wait for it)
+            Some(schemas) => {
+                match schemas.read(
+                    &self.registry,
+                    &s.spec,
+                    payload,
+                    kafka_timestamp,
+                    arrival,
+                    &mut s.segments,
+                    p.caught_up,
+                ) {
+                    Read::Wait(id) => {
+                        p.waiting = Some(id);
+                        // the record is read again from here once the schema is in
+                        p.position = Some(offset);
+                        return RecordOutcome::Wait(id);
+                    }
+                    Read::Time(time, written) => (time, Some(written)),
+                }
+            }
+            None => match payload {
+                // the event time and the segments in one pass
+                Some(doc) if !s.segments.is_empty() && !doc.is_empty() => {
+                    let mut found = [Found::Missing; MAX_SET];
+                    s.fields.lookup_all(doc, &mut found);
+                    let (time, values) = if s.spec.extractor.pointer().is_some() {
+                        (s.spec.extractor.from_lookup(found[0], arrival), &found[1..])
+                    } else {
+                        (s.spec.extractor.extract(payload, kafka_timestamp, arrival), &found[..])
+                    };
+                    for (segment, value) in s.segments.iter_mut().zip(values) {
+                        segment.record(*value, p.caught_up, arrival);
+                    }
+                    (time, None)
+                }
+                _ => (s.spec.extractor.extract(payload, kafka_timestamp, arrival), None),
+            },
         };
         p.records += 1;
         p.bytes += payload.map_or(0, |b| b.len() as u64);
         p.last_record = Some(arrival);
         p.position = Some(p.position.map_or(offset + 1, |pos| pos.max(offset + 1)));
-        let time = match payload {
-            // the event time and the segments in one pass
-            Some(doc) if !s.segments.is_empty() && !doc.is_empty() => {
-                let mut found = [Found::Missing; MAX_SET];
-                s.fields.lookup_all(doc, &mut found);
-                let (time, values) = if s.spec.extractor.pointer().is_some() {
-                    (s.spec.extractor.from_lookup(found[0], arrival), &found[1..])
-                } else {
-                    (s.spec.extractor.extract(payload, kafka_timestamp, arrival), &found[..])
-                };
-                for (segment, value) in s.segments.iter_mut().zip(values) {
-                    segment.record(*value, p.caught_up, arrival);
-                }
-                time
-            }
-            _ => s.spec.extractor.extract(payload, kafka_timestamp, arrival),
-        };
         match time {
             Ok(t) => {
                 p.watermark = Some(p.watermark.map_or(t, |w| w.max(t)));
@@ -318,13 +371,45 @@ impl Monitor {
                 p.invalid[reason.index()] += 1;
                 // how far ahead, for the time-zone hint (the error path only)
                 if reason == InvalidReason::FutureTimestamp {
-                    if let Some(t) = s.spec.extractor.written_time(payload, kafka_timestamp) {
+                    let written = written.unwrap_or_else(|| s.spec.extractor.written_time(payload, kafka_timestamp));
+                    if let Some(t) = written {
                         s.recent_leads.push(arrival, arrival - t);
                     }
                 }
             }
         }
         p.check_caught_up();
+        RecordOutcome::Read
+    }
+
+    /// The registry's answer for a schema id a record waits for. Once the id is known
+    /// (found, or not in the registry) the partitions that wait for it are returned, to
+    /// be resumed at the record that waited; while the registry does not answer, none.
+    pub fn schema_fetched(&mut self, id: u32, fetch: SchemaFetch) -> Vec<(usize, i32)> {
+        if !self.registry.answer(id, fetch) {
+            return Vec::new();
+        }
+        let mut resume = Vec::new();
+        for (s, st) in self.streams.iter_mut().enumerate() {
+            for p in st.partitions.iter_mut().flatten() {
+                if p.waiting == Some(id) {
+                    p.waiting = None;
+                    resume.push((s, p.partition));
+                }
+            }
+        }
+        resume
+    }
+
+    /// Whether any partition still waits for schema `id` (the registry did not answer).
+    pub fn waiting_for(&self, id: u32) -> bool {
+        self.streams.iter().flat_map(|s| s.partitions.iter().flatten()).any(|p| p.waiting == Some(id))
+    }
+
+    /// Whether a partition waits for a schema (the source keeps it paused).
+    pub fn waiting(&self, stream: usize, partition: i32) -> bool {
+        let i = usize::try_from(partition).ok();
+        self.streams.get(stream).and_then(|s| s.partitions.get(i?)?.as_ref()).is_some_and(|p| p.waiting.is_some())
     }
 
     /// The consumer's own position for a partition (next offset to read), e.g. after
@@ -421,8 +506,9 @@ impl Monitor {
             }
         }
         self.was_down = kafka == KafkaStatus::Down;
+        let registry_down = self.registry.down.as_deref();
         let streams: Vec<StreamSnapshot> =
-            self.streams.iter_mut().map(|s| stream_snapshot(s, &settings, kafka, now)).collect();
+            self.streams.iter_mut().map(|s| stream_snapshot(s, &settings, kafka, registry_down, now)).collect();
         let pairs = self
             .pairs
             .iter()
@@ -460,7 +546,24 @@ impl Monitor {
             .iter_mut()
             .map(|c| consumer_snapshot(c, &self.streams, &streams, &self.pairs, kafka, now))
             .collect();
-        Snapshot { at_ms: now, kafka, kafka_error: self.kafka_error.clone(), streams, pairs, consumers }
+        let schema_registry = self.uses_registry.then(|| RegistrySnapshot {
+            status: match (&self.registry.down, self.registry.known()) {
+                (Some(_), _) => KafkaStatus::Down,
+                (None, 0) => KafkaStatus::Unknown,
+                (None, _) => KafkaStatus::Up,
+            },
+            error: self.registry.down.clone(),
+            schemas_known: self.registry.known(),
+        });
+        Snapshot {
+            at_ms: now,
+            kafka,
+            kafka_error: self.kafka_error.clone(),
+            schema_registry,
+            streams,
+            pairs,
+            consumers,
+        }
     }
 }
 
@@ -485,6 +588,7 @@ mod tests {
         StreamSpec {
             name: name.into(),
             topic: format!("{name}-topic"),
+            value_format: crate::schema::ValueFormat::Json,
             extractor: Extractor::new(
                 EventTimeSource::Field { pointer: JsonPointer::parse("/ts").unwrap(), format: TimeFormat::EpochMillis },
                 300 * SEC,
@@ -578,9 +682,11 @@ mod tests {
         let p = &m.tick(T0).streams[0].partitions[0];
         assert_eq!(p.watermark_ms, Some(T0 - SEC));
         assert_eq!(p.records, 6);
-        for reason in InvalidReason::ALL {
+        // every reason a JSON stream can have (the rest are the registry formats')
+        for reason in &InvalidReason::ALL[..5] {
             assert_eq!(p.invalid[reason.as_str()], 1, "{}", reason.as_str());
         }
+        assert_eq!(p.invalid[InvalidReason::BadEncoding], 0);
     }
 
     /// orders (leader) and behaviour (follower), one partition each, caught up at 0.

@@ -8,6 +8,7 @@ use crate::baseline::Band;
 use crate::diagnosis::{Cause, ConsumerCause};
 use crate::extract::InvalidReason;
 use crate::histogram::Histogram;
+use crate::schema::SchemaInUse;
 use crate::segment::SegmentSnapshot;
 use crate::time::Millis;
 
@@ -30,9 +31,23 @@ pub struct Snapshot {
     /// Why the cluster does not answer, while it does not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kafka_error: Option<String>,
+    /// The schema registry, when a stream reads a format that needs it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_registry: Option<RegistrySnapshot>,
     pub streams: Vec<StreamSnapshot>,
     pub pairs: Vec<PairSnapshot>,
     pub consumers: Vec<ConsumerSnapshot>,
+}
+
+/// Whether the schema registry answers, as the last request for a schema found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegistrySnapshot {
+    pub status: KafkaStatus,
+    /// Why it does not answer, while it does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Schema ids known to the process.
+    pub schemas_known: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -43,6 +58,19 @@ pub struct StreamSnapshot {
     /// The right the authorizer denies pipewatch for this stream, e.g. `Read on topic
     /// orders` (the first, in the order group, Describe, Read).
     pub access_denied: Option<String>,
+    /// While records wait for a schema the registry does not give: which, and why
+    /// (`schema_registry_unreachable`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_registry: Option<String>,
+    /// The schema ids the stream's partitions wait for (asked of the registry).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for_schemas: Vec<u32>,
+    /// A schema-registry format: the last writer schema ids read (at most
+    /// [`crate::schema::SCHEMAS_SHOWN`]), newest last, each with what is wrong with it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schemas: Vec<SchemaInUse>,
+    /// New writer schema ids that appeared after the first.
+    pub schema_changes: u64,
     /// Absent before the first valid record.
     pub watermark_ms: Option<Millis>,
     pub freshness_lag_seconds: Option<f64>,
@@ -127,6 +155,7 @@ impl StreamSnapshot {
     pub fn cause_detail(&self) -> Option<String> {
         match self.cause {
             Cause::AccessDenied => self.access_denied.clone(),
+            Cause::SchemaRegistryUnreachable => self.schema_registry.clone(),
             Cause::SegmentSilent => self.segment_silent.clone(),
             Cause::VolumeAnomaly => {
                 let b = self.baseline?;
@@ -252,14 +281,16 @@ pub struct ConsumerPairSnapshot {
 pub struct InvalidCounts(pub [u64; InvalidReason::COUNT]);
 
 impl InvalidCounts {
-    /// The reasons by name: `bad_timestamp`, `empty_payload`, `future_timestamp`,
-    /// `missing_field`, `not_json`.
+    /// The reasons by name: `bad_encoding`, `bad_timestamp`, `empty_payload`,
+    /// `future_timestamp`, `missing_field`, `not_json`, `unknown_schema`.
     const BY_NAME: [InvalidReason; InvalidReason::COUNT] = [
+        InvalidReason::BadEncoding,
         InvalidReason::BadTimestamp,
         InvalidReason::EmptyPayload,
         InvalidReason::FutureTimestamp,
         InvalidReason::MissingField,
         InvalidReason::NotJson,
+        InvalidReason::UnknownSchema,
     ];
 
     /// `(reason, count)` for every reason, zero counts included.
@@ -348,7 +379,7 @@ mod tests {
         assert_eq!(counts["not_json"], 3);
         assert_eq!(
             serde_json::to_string(&counts).unwrap(),
-            r#"{"bad_timestamp":0,"empty_payload":0,"future_timestamp":0,"missing_field":0,"not_json":3}"#
+            r#"{"bad_encoding":0,"bad_timestamp":0,"empty_payload":0,"future_timestamp":0,"missing_field":0,"not_json":3,"unknown_schema":0}"#
         );
     }
 }

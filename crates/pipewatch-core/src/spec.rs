@@ -3,6 +3,7 @@
 
 use crate::baseline::BaselineSpec;
 use crate::extract::Extractor;
+use crate::schema::ValueFormat;
 use crate::segment::SegmentSpec;
 use crate::time::Millis;
 
@@ -11,6 +12,8 @@ use crate::time::Millis;
 pub struct StreamSpec {
     pub name: String,
     pub topic: String,
+    /// How record values are encoded (JSON, or Avro through the schema registry).
+    pub value_format: ValueFormat,
     pub extractor: Extractor,
     /// A partition whose log end has not advanced for longer is silent; a gap opens.
     pub max_silence_ms: Millis,

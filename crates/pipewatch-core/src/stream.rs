@@ -12,6 +12,7 @@ use crate::histogram::Histogram;
 use crate::json::PointerSet;
 use crate::offset_hint::{hint, zone_offset, Spread};
 use crate::offset_index::OffsetIndex;
+use crate::schema::StreamSchemas;
 use crate::segment::{SegmentSnapshot, SegmentState};
 use crate::snapshot::{
     BaselineState, BaselineStatus, Direction, InvalidCounts, KafkaStatus, PartitionSnapshot, StreamSnapshot,
@@ -54,6 +55,9 @@ pub(crate) struct PartitionTracker {
     pub(crate) index: Option<Box<OffsetIndex>>,
     /// Offsets at hour boundaries, for streams with a baseline.
     pub(crate) history: History,
+    /// The schema id the partition waits for: its records from `position` on are read
+    /// once the registry gave it (the source paused the partition there).
+    pub(crate) waiting: Option<u32>,
 }
 
 impl PartitionTracker {
@@ -75,6 +79,7 @@ impl PartitionTracker {
             gap_since: None,
             index: indexed.then(|| Box::new(OffsetIndex::new())),
             history: History::NotAsked,
+            waiting: None,
         }
     }
 
@@ -234,6 +239,9 @@ pub(crate) struct StreamState {
     /// With segments: the event time's field (first, when it is one) and the segments',
     /// looked up in one pass per record.
     pub(crate) fields: PointerSet,
+    /// A schema-registry format: the plans per schema id (`None` for JSON, and for a
+    /// stream that reads neither a field nor a segment from its values).
+    pub(crate) schemas: Option<StreamSchemas>,
 }
 
 /// What one pass over a stream's assigned partitions finds at `now` (gaps opening as
@@ -373,6 +381,7 @@ pub(crate) fn stream_snapshot(
     s: &mut StreamState,
     settings: &MonitorSettings,
     kafka: KafkaStatus,
+    registry_down: Option<&str>,
     now: Millis,
 ) -> StreamSnapshot {
     let max_silence = s.spec.max_silence_ms;
@@ -406,9 +415,20 @@ pub(crate) fn stream_snapshot(
         s.denied[Right::ReadTopic as usize] = None;
     }
     let access_denied = s.denied.iter().flatten().next().cloned();
+    let waiting_for: Vec<u32> = {
+        let mut ids: Vec<u32> = s.partitions.iter().flatten().filter_map(|p| p.waiting).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    let schema_registry = registry_down.filter(|_| !waiting_for.is_empty()).map(|why| {
+        let ids: Vec<String> = waiting_for.iter().map(u32::to_string).collect();
+        format!("records wait for schema {}: {why}", ids.join(", "))
+    });
     let cause = diagnose(&StreamFacts {
         kafka_down: kafka == KafkaStatus::Down,
         access_denied: access_denied.is_some(),
+        registry_unreachable: schema_registry.is_some(),
         topic_missing: s.topic_missing,
         has_watermark: watermark.is_some(),
         flowing: pass.flowing,
@@ -430,6 +450,10 @@ pub(crate) fn stream_snapshot(
         topic: s.spec.topic.clone(),
         cause,
         access_denied,
+        schema_registry,
+        waiting_for_schemas: waiting_for,
+        schemas: s.schemas.as_ref().map(StreamSchemas::in_use).unwrap_or_default(),
+        schema_changes: s.schemas.as_ref().map_or(0, |x| x.changes),
         watermark_ms: watermark,
         freshness_lag_seconds: freshness_lag_ms.map(|lag| lag as f64 / 1000.0),
         silence_seconds: pass.silence.map(|ms| ms as f64 / 1000.0),

@@ -60,6 +60,7 @@ fn stream(name: &str, pointer: &str, format: TimeFormat) -> StreamSpec {
     StreamSpec {
         name: name.into(),
         topic: name.into(),
+        value_format: pipewatch_core::ValueFormat::Json,
         extractor: Extractor::new(
             EventTimeSource::Field { pointer: JsonPointer::parse(pointer).unwrap(), format },
             300_000,
@@ -244,4 +245,76 @@ fn reading_an_avro_event_time_does_not_allocate() {
     let found = measured(|| (0..1000).filter(|_| plan.time(&schema, &datum, None) == Ok(NOW)).count());
     assert_eq!(ALLOCATIONS.load(Ordering::Relaxed) - before, 0, "allocations on the Avro path");
     assert_eq!(found, 1000);
+}
+
+/// Avro's zig-zag varint.
+fn zigzag(v: i64, out: &mut Vec<u8>) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    loop {
+        let byte = (z & 0x7f) as u8;
+        z >>= 7;
+        if z == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+#[test]
+fn an_avro_stream_with_a_segment_does_not_allocate_per_record() {
+    use pipewatch_core::{RecordOutcome, RegisteredSchema, SchemaFetch, ValueFormat};
+    let spec = StreamSpec {
+        value_format: ValueFormat::Avro,
+        segments: vec![SegmentSpec { name: "channel".into(), pointer: JsonPointer::parse("/channel").unwrap() }],
+        ..stream("orders", "/created_at", TimeFormat::Rfc3339)
+    };
+    let mut monitor = Monitor::new(
+        MonitorSettings { idle_partition_timeout_ms: 300_000, rate_window_ms: 60_000 },
+        vec![spec],
+        vec![],
+    );
+    monitor.assign(0, 0, StartPosition::At(0), NOW);
+    let schema = r#"{"type": "record", "name": "Order", "fields": [
+        {"name": "id", "type": "string"},
+        {"name": "channel", "type": {"type": "enum", "name": "Channel", "symbols": ["web", "app"]}},
+        {"name": "created_at", "type": {"type": "long", "logicalType": "timestamp-millis"}}]}"#;
+    let record = |id: u32, channel: i64, t: i64| {
+        let mut out = vec![0];
+        out.extend_from_slice(&id.to_be_bytes());
+        zigzag(3, &mut out);
+        out.extend_from_slice(b"o-1");
+        zigzag(channel, &mut out);
+        zigzag(t, &mut out);
+        out
+    };
+    assert_eq!(monitor.record(0, 0, 0, Some(&record(7, 0, NOW)), None, NOW), RecordOutcome::Wait(7));
+    let fetch = SchemaFetch::Found(RegisteredSchema {
+        kind: "AVRO".into(),
+        text: schema.into(),
+        references: Vec::new(),
+        subject: None,
+        version: None,
+    });
+    monitor.schema_fetched(7, fetch);
+    let records = [record(7, 0, NOW - 1000), record(7, 1, NOW - 500), record(7, 1, NOW)[..10].to_vec(), b"{}".to_vec()];
+    // first sight of each segment value: interned (not measured)
+    for (i, r) in records.iter().enumerate() {
+        monitor.record(0, 0, i as i64, Some(r), None, NOW);
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    measured(|| {
+        for round in 1..=1000i64 {
+            for (i, r) in records.iter().enumerate() {
+                monitor.record(0, 0, round * 4 + i as i64, Some(r), None, NOW);
+            }
+        }
+    });
+    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed) - before, 0, "allocations on the Avro path");
+    let s = monitor.tick(NOW);
+    assert_eq!(s.streams[0].watermark_ms, Some(NOW - 500));
+    assert_eq!(s.streams[0].invalid["bad_encoding"], 2002, "a cut datum and a JSON record");
+    let counted: Vec<(&str, u64)> =
+        s.streams[0].segments[0].values.iter().map(|v| (v.value.as_str(), v.records)).collect();
+    assert_eq!(counted, [("web", 1001), ("app", 2002)], "the cut record still had its channel");
 }

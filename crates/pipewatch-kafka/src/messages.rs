@@ -4,7 +4,15 @@
 
 use pipewatch_core::baseline::PartitionHistory;
 use pipewatch_core::spec::ConsumerError;
-use pipewatch_core::{FetchRequest, Millis};
+use pipewatch_core::{FetchRequest, Millis, SchemaFetch};
+
+/// The consumer thread's link to the schema registry (which another thread or task
+/// asks): the ids records wait for go out through `ask`, which never blocks; the
+/// answers come back, and the registry's side keeps asking while it does not answer.
+pub struct SchemaLink {
+    pub ask: Box<dyn FnMut(u32) + Send>,
+    pub answers: std::sync::mpsc::Receiver<(u32, SchemaFetch)>,
+}
 
 /// What the log-end poller found at one tick.
 pub(crate) struct LogEndPoll {

@@ -8,6 +8,7 @@
 //! consumer thread (`reader`), the log-end poller (`poller`), the history learner
 //! (`history`) and the messages between them (`messages`).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,6 +20,7 @@ use rdkafka::error::KafkaError;
 
 use crate::client::{client_config, SourceConfig};
 use crate::history::{learn_histories, Clients};
+use crate::messages::SchemaLink;
 use crate::metrics::SourceMetrics;
 use crate::poller::{group_client, poll_log_ends, Poller, WatchedGroup};
 use crate::reader::{HistoryLink, PollerLink, Reader};
@@ -50,6 +52,7 @@ impl Source {
         monitor: Monitor,
         metrics: SourceMetrics,
         shutdown: Arc<AtomicBool>,
+        schemas: Option<SchemaLink>,
         publish: impl FnMut(Snapshot) + Send + 'static,
     ) -> Result<Self, SourceError> {
         let topics: Vec<String> = monitor.streams().map(|s| s.topic.clone()).collect();
@@ -129,8 +132,19 @@ impl Source {
                 let topic_names =
                     topics.iter().map(|t| std::ffi::CString::new(t.as_str()).unwrap_or_default()).collect();
                 let group_id = config.group_id.clone();
-                let source =
-                    Reader { consumer, records, monitor, topics, topic_names, group_id, metrics, errors_logged: 0 };
+                let source = Reader {
+                    consumer,
+                    records,
+                    monitor,
+                    topics,
+                    topic_names,
+                    group_id,
+                    metrics,
+                    errors_logged: 0,
+                    schemas,
+                    paused: HashMap::new(),
+                    asked: HashSet::new(),
+                };
                 source.run(config.tick, shutdown, link, publish)
             })
             .map_err(|e| SourceError::Thread("consumer", e))?;

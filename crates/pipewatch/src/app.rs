@@ -65,6 +65,16 @@ impl App {
         let source_metrics = SourceMetrics::register(&registry).context("failed to register the source's metrics")?;
         let delivery_metrics =
             DeliveryMetrics::register(&registry).context("failed to register the receivers' metrics")?;
+        let registry_stop = CancellationToken::new();
+        let schemas = match &config.schema_registry {
+            Some(r) => {
+                let metrics = crate::registry::RegistryMetrics::register(&registry)
+                    .context("failed to register the schema registry's metrics")?;
+                let client = crate::registry::RegistryClient::new(r.clone());
+                Some(crate::registry::start(client, metrics, registry_stop.clone()))
+            }
+            None => None,
+        };
         let (latest_tx, latest) = watch::channel::<Option<Arc<Tick>>>(None);
 
         let delivery_stop = CancellationToken::new();
@@ -84,11 +94,12 @@ impl App {
             monitor.watch_consumer(c.clone(), pipewatch_kafka::now_ms());
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let spawned = Source::spawn(config.source.clone(), monitor, source_metrics, stop.clone(), move |snapshot| {
-            if let Err(mpsc::error::TrySendError::Full(_)) = snapshots_tx.try_send(snapshot) {
-                debug!("the tick stage is behind: a snapshot was dropped");
-            }
-        });
+        let spawned =
+            Source::spawn(config.source.clone(), monitor, source_metrics, stop.clone(), schemas, move |snapshot| {
+                if let Err(mpsc::error::TrySendError::Full(_)) = snapshots_tx.try_send(snapshot) {
+                    debug!("the tick stage is behind: a snapshot was dropped");
+                }
+            });
         let source = match spawned {
             Ok(source) => source,
             Err(e) => {
@@ -106,6 +117,7 @@ impl App {
 
         stop.store(true, Ordering::Relaxed);
         tokio::task::spawn_blocking(move || source.join()).await.context("the source thread panicked")?;
+        registry_stop.cancel();
         // The source is gone, so is its sender: the stage ends after the last snapshot;
         // then what the receivers still have queued goes out (up to `shutdown.grace`).
         let delivery = stage.await.context("the tick stage panicked")?;

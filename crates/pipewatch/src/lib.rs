@@ -14,6 +14,7 @@ pub mod config;
 pub mod history;
 pub mod http;
 pub mod metrics;
+pub mod registry;
 pub mod rules;
 pub mod telemetry;
 pub mod tick;

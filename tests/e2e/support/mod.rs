@@ -1,7 +1,8 @@
 //! What every end-to-end test shares: the broker ([`broker`]), pipewatch in process or as
 //! the binary ([`process`]), alert receivers — a webhook sink and the real Alertmanager
-//! ([`receivers`]) — and traffic written by the clock ([`traffic`]); configs, waiting
-//! for a condition, the clock. No test file imports another.
+//! ([`receivers`]) — the real schema registry ([`registry`]) and traffic written by the
+//! clock ([`traffic`]); configs, waiting for a condition, the clock. No test file imports
+//! another.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -9,11 +10,13 @@ use std::time::{Duration, Instant};
 mod broker;
 mod process;
 mod receivers;
+mod registry;
 mod traffic;
 
 pub use broker::*;
 pub use process::*;
 pub use receivers::*;
+pub use registry::*;
 pub use traffic::*;
 
 /// The entry of stream `name` in a `/api/v1/status` (null when there is none).

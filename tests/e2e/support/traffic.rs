@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::{now_ms, TestProducer};
 
 /// Makes a record's payload from the time it is sent (milliseconds since the epoch).
-pub type MakePayload = Box<dyn FnMut(i64) -> String + Send>;
+pub type MakePayload = Box<dyn FnMut(i64) -> Vec<u8> + Send>;
 
 /// One partition written to, and how.
 pub struct Target {
@@ -23,7 +23,12 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn new(topic: &str, partition: i32, payload: impl FnMut(i64) -> String + Send + 'static) -> Self {
+    pub fn new(topic: &str, partition: i32, mut payload: impl FnMut(i64) -> String + Send + 'static) -> Self {
+        Self::bytes(topic, partition, move |at| payload(at).into_bytes())
+    }
+
+    /// A target whose payloads are bytes (Avro, say).
+    pub fn bytes(topic: &str, partition: i32, payload: impl FnMut(i64) -> Vec<u8> + Send + 'static) -> Self {
         Self { topic: topic.to_string(), partition, payload: Box::new(payload), paused: Arc::default() }
     }
 
@@ -60,7 +65,7 @@ impl Traffic {
                 while sent + 1.0 <= due {
                     let at = now_ms();
                     for t in targets.iter_mut().filter(|t| !t.paused.load(Ordering::Relaxed)) {
-                        producer.send(&t.topic, t.partition, Some((t.payload)(at).as_bytes()));
+                        producer.send(&t.topic, t.partition, Some(&(t.payload)(at)));
                     }
                     sent += 1.0;
                 }

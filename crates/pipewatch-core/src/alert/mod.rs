@@ -38,6 +38,10 @@ mod tests {
             topic: name.into(),
             cause,
             access_denied: None,
+            schema_registry: None,
+            waiting_for_schemas: Vec::new(),
+            schemas: Vec::new(),
+            schema_changes: 0,
             watermark_ms: freshness.map(|f| T0 - (f * 1000.0) as Millis),
             freshness_lag_seconds: freshness,
             silence_seconds: Some(0.0),
@@ -83,6 +87,7 @@ mod tests {
     fn snap(kafka: KafkaStatus, behaviour_cause: Cause, lag: f64) -> Snapshot {
         let pair_cause = behaviour_cause;
         Snapshot {
+            schema_registry: None,
             at_ms: T0,
             kafka,
             kafka_error: None,
@@ -281,6 +286,26 @@ mod tests {
         s.streams[1].invalid[InvalidReason::NotJson] = 25;
         let fired = ev.evaluate(&s, T0 + SEC);
         assert_eq!(fired[0].annotation("summary"), Some("25.0% of behaviour records are invalid"));
+        assert!(!fired[0].annotation("description").unwrap().contains("schema"));
+    }
+
+    #[test]
+    fn an_invalid_ratio_names_the_writer_schema_without_the_event_time() {
+        let mut ev = evaluator(vec![invalid_rule()]);
+        let mut s = snap(KafkaStatus::Up, Cause::Ok, 0.0);
+        assert!(ev.evaluate(&s, T0).is_empty());
+        s.streams[1].records = 100;
+        s.streams[1].invalid[InvalidReason::MissingField] = 40;
+        s.streams[1].schemas = vec![crate::schema::SchemaInUse {
+            id: 12,
+            subject: Some("behaviour-value".into()),
+            version: Some(3),
+            records: 40,
+            problem: Some("schema 12 has no field /created_at".into()),
+        }];
+        let fired = ev.evaluate(&s, T0 + SEC);
+        let description = fired[0].annotation("description").unwrap();
+        assert!(description.contains("; schema 12 has no field /created_at"), "{description}");
     }
 
     #[test]

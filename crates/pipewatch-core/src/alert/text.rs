@@ -205,6 +205,13 @@ fn describe_stream(rule: &AlertRule, snap: &Snapshot, i: usize, value: f64) -> (
             ));
         }
     }
+    if rule.kind == AlertKind::InvalidRatio {
+        // why the records of a writer schema have no event time
+        let problems: Vec<&str> = s.schemas.iter().filter_map(|x| x.problem.as_deref()).collect();
+        if !problems.is_empty() {
+            measured.push_str(&format!("; {}", problems.join("; ")));
+        }
+    }
     if let Some(hint) = &s.timezone_hint {
         measured.push_str(&format!("; {hint}"));
     }

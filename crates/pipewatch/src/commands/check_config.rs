@@ -1,6 +1,6 @@
 //! `pipewatch check-config`: every problem of the config with its key, offline; with
-//! `--connect`, also whether the cluster answers, every configured topic exists and every
-//! watched group's committed offsets can be read.
+//! `--connect`, also whether the cluster answers, every configured topic exists, every
+//! watched group's committed offsets can be read and the schema registry answers.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -78,6 +78,24 @@ pub fn check_config(path: &Path, connect: bool) -> Outcome {
             Err(e) => {
                 let _ = writeln!(out, "  consumer {} (group {group:?}): offsets cannot be read: {e}", consumer.name);
                 unreadable.push(format!("consumer[{i}].group: the offsets of group {group:?} cannot be read: {e}"));
+            }
+        }
+    }
+    // The schema registry of the Avro streams: does it answer?
+    if let Some(r) = &c.schema_registry {
+        let client = crate::registry::RegistryClient::new(r.clone());
+        let answered = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| rt.block_on(client.check()));
+        match answered {
+            Ok(subjects) => {
+                let _ = writeln!(out, "schema registry at {}: reachable ({subjects} subjects)", r.url);
+            }
+            Err(e) => {
+                let _ = writeln!(out, "schema registry at {}: does not answer: {e}", r.url);
+                unreadable.push(format!("schema_registry.url: the registry at {} does not answer: {e}", r.url));
             }
         }
     }

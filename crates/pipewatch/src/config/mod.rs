@@ -4,7 +4,7 @@
 //! section: `[kafka]`, `[http]`, `[metrics]`, `[monitor]` ([`settings`], the listener's
 //! TLS and basic auth in [`web`]), `[[stream]]` and `[[pair]]` ([`streams`]),
 //! `[[consumer]]` ([`consumers`]), `[[alert]]` ([`alerts`]), `[[receiver]]`
-//! ([`receivers`]).
+//! ([`receivers`]), `[schema_registry]` ([`registry`]).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -17,11 +17,14 @@ use pipewatch_core::spec::ConsumerSpec;
 use pipewatch_core::{MonitorSettings, PairSpec, StreamSpec};
 use pipewatch_kafka::SourceConfig;
 
+use crate::registry::RegistryConfig;
+
 pub mod alerts;
 pub mod consumers;
 pub mod problems;
 pub mod raw;
 pub mod receivers;
+pub mod registry;
 pub mod settings;
 pub mod streams;
 pub mod web;
@@ -51,6 +54,8 @@ pub struct Config {
     pub streams: Vec<StreamSpec>,
     pub pairs: Vec<PairSpec>,
     pub consumers: Vec<ConsumerSpec>,
+    /// Where the Avro streams' writer schemas are fetched.
+    pub schema_registry: Option<RegistryConfig>,
 }
 
 /// Reads and validates a config file.
@@ -86,6 +91,7 @@ impl RawConfig {
             self.alerts.iter().enumerate().filter_map(|(i, a)| alerts::alert_rule(i, a, &self, &mut p)).collect();
         let external_url = settings::external_url(&self.http, listen, web.as_ref(), &mut p);
         let receivers = receivers::receiver_configs(&self, &mut p);
+        let schema_registry = registry::registry_config(&self, &mut p);
 
         let config = Config {
             external_url,
@@ -107,6 +113,7 @@ impl RawConfig {
             streams,
             pairs,
             consumers,
+            schema_registry,
         };
         if p.0.is_empty() {
             if let Err(e) = pipewatch_kafka::validate_properties(&config.source) {
@@ -382,8 +389,71 @@ bearer_token_file = "{d}/nothing"
         );
         assert!(!err.to_string().contains("t0ken"), "{err}");
         let ok = parse(text.split("[[receiver]]\nname = \"both\"").next().unwrap()).unwrap();
-        assert_eq!(ok.receivers[0].authorization, Some(Secret::bearer("t0ken")), "the newline is not part of it");
+        assert_eq!(
+            ok.receivers[0].access.authorization,
+            Some(Secret::bearer("t0ken")),
+            "the newline is not part of it"
+        );
         assert!(!format!("{ok:?}").contains("t0ken"), "Debug shows no secret");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_avro_stream_needs_the_registry_and_the_registrys_keys_are_checked() {
+        let streams = r#"
+[kafka]
+bootstrap_servers = "localhost:9092"
+[[stream]]
+name = "orders"
+topic = "orders"
+value_format = "avro"
+event_time = { field = "/after/created_at", format = "epoch_micros" }
+[[stream]]
+name = "behaviour"
+topic = "behaviour"
+value_format = "protobuff"
+event_time = { field = "/ts", format = "epoch_millis" }
+"#;
+        let err = parse(streams).unwrap_err();
+        assert_eq!(
+            err.problems,
+            [
+                (
+                    "stream[0].value_format".to_string(),
+                    "\"avro\" needs a [schema_registry] (its url) to fetch the writer schemas from".to_string()
+                ),
+                ("stream[1].value_format".to_string(), "\"protobuff\" is not one of json, avro".to_string()),
+            ]
+        );
+        let dir = std::env::temp_dir().join(format!("pipewatch-registry-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("secret"), "s3cret\n").unwrap();
+        let d = dir.display();
+        let one = streams.split("[[stream]]\nname = \"behaviour\"").next().unwrap();
+        let bad = format!(
+            "{one}[schema_registry]\nurl = \"registry:8081\"\ntimeout = \"0s\"\nca_file = \"{d}/none.pem\"\n\
+             basic_auth = {{ username = \"key\", password_file = \"{d}/nothing\" }}\n"
+        );
+        let keys: Vec<String> = parse(&bad).unwrap_err().problems.into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            [
+                "schema_registry.url",
+                "schema_registry.timeout",
+                "schema_registry.ca_file",
+                "schema_registry.basic_auth.password_file"
+            ]
+        );
+        let good = format!(
+            "{one}[schema_registry]\nurl = \"http://127.0.0.1:8080/apis/ccompat/v7/\"\n\
+             basic_auth = {{ username = \"key\", password_file = \"{d}/secret\" }}\n"
+        );
+        let c = parse(&good).unwrap();
+        let r = c.schema_registry.as_ref().unwrap();
+        assert_eq!((r.url.as_str(), r.timeout), ("http://127.0.0.1:8080/apis/ccompat/v7", Duration::from_secs(5)));
+        assert_eq!(r.access.authorization, Some(Secret::basic("key", "s3cret")));
+        assert_eq!(c.streams[0].value_format, pipewatch_core::ValueFormat::Avro);
+        assert!(!format!("{c:?}").contains("s3cret"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -39,6 +39,8 @@ pub struct RawConfig {
     /// Where alerts are delivered.
     #[serde(default, rename = "receiver")]
     pub receivers: Vec<RawReceiver>,
+    /// The schema registry of the streams whose values are Avro.
+    pub schema_registry: Option<RawSchemaRegistry>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,6 +67,26 @@ pub struct RawReceiver {
     pub bearer_token_file: Option<String>,
     /// HTTP basic auth, the password read from a file.
     pub basic_auth: Option<RawBasicAuth>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchemaRegistry {
+    /// The Confluent-compatible API's base URL (Apicurio's is `…/apis/ccompat/v7`).
+    pub url: String,
+    /// How long a request may take before it is retried.
+    #[serde(default = "default_registry_timeout")]
+    pub timeout: String,
+    /// A CA certificate (PEM) to trust for the registry, besides the system's.
+    pub ca_file: Option<String>,
+    /// A file holding a bearer token for `Authorization: Bearer …`.
+    pub bearer_token_file: Option<String>,
+    /// Basic auth, the password read from a file.
+    pub basic_auth: Option<RawBasicAuth>,
+}
+
+fn default_registry_timeout() -> String {
+    "5s".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -228,6 +250,9 @@ pub struct RawStream {
     pub name: String,
     /// The topic it reads.
     pub topic: String,
+    /// How record values are encoded: `json`, or `avro` (through the schema registry).
+    #[serde(default = "default_value_format")]
+    pub value_format: String,
     /// Where records carry their event time.
     pub event_time: RawEventTime,
     /// A partition whose log end stops advancing for longer is silent: a gap opens.
@@ -249,6 +274,10 @@ pub struct RawStream {
     /// Distinct values kept per segment; later ones count as `other`.
     #[serde(default = "default_max_segment_values")]
     pub max_segment_values: usize,
+}
+
+fn default_value_format() -> String {
+    "json".into()
 }
 
 fn default_max_segment_values() -> usize {

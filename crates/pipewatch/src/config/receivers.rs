@@ -1,10 +1,10 @@
 //! `[[receiver]]`: where alerts go (Alertmanager's v2 API or a webhook), with secrets read
 //! from files when the config is loaded.
 
-use pipewatch_alert::{ReceiverConfig, ReceiverKind, Secret};
+use pipewatch_alert::{Access, ReceiverConfig, ReceiverKind, Secret};
 
 use super::problems::Problems;
-use super::raw::RawConfig;
+use super::raw::{RawBasicAuth, RawConfig};
 
 /// The `[[receiver]]`s, validated.
 pub(super) fn receiver_configs(raw: &RawConfig, p: &mut Problems) -> Vec<ReceiverConfig> {
@@ -32,34 +32,7 @@ pub(super) fn receiver_configs(raw: &RawConfig, p: &mut Problems) -> Vec<Receive
         if r.queue_capacity == 0 {
             p.add(key("queue_capacity"), "must be at least 1");
         }
-        let ca_pem = r.ca_file.as_ref().and_then(|path| match std::fs::read(path) {
-            Ok(pem) => match pipewatch_alert::check_ca(&pem) {
-                Ok(()) => Some(pem),
-                Err(e) => {
-                    p.add(key("ca_file"), format!("{path:?} is not a PEM certificate: {e}"));
-                    None
-                }
-            },
-            Err(e) => {
-                p.add(key("ca_file"), format!("cannot read {path:?}: {e}"));
-                None
-            }
-        });
-        let authorization = match (&r.bearer_token_file, &r.basic_auth) {
-            (Some(_), Some(_)) => {
-                p.add(key("basic_auth"), "set one of bearer_token_file and basic_auth");
-                None
-            }
-            (Some(path), None) => secret_file(path, key("bearer_token_file"), p).map(|t| Secret::bearer(&t)),
-            (None, Some(b)) => {
-                if b.username.is_empty() {
-                    p.add(key("basic_auth.username"), "must not be empty");
-                }
-                secret_file(&b.password_file, key("basic_auth.password_file"), p)
-                    .map(|pw| Secret::basic(&b.username, &pw))
-            }
-            (None, None) => None,
-        };
+        let access = access(&key, r.ca_file.as_deref(), r.bearer_token_file.as_deref(), r.basic_auth.as_ref(), p);
         if let Some(kind) = kind {
             receivers.push(ReceiverConfig {
                 name: r.name.clone(),
@@ -68,12 +41,50 @@ pub(super) fn receiver_configs(raw: &RawConfig, p: &mut Problems) -> Vec<Receive
                 timeout,
                 resend_interval,
                 queue_capacity: r.queue_capacity,
-                ca_pem,
-                authorization,
+                access,
             });
         }
     }
     receivers
+}
+
+/// How to reach a remote (a receiver, the schema registry): its CA file, and one of a
+/// bearer token file and basic auth, read now; each problem under `key(…)`.
+pub(super) fn access(
+    key: &dyn Fn(&str) -> String,
+    ca_file: Option<&str>,
+    bearer_token_file: Option<&str>,
+    basic_auth: Option<&RawBasicAuth>,
+    p: &mut Problems,
+) -> Access {
+    let ca_pem = ca_file.and_then(|path| match std::fs::read(path) {
+        Ok(pem) => match pipewatch_alert::check_ca(&pem) {
+            Ok(()) => Some(pem),
+            Err(e) => {
+                p.add(key("ca_file"), format!("{path:?} is not a PEM certificate: {e}"));
+                None
+            }
+        },
+        Err(e) => {
+            p.add(key("ca_file"), format!("cannot read {path:?}: {e}"));
+            None
+        }
+    });
+    let authorization = match (bearer_token_file, basic_auth) {
+        (Some(_), Some(_)) => {
+            p.add(key("basic_auth"), "set one of bearer_token_file and basic_auth");
+            None
+        }
+        (Some(path), None) => secret_file(path, key("bearer_token_file"), p).map(|t| Secret::bearer(&t)),
+        (None, Some(b)) => {
+            if b.username.is_empty() {
+                p.add(key("basic_auth.username"), "must not be empty");
+            }
+            secret_file(&b.password_file, key("basic_auth.password_file"), p).map(|pw| Secret::basic(&b.username, &pw))
+        }
+        (None, None) => None,
+    };
+    Access { ca_pem, authorization }
 }
 
 /// A secret from a file, without its trailing newline; the problem, keyed, if unreadable.

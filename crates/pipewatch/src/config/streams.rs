@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use pipewatch_core::baseline::BaselineSpec;
 use pipewatch_core::segment::SegmentSpec;
-use pipewatch_core::{EventTimeSource, Extractor, JsonPointer, PairSpec, StreamSpec, TimeFormat};
+use pipewatch_core::{EventTimeSource, Extractor, JsonPointer, PairSpec, StreamSpec, TimeFormat, ValueFormat};
 
 use super::problems::Problems;
 use super::raw::{RawBaseline, RawConfig, RawEventTime, RawStream};
@@ -36,14 +36,24 @@ pub(super) fn stream_specs<'a>(
         } else if !topics.insert(s.topic.as_str()) {
             p.add(key("topic"), format!("topic {:?} is already watched by another stream", s.topic));
         }
-        streams.push(stream_spec(i, s, skew, p));
+        streams.push(stream_spec(i, s, skew, raw.schema_registry.is_some(), p));
     }
     streams
 }
 
 /// One stream's bounds, baseline and segments (its name and topic checked by the caller).
-fn stream_spec(i: usize, s: &RawStream, skew: Duration, p: &mut Problems) -> StreamSpec {
+fn stream_spec(i: usize, s: &RawStream, skew: Duration, registry: bool, p: &mut Problems) -> StreamSpec {
     let key = |f: &str| format!("stream[{i}].{f}");
+    let value_format = ValueFormat::from_name(&s.value_format).unwrap_or_else(|| {
+        p.add(key("value_format"), format!("{:?} is not one of {}", s.value_format, ValueFormat::NAMES.join(", ")));
+        ValueFormat::Json
+    });
+    if value_format.uses_registry() && !registry {
+        p.add(
+            key("value_format"),
+            format!("{:?} needs a [schema_registry] (its url) to fetch the writer schemas from", s.value_format),
+        );
+    }
     let source = event_time_source(&s.event_time, &key("event_time"), p);
     let timezone = timezone(&s.event_time, &source, &key("event_time.timezone"), p);
     let max_silence = p.positive_duration(&key("max_silence"), &s.max_silence);
@@ -66,6 +76,7 @@ fn stream_spec(i: usize, s: &RawStream, skew: Duration, p: &mut Problems) -> Str
         baseline,
         name: s.name.clone(),
         topic: s.topic.clone(),
+        value_format,
         extractor: Extractor::new(source, skew.as_millis() as i64).with_timezone(timezone),
         max_silence_ms: max_silence.as_millis() as i64,
         max_record_delay_ms: max_record_delay.as_millis() as i64,

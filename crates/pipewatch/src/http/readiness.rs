@@ -1,6 +1,6 @@
-//! `GET /readyz`: 200 once the cluster answers, every configured topic exists and
-//! partitions are assigned; 503 with the reason otherwise (the status API and page say
-//! the same).
+//! `GET /readyz`: 200 once the cluster answers, every configured topic exists,
+//! partitions are assigned and no records wait for a schema registry that does not
+//! answer; 503 with the reason otherwise (the status API and page say the same).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -39,6 +39,10 @@ pub(super) fn not_ready(snapshot: Option<&Snapshot>) -> Option<String> {
             .filter(|st| st.cause == Cause::TopicMissing)
             .map(|st| format!("topic {:?} of stream {} does not exist", st.topic, st.name)),
     );
+    missing.extend(s.streams.iter().filter(|st| st.cause == Cause::SchemaRegistryUnreachable).map(|st| {
+        let why = st.schema_registry.as_deref().unwrap_or("it does not answer");
+        format!("schema registry unreachable for stream {}: {why}", st.name)
+    }));
     match s.kafka {
         KafkaStatus::Unknown => Some("kafka not reached yet".into()),
         KafkaStatus::Down => Some(match &s.kafka_error {

@@ -187,6 +187,9 @@ fn tick_families(tick: Option<&Tick>, granularity: Granularity) -> Families {
 }
 
 fn snapshot_families(f: &mut Families, s: &Snapshot, granularity: Granularity) {
+    if let Some(r) = &s.schema_registry {
+        f.gauge(&SCHEMA_REGISTRY_UP, &[], if r.status == KafkaStatus::Up { 1.0 } else { 0.0 });
+    }
     for st in &s.streams {
         let name = st.name.as_str();
         if granularity == Granularity::Stream {
@@ -225,6 +228,9 @@ fn snapshot_families(f: &mut Families, s: &Snapshot, granularity: Granularity) {
             }
         }
         let l = [("stream", name)];
+        if s.schema_registry.is_some() {
+            f.counter(&STREAM_SCHEMA_CHANGES_TOTAL, &l, st.schema_changes as f64);
+        }
         f.gauge(&STREAM_PARTITIONS, &l, st.partitions.len() as f64);
         f.gauge(&STREAM_ACTIVE_PARTITIONS, &l, st.active_partitions as f64);
         f.gauge(&STREAM_BACKLOG_RECORDS, &l, st.backlog_records as f64);
@@ -578,10 +584,10 @@ streams = ["orders"]
             timeout: std::time::Duration::from_secs(1),
             resend_interval: std::time::Duration::from_secs(60),
             queue_capacity: 1,
-            ca_pem: None,
-            authorization: None,
+            access: pipewatch_alert::Access::default(),
         };
         let _receivers = pipewatch_alert::Delivery::start(vec![receiver], "http://x".into(), &delivery, stop.clone());
+        crate::registry::RegistryMetrics::register(&registry).unwrap();
         for f in registry.gather() {
             let labels = f.get_metric().first().map(|m| m.get_label().iter().map(|l| l.name().to_string()).collect());
             let kind = format!("{:?}", f.get_field_type()).to_lowercase();

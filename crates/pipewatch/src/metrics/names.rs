@@ -339,8 +339,23 @@ pub const ALERT_CAUSE: Metric = Metric {
     labels: &["alert", "cause"],
 };
 
+pub const SCHEMA_REGISTRY_UP: Metric = Metric {
+    id: 43,
+    name: "pipewatch_schema_registry_up",
+    help: "1 when the schema registry answered the last request for a schema, else 0 (only with a [schema_registry]).",
+    kind: Kind::Gauge,
+    labels: &[],
+};
+pub const STREAM_SCHEMA_CHANGES_TOTAL: Metric = Metric {
+    id: 44,
+    name: "pipewatch_stream_schema_changes_total",
+    help: "Writer schema ids that appeared in the stream's records after the first (a schema-registry format).",
+    kind: Kind::Counter,
+    labels: &["stream"],
+};
+
 /// Every family, in the order `/metrics` writes them.
-pub const ALL: [&Metric; 43] = [
+pub const ALL: [&Metric; 45] = [
     &KAFKA_UP,
     &BUILD_INFO,
     &PARTITION_WATERMARK_TIMESTAMP_SECONDS,
@@ -384,6 +399,8 @@ pub const ALL: [&Metric; 43] = [
     &CONSUMER_CAUSE,
     &ALERT_ACTIVE,
     &ALERT_CAUSE,
+    &SCHEMA_REGISTRY_UP,
+    &STREAM_SCHEMA_CHANGES_TOTAL,
 ];
 
 #[cfg(test)]

@@ -205,7 +205,18 @@ fn streams_table(h: &mut String, s: &Snapshot) {
             Cause::VolumeAnomaly => {
                 format!("{} (from the topic's history)", esc(&st.cause_detail().unwrap_or_default()))
             }
+            Cause::SchemaRegistryUnreachable => format!(
+                "the schema registry does not answer: {}; nothing is lost, reading resumes when it answers",
+                esc(st.schema_registry.as_deref().unwrap_or("records wait for their schema"))
+            ),
             c => c.explain().to_string(),
+        };
+        // the writer schemas that cannot give the event time, next to the cause
+        let problems: Vec<&str> = st.schemas.iter().filter_map(|x| x.problem.as_deref()).collect();
+        let explain = if problems.is_empty() {
+            explain
+        } else {
+            format!("{explain}<br><small class=warn>{}</small>", esc(&problems.join("; ")))
         };
         // the time-zone question, next to the cause
         let explain = match &st.timezone_hint {

@@ -1,0 +1,544 @@
+//! Records framed by a schema registry (the Confluent wire format: magic byte 0, a 4-byte
+//! schema id, the datum): what the registry answered for an id ([`SchemaFetch`]), the
+//! schemas the monitor knows ([`Registry`]), and each stream's compiled plans per id
+//! ([`StreamSchemas`]), which the per-record path reads.
+//!
+//! Ids are immutable in a registry, so a schema is fetched once per process. A record
+//! whose id is not known yet is not judged: the monitor says `Wait`, the source pauses
+//! the partition at that record and asks the registry (off the per-record path), and
+//! reading resumes at the same record once the answer is in. While the registry does
+//! not answer, the waiting streams are `schema_registry_unreachable`; a 404 makes the
+//! id's records `unknown_schema`.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use crate::avro::{confluent_frame, FieldPlan, Schema, SchemaError};
+use crate::extract::InvalidReason;
+use crate::json::Lookup;
+use crate::segment::SegmentState;
+use crate::spec::StreamSpec;
+use crate::time::Millis;
+
+/// How a stream's record values are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ValueFormat {
+    #[default]
+    Json,
+    /// Avro in the Confluent wire format, writer schemas from the schema registry.
+    Avro,
+}
+
+impl ValueFormat {
+    /// The config names, in the order the docs list them.
+    pub const NAMES: [&'static str; 2] = ["json", "avro"];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "json" => Some(Self::Json),
+            "avro" => Some(Self::Avro),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Avro => "avro",
+        }
+    }
+
+    /// Whether its records carry a schema id to be resolved at the registry.
+    pub fn uses_registry(self) -> bool {
+        self != Self::Json
+    }
+}
+
+/// A schema as the registry serves it (`GET /schemas/ids/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredSchema {
+    /// `schemaType` as the registry names it (`AVRO` when it names none).
+    pub kind: String,
+    pub text: String,
+    /// The referenced schemas' texts, each before the ones that use it.
+    pub references: Vec<String>,
+    /// A subject and version the schema is registered under, where the registry says.
+    pub subject: Option<String>,
+    pub version: Option<i64>,
+}
+
+/// What asking the registry for a schema id gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaFetch {
+    Found(RegisteredSchema),
+    /// The registry does not know the id (404).
+    Unknown,
+    /// The registry did not answer, or not usefully (a time-out, a 5xx, a body that is
+    /// no schema): asked again, the records wait.
+    Unreachable(String),
+}
+
+/// A schema id as the monitor knows it, shared by every stream that reads it.
+#[derive(Debug)]
+pub(crate) struct KnownSchema {
+    /// The parsed schema, or why its records cannot be read.
+    schema: Result<Schema, String>,
+    subject: Option<String>,
+    version: Option<i64>,
+}
+
+/// The schemas known to the process, and whether the registry answers.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Registry {
+    known: FxHashMap<u32, Arc<KnownSchema>>,
+    /// Why the registry did not answer the last time it was asked; `None` once it does.
+    pub(crate) down: Option<String>,
+}
+
+impl Registry {
+    /// How many schema ids are known.
+    pub(crate) fn known(&self) -> usize {
+        self.known.len()
+    }
+
+    pub(crate) fn get(&self, id: u32) -> Option<&Arc<KnownSchema>> {
+        self.known.get(&id)
+    }
+
+    /// Takes in an answer; `true` when the id is known now (found, or not found).
+    pub(crate) fn answer(&mut self, id: u32, fetch: SchemaFetch) -> bool {
+        let known = match fetch {
+            SchemaFetch::Unreachable(why) => {
+                self.down = Some(why);
+                return false;
+            }
+            SchemaFetch::Unknown => {
+                KnownSchema { schema: Err(format!("schema {id} is not in the registry")), subject: None, version: None }
+            }
+            SchemaFetch::Found(s) => KnownSchema {
+                schema: if s.kind.eq_ignore_ascii_case("AVRO") {
+                    let refs: Vec<&str> = s.references.iter().map(String::as_str).collect();
+                    Schema::parse_with_references(&s.text, &refs).map_err(|e| format!("schema {id}: {e}"))
+                } else {
+                    Err(format!("schema {id} is {}, the stream reads Avro", s.kind))
+                },
+                subject: s.subject,
+                version: s.version,
+            },
+        };
+        self.down = None;
+        self.known.insert(id, Arc::new(known));
+        true
+    }
+}
+
+/// One schema id as a stream reads it: the plans of its event time and segments.
+#[derive(Debug, Clone)]
+struct IdPlans {
+    id: u32,
+    known: Arc<KnownSchema>,
+    /// The event time's plan (`None`: the stream reads the Kafka timestamp), or why the
+    /// schema has no such time.
+    time: Option<Result<FieldPlan, String>>,
+    /// Each segment's plan; `None` where the schema has no such string or enum.
+    segments: Vec<Option<FieldPlan>>,
+    records: u64,
+    /// A record with this id was read.
+    seen: bool,
+}
+
+/// The writer schema ids a stream's records carry, at most this many in the status (the
+/// last to appear).
+pub const SCHEMAS_SHOWN: usize = 5;
+
+/// A stream's plans per schema id, and the ids it waits for.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StreamSchemas {
+    ids: Vec<IdPlans>,
+    /// The index of the last id read (most records carry the same id as the one before).
+    last: usize,
+    /// New ids appearing after the first (`pipewatch_stream_schema_changes_total`).
+    pub(crate) changes: u64,
+    /// The order ids were first read in, for the status.
+    seen_order: Vec<usize>,
+}
+
+/// What reading one record's time gave.
+pub(crate) enum Read {
+    /// The schema id is not known yet: the record waits.
+    Wait(u32),
+    /// The event time, or why there is none; with the time as written, before it was
+    /// judged plausible (for the time-zone hint).
+    Time(Result<Millis, InvalidReason>, Option<Millis>),
+}
+
+/// One schema id in a stream's status.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SchemaInUse {
+    pub id: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    /// Records read with it.
+    pub records: u64,
+    /// Why its records have no event time, e.g. `schema 12 has no field /created_at`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl StreamSchemas {
+    /// Compiles the plans of `id` for the stream, from a schema the registry knows.
+    fn add(&mut self, id: u32, known: &Arc<KnownSchema>, spec: &StreamSpec) -> usize {
+        let (time, segments) = match &known.schema {
+            Ok(schema) => {
+                let time = spec.extractor.pointer().map(|p| {
+                    let format = spec.extractor.format().unwrap_or(crate::extract::TimeFormat::Rfc3339);
+                    schema.plan(&p.tokens(), format).map_err(|e| problem(id, &e))
+                });
+                let segments = spec.segments.iter().map(|g| schema.text_plan(&g.pointer.tokens()).ok()).collect();
+                (time, segments)
+            }
+            Err(_) => (None, Vec::new()),
+        };
+        self.ids.push(IdPlans { id, known: known.clone(), time, segments, records: 0, seen: false });
+        self.ids.len() - 1
+    }
+
+    fn find(&self, id: u32) -> Option<usize> {
+        if self.ids.get(self.last).is_some_and(|p| p.id == id) {
+            return Some(self.last);
+        }
+        self.ids.iter().position(|p| p.id == id)
+    }
+
+    /// The event time of one record (and its segments' values into `segments`), or
+    /// `Wait` when its schema id is not known yet. The per-record path: no allocation.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn read(
+        &mut self,
+        registry: &Registry,
+        spec: &StreamSpec,
+        payload: Option<&[u8]>,
+        kafka_timestamp: Option<Millis>,
+        arrival: Millis,
+        segments: &mut [SegmentState],
+        live: bool,
+    ) -> Read {
+        let extractor = &spec.extractor;
+        let Some(doc) = payload.filter(|p| !p.is_empty()) else {
+            return Read::Time(Err(InvalidReason::EmptyPayload), None);
+        };
+        let Some((id, datum)) = confluent_frame(doc) else {
+            return Read::Time(Err(InvalidReason::BadEncoding), None);
+        };
+        let index = match self.find(id) {
+            Some(i) => i,
+            None => match registry.get(id) {
+                Some(known) => self.add(id, known, spec),
+                None => return Read::Wait(id),
+            },
+        };
+        self.last = index;
+        let plans = &mut self.ids[index];
+        plans.records += 1;
+        if !plans.seen {
+            plans.seen = true;
+            if !self.seen_order.is_empty() {
+                self.changes += 1;
+            }
+            self.seen_order.push(index);
+        }
+        let plans = &self.ids[index];
+        let Ok(schema) = &plans.known.schema else {
+            return Read::Time(Err(InvalidReason::UnknownSchema), None);
+        };
+        for (segment, plan) in segments.iter_mut().zip(&plans.segments) {
+            let found = match plan.as_ref().map(|p| p.text(schema, datum)) {
+                Some(Ok(raw)) => Lookup::String { raw, escaped: false },
+                Some(Err(crate::avro::AvroMiss::BadEncoding)) => Lookup::NotJson,
+                _ => Lookup::Missing,
+            };
+            segment.record(found, live, arrival);
+        }
+        match &plans.time {
+            None => Read::Time(extractor.extract(payload, kafka_timestamp, arrival), kafka_timestamp),
+            Some(Err(_)) => Read::Time(Err(InvalidReason::MissingField), None),
+            Some(Ok(plan)) => {
+                let written = plan.time(schema, datum, extractor.timezone());
+                Read::Time(extractor.from_avro(written, arrival), written.ok())
+            }
+        }
+    }
+
+    /// The event time of a record read outside the stream (a consumer's committed
+    /// offset): never waits, an id not known yet gives none.
+    pub(crate) fn time_of(
+        &mut self,
+        registry: &Registry,
+        spec: &StreamSpec,
+        payload: Option<&[u8]>,
+        kafka_timestamp: Option<Millis>,
+        now: Millis,
+    ) -> Option<Millis> {
+        let (id, datum) = confluent_frame(payload?)?;
+        let index = match self.find(id) {
+            Some(i) => i,
+            None => self.add(id, registry.get(id)?, spec),
+        };
+        let plans = &self.ids[index];
+        let schema = plans.known.schema.as_ref().ok()?;
+        match &plans.time {
+            None => spec.extractor.extract(payload, kafka_timestamp, now).ok(),
+            Some(Ok(plan)) => spec.extractor.from_avro(plan.time(schema, datum, spec.extractor.timezone()), now).ok(),
+            Some(Err(_)) => None,
+        }
+    }
+
+    /// The last ids to appear, newest last.
+    pub(crate) fn in_use(&self) -> Vec<SchemaInUse> {
+        let from = self.seen_order.len().saturating_sub(SCHEMAS_SHOWN);
+        self.seen_order[from..]
+            .iter()
+            .map(|&i| {
+                let p = &self.ids[i];
+                SchemaInUse {
+                    id: p.id,
+                    subject: p.known.subject.clone(),
+                    version: p.known.version,
+                    records: p.records,
+                    problem: match (&p.known.schema, &p.time) {
+                        (Err(why), _) => Some(why.clone()),
+                        (Ok(_), Some(Err(why))) => Some(why.clone()),
+                        _ => None,
+                    },
+                }
+            })
+            .collect()
+    }
+}
+
+fn problem(id: u32, e: &SchemaError) -> String {
+    match e {
+        SchemaError::NoField(path) => format!("schema {id} has no field {path}"),
+        other => format!("schema {id}: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use apache_avro::types::Value as Avro;
+
+    use super::*;
+    use crate::diagnosis::Cause;
+    use crate::extract::{EventTimeSource, Extractor, TimeFormat};
+    use crate::json::JsonPointer;
+    use crate::segment::SegmentSpec;
+    use crate::snapshot::{KafkaStatus, Snapshot};
+    use crate::spec::{MonitorSettings, StartPosition};
+    use crate::Monitor;
+    use crate::RecordOutcome;
+
+    const SEC: Millis = 1000;
+    const T0: Millis = 1_795_375_975_000;
+
+    const V1: &str = r#"{"type": "record", "name": "Order", "namespace": "shop", "fields": [
+        {"name": "id", "type": "string"},
+        {"name": "channel", "type": {"type": "enum", "name": "Channel", "symbols": ["web", "app"]}},
+        {"name": "created_at", "type": {"type": "long", "logicalType": "timestamp-millis"}}]}"#;
+    /// The next version: a field added before the event time.
+    const V2: &str = r#"{"type": "record", "name": "Order", "namespace": "shop", "fields": [
+        {"name": "id", "type": "string"},
+        {"name": "coupon", "type": ["null", "string"], "default": null},
+        {"name": "channel", "type": {"type": "enum", "name": "Channel", "symbols": ["web", "app"]}},
+        {"name": "created_at", "type": {"type": "long", "logicalType": "timestamp-millis"}}]}"#;
+    /// A version without the event time.
+    const V3: &str = r#"{"type": "record", "name": "Order", "namespace": "shop", "fields": [
+        {"name": "id", "type": "string"},
+        {"name": "channel", "type": {"type": "enum", "name": "Channel", "symbols": ["web", "app"]}}]}"#;
+
+    #[allow(deprecated)]
+    fn framed(id: u32, schema: &str, fields: Vec<(&str, Avro)>) -> Vec<u8> {
+        let reference = apache_avro::Schema::parse_str(schema).unwrap();
+        let record = Avro::Record(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        let mut out = vec![0];
+        out.extend_from_slice(&id.to_be_bytes());
+        out.extend(apache_avro::to_avro_datum(&reference, record).unwrap());
+        out
+    }
+
+    /// The framing alone (enough to be asked for a schema).
+    fn header(id: u32) -> Vec<u8> {
+        let mut out = vec![0];
+        out.extend_from_slice(&id.to_be_bytes());
+        out
+    }
+
+    fn v1(created_at: Millis, channel: u32) -> Vec<u8> {
+        let symbol = ["web", "app"][channel as usize].to_string();
+        framed(
+            1,
+            V1,
+            vec![
+                ("id", Avro::String("o-1".into())),
+                ("channel", Avro::Enum(channel, symbol)),
+                ("created_at", Avro::TimestampMillis(created_at)),
+            ],
+        )
+    }
+
+    fn found(text: &str, version: i64) -> SchemaFetch {
+        SchemaFetch::Found(RegisteredSchema {
+            kind: "AVRO".into(),
+            text: text.into(),
+            references: Vec::new(),
+            subject: Some("orders-value".into()),
+            version: Some(version),
+        })
+    }
+
+    fn avro_monitor() -> Monitor {
+        let spec = StreamSpec {
+            name: "orders".into(),
+            topic: "orders".into(),
+            value_format: ValueFormat::Avro,
+            extractor: Extractor::new(
+                EventTimeSource::Field {
+                    pointer: JsonPointer::parse("/created_at").unwrap(),
+                    format: TimeFormat::Rfc3339,
+                },
+                300 * SEC,
+            ),
+            max_silence_ms: 120 * SEC,
+            max_record_delay_ms: 600 * SEC,
+            min_rate: None,
+            max_rate: None,
+            baseline: None,
+            segments: vec![SegmentSpec { name: "channel".into(), pointer: JsonPointer::parse("/channel").unwrap() }],
+            max_segment_values: crate::segment::DEFAULT_MAX_VALUES,
+        };
+        let mut m = Monitor::new(
+            MonitorSettings { idle_partition_timeout_ms: 300 * SEC, rate_window_ms: 60 * SEC },
+            vec![spec],
+            vec![],
+        );
+        m.set_kafka_status(KafkaStatus::Up, None);
+        for p in 0..2 {
+            m.assign(0, p, StartPosition::At(0), T0);
+            m.log_end(0, p, 0, T0);
+            m.position(0, p, 0);
+        }
+        m
+    }
+
+    fn stream(s: &Snapshot) -> &crate::snapshot::StreamSnapshot {
+        &s.streams[0]
+    }
+
+    #[test]
+    fn a_record_of_an_unknown_id_waits_for_its_schema_and_is_read_once_it_is_in() {
+        let mut m = avro_monitor();
+        let record = v1(T0 - 2 * SEC, 1);
+        assert_eq!(m.record(0, 0, 0, Some(&record), None, T0), RecordOutcome::Wait(1));
+        // the partition waits: its next records are not read either (the source paused it)
+        assert_eq!(m.record(0, 0, 1, Some(&record), None, T0), RecordOutcome::Read);
+        assert!(m.waiting(0, 0) && !m.waiting(0, 1));
+        let s = m.tick(T0);
+        assert_eq!((stream(&s).cause, stream(&s).records), (Cause::NoData, 0), "merely asked: no fault");
+        assert_eq!(stream(&s).waiting_for_schemas, [1]);
+        // the registry does not answer: a monitoring fault that names it, nothing counted
+        assert!(m.schema_fetched(1, SchemaFetch::Unreachable("connection refused".into())).is_empty());
+        let s = m.tick(T0 + SEC);
+        assert_eq!(stream(&s).cause, Cause::SchemaRegistryUnreachable);
+        assert_eq!(stream(&s).cause_detail().as_deref(), Some("records wait for schema 1: connection refused"));
+        assert_eq!(s.schema_registry.as_ref().map(|r| r.status), Some(KafkaStatus::Down));
+        assert_eq!(stream(&s).invalid.values().sum::<u64>(), 0);
+        // it answers: the partition resumes at the record that waited
+        assert_eq!(m.schema_fetched(1, found(V1, 1)), [(0, 0)]);
+        assert!(!m.waiting(0, 0));
+        assert_eq!(m.record(0, 0, 0, Some(&record), None, T0 + 2 * SEC), RecordOutcome::Read);
+        // another partition with the same id reads it at once
+        assert_eq!(m.record(0, 1, 0, Some(&v1(T0 - SEC, 0)), None, T0 + 2 * SEC), RecordOutcome::Read);
+        let s = m.tick(T0 + 2 * SEC);
+        let st = stream(&s);
+        assert_eq!((st.records, st.watermark_ms, st.schema_registry.as_deref()), (2, Some(T0 - 2 * SEC), None));
+        assert_eq!(s.schema_registry.as_ref().map(|r| (r.status, r.schemas_known)), Some((KafkaStatus::Up, 1)));
+        assert_eq!(
+            st.schemas,
+            [SchemaInUse { id: 1, subject: Some("orders-value".into()), version: Some(1), records: 2, problem: None }]
+        );
+        let values: Vec<(&str, u64)> = st.segments[0].values.iter().map(|v| (v.value.as_str(), v.records)).collect();
+        assert_eq!(values, [("app", 1), ("web", 1)]);
+    }
+
+    #[test]
+    fn versions_are_read_each_by_its_own_schema_and_what_cannot_be_read_is_counted_by_reason() {
+        let mut m = avro_monitor();
+        for (id, text, v) in [(1, V1, 1), (2, V2, 2), (3, V3, 3)] {
+            assert_eq!(m.record(0, 0, 0, Some(&header(id)), None, T0), RecordOutcome::Wait(id));
+            m.schema_fetched(id, found(text, v));
+        }
+        assert_eq!(m.record(0, 0, 0, Some(&header(404)), None, T0), RecordOutcome::Wait(404));
+        assert_eq!(m.schema_fetched(404, SchemaFetch::Unknown), [(0, 0)]);
+        let v2 = framed(
+            2,
+            V2,
+            vec![
+                ("id", Avro::String("o-2".into())),
+                ("coupon", Avro::Union(1, Box::new(Avro::String("TEN".into())))),
+                ("channel", Avro::Enum(0, "web".into())),
+                ("created_at", Avro::TimestampMillis(T0 - SEC)),
+            ],
+        );
+        let v3 = framed(3, V3, vec![("id", Avro::String("o-3".into())), ("channel", Avro::Enum(0, "web".into()))]);
+        let mut unknown = v1(T0, 0);
+        unknown[1..5].copy_from_slice(&404u32.to_be_bytes());
+        let v1 = v1(T0 - 3 * SEC, 0);
+        let records: [&[u8]; 7] = [&v1, &v2, &v3, &unknown, br#"{"created_at": 1}"#, &v2[..v2.len() - 2], b""];
+        for (offset, r) in records.iter().enumerate() {
+            assert_eq!(m.record(0, 0, offset as i64, Some(r), None, T0), RecordOutcome::Read, "record {offset}");
+        }
+        let s = m.tick(T0);
+        let st = stream(&s);
+        assert_eq!(st.watermark_ms, Some(T0 - SEC), "version 2 read past its new field");
+        let invalid: Vec<(&str, u64)> = st.invalid.iter().filter(|(_, n)| **n > 0).map(|(r, n)| (r, *n)).collect();
+        assert_eq!(
+            invalid,
+            [("bad_encoding", 2), ("empty_payload", 1), ("missing_field", 1), ("unknown_schema", 1)],
+            "a JSON record and a cut datum are bad encoding"
+        );
+        let problems: Vec<(u32, Option<&str>)> = st.schemas.iter().map(|x| (x.id, x.problem.as_deref())).collect();
+        assert_eq!(
+            problems,
+            [
+                (1, None),
+                (2, None),
+                (3, Some("schema 3 has no field /created_at")),
+                (404, Some("schema 404 is not in the registry"))
+            ]
+        );
+        assert_eq!(st.schema_changes, 3, "three ids appeared after the first");
+    }
+
+    #[test]
+    fn a_schema_of_another_format_is_named() {
+        let mut m = avro_monitor();
+        let record = v1(T0, 0);
+        m.record(0, 0, 0, Some(&record), None, T0);
+        let proto = SchemaFetch::Found(RegisteredSchema {
+            kind: "PROTOBUF".into(),
+            text: "syntax = \"proto3\";".into(),
+            references: Vec::new(),
+            subject: None,
+            version: None,
+        });
+        m.schema_fetched(1, proto);
+        m.record(0, 0, 0, Some(&record), None, T0);
+        let s = m.tick(T0);
+        assert_eq!(stream(&s).invalid[crate::InvalidReason::UnknownSchema], 1);
+        assert_eq!(stream(&s).schemas[0].problem.as_deref(), Some("schema 1 is PROTOBUF, the stream reads Avro"));
+    }
+}
