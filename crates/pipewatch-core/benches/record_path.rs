@@ -42,6 +42,7 @@ fn bench(c: &mut Criterion) {
             name: "orders".into(),
             topic: "orders".into(),
             value_format: pipewatch_core::ValueFormat::Json,
+            message: None,
             extractor: Extractor::new(
                 EventTimeSource::Field {
                     pointer: JsonPointer::parse("/created_at").unwrap(),

@@ -4,7 +4,7 @@
 //! (varints, fixed sizes, length-prefixed strings and bytes, union branches, nested
 //! records, arrays and maps by blocks), the union branches taken on the way, and the
 //! target read and converted to the core's milliseconds. Every step is bounds-checked:
-//! truncated or corrupt data is [`AvroMiss::BadEncoding`], never a panic, and nothing is
+//! truncated or corrupt data is [`FieldMiss::BadEncoding`], never a panic, and nothing is
 //! allocated per record.
 //!
 //! The schema is read from its JSON here rather than with apache-avro: that crate drops
@@ -18,6 +18,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+pub use crate::extract::FieldMiss;
 use crate::extract::TimeFormat;
 use crate::time::{parse_local, parse_rfc3339, Millis};
 
@@ -400,17 +401,6 @@ pub struct FieldPlan {
     symbols: Vec<Box<str>>,
 }
 
-/// Why a datum gave no time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AvroMiss {
-    /// The field is not in this record (a union took another branch, e.g. `null`).
-    Missing,
-    /// Truncated or corrupt data.
-    BadEncoding,
-    /// The value is there but is no time (an unparsable string, out of range).
-    BadTimestamp,
-}
-
 struct Cursor<'a> {
     data: &'a [u8],
     pos: usize,
@@ -418,8 +408,8 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     #[inline]
-    fn take(&mut self, n: usize) -> Result<&'a [u8], AvroMiss> {
-        let end = self.pos.checked_add(n).filter(|e| *e <= self.data.len()).ok_or(AvroMiss::BadEncoding)?;
+    fn take(&mut self, n: usize) -> Result<&'a [u8], FieldMiss> {
+        let end = self.pos.checked_add(n).filter(|e| *e <= self.data.len()).ok_or(FieldMiss::BadEncoding)?;
         let out = &self.data[self.pos..end];
         self.pos = end;
         Ok(out)
@@ -427,29 +417,29 @@ impl<'a> Cursor<'a> {
 
     /// A zig-zag varint (Avro's int and long).
     #[inline]
-    fn long(&mut self) -> Result<i64, AvroMiss> {
+    fn long(&mut self) -> Result<i64, FieldMiss> {
         let mut value: u64 = 0;
         for shift in (0..70).step_by(7) {
-            let b = *self.data.get(self.pos).ok_or(AvroMiss::BadEncoding)?;
+            let b = *self.data.get(self.pos).ok_or(FieldMiss::BadEncoding)?;
             self.pos += 1;
             if shift == 63 && b > 1 {
-                return Err(AvroMiss::BadEncoding);
+                return Err(FieldMiss::BadEncoding);
             }
             value |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
                 return Ok((value >> 1) as i64 ^ -((value & 1) as i64));
             }
         }
-        Err(AvroMiss::BadEncoding)
+        Err(FieldMiss::BadEncoding)
     }
 
-    fn len(&mut self) -> Result<usize, AvroMiss> {
-        usize::try_from(self.long()?).map_err(|_| AvroMiss::BadEncoding)
+    fn len(&mut self) -> Result<usize, FieldMiss> {
+        usize::try_from(self.long()?).map_err(|_| FieldMiss::BadEncoding)
     }
 
-    fn skip(&mut self, t: &Type, schema: &Schema, depth: usize) -> Result<(), AvroMiss> {
+    fn skip(&mut self, t: &Type, schema: &Schema, depth: usize) -> Result<(), FieldMiss> {
         if depth > MAX_DEPTH {
-            return Err(AvroMiss::BadEncoding);
+            return Err(FieldMiss::BadEncoding);
         }
         match t {
             Type::Null => {}
@@ -473,11 +463,11 @@ impl<'a> Cursor<'a> {
                 self.take(*n)?;
             }
             Type::Union(branches) => {
-                let i = usize::try_from(self.long()?).map_err(|_| AvroMiss::BadEncoding)?;
-                self.skip(branches.get(i).ok_or(AvroMiss::BadEncoding)?, schema, depth + 1)?;
+                let i = usize::try_from(self.long()?).map_err(|_| FieldMiss::BadEncoding)?;
+                self.skip(branches.get(i).ok_or(FieldMiss::BadEncoding)?, schema, depth + 1)?;
             }
             Type::Record(i) => {
-                let record = schema.records.get(*i).ok_or(AvroMiss::BadEncoding)?;
+                let record = schema.records.get(*i).ok_or(FieldMiss::BadEncoding)?;
                 for (_, f) in &record.fields {
                     self.skip(f, schema, depth + 1)?;
                 }
@@ -517,7 +507,7 @@ impl<'a> Cursor<'a> {
 impl FieldPlan {
     /// The event time in `datum` (the Avro binary encoding, after any framing), in the
     /// core's milliseconds; local times are read in `timezone`.
-    pub fn time(&self, schema: &Schema, datum: &[u8], timezone: Option<chrono_tz::Tz>) -> Result<Millis, AvroMiss> {
+    pub fn time(&self, schema: &Schema, datum: &[u8], timezone: Option<chrono_tz::Tz>) -> Result<Millis, FieldMiss> {
         let mut c = self.walk(schema, datum)?;
         let number = |v: f64| v.is_finite().then_some(v);
         match (self.read, self.time) {
@@ -525,18 +515,18 @@ impl FieldPlan {
                 let n = c.len()?;
                 let text = c.take(n)?;
                 let zone = if time == Time::Zoned { None } else { timezone };
-                parse_rfc3339(text).or_else(|| zone.and_then(|tz| parse_local(text, tz))).ok_or(AvroMiss::BadTimestamp)
+                parse_rfc3339(text).or_else(|| zone.and_then(|tz| parse_local(text, tz))).ok_or(FieldMiss::BadTimestamp)
             }
-            (Read::Int | Read::Long, Time::Date) => c.long()?.checked_mul(86_400_000).ok_or(AvroMiss::BadTimestamp),
+            (Read::Int | Read::Long, Time::Date) => c.long()?.checked_mul(86_400_000).ok_or(FieldMiss::BadTimestamp),
             (Read::Int | Read::Long, Time::Epoch(ns)) => Ok(to_millis(c.long()?, ns)),
             (Read::Int | Read::Long, Time::Local(ns)) => local(to_millis(c.long()?, ns), timezone),
             (Read::Float | Read::Double, Time::Epoch(ns) | Time::Local(ns)) => {
                 let v = if self.read == Read::Float {
-                    f64::from(f32::from_le_bytes(c.take(4)?.try_into().map_err(|_| AvroMiss::BadEncoding)?))
+                    f64::from(f32::from_le_bytes(c.take(4)?.try_into().map_err(|_| FieldMiss::BadEncoding)?))
                 } else {
-                    f64::from_le_bytes(c.take(8)?.try_into().map_err(|_| AvroMiss::BadEncoding)?)
+                    f64::from_le_bytes(c.take(8)?.try_into().map_err(|_| FieldMiss::BadEncoding)?)
                 };
-                let ms = number(v * ns as f64 / 1_000_000.0).ok_or(AvroMiss::BadTimestamp)?;
+                let ms = number(crate::extract::float_millis(v, ns)).ok_or(FieldMiss::BadTimestamp)?;
                 let ms = ms.floor() as Millis;
                 if matches!(self.time, Time::Local(_)) {
                     local(ms, timezone)
@@ -544,7 +534,7 @@ impl FieldPlan {
                     Ok(ms)
                 }
             }
-            _ => Err(AvroMiss::BadTimestamp),
+            _ => Err(FieldMiss::BadTimestamp),
         }
     }
 }
@@ -552,14 +542,14 @@ impl FieldPlan {
 impl FieldPlan {
     /// The cursor at the field, every step before it taken.
     #[inline]
-    fn walk<'a>(&self, schema: &Schema, datum: &'a [u8]) -> Result<Cursor<'a>, AvroMiss> {
+    fn walk<'a>(&self, schema: &Schema, datum: &'a [u8]) -> Result<Cursor<'a>, FieldMiss> {
         let mut c = Cursor { data: datum, pos: 0 };
         for op in &self.ops {
             match op {
                 Op::Skip(t) => c.skip(t, schema, 0)?,
                 Op::Branch { take } => {
                     if c.long()? != *take {
-                        return Err(AvroMiss::Missing);
+                        return Err(FieldMiss::Missing);
                     }
                 }
             }
@@ -569,12 +559,12 @@ impl FieldPlan {
 
     /// A segment's value in `datum`: a string's bytes, or an enum's symbol (a plan from
     /// [`Schema::text_plan`]).
-    pub fn text<'a>(&'a self, schema: &Schema, datum: &'a [u8]) -> Result<&'a [u8], AvroMiss> {
+    pub fn text<'a>(&'a self, schema: &Schema, datum: &'a [u8]) -> Result<&'a [u8], FieldMiss> {
         let mut c = self.walk(schema, datum)?;
         match self.read {
             Read::Symbol => {
-                let i = usize::try_from(c.long()?).map_err(|_| AvroMiss::BadEncoding)?;
-                self.symbols.get(i).map(|s| s.as_bytes()).ok_or(AvroMiss::BadEncoding)
+                let i = usize::try_from(c.long()?).map_err(|_| FieldMiss::BadEncoding)?;
+                self.symbols.get(i).map(|s| s.as_bytes()).ok_or(FieldMiss::BadEncoding)
             }
             _ => {
                 let n = c.len()?;
@@ -594,15 +584,15 @@ fn to_millis(value: i64, ns: i64) -> Millis {
 }
 
 /// A local wall-clock time encoded as if it were UTC, read in `timezone`.
-fn local(wall: Millis, timezone: Option<chrono_tz::Tz>) -> Result<Millis, AvroMiss> {
+fn local(wall: Millis, timezone: Option<chrono_tz::Tz>) -> Result<Millis, FieldMiss> {
     use chrono::TimeZone;
-    let tz = timezone.ok_or(AvroMiss::BadTimestamp)?;
-    let naive = chrono::DateTime::from_timestamp_millis(wall).ok_or(AvroMiss::BadTimestamp)?.naive_utc();
+    let tz = timezone.ok_or(FieldMiss::BadTimestamp)?;
+    let naive = chrono::DateTime::from_timestamp_millis(wall).ok_or(FieldMiss::BadTimestamp)?.naive_utc();
     match tz.from_local_datetime(&naive) {
         chrono::offset::LocalResult::Single(t) | chrono::offset::LocalResult::Ambiguous(t, _) => {
             Ok(t.timestamp_millis())
         }
-        chrono::offset::LocalResult::None => Err(AvroMiss::BadTimestamp),
+        chrono::offset::LocalResult::None => Err(FieldMiss::BadTimestamp),
     }
 }
 
@@ -699,7 +689,7 @@ mod tests {
         let coupon = schema.text_plan(&["coupon"]).unwrap();
         assert_eq!(coupon.text(&schema, &datum), Ok(&b"TEN"[..]));
         let none = encode(ORDER, order(Avro::TimestampMillis(NOW), 3, None));
-        assert_eq!(coupon.text(&schema, &none), Err(AvroMiss::Missing));
+        assert_eq!(coupon.text(&schema, &none), Err(FieldMiss::Missing));
         assert_eq!(schema.text_plan(&["note"]).unwrap().text(&schema, &datum), Ok(&b"leave at the door"[..]));
         assert!(
             matches!(schema.text_plan(&["qty"]), Err(SchemaError::NotText(m)) if m == "/qty is a number in the schema, not a string or an enum")
@@ -713,11 +703,11 @@ mod tests {
         .unwrap();
         let plan = one.text_plan(&["c"]).unwrap();
         assert_eq!(plan.text(&one, &[0]), Ok(&b"a"[..]));
-        assert_eq!(plan.text(&one, &[2]), Err(AvroMiss::BadEncoding));
-        assert_eq!(plan.text(&one, &[]), Err(AvroMiss::BadEncoding));
+        assert_eq!(plan.text(&one, &[2]), Err(FieldMiss::BadEncoding));
+        assert_eq!(plan.text(&one, &[]), Err(FieldMiss::BadEncoding));
         assert_eq!(
             schema.text_plan(&["note"]).unwrap().text(&schema, &datum[..datum.len() - 1]),
-            Err(AvroMiss::BadEncoding)
+            Err(FieldMiss::BadEncoding)
         );
     }
 
@@ -764,8 +754,8 @@ mod tests {
         let mut huge = datum.clone();
         huge[0] = 0xfe;
         huge[1] = 0xff;
-        assert_eq!(plan.time(&schema, &huge, None), Err(AvroMiss::BadEncoding));
-        assert_eq!(plan.time(&schema, &[0xff; 32], None), Err(AvroMiss::BadEncoding));
+        assert_eq!(plan.time(&schema, &huge, None), Err(FieldMiss::BadEncoding));
+        assert_eq!(plan.time(&schema, &[0xff; 32], None), Err(FieldMiss::BadEncoding));
     }
 
     #[test]
@@ -814,7 +804,7 @@ mod tests {
         let updated = schema.plan(&["after", "updated_at"], TimeFormat::Rfc3339).unwrap();
         assert_eq!(updated.time(&schema, &insert, None), Ok(NOW));
         let delete = encode(envelope, event(None));
-        assert_eq!(created.time(&schema, &delete, None), Err(AvroMiss::Missing), "a delete has no after");
+        assert_eq!(created.time(&schema, &delete, None), Err(FieldMiss::Missing), "a delete has no after");
         // a plain long says nothing of its unit: the stream's format does
         assert!(schema.plan(&["ts_ms"], TimeFormat::Rfc3339).is_err());
         let ts = schema.plan(&["ts_ms"], TimeFormat::EpochMillis).unwrap();
@@ -843,7 +833,7 @@ mod tests {
         let wall = NOW + 8 * 3_600_000;
         let datum = encode(schema_json, Avro::Record(vec![("at".into(), Avro::LocalTimestampMillis(wall))]));
         assert_eq!(plan.time(&schema, &datum, Some(chrono_tz::Asia::Shanghai)), Ok(NOW));
-        assert_eq!(plan.time(&schema, &datum, None), Err(AvroMiss::BadTimestamp), "no zone, no guess");
+        assert_eq!(plan.time(&schema, &datum, None), Err(FieldMiss::BadTimestamp), "no zone, no guess");
     }
 
     #[test]
@@ -866,7 +856,7 @@ mod tests {
         assert_eq!(plan.time(&schema, &encode(list, node), None), Ok(NOW));
         // hostile data: a chain deeper than any schema needs
         let deep: Vec<u8> = std::iter::repeat_n(2u8, 10_000).collect();
-        assert_eq!(plan.time(&schema, &deep, None), Err(AvroMiss::BadEncoding));
+        assert_eq!(plan.time(&schema, &deep, None), Err(FieldMiss::BadEncoding));
     }
 
     #[test]

@@ -80,6 +80,30 @@ impl InvalidReason {
     }
 }
 
+/// Why a field of a schema-registry format (Avro, Protobuf) gave no value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldMiss {
+    /// The field is not in this record (a union took another branch, e.g. `null`; a
+    /// Protobuf field left out).
+    Missing,
+    /// Truncated or corrupt data.
+    BadEncoding,
+    /// The value is there but is no time (an unparsable string, out of range).
+    BadTimestamp,
+}
+
+/// A decimal number of `unit_ns`-nanosecond units, in milliseconds: scaled the way the
+/// JSON path scales (seconds × 1000, micros ÷ 1000), so that a decimal such as
+/// `1795375975.123` seconds is the millisecond it says.
+pub(crate) fn float_millis(v: f64, unit_ns: i64) -> f64 {
+    match unit_ns {
+        1_000_000_000 => v * 1000.0,
+        1_000_000 => v,
+        1000 => v / 1000.0,
+        ns => v * ns as f64 / 1_000_000.0,
+    }
+}
+
 /// Event times before this (2000-01-01T00:00:00Z) are implausible for a live pipeline.
 pub const MIN_PLAUSIBLE_EVENT_TIME: Millis = 946_684_800_000;
 
@@ -159,16 +183,11 @@ impl Extractor {
 
     /// Like [`Self::extract`] for a time already read from a schema-registry format.
     #[inline]
-    pub fn from_avro(
-        &self,
-        found: Result<Millis, crate::avro::AvroMiss>,
-        arrival: Millis,
-    ) -> Result<Millis, InvalidReason> {
-        use crate::avro::AvroMiss;
+    pub fn from_decoded(&self, found: Result<Millis, FieldMiss>, arrival: Millis) -> Result<Millis, InvalidReason> {
         let t = found.map_err(|miss| match miss {
-            AvroMiss::Missing => InvalidReason::MissingField,
-            AvroMiss::BadEncoding => InvalidReason::BadEncoding,
-            AvroMiss::BadTimestamp => InvalidReason::BadTimestamp,
+            FieldMiss::Missing => InvalidReason::MissingField,
+            FieldMiss::BadEncoding => InvalidReason::BadEncoding,
+            FieldMiss::BadTimestamp => InvalidReason::BadTimestamp,
         })?;
         self.plausible(t, arrival)
     }

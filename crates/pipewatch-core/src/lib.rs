@@ -22,6 +22,7 @@ pub mod json;
 pub mod monitor;
 pub mod offset_hint;
 pub mod offset_index;
+pub mod protobuf;
 pub mod schema;
 pub mod segment;
 pub mod snapshot;

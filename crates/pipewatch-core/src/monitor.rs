@@ -589,6 +589,7 @@ mod tests {
             name: name.into(),
             topic: format!("{name}-topic"),
             value_format: crate::schema::ValueFormat::Json,
+            message: None,
             extractor: Extractor::new(
                 EventTimeSource::Field { pointer: JsonPointer::parse("/ts").unwrap(), format: TimeFormat::EpochMillis },
                 300 * SEC,

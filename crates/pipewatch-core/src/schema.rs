@@ -16,8 +16,9 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::avro::{confluent_frame, FieldPlan, Schema, SchemaError};
-use crate::extract::InvalidReason;
+use crate::extract::{FieldMiss, InvalidReason, TimeFormat};
 use crate::json::Lookup;
+use crate::protobuf::{message_indexes, MessageIndexes, PlanError, ProtoPlan, ProtoSchema};
 use crate::segment::SegmentState;
 use crate::spec::StreamSpec;
 use crate::time::Millis;
@@ -29,16 +30,19 @@ pub enum ValueFormat {
     Json,
     /// Avro in the Confluent wire format, writer schemas from the schema registry.
     Avro,
+    /// Protobuf in the Confluent wire format (the message indexes after the schema id).
+    Protobuf,
 }
 
 impl ValueFormat {
     /// The config names, in the order the docs list them.
-    pub const NAMES: [&'static str; 2] = ["json", "avro"];
+    pub const NAMES: [&'static str; 3] = ["json", "avro", "protobuf"];
 
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "json" => Some(Self::Json),
             "avro" => Some(Self::Avro),
+            "protobuf" => Some(Self::Protobuf),
             _ => None,
         }
     }
@@ -47,6 +51,16 @@ impl ValueFormat {
         match self {
             Self::Json => "json",
             Self::Avro => "avro",
+            Self::Protobuf => "protobuf",
+        }
+    }
+
+    /// As a sentence names it.
+    pub fn display(self) -> &'static str {
+        match self {
+            Self::Json => "JSON",
+            Self::Avro => "Avro",
+            Self::Protobuf => "Protobuf",
         }
     }
 
@@ -62,8 +76,9 @@ pub struct RegisteredSchema {
     /// `schemaType` as the registry names it (`AVRO` when it names none).
     pub kind: String,
     pub text: String,
-    /// The referenced schemas' texts, each before the ones that use it.
-    pub references: Vec<String>,
+    /// The referenced schemas `(name, text)`, each before the ones that use it (the name
+    /// is what a Protobuf schema imports it as).
+    pub references: Vec<(String, String)>,
     /// A subject and version the schema is registered under, where the registry says.
     pub subject: Option<String>,
     pub version: Option<i64>,
@@ -80,11 +95,18 @@ pub enum SchemaFetch {
     Unreachable(String),
 }
 
+/// A writer schema, parsed or compiled.
+#[derive(Debug)]
+pub(crate) enum Parsed {
+    Avro(Schema),
+    Protobuf(ProtoSchema),
+}
+
 /// A schema id as the monitor knows it, shared by every stream that reads it.
 #[derive(Debug)]
 pub(crate) struct KnownSchema {
     /// The parsed schema, or why its records cannot be read.
-    schema: Result<Schema, String>,
+    schema: Result<Parsed, String>,
     subject: Option<String>,
     version: Option<i64>,
 }
@@ -117,16 +139,21 @@ impl Registry {
             SchemaFetch::Unknown => {
                 KnownSchema { schema: Err(format!("schema {id} is not in the registry")), subject: None, version: None }
             }
-            SchemaFetch::Found(s) => KnownSchema {
-                schema: if s.kind.eq_ignore_ascii_case("AVRO") {
-                    let refs: Vec<&str> = s.references.iter().map(String::as_str).collect();
-                    Schema::parse_with_references(&s.text, &refs).map_err(|e| format!("schema {id}: {e}"))
-                } else {
-                    Err(format!("schema {id} is {}, the stream reads Avro", s.kind))
-                },
-                subject: s.subject,
-                version: s.version,
-            },
+            SchemaFetch::Found(s) => {
+                let schema = match s.kind.to_ascii_uppercase().as_str() {
+                    "AVRO" => {
+                        let refs: Vec<&str> = s.references.iter().map(|(_, text)| text.as_str()).collect();
+                        Schema::parse_with_references(&s.text, &refs).map(Parsed::Avro).map_err(|e| e.to_string())
+                    }
+                    "PROTOBUF" => ProtoSchema::compile(&s.text, &s.references).map(Parsed::Protobuf),
+                    other => Err(format!("a {other} schema, which pipewatch does not read")),
+                };
+                KnownSchema {
+                    schema: schema.map_err(|e| format!("schema {id}: {e}")),
+                    subject: s.subject,
+                    version: s.version,
+                }
+            }
         };
         self.down = None;
         self.known.insert(id, Arc::new(known));
@@ -134,16 +161,28 @@ impl Registry {
     }
 }
 
-/// One schema id as a stream reads it: the plans of its event time and segments.
+/// One field's compiled plan, in the schema's format.
+#[derive(Debug, Clone)]
+enum Plan {
+    Avro(FieldPlan),
+    Protobuf(ProtoPlan),
+}
+
+/// What one stream's records of one writer schema (and one message of it) are read
+/// with: the plans of its event time and segments, or why they cannot be.
 #[derive(Debug, Clone)]
 struct IdPlans {
     id: u32,
+    /// Protobuf: the message of the schema (the framing's indexes).
+    indexes: MessageIndexes,
     known: Arc<KnownSchema>,
     /// The event time's plan (`None`: the stream reads the Kafka timestamp), or why the
     /// schema has no such time.
-    time: Option<Result<FieldPlan, String>>,
+    time: Option<Result<Plan, String>>,
     /// Each segment's plan; `None` where the schema has no such string or enum.
-    segments: Vec<Option<FieldPlan>>,
+    segments: Vec<Option<Plan>>,
+    /// Why none of its records can be read (another format, a message not there).
+    unusable: Option<String>,
     records: u64,
     /// A record with this id was read.
     seen: bool,
@@ -189,29 +228,66 @@ pub struct SchemaInUse {
     pub problem: Option<String>,
 }
 
+/// A record's framing: the schema id, the message (Protobuf) and the encoded value.
+#[inline]
+fn frame(format: ValueFormat, doc: &[u8]) -> Option<(u32, MessageIndexes, &[u8])> {
+    let (id, rest) = confluent_frame(doc)?;
+    match format {
+        ValueFormat::Protobuf => {
+            let (indexes, message) = message_indexes(rest).ok()?;
+            Some((id, indexes, message))
+        }
+        _ => Some((id, MessageIndexes::default(), rest)),
+    }
+}
+
 impl StreamSchemas {
-    /// Compiles the plans of `id` for the stream, from a schema the registry knows.
-    fn add(&mut self, id: u32, known: &Arc<KnownSchema>, spec: &StreamSpec) -> usize {
-        let (time, segments) = match &known.schema {
-            Ok(schema) => {
-                let time = spec.extractor.pointer().map(|p| {
-                    let format = spec.extractor.format().unwrap_or(crate::extract::TimeFormat::Rfc3339);
-                    schema.plan(&p.tokens(), format).map_err(|e| problem(id, &e))
-                });
-                let segments = spec.segments.iter().map(|g| schema.text_plan(&g.pointer.tokens()).ok()).collect();
-                (time, segments)
+    /// Compiles the plans of `id` (and, Protobuf, the message `indexes` name) for the
+    /// stream, from a schema the registry knows.
+    fn add(&mut self, id: u32, indexes: MessageIndexes, known: &Arc<KnownSchema>, spec: &StreamSpec) -> usize {
+        let format = spec.extractor.format().unwrap_or(TimeFormat::Rfc3339);
+        let time_pointer = spec.extractor.pointer().map(|p| p.tokens());
+        let (mut time, mut segments, mut unusable) = (None, Vec::new(), None);
+        match (&known.schema, spec.value_format) {
+            (Err(why), _) => unusable = Some(why.clone()),
+            (Ok(Parsed::Avro(schema)), ValueFormat::Avro) => {
+                time = time_pointer.map(|p| schema.plan(&p, format).map(Plan::Avro).map_err(|e| problem(id, &e)));
+                segments =
+                    spec.segments.iter().map(|g| schema.text_plan(&g.pointer.tokens()).ok().map(Plan::Avro)).collect();
             }
-            Err(_) => (None, Vec::new()),
-        };
-        self.ids.push(IdPlans { id, known: known.clone(), time, segments, records: 0, seen: false });
+            (Ok(Parsed::Protobuf(schema)), ValueFormat::Protobuf) => {
+                match schema.message(spec.message.as_deref(), indexes.as_slice()) {
+                    Ok(message) => {
+                        time = time_pointer.map(|p| {
+                            ProtoSchema::plan(&message, &p, format)
+                                .map(Plan::Protobuf)
+                                .map_err(|e| proto_problem(id, &message, &e))
+                        });
+                        segments = spec
+                            .segments
+                            .iter()
+                            .map(|g| ProtoSchema::text_plan(&message, &g.pointer.tokens()).ok().map(Plan::Protobuf))
+                            .collect();
+                    }
+                    Err(why) => unusable = Some(format!("schema {id}: {why}")),
+                }
+            }
+            (Ok(parsed), wanted) => {
+                let kind = if matches!(parsed, Parsed::Avro(_)) { "Avro" } else { "Protobuf" };
+                unusable = Some(format!("schema {id} is {kind}, the stream reads {}", wanted.display()));
+            }
+        }
+        self.ids.push(IdPlans { id, indexes, known: known.clone(), time, segments, unusable, records: 0, seen: false });
         self.ids.len() - 1
     }
 
-    fn find(&self, id: u32) -> Option<usize> {
-        if self.ids.get(self.last).is_some_and(|p| p.id == id) {
+    #[inline]
+    fn find(&self, id: u32, indexes: &MessageIndexes) -> Option<usize> {
+        let is = |p: &IdPlans| p.id == id && p.indexes == *indexes;
+        if self.ids.get(self.last).is_some_and(is) {
             return Some(self.last);
         }
-        self.ids.iter().position(|p| p.id == id)
+        self.ids.iter().position(is)
     }
 
     /// The event time of one record (and its segments' values into `segments`), or
@@ -232,13 +308,13 @@ impl StreamSchemas {
         let Some(doc) = payload.filter(|p| !p.is_empty()) else {
             return Read::Time(Err(InvalidReason::EmptyPayload), None);
         };
-        let Some((id, datum)) = confluent_frame(doc) else {
+        let Some((id, indexes, datum)) = frame(spec.value_format, doc) else {
             return Read::Time(Err(InvalidReason::BadEncoding), None);
         };
-        let index = match self.find(id) {
+        let index = match self.find(id, &indexes) {
             Some(i) => i,
             None => match registry.get(id) {
-                Some(known) => self.add(id, known, spec),
+                Some(known) => self.add(id, indexes, known, spec),
                 None => return Read::Wait(id),
             },
         };
@@ -247,19 +323,22 @@ impl StreamSchemas {
         plans.records += 1;
         if !plans.seen {
             plans.seen = true;
-            if !self.seen_order.is_empty() {
+            // a schema id new to the stream (another message of one already read is not)
+            let new_id = !self.seen_order.iter().any(|&i| self.ids[i].id == id);
+            if new_id && !self.seen_order.is_empty() {
                 self.changes += 1;
             }
             self.seen_order.push(index);
         }
         let plans = &self.ids[index];
-        let Ok(schema) = &plans.known.schema else {
+        if plans.unusable.is_some() {
             return Read::Time(Err(InvalidReason::UnknownSchema), None);
-        };
+        }
+        let schema = &plans.known.schema;
         for (segment, plan) in segments.iter_mut().zip(&plans.segments) {
-            let found = match plan.as_ref().map(|p| p.text(schema, datum)) {
+            let found = match plan.as_ref().map(|p| text(p, schema, datum)) {
                 Some(Ok(raw)) => Lookup::String { raw, escaped: false },
-                Some(Err(crate::avro::AvroMiss::BadEncoding)) => Lookup::NotJson,
+                Some(Err(FieldMiss::BadEncoding)) => Lookup::NotJson,
                 _ => Lookup::Missing,
             };
             segment.record(found, live, arrival);
@@ -268,8 +347,8 @@ impl StreamSchemas {
             None => Read::Time(extractor.extract(payload, kafka_timestamp, arrival), kafka_timestamp),
             Some(Err(_)) => Read::Time(Err(InvalidReason::MissingField), None),
             Some(Ok(plan)) => {
-                let written = plan.time(schema, datum, extractor.timezone());
-                Read::Time(extractor.from_avro(written, arrival), written.ok())
+                let written = time(plan, schema, datum, extractor.timezone());
+                Read::Time(extractor.from_decoded(written, arrival), written.ok())
             }
         }
     }
@@ -284,16 +363,21 @@ impl StreamSchemas {
         kafka_timestamp: Option<Millis>,
         now: Millis,
     ) -> Option<Millis> {
-        let (id, datum) = confluent_frame(payload?)?;
-        let index = match self.find(id) {
+        let (id, indexes, datum) = frame(spec.value_format, payload?)?;
+        let index = match self.find(id, &indexes) {
             Some(i) => i,
-            None => self.add(id, registry.get(id)?, spec),
+            None => self.add(id, indexes, registry.get(id)?, spec),
         };
         let plans = &self.ids[index];
-        let schema = plans.known.schema.as_ref().ok()?;
+        if plans.unusable.is_some() {
+            return None;
+        }
         match &plans.time {
             None => spec.extractor.extract(payload, kafka_timestamp, now).ok(),
-            Some(Ok(plan)) => spec.extractor.from_avro(plan.time(schema, datum, spec.extractor.timezone()), now).ok(),
+            Some(Ok(plan)) => {
+                let written = time(plan, &plans.known.schema, datum, spec.extractor.timezone());
+                spec.extractor.from_decoded(written, now).ok()
+            }
             Some(Err(_)) => None,
         }
     }
@@ -310,9 +394,9 @@ impl StreamSchemas {
                     subject: p.known.subject.clone(),
                     version: p.known.version,
                     records: p.records,
-                    problem: match (&p.known.schema, &p.time) {
-                        (Err(why), _) => Some(why.clone()),
-                        (Ok(_), Some(Err(why))) => Some(why.clone()),
+                    problem: match (&p.unusable, &p.time) {
+                        (Some(why), _) => Some(why.clone()),
+                        (None, Some(Err(why))) => Some(why.clone()),
                         _ => None,
                     },
                 }
@@ -321,9 +405,41 @@ impl StreamSchemas {
     }
 }
 
+/// A plan's time in a datum of its schema.
+#[inline]
+fn time(
+    plan: &Plan,
+    schema: &Result<Parsed, String>,
+    datum: &[u8],
+    tz: Option<chrono_tz::Tz>,
+) -> Result<Millis, FieldMiss> {
+    match (plan, schema) {
+        (Plan::Avro(p), Ok(Parsed::Avro(s))) => p.time(s, datum, tz),
+        (Plan::Protobuf(p), Ok(_)) => p.time(datum, tz),
+        _ => Err(FieldMiss::BadEncoding),
+    }
+}
+
+/// A plan's text (a segment's value) in a datum of its schema.
+#[inline]
+fn text<'a>(plan: &'a Plan, schema: &Result<Parsed, String>, datum: &'a [u8]) -> Result<&'a [u8], FieldMiss> {
+    match (plan, schema) {
+        (Plan::Avro(p), Ok(Parsed::Avro(s))) => p.text(s, datum),
+        (Plan::Protobuf(p), Ok(_)) => p.text(datum),
+        _ => Err(FieldMiss::BadEncoding),
+    }
+}
+
 fn problem(id: u32, e: &SchemaError) -> String {
     match e {
         SchemaError::NoField(path) => format!("schema {id} has no field {path}"),
+        other => format!("schema {id}: {other}"),
+    }
+}
+
+fn proto_problem(id: u32, message: &prost_reflect::MessageDescriptor, e: &PlanError) -> String {
+    match e {
+        PlanError::NoField(path) => format!("schema {id} has no field {path} (message {})", message.full_name()),
         other => format!("schema {id}: {other}"),
     }
 }
@@ -405,6 +521,7 @@ mod tests {
             name: "orders".into(),
             topic: "orders".into(),
             value_format: ValueFormat::Avro,
+            message: None,
             extractor: Extractor::new(
                 EventTimeSource::Field {
                     pointer: JsonPointer::parse("/created_at").unwrap(),
@@ -539,6 +656,82 @@ mod tests {
         m.record(0, 0, 0, Some(&record), None, T0);
         let s = m.tick(T0);
         assert_eq!(stream(&s).invalid[crate::InvalidReason::UnknownSchema], 1);
-        assert_eq!(stream(&s).schemas[0].problem.as_deref(), Some("schema 1 is PROTOBUF, the stream reads Avro"));
+        assert_eq!(stream(&s).schemas[0].problem.as_deref(), Some("schema 1 is Protobuf, the stream reads Avro"));
+    }
+
+    const PROTO: &str = r#"syntax = "proto3";
+package shop;
+import "google/protobuf/timestamp.proto";
+message Refund { string order_id = 1; }
+message Order {
+  enum Channel { WEB = 0; APP = 1; }
+  string order_id = 1;
+  Channel channel = 2;
+  google.protobuf.Timestamp created_at = 3;
+}
+"#;
+
+    /// An order of [`PROTO`] framed as Confluent's serializer frames it (indexes `[1]`).
+    fn proto_order(id: u32, created_at: Millis, channel: i32) -> Vec<u8> {
+        use prost::Message as _;
+        use prost_reflect::{DynamicMessage, Value};
+        let schema = crate::protobuf::ProtoSchema::compile(PROTO, &[]).unwrap();
+        let desc = schema.message(Some("shop.Order"), &[]).unwrap();
+        let mut m = DynamicMessage::new(desc.clone());
+        m.set_field_by_name("order_id", Value::String("o-1".into()));
+        m.set_field_by_name("channel", Value::EnumNumber(channel));
+        let prost_reflect::Kind::Message(ts) = desc.get_field_by_name("created_at").unwrap().kind() else { panic!() };
+        let mut t = DynamicMessage::new(ts);
+        t.set_field_by_name("seconds", Value::I64(created_at / 1000));
+        t.set_field_by_name("nanos", Value::I32((created_at % 1000) as i32 * 1_000_000));
+        m.set_field_by_name("created_at", Value::Message(t));
+        let mut out = header(id);
+        out.extend([2, 2]); // one index, 1 (zig-zag)
+        out.extend(m.encode_to_vec());
+        out
+    }
+
+    #[test]
+    fn a_protobuf_stream_reads_the_message_its_framing_names() {
+        let mut m = avro_monitor();
+        // the same stream as Protobuf
+        let mut spec = m.streams().next().unwrap().clone();
+        spec.value_format = ValueFormat::Protobuf;
+        m = Monitor::new(
+            MonitorSettings { idle_partition_timeout_ms: 300 * SEC, rate_window_ms: 60 * SEC },
+            vec![spec],
+            vec![],
+        );
+        m.set_kafka_status(KafkaStatus::Up, None);
+        m.assign(0, 0, StartPosition::At(0), T0);
+        let record = proto_order(21, T0 - 1500, 1);
+        assert_eq!(m.record(0, 0, 0, Some(&record), None, T0), RecordOutcome::Wait(21));
+        let fetch = SchemaFetch::Found(RegisteredSchema {
+            kind: "PROTOBUF".into(),
+            text: PROTO.into(),
+            references: Vec::new(),
+            subject: Some("orders-value".into()),
+            version: Some(1),
+        });
+        assert_eq!(m.schema_fetched(21, fetch), [(0, 0)]);
+        m.record(0, 0, 0, Some(&record), None, T0);
+        // the same id, the framing naming the first message (a Refund): no created_at there
+        let mut refund = header(21);
+        refund.extend([0, 0x0a, 1, b'r']);
+        m.record(0, 0, 1, Some(&refund), None, T0);
+        // an Avro-framed record (no indexes) is cut short where the indexes should be
+        m.record(0, 0, 2, Some(&header(21)), None, T0);
+        let s = m.tick(T0);
+        let st = stream(&s);
+        assert_eq!(st.watermark_ms, Some(T0 - 1500));
+        assert_eq!(
+            (st.invalid[crate::InvalidReason::MissingField], st.invalid[crate::InvalidReason::BadEncoding]),
+            (1, 1)
+        );
+        let problems: Vec<Option<&str>> = st.schemas.iter().map(|x| x.problem.as_deref()).collect();
+        assert_eq!(problems, [None, Some("schema 21 has no field /created_at (message shop.Refund)")]);
+        assert_eq!(st.schema_changes, 0, "another message of the same schema is no new schema");
+        let values: Vec<(&str, u64)> = st.segments[0].values.iter().map(|v| (v.value.as_str(), v.records)).collect();
+        assert_eq!(values, [("APP", 1), ("none", 1)]);
     }
 }

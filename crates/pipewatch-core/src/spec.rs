@@ -14,6 +14,9 @@ pub struct StreamSpec {
     pub topic: String,
     /// How record values are encoded (JSON, or Avro through the schema registry).
     pub value_format: ValueFormat,
+    /// Protobuf: the message the records are (`shop.Order`), where the schema holds
+    /// several; otherwise the message indexes of each record's framing decide.
+    pub message: Option<String>,
     pub extractor: Extractor,
     /// A partition whose log end has not advanced for longer is silent; a gap opens.
     pub max_silence_ms: Millis,

@@ -4,7 +4,7 @@
 //! runs a bounded number of cases.
 
 use apache_avro::types::Value as Avro;
-use pipewatch_core::avro::{AvroMiss, Schema};
+use pipewatch_core::avro::{FieldMiss, Schema};
 use pipewatch_core::TimeFormat;
 use proptest::prelude::*;
 
@@ -88,8 +88,8 @@ proptest! {
                 prop_assert_eq!(string.time(&schema, &datum, None), Ok(string_at));
             }
             None => {
-                prop_assert_eq!(deep.time(&schema, &datum, None), Err(AvroMiss::Missing));
-                prop_assert_eq!(string.time(&schema, &datum, None), Err(AvroMiss::Missing));
+                prop_assert_eq!(deep.time(&schema, &datum, None), Err(FieldMiss::Missing));
+                prop_assert_eq!(string.time(&schema, &datum, None), Err(FieldMiss::Missing));
             }
         }
     }

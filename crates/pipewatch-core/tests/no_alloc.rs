@@ -61,6 +61,7 @@ fn stream(name: &str, pointer: &str, format: TimeFormat) -> StreamSpec {
         name: name.into(),
         topic: name.into(),
         value_format: pipewatch_core::ValueFormat::Json,
+        message: None,
         extractor: Extractor::new(
             EventTimeSource::Field { pointer: JsonPointer::parse(pointer).unwrap(), format },
             300_000,
@@ -317,4 +318,85 @@ fn an_avro_stream_with_a_segment_does_not_allocate_per_record() {
     let counted: Vec<(&str, u64)> =
         s.streams[0].segments[0].values.iter().map(|v| (v.value.as_str(), v.records)).collect();
     assert_eq!(counted, [("web", 1001), ("app", 2002)], "the cut record still had its channel");
+}
+
+#[test]
+fn a_protobuf_stream_with_a_segment_does_not_allocate_per_record() {
+    use pipewatch_core::{RecordOutcome, RegisteredSchema, SchemaFetch, ValueFormat};
+    let spec = StreamSpec {
+        value_format: ValueFormat::Protobuf,
+        segments: vec![SegmentSpec { name: "channel".into(), pointer: JsonPointer::parse("/channel").unwrap() }],
+        ..stream("orders", "/created_at", TimeFormat::Rfc3339)
+    };
+    let mut monitor = Monitor::new(
+        MonitorSettings { idle_partition_timeout_ms: 300_000, rate_window_ms: 60_000 },
+        vec![spec],
+        vec![],
+    );
+    monitor.assign(0, 0, StartPosition::At(0), NOW);
+    let schema = r#"syntax = "proto3";
+package shop;
+import "google/protobuf/timestamp.proto";
+enum Channel { WEB = 0; APP = 1; }
+message Order { string id = 1; Channel channel = 2; google.protobuf.Timestamp created_at = 3; }
+"#;
+    // hand-encoded: id "o-1", channel, created_at { seconds, nanos }; framed with the
+    // single index 0 as one 0 byte
+    let record = |channel: u8, t: i64| {
+        let mut out = vec![0, 0, 0, 0, 9, 0];
+        out.extend([0x0a, 3, b'o', b'-', b'1', 0x10, channel]);
+        let mut ts = vec![0x08];
+        zigzag_free_varint((t / 1000) as u64, &mut ts);
+        ts.push(0x10);
+        zigzag_free_varint(((t % 1000) * 1_000_000) as u64, &mut ts);
+        out.extend([0x1a, ts.len() as u8]);
+        out.extend(ts);
+        out
+    };
+    assert_eq!(monitor.record(0, 0, 0, Some(&record(0, NOW)), None, NOW), RecordOutcome::Wait(9));
+    let fetch = SchemaFetch::Found(RegisteredSchema {
+        kind: "PROTOBUF".into(),
+        text: schema.into(),
+        references: Vec::new(),
+        subject: None,
+        version: None,
+    });
+    monitor.schema_fetched(9, fetch);
+    // WEB written out (as a proto2 writer would) and left out (as proto3 writers do)
+    let mut web_left_out = record(0, NOW - 1000);
+    web_left_out.drain(11..13);
+    let records =
+        [record(0, NOW - 1000), web_left_out, record(1, NOW - 500), record(1, NOW)[..13].to_vec(), b"{}".to_vec()];
+    for (i, r) in records.iter().enumerate() {
+        monitor.record(0, 0, i as i64, Some(r), None, NOW);
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    measured(|| {
+        for round in 1..=1000i64 {
+            for (i, r) in records.iter().enumerate() {
+                monitor.record(0, 0, round * 5 + i as i64, Some(r), None, NOW);
+            }
+        }
+    });
+    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed) - before, 0, "allocations on the Protobuf path");
+    let s = monitor.tick(NOW);
+    assert_eq!(s.streams[0].watermark_ms, Some(NOW - 500));
+    assert_eq!(s.streams[0].invalid["missing_field"], 1001, "a record cut after its channel has no created_at");
+    assert_eq!(s.streams[0].invalid["bad_encoding"], 1001, "a JSON record");
+    let counted: Vec<(&str, u64)> =
+        s.streams[0].segments[0].values.iter().map(|v| (v.value.as_str(), v.records)).collect();
+    assert_eq!(counted, [("WEB", 2002), ("APP", 2002)], "WEB is proto3's default: left out, it is still WEB");
+}
+
+/// A plain (not zig-zag) varint, as Protobuf writes int64 and the key.
+fn zigzag_free_varint(mut v: u64, out: &mut Vec<u8>) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
 }

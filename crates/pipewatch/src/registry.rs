@@ -54,6 +54,8 @@ struct SchemaBody {
 
 #[derive(Deserialize)]
 struct Reference {
+    /// What the schema calls it: a Protobuf import path, an Avro type name.
+    name: String,
     subject: String,
     version: i64,
 }
@@ -107,8 +109,13 @@ impl RegistryClient {
         })
     }
 
-    /// The referenced schemas' texts, each after the ones it refers to.
-    async fn references(&self, refs: &[Reference], depth: usize, out: &mut Vec<String>) -> Result<(), String> {
+    /// The referenced schemas `(name, text)`, each after the ones it refers to.
+    async fn references(
+        &self,
+        refs: &[Reference],
+        depth: usize,
+        out: &mut Vec<(String, String)>,
+    ) -> Result<(), String> {
         for r in refs {
             if depth >= MAX_REFERENCE_DEPTH {
                 return Err(format!("references nested deeper than {MAX_REFERENCE_DEPTH} (a loop?)"));
@@ -122,8 +129,8 @@ impl RegistryClient {
                 }
             };
             Box::pin(self.references(&body.references, depth + 1, out)).await?;
-            if !out.contains(&body.schema) {
-                out.push(body.schema);
+            if !out.iter().any(|(name, _)| *name == r.name) {
+                out.push((r.name.clone(), body.schema));
             }
         }
         Ok(())

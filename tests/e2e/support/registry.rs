@@ -74,11 +74,16 @@ impl SchemaRegistry {
     /// Registers `schema` (Avro JSON) under `subject`, with references `(name, subject,
     /// version)`: its id, as a serializer would learn it.
     pub async fn register(&self, subject: &str, schema: &str, references: &[(&str, &str, i64)]) -> u32 {
+        self.register_as("AVRO", subject, schema, references).await
+    }
+
+    /// Registers a schema of `kind` (`AVRO`, `PROTOBUF`): its id.
+    pub async fn register_as(&self, kind: &str, subject: &str, schema: &str, references: &[(&str, &str, i64)]) -> u32 {
         let refs: Vec<serde_json::Value> = references
             .iter()
             .map(|(name, subject, version)| serde_json::json!({"name": name, "subject": subject, "version": version}))
             .collect();
-        let body = serde_json::json!({"schema": schema, "references": refs}).to_string();
+        let body = serde_json::json!({"schema": schema, "schemaType": kind, "references": refs}).to_string();
         let path = format!("/apis/ccompat/v7/subjects/{subject}/versions");
         let (status, answer) = http_post_json(self.addr, &path, &body).await.expect("the registry answers");
         assert_eq!(status, 200, "registering {subject}: {answer}");
@@ -94,6 +99,24 @@ pub fn avro_framed(id: u32, schema: &apache_avro::Schema, value: apache_avro::ty
     let mut out = vec![0];
     out.extend_from_slice(&id.to_be_bytes());
     out.extend(apache_avro::to_avro_datum(schema, value).expect("the value fits the schema"));
+    out
+}
+
+/// A Protobuf message framed as Confluent's serializer frames it: magic byte 0, the
+/// schema id, the message indexes (zig-zag varints; `[0]` as one 0 byte), the message.
+pub fn protobuf_framed(id: u32, indexes: &[u32], message: &prost_reflect::DynamicMessage) -> Vec<u8> {
+    use prost::Message as _;
+    let mut out = vec![0];
+    out.extend_from_slice(&id.to_be_bytes());
+    if indexes == [0] {
+        out.push(0);
+    } else {
+        out.push((indexes.len() as u8) << 1);
+        for i in indexes {
+            out.push((*i as u8) << 1);
+        }
+    }
+    out.extend(message.encode_to_vec());
     out
 }
 

@@ -412,6 +412,7 @@ event_time = { field = "/after/created_at", format = "epoch_micros" }
 name = "behaviour"
 topic = "behaviour"
 value_format = "protobuff"
+message = "shop.Event"
 event_time = { field = "/ts", format = "epoch_millis" }
 "#;
         let err = parse(streams).unwrap_err();
@@ -422,7 +423,11 @@ event_time = { field = "/ts", format = "epoch_millis" }
                     "stream[0].value_format".to_string(),
                     "\"avro\" needs a [schema_registry] (its url) to fetch the writer schemas from".to_string()
                 ),
-                ("stream[1].value_format".to_string(), "\"protobuff\" is not one of json, avro".to_string()),
+                ("stream[1].value_format".to_string(), "\"protobuff\" is not one of json, avro, protobuf".to_string()),
+                (
+                    "stream[1].message".to_string(),
+                    "only for value_format = \"protobuf\" (the message of the .proto the records are)".to_string()
+                ),
             ]
         );
         let dir = std::env::temp_dir().join(format!("pipewatch-registry-files-{}", std::process::id()));

@@ -250,9 +250,12 @@ pub struct RawStream {
     pub name: String,
     /// The topic it reads.
     pub topic: String,
-    /// How record values are encoded: `json`, or `avro` (through the schema registry).
+    /// How record values are encoded: `json`, or `avro` or `protobuf` (through the
+    /// schema registry).
     #[serde(default = "default_value_format")]
     pub value_format: String,
+    /// Protobuf: the message the records are, where the schema holds several.
+    pub message: Option<String>,
     /// Where records carry their event time.
     pub event_time: RawEventTime,
     /// A partition whose log end stops advancing for longer is silent: a gap opens.

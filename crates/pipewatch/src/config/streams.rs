@@ -48,6 +48,9 @@ fn stream_spec(i: usize, s: &RawStream, skew: Duration, registry: bool, p: &mut 
         p.add(key("value_format"), format!("{:?} is not one of {}", s.value_format, ValueFormat::NAMES.join(", ")));
         ValueFormat::Json
     });
+    if s.message.is_some() && value_format != ValueFormat::Protobuf {
+        p.add(key("message"), "only for value_format = \"protobuf\" (the message of the .proto the records are)");
+    }
     if value_format.uses_registry() && !registry {
         p.add(
             key("value_format"),
@@ -77,6 +80,7 @@ fn stream_spec(i: usize, s: &RawStream, skew: Duration, registry: bool, p: &mut 
         name: s.name.clone(),
         topic: s.topic.clone(),
         value_format,
+        message: s.message.clone(),
         extractor: Extractor::new(source, skew.as_millis() as i64).with_timezone(timezone),
         max_silence_ms: max_silence.as_millis() as i64,
         max_record_delay_ms: max_record_delay.as_millis() as i64,

@@ -1,8 +1,9 @@
-//! Avro streams through the real schema registry (Apicurio Registry's Confluent-compatible
-//! API) on the real broker: records written as Confluent's serializers write them, their
-//! schemas registered through the registry's API. The event time read from the payload
-//! whatever versions the records carry; what cannot be read counted by reason and named;
-//! a registry outage waits, loses nothing and names the registry.
+//! Avro and Protobuf streams through the real schema registry (Apicurio Registry's
+//! Confluent-compatible API) on the real broker: records written as Confluent's
+//! serializers write them, their schemas (and the ones they refer to) registered through
+//! the registry's API. The event time read from the payload whatever versions the records
+//! carry; what cannot be read counted by reason and named; a registry outage waits, loses
+//! nothing and names the registry.
 
 use std::time::Duration;
 
@@ -281,5 +282,144 @@ async fn a_registry_outage_holds_the_records_back_names_the_registry_and_loses_n
     assert_eq!(pw.get("/readyz").await.0, 200);
     let position = m.value("pipewatch_partition_position_offset", &[("stream", "orders"), ("partition", "0")]);
     assert_eq!(position, Some(100.0));
+    pw.stop().await;
+}
+
+/// The address the orders' Protobuf schema imports (registered as its own subject).
+const ADDRESS_PROTO: &str = r#"syntax = "proto3";
+package shop.common;
+message Address { string street = 1; string country = 2; }
+"#;
+
+/// The orders as Protobuf: a refund message first (the records are the second message),
+/// the event time a google.protobuf.Timestamp after a nested message, a repeated one and
+/// a map.
+const ORDER_PROTO: &str = r#"syntax = "proto3";
+package shop;
+import "google/protobuf/timestamp.proto";
+import "shop/common/address.proto";
+message Refund { string order_id = 1; }
+message Order {
+  enum Channel { WEB = 0; APP = 1; }
+  message Item { string sku = 1; double price = 2; }
+  string order_id = 1;
+  shop.common.Address shipping = 2;
+  repeated Item items = 3;
+  map<string, string> tags = 4;
+  Channel channel = 5;
+  google.protobuf.Timestamp created_at = 6;
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_orders_with_an_imported_schema_paired_with_json_behaviour_8h_behind() {
+    use prost_reflect::{DynamicMessage, Kind, Value};
+    let (bootstrap, registry) = (broker().await, schema_registry().await);
+    let (orders, behaviour) = (unique_topic("proto-orders"), unique_topic("behaviour"));
+    for t in [&orders, &behaviour] {
+        create_topic(bootstrap, t, 1).await.unwrap();
+    }
+    // the imported file first, under its own subject, then the schema that imports it
+    let common = format!("{orders}-shop.common.Address");
+    let own = |text: &str| format!("{text}// {orders}\n");
+    registry.register_as("PROTOBUF", &common, &own(ADDRESS_PROTO), &[]).await;
+    let id = registry
+        .register_as(
+            "PROTOBUF",
+            &format!("{orders}-value"),
+            &own(ORDER_PROTO),
+            &[("shop/common/address.proto", &common, 1)],
+        )
+        .await;
+    // the producer's own descriptors, from the same text
+    let schema = pipewatch_core::protobuf::ProtoSchema::compile(
+        ORDER_PROTO,
+        &[("shop/common/address.proto".to_string(), ADDRESS_PROTO.to_string())],
+    )
+    .unwrap();
+    let desc = schema.message(Some("shop.Order"), &[]).unwrap();
+    let message_of = |field: &str| match desc.get_field_by_name(field).unwrap().kind() {
+        Kind::Message(m) => m,
+        _ => panic!("{field}"),
+    };
+    let (address, item, timestamp) = (message_of("shipping"), message_of("items"), message_of("created_at"));
+    let order = move |now: i64| {
+        let mut m = DynamicMessage::new(desc.clone());
+        m.set_field_by_name("order_id", Value::String(format!("o-{now}")));
+        let mut a = DynamicMessage::new(address.clone());
+        a.set_field_by_name("country", Value::String("DE".into()));
+        m.set_field_by_name("shipping", Value::Message(a));
+        let items = (0..3)
+            .map(|k| {
+                let mut i = DynamicMessage::new(item.clone());
+                i.set_field_by_name("sku", Value::String(format!("SKU-{k}")));
+                i.set_field_by_name("price", Value::F64(9.5));
+                Value::Message(i)
+            })
+            .collect();
+        m.set_field_by_name("items", Value::List(items));
+        // every other order from the web: proto3 leaves WEB (0) out
+        m.set_field_by_name("channel", Value::EnumNumber((now / 100 % 2) as i32));
+        let mut t = DynamicMessage::new(timestamp.clone());
+        t.set_field_by_name("seconds", Value::I64(now / 1000));
+        t.set_field_by_name("nanos", Value::I32((now % 1000) as i32 * 1_000_000));
+        m.set_field_by_name("created_at", Value::Message(t));
+        protobuf_framed(id, &[1], &m)
+    };
+    let eight_hours = 8 * 3600 * 1000;
+    let traffic = Traffic::start(
+        bootstrap,
+        10.0,
+        vec![Target::bytes(&orders, 0, order), Target::new(&behaviour, 0, move |now| event(now - eight_hours))],
+    );
+    let body = format!(
+        r#"
+[schema_registry]
+url = "{}"
+[[stream]]
+name = "orders"
+topic = "{orders}"
+value_format = "protobuf"
+event_time = {{ field = "/created_at", format = "rfc3339" }}
+segments = [{{ name = "channel", field = "/channel" }}, {{ name = "country", field = "/shipping/country" }}]
+[[stream]]
+name = "behaviour"
+topic = "{behaviour}"
+event_time = {{ field = "/ts", format = "epoch_millis" }}
+[[pair]]
+name = "orders_behaviour"
+leader = "orders"
+follower = "behaviour"
+"#,
+        registry.url
+    );
+    let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
+    let m = eventually("behaviour 8 h behind the Protobuf orders", Duration::from_secs(60), || async {
+        let m = pw.metrics().await;
+        let lag = m.value("pipewatch_sync_lag_seconds", &[("pair", "orders_behaviour")]);
+        match (m.cause("orders").as_deref(), m.cause("behaviour").as_deref(), lag) {
+            (Some("ok"), Some("event_time_delayed"), Some(lag)) if (lag - 28_800.0).abs() < 5.0 => Ok(m),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let segment = |value: &str| {
+        m.value("pipewatch_segment_records_total", &[("stream", "orders"), ("segment", "channel"), ("value", value)])
+    };
+    assert!(
+        segment("WEB").unwrap_or(0.0) > 0.0 && segment("APP").unwrap_or(0.0) > 0.0,
+        "{:?}",
+        (segment("WEB"), segment("APP"))
+    );
+    assert!(m.value("pipewatch_segment_records_total", &[("segment", "country"), ("value", "DE")]).unwrap() > 0.0);
+    let invalid: f64 =
+        m.0.lines()
+            .filter(|l| l.starts_with("pipewatch_records_invalid_total{stream=\"orders\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+    assert_eq!(invalid, 0.0);
+    let st = stream_status(&pw.status().await, "orders");
+    assert_eq!(st["schemas"][0]["id"], id, "{st}");
+    traffic.stop();
     pw.stop().await;
 }
