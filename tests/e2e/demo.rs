@@ -43,6 +43,16 @@ async fn the_demo_shows_the_scripted_sync_lag_and_gap() {
     assert_eq!(m.value("pipewatch_alert_cause", &cause), Some(1.0), "{}", m.0);
     // 8 h, less the few seconds the silent orders partition holds the orders watermark back
     assert!((28_700.0..=28_805.0).contains(&lag), "sync lag {lag}");
+    // the orders are Avro, their schema from the demo's registry stand-in; none invalid
+    assert_eq!(m.value("pipewatch_schema_registry_up", &[]), Some(1.0));
+    let (_, status) = try_http_get(addr, "/api/v1/status").await.unwrap();
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let orders = stream_status(&status, "orders");
+    assert_eq!(
+        (orders["schemas"][0]["id"].as_u64(), orders["schemas"][0]["subject"].as_str()),
+        (Some(1), Some("orders-value"))
+    );
+    assert_eq!(orders["invalid"].as_object().unwrap().values().filter_map(|v| v.as_u64()).sum::<u64>(), 0, "{orders}");
     let out = child.wait_with_output().await.expect("demo exits");
     assert_eq!(out.status.code(), Some(0));
     let printed = String::from_utf8_lossy(&out.stdout);

@@ -248,9 +248,35 @@ async fn a_registry_outage_holds_the_records_back_names_the_registry_and_loses_n
     let v2 = registry.register(&subject, ORDER_V2, &[]).await;
     send(v2, 2, 30);
     send(v1, 1, 20);
+    // and 100 MB more: past what is held in memory (64 MiB), the partition is paused
+    let writer = schema(ORDER_V2);
+    for _ in 0..1000 {
+        let mut big = order(2, now_ms());
+        if let Avro::Record(fields) = &mut big {
+            let tags = fields.iter_mut().find(|(name, _)| name == "tags").unwrap();
+            tags.1 = Avro::Map([("note".to_string(), Avro::String("x".repeat(100_000)))].into_iter().collect());
+        }
+        producer.send(&orders, 0, Some(&avro_framed(v2, &writer, big)));
+    }
+    producer.flush();
     let m = pw.wait_cause("orders", "schema_registry_unreachable", Duration::from_secs(30)).await;
     assert_eq!(m.value("pipewatch_schema_registry_up", &[]), Some(0.0));
     assert_eq!(records(&m), Some(50.0), "the records wait for their schema, none read past it");
+    let paused_at = eventually("the partition paused at the memory limit", Duration::from_secs(30), || async {
+        let m = pw.metrics().await;
+        match (
+            m.value("pipewatch_partitions_paused_for_schema", &[]),
+            m.value("pipewatch_records_held_for_schema", &[]),
+        ) {
+            (Some(1.0), Some(held)) => Ok(held),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let held = pw.metrics().await.value("pipewatch_records_held_for_schema", &[]).unwrap();
+    assert_eq!(held, paused_at, "paused: no more records come in");
+    assert!(held < 1050.0, "{held} records held: more than the limit lets in");
     let total_invalid: f64 =
         m.0.lines()
             .filter(|l| l.starts_with("pipewatch_records_invalid_total{"))
@@ -270,7 +296,7 @@ async fn a_registry_outage_holds_the_records_back_names_the_registry_and_loses_n
     let m = eventually("every record read once the registry is back", Duration::from_secs(60), || async {
         let m = pw.metrics().await;
         match (records(&m), m.cause("orders").as_deref()) {
-            (Some(100.0), Some("ok")) => Ok(m),
+            (Some(1100.0), Some("ok")) => Ok(m),
             other => Err(format!("{other:?}")),
         }
     })
@@ -281,7 +307,9 @@ async fn a_registry_outage_holds_the_records_back_names_the_registry_and_loses_n
     }
     assert_eq!(pw.get("/readyz").await.0, 200);
     let position = m.value("pipewatch_partition_position_offset", &[("stream", "orders"), ("partition", "0")]);
-    assert_eq!(position, Some(100.0));
+    assert_eq!(position, Some(1100.0));
+    assert_eq!(m.value("pipewatch_records_held_for_schema", &[]), Some(0.0));
+    assert_eq!(m.value("pipewatch_partitions_paused_for_schema", &[]), Some(0.0));
     pw.stop().await;
 }
 
@@ -421,5 +449,49 @@ follower = "behaviour"
     let st = stream_status(&pw.status().await, "orders");
     assert_eq!(st["schemas"][0]["id"], id, "{st}");
     traffic.stop();
+    pw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generator_writes_avro_orders_through_the_registry_as_compose_runs_it() {
+    let (bootstrap, registry) = (broker().await, schema_registry().await);
+    let (orders, behaviour) = (unique_topic("gen-orders"), unique_topic("gen-behaviour"));
+    for t in [&orders, &behaviour] {
+        create_topic(bootstrap, t, 3).await.unwrap();
+    }
+    let generator = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipewatch"))
+        .args(["generate", "--bootstrap-servers", bootstrap, "--orders-topic", &orders])
+        .args(["--behaviour-topic", &behaviour, "--rate", "20", "--duration", "60s", "--invalid-share", "0.1"])
+        .args(["--orders-format", "avro", "--schema-registry", &registry.url])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start pipewatch generate");
+    let body = format!(
+        "[schema_registry]\nurl = \"{}\"\n{}\n[[stream]]\nname = \"behaviour\"\ntopic = \"{behaviour}\"\n\
+         event_time = {{ field = \"/ts\", format = \"epoch_millis\" }}\n",
+        registry.url,
+        avro_stream(&orders)
+    );
+    let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
+    let m = pw.wait_cause("orders", "ok", Duration::from_secs(60)).await;
+    let values = ["web", "app", "email"]
+        .map(|v| m.value("pipewatch_segment_records_total", &[("stream", "orders"), ("value", v)]).unwrap_or(0.0));
+    assert!(values.iter().all(|n| *n > 0.0), "every channel counted from the Avro enum: {values:?}");
+    let st = stream_status(&pw.status().await, "orders");
+    assert_eq!(st["schemas"][0]["subject"].as_str(), Some(format!("{orders}-value").as_str()), "{st}");
+    // the generator's invalid orders: cut before their event time
+    eventually("the generator's invalid orders counted as bad encoding", Duration::from_secs(30), || async {
+        let st = stream_status(&pw.status().await, "orders");
+        let bad = st["invalid"]["bad_encoding"].as_u64().unwrap_or(0);
+        let others: u64 = st["invalid"].as_object().unwrap().values().filter_map(|v| v.as_u64()).sum::<u64>() - bad;
+        if bad > 0 && others == 0 {
+            Ok(())
+        } else {
+            Err(st["invalid"].to_string())
+        }
+    })
+    .await;
+    drop(generator);
     pw.stop().await;
 }

@@ -1,7 +1,8 @@
 //! The per-record path: extract the event time from a ~400-byte JSON order and update
 //! its partition tracker (`Monitor::record`), with the timestamp field last and first;
 //! and the event time of an Avro order (field 13 of 14) read by its field plan, against
-//! apache-avro decoding the datum and pipewatch's JSON path on the same order as JSON.
+//! apache-avro decoding the datum and pipewatch's JSON path on the same order as JSON;
+//! the same for the order as Protobuf, against prost-reflect's `DynamicMessage::decode`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pipewatch_core::segment::SegmentSpec;
@@ -214,5 +215,84 @@ fn avro(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, avro);
+/// The order of [`avro_order`] as Protobuf: 14 fields, the event time (a
+/// google.protobuf.Timestamp) the 13th.
+const ORDER_PROTO: &str = r#"syntax = "proto3";
+package shop;
+import "google/protobuf/timestamp.proto";
+message Order {
+  message Item { string sku = 1; int32 qty = 2; double price = 3; }
+  enum Status { PLACED = 0; AUTHORIZED = 1; PAID = 2; }
+  string order_id = 1; string customer_id = 2; string currency = 3; double total = 4;
+  repeated Item items = 5; string shipping_method = 6; string country = 7; string zip = 8;
+  string payment = 9; Status status = 10; string campaign = 11; string session_id = 12;
+  google.protobuf.Timestamp created_at = 13; string notes = 14;
+}
+"#;
+
+fn protobuf(c: &mut Criterion) {
+    use pipewatch_core::protobuf::ProtoSchema;
+    use prost::Message as _;
+    use prost_reflect::{DynamicMessage, Kind, Value};
+    let schema = ProtoSchema::compile(ORDER_PROTO, &[]).unwrap();
+    let desc = schema.message(Some("shop.Order"), &[]).unwrap();
+    let message = |field: &str| match desc.get_field_by_name(field).unwrap().kind() {
+        Kind::Message(m) => m,
+        _ => unreachable!(),
+    };
+    let mut m = DynamicMessage::new(desc.clone());
+    let text = |s: &str| Value::String(s.into());
+    for (field, value) in [
+        ("order_id", "ord-7f3a9c2e-1b4d-4e8f-9a0b-5c6d7e8f9a0b"),
+        ("customer_id", "cus-000184467"),
+        ("currency", "EUR"),
+        ("shipping_method", "express"),
+        ("country", "DE"),
+        ("zip", "10115"),
+        ("payment", "card"),
+        ("campaign", "autumn-sale"),
+        ("session_id", "sess-9c8b7a6f5e4d3c2b1a"),
+    ] {
+        m.set_field_by_name(field, text(value));
+    }
+    m.set_field_by_name("total", Value::F64(129.95));
+    let items = [("SKU-10442", 2, 39.99), ("SKU-88120", 1, 49.97)]
+        .into_iter()
+        .map(|(sku, qty, price)| {
+            let mut i = DynamicMessage::new(message("items"));
+            i.set_field_by_name("sku", text(sku));
+            i.set_field_by_name("qty", Value::I32(qty));
+            i.set_field_by_name("price", Value::F64(price));
+            Value::Message(i)
+        })
+        .collect();
+    m.set_field_by_name("items", Value::List(items));
+    m.set_field_by_name("status", Value::EnumNumber(1));
+    let mut t = DynamicMessage::new(message("created_at"));
+    t.set_field_by_name("seconds", Value::I64((NOW - 1000) / 1000));
+    m.set_field_by_name("created_at", Value::Message(t));
+    let long =
+        "leave the parcel with the neighbour at number 12 if nobody answers; ring twice, the bell is quiet. ".repeat(2);
+    m.set_field_by_name("notes", Value::String(long));
+    let bytes = m.encode_to_vec();
+    let plan = ProtoSchema::plan(&desc, &["created_at"], TimeFormat::Rfc3339).unwrap();
+    assert_eq!(plan.time(&bytes, None), Ok(NOW - 1000));
+    let (_, _, json) = avro_order();
+    let extractor = Extractor::new(
+        EventTimeSource::Field { pointer: JsonPointer::parse("/created_at").unwrap(), format: TimeFormat::EpochMillis },
+        300_000,
+    );
+    let mut group = c.benchmark_group("protobuf");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(format!("field_plan_{}B", bytes.len()), |b| b.iter(|| plan.time(black_box(&bytes), None)));
+    group.bench_function(format!("prost_reflect_dynamic_message_{}B", bytes.len()), |b| {
+        b.iter(|| DynamicMessage::decode(desc.clone(), black_box(&bytes[..])).unwrap())
+    });
+    group.bench_function(format!("json_extract_same_order_{}B", json.len()), |b| {
+        b.iter(|| extractor.extract(Some(black_box(&json)), None, NOW))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, avro, protobuf);
 criterion_main!(benches);

@@ -47,11 +47,12 @@ pub struct Monitor {
 /// What became of one record handed to [`Monitor::record`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordOutcome {
-    /// Read (or ignored: a partition not assigned, or one that waits).
+    /// Read (or ignored: a partition not assigned).
     Read,
-    /// Its schema id is not known yet: the record was not read. The source pauses the
-    /// partition at this record's offset and asks the registry for the schema
-    /// ([`Monitor::schema_fetched`] says when to resume).
+    /// Its schema id is not known yet (or an earlier record of its partition waits for
+    /// one): the record was not read. The source holds it, in order, asks the registry
+    /// for the schema and hands it in again once [`Monitor::schema_fetched`] says its
+    /// partition is ready.
     Wait(u32),
 }
 
@@ -310,8 +311,9 @@ impl Monitor {
         else {
             return RecordOutcome::Read;
         };
-        if p.waiting.is_some() {
-            return RecordOutcome::Read;
+        if let Some(id) = p.waiting {
+            // behind a record that waits: it waits too (the source holds it, in order)
+            return RecordOutcome::Wait(id);
         }
         let (time, written) = match &mut s.schemas {
             // a schema-registry format: the schema id first (the record may wait for it)
@@ -327,8 +329,6 @@ impl Monitor {
                 ) {
                     Read::Wait(id) => {
                         p.waiting = Some(id);
-                        // the record is read again from here once the schema is in
-                        p.position = Some(offset);
                         return RecordOutcome::Wait(id);
                     }
                     Read::Time(time, written) => (time, Some(written)),
@@ -383,8 +383,9 @@ impl Monitor {
     }
 
     /// The registry's answer for a schema id a record waits for. Once the id is known
-    /// (found, or not in the registry) the partitions that wait for it are returned, to
-    /// be resumed at the record that waited; while the registry does not answer, none.
+    /// (found, or not in the registry) the partitions that wait for it are returned:
+    /// their held records can be handed in again; while the registry does not answer,
+    /// none.
     pub fn schema_fetched(&mut self, id: u32, fetch: SchemaFetch) -> Vec<(usize, i32)> {
         if !self.registry.answer(id, fetch) {
             return Vec::new();
@@ -406,7 +407,7 @@ impl Monitor {
         self.streams.iter().flat_map(|s| s.partitions.iter().flatten()).any(|p| p.waiting == Some(id))
     }
 
-    /// Whether a partition waits for a schema (the source keeps it paused).
+    /// Whether a partition waits for a schema (the source holds its records).
     pub fn waiting(&self, stream: usize, partition: i32) -> bool {
         let i = usize::try_from(partition).ok();
         self.streams.get(stream).and_then(|s| s.partitions.get(i?)?.as_ref()).is_some_and(|p| p.waiting.is_some())

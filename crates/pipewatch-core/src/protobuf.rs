@@ -316,6 +316,13 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     #[inline]
     fn varint(&mut self) -> Result<u64, FieldMiss> {
+        // most keys and lengths are one byte
+        if let Some(&b) = self.data.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
         let mut value: u64 = 0;
         for shift in (0..70).step_by(7) {
             let b = *self.data.get(self.pos).ok_or(FieldMiss::BadEncoding)?;
@@ -339,15 +346,45 @@ impl<'a> Cursor<'a> {
         Ok(out)
     }
 
-    /// The next field: its number and value; groups are skipped (`None` value).
+    /// The next field's key: its number and wire type.
     #[inline]
-    fn field(&mut self, depth: usize) -> Result<(u32, Option<Wire<'a>>), FieldMiss> {
+    fn key(&mut self) -> Result<(u32, u64), FieldMiss> {
         let key = self.varint()?;
         let number = u32::try_from(key >> 3).map_err(|_| FieldMiss::BadEncoding)?;
         if number == 0 {
             return Err(FieldMiss::BadEncoding);
         }
-        let value = match key & 7 {
+        Ok((number, key & 7))
+    }
+
+    /// Skips a value of `wire` type.
+    #[inline]
+    fn skip(&mut self, number: u32, wire: u64, depth: usize) -> Result<(), FieldMiss> {
+        match wire {
+            0 => {
+                self.varint()?;
+            }
+            1 => {
+                self.take(8)?;
+            }
+            2 => {
+                let n = usize::try_from(self.varint()?).map_err(|_| FieldMiss::BadEncoding)?;
+                self.take(n)?;
+            }
+            3 => self.skip_group(number, depth + 1)?,
+            5 => {
+                self.take(4)?;
+            }
+            _ => return Err(FieldMiss::BadEncoding),
+        }
+        Ok(())
+    }
+
+    /// The next field: its number and value; groups are skipped (`None` value).
+    #[inline]
+    fn field(&mut self, depth: usize) -> Result<(u32, Option<Wire<'a>>), FieldMiss> {
+        let (number, wire) = self.key()?;
+        let value = match wire {
             0 => Some(Wire::Varint(self.varint()?)),
             1 => Some(Wire::Fixed64(self.take(8)?.try_into().map_err(|_| FieldMiss::BadEncoding)?)),
             2 => {
@@ -370,24 +407,13 @@ impl<'a> Cursor<'a> {
             return Err(FieldMiss::BadEncoding);
         }
         loop {
-            let key = self.varint()?;
-            if key & 7 == 4 {
-                return if key >> 3 == u64::from(number) { Ok(()) } else { Err(FieldMiss::BadEncoding) };
+            let (inner, wire) = self.key()?;
+            if wire == 4 {
+                return if inner == number { Ok(()) } else { Err(FieldMiss::BadEncoding) };
             }
-            // push the key back by re-reading it as a field
-            self.pos -= varint_len(key);
-            self.field(depth)?;
+            self.skip(inner, wire, depth)?;
         }
     }
-}
-
-fn varint_len(mut v: u64) -> usize {
-    let mut n = 1;
-    while v >= 0x80 {
-        v >>= 7;
-        n += 1;
-    }
-    n
 }
 
 /// The last value of the field at `path` in `data` (a message on the way searched in
@@ -397,10 +423,14 @@ fn find<'a>(data: &'a [u8], path: &[u32], depth: usize) -> Result<Option<Wire<'a
     let mut c = Cursor { data, pos: 0 };
     let mut found = None;
     while c.pos < data.len() {
-        let (number, value) = c.field(depth)?;
+        let start = c.pos;
+        let (number, wire) = c.key()?;
         if number != want {
+            c.skip(number, wire, depth)?;
             continue;
         }
+        c.pos = start;
+        let (_, value) = c.field(depth)?;
         match (rest.is_empty(), value) {
             (true, Some(v)) => found = Some(v),
             (false, Some(Wire::Len(sub))) => {
@@ -694,6 +724,14 @@ message Order {
         assert_eq!(p.time(&[0x0f], None), Err(FieldMiss::BadEncoding), "wire type 7");
         assert_eq!(p.time(&[0xff; 12], None), Err(FieldMiss::BadEncoding), "a varint that never ends");
         assert_eq!(p.time(&[], None), Err(FieldMiss::Missing));
+        // a (proto2) group before the field, and the field's key written in two bytes
+        let paid = plan(&s, "paid_at_ms", TimeFormat::EpochMillis);
+        let mut odd = vec![0x4b, 0x08, 0x01, 0x53, 0x54, 0x4c]; // group 9 { 1: 1, group 10 {} }
+        odd.extend([0xf0, 0x80, 0x00]); // field 14, varint, padded key
+        odd.extend([0x05]);
+        assert_eq!(paid.time(&odd, None), Ok(5));
+        assert_eq!(paid.time(&[0x4b, 0x08, 0x01], None), Err(FieldMiss::BadEncoding), "a group without its end");
+        assert_eq!(paid.time(&[0x4b, 0x54], None), Err(FieldMiss::BadEncoding), "another group's end");
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! ([`StreamSchemas`]), which the per-record path reads.
 //!
 //! Ids are immutable in a registry, so a schema is fetched once per process. A record
-//! whose id is not known yet is not judged: the monitor says `Wait`, the source pauses
-//! the partition at that record and asks the registry (off the per-record path), and
-//! reading resumes at the same record once the answer is in. While the registry does
+//! whose id is not known yet is not judged: the monitor says `Wait` (for it and the
+//! partition's records after it), the source holds them and asks the registry (off the
+//! per-record path), and hands them in again, in order, once the answer is in. While the registry does
 //! not answer, the waiting streams are `schema_registry_unreachable`; a 404 makes the
 //! id's records `unknown_schema`.
 
@@ -560,8 +560,8 @@ mod tests {
         let mut m = avro_monitor();
         let record = v1(T0 - 2 * SEC, 1);
         assert_eq!(m.record(0, 0, 0, Some(&record), None, T0), RecordOutcome::Wait(1));
-        // the partition waits: its next records are not read either (the source paused it)
-        assert_eq!(m.record(0, 0, 1, Some(&record), None, T0), RecordOutcome::Read);
+        // the partition waits: its next records wait behind it
+        assert_eq!(m.record(0, 0, 1, Some(&record), None, T0), RecordOutcome::Wait(1));
         assert!(m.waiting(0, 0) && !m.waiting(0, 1));
         let s = m.tick(T0);
         assert_eq!((stream(&s).cause, stream(&s).records), (Cause::NoData, 0), "merely asked: no fault");

@@ -7,7 +7,8 @@
 //!
 //! Its files by concern, the leaves first: `client` (settings, the clock), `metrics`,
 //! `messages` (what the threads send each other), `rebalance` (the consumer's
-//! callbacks), `records` (batch reads), `reader` (the consumer thread), `poller` (the
+//! callbacks), `records` (batch reads), `waiting` (records held for their schema),
+//! `reader` (the consumer thread), `poller` (the
 //! log-end poller thread), `history` (the learner thread), `check` (`check-config
 //! --connect`), `source` (starts and joins the threads).
 
@@ -25,6 +26,7 @@ mod records;
 pub mod source;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod waiting;
 
 pub use check::{check_group, check_topics, GroupCheck, TopicCheck};
 pub use client::{now_ms, validate_properties, SourceConfig, Start, FETCH_DEFAULTS};

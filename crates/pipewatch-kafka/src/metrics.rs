@@ -1,7 +1,7 @@
 //! The source's own series: Kafka client errors by kind, record fetches by result, and the
 //! offsets-by-time lookups of the history learner.
 
-use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::messages::FetchOutcome;
@@ -57,6 +57,9 @@ pub struct SourceMetrics {
     fetches: [IntCounter; 3],
     /// `pipewatch_baseline_offset_requests_total`: ListOffsets calls made to learn histories.
     pub history_requests: IntCounter,
+    /// `pipewatch_records_held_for_schema` and `pipewatch_partitions_paused_for_schema`.
+    pub(crate) held: IntGauge,
+    pub(crate) paused: IntGauge,
 }
 
 impl SourceMetrics {
@@ -77,8 +80,20 @@ impl SourceMetrics {
             "Offsets-by-time lookups (one ListOffsets per leader broker each) made to learn the streams' history for their baselines.",
         )?;
         registry.register(Box::new(history_requests.clone()))?;
+        let held = IntGauge::new(
+            "pipewatch_records_held_for_schema",
+            "Records held in memory until the schema registry gives their writer schema (read, in order, once it does).",
+        )?;
+        registry.register(Box::new(held.clone()))?;
+        let paused = IntGauge::new(
+            "pipewatch_partitions_paused_for_schema",
+            "Partitions paused because the records held for their schema reached the limit (64 MiB or 200 000 records in all).",
+        )?;
+        registry.register(Box::new(paused.clone()))?;
         Ok(Self {
             history_requests,
+            held,
+            paused,
             errors: ErrorKind::ALL.map(|kind| vec.with_label_values(&[kind.as_str()])),
             fetches: ["found", "expired", "failed"].map(|r| fetches.with_label_values(&[r])),
         })

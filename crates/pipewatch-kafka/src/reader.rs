@@ -2,7 +2,7 @@
 //! allocation), applies the rebalances, the poller's findings and the learnt histories,
 //! and hands a snapshot to the tick stage every tick.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, PoisonError};
@@ -14,15 +14,16 @@ use pipewatch_core::{
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::topic_partition_list::Offset;
 use tracing::{info, warn};
 
 use crate::client::now_ms;
-use crate::messages::{FetchOutcome, HistoryRequest, Learned, LogEndPoll, SchemaLink};
+use crate::messages::{FetchOutcome, HistoryRequest, Learned, LogEndPoll};
 use crate::metrics::{ErrorKind, SourceMetrics};
 use crate::poller::FETCHES_PER_TICK;
 use crate::rebalance::{apply_assignment_changes, SourceContext};
 use crate::records::{cached_high_watermark, Item, RecordQueue};
+use crate::waiting::Waiting;
 
 /// The consumer thread's ends of the channels to and from the poller (and the history
 /// learner, when a stream has a baseline).
@@ -52,15 +53,9 @@ pub(crate) struct Reader {
     pub(crate) group_id: String,
     pub(crate) metrics: SourceMetrics,
     pub(crate) errors_logged: u64,
-    /// Records that wait for their schema: the registry's link, the partitions paused
-    /// and the offset each resumes at, the ids asked for and not known yet.
-    pub(crate) schemas: Option<SchemaLink>,
-    pub(crate) paused: HashMap<(usize, i32), i64>,
-    pub(crate) asked: HashSet<u32>,
+    /// Records that wait for their schema, held, and the registry's link.
+    pub(crate) waiting: Waiting,
 }
-
-/// A record that waits for its schema: `(stream, partition, offset, schema id)`.
-type Wait = (usize, i32, i64, u32);
 
 impl Reader {
     pub(crate) fn run(
@@ -85,14 +80,13 @@ impl Reader {
             if changed.load(Ordering::Relaxed) && changed.swap(false, Ordering::Acquire) {
                 apply_assignment_changes(&self.consumer, &mut self.monitor, &stream_of, now);
             }
-            let mut waits = Vec::new();
             let busy = match polled {
                 Some(Ok(msg)) => {
                     if let Some(&stream) = stream_of.get(msg.topic()) {
                         let ts = msg.timestamp().to_millis();
                         let (p, o) = (msg.partition(), msg.offset());
                         if let RecordOutcome::Wait(id) = self.monitor.record(stream, p, o, msg.payload(), ts, now) {
-                            waits.push((stream, p, o, id));
+                            self.waiting.hold(msg.topic(), stream, p, id, o, msg.payload(), ts, now);
                         }
                     }
                     true
@@ -103,17 +97,14 @@ impl Reader {
                 }
                 None => false,
             };
-            if !self.paused.is_empty() {
-                self.forget_revoked_waits();
-            }
-            if !waits.is_empty() {
-                self.wait_for_schema(waits);
+            if !self.waiting.is_empty() {
+                self.waiting.forget_revoked(&self.monitor, &self.consumer, &self.topics);
             }
             // Wait for records only when the consumer queue had nothing: a rebalance
             // waits at most 100 ms.
             let wait = if busy || now >= next_tick { Duration::ZERO } else { Duration::from_millis(100) };
             self.read_records(&stream_of, wait);
-            self.apply_schemas();
+            self.waiting.apply_answers(&mut self.monitor, &self.consumer, &self.topics);
             let now = now_ms();
             if now < next_tick {
                 continue;
@@ -150,8 +141,7 @@ impl Reader {
         // The arrival time of a batch is when it arrived: read once, after the wait for it
         // (read before, a record was up to `wait` early and its delay that much short).
         let mut arrived = None;
-        let mut waits: Vec<Wait> = Vec::new();
-        let Reader { records, monitor, metrics, errors_logged, .. } = self;
+        let Reader { records, monitor, metrics, errors_logged, waiting, consumer, topics, .. } = self;
         let mut topic: (*const u8, usize, Option<usize>) = (std::ptr::null(), 0, None);
         records.read(wait, |item| match item {
             Item::Record(r) => {
@@ -163,7 +153,7 @@ impl Reader {
                     if let RecordOutcome::Wait(id) =
                         monitor.record(stream, r.partition, r.offset, r.payload, r.timestamp, now)
                     {
-                        waits.push((stream, r.partition, r.offset, id));
+                        waiting.hold(r.topic, stream, r.partition, id, r.offset, r.payload, r.timestamp, now);
                     }
                 }
             }
@@ -176,88 +166,8 @@ impl Reader {
                 consume_error(metrics, errors_logged, &e)
             }
         });
-        if !waits.is_empty() {
-            self.wait_for_schema(waits);
-        }
-    }
-
-    /// Records wait for their schemas: each partition is paused at its record (read
-    /// again from there once the schema is in), and each id not asked for yet is asked.
-    fn wait_for_schema(&mut self, waits: Vec<Wait>) {
-        for (stream, partition, offset, id) in waits {
-            let topic = &self.topics[stream];
-            let mut tpl = TopicPartitionList::new();
-            if tpl.add_partition_offset(topic, partition, Offset::Offset(offset)).is_err() {
-                continue;
-            }
-            if let Err(e) = self.consumer.pause(&tpl) {
-                warn!(topic, partition, error = %e, "could not pause the partition to wait for schema {id}");
-            }
-            if let Err(e) = self.consumer.seek_partitions(tpl, Duration::ZERO) {
-                warn!(topic, partition, error = %e, "could not seek back to the record that waits for schema {id}");
-            }
-            self.paused.insert((stream, partition), offset);
-            if self.asked.insert(id) {
-                info!(topic, partition, offset, schema_id = id, "records wait for their schema: asking the registry");
-                if let Some(link) = &mut self.schemas {
-                    (link.ask)(id);
-                }
-            }
-        }
-    }
-
-    /// The registry's answers into the monitor; the partitions whose schema is in now
-    /// resume at the record that waited.
-    fn apply_schemas(&mut self) {
-        let Some(link) = &self.schemas else { return };
-        let answers: Vec<_> = link.answers.try_iter().collect();
-        for (id, fetch) in answers {
-            let resume = self.monitor.schema_fetched(id, fetch);
-            if self.monitor.waiting_for(id) {
-                continue;
-            }
-            self.asked.remove(&id);
-            for (stream, partition) in resume {
-                if let Some(offset) = self.paused.remove(&(stream, partition)) {
-                    self.resume(stream, partition, Some(offset));
-                }
-            }
-        }
-    }
-
-    /// Resumes a paused partition (at `offset`, seeking there again first: the pause
-    /// may have moved librdkafka's fetch position to what it had delivered).
-    fn resume(&self, stream: usize, partition: i32, offset: Option<i64>) {
-        let topic = &self.topics[stream];
-        let mut tpl = TopicPartitionList::new();
-        let added = match offset {
-            Some(o) => tpl.add_partition_offset(topic, partition, Offset::Offset(o)).is_ok(),
-            None => {
-                tpl.add_partition(topic, partition);
-                true
-            }
-        };
-        if !added {
-            return;
-        }
-        if offset.is_some() {
-            if let Err(e) = self.consumer.seek_partitions(tpl.clone(), Duration::ZERO) {
-                warn!(topic, partition, error = %e, "could not seek to the record that waited for its schema");
-            }
-        }
-        if let Err(e) = self.consumer.resume(&tpl) {
-            warn!(topic, partition, error = %e, "could not resume the partition");
-        }
-    }
-
-    /// After a rebalance: a paused partition that no longer waits (revoked, or assigned
-    /// afresh) is resumed, so that a new assignment reads it.
-    fn forget_revoked_waits(&mut self) {
-        let gone: Vec<(usize, i32)> =
-            self.paused.keys().copied().filter(|&(s, p)| !self.monitor.waiting(s, p)).collect();
-        for (stream, partition) in gone {
-            self.paused.remove(&(stream, partition));
-            self.resume(stream, partition, None);
+        if !waiting.is_empty() {
+            waiting.pause_if_over(consumer, topics);
         }
     }
 

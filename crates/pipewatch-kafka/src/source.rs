@@ -8,7 +8,6 @@
 //! consumer thread (`reader`), the log-end poller (`poller`), the history learner
 //! (`history`) and the messages between them (`messages`).
 
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -139,11 +138,9 @@ impl Source {
                     topics,
                     topic_names,
                     group_id,
+                    waiting: crate::waiting::Waiting::new(schemas, metrics.clone()),
                     metrics,
                     errors_logged: 0,
-                    schemas,
-                    paused: HashMap::new(),
-                    asked: HashSet::new(),
                 };
                 source.run(config.tick, shutdown, link, publish)
             })

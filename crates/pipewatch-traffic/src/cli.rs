@@ -44,6 +44,13 @@ pub struct GenerateArgs {
     /// web, app or email (one collection path stops; repeatable).
     #[arg(long, value_parser = parse_channel)]
     stop_channel: Vec<(Stream, &'static str)>,
+    /// How the orders are written: json, or avro (Confluent's wire format, the schema
+    /// registered at --schema-registry under <orders topic>-value).
+    #[arg(long, default_value = "json", value_parser = ["json", "avro"])]
+    orders_format: String,
+    /// The schema registry's Confluent-compatible API (Redpanda's http://redpanda:8081).
+    #[arg(long, required_if_eq("orders_format", "avro"))]
+    schema_registry: Option<String>,
 }
 
 impl GenerateArgs {
@@ -65,8 +72,10 @@ impl GenerateArgs {
                 behaviour_topic: self.behaviour_topic,
                 rate: self.rate,
                 faults,
+                orders_avro: None,
             },
             duration: self.duration,
+            schema_registry: (self.orders_format == "avro").then_some(self.schema_registry).flatten(),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! cluster and `pipewatch generate` ([`cli`]) into a real one (a test cluster: it writes
 //! to the topics).
 
+pub mod avro;
 pub mod cli;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -97,6 +98,9 @@ pub struct Plan {
     /// Records per second per stream, spread over its partitions.
     pub rate: f64,
     pub faults: Vec<Scheduled>,
+    /// Orders written as Avro with this registered schema id ([`avro::ORDER_SCHEMA`]);
+    /// `None`: JSON.
+    pub orders_avro: Option<u32>,
 }
 
 impl Plan {
@@ -202,11 +206,12 @@ pub fn run(producer: &TrafficProducer, plan: &Plan, partitions: [i32; 2], counts
                     invalid_credit -= 1.0;
                     counts.invalid.fetch_add(1, Ordering::Relaxed);
                 }
-                let payload = match stream {
-                    Stream::Orders => order(n, channel, now, invalid),
-                    Stream::Behaviour => behaviour(n, channel, now - delay_ms, invalid),
+                let payload = match (stream, plan.orders_avro) {
+                    (Stream::Orders, Some(id)) => avro::order(id, n, channel, now, invalid),
+                    (Stream::Orders, None) => order(n, channel, now, invalid).into_bytes(),
+                    (Stream::Behaviour, _) => behaviour(n, channel, now - delay_ms, invalid).into_bytes(),
                 };
-                let record = BaseRecord::<(), str>::to(plan.topic(stream)).partition(partition).payload(&payload);
+                let record = BaseRecord::<(), [u8]>::to(plan.topic(stream)).partition(partition).payload(&payload);
                 if let Err((e, _)) = producer.send(record) {
                     counts.failed.fetch_add(1, Ordering::Relaxed);
                     warn!(topic = plan.topic(stream), partition, error = %e, "failed to produce");
@@ -231,6 +236,9 @@ pub struct GenerateOptions {
     pub properties: Vec<(String, String)>,
     pub plan: Plan,
     pub duration: Option<Duration>,
+    /// `--orders-format avro`: the schema registry the orders' schema is registered at
+    /// before anything is written (its id then goes into `plan.orders_avro`).
+    pub schema_registry: Option<String>,
 }
 
 /// How long `generate` waits for its topics to show up in the cluster's metadata.
@@ -430,6 +438,7 @@ mod tests {
                 // over before it starts: never on
                 Scheduled { fault: Fault::StoppedStream(Stream::Orders), from: Duration::from_secs(60), until: None },
             ],
+            orders_avro: None,
         };
         let stop = AtomicBool::new(false);
         let started = Instant::now();

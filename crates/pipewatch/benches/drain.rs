@@ -12,6 +12,9 @@
 //!   line and its `pipewatch_partition_last_record_timestamp_seconds`); printed: both
 //!   rates, their ratio, each process's peak RSS and CPU seconds, and pipewatch's time from
 //!   start until the stream leaves `catching_up`.
+//! * **drain-avro**: the same with the orders in Avro (the Confluent wire format, the same
+//!   fields, ~150 bytes), pipewatch reading them with `value_format = "avro"`, the schema
+//!   served by the demo's registry stand-in (fetched once: not on the measured path).
 //! * **scale**: `--scale` partitions over `--scale-topics` topics with 4 records each;
 //!   pipewatch watches them all: time until every partition has been read, then over
 //!   `--idle-secs` with nothing produced (after `--settle-secs`) its CPU, by thread, and
@@ -129,7 +132,10 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     if only("drain") {
-        drain(&options, &bootstrap, &runtime, &dir);
+        drain(&options, &bootstrap, &runtime, &dir, Format::Json);
+    }
+    if only("drain-avro") {
+        drain(&options, &bootstrap, &runtime, &dir, Format::Avro);
     }
     if only("scale") {
         scale(&options, &bootstrap, broker_pid, &runtime, &dir);
@@ -143,16 +149,95 @@ fn main() {
 
 // ---------------------------------------------------------------------------- drain
 
-fn drain(o: &Options, bootstrap: &str, runtime: &tokio::runtime::Runtime, dir: &Path) {
+/// How the drain's orders are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Avro,
+}
+
+/// The Avro orders' schema id at the registry stand-in.
+const AVRO_SCHEMA_ID: u32 = 1;
+
+/// The drain's orders in Avro: the JSON order's fields.
+const AVRO_ORDER: &str = r#"{"type": "record", "name": "Order", "namespace": "shop", "fields": [
+    {"name": "order_id", "type": "string"}, {"name": "customer_id", "type": "string"},
+    {"name": "currency", "type": "string"}, {"name": "total", "type": "double"},
+    {"name": "items", "type": {"type": "array", "items": {"type": "record", "name": "Item", "fields": [
+        {"name": "sku", "type": "string"}, {"name": "qty", "type": "int"}, {"name": "price", "type": "double"}]}}},
+    {"name": "shipping_method", "type": "string"}, {"name": "country", "type": "string"},
+    {"name": "channel", "type": "string"}, {"name": "session_id", "type": "string"},
+    {"name": "created_at", "type": {"type": "long", "logicalType": "timestamp-millis"}}]}"#;
+
+/// Order `i` as Avro, framed.
+fn avro_order(schema: &apache_avro::Schema, i: u64, created_at: i64) -> Vec<u8> {
+    use apache_avro::types::Value as Avro;
+    let text = |s: String| Avro::String(s);
+    let item = |sku: &str, qty: i32, price: f64| {
+        Avro::Record(vec![
+            ("sku".into(), text(sku.into())),
+            ("qty".into(), Avro::Int(qty)),
+            ("price".into(), Avro::Double(price)),
+        ])
+    };
+    let value = Avro::Record(vec![
+        ("order_id".into(), text(format!("ord-{i:012}"))),
+        ("customer_id".into(), text(format!("cus-{:09}", i % 1_000_003))),
+        ("currency".into(), text("EUR".into())),
+        ("total".into(), Avro::Double(129.95)),
+        ("items".into(), Avro::Array(vec![item("SKU-10442", 2, 39.99), item("SKU-88120", 1, 49.97)])),
+        ("shipping_method".into(), text("express".into())),
+        ("country".into(), text("DE".into())),
+        ("channel".into(), text("web".into())),
+        ("session_id".into(), text(format!("sess-{i:016x}"))),
+        ("created_at".into(), Avro::TimestampMillis(created_at)),
+    ]);
+    let mut out = vec![0];
+    out.extend_from_slice(&AVRO_SCHEMA_ID.to_be_bytes());
+    #[allow(deprecated)]
+    out.extend(apache_avro::to_avro_datum(schema, value).expect("the order fits its schema"));
+    out
+}
+
+/// The registry stand-in the Avro drain's pipewatch fetches its one schema from, on a
+/// thread of its own (the bench's runtime only runs while it is blocked on).
+fn registry_stand_in() -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            let schemas = vec![(AVRO_SCHEMA_ID, "bench-orders-value".to_string(), AVRO_ORDER.to_string())];
+            let url = pipewatch::registry::stand_in(schemas).await.expect("the registry stand-in");
+            tx.send(url).expect("send the url");
+            std::future::pending::<()>().await
+        })
+    });
+    rx.recv().expect("the registry stand-in's url")
+}
+
+fn drain(o: &Options, bootstrap: &str, runtime: &tokio::runtime::Runtime, dir: &Path, format: Format) {
     let topic = unique_topic("bench-orders");
     runtime.block_on(create_topic(bootstrap, &topic, o.partitions)).expect("create the drain topic");
     let started = Instant::now();
-    produce(bootstrap, &[topic.as_str()], o.records, |_| None);
+    let schema = apache_avro::Schema::parse_str(AVRO_ORDER).expect("the Avro order's schema");
+    let size = match format {
+        Format::Json => {
+            produce(bootstrap, &[topic.as_str()], o.records, |_| None);
+            order(0, &format_rfc3339(0)).len()
+        }
+        Format::Avro => {
+            produce_with(bootstrap, &[topic.as_str()], o.records, |_| None, |i, at| avro_order(&schema, i, at));
+            avro_order(&schema, 0, 0).len()
+        }
+    };
     let secs = started.elapsed().as_secs_f64();
+    let (name, registry) = match format {
+        Format::Json => ("drain", None),
+        Format::Avro => ("drain-avro", Some(registry_stand_in())),
+    };
     println!(
-        "\ndrain: {} records of {} bytes in {} partitions of {topic} (produced in {secs:.1} s, {:.0} records/s)",
+        "\n{name}: {} {format:?} records of {size} bytes in {} partitions of {topic} (produced in {secs:.1} s, {:.0} records/s)",
         o.records,
-        order(0, &format_rfc3339(0)).len(),
         o.partitions,
         o.records as f64 / secs
     );
@@ -162,7 +247,7 @@ fn drain(o: &Options, bootstrap: &str, runtime: &tokio::runtime::Runtime, dir: &
     let mut ratios = Vec::new();
     for round in 1..=o.rounds {
         let bare = run_bare(bootstrap, &topic, o.records);
-        let pw = run_pipewatch_drain(o, bootstrap, &topic, dir);
+        let pw = run_pipewatch_drain(o, bootstrap, &topic, dir, registry.as_deref());
         let ratio = pw.rate() / bare.rate();
         ratios.push(ratio);
         println!(
@@ -257,10 +342,15 @@ fn bare_consumer(bootstrap: &str, topic: &str, records: u64) {
     println!("{n} {} {} {}", elapsed.as_secs_f64(), peak_rss_mib(me).unwrap_or(0.0), cpu_seconds(me).unwrap_or(0.0));
 }
 
-fn run_pipewatch_drain(o: &Options, bootstrap: &str, topic: &str, dir: &Path) -> Drained {
+fn run_pipewatch_drain(o: &Options, bootstrap: &str, topic: &str, dir: &Path, registry: Option<&str>) -> Drained {
     let records = o.records;
+    let avro = match registry {
+        Some(url) => format!("[schema_registry]\nurl = \"{url}\"\n"),
+        None => String::new(),
+    };
+    let format = if registry.is_some() { "value_format = \"avro\"\n" } else { "" };
     let streams = format!(
-        "[[stream]]\nname = \"orders\"\ntopic = \"{topic}\"\nevent_time = {{ field = \"/created_at\", format = \"rfc3339\" }}\n"
+        "{avro}[[stream]]\nname = \"orders\"\ntopic = \"{topic}\"\n{format}event_time = {{ field = \"/created_at\", format = \"rfc3339\" }}\n"
     );
     let pw = Pipewatch::start(bootstrap, "start = \"lookback\"\nlookback = \"15m\"", &o.properties, &streams, dir);
     let mut healthy_after = None;
@@ -532,15 +622,26 @@ fn send(producer: &BaseProducer, mut record: BaseRecord<'_, [u8], [u8]>) {
 /// Produces `n` orders round robin over `topics` (to `partition(i)` when it says, else
 /// the partitioner's choice), event time now, and waits for every acknowledgement.
 fn produce(bootstrap: &str, topics: &[&str], n: u64, partition: impl Fn(u64) -> Option<i32>) {
+    produce_with(bootstrap, topics, n, partition, |i, at| order(i, &format_rfc3339(at)).into_bytes())
+}
+
+/// Like [`produce`], each record's payload made by `payload(i, event time)`.
+fn produce_with(
+    bootstrap: &str,
+    topics: &[&str],
+    n: u64,
+    partition: impl Fn(u64) -> Option<i32>,
+    payload: impl Fn(u64, i64) -> Vec<u8>,
+) {
     let producer = producer(bootstrap);
-    let mut ts = format_rfc3339(pipewatch_kafka::now_ms());
+    let mut ts = pipewatch_kafka::now_ms();
     for i in 0..n {
         if i % 1000 == 0 {
-            ts = format_rfc3339(pipewatch_kafka::now_ms());
+            ts = pipewatch_kafka::now_ms();
         }
-        let payload = order(i, &ts);
+        let payload = payload(i, ts);
         let topic = topics[(i % topics.len() as u64) as usize];
-        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(payload.as_bytes());
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(&payload[..]);
         if let Some(p) = partition(i) {
             record = record.partition(p);
         }

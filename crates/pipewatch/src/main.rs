@@ -132,7 +132,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Generate(args) => {
             let token = shutdown_signal(SHUTDOWN_GRACE);
-            pipewatch_traffic::generate(args.into_options(), token.cancelled_owned()).await
+            let mut options = args.into_options();
+            if let Some(url) = &options.schema_registry {
+                let subject = format!("{}-value", options.plan.orders_topic);
+                let id = pipewatch::registry::register(url, &subject, pipewatch_traffic::avro::ORDER_SCHEMA)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("failed to register the orders' Avro schema at {url}: {e}"))?;
+                println!("orders are Avro: schema {id} ({subject} at {url})");
+                options.plan.orders_avro = Some(id);
+            }
+            pipewatch_traffic::generate(options, token.cancelled_owned()).await
         }
         Command::CheckConfig { .. } | Command::Rules { .. } => unreachable!("handled without a runtime"),
     }

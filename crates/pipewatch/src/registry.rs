@@ -244,6 +244,74 @@ pub fn start(client: RegistryClient, metrics: RegistryMetrics, shutdown: Cancell
     }
 }
 
+/// `pipewatch generate --orders-format avro`: registers `schema` (Avro) under `subject`
+/// as a producer's serializer does (`POST /subjects/{subject}/versions`); its id. The
+/// one write to a registry, and the generator's, not the daemon's.
+pub async fn register(url: &str, subject: &str, schema: &str) -> Result<u32, String> {
+    let client = HttpClient::system_cas(&Access::default());
+    let url = format!("{}/subjects/{}/versions", url.trim_end_matches('/'), percent_encode(subject));
+    let body = serde_json::json!({ "schema": schema }).to_string();
+    let answer = client.post_json(&url, body, Duration::from_secs(10)).await?;
+    if !answer.status.is_success() {
+        return Err(format!("{url} answered {} {}", answer.status, answer.excerpt()));
+    }
+    #[derive(Deserialize)]
+    struct Registered {
+        id: u32,
+    }
+    serde_json::from_slice::<Registered>(&answer.body).map(|r| r.id).map_err(|e| format!("{url} answered no id: {e}"))
+}
+
+/// A stand-in for a schema registry, for the demo only: the Confluent-compatible API's
+/// reads (`/schemas/ids/{id}`, `/schemas/ids/{id}/versions`, `/subjects`) over fixed
+/// `(id, subject, Avro schema)`s, on a loopback port. Serves until the runtime ends.
+pub async fn stand_in(schemas: Vec<(u32, String, String)>) -> std::io::Result<String> {
+    use axum::extract::{Path, State};
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    use std::sync::Arc;
+    type Schemas = Arc<Vec<(u32, String, String)>>;
+    let json = |status: StatusCode, v: serde_json::Value| {
+        (status, [(axum::http::header::CONTENT_TYPE, "application/vnd.schemaregistry.v1+json")], v.to_string())
+            .into_response()
+    };
+    let not_found = move |id: u32| {
+        json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error_code": 40403, "message": format!("Schema {id} not found")}),
+        )
+    };
+    let schema = move |State(s): State<Schemas>, Path(id): Path<u32>| async move {
+        match s.iter().find(|(i, _, _)| *i == id) {
+            Some((_, _, text)) => json(StatusCode::OK, serde_json::json!({ "schema": text })),
+            None => not_found(id),
+        }
+    };
+    let versions = move |State(s): State<Schemas>, Path(id): Path<u32>| async move {
+        match s.iter().find(|(i, _, _)| *i == id) {
+            Some((_, subject, _)) => json(StatusCode::OK, serde_json::json!([{ "subject": subject, "version": 1 }])),
+            None => not_found(id),
+        }
+    };
+    let subjects = move |State(s): State<Schemas>| async move {
+        json(StatusCode::OK, serde_json::json!(s.iter().map(|(_, subject, _)| subject.clone()).collect::<Vec<_>>()))
+    };
+    let router = axum::Router::new()
+        .route("/schemas/ids/{id}", get(schema))
+        .route("/schemas/ids/{id}/versions", get(versions))
+        .route("/subjects", get(subjects))
+        .with_state(Arc::new(schemas));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            warn!(error = %e, "the demo's schema registry stopped");
+        }
+    });
+    Ok(url)
+}
+
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,

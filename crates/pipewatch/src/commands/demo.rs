@@ -1,6 +1,7 @@
 //! `pipewatch demo`: no broker needed. librdkafka's mock cluster runs in process,
-//! synthetic orders (`created_at`, RFC 3339) and behaviour (`ts`, epoch millis) traffic
-//! flows into it, and a scripted fault unfolds while the monitor watches:
+//! synthetic orders (Avro, their schema served by an in-process stand-in for a schema
+//! registry: `created_at` a `timestamp-millis`) and behaviour (JSON, `ts` epoch millis)
+//! traffic flows into it, and a scripted fault unfolds while the monitor watches:
 //!
 //! - from [`DELAY_AT`] behaviour events arrive 8 h after they happen: the real-time
 //!   path fails and a batch path delivers them, on every partition (the silo). The
@@ -35,6 +36,8 @@ use crate::config;
 use crate::tick::{self, Tick};
 
 pub const ORDERS_TOPIC: &str = "orders";
+/// The orders are Avro: their schema's id at the demo's registry stand-in.
+pub const ORDERS_SCHEMA_ID: u32 = 1;
 pub const BEHAVIOUR_TOPIC: &str = "user-behaviour";
 pub const PARTITIONS: i32 = 3;
 pub const DELAY_AT: Duration = Duration::from_secs(20);
@@ -55,7 +58,7 @@ pub const BEHAVIOUR_DELAY_MS: i64 = 8 * 3600 * 1000;
 /// Records per second per stream.
 const RATE: f64 = 15.0;
 
-fn demo_config(bootstrap: &str, listen: &str) -> String {
+fn demo_config(bootstrap: &str, listen: &str, registry: &str) -> String {
     format!(
         r#"
 [kafka]
@@ -66,9 +69,12 @@ start = "earliest"
 listen = "{listen}"
 [monitor]
 rate_window = "30s"
+[schema_registry]
+url = "{registry}"
 [[stream]]
 name = "orders"
 topic = "{ORDERS_TOPIC}"
+value_format = "avro"
 event_time = {{ field = "/created_at", format = "rfc3339" }}
 max_silence = "{MAX_SILENCE}"
 max_record_delay = "1m"
@@ -154,7 +160,10 @@ pub async fn run(
         let bootstrap = bootstrap.clone();
         tokio::task::spawn_blocking(move || signups_history(&bootstrap)).await.context("the history writer")??
     };
-    let config = config::parse(&demo_config(&bootstrap, listen)).context("the demo config is invalid")?;
+    let subject = format!("{ORDERS_TOPIC}-value");
+    let schemas = vec![(ORDERS_SCHEMA_ID, subject, traffic::avro::ORDER_SCHEMA.to_string())];
+    let registry = crate::registry::stand_in(schemas).await.context("failed to start the demo's schema registry")?;
+    let config = config::parse(&demo_config(&bootstrap, listen, &registry)).context("the demo config is invalid")?;
     let listener = TcpListener::bind(config.listen).await.with_context(|| {
         format!(
             "failed to listen on {} (is another pipewatch running? move the demo with --listen 127.0.0.1:PORT)",
@@ -232,7 +241,8 @@ pub async fn run(
 /// What the demo shows, and when.
 fn print_script(url: &str, history: u64) {
     println!(
-        "pipewatch demo: an in-process Kafka (librdkafka's mock cluster) with orders and behaviour traffic.\n\
+        "pipewatch demo: an in-process Kafka (librdkafka's mock cluster) with orders (Avro, through an in-process \
+         schema registry) and behaviour (JSON) traffic.\n\
          \n  Open {url}/          the status page (refreshes every 5 s)\n       {url}/metrics   Prometheus metrics\n\
          \nWhat happens:\n  0s   both streams flow, in sync\n  {}s  behaviour events start arriving 8h after they happen (a batch path replaces the real-time one): \
          pipewatch_sync_lag_seconds{{pair=\"orders_behaviour\"}} ≈ 28800, cause event_time_delayed,\n       \
@@ -434,5 +444,6 @@ fn plan() -> Plan {
             at(Fault::SilentPartition(Stream::Orders, SILENT_PARTITION), SILENT_AT, None),
             at(Fault::StoppedChannel(Stream::Orders, "app"), APP_STOP_AT, None),
         ],
+        orders_avro: Some(ORDERS_SCHEMA_ID),
     }
 }
