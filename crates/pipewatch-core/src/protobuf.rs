@@ -384,7 +384,13 @@ impl<'a> Cursor<'a> {
     #[inline]
     fn field(&mut self, depth: usize) -> Result<(u32, Option<Wire<'a>>), FieldMiss> {
         let (number, wire) = self.key()?;
-        let value = match wire {
+        Ok((number, self.value(number, wire, depth)?))
+    }
+
+    /// A value of `wire` type (the key read); a group is skipped (`None`).
+    #[inline]
+    fn value(&mut self, number: u32, wire: u64, depth: usize) -> Result<Option<Wire<'a>>, FieldMiss> {
+        Ok(match wire {
             0 => Some(Wire::Varint(self.varint()?)),
             1 => Some(Wire::Fixed64(self.take(8)?.try_into().map_err(|_| FieldMiss::BadEncoding)?)),
             2 => {
@@ -397,8 +403,7 @@ impl<'a> Cursor<'a> {
             }
             5 => Some(Wire::Fixed32(self.take(4)?.try_into().map_err(|_| FieldMiss::BadEncoding)?)),
             _ => return Err(FieldMiss::BadEncoding),
-        };
-        Ok((number, value))
+        })
     }
 
     /// Skips a (deprecated) group up to its end tag.
@@ -423,14 +428,12 @@ fn find<'a>(data: &'a [u8], path: &[u32], depth: usize) -> Result<Option<Wire<'a
     let mut c = Cursor { data, pos: 0 };
     let mut found = None;
     while c.pos < data.len() {
-        let start = c.pos;
         let (number, wire) = c.key()?;
         if number != want {
             c.skip(number, wire, depth)?;
             continue;
         }
-        c.pos = start;
-        let (_, value) = c.field(depth)?;
+        let value = c.value(number, wire, depth)?;
         match (rest.is_empty(), value) {
             (true, Some(v)) => found = Some(v),
             (false, Some(Wire::Len(sub))) => {
