@@ -1,6 +1,7 @@
 //! The reference pages against what pipewatch really serves: every family of a live
-//! `/metrics` (streams, a pair, segments, a baseline, a watched consumer, an alert and a
-//! receiver, on the real broker) is in docs/metrics.md with its type and labels.
+//! `/metrics` (streams, an Avro one through the real schema registry, a pair, segments, a
+//! baseline, a watched consumer, an alert and a receiver, on the real broker) is in
+//! docs/metrics.md with its type and labels.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -30,12 +31,28 @@ async fn every_family_of_a_live_scrape_is_in_the_metrics_reference() {
     }
     let signups = unique_topic("signups");
     topic_with_history(bootstrap, &signups, 1, 3600).await;
+    // payments in Avro, their schema registered as the generator registers it
+    let (registry, payments) = (schema_registry().await, unique_topic("payments"));
+    create_topic(bootstrap, &payments, 1).await.unwrap();
+    let id = registry.register(&format!("{payments}-value"), pipewatch_traffic::avro::ORDER_SCHEMA, &[]).await;
+    let avro = Traffic::start(
+        bootstrap,
+        5.0,
+        vec![Target::bytes(&payments, 0, move |now| pipewatch_traffic::avro::order(id, now as u64, "web", now, false))],
+    );
     let no = || std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let traffic = orders_and_behaviour_traffic(bootstrap, &orders, &behaviour, no(), no());
     let live_signups = steady(bootstrap, &signups, 1, Duration::from_secs(1));
     let group = unique_topic("analytics");
     let rest = format!(
         r#"
+[schema_registry]
+url = "{}"
+[[stream]]
+name = "payments"
+topic = "{payments}"
+value_format = "avro"
+event_time = {{ field = "/created_at", format = "rfc3339" }}
 [[stream]]
 name = "signups"
 topic = "{signups}"
@@ -52,11 +69,13 @@ streams = ["orders", "behaviour"]
 name = "hook"
 kind = "webhook"
 url = "http://127.0.0.1:9/"
-"#
+"#,
+        registry.url
     );
     let pw =
         Pipewatch::start(&config(bootstrap, "earliest", &orders_and_behaviour(&orders, &behaviour, "", &rest))).await;
     pw.wait_cause("orders", "ok", Duration::from_secs(60)).await;
+    pw.wait_cause("payments", "ok", Duration::from_secs(60)).await;
     read_and_commit(bootstrap, &group, &orders, 5);
     read_and_commit(bootstrap, &group, &behaviour, 5);
     let body = eventually("a band, the consumer's lag and the sync lag it sees", Duration::from_secs(60), || async {
@@ -109,6 +128,7 @@ url = "http://127.0.0.1:9/"
         "documented but not served by this config: {absent:?}"
     );
     traffic.stop();
+    avro.stop();
     live_signups.stop();
     pw.stop().await;
 }

@@ -21,6 +21,7 @@ use serde_json::Value;
 pub use crate::extract::FieldMiss;
 use crate::extract::TimeFormat;
 use crate::time::{parse_local, parse_rfc3339, Millis};
+use crate::wire::Cursor;
 
 /// Nested skips deeper than this (a recursive type in hostile data) are bad encoding.
 const MAX_DEPTH: usize = 64;
@@ -401,43 +402,9 @@ pub struct FieldPlan {
     symbols: Vec<Box<str>>,
 }
 
-struct Cursor<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    #[inline]
-    fn take(&mut self, n: usize) -> Result<&'a [u8], FieldMiss> {
-        let end = self.pos.checked_add(n).filter(|e| *e <= self.data.len()).ok_or(FieldMiss::BadEncoding)?;
-        let out = &self.data[self.pos..end];
-        self.pos = end;
-        Ok(out)
-    }
-
-    /// A zig-zag varint (Avro's int and long).
-    #[inline]
-    fn long(&mut self) -> Result<i64, FieldMiss> {
-        let mut value: u64 = 0;
-        for shift in (0..70).step_by(7) {
-            let b = *self.data.get(self.pos).ok_or(FieldMiss::BadEncoding)?;
-            self.pos += 1;
-            if shift == 63 && b > 1 {
-                return Err(FieldMiss::BadEncoding);
-            }
-            value |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok((value >> 1) as i64 ^ -((value & 1) as i64));
-            }
-        }
-        Err(FieldMiss::BadEncoding)
-    }
-
-    fn len(&mut self) -> Result<usize, FieldMiss> {
-        usize::try_from(self.long()?).map_err(|_| FieldMiss::BadEncoding)
-    }
-
-    fn skip(&mut self, t: &Type, schema: &Schema, depth: usize) -> Result<(), FieldMiss> {
+/// Skipping Avro values (the cursor is [`crate::wire`]'s).
+impl Cursor<'_> {
+    fn skip_value(&mut self, t: &Type, schema: &Schema, depth: usize) -> Result<(), FieldMiss> {
         if depth > MAX_DEPTH {
             return Err(FieldMiss::BadEncoding);
         }
@@ -447,7 +414,7 @@ impl<'a> Cursor<'a> {
                 self.take(1)?;
             }
             Type::Int(_) | Type::Long(_) | Type::Enum(_) => {
-                self.long()?;
+                self.zigzag()?;
             }
             Type::Float(_) => {
                 self.take(4)?;
@@ -463,19 +430,19 @@ impl<'a> Cursor<'a> {
                 self.take(*n)?;
             }
             Type::Union(branches) => {
-                let i = usize::try_from(self.long()?).map_err(|_| FieldMiss::BadEncoding)?;
-                self.skip(branches.get(i).ok_or(FieldMiss::BadEncoding)?, schema, depth + 1)?;
+                let i = usize::try_from(self.zigzag()?).map_err(|_| FieldMiss::BadEncoding)?;
+                self.skip_value(branches.get(i).ok_or(FieldMiss::BadEncoding)?, schema, depth + 1)?;
             }
             Type::Record(i) => {
                 let record = schema.records.get(*i).ok_or(FieldMiss::BadEncoding)?;
                 for (_, f) in &record.fields {
-                    self.skip(f, schema, depth + 1)?;
+                    self.skip_value(f, schema, depth + 1)?;
                 }
             }
             Type::Array(items) | Type::Map(items) => {
                 let map = matches!(t, Type::Map(_));
                 loop {
-                    let count = self.long()?;
+                    let count = self.zigzag()?;
                     if count == 0 {
                         break;
                     }
@@ -495,7 +462,7 @@ impl<'a> Cursor<'a> {
                             let n = self.len()?;
                             self.take(n)?;
                         }
-                        self.skip(items, schema, depth + 1)?;
+                        self.skip_value(items, schema, depth + 1)?;
                     }
                 }
             }
@@ -517,9 +484,9 @@ impl FieldPlan {
                 let zone = if time == Time::Zoned { None } else { timezone };
                 parse_rfc3339(text).or_else(|| zone.and_then(|tz| parse_local(text, tz))).ok_or(FieldMiss::BadTimestamp)
             }
-            (Read::Int | Read::Long, Time::Date) => c.long()?.checked_mul(86_400_000).ok_or(FieldMiss::BadTimestamp),
-            (Read::Int | Read::Long, Time::Epoch(ns)) => Ok(to_millis(c.long()?, ns)),
-            (Read::Int | Read::Long, Time::Local(ns)) => local(to_millis(c.long()?, ns), timezone),
+            (Read::Int | Read::Long, Time::Date) => c.zigzag()?.checked_mul(86_400_000).ok_or(FieldMiss::BadTimestamp),
+            (Read::Int | Read::Long, Time::Epoch(ns)) => Ok(to_millis(c.zigzag()?, ns)),
+            (Read::Int | Read::Long, Time::Local(ns)) => local(to_millis(c.zigzag()?, ns), timezone),
             (Read::Float | Read::Double, Time::Epoch(ns) | Time::Local(ns)) => {
                 let v = if self.read == Read::Float {
                     f64::from(f32::from_le_bytes(c.take(4)?.try_into().map_err(|_| FieldMiss::BadEncoding)?))
@@ -543,12 +510,12 @@ impl FieldPlan {
     /// The cursor at the field, every step before it taken.
     #[inline]
     fn walk<'a>(&self, schema: &Schema, datum: &'a [u8]) -> Result<Cursor<'a>, FieldMiss> {
-        let mut c = Cursor { data: datum, pos: 0 };
+        let mut c = Cursor::new(datum);
         for op in &self.ops {
             match op {
-                Op::Skip(t) => c.skip(t, schema, 0)?,
+                Op::Skip(t) => c.skip_value(t, schema, 0)?,
                 Op::Branch { take } => {
-                    if c.long()? != *take {
+                    if c.zigzag()? != *take {
                         return Err(FieldMiss::Missing);
                     }
                 }
@@ -563,7 +530,7 @@ impl FieldPlan {
         let mut c = self.walk(schema, datum)?;
         match self.read {
             Read::Symbol => {
-                let i = usize::try_from(c.long()?).map_err(|_| FieldMiss::BadEncoding)?;
+                let i = usize::try_from(c.zigzag()?).map_err(|_| FieldMiss::BadEncoding)?;
                 self.symbols.get(i).map(|s| s.as_bytes()).ok_or(FieldMiss::BadEncoding)
             }
             _ => {

@@ -30,6 +30,7 @@ pub mod spec;
 pub mod stream;
 pub mod time;
 pub mod watermark;
+mod wire;
 
 pub use consumer::{FetchRequest, Fetched, FetchedRecord};
 pub use diagnosis::Cause;

@@ -15,9 +15,11 @@
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 
+pub use crate::avro::SchemaError;
 pub use crate::extract::FieldMiss;
 use crate::extract::TimeFormat;
 use crate::time::{parse_local, parse_rfc3339, Millis};
+use crate::wire::{unzigzag, Cursor};
 
 /// Messages nested deeper than this in hostile data (groups) are bad encoding.
 const MAX_DEPTH: usize = 64;
@@ -43,23 +45,19 @@ impl MessageIndexes {
 /// a zig-zag varint count, then as many zig-zag varint indexes; a count of 0 means
 /// `[0]`. Returns them and the message's bytes.
 pub fn message_indexes(data: &[u8]) -> Result<(MessageIndexes, &[u8]), FieldMiss> {
-    let mut c = Cursor { data, pos: 0 };
-    let count = zigzag(c.varint()?);
+    let mut c = Cursor::new(data);
+    let count = c.zigzag()?;
     let mut out = MessageIndexes::default();
     if count == 0 {
         out.len = 1;
     } else {
         let count = usize::try_from(count).ok().filter(|n| *n <= MAX_INDEXES).ok_or(FieldMiss::BadEncoding)?;
         for i in 0..count {
-            out.indexes[i] = u32::try_from(zigzag(c.varint()?)).map_err(|_| FieldMiss::BadEncoding)?;
+            out.indexes[i] = u32::try_from(c.zigzag()?).map_err(|_| FieldMiss::BadEncoding)?;
         }
         out.len = count;
     }
     Ok((out, &data[c.pos..]))
-}
-
-fn zigzag(v: u64) -> i64 {
-    (v >> 1) as i64 ^ -((v & 1) as i64)
 }
 
 /// A compiled writer schema.
@@ -125,7 +123,7 @@ impl ProtoSchema {
 
     /// The plan for the time at `pointer` (field names, outermost first) in `message`,
     /// read with `format` for numbers the schema does not say the unit of.
-    pub fn plan(message: &MessageDescriptor, pointer: &[&str], format: TimeFormat) -> Result<ProtoPlan, PlanError> {
+    pub fn plan(message: &MessageDescriptor, pointer: &[&str], format: TimeFormat) -> Result<ProtoPlan, SchemaError> {
         let path_text = format!("/{}", pointer.join("/"));
         let (mut path, field) = path(message, pointer)?;
         let mut kind = field.kind();
@@ -143,12 +141,12 @@ impl ProtoSchema {
             Kind::Message(m) if m.full_name() == "google.protobuf.Timestamp" => Read::Timestamp,
             Kind::String => Read::String,
             k if unit == 0 && number(&k).is_some() => {
-                return Err(PlanError::NotATime(format!("{path_text} is a number: set format to its epoch unit")))
+                return Err(SchemaError::NotATime(format!("{path_text} is a number: set format to its epoch unit")))
             }
             k => match number(&k) {
                 Some(n) => Read::Number(n, unit),
                 None => {
-                    return Err(PlanError::NotATime(format!(
+                    return Err(SchemaError::NotATime(format!(
                         "{path_text} is {} in the schema, not a time",
                         kind_name(&k)
                     )))
@@ -160,7 +158,7 @@ impl ProtoSchema {
 
     /// The plan for a segment's value at `pointer`: a string, or an enum (read as the
     /// name of its value).
-    pub fn text_plan(message: &MessageDescriptor, pointer: &[&str]) -> Result<ProtoPlan, PlanError> {
+    pub fn text_plan(message: &MessageDescriptor, pointer: &[&str]) -> Result<ProtoPlan, SchemaError> {
         let (mut path, field) = path(message, pointer)?;
         let mut kind = field.kind();
         if let Some(inner) = wrapper(&kind) {
@@ -176,7 +174,7 @@ impl ProtoSchema {
                 // proto3 leaves a field at its default out: absent is the default value
                 default: (!field.supports_presence()).then(|| e.default_value().name().into()),
             }),
-            k => Err(PlanError::NotText(format!(
+            k => Err(SchemaError::NotText(format!(
                 "/{} is {} in the schema, not a string or an enum",
                 pointer.join("/"),
                 kind_name(&k)
@@ -185,38 +183,27 @@ impl ProtoSchema {
     }
 }
 
-/// Why a field of a schema cannot be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PlanError {
-    #[error("the schema has no field {0}")]
-    NoField(String),
-    #[error("{0}")]
-    NotATime(String),
-    #[error("{0}")]
-    NotText(String),
-}
-
 /// The field numbers to `pointer`, and its descriptor.
-fn path(message: &MessageDescriptor, pointer: &[&str]) -> Result<(Vec<u32>, FieldDescriptor), PlanError> {
+fn path(message: &MessageDescriptor, pointer: &[&str]) -> Result<(Vec<u32>, FieldDescriptor), SchemaError> {
     let text = format!("/{}", pointer.join("/"));
     let mut numbers = Vec::new();
     let mut current = message.clone();
     let mut field = None;
     for (i, name) in pointer.iter().enumerate() {
-        let f = current.get_field_by_name(name).ok_or_else(|| PlanError::NoField(text.clone()))?;
+        let f = current.get_field_by_name(name).ok_or_else(|| SchemaError::NoField(text.clone()))?;
         if f.is_map() {
-            return Err(PlanError::NoField(text.clone()));
+            return Err(SchemaError::NoField(text.clone()));
         }
         numbers.push(f.number());
         if i + 1 < pointer.len() {
             match f.kind() {
                 Kind::Message(m) => current = m,
-                _ => return Err(PlanError::NoField(text.clone())),
+                _ => return Err(SchemaError::NoField(text.clone())),
             }
         }
         field = Some(f);
     }
-    Ok((numbers, field.ok_or(PlanError::NoField(text))?))
+    Ok((numbers, field.ok_or(SchemaError::NoField(text))?))
 }
 
 /// The value type of a wrapper (`google.protobuf.Int64Value`, …): its field 1.
@@ -308,44 +295,8 @@ enum Wire<'a> {
     Len(&'a [u8]),
 }
 
-struct Cursor<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
+/// Reading Protobuf fields (the cursor is [`crate::wire`]'s).
 impl<'a> Cursor<'a> {
-    #[inline]
-    fn varint(&mut self) -> Result<u64, FieldMiss> {
-        // most keys and lengths are one byte
-        if let Some(&b) = self.data.get(self.pos) {
-            if b < 0x80 {
-                self.pos += 1;
-                return Ok(u64::from(b));
-            }
-        }
-        let mut value: u64 = 0;
-        for shift in (0..70).step_by(7) {
-            let b = *self.data.get(self.pos).ok_or(FieldMiss::BadEncoding)?;
-            self.pos += 1;
-            if shift == 63 && b > 1 {
-                return Err(FieldMiss::BadEncoding);
-            }
-            value |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(FieldMiss::BadEncoding)
-    }
-
-    #[inline]
-    fn take(&mut self, n: usize) -> Result<&'a [u8], FieldMiss> {
-        let end = self.pos.checked_add(n).filter(|e| *e <= self.data.len()).ok_or(FieldMiss::BadEncoding)?;
-        let out = &self.data[self.pos..end];
-        self.pos = end;
-        Ok(out)
-    }
-
     /// The next field's key: its number and wire type.
     #[inline]
     fn key(&mut self) -> Result<(u32, u64), FieldMiss> {
@@ -359,7 +310,7 @@ impl<'a> Cursor<'a> {
 
     /// Skips a value of `wire` type.
     #[inline]
-    fn skip(&mut self, number: u32, wire: u64, depth: usize) -> Result<(), FieldMiss> {
+    fn skip_field(&mut self, number: u32, wire: u64, depth: usize) -> Result<(), FieldMiss> {
         match wire {
             0 => {
                 self.varint()?;
@@ -416,7 +367,7 @@ impl<'a> Cursor<'a> {
             if wire == 4 {
                 return if inner == number { Ok(()) } else { Err(FieldMiss::BadEncoding) };
             }
-            self.skip(inner, wire, depth)?;
+            self.skip_field(inner, wire, depth)?;
         }
     }
 }
@@ -425,12 +376,12 @@ impl<'a> Cursor<'a> {
 /// every occurrence, as Protobuf merges them); `None` when it is not there.
 fn find<'a>(data: &'a [u8], path: &[u32], depth: usize) -> Result<Option<Wire<'a>>, FieldMiss> {
     let Some((&want, rest)) = path.split_first() else { return Ok(None) };
-    let mut c = Cursor { data, pos: 0 };
+    let mut c = Cursor::new(data);
     let mut found = None;
-    while c.pos < data.len() {
+    while !c.at_end() {
         let (number, wire) = c.key()?;
         if number != want {
-            c.skip(number, wire, depth)?;
+            c.skip_field(number, wire, depth)?;
             continue;
         }
         let value = c.value(number, wire, depth)?;
@@ -460,8 +411,8 @@ impl ProtoPlan {
         match (self.read, value) {
             (Read::Timestamp, Wire::Len(ts)) => {
                 let (mut seconds, mut nanos) = (0i64, 0i64);
-                let mut c = Cursor { data: ts, pos: 0 };
-                while c.pos < ts.len() {
+                let mut c = Cursor::new(ts);
+                while !c.at_end() {
                     match c.field(1)? {
                         (1, Some(Wire::Varint(v))) => seconds = v as i64,
                         (2, Some(Wire::Varint(v))) => nanos = i64::from(v as i32),
@@ -482,7 +433,7 @@ impl ProtoPlan {
                     (Number::Unsigned, Wire::Varint(v)) => {
                         return i64::try_from(v).map(|v| scale(v, unit)).map_err(|_| FieldMiss::BadTimestamp)
                     }
-                    (Number::Zigzag, Wire::Varint(v)) => return Ok(scale(zigzag(v), unit)),
+                    (Number::Zigzag, Wire::Varint(v)) => return Ok(scale(unzigzag(v), unit)),
                     (Number::Fixed64, Wire::Fixed64(b)) => {
                         return i64::try_from(u64::from_le_bytes(b))
                             .map(|v| scale(v, unit))
@@ -647,15 +598,15 @@ message Order {
         let message = s.message(None, &[1]).unwrap();
         assert_eq!(
             ProtoSchema::plan(&message, &["paid_at_ms"], TimeFormat::Rfc3339),
-            Err(PlanError::NotATime("/paid_at_ms is a number: set format to its epoch unit".into()))
+            Err(SchemaError::NotATime("/paid_at_ms is a number: set format to its epoch unit".into()))
         );
         assert_eq!(
             ProtoSchema::plan(&message, &["gift"], TimeFormat::EpochMillis),
-            Err(PlanError::NotATime("/gift is a bool in the schema, not a time".into()))
+            Err(SchemaError::NotATime("/gift is a bool in the schema, not a time".into()))
         );
         assert_eq!(
             ProtoSchema::plan(&message, &["placed_at"], TimeFormat::Rfc3339),
-            Err(PlanError::NoField("/placed_at".into()))
+            Err(SchemaError::NoField("/placed_at".into()))
         );
     }
 
@@ -678,7 +629,7 @@ message Order {
         let web = DynamicMessage::new(order.clone()).encode_to_vec();
         assert_eq!(channel.text(&[0x0a, 1, b'x']), Ok(&b"WEB"[..]));
         assert_eq!(channel.text(&web), Ok(&b"WEB"[..]));
-        assert!(matches!(ProtoSchema::text_plan(&order, &["paid_at_ms"]), Err(PlanError::NotText(_))));
+        assert!(matches!(ProtoSchema::text_plan(&order, &["paid_at_ms"]), Err(SchemaError::NotText(_))));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::avro::{confluent_frame, FieldPlan, Schema, SchemaError};
 use crate::extract::{FieldMiss, InvalidReason, TimeFormat};
 use crate::json::Lookup;
-use crate::protobuf::{message_indexes, MessageIndexes, PlanError, ProtoPlan, ProtoSchema};
+use crate::protobuf::{message_indexes, MessageIndexes, ProtoPlan, ProtoSchema};
 use crate::segment::SegmentState;
 use crate::spec::StreamSpec;
 use crate::time::Millis;
@@ -251,7 +251,7 @@ impl StreamSchemas {
         match (&known.schema, spec.value_format) {
             (Err(why), _) => unusable = Some(why.clone()),
             (Ok(Parsed::Avro(schema)), ValueFormat::Avro) => {
-                time = time_pointer.map(|p| schema.plan(&p, format).map(Plan::Avro).map_err(|e| problem(id, &e)));
+                time = time_pointer.map(|p| schema.plan(&p, format).map(Plan::Avro).map_err(|e| problem(id, None, &e)));
                 segments =
                     spec.segments.iter().map(|g| schema.text_plan(&g.pointer.tokens()).ok().map(Plan::Avro)).collect();
             }
@@ -261,7 +261,7 @@ impl StreamSchemas {
                         time = time_pointer.map(|p| {
                             ProtoSchema::plan(&message, &p, format)
                                 .map(Plan::Protobuf)
-                                .map_err(|e| proto_problem(id, &message, &e))
+                                .map_err(|e| problem(id, Some(message.full_name()), &e))
                         });
                         segments = spec
                             .segments
@@ -430,17 +430,13 @@ fn text<'a>(plan: &'a Plan, schema: &Result<Parsed, String>, datum: &'a [u8]) ->
     }
 }
 
-fn problem(id: u32, e: &SchemaError) -> String {
-    match e {
-        SchemaError::NoField(path) => format!("schema {id} has no field {path}"),
-        other => format!("schema {id}: {other}"),
-    }
-}
-
-fn proto_problem(id: u32, message: &prost_reflect::MessageDescriptor, e: &PlanError) -> String {
-    match e {
-        PlanError::NoField(path) => format!("schema {id} has no field {path} (message {})", message.full_name()),
-        other => format!("schema {id}: {other}"),
+/// Why a writer schema gives a stream no event time, for the status: `schema 12 has no
+/// field /created_at` (and the Protobuf message looked in).
+fn problem(id: u32, message: Option<&str>, e: &SchemaError) -> String {
+    match (e, message) {
+        (SchemaError::NoField(path), None) => format!("schema {id} has no field {path}"),
+        (SchemaError::NoField(path), Some(m)) => format!("schema {id} has no field {path} (message {m})"),
+        (other, _) => format!("schema {id}: {other}"),
     }
 }
 

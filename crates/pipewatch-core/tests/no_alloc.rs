@@ -248,25 +248,12 @@ fn reading_an_avro_event_time_does_not_allocate() {
     assert_eq!(found, 1000);
 }
 
-/// Avro's zig-zag varint.
-fn zigzag(v: i64, out: &mut Vec<u8>) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    loop {
-        let byte = (z & 0x7f) as u8;
-        z >>= 7;
-        if z == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-#[test]
-fn an_avro_stream_with_a_segment_does_not_allocate_per_record() {
-    use pipewatch_core::{RecordOutcome, RegisteredSchema, SchemaFetch, ValueFormat};
+/// A monitor of one stream in `format` with a `channel` segment, partition 0 assigned,
+/// the stream's writer schema `(kind, text)` known as id 7 (its first record waited for it).
+fn registry_monitor(format: pipewatch_core::ValueFormat, schema: (&str, &str), first: &[u8]) -> Monitor {
+    use pipewatch_core::{RecordOutcome, RegisteredSchema, SchemaFetch};
     let spec = StreamSpec {
-        value_format: ValueFormat::Avro,
+        value_format: format,
         segments: vec![SegmentSpec { name: "channel".into(), pointer: JsonPointer::parse("/channel").unwrap() }],
         ..stream("orders", "/created_at", TimeFormat::Rfc3339)
     };
@@ -276,30 +263,23 @@ fn an_avro_stream_with_a_segment_does_not_allocate_per_record() {
         vec![],
     );
     monitor.assign(0, 0, StartPosition::At(0), NOW);
-    let schema = r#"{"type": "record", "name": "Order", "fields": [
-        {"name": "id", "type": "string"},
-        {"name": "channel", "type": {"type": "enum", "name": "Channel", "symbols": ["web", "app"]}},
-        {"name": "created_at", "type": {"type": "long", "logicalType": "timestamp-millis"}}]}"#;
-    let record = |id: u32, channel: i64, t: i64| {
-        let mut out = vec![0];
-        out.extend_from_slice(&id.to_be_bytes());
-        zigzag(3, &mut out);
-        out.extend_from_slice(b"o-1");
-        zigzag(channel, &mut out);
-        zigzag(t, &mut out);
-        out
-    };
-    assert_eq!(monitor.record(0, 0, 0, Some(&record(7, 0, NOW)), None, NOW), RecordOutcome::Wait(7));
+    assert_eq!(monitor.record(0, 0, 0, Some(first), None, NOW), RecordOutcome::Wait(7));
+    let (kind, text) = schema;
     let fetch = SchemaFetch::Found(RegisteredSchema {
-        kind: "AVRO".into(),
-        text: schema.into(),
+        kind: kind.into(),
+        text: text.into(),
         references: Vec::new(),
         subject: None,
         version: None,
     });
-    monitor.schema_fetched(7, fetch);
-    let records = [record(7, 0, NOW - 1000), record(7, 1, NOW - 500), record(7, 1, NOW)[..10].to_vec(), b"{}".to_vec()];
-    // first sight of each segment value: interned (not measured)
+    assert_eq!(monitor.schema_fetched(7, fetch), [(0, 0)]);
+    monitor
+}
+
+/// Reads `records` once (each segment value's first sight is interned, not measured),
+/// then a thousand times over, measured: no allocation. The tick after.
+fn read_without_allocating(monitor: &mut Monitor, records: &[Vec<u8>], what: &str) -> pipewatch_core::Snapshot {
+    let n = records.len() as i64;
     for (i, r) in records.iter().enumerate() {
         monitor.record(0, 0, i as i64, Some(r), None, NOW);
     }
@@ -307,96 +287,90 @@ fn an_avro_stream_with_a_segment_does_not_allocate_per_record() {
     measured(|| {
         for round in 1..=1000i64 {
             for (i, r) in records.iter().enumerate() {
-                monitor.record(0, 0, round * 4 + i as i64, Some(r), None, NOW);
+                monitor.record(0, 0, round * n + i as i64, Some(r), None, NOW);
             }
         }
     });
-    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed) - before, 0, "allocations on the Avro path");
-    let s = monitor.tick(NOW);
+    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed) - before, 0, "allocations on the {what} path");
+    monitor.tick(NOW)
+}
+
+/// A segment's values and their counts.
+fn segment_counts(s: &pipewatch_core::Snapshot) -> Vec<(String, u64)> {
+    s.streams[0].segments[0].values.iter().map(|v| (v.value.clone(), v.records)).collect()
+}
+
+#[test]
+fn an_avro_stream_with_a_segment_does_not_allocate_per_record() {
+    use apache_avro::types::Value as Avro;
+    let schema = r#"{"type": "record", "name": "Order", "fields": [
+        {"name": "id", "type": "string"},
+        {"name": "channel", "type": {"type": "enum", "name": "Channel", "symbols": ["web", "app"]}},
+        {"name": "created_at", "type": {"type": "long", "logicalType": "timestamp-millis"}}]}"#;
+    let reference = apache_avro::Schema::parse_str(schema).unwrap();
+    let record = |channel: u32, t: i64| {
+        let value = Avro::Record(vec![
+            ("id".into(), Avro::String("o-1".into())),
+            ("channel".into(), Avro::Enum(channel, ["web", "app"][channel as usize].into())),
+            ("created_at".into(), Avro::TimestampMillis(t)),
+        ]);
+        let mut out = vec![0, 0, 0, 0, 7];
+        #[allow(deprecated)]
+        out.extend(apache_avro::to_avro_datum(&reference, value).unwrap());
+        out
+    };
+    let mut monitor = registry_monitor(pipewatch_core::ValueFormat::Avro, ("AVRO", schema), &record(0, NOW));
+    // a datum cut after its channel, and a JSON record
+    let records = [record(0, NOW - 1000), record(1, NOW - 500), record(1, NOW)[..10].to_vec(), b"{}".to_vec()];
+    let s = read_without_allocating(&mut monitor, &records, "Avro");
     assert_eq!(s.streams[0].watermark_ms, Some(NOW - 500));
     assert_eq!(s.streams[0].invalid["bad_encoding"], 2002, "a cut datum and a JSON record");
-    let counted: Vec<(&str, u64)> =
-        s.streams[0].segments[0].values.iter().map(|v| (v.value.as_str(), v.records)).collect();
-    assert_eq!(counted, [("web", 1001), ("app", 2002)], "the cut record still had its channel");
+    assert_eq!(
+        segment_counts(&s),
+        [("web".into(), 1001), ("app".into(), 2002)],
+        "the cut record still had its channel"
+    );
 }
 
 #[test]
 fn a_protobuf_stream_with_a_segment_does_not_allocate_per_record() {
-    use pipewatch_core::{RecordOutcome, RegisteredSchema, SchemaFetch, ValueFormat};
-    let spec = StreamSpec {
-        value_format: ValueFormat::Protobuf,
-        segments: vec![SegmentSpec { name: "channel".into(), pointer: JsonPointer::parse("/channel").unwrap() }],
-        ..stream("orders", "/created_at", TimeFormat::Rfc3339)
-    };
-    let mut monitor = Monitor::new(
-        MonitorSettings { idle_partition_timeout_ms: 300_000, rate_window_ms: 60_000 },
-        vec![spec],
-        vec![],
-    );
-    monitor.assign(0, 0, StartPosition::At(0), NOW);
+    use prost::Message as _;
+    use prost_reflect::{DynamicMessage, Kind, Value};
     let schema = r#"syntax = "proto3";
 package shop;
 import "google/protobuf/timestamp.proto";
 enum Channel { WEB = 0; APP = 1; }
 message Order { string id = 1; Channel channel = 2; google.protobuf.Timestamp created_at = 3; }
 "#;
-    // hand-encoded: id "o-1", channel, created_at { seconds, nanos }; framed with the
-    // single index 0 as one 0 byte
-    let record = |channel: u8, t: i64| {
-        let mut out = vec![0, 0, 0, 0, 9, 0];
-        out.extend([0x0a, 3, b'o', b'-', b'1', 0x10, channel]);
-        let mut ts = vec![0x08];
-        zigzag_free_varint((t / 1000) as u64, &mut ts);
-        ts.push(0x10);
-        zigzag_free_varint(((t % 1000) * 1_000_000) as u64, &mut ts);
-        out.extend([0x1a, ts.len() as u8]);
-        out.extend(ts);
+    let desc =
+        pipewatch_core::protobuf::ProtoSchema::compile(schema, &[]).unwrap().message(Some("shop.Order"), &[]).unwrap();
+    let Kind::Message(timestamp) = desc.get_field_by_name("created_at").unwrap().kind() else { panic!() };
+    // framed with the single message index 0 as one 0 byte; `channel` None leaves it out
+    let record = |channel: Option<i32>, t: i64| {
+        let mut m = DynamicMessage::new(desc.clone());
+        m.set_field_by_name("id", Value::String("o-1".into()));
+        if let Some(c) = channel {
+            m.set_field_by_name("channel", Value::EnumNumber(c));
+        }
+        let mut ts = DynamicMessage::new(timestamp.clone());
+        ts.set_field_by_name("seconds", Value::I64(t / 1000));
+        ts.set_field_by_name("nanos", Value::I32((t % 1000) as i32 * 1_000_000));
+        m.set_field_by_name("created_at", Value::Message(ts));
+        let mut out = vec![0, 0, 0, 0, 7, 0];
+        out.extend(m.encode_to_vec());
         out
     };
-    assert_eq!(monitor.record(0, 0, 0, Some(&record(0, NOW)), None, NOW), RecordOutcome::Wait(9));
-    let fetch = SchemaFetch::Found(RegisteredSchema {
-        kind: "PROTOBUF".into(),
-        text: schema.into(),
-        references: Vec::new(),
-        subject: None,
-        version: None,
-    });
-    monitor.schema_fetched(9, fetch);
-    // WEB written out (as a proto2 writer would) and left out (as proto3 writers do)
-    let mut web_left_out = record(0, NOW - 1000);
-    web_left_out.drain(11..13);
-    let records =
-        [record(0, NOW - 1000), web_left_out, record(1, NOW - 500), record(1, NOW)[..13].to_vec(), b"{}".to_vec()];
-    for (i, r) in records.iter().enumerate() {
-        monitor.record(0, 0, i as i64, Some(r), None, NOW);
-    }
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    measured(|| {
-        for round in 1..=1000i64 {
-            for (i, r) in records.iter().enumerate() {
-                monitor.record(0, 0, round * 5 + i as i64, Some(r), None, NOW);
-            }
-        }
-    });
-    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed) - before, 0, "allocations on the Protobuf path");
-    let s = monitor.tick(NOW);
+    let mut monitor = registry_monitor(pipewatch_core::ValueFormat::Protobuf, ("PROTOBUF", schema), &record(None, NOW));
+    // WEB (0) left out, as proto3 writers do; a record cut after its channel; JSON
+    let app = record(Some(1), NOW - 500);
+    let records = [record(None, NOW - 1000), app.clone(), app[..13].to_vec(), b"{}".to_vec()];
+    let s = read_without_allocating(&mut monitor, &records, "Protobuf");
     assert_eq!(s.streams[0].watermark_ms, Some(NOW - 500));
     assert_eq!(s.streams[0].invalid["missing_field"], 1001, "a record cut after its channel has no created_at");
     assert_eq!(s.streams[0].invalid["bad_encoding"], 1001, "a JSON record");
-    let counted: Vec<(&str, u64)> =
-        s.streams[0].segments[0].values.iter().map(|v| (v.value.as_str(), v.records)).collect();
-    assert_eq!(counted, [("WEB", 2002), ("APP", 2002)], "WEB is proto3's default: left out, it is still WEB");
-}
-
-/// A plain (not zig-zag) varint, as Protobuf writes int64 and the key.
-fn zigzag_free_varint(mut v: u64, out: &mut Vec<u8>) {
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
+    assert_eq!(
+        segment_counts(&s),
+        [("WEB".into(), 1001), ("APP".into(), 2002)],
+        "WEB is proto3's default: left out, it is still WEB"
+    );
 }
