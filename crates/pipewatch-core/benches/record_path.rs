@@ -212,6 +212,33 @@ fn avro(c: &mut Criterion) {
     group.bench_function(format!("json_extract_same_order_{}B", json.len()), |b| {
         b.iter(|| extractor.extract(Some(black_box(&json)), None, NOW))
     });
+    // the event time and two segments (the country, a string; the status, an enum):
+    // three plans one by one, and one pass
+    let country = schema.text_plan(&["country"]).unwrap();
+    let status = schema.text_plan(&["status"]).unwrap();
+    group.bench_function(format!("time_and_two_segments_plan_by_plan_{}B", datum.len()), |b| {
+        b.iter(|| {
+            let d = black_box(&datum[..]);
+            (
+                plan.time(&schema, d, None),
+                country.text(&schema, d).map(<[u8]>::len),
+                status.text(&schema, d).map(<[u8]>::len),
+            )
+        })
+    });
+    let fields = vec![
+        (vec!["created_at"], plan.clone(), true),
+        (vec!["country"], country.clone(), false),
+        (vec!["status"], status.clone(), false),
+    ];
+    let pass = schema.record_plan(&fields).unwrap();
+    group.bench_function(format!("time_and_two_segments_one_pass_{}B", datum.len()), |b| {
+        b.iter(|| {
+            let mut out = [Err(pipewatch_core::avro::FieldMiss::Missing); pipewatch_core::avro::MAX_FIELDS];
+            pass.read(&schema, black_box(&datum), None, &mut out);
+            out[0].is_ok() && out[2].is_ok()
+        })
+    });
     group.finish();
 }
 
@@ -290,6 +317,27 @@ fn protobuf(c: &mut Criterion) {
     });
     group.bench_function(format!("json_extract_same_order_{}B", json.len()), |b| {
         b.iter(|| extractor.extract(Some(black_box(&json)), None, NOW))
+    });
+    let country = ProtoSchema::text_plan(&desc, &["country"]).unwrap();
+    let status = ProtoSchema::text_plan(&desc, &["status"]).unwrap();
+    group.bench_function(format!("time_and_two_segments_plan_by_plan_{}B", bytes.len()), |b| {
+        b.iter(|| {
+            let d = black_box(&bytes[..]);
+            (plan.time(d, None), country.text(d).map(<[u8]>::len), status.text(d).map(<[u8]>::len))
+        })
+    });
+    let plans = [plan.clone(), country.clone(), status.clone()];
+    group.bench_function(format!("time_and_two_segments_one_pass_{}B", bytes.len()), |b| {
+        b.iter(|| {
+            let d = black_box(&bytes[..]);
+            let mut found = [pipewatch_core::protobuf::Found::default(); 3];
+            pipewatch_core::protobuf::scan(&plans, d, &mut found);
+            (
+                plans[0].time_in(found[0], None),
+                plans[1].text_in(found[1], d).map(<[u8]>::len),
+                plans[2].text_in(found[2], d).map(<[u8]>::len),
+            )
+        })
     });
     group.finish();
 }

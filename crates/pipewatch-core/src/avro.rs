@@ -471,29 +471,49 @@ impl Cursor<'_> {
     }
 }
 
+/// A value as its encoding reads, before it is taken as a time.
+enum Raw<'a> {
+    Int(i64),
+    Float(f64),
+    Text(&'a [u8]),
+}
+
 impl FieldPlan {
     /// The event time in `datum` (the Avro binary encoding, after any framing), in the
     /// core's milliseconds; local times are read in `timezone`.
     pub fn time(&self, schema: &Schema, datum: &[u8], timezone: Option<chrono_tz::Tz>) -> Result<Millis, FieldMiss> {
         let mut c = self.walk(schema, datum)?;
-        let number = |v: f64| v.is_finite().then_some(v);
-        match (self.read, self.time) {
-            (Read::String, time) => {
+        self.read_time(&mut c, timezone)
+    }
+
+    /// The time at the cursor: the value is always read whole (a cursor error is
+    /// `BadEncoding`), then taken as a time (or `BadTimestamp`).
+    #[inline]
+    fn read_time(&self, c: &mut Cursor<'_>, timezone: Option<chrono_tz::Tz>) -> Result<Millis, FieldMiss> {
+        let raw = match self.read {
+            Read::Int | Read::Long | Read::Symbol => Raw::Int(c.zigzag()?),
+            Read::Float => {
+                Raw::Float(f64::from(f32::from_le_bytes(c.take(4)?.try_into().map_err(|_| FieldMiss::BadEncoding)?)))
+            }
+            Read::Double => Raw::Float(f64::from_le_bytes(c.take(8)?.try_into().map_err(|_| FieldMiss::BadEncoding)?)),
+            Read::String => {
                 let n = c.len()?;
-                let text = c.take(n)?;
+                Raw::Text(c.take(n)?)
+            }
+        };
+        match (raw, self.time) {
+            (Raw::Text(text), time) => {
                 let zone = if time == Time::Zoned { None } else { timezone };
                 parse_rfc3339(text).or_else(|| zone.and_then(|tz| parse_local(text, tz))).ok_or(FieldMiss::BadTimestamp)
             }
-            (Read::Int | Read::Long, Time::Date) => c.zigzag()?.checked_mul(86_400_000).ok_or(FieldMiss::BadTimestamp),
-            (Read::Int | Read::Long, Time::Epoch(ns)) => Ok(to_millis(c.zigzag()?, ns)),
-            (Read::Int | Read::Long, Time::Local(ns)) => local(to_millis(c.zigzag()?, ns), timezone),
-            (Read::Float | Read::Double, Time::Epoch(ns) | Time::Local(ns)) => {
-                let v = if self.read == Read::Float {
-                    f64::from(f32::from_le_bytes(c.take(4)?.try_into().map_err(|_| FieldMiss::BadEncoding)?))
-                } else {
-                    f64::from_le_bytes(c.take(8)?.try_into().map_err(|_| FieldMiss::BadEncoding)?)
-                };
-                let ms = number(crate::extract::float_millis(v, ns)).ok_or(FieldMiss::BadTimestamp)?;
+            (Raw::Int(v), Time::Date) => v.checked_mul(86_400_000).ok_or(FieldMiss::BadTimestamp),
+            (Raw::Int(v), Time::Epoch(ns)) => Ok(to_millis(v, ns)),
+            (Raw::Int(v), Time::Local(ns)) => local(to_millis(v, ns), timezone),
+            (Raw::Float(v), Time::Epoch(ns) | Time::Local(ns)) => {
+                let ms = crate::extract::float_millis(v, ns);
+                if !ms.is_finite() {
+                    return Err(FieldMiss::BadTimestamp);
+                }
                 let ms = ms.floor() as Millis;
                 if matches!(self.time, Time::Local(_)) {
                     local(ms, timezone)
@@ -504,9 +524,7 @@ impl FieldPlan {
             _ => Err(FieldMiss::BadTimestamp),
         }
     }
-}
 
-impl FieldPlan {
     /// The cursor at the field, every step before it taken.
     #[inline]
     fn walk<'a>(&self, schema: &Schema, datum: &'a [u8]) -> Result<Cursor<'a>, FieldMiss> {
@@ -528,6 +546,12 @@ impl FieldPlan {
     /// [`Schema::text_plan`]).
     pub fn text<'a>(&'a self, schema: &Schema, datum: &'a [u8]) -> Result<&'a [u8], FieldMiss> {
         let mut c = self.walk(schema, datum)?;
+        self.read_text(&mut c)
+    }
+
+    /// The text at the cursor (read whole, as [`Self::read_time`]).
+    #[inline]
+    fn read_text<'a>(&'a self, c: &mut Cursor<'a>) -> Result<&'a [u8], FieldMiss> {
         match self.read {
             Read::Symbol => {
                 let i = usize::try_from(c.zigzag()?).map_err(|_| FieldMiss::BadEncoding)?;
@@ -538,6 +562,200 @@ impl FieldPlan {
                 c.take(n)
             }
         }
+    }
+}
+
+/// The most fields a [`RecordPlan`] reads in one walk (the event time and eight segments).
+pub const MAX_FIELDS: usize = 9;
+
+/// What one walk of a [`RecordPlan`] found for one field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hit<'a> {
+    Time(Millis),
+    Text(&'a [u8]),
+}
+
+/// One step of a walk over a record.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Skip(Type),
+    /// Field `i` of the plan is here, a value of this type.
+    Read(usize, Type),
+    /// A record on the way: its fields.
+    Fields(Vec<Step>),
+    /// A union on the way: branch `take` holds the fields `under` (read by `inner`);
+    /// another branch is skipped, and they are missing.
+    Union {
+        take: i64,
+        branches: Vec<Type>,
+        inner: Vec<Step>,
+        under: Vec<usize>,
+    },
+}
+
+/// Several fields of one writer schema — a stream's event time and its segments — read
+/// in one walk over the datum, each as its [`FieldPlan`] alone would read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordPlan {
+    steps: Vec<Step>,
+    fields: Vec<FieldPlan>,
+    /// Which fields are read as a time (else as a text).
+    as_time: Vec<bool>,
+}
+
+impl Schema {
+    /// One walk for `fields` (their pointer tokens, their plans from [`Schema::plan`] or
+    /// [`Schema::text_plan`], and whether each is a time): `None` where the fields' paths
+    /// cannot share one walk (a field inside another, two readings of one union), and
+    /// the plans are then read one by one.
+    pub fn record_plan(&self, fields: &[(Vec<&str>, FieldPlan, bool)]) -> Option<RecordPlan> {
+        if fields.is_empty() || fields.len() > MAX_FIELDS {
+            return None;
+        }
+        let paths: Vec<(&[&str], usize)> = fields.iter().enumerate().map(|(i, (p, _, _))| (&p[..], i)).collect();
+        let record = self.resolve(&self.root)?;
+        let mut steps = self.steps(record, &paths, 0)?;
+        // nothing to read after the last field
+        while matches!(steps.last(), Some(Step::Skip(_))) {
+            steps.pop();
+        }
+        Some(RecordPlan {
+            steps,
+            fields: fields.iter().map(|(_, plan, _)| plan.clone()).collect(),
+            as_time: fields.iter().map(|(_, _, time)| *time).collect(),
+        })
+    }
+
+    fn steps(&self, record: &Record, paths: &[(&[&str], usize)], depth: usize) -> Option<Vec<Step>> {
+        let mut steps = Vec::with_capacity(record.fields.len());
+        for (name, t) in &record.fields {
+            let here: Vec<(&[&str], usize)> =
+                paths.iter().filter(|(p, _)| p[depth] == name.as_str()).copied().collect();
+            if here.is_empty() {
+                steps.push(Skip(t.clone()));
+                continue;
+            }
+            let leaves: Vec<usize> = here.iter().filter(|(p, _)| p.len() == depth + 1).map(|(_, i)| *i).collect();
+            let deeper: Vec<(&[&str], usize)> = here.iter().filter(|(p, _)| p.len() > depth + 1).copied().collect();
+            let step = match (&leaves[..], deeper.is_empty(), t) {
+                ([i], true, Type::Union(branches)) => {
+                    let take = branches.iter().position(|b| *b != Type::Null)?;
+                    let inner = vec![Step::Read(*i, branches[take].clone())];
+                    Step::Union { take: take as i64, branches: branches.clone(), inner, under: vec![*i] }
+                }
+                ([i], true, t) => Step::Read(*i, t.clone()),
+                ([], false, Type::Union(branches)) => {
+                    // the branch each field's own plan takes (the first record with its
+                    // next field): one walk when they all take the same
+                    let branch_of = |next: &str| {
+                        branches
+                            .iter()
+                            .position(|b| self.resolve(b).is_some_and(|r| r.fields.iter().any(|(f, _)| f == next)))
+                    };
+                    let take = branch_of(deeper[0].0[depth + 1])?;
+                    if deeper.iter().any(|(p, _)| branch_of(p[depth + 1]) != Some(take)) {
+                        return None;
+                    }
+                    let inner = self.steps(self.resolve(&branches[take])?, &deeper, depth + 1)?;
+                    let under = deeper.iter().map(|(_, i)| *i).collect();
+                    Step::Union {
+                        take: take as i64,
+                        branches: branches.clone(),
+                        inner: vec![Step::Fields(inner)],
+                        under,
+                    }
+                }
+                ([], false, t) => Step::Fields(self.steps(self.resolve(t)?, &deeper, depth + 1)?),
+                _ => return None,
+            };
+            steps.push(step);
+        }
+        Some(steps)
+    }
+}
+
+use Step::Skip;
+
+impl RecordPlan {
+    /// Each field's value in `datum` into `out` (in the order the plan was made with).
+    /// Does not allocate.
+    pub fn read<'a>(
+        &'a self,
+        schema: &Schema,
+        datum: &'a [u8],
+        timezone: Option<chrono_tz::Tz>,
+        out: &mut [Result<Hit<'a>, FieldMiss>],
+    ) {
+        let n = self.fields.len().min(out.len());
+        for o in &mut out[..n] {
+            *o = Err(FieldMiss::Missing);
+        }
+        let mut done = [false; MAX_FIELDS];
+        let mut left = n;
+        let mut c = Cursor::new(datum);
+        if let Err(e) = self.walk(&self.steps, &mut c, schema, timezone, out, &mut done, &mut left) {
+            // what the walk had not reached: unreadable
+            for (o, d) in out[..n].iter_mut().zip(done) {
+                if !d {
+                    *o = Err(e);
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn walk<'a>(
+        &'a self,
+        steps: &[Step],
+        c: &mut Cursor<'a>,
+        schema: &Schema,
+        timezone: Option<chrono_tz::Tz>,
+        out: &mut [Result<Hit<'a>, FieldMiss>],
+        done: &mut [bool; MAX_FIELDS],
+        left: &mut usize,
+    ) -> Result<(), FieldMiss> {
+        for step in steps {
+            if *left == 0 {
+                return Ok(());
+            }
+            match step {
+                Skip(t) => c.skip_value(t, schema, 0)?,
+                Step::Read(i, t) => {
+                    let plan = &self.fields[*i];
+                    let start = c.pos;
+                    let value = if self.as_time[*i] {
+                        plan.read_time(c, timezone).map(Hit::Time)
+                    } else {
+                        plan.read_text(c).map(Hit::Text)
+                    };
+                    if value == Err(FieldMiss::BadEncoding) {
+                        // unreadable as this field (an enum index past its symbols), or
+                        // not there at all: the walk goes on only past a whole value
+                        c.pos = start;
+                        c.skip_value(t, schema, 0)?;
+                    }
+                    out[*i] = value;
+                    done[*i] = true;
+                    *left -= 1;
+                }
+                Step::Fields(inner) => self.walk(inner, c, schema, timezone, out, done, left)?,
+                Step::Union { take, branches, inner, under } => {
+                    let branch = c.zigzag()?;
+                    if branch == *take {
+                        self.walk(inner, c, schema, timezone, out, done, left)?;
+                    } else {
+                        for i in under {
+                            done[*i] = true; // missing: out[i] stays so
+                            *left -= 1;
+                        }
+                        let t =
+                            usize::try_from(branch).ok().and_then(|b| branches.get(b)).ok_or(FieldMiss::BadEncoding)?;
+                        c.skip_value(t, schema, 1)?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -676,6 +894,38 @@ mod tests {
             schema.text_plan(&["note"]).unwrap().text(&schema, &datum[..datum.len() - 1]),
             Err(FieldMiss::BadEncoding)
         );
+    }
+
+    #[test]
+    fn one_walk_reads_every_field_as_its_own_plan_would() {
+        let schema = Schema::parse(ORDER).unwrap();
+        let fields = vec![
+            (vec!["channel"], schema.text_plan(&["channel"]).unwrap(), false),
+            (vec!["coupon"], schema.text_plan(&["coupon"]).unwrap(), false),
+            (vec!["created_at"], schema.plan(&["created_at"], TimeFormat::Rfc3339).unwrap(), true),
+        ];
+        let walk = schema.record_plan(&fields).unwrap();
+        let mut out = [Err(FieldMiss::Missing); MAX_FIELDS];
+        let datum = encode(ORDER, order(Avro::TimestampMillis(NOW), 3, None));
+        walk.read(&schema, &datum, None, &mut out);
+        assert_eq!(out[..3], [Ok(Hit::Text(b"app")), Err(FieldMiss::Missing), Ok(Hit::Time(NOW))]);
+        // an enum index past its symbols: that field is unreadable, the walk goes on
+        let Avro::Record(mut web) = order(Avro::TimestampMillis(NOW), 3, None) else { unreachable!() };
+        web.iter_mut().find(|(n, _)| n == "channel").unwrap().1 = Avro::Enum(0, "web".into());
+        let web = encode(ORDER, Avro::Record(web));
+        // the one byte that differs is the channel's index (zig-zag 1 against 0)
+        let at = datum.iter().zip(&web).position(|(a, b)| a != b).unwrap();
+        let mut odd = datum.clone();
+        odd[at] = 10;
+        walk.read(&schema, &odd, None, &mut out);
+        assert_eq!(out[..3], [Err(FieldMiss::BadEncoding), Err(FieldMiss::Missing), Ok(Hit::Time(NOW))]);
+        assert_eq!(fields[2].1.time(&schema, &odd, None), Ok(NOW));
+        // a field inside another, two fields in one: no one walk
+        let nested = vec![
+            (vec!["items"], schema.text_plan(&["note"]).unwrap(), false),
+            (vec!["items", "sku"], schema.text_plan(&["note"]).unwrap(), false),
+        ];
+        assert_eq!(schema.record_plan(&nested), None);
     }
 
     #[test]

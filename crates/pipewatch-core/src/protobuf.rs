@@ -399,15 +399,98 @@ fn find<'a>(data: &'a [u8], path: &[u32], depth: usize) -> Result<Option<Wire<'a
     Ok(found)
 }
 
-impl ProtoPlan {
-    fn value<'a>(&self, data: &'a [u8]) -> Result<Wire<'a>, FieldMiss> {
-        find(data, &self.path, 0)?.ok_or(FieldMiss::Missing)
-    }
+/// Where one plan's field is in a message: its last value, not there (`Ok(None)`), or
+/// why the message cannot be read that far.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Found<'a>(Result<Option<Wire<'a>>, FieldMiss>);
 
+impl Default for Found<'_> {
+    /// Not there.
+    fn default() -> Self {
+        Found(Ok(None))
+    }
+}
+
+/// The most plans [`scan`] reads in one pass (the event time and eight segments).
+pub const MAX_SCAN: usize = 9;
+
+/// The fields of several plans found in one scan of `message` (into `out`, one per plan):
+/// what each plan alone would find, the message read once. Does not allocate.
+pub fn scan<'a>(plans: &[ProtoPlan], message: &'a [u8], out: &mut [Found<'a>]) {
+    let n = plans.len().min(MAX_SCAN).min(out.len());
+    let mut found = [Ok(None); MAX_SCAN];
+    let all = (1u16 << n) - 1;
+    if let Err(e) = find_many(message, &plans[..n], 0, all, &mut found, 0) {
+        for f in &mut found[..n] {
+            *f = Err(e);
+        }
+    }
+    for (o, f) in out.iter_mut().zip(found).take(n) {
+        *o = Found(f);
+    }
+}
+
+/// [`find`] for the plans in `mask` at once, at `level` of their paths: each found value
+/// into `out` (the last wins; an error sticks to the plans that met it).
+fn find_many<'a>(
+    data: &'a [u8],
+    plans: &[ProtoPlan],
+    level: usize,
+    mask: u16,
+    out: &mut [Result<Option<Wire<'a>>, FieldMiss>; MAX_SCAN],
+    depth: usize,
+) -> Result<(), FieldMiss> {
+    let mut c = Cursor::new(data);
+    while !c.at_end() {
+        let (number, wire) = c.key()?;
+        let (mut leaf, mut deeper) = (0u16, 0u16);
+        for (i, plan) in plans.iter().enumerate() {
+            if mask & (1 << i) != 0 && plan.path[level] == number {
+                if plan.path.len() == level + 1 {
+                    leaf |= 1 << i;
+                } else {
+                    deeper |= 1 << i;
+                }
+            }
+        }
+        if leaf | deeper == 0 {
+            c.skip_field(number, wire, depth)?;
+            continue;
+        }
+        let value = c.value(number, wire, depth)?;
+        let Some(value) = value else { continue }; // a group
+        for (i, o) in out.iter_mut().enumerate().take(plans.len()) {
+            if leaf & (1 << i) != 0 && o.is_ok() {
+                *o = Ok(Some(value));
+            }
+        }
+        if deeper != 0 {
+            let failed = match value {
+                Wire::Len(sub) => find_many(sub, plans, level + 1, deeper, out, depth + 1).err(),
+                _ => Some(FieldMiss::BadEncoding),
+            };
+            if let Some(e) = failed {
+                for (i, o) in out.iter_mut().enumerate().take(plans.len()) {
+                    if deeper & (1 << i) != 0 {
+                        *o = Err(e);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl ProtoPlan {
     /// The event time in `message` (the Protobuf encoding, after the framing), in the
     /// core's milliseconds; strings without an offset are read in `timezone`.
     pub fn time(&self, message: &[u8], timezone: Option<chrono_tz::Tz>) -> Result<Millis, FieldMiss> {
-        let value = self.value(message)?;
+        self.time_in(Found(find(message, &self.path, 0)), timezone)
+    }
+
+    /// Like [`Self::time`], with the field already found ([`scan`]).
+    pub fn time_in(&self, found: Found<'_>, timezone: Option<chrono_tz::Tz>) -> Result<Millis, FieldMiss> {
+        let value = found.0?.ok_or(FieldMiss::Missing)?;
         match (self.read, value) {
             (Read::Timestamp, Wire::Len(ts)) => {
                 let (mut seconds, mut nanos) = (0i64, 0i64);
@@ -461,7 +544,12 @@ impl ProtoPlan {
     /// from [`ProtoSchema::text_plan`]). An enum value the schema does not name reads as
     /// missing (Protobuf keeps unknown enum values).
     pub fn text<'a>(&'a self, message: &'a [u8]) -> Result<&'a [u8], FieldMiss> {
-        let value = match (self.value(message), &self.default) {
+        self.text_in(Found(find(message, &self.path, 0)), message)
+    }
+
+    /// Like [`Self::text`], with the field already found in `message` ([`scan`]).
+    pub fn text_in<'a>(&'a self, found: Found<'a>, message: &'a [u8]) -> Result<&'a [u8], FieldMiss> {
+        let value = match (found.0.and_then(|v| v.ok_or(FieldMiss::Missing)), &self.default) {
             // left out at its default, in a message that is there
             (Err(FieldMiss::Missing), Some(default)) => {
                 let parent = &self.path[..self.path.len() - 1];

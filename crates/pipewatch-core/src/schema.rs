@@ -15,10 +15,10 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use crate::avro::{confluent_frame, FieldPlan, Schema, SchemaError};
+use crate::avro::{confluent_frame, FieldPlan, Hit, RecordPlan, Schema, SchemaError, MAX_FIELDS};
 use crate::extract::{FieldMiss, InvalidReason, TimeFormat};
 use crate::json::Lookup;
-use crate::protobuf::{message_indexes, MessageIndexes, ProtoPlan, ProtoSchema};
+use crate::protobuf::{message_indexes, scan, Found, MessageIndexes, ProtoPlan, ProtoSchema};
 use crate::segment::SegmentState;
 use crate::spec::StreamSpec;
 use crate::time::Millis;
@@ -168,6 +168,21 @@ enum Plan {
     Protobuf(ProtoPlan),
 }
 
+/// The event time and the segments read in one pass over a value, where the schema lets
+/// their paths share one: each slot says which reading a field of the pass is.
+#[derive(Debug, Clone)]
+enum Pass {
+    Avro(RecordPlan),
+    Protobuf(Vec<ProtoPlan>),
+}
+
+/// What a field of a [`Pass`] is read for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Time,
+    Segment(usize),
+}
+
 /// What one stream's records of one writer schema (and one message of it) are read
 /// with: the plans of its event time and segments, or why they cannot be.
 #[derive(Debug, Clone)]
@@ -181,6 +196,9 @@ struct IdPlans {
     time: Option<Result<Plan, String>>,
     /// Each segment's plan; `None` where the schema has no such string or enum.
     segments: Vec<Option<Plan>>,
+    /// The time and segments in one pass (with two or more to read, where the schema
+    /// allows), and what each field of it is for.
+    pass: Option<(Pass, Vec<Slot>)>,
     /// Why none of its records can be read (another format, a message not there).
     unusable: Option<String>,
     records: u64,
@@ -277,7 +295,18 @@ impl StreamSchemas {
                 unusable = Some(format!("schema {id} is {kind}, the stream reads {}", wanted.display()));
             }
         }
-        self.ids.push(IdPlans { id, indexes, known: known.clone(), time, segments, unusable, records: 0, seen: false });
+        let pass = one_pass(&known.schema, spec, &time, &segments);
+        self.ids.push(IdPlans {
+            id,
+            indexes,
+            known: known.clone(),
+            time,
+            segments,
+            pass,
+            unusable,
+            records: 0,
+            seen: false,
+        });
         self.ids.len() - 1
     }
 
@@ -335,6 +364,9 @@ impl StreamSchemas {
             return Read::Time(Err(InvalidReason::UnknownSchema), None);
         }
         let schema = &plans.known.schema;
+        if let Some((pass, slots)) = &plans.pass {
+            return read_in_one_pass(pass, slots, schema, datum, extractor, kafka_timestamp, segments, live, arrival);
+        }
         for (segment, plan) in segments.iter_mut().zip(&plans.segments) {
             let found = match plan.as_ref().map(|p| text(p, schema, datum)) {
                 Some(Ok(raw)) => Lookup::String { raw, escaped: false },
@@ -402,6 +434,109 @@ impl StreamSchemas {
                 }
             })
             .collect()
+    }
+}
+
+/// The time and segments of `spec` in one pass, where there are two or more to read and
+/// the schema lets their paths share one.
+fn one_pass(
+    schema: &Result<Parsed, String>,
+    spec: &StreamSpec,
+    time: &Option<Result<Plan, String>>,
+    segments: &[Option<Plan>],
+) -> Option<(Pass, Vec<Slot>)> {
+    let mut slots = Vec::new();
+    let mut plans = Vec::new();
+    let mut pointers = Vec::new();
+    if let (Some(Ok(plan)), Some(pointer)) = (time, spec.extractor.pointer()) {
+        slots.push(Slot::Time);
+        plans.push(plan);
+        pointers.push(pointer.tokens());
+    }
+    for (j, (plan, g)) in segments.iter().zip(&spec.segments).enumerate() {
+        if let Some(plan) = plan {
+            slots.push(Slot::Segment(j));
+            plans.push(plan);
+            pointers.push(g.pointer.tokens());
+        }
+    }
+    if plans.len() < 2 || plans.len() > MAX_FIELDS {
+        return None;
+    }
+    let pass = match schema.as_ref().ok()? {
+        Parsed::Avro(schema) => {
+            let fields: Option<Vec<(Vec<&str>, FieldPlan, bool)>> = plans
+                .iter()
+                .zip(&pointers)
+                .zip(&slots)
+                .map(|((plan, pointer), slot)| match plan {
+                    Plan::Avro(p) => Some((pointer.clone(), p.clone(), *slot == Slot::Time)),
+                    Plan::Protobuf(_) => None,
+                })
+                .collect();
+            Pass::Avro(schema.record_plan(&fields?)?)
+        }
+        Parsed::Protobuf(_) => Pass::Protobuf(
+            plans
+                .iter()
+                .map(|plan| match plan {
+                    Plan::Protobuf(p) => Some(p.clone()),
+                    Plan::Avro(_) => None,
+                })
+                .collect::<Option<Vec<_>>>()?,
+        ),
+    };
+    Some((pass, slots))
+}
+
+/// [`StreamSchemas::read`] for a value whose time and segments are read in one pass.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn read_in_one_pass(
+    pass: &Pass,
+    slots: &[Slot],
+    schema: &Result<Parsed, String>,
+    datum: &[u8],
+    extractor: &crate::extract::Extractor,
+    kafka_timestamp: Option<Millis>,
+    segments: &mut [SegmentState],
+    live: bool,
+    arrival: Millis,
+) -> Read {
+    let tz = extractor.timezone();
+    let mut hits: [Result<Hit<'_>, FieldMiss>; MAX_FIELDS] = [Err(FieldMiss::Missing); MAX_FIELDS];
+    match (pass, schema) {
+        (Pass::Avro(plan), Ok(Parsed::Avro(s))) => plan.read(s, datum, tz, &mut hits),
+        (Pass::Protobuf(plans), _) => {
+            let mut found = [Found::default(); MAX_FIELDS];
+            scan(plans, datum, &mut found);
+            for ((hit, (plan, f)), slot) in hits.iter_mut().zip(plans.iter().zip(found)).zip(slots) {
+                *hit = match slot {
+                    Slot::Time => plan.time_in(f, tz).map(Hit::Time),
+                    Slot::Segment(_) => plan.text_in(f, datum).map(Hit::Text),
+                };
+            }
+        }
+        _ => return Read::Time(Err(InvalidReason::UnknownSchema), None),
+    }
+    // segments without a plan in this schema: not there
+    for (j, segment) in segments.iter_mut().enumerate() {
+        let found = match slots.iter().position(|s| *s == Slot::Segment(j)).map(|k| hits[k]) {
+            Some(Ok(Hit::Text(raw))) => Lookup::String { raw, escaped: false },
+            Some(Err(FieldMiss::BadEncoding)) => Lookup::NotJson,
+            _ => Lookup::Missing,
+        };
+        segment.record(found, live, arrival);
+    }
+    match slots.iter().position(|s| *s == Slot::Time).map(|k| hits[k]) {
+        Some(Ok(Hit::Time(t))) => Read::Time(extractor.from_decoded(Ok(t), arrival), Some(t)),
+        Some(Err(miss)) => Read::Time(extractor.from_decoded(Err(miss), arrival), None),
+        Some(Ok(Hit::Text(_))) => Read::Time(Err(InvalidReason::BadTimestamp), None),
+        // the Kafka timestamp, or no plan for the time in this schema
+        None => match extractor.pointer() {
+            None => Read::Time(extractor.extract(None, kafka_timestamp, arrival), kafka_timestamp),
+            Some(_) => Read::Time(Err(InvalidReason::MissingField), None),
+        },
     }
 }
 

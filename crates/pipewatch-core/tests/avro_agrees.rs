@@ -4,7 +4,7 @@
 //! runs a bounded number of cases.
 
 use apache_avro::types::Value as Avro;
-use pipewatch_core::avro::{FieldMiss, Schema};
+use pipewatch_core::avro::{FieldMiss, FieldPlan, Hit, Schema};
 use pipewatch_core::TimeFormat;
 use proptest::prelude::*;
 
@@ -23,7 +23,8 @@ const SCHEMA: &str = r#"{
             {"name": "deep", "type": {"type": "record", "name": "Deep", "fields": [
                 {"name": "n", "type": "int"},
                 {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}}]}},
-            {"name": "at", "type": {"type": "string"}}]}]}
+            {"name": "at", "type": {"type": "string"}}]}]},
+        {"name": "tail", "type": ["null", "string"]}
     ]}"#;
 
 #[allow(deprecated)]
@@ -42,6 +43,7 @@ prop_compose! {
         list in prop::collection::vec(prop_oneof![Just(None), any::<i64>().prop_map(Some)], 0..20),
         dict in prop::collection::vec((".{0,8}", prop::collection::vec(any::<f64>(), 0..5)), 0..6),
         at in 946_684_800_000_000i64..4_102_444_800_000_000,
+        tail in prop::option::of(".{0,12}"),
         inner in prop::option::of((any::<bool>(), prop::collection::vec(any::<u8>(), 0..64), any::<i32>(), 946_684_800_000i64..4_102_444_800_000, 946_684_800_000i64..4_102_444_800_000)),
     ) -> (Avro, i64, Option<(i64, i64)>) {
         let list = list.into_iter().map(|v| match v {
@@ -66,9 +68,41 @@ prop_compose! {
             ("dict".into(), Avro::Map(dict)),
             ("at".into(), Avro::TimestampMicros(at)),
             ("inner".into(), inner_value),
+            (
+                "tail".into(),
+                match tail {
+                    Some(t) => Avro::Union(1, Box::new(Avro::String(t))),
+                    None => Avro::Union(0, Box::new(Avro::Null)),
+                },
+            ),
         ]);
         (value, at, times)
     }
+}
+
+/// The fields the one-walk plan reads: the name (a text), the three times (two behind a
+/// union) and the tail after them (a text behind another union).
+fn fields(schema: &Schema) -> Vec<(Vec<&'static str>, FieldPlan, bool)> {
+    let mut fields = vec![(vec!["name"], schema.text_plan(&["name"]).unwrap(), false)];
+    for p in [&["at"][..], &["inner", "at"], &["inner", "deep", "at"]] {
+        fields.push((p.to_vec(), schema.plan(p, TimeFormat::Rfc3339).unwrap(), true));
+    }
+    fields.push((vec!["tail"], schema.text_plan(&["tail"]).unwrap(), false));
+    fields
+}
+
+/// One walk reads what each field's plan reads alone, on any bytes.
+fn one_walk_agrees(schema: &Schema, datum: &[u8]) -> Result<(), TestCaseError> {
+    let fields = fields(schema);
+    let walk = schema.record_plan(&fields).expect("one walk for these fields");
+    let mut out = [Err(FieldMiss::Missing); 9];
+    walk.read(schema, datum, None, &mut out);
+    for ((_, plan, time), got) in fields.iter().zip(out) {
+        let alone =
+            if *time { plan.time(schema, datum, None).map(Hit::Time) } else { plan.text(schema, datum).map(Hit::Text) };
+        prop_assert_eq!(got, alone);
+    }
+    Ok(())
 }
 
 proptest! {
@@ -92,6 +126,7 @@ proptest! {
                 prop_assert_eq!(string.time(&schema, &datum, None), Err(FieldMiss::Missing));
             }
         }
+        one_walk_agrees(&schema, &datum)?;
     }
 
     #[test]
@@ -112,6 +147,11 @@ proptest! {
         for plan in &plans {
             let _ = plan.time(&schema, &bytes, None);
             let _ = plan.time(&schema, &mutated, None);
+        }
+        one_walk_agrees(&schema, &bytes)?;
+        one_walk_agrees(&schema, &mutated)?;
+        for cut in [mutated.len() / 3, mutated.len() / 2, mutated.len().saturating_sub(1)] {
+            one_walk_agrees(&schema, &mutated[..cut])?;
         }
     }
 }

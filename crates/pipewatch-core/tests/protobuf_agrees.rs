@@ -5,7 +5,7 @@
 //! decodes; on random bytes and mutated messages it never panics. Each property runs a
 //! bounded number of cases.
 
-use pipewatch_core::protobuf::{FieldMiss, ProtoSchema};
+use pipewatch_core::protobuf::{scan, FieldMiss, ProtoPlan, ProtoSchema};
 use pipewatch_core::TimeFormat;
 use proptest::prelude::*;
 use prost::Message as _;
@@ -109,6 +109,16 @@ prop_compose! {
     }
 }
 
+/// One scan for every plan reads what each plan reads alone, on any bytes.
+fn one_scan_agrees(plans: &[ProtoPlan], bytes: &[u8]) -> Result<(), TestCaseError> {
+    let mut found = vec![pipewatch_core::protobuf::Found::default(); plans.len()];
+    scan(plans, bytes, &mut found);
+    for (plan, f) in plans.iter().zip(found) {
+        prop_assert_eq!(plan.time_in(f, None), plan.time(bytes, None));
+    }
+    Ok(())
+}
+
 /// What the reference decodes at a path of fields (`None`: not set).
 fn reference(decoded: &DynamicMessage, path: &[&str]) -> Option<Value> {
     let (last, on_the_way) = path.split_last().unwrap();
@@ -156,6 +166,12 @@ proptest! {
             other => panic!("{other:?}"),
         };
         prop_assert_eq!(plan.time(&bytes, None), want);
+        let plans = [
+            ProtoSchema::plan(&desc, &["at"], TimeFormat::EpochMillis).unwrap(),
+            plan,
+            ProtoSchema::plan(&desc, &["inner", "deep", "at"], TimeFormat::EpochMillis).unwrap(),
+        ];
+        one_scan_agrees(&plans, &bytes)?;
     }
 
     #[test]
@@ -185,6 +201,9 @@ proptest! {
                 let _ = plan.time(&bytes, None);
                 let _ = plan.time(&bytes[..cut], None);
             }
+            one_scan_agrees(&plans, &bytes)?;
+            one_scan_agrees(&plans, &bytes[..cut])?;
+            one_scan_agrees(&plans, &noise)?;
         }
     }
 }
