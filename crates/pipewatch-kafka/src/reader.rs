@@ -79,6 +79,7 @@ impl Reader {
             let changed = &self.consumer.context().changed;
             if changed.load(Ordering::Relaxed) && changed.swap(false, Ordering::Acquire) {
                 apply_assignment_changes(&self.consumer, &mut self.monitor, &stream_of, now);
+                self.waiting.forget_revoked(&self.monitor, &self.consumer, &self.topics);
             }
             let busy = match polled {
                 Some(Ok(msg)) => {
@@ -97,9 +98,6 @@ impl Reader {
                 }
                 None => false,
             };
-            if !self.waiting.is_empty() {
-                self.waiting.forget_revoked(&self.monitor, &self.consumer, &self.topics);
-            }
             // Wait for records only when the consumer queue had nothing: a rebalance
             // waits at most 100 ms.
             let wait = if busy || now >= next_tick { Duration::ZERO } else { Duration::from_millis(100) };

@@ -171,7 +171,8 @@ impl Waiting {
     }
 
     /// After a rebalance: the held records of a partition no longer assigned (or assigned
-    /// afresh, reading again from where the monitor says) are dropped, and it is resumed.
+    /// afresh, reading again from where the new assignment starts) are dropped, and it is
+    /// resumed.
     pub(crate) fn forget_revoked<C: ConsumerContext>(
         &mut self,
         monitor: &Monitor,
@@ -180,6 +181,9 @@ impl Waiting {
     ) {
         let gone: Vec<(usize, i32)> =
             self.partitions.keys().copied().filter(|&(s, p)| !monitor.waiting(s, p)).collect();
+        if gone.is_empty() {
+            return;
+        }
         for (stream, partition) in gone {
             if let Some(held) = self.partitions.remove(&(stream, partition)) {
                 if held.paused {
