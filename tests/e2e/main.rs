@@ -8,6 +8,7 @@ mod alerting;
 mod baselines;
 mod check_config;
 mod consumers;
+mod debezium;
 mod demo;
 mod deploy;
 mod diagnosis_rules;

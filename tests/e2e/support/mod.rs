@@ -1,19 +1,21 @@
 //! What every end-to-end test shares: the broker ([`broker`]), pipewatch in process or as
 //! the binary ([`process`]), alert receivers — a webhook sink and the real Alertmanager
-//! ([`receivers`]) — the real schema registry ([`registry`]) and traffic written by the
-//! clock ([`traffic`]); configs, waiting for a condition, the clock. No test file imports
-//! another.
+//! ([`receivers`]) — the real schema registry ([`registry`]), PostgreSQL and Kafka Connect
+//! with Debezium ([`connect`]) and traffic written by the clock ([`traffic`]); configs,
+//! waiting for a condition, the clock. No test file imports another.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 mod broker;
+mod connect;
 mod process;
 mod receivers;
 mod registry;
 mod traffic;
 
 pub use broker::*;
+pub use connect::*;
 pub use process::*;
 pub use receivers::*;
 pub use registry::*;

@@ -1,0 +1,81 @@
+//! A real change-data-capture pipeline: rows written to PostgreSQL, captured by Debezium's
+//! PostgreSQL connector in a Kafka Connect worker, read by pipewatch from the JSON envelope
+//! Connect's JSON converter writes (`/payload/after/created_at`, a
+//! `io.debezium.time.ZonedTimestamp` string). A delete has no `after` (its row is gone:
+//! `missing_field` for that pointer); the tombstone after it is `empty_payload`; neither
+//! moves the watermark or stops the stream.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debezium_change_events_give_the_rows_event_times_and_deletes_are_counted_not_errors() {
+    let (bootstrap, pg, connect) = (broker().await, postgres().await, connect().await);
+    let table = unique_topic("orders").replace('-', "_");
+    pg.sql(&format!(
+        "CREATE TABLE {table} (id serial PRIMARY KEY, channel text NOT NULL, created_at timestamptz NOT NULL DEFAULT now()); \
+         INSERT INTO {table} (channel) VALUES ('web'), ('app'), ('web');"
+    ));
+    let prefix = unique_topic("shop").replace('-', "_");
+    let name = format!("{prefix}-cdc");
+    connect.create(&name, debezium_postgres(pg, &prefix, &table)).await;
+    let topic = format!("{prefix}.public.{table}");
+    let body = format!(
+        r#"
+[[stream]]
+name = "orders"
+topic = "{topic}"
+event_time = {{ field = "/payload/after/created_at", format = "rfc3339" }}
+segments = [{{ name = "channel", field = "/payload/after/channel" }}]
+"#
+    );
+    let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
+    // the snapshot's three rows, then two written while the connector streams
+    eventually("the snapshot read", Duration::from_secs(90), || async {
+        let st = stream_status(&pw.status().await, "orders");
+        if st["records"].as_u64() == Some(3) {
+            Ok(())
+        } else {
+            Err(format!("{} / connector {}", st, connect.status(&name).await))
+        }
+    })
+    .await;
+    pg.sql(&format!("INSERT INTO {table} (channel) VALUES ('app'), ('web');"));
+    let newest = pg.sql(&format!("SELECT floor(extract(epoch FROM max(created_at)) * 1000)::bigint FROM {table}"));
+    let newest: i64 = newest.parse().unwrap();
+    let st =
+        eventually("the new rows read, their event time the rows' created_at", Duration::from_secs(30), || async {
+            let st = stream_status(&pw.status().await, "orders");
+            match (st["records"].as_u64(), st["watermark_ms"].as_i64(), st["cause"].as_str()) {
+                (Some(5), Some(w), Some("ok")) if w == newest => Ok(st),
+                _ => Err(st.to_string()),
+            }
+        })
+        .await;
+    let values: Vec<(String, u64)> = st["segments"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["value"].as_str().unwrap().to_string(), v["records"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(values, [("web".to_string(), 3), ("app".to_string(), 2)]);
+    // a delete: its change event has no `after`, then Debezium writes a tombstone
+    pg.sql(&format!("DELETE FROM {table} WHERE id = 1;"));
+    let st = eventually("the delete and its tombstone counted", Duration::from_secs(30), || async {
+        let st = stream_status(&pw.status().await, "orders");
+        if st["records"].as_u64() == Some(7) {
+            Ok(st)
+        } else {
+            Err(st.to_string())
+        }
+    })
+    .await;
+    assert_eq!(
+        (st["invalid"]["missing_field"].as_u64(), st["invalid"]["empty_payload"].as_u64()),
+        (Some(1), Some(1)),
+        "{st}"
+    );
+    assert_eq!((st["watermark_ms"].as_i64(), st["cause"].as_str()), (Some(newest), Some("ok")));
+    pw.stop().await;
+}

@@ -1,0 +1,169 @@
+//! A real change-data-capture pipeline: PostgreSQL (logical decoding on) and a Kafka
+//! Connect worker with Debezium's PostgreSQL connector against the shared broker, each
+//! started once per test binary by the scripts in `tests/connect/`.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use pipewatch_kafka::testing::{free_port, KafkaBroker};
+
+use super::{http_post_json, try_http_get};
+
+fn script(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/connect").join(name)
+}
+
+/// Runs `script` with `args` in the background (it stops when this process ends).
+fn spawn(name: &str, args: &[String]) -> Result<Child, String> {
+    Command::new("bash")
+        .arg(script(name))
+        .args(args)
+        .arg(std::process::id().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("failed to run tests/connect/{name}: {e}"))
+}
+
+/// Polls `ready` until it says yes, or the script exits, or 120 s pass.
+fn wait(child: &mut Child, what: &str, mut ready: impl FnMut() -> Result<(), String>) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("{what}: the script exited ({status})"));
+        }
+        match ready() {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() > deadline => {
+                let _ = child.kill();
+                return Err(format!("{what} not ready within 120 s: {e}"));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+/// A running PostgreSQL with the database `shop`.
+pub struct Postgres {
+    pub port: u16,
+    _child: Child,
+}
+
+/// The PostgreSQL every test of this binary shares (started on first use).
+pub async fn postgres() -> &'static Postgres {
+    tokio::task::spawn_blocking(|| {
+        static SHARED: OnceLock<Postgres> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let port = free_port();
+            let dir = std::env::temp_dir().join(format!("pipewatch-postgres-{}-{port}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let started = spawn("postgres.sh", &["run".into(), port.to_string(), dir.display().to_string()]).and_then(
+                |mut child| {
+                    wait(&mut child, "PostgreSQL", || run_sql(port, "SELECT 1").map(drop))?;
+                    Ok(Postgres { port, _child: child })
+                },
+            );
+            started.unwrap_or_else(|e| {
+                panic!("{e}\nPostgreSQL is in Debian's postgresql package: apt-get install postgresql")
+            })
+        })
+    })
+    .await
+    .expect("postgres start panicked")
+}
+
+fn run_sql(port: u16, sql: &str) -> Result<String, String> {
+    let out = Command::new("bash")
+        .arg(script("postgres.sh"))
+        .args(["psql", &port.to_string(), sql])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
+
+impl Postgres {
+    /// Runs `sql` in `shop`; its output.
+    pub fn sql(&self, sql: &str) -> String {
+        run_sql(self.port, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+/// A running Kafka Connect worker (distributed mode) with Debezium's PostgreSQL connector.
+pub struct Connect {
+    pub addr: SocketAddr,
+    _child: Child,
+}
+
+/// The Connect worker every test of this binary shares, against the shared broker.
+pub async fn connect() -> &'static Connect {
+    tokio::task::spawn_blocking(|| {
+        static SHARED: OnceLock<Connect> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let bootstrap = KafkaBroker::shared();
+            let port = free_port();
+            let dir = std::env::temp_dir().join(format!("pipewatch-connect-{}-{port}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let args = ["run".into(), port.to_string(), bootstrap.to_string(), dir.display().to_string()];
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let started = spawn("connect.sh", &args).and_then(|mut child| {
+                wait(&mut child, "Kafka Connect", || match rt.block_on(try_http_get(addr, "/connector-plugins")) {
+                    Ok((200, body)) if body.contains("PostgresConnector") => Ok(()),
+                    other => Err(format!("{other:?}")),
+                })?;
+                Ok(Connect { addr, _child: child })
+            });
+            started.unwrap_or_else(|e| {
+                panic!(
+                    "{e}\ntests/connect/connect.sh fetches Kafka Connect and Debezium from Maven Central (mvn) \
+                     and runs them with java: `bash tests/connect/connect.sh fetch`"
+                )
+            })
+        })
+    })
+    .await
+    .expect("connect start panicked")
+}
+
+impl Connect {
+    /// Creates connector `name` with `config` (`POST /connectors`).
+    pub async fn create(&self, name: &str, config: serde_json::Value) {
+        let body = serde_json::json!({ "name": name, "config": config }).to_string();
+        let (status, answer) = http_post_json(self.addr, "/connectors", &body).await.expect("Connect answers");
+        assert_eq!(status, 201, "creating connector {name}: {answer}");
+    }
+
+    /// `GET /connectors/{name}/status`.
+    pub async fn status(&self, name: &str) -> serde_json::Value {
+        let (_, body) = try_http_get(self.addr, &format!("/connectors/{name}/status")).await.expect("Connect answers");
+        serde_json::from_str(&body).unwrap_or_default()
+    }
+}
+
+/// A Debezium PostgreSQL connector's config for one table of `shop`, its topic
+/// `<prefix>.public.<table>` created by Connect (one partition).
+pub fn debezium_postgres(pg: &Postgres, prefix: &str, table: &str) -> serde_json::Value {
+    serde_json::json!({
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "database.hostname": "127.0.0.1",
+        "database.port": pg.port.to_string(),
+        "database.user": "postgres",
+        "database.password": "unused",
+        "database.dbname": "shop",
+        "topic.prefix": prefix,
+        "plugin.name": "pgoutput",
+        "publication.autocreate.mode": "filtered",
+        "publication.name": format!("{prefix}_publication"),
+        "slot.name": format!("{prefix}_slot"),
+        "table.include.list": format!("public.{table}"),
+        "topic.creation.default.replication.factor": "1",
+        "topic.creation.default.partitions": "1",
+    })
+}
