@@ -10,6 +10,8 @@
 # Environment: PIPEWATCH_CACHE (default ~/.cache/pipewatch), JAVA (default java).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../watched.sh
+. "$here/../watched.sh"
 version=$(sed -n 's:.*<connect.version>\(.*\)</connect.version>.*:\1:p' "$here/pom.xml")
 cache=${PIPEWATCH_CACHE:-$HOME/.cache/pipewatch}
 home=$cache/connect-$version
@@ -65,15 +67,9 @@ appender.stdout.layout.pattern = [%d] %p %m (%c)%n
 logger.reflections.name = org.reflections
 logger.reflections.level = ERROR
 LOG
-  "$java" -Xmx512m -XX:TieredStopAtLevel=1 -Dlog4j2.configurationFile="$dir/log4j2.properties" \
+  watched "$watch" "$java" -Xmx512m -XX:TieredStopAtLevel=1 -Dlog4j2.configurationFile="$dir/log4j2.properties" \
       -cp "$home/libs/*" org.apache.kafka.connect.cli.ConnectDistributed "$dir/worker.properties" \
-      > "$dir/connect.log" 2>&1 &
-  jpid=$! # global: the EXIT trap runs after this function's locals are gone
-  trap 'kill $jpid 2>/dev/null; wait $jpid 2>/dev/null; exit 0' EXIT TERM INT
-  while kill -0 "$jpid" 2>/dev/null; do
-    if [ -n "$watch" ] && ! kill -0 "$watch" 2>/dev/null; then break; fi
-    sleep 0.5
-  done
+      > "$dir/connect.log" 2>&1
 }
 
 case "${1:-}" in

@@ -11,6 +11,8 @@
 #       http://127.0.0.1:MANAGEMENT_PORT/health/ready; its log on stdout
 # Environment: PIPEWATCH_CACHE (default ~/.cache/pipewatch), JAVA21 (a java binary >= 21).
 set -euo pipefail
+# shellcheck source=../watched.sh
+. "$(dirname "$0")/../watched.sh"
 version=3.3.3
 cache=${PIPEWATCH_CACHE:-$HOME/.cache/pipewatch}
 home=$cache/apicurio-registry-$version
@@ -52,16 +54,10 @@ run() {
   local java jar
   java=$(find_java)
   jar=$(find "$home" -name quarkus-run.jar -print -quit)
-  "$java" -Xmx512m -XX:TieredStopAtLevel=1 \
+  watched "$watch" "$java" -Xmx512m -XX:TieredStopAtLevel=1 \
       -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$port" \
       -Dquarkus.management.host=127.0.0.1 -Dquarkus.management.port="$mport" \
-      -jar "$jar" &
-  jpid=$! # global: the EXIT trap runs after this function's locals are gone
-  trap 'kill $jpid 2>/dev/null; wait $jpid 2>/dev/null; exit 0' EXIT TERM INT
-  while kill -0 "$jpid" 2>/dev/null; do
-    if [ -n "$watch" ] && ! kill -0 "$watch" 2>/dev/null; then break; fi
-    sleep 0.5
-  done
+      -jar "$jar"
 }
 
 case "${1:-}" in
