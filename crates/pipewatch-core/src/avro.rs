@@ -143,13 +143,9 @@ impl Schema {
             current = &record.fields[k].1;
             let last = depth + 1 == pointer.len();
             if let Type::Union(branches) = current {
-                // the branch that leads on: a record with the next field, or the target
-                let next = pointer.get(depth + 1);
-                let take = branches.iter().position(|b| match next {
-                    Some(n) => self.resolve(b).is_some_and(|r| r.fields.iter().any(|(f, _)| f == n)),
-                    None => *b != Type::Null,
-                });
-                let take = take.ok_or_else(|| SchemaError::NoField(path.clone()))?;
+                let take = self
+                    .branch_towards(branches, pointer.get(depth + 1).copied())
+                    .ok_or_else(|| SchemaError::NoField(path.clone()))?;
                 ops.push(Op::Branch { take: take as i64 });
                 current = &branches[take];
             }
@@ -158,6 +154,15 @@ impl Schema {
             }
         }
         Ok((ops, current))
+    }
+
+    /// The union branch a path takes: the first record with the `next` field, or for the
+    /// target itself the first branch that is not null.
+    fn branch_towards(&self, branches: &[Type], next: Option<&str>) -> Option<usize> {
+        branches.iter().position(|b| match next {
+            Some(n) => self.resolve(b).is_some_and(|r| r.fields.iter().any(|(f, _)| f == n)),
+            None => *b != Type::Null,
+        })
     }
 
     /// The plan for the time at `pointer` (its tokens, e.g. `["after", "created_at"]`),
@@ -639,21 +644,16 @@ impl Schema {
             let deeper: Vec<(&[&str], usize)> = here.iter().filter(|(p, _)| p.len() > depth + 1).copied().collect();
             let step = match (&leaves[..], deeper.is_empty(), t) {
                 ([i], true, Type::Union(branches)) => {
-                    let take = branches.iter().position(|b| *b != Type::Null)?;
+                    let take = self.branch_towards(branches, None)?;
                     let inner = vec![Step::Read(*i, branches[take].clone())];
                     Step::Union { take: take as i64, branches: branches.clone(), inner, under: vec![*i] }
                 }
                 ([i], true, t) => Step::Read(*i, t.clone()),
                 ([], false, Type::Union(branches)) => {
-                    // the branch each field's own plan takes (the first record with its
-                    // next field): one walk when they all take the same
-                    let branch_of = |next: &str| {
-                        branches
-                            .iter()
-                            .position(|b| self.resolve(b).is_some_and(|r| r.fields.iter().any(|(f, _)| f == next)))
-                    };
-                    let take = branch_of(deeper[0].0[depth + 1])?;
-                    if deeper.iter().any(|(p, _)| branch_of(p[depth + 1]) != Some(take)) {
+                    // the branch each field's own plan takes: one walk when they all take it
+                    let branch_of = |p: &[&str]| self.branch_towards(branches, Some(p[depth + 1]));
+                    let take = branch_of(deeper[0].0)?;
+                    if deeper.iter().any(|(p, _)| branch_of(p) != Some(take)) {
                         return None;
                     }
                     let inner = self.steps(self.resolve(&branches[take])?, &deeper, depth + 1)?;

@@ -216,9 +216,7 @@ pub(crate) struct StreamSchemas {
     ids: Vec<IdPlans>,
     /// The index of the last id read (most records carry the same id as the one before).
     last: usize,
-    /// New ids appearing after the first (`pipewatch_stream_schema_changes_total`).
-    pub(crate) changes: u64,
-    /// The order ids were first read in, for the status.
+    /// The plans in the order their first record was read.
     seen_order: Vec<usize>,
 }
 
@@ -352,11 +350,6 @@ impl StreamSchemas {
         plans.records += 1;
         if !plans.seen {
             plans.seen = true;
-            // a schema id new to the stream (another message of one already read is not)
-            let new_id = !self.seen_order.iter().any(|&i| self.ids[i].id == id);
-            if new_id && !self.seen_order.is_empty() {
-                self.changes += 1;
-            }
             self.seen_order.push(index);
         }
         let plans = &self.ids[index];
@@ -412,6 +405,15 @@ impl StreamSchemas {
             }
             Some(Err(_)) => None,
         }
+    }
+
+    /// Writer schema ids that appeared after the first (another message of an id already
+    /// read is no new id): `pipewatch_stream_schema_changes_total`.
+    pub(crate) fn changes(&self) -> u64 {
+        let mut ids: Vec<u32> = self.seen_order.iter().map(|&i| self.ids[i].id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len().saturating_sub(1) as u64
     }
 
     /// The last ids to appear, newest last.

@@ -453,7 +453,7 @@ pub(crate) fn stream_snapshot(
         schema_registry,
         waiting_for_schemas: waiting_for,
         schemas: s.schemas.as_ref().map(StreamSchemas::in_use).unwrap_or_default(),
-        schema_changes: s.schemas.as_ref().map_or(0, |x| x.changes),
+        schema_changes: s.schemas.as_ref().map_or(0, StreamSchemas::changes),
         watermark_ms: watermark,
         freshness_lag_seconds: freshness_lag_ms.map(|lag| lag as f64 / 1000.0),
         silence_seconds: pass.silence.map(|ms| ms as f64 / 1000.0),

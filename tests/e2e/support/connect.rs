@@ -5,11 +5,10 @@
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use pipewatch_kafka::testing::{free_port, KafkaBroker};
 
-use super::{http_post_json, try_http_get};
+use super::{http_post_json, try_http_get, wait_for_script};
 
 fn script(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/connect").join(name)
@@ -28,24 +27,6 @@ fn spawn(name: &str, args: &[String]) -> Result<Child, String> {
         .map_err(|e| format!("failed to run tests/connect/{name}: {e}"))
 }
 
-/// Polls `ready` until it says yes, or the script exits, or 120 s pass.
-fn wait(child: &mut Child, what: &str, mut ready: impl FnMut() -> Result<(), String>) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("{what}: the script exited ({status})"));
-        }
-        match ready() {
-            Ok(()) => return Ok(()),
-            Err(e) if Instant::now() > deadline => {
-                let _ = child.kill();
-                return Err(format!("{what} not ready within 120 s: {e}"));
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(250)),
-        }
-    }
-}
-
 /// A running PostgreSQL with the database `shop`.
 pub struct Postgres {
     pub port: u16,
@@ -62,7 +43,7 @@ pub async fn postgres() -> &'static Postgres {
             let _ = std::fs::remove_dir_all(&dir);
             let started = spawn("postgres.sh", &["run".into(), port.to_string(), dir.display().to_string()]).and_then(
                 |mut child| {
-                    wait(&mut child, "PostgreSQL", || run_sql(port, "SELECT 1").map(drop))?;
+                    wait_for_script(&mut child, "PostgreSQL", || run_sql(port, "SELECT 1").map(drop))?;
                     Ok(Postgres { port, _child: child })
                 },
             );
@@ -114,9 +95,11 @@ pub async fn connect() -> &'static Connect {
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             let started = spawn("connect.sh", &args).and_then(|mut child| {
-                wait(&mut child, "Kafka Connect", || match rt.block_on(try_http_get(addr, "/connector-plugins")) {
-                    Ok((200, body)) if body.contains("PostgresConnector") => Ok(()),
-                    other => Err(format!("{other:?}")),
+                wait_for_script(&mut child, "Kafka Connect", || {
+                    match rt.block_on(try_http_get(addr, "/connector-plugins")) {
+                        Ok((200, body)) if body.contains("PostgresConnector") => Ok(()),
+                        other => Err(format!("{other:?}")),
+                    }
                 })?;
                 Ok(Connect { addr, _child: child })
             });

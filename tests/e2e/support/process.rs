@@ -304,3 +304,26 @@ pub async fn wait_ready_endpoint(what: &str, addr: SocketAddr, timeout: Duration
     })
     .await;
 }
+
+/// Polls `ready` until it says yes, or the script that starts a service (`child`) exits,
+/// or 120 s pass (the script is then killed).
+pub fn wait_for_script(
+    child: &mut std::process::Child,
+    what: &str,
+    mut ready: impl FnMut() -> Result<(), String>,
+) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("{what}: the script exited ({status})"));
+        }
+        match ready() {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() > deadline => {
+                let _ = child.kill();
+                return Err(format!("{what} not ready within 120 s: {e}"));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}

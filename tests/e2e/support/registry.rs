@@ -6,14 +6,13 @@
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use pipewatch_kafka::testing::free_port;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::{http_post_json, try_http_get};
+use super::{http_post_json, try_http_get, wait_for_script};
 
 const HOW_TO_GET_ONE: &str = "tests/registry/apicurio.sh fetches Apicurio Registry from Maven Central (mvn) \
      and runs it with a Java >= 21 (JAVA21, or any /usr/lib/jvm/*/bin/java): `bash tests/registry/apicurio.sh fetch`";
@@ -50,22 +49,12 @@ fn start() -> Result<SchemaRegistry, String> {
         .spawn()
         .map_err(|e| format!("failed to run {}: {e}", script.display()))?;
     let ready: SocketAddr = format!("127.0.0.1:{management}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            let tail = std::fs::read_to_string(&log).unwrap_or_default();
-            return Err(format!("tests/registry/apicurio.sh exited ({status}):\n{tail}"));
-        }
-        if let Ok((200, _)) = rt.block_on(try_http_get(ready, "/health/ready")) {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            return Err(format!("Apicurio Registry not ready within 120 s (log: {})", log.display()));
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    wait_for_script(&mut child, "Apicurio Registry", || match rt.block_on(try_http_get(ready, "/health/ready")) {
+        Ok((200, _)) => Ok(()),
+        other => Err(format!("{other:?}")),
+    })
+    .map_err(|e| format!("{e}\n{}", std::fs::read_to_string(&log).unwrap_or_default()))?;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     Ok(SchemaRegistry { addr, url: format!("http://{addr}/apis/ccompat/v7"), _child: child })
 }
