@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Kafka Connect for pipewatch's tests: one worker in distributed mode against a test
-# broker, its REST API on 127.0.0.1, with Debezium's PostgreSQL connector on its plugin
-# path; the jars fetched by Maven from Maven Central into a cache outside the repo.
+# broker, its REST API on 127.0.0.1 behind basic auth (the user and password in
+# CONNECT_USER / CONNECT_PASSWORD, default pipewatch / connect-secret), with Debezium's
+# PostgreSQL connector and the tests' own sink (sink/: it discards what it reads) on its
+# plugin path; the jars fetched by Maven from Maven Central into a cache outside the
+# repo, the sink compiled with javac.
 #
 #   connect.sh fetch                               # the runtime and the plugin (idempotent)
 #   connect.sh run REST_PORT BOOTSTRAP DIR [PID]   # run a worker in the foreground (its
@@ -19,15 +22,22 @@ java=${JAVA:-java}
 
 fetch() {
   local marker
-  marker="$home/.complete-$(cat "$here/pom.xml" "$here/debezium-pom.xml" | sha256sum | cut -c1-16)"
+  marker="$home/.complete-$(cat "$here/pom.xml" "$here/debezium-pom.xml" "$here"/sink/src/dev/pipewatch/test/*.java \
+    | sha256sum | cut -c1-16)"
   if [ -f "$marker" ]; then return 0; fi
   command -v mvn >/dev/null || { echo "connect.sh: mvn not found: apt-get install maven" >&2; exit 1; }
+  command -v javac >/dev/null || { echo "connect.sh: javac not found: apt-get install openjdk-17-jdk-headless" >&2; exit 1; }
   rm -rf "$home"
-  mkdir -p "$home/libs" "$home/plugins/debezium-postgres"
+  mkdir -p "$home/libs" "$home/plugins/debezium-postgres" "$home/plugins/discard-sink"
   mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies \
       -DoutputDirectory="$home/libs" -DincludeScope=runtime >&2
   mvn -q -B -f "$here/debezium-pom.xml" dependency:copy-dependencies \
       -DoutputDirectory="$home/plugins/debezium-postgres" -DincludeScope=runtime >&2
+  local classes
+  classes=$(mktemp -d)
+  javac --release 17 -nowarn -cp "$home/libs/*" -d "$classes" "$here"/sink/src/dev/pipewatch/test/*.java >&2
+  jar cf "$home/plugins/discard-sink/discard-sink.jar" -C "$classes" .
+  rm -rf "$classes"
   touch "$marker"
 }
 
@@ -56,7 +66,15 @@ rest.advertised.host.name=127.0.0.1
 rest.advertised.port=$port
 plugin.path=$home/plugins
 scheduled.rebalance.max.delay.ms=0
+rest.extension.classes=org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension
 PROPS
+  printf '%s: %s\n' "${CONNECT_USER:-pipewatch}" "${CONNECT_PASSWORD:-connect-secret}" > "$dir/credentials.properties"
+  cat > "$dir/jaas.conf" <<JAAS
+KafkaConnect {
+  org.apache.kafka.connect.rest.basic.auth.extension.PropertyFileLoginModule required
+  file="$dir/credentials.properties";
+};
+JAAS
   cat > "$dir/log4j2.properties" <<'LOG'
 rootLogger.level = INFO
 rootLogger.appenderRef.stdout.ref = STDOUT
@@ -68,6 +86,7 @@ logger.reflections.name = org.reflections
 logger.reflections.level = ERROR
 LOG
   watched "$watch" "$java" -Xmx512m -XX:TieredStopAtLevel=1 -Dlog4j2.configurationFile="$dir/log4j2.properties" \
+      -Djava.security.auth.login.config="$dir/jaas.conf" \
       -cp "$home/libs/*" org.apache.kafka.connect.cli.ConnectDistributed "$dir/worker.properties" \
       > "$dir/connect.log" 2>&1
 }

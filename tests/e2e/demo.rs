@@ -9,7 +9,7 @@ use crate::support::*;
 async fn the_demo_shows_the_scripted_sync_lag_and_gap() {
     let port = pipewatch_kafka::testing::free_port();
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipewatch"))
-        .args(["demo", "--duration", "65s", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["demo", "--duration", "75s", "--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -53,6 +53,18 @@ async fn the_demo_shows_the_scripted_sync_lag_and_gap() {
         (Some(1), Some("orders-value"))
     );
     assert_eq!(orders["invalid"].as_object().unwrap().values().filter_map(|v| v.as_u64()).sum::<u64>(), 0, "{orders}");
+    // at 60 s the orders' CDC connector fails (the demo's stand-in for Kafka Connect)
+    let m = eventually("the orders connector_failed on /metrics", Duration::from_secs(20), || async {
+        let (_, body) = try_http_get(addr, "/metrics").await?;
+        let m = Metrics(body);
+        match m.cause("orders").as_deref() {
+            Some("connector_failed") => Ok(m),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let failed = [("connect", "cdc"), ("connector", "orders-cdc"), ("task", "0"), ("state", "failed")];
+    assert_eq!(m.value("pipewatch_connector_task_state", &failed), Some(1.0), "{}", m.0);
     let out = child.wait_with_output().await.expect("demo exits");
     assert_eq!(out.status.code(), Some(0));
     let printed = String::from_utf8_lossy(&out.stdout);
@@ -72,6 +84,17 @@ async fn the_demo_shows_the_scripted_sync_lag_and_gap() {
         "{printed}"
     );
     assert!(printed.contains("FIRING   OrdersStale [orders, cause partition_stalled]: orders data is"), "{printed}");
+    assert!(printed.contains("stream orders     connector_failed"), "{printed}");
+    assert!(
+        printed.contains("(caused by org.postgresql.util.PSQLException: Connection to orders-db:5432 refused."),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(
+            "FIRING   OrdersConnectorFailed [orders, cause connector_failed]: connector orders-cdc of orders failed"
+        ),
+        "{printed}"
+    );
     // Downstream: the analytics job stops at 10 s.
     assert!(printed.contains("consumer analytics consumer_stopped"), "{printed}");
     assert!(

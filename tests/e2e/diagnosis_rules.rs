@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use pipewatch_core::connect::ConnectorFault;
 use pipewatch_core::diagnosis::{
     diagnose, diagnose_consumer, pair_cause, ConsumerCause, ConsumerFacts, Side, StreamFacts,
 };
@@ -21,6 +22,9 @@ fn witness(cause: Cause) -> StreamFacts {
         Cause::AccessDenied => StreamFacts { access_denied: true, ..healthy },
         Cause::SchemaRegistryUnreachable => StreamFacts { registry_unreachable: true, ..healthy },
         Cause::TopicMissing => StreamFacts { topic_missing: true, ..healthy },
+        Cause::ConnectorFailed => StreamFacts { connector: Some(ConnectorFault::Failed), ..healthy },
+        Cause::ConnectorUnassigned => StreamFacts { connector: Some(ConnectorFault::Unassigned), ..healthy },
+        Cause::ConnectorPaused => StreamFacts { connector: Some(ConnectorFault::Paused), ..healthy },
         Cause::NoData => StreamFacts { has_watermark: false, ..healthy },
         Cause::ProducerSilent => StreamFacts { silent: 1, flowing: 0, ..healthy },
         Cause::PartitionStalled => StreamFacts { silent: 1, ..healthy },
@@ -45,6 +49,7 @@ fn merge(a: &StreamFacts, b: &StreamFacts) -> StreamFacts {
         access_denied: a.access_denied || b.access_denied,
         registry_unreachable: a.registry_unreachable || b.registry_unreachable,
         topic_missing: a.topic_missing || b.topic_missing,
+        connector: worst(a.connector, b.connector),
         has_watermark: a.has_watermark || b.has_watermark,
         flowing: a.flowing + b.flowing,
         silent: a.silent + b.silent,
@@ -57,6 +62,14 @@ fn merge(a: &StreamFacts, b: &StreamFacts) -> StreamFacts {
         max_rate: a.max_rate,
         band: a.band,
         segment_silent: a.segment_silent || b.segment_silent,
+    }
+}
+
+/// The worse of two replicas' connector faults (every replica polls the same Connect).
+fn worst(a: Option<ConnectorFault>, b: Option<ConnectorFault>) -> Option<ConnectorFault> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) | (None, x) => x,
     }
 }
 
@@ -299,6 +312,15 @@ streams = ["orders", "behaviour"]
             ConsumerCause::KafkaUnreachable => ConsumerFacts { kafka_down: true, ..Default::default() },
             ConsumerCause::AccessDenied => ConsumerFacts { access_denied: true, ..Default::default() },
             ConsumerCause::UpstreamFault => ConsumerFacts { upstream_fault: true, ..Default::default() },
+            ConsumerCause::ConnectorFailed => {
+                ConsumerFacts { connector: Some(ConnectorFault::Failed), ..Default::default() }
+            }
+            ConsumerCause::ConnectorUnassigned => {
+                ConsumerFacts { connector: Some(ConnectorFault::Unassigned), ..Default::default() }
+            }
+            ConsumerCause::ConnectorPaused => {
+                ConsumerFacts { connector: Some(ConnectorFault::Paused), ..Default::default() }
+            }
             ConsumerCause::GroupUnknown => ConsumerFacts { group_unknown: true, ..Default::default() },
             ConsumerCause::RecordsExpired => ConsumerFacts { expired: true, ..Default::default() },
             ConsumerCause::ConsumerStopped => ConsumerFacts { stalled: true, ..Default::default() },
@@ -327,6 +349,7 @@ streams = ["orders", "behaviour"]
                 kafka_down: fa.kafka_down || fb.kafka_down,
                 access_denied: fa.access_denied || fb.access_denied,
                 upstream_fault: fa.upstream_fault || fb.upstream_fault,
+                connector: worst(fa.connector, fb.connector),
                 group_unknown: fa.group_unknown || fb.group_unknown,
                 expired: fa.expired || fb.expired,
                 stalled: fa.stalled || fb.stalled,

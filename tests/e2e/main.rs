@@ -7,6 +7,7 @@ mod support;
 mod alerting;
 mod baselines;
 mod check_config;
+mod connectors;
 mod consumers;
 mod debezium;
 mod demo;

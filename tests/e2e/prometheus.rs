@@ -189,8 +189,33 @@ impl Drop for AnalyticsJob {
     }
 }
 
-fn test_config(bootstrap: &str, group: &str, granularity: &str, topics: [&str; 3], analytics: &str) -> String {
+/// Kafka Connect for the dashboard's connector panels: the shared worker, where a sink
+/// connector reads the orders (group `connect-<sink>`, watched as the consumer
+/// `warehouse`).
+struct ConnectPart<'a> {
+    url: String,
+    sink: &'a str,
+}
+
+fn test_config(
+    bootstrap: &str,
+    group: &str,
+    granularity: &str,
+    topics: [&str; 3],
+    analytics: &str,
+    connect: &ConnectPart<'_>,
+) -> String {
     let [orders, behaviour, signups] = topics;
+    let password = std::env::temp_dir().join(format!("{group}-connect-password"));
+    std::fs::write(&password, CONNECT_PASSWORD).unwrap();
+    let connect = format!(
+        "[[connect]]\nname = \"connect\"\nurl = \"{}\"\npoll = \"2s\"\n\
+         basic_auth = {{ username = \"{CONNECT_USER}\", password_file = \"{}\" }}\n\
+         [[consumer]]\nname = \"warehouse\"\ngroup = \"connect-{}\"\nstreams = [\"orders\"]\n",
+        connect.url,
+        password.display(),
+        connect.sink
+    );
     format!(
         r#"
 [kafka]
@@ -215,7 +240,7 @@ idle_partition_timeout = "5s"
                  baseline = {{ history = \"2d\", floor = 0.1 }}\n\
                  {SYNC_RULE}\n[[alert]]\nname = \"OrdersInvalid\"\nkind = \"invalid_ratio\"\ntarget = \"orders\"\n\
                  threshold = 0.5\nseverity = \"warning\"\nimpact = \"Orders without a usable time are not counted.\"\n\
-                 [[consumer]]\nname = \"analytics\"\ngroup = \"{analytics}\"\nstreams = [\"orders\", \"behaviour\"]\n"
+                 [[consumer]]\nname = \"analytics\"\ngroup = \"{analytics}\"\nstreams = [\"orders\", \"behaviour\"]\n{connect}"
             )
         )
     )
@@ -290,11 +315,19 @@ async fn live_prometheus(granularity: &str) {
     let group = unique_topic("pipewatch-replicas");
     let analytics = unique_topic(ANALYTICS_GROUP);
     let topics = [orders.as_str(), behaviour.as_str(), signups.as_str()];
-    let replicas_config = test_config(bootstrap, &group, granularity, topics, &analytics);
+    // a sink connector reading the orders (tolerating the generator's invalid records)
+    let connect = crate::support::connect().await;
+    let sink = unique_topic("warehouse");
+    let mut sink_config = discard_sink(&orders);
+    sink_config["errors.tolerance"] = "all".into();
+    connect.create(&sink, sink_config).await;
+    let connect_part = ConnectPart { url: connect.url(), sink: &sink };
+    let replicas_config = test_config(bootstrap, &group, granularity, topics, &analytics, &connect_part);
     let a = Pipewatch::start(&replicas_config).await;
     let b = Pipewatch::start(&replicas_config).await;
     let single_group = unique_topic("pipewatch-single");
-    let single = Pipewatch::start(&test_config(bootstrap, &single_group, granularity, topics, &analytics)).await;
+    let single =
+        Pipewatch::start(&test_config(bootstrap, &single_group, granularity, topics, &analytics, &connect_part)).await;
     let config_path = dir.join("pipewatch.toml");
     std::fs::write(&config_path, &replicas_config).unwrap();
     let rules = Command::new(PIPEWATCH).args(["rules", "--config"]).arg(&config_path).output().unwrap();
@@ -485,6 +518,8 @@ async fn live_prometheus(granularity: &str) {
     // Traffic stops: once everything is read and every partition idle, the figures are
     // still and the rules' equal the single pipewatch's.
     generator.stop();
+    let (code, _) = connect.rest("DELETE", &format!("/connectors/{sink}"), "").await;
+    assert_eq!(code, 204, "the sink connector removed");
     let sent = std::fs::read_to_string(dir.join("generate.log")).unwrap();
     assert!(sent.contains("sent orders="), "{sent}");
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -500,18 +535,19 @@ async fn live_prometheus(granularity: &str) {
         let same = |x: &[(String, f64)], y: &[(String, f64)]| {
             x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.0 == q.0 && (p.1 - q.1).abs() < 1e-6)
         };
-        // The analytics job has read everything: its own watermarks and sync lag, too.
+        // The analytics job and the warehouse sink have read everything: their own
+        // watermarks and sync lag, too.
         let rules_cw =
             prometheus.by("pipewatch:consumer_watermark_timestamp_seconds{job=\"replicas\"}", "stream").await?;
         let own_cw = prometheus.by("pipewatch_consumer_watermark_timestamp_seconds{job=\"single\"}", "stream").await?;
         let rules_cs = prometheus.by("pipewatch:consumer_sync_lag_seconds{job=\"replicas\"}", "pair").await?;
         let own_cs = prometheus.by("pipewatch_consumer_sync_lag_seconds{job=\"single\"}", "pair").await?;
         let rules_cl = prometheus.by("pipewatch:consumer_lag_seconds{job=\"replicas\"}", "consumer").await?;
-        let consumers_same = rules_cw.len() == 2
+        let consumers_same = rules_cw.len() == 3
             && same(&rules_cw, &own_cw)
             && rules_cs.len() == 1
             && same(&rules_cs, &own_cs)
-            && rules_cl == [("analytics".to_string(), 0.0)];
+            && rules_cl == [("analytics".to_string(), 0.0), ("warehouse".to_string(), 0.0)];
         if rules_w.len() == 2
             && same(&rules_w, &own_w)
             && rules_lag.len() == 1

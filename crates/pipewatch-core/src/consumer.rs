@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::connect::{self, ConnectSnapshot, ConnectorType};
 use crate::diagnosis::{diagnose_consumer, ConsumerFacts};
 use crate::offset_index::{Lookup, OffsetIndex};
 use crate::snapshot::{
@@ -133,6 +134,7 @@ pub(crate) fn consumer_snapshot(
     streams: &[StreamSnapshot],
     pairs: &[PairSpec],
     kafka: KafkaStatus,
+    connect: &[ConnectSnapshot],
     now: Millis,
 ) -> ConsumerSnapshot {
     let mut out_streams = Vec::new();
@@ -182,10 +184,16 @@ pub(crate) fn consumer_snapshot(
             sync_lag_seconds: sync_lag_seconds(watermark_of(p.leader), watermark_of(p.follower)),
         })
         .collect();
+    let group = c.spec.group.as_str();
+    let is_sink = |s: &connect::ConnectorStatus| s.kind == ConnectorType::Sink && s.group.as_deref() == Some(group);
+    let connector = connect::sink_issue(connect, group);
+    let sink =
+        connect.iter().find_map(|k| k.connectors.iter().find(|s| is_sink(s)).map(|s| format!("{}/{}", k.name, s.name)));
     let cause = diagnose_consumer(&ConsumerFacts {
         kafka_down: kafka == KafkaStatus::Down,
         access_denied: c.error.as_ref().is_some_and(|e| e.denied),
         upstream_fault,
+        connector: connector.as_ref().map(|i| i.fault),
         group_unknown: c.error.is_some(),
         expired: any_expired,
         stalled: waiting && stalled_ms > c.spec.max_stall_ms,
@@ -196,6 +204,9 @@ pub(crate) fn consumer_snapshot(
         group: c.spec.group.clone(),
         cause,
         error: c.error.as_ref().map(|e| e.message.clone()),
+        sink,
+        connector_unknown: connect::unknown(connect, is_sink),
+        connector,
         stalled_seconds: stalled_ms as f64 / 1000.0,
         streams: out_streams,
         pairs: out_pairs,

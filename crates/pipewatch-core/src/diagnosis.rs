@@ -9,6 +9,8 @@
 
 use serde::Serialize;
 
+use crate::connect::ConnectorFault;
+
 /// The one state of a stream: a fault (the first that holds, in [`ORDER`]) or a normal
 /// state. Declared in diagnosis order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -18,6 +20,9 @@ pub enum Cause {
     AccessDenied,
     SchemaRegistryUnreachable,
     TopicMissing,
+    ConnectorFailed,
+    ConnectorUnassigned,
+    ConnectorPaused,
     NoData,
     ProducerSilent,
     PartitionStalled,
@@ -44,6 +49,9 @@ pub struct StreamFacts {
     pub registry_unreachable: bool,
     /// The cluster answers that the stream's topic does not exist.
     pub topic_missing: bool,
+    /// The worst state of the Kafka Connect source connectors that write the stream's
+    /// topic (and their tasks), when it is a fault.
+    pub connector: Option<ConnectorFault>,
     /// A valid event time was read (the stream has a watermark).
     pub has_watermark: bool,
     /// Partitions whose log end advanced within `max_silence`.
@@ -112,7 +120,7 @@ pub struct Diagnosis {
 }
 
 /// Every cause, in the order they are checked: the first that holds wins.
-pub const ORDER: [Diagnosis; 15] = [
+pub const ORDER: [Diagnosis; 18] = [
     Diagnosis {
         cause: Cause::KafkaUnreachable,
         name: "kafka_unreachable",
@@ -153,6 +161,38 @@ pub const ORDER: [Diagnosis; 15] = [
         explain: "the stream's topic does not exist on the cluster (a typo, or deleted)",
         holds: |f| f.topic_missing,
         replicas: Replicas::Any(&[Cause::TopicMissing]),
+        upstream: true,
+        fault: true,
+        holds_lag_rules: false,
+    },
+    // The upstream fault wins over its symptoms (no_data, producer_silent, a stalled
+    // partition, old event times): every replica polls the same Connect cluster.
+    Diagnosis {
+        cause: Cause::ConnectorFailed,
+        name: "connector_failed",
+        explain: "the Kafka Connect source connector that writes the stream, or one of its tasks, failed (named in the status with its worker and error); it stays stopped until restarted",
+        holds: |f| f.connector == Some(ConnectorFault::Failed),
+        replicas: Replicas::Any(&[Cause::ConnectorFailed]),
+        upstream: true,
+        fault: true,
+        holds_lag_rules: false,
+    },
+    Diagnosis {
+        cause: Cause::ConnectorUnassigned,
+        name: "connector_unassigned",
+        explain: "no Kafka Connect worker runs the source connector that writes the stream, or one of its tasks (a worker left, or a rebalance is under way)",
+        holds: |f| f.connector == Some(ConnectorFault::Unassigned),
+        replicas: Replicas::Any(&[Cause::ConnectorUnassigned]),
+        upstream: true,
+        fault: true,
+        holds_lag_rules: false,
+    },
+    Diagnosis {
+        cause: Cause::ConnectorPaused,
+        name: "connector_paused",
+        explain: "the Kafka Connect source connector that writes the stream is paused or stopped: somebody's decision, nothing is written until it is resumed",
+        holds: |f| f.connector == Some(ConnectorFault::Paused),
+        replicas: Replicas::Any(&[Cause::ConnectorPaused]),
         upstream: true,
         fault: true,
         holds_lag_rules: false,
@@ -375,6 +415,9 @@ pub enum ConsumerCause {
     KafkaUnreachable,
     AccessDenied,
     UpstreamFault,
+    ConnectorFailed,
+    ConnectorUnassigned,
+    ConnectorPaused,
     GroupUnknown,
     RecordsExpired,
     ConsumerStopped,
@@ -390,6 +433,9 @@ pub struct ConsumerFacts {
     pub access_denied: bool,
     /// A stream it reads has an upstream fault ([`Cause::is_upstream_fault`]).
     pub upstream_fault: bool,
+    /// The consumer is a Kafka Connect sink connector (its group) whose worst state, or
+    /// one of its tasks', is a fault.
+    pub connector: Option<ConnectorFault>,
     /// The group's offsets cannot be read, or it committed none for these partitions.
     pub group_unknown: bool,
     /// A committed offset is below the log start: records were deleted before it read them.
@@ -412,7 +458,7 @@ pub struct ConsumerDiagnosis {
 
 /// Every consumer cause, in the order they are checked: upstream first, so a consumer
 /// is never blamed for data that was not there to read.
-pub const CONSUMER_ORDER: [ConsumerDiagnosis; 8] = [
+pub const CONSUMER_ORDER: [ConsumerDiagnosis; 11] = [
     ConsumerDiagnosis {
         cause: ConsumerCause::KafkaUnreachable,
         name: "kafka_unreachable",
@@ -433,6 +479,28 @@ pub const CONSUMER_ORDER: [ConsumerDiagnosis; 8] = [
         explain: "a stream it reads is faulty upstream (see the stream's cause): not the consumer's fault",
         holds: |f| f.upstream_fault,
         fault: false,
+    },
+    // Before its symptoms: a failed sink stops committing, then lags, then loses records.
+    ConsumerDiagnosis {
+        cause: ConsumerCause::ConnectorFailed,
+        name: "connector_failed",
+        explain: "the Kafka Connect sink connector of this group, or one of its tasks, failed (named in the status with its worker and error); it stays stopped until restarted",
+        holds: |f| f.connector == Some(ConnectorFault::Failed),
+        fault: true,
+    },
+    ConsumerDiagnosis {
+        cause: ConsumerCause::ConnectorUnassigned,
+        name: "connector_unassigned",
+        explain: "no Kafka Connect worker runs the sink connector of this group, or one of its tasks",
+        holds: |f| f.connector == Some(ConnectorFault::Unassigned),
+        fault: true,
+    },
+    ConsumerDiagnosis {
+        cause: ConsumerCause::ConnectorPaused,
+        name: "connector_paused",
+        explain: "the Kafka Connect sink connector of this group is paused or stopped: somebody's decision",
+        holds: |f| f.connector == Some(ConnectorFault::Paused),
+        fault: true,
     },
     ConsumerDiagnosis {
         cause: ConsumerCause::GroupUnknown,
@@ -503,12 +571,20 @@ impl ConsumerCause {
     }
 }
 
-/// The cause an alert carries: its target's, a stream's (or pair's) or a consumer's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(untagged)]
+/// The cause an alert carries: its target's, a stream's (or pair's) or a consumer's; or
+/// the monitoring fault of a Kafka Connect cluster that does not answer (the built-in
+/// `ConnectUnreachable`, and what holds connector rules back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AlertCause {
     Stream(Cause),
     Consumer(ConsumerCause),
+    ConnectUnreachable,
+}
+
+impl Serialize for AlertCause {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 impl AlertCause {
@@ -516,6 +592,7 @@ impl AlertCause {
         match self {
             Self::Stream(c) => c.as_str(),
             Self::Consumer(c) => c.as_str(),
+            Self::ConnectUnreachable => connect_unreachable::CAUSE,
         }
     }
 
@@ -523,11 +600,12 @@ impl AlertCause {
         match self {
             Self::Stream(c) => c.explain(),
             Self::Consumer(c) => c.explain(),
+            Self::ConnectUnreachable => connect_unreachable::EXPLAIN,
         }
     }
 
-    /// Every label value an alert's cause can take, each once (`kafka_unreachable` and
-    /// `ok` are both a stream's and a consumer's).
+    /// Every label value an alert's cause can take, each once (`kafka_unreachable`, the
+    /// connector causes and `ok` are both a stream's and a consumer's).
     pub fn names() -> Vec<&'static str> {
         let mut names: Vec<&'static str> = Cause::ALL.iter().map(|c| c.as_str()).collect();
         for c in ConsumerCause::ALL {
@@ -535,6 +613,7 @@ impl AlertCause {
                 names.push(c.as_str());
             }
         }
+        names.push(connect_unreachable::CAUSE);
         names
     }
 }
@@ -564,6 +643,22 @@ pub mod kafka_unreachable {
     pub const IMPACT: &str = "pipewatch cannot see the pipeline: freshness, completeness and sync of every stream are unknown until the cluster answers.";
     /// `{when}` is since when (pipewatch) or which job (the Prometheus rules).
     pub const DESCRIPTION: &str = "pipewatch's log-end polls fail {when}; per-stream alerts are held back";
+}
+
+/// The built-in alert of a Kafka Connect cluster whose REST API does not answer: a
+/// monitoring fault (the streams keep their Kafka-level causes; the connector rules of the
+/// connectors it held are held back until it answers).
+pub mod connect_unreachable {
+    pub const ALERT: &str = "ConnectUnreachable";
+    /// The `cause` label of the alert, and what holds connector rules back.
+    pub const CAUSE: &str = "connect_unreachable";
+    pub const SEVERITY: &str = "warning";
+    pub const SUMMARY: &str = "the Kafka Connect cluster {connect} does not answer";
+    pub const EXPLAIN: &str = "the Kafka Connect REST API does not answer: the states of its connectors are unknown";
+    pub const IMPACT: &str = "pipewatch cannot tell whether the connectors of this Connect cluster run: a failed connector is seen only by its symptoms (producer_silent, a consumer's lag) until the API answers.";
+    /// `{connect}`, `{url}`, `{error}` and `{when}` filled in.
+    pub const DESCRIPTION: &str =
+        "GET {url}/connectors fails {when}: {error}; connector alerts of its connectors are held back";
 }
 
 #[cfg(test)]
@@ -635,6 +730,12 @@ mod tests {
         assert_eq!(diagnose(&f), Cause::ProducerSilent);
         f.has_watermark = false;
         assert_eq!(diagnose(&f), Cause::NoData);
+        f.connector = Some(ConnectorFault::Paused);
+        assert_eq!(diagnose(&f), Cause::ConnectorPaused);
+        f.connector = Some(ConnectorFault::Unassigned);
+        assert_eq!(diagnose(&f), Cause::ConnectorUnassigned);
+        f.connector = Some(ConnectorFault::Failed);
+        assert_eq!(diagnose(&f), Cause::ConnectorFailed, "the upstream fault, not its symptoms");
         f.topic_missing = true;
         assert_eq!(diagnose(&f), Cause::TopicMissing);
         f.registry_unreachable = true;
@@ -661,6 +762,10 @@ mod tests {
         assert_eq!(diagnose_consumer(&f), ConsumerCause::RecordsExpired, "data loss outranks a stop");
         f.group_unknown = true;
         assert_eq!(diagnose_consumer(&f), ConsumerCause::GroupUnknown);
+        f.connector = Some(ConnectorFault::Paused);
+        assert_eq!(diagnose_consumer(&f), ConsumerCause::ConnectorPaused);
+        f.connector = Some(ConnectorFault::Failed);
+        assert_eq!(diagnose_consumer(&f), ConsumerCause::ConnectorFailed, "a failed sink, not consumer_stopped");
         f.upstream_fault = true;
         assert_eq!(diagnose_consumer(&f), ConsumerCause::UpstreamFault, "never blamed for what it cannot read");
         f.kafka_down = true;
@@ -668,7 +773,16 @@ mod tests {
         let upstream: Vec<&str> = ORDER.iter().filter(|d| d.upstream).map(|d| d.name).collect();
         assert_eq!(
             upstream,
-            ["kafka_unreachable", "topic_missing", "producer_silent", "partition_stalled", "event_time_delayed"]
+            [
+                "kafka_unreachable",
+                "topic_missing",
+                "connector_failed",
+                "connector_unassigned",
+                "connector_paused",
+                "producer_silent",
+                "partition_stalled",
+                "event_time_delayed"
+            ]
         );
     }
 

@@ -8,12 +8,13 @@
 //! low-watermark rule and sync lag ([`watermark`]); event-time extraction ([`extract`],
 //! [`json`], [`time`]); the diagnosis of which link broke ([`diagnosis`]); volume
 //! baselines ([`baseline`]) and segments ([`segment`]); schema-registry formats
-//! ([`avro`], [`schema`]); alert rules with their state
+//! ([`avro`], [`schema`]); Kafka Connect's connectors ([`connect`]); alert rules with their state
 //! machine ([`alert`]).
 
 pub mod alert;
 pub mod avro;
 pub mod baseline;
+pub mod connect;
 pub mod consumer;
 pub mod diagnosis;
 pub mod extract;
@@ -32,6 +33,7 @@ pub mod time;
 pub mod watermark;
 mod wire;
 
+pub use connect::{ConnectSnapshot, ConnectorIssue};
 pub use consumer::{FetchRequest, Fetched, FetchedRecord};
 pub use diagnosis::Cause;
 pub use extract::{EventTimeSource, Extractor, InvalidReason, TimeFormat};

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::baseline::{HourlyRates, PartitionHistory};
+use crate::connect::ConnectSnapshot;
 use crate::consumer::{consumer_snapshot, ConsumerState, FetchRequest, Fetched, Known, Resolution};
 use crate::diagnosis::{pair_cause, Side};
 use crate::extract::InvalidReason;
@@ -42,6 +43,8 @@ pub struct Monitor {
     registry: Registry,
     /// A stream reads a schema-registry format.
     uses_registry: bool,
+    /// The Kafka Connect clusters as last polled.
+    connect: Vec<ConnectSnapshot>,
 }
 
 /// What became of one record handed to [`Monitor::record`].
@@ -97,6 +100,7 @@ impl Monitor {
         Self {
             settings,
             uses_registry: streams.iter().any(|s| s.schemas.is_some()),
+            connect: Vec::new(),
             streams,
             pairs,
             consumers: Vec::new(),
@@ -237,6 +241,12 @@ impl Monitor {
 
     /// Whether the cluster answers, and when it does not, why (e.g. the authentication
     /// failure), as the status shows it.
+    /// The Kafka Connect clusters as the last poll of each found them (every
+    /// `[[connect]]`, in config order).
+    pub fn set_connect(&mut self, clusters: Vec<ConnectSnapshot>) {
+        self.connect = clusters;
+    }
+
     pub fn set_kafka_status(&mut self, status: KafkaStatus, error: Option<String>) {
         self.kafka = status;
         self.kafka_error = error;
@@ -508,8 +518,11 @@ impl Monitor {
         }
         self.was_down = kafka == KafkaStatus::Down;
         let registry_down = self.registry.down.as_deref();
-        let streams: Vec<StreamSnapshot> =
-            self.streams.iter_mut().map(|s| stream_snapshot(s, &settings, kafka, registry_down, now)).collect();
+        let streams: Vec<StreamSnapshot> = self
+            .streams
+            .iter_mut()
+            .map(|s| stream_snapshot(s, &settings, kafka, registry_down, &self.connect, now))
+            .collect();
         let pairs = self
             .pairs
             .iter()
@@ -545,7 +558,7 @@ impl Monitor {
         let consumers = self
             .consumers
             .iter_mut()
-            .map(|c| consumer_snapshot(c, &self.streams, &streams, &self.pairs, kafka, now))
+            .map(|c| consumer_snapshot(c, &self.streams, &streams, &self.pairs, kafka, &self.connect, now))
             .collect();
         let schema_registry = self.uses_registry.then(|| RegistrySnapshot {
             status: match (&self.registry.down, self.registry.known()) {
@@ -561,6 +574,7 @@ impl Monitor {
             kafka,
             kafka_error: self.kafka_error.clone(),
             schema_registry,
+            connect: self.connect.clone(),
             streams,
             pairs,
             consumers,

@@ -5,6 +5,7 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use crate::baseline::Band;
+use crate::connect::{ConnectSnapshot, ConnectorIssue};
 use crate::diagnosis::{Cause, ConsumerCause};
 use crate::extract::InvalidReason;
 use crate::histogram::Histogram;
@@ -34,6 +35,9 @@ pub struct Snapshot {
     /// The schema registry, when a stream reads a format that needs it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schema_registry: Option<RegistrySnapshot>,
+    /// The Kafka Connect clusters (`[[connect]]`) and their connectors.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub connect: Vec<ConnectSnapshot>,
     pub streams: Vec<StreamSnapshot>,
     pub pairs: Vec<PairSnapshot>,
     pub consumers: Vec<ConsumerSnapshot>,
@@ -62,6 +66,18 @@ pub struct StreamSnapshot {
     /// (`schema_registry_unreachable`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schema_registry: Option<String>,
+    /// The Kafka Connect source connectors that write the stream's topic, as
+    /// `connect/connector`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub connectors: Vec<String>,
+    /// The worst fault of those connectors and their tasks, named (`connector_failed`,
+    /// `connector_unassigned`, `connector_paused`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector: Option<ConnectorIssue>,
+    /// A Connect cluster that does not answer held a connector writing the stream: its
+    /// state is unknown (connector alerts are held back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector_unknown: Option<String>,
     /// The schema ids the stream's partitions wait for (asked of the registry).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub waiting_for_schemas: Vec<u32>,
@@ -156,6 +172,9 @@ impl StreamSnapshot {
         match self.cause {
             Cause::AccessDenied => self.access_denied.clone(),
             Cause::SchemaRegistryUnreachable => self.schema_registry.clone(),
+            Cause::ConnectorFailed | Cause::ConnectorUnassigned | Cause::ConnectorPaused => {
+                self.connector.as_ref().map(ConnectorIssue::describe)
+            }
             Cause::SegmentSilent => self.segment_silent.clone(),
             Cause::VolumeAnomaly => {
                 let b = self.baseline?;
@@ -227,6 +246,15 @@ pub struct ConsumerSnapshot {
     /// Why the group's offsets could not be read, when they could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The Kafka Connect sink connector whose group this is, as `connect/connector`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sink: Option<String>,
+    /// Its worst fault, or one of its tasks', named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector: Option<ConnectorIssue>,
+    /// The Connect cluster that held the sink does not answer: its state is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector_unknown: Option<String>,
     /// Seconds since the committed offsets last moved while records waited (0 while
     /// nothing waits).
     pub stalled_seconds: f64,

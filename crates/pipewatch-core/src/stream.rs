@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 
 use crate::baseline::{band_at, hour_of, HourlyRates, PartitionHistory, HOUR_MS};
+use crate::connect::{self, ConnectSnapshot};
 use crate::diagnosis::{diagnose, StreamFacts};
 use crate::extract::InvalidReason;
 use crate::histogram::Histogram;
@@ -382,6 +383,7 @@ pub(crate) fn stream_snapshot(
     settings: &MonitorSettings,
     kafka: KafkaStatus,
     registry_down: Option<&str>,
+    connect: &[ConnectSnapshot],
     now: Millis,
 ) -> StreamSnapshot {
     let max_silence = s.spec.max_silence_ms;
@@ -425,11 +427,14 @@ pub(crate) fn stream_snapshot(
         let ids: Vec<String> = waiting_for.iter().map(u32::to_string).collect();
         format!("records wait for schema {}: {why}", ids.join(", "))
     });
+    let topic = &s.spec.topic;
+    let connector = connect::producer_issue(connect, topic);
     let cause = diagnose(&StreamFacts {
         kafka_down: kafka == KafkaStatus::Down,
         access_denied: access_denied.is_some(),
         registry_unreachable: schema_registry.is_some(),
         topic_missing: s.topic_missing,
+        connector: connector.as_ref().map(|i| i.fault),
         has_watermark: watermark.is_some(),
         flowing: pass.flowing,
         silent: pass.silent,
@@ -451,6 +456,9 @@ pub(crate) fn stream_snapshot(
         cause,
         access_denied,
         schema_registry,
+        connectors: connect::connectors_of(connect, topic, false),
+        connector_unknown: connect::unknown(connect, |c| c.writes(topic)),
+        connector,
         waiting_for_schemas: waiting_for,
         schemas: s.schemas.as_ref().map(StreamSchemas::in_use).unwrap_or_default(),
         schema_changes: s.schemas.as_ref().map_or(0, StreamSchemas::changes),

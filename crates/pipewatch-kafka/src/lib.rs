@@ -30,6 +30,6 @@ mod waiting;
 
 pub use check::{check_group, check_topics, GroupCheck, TopicCheck};
 pub use client::{now_ms, validate_properties, SourceConfig, Start, FETCH_DEFAULTS};
-pub use messages::SchemaLink;
+pub use messages::{Links, SchemaLink};
 pub use metrics::{ErrorKind, SourceMetrics};
 pub use source::{Source, SourceError};

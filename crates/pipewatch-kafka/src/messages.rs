@@ -4,7 +4,7 @@
 
 use pipewatch_core::baseline::PartitionHistory;
 use pipewatch_core::spec::ConsumerError;
-use pipewatch_core::{FetchRequest, Millis, SchemaFetch};
+use pipewatch_core::{ConnectSnapshot, FetchRequest, Millis, SchemaFetch};
 
 /// The consumer thread's link to the schema registry (which another thread or task
 /// asks): the ids records wait for go out through `ask`, which never blocks; the
@@ -12,6 +12,16 @@ use pipewatch_core::{FetchRequest, Millis, SchemaFetch};
 pub struct SchemaLink {
     pub ask: Box<dyn FnMut(u32) + Send>,
     pub answers: std::sync::mpsc::Receiver<(u32, SchemaFetch)>,
+}
+
+/// The consumer thread's links to what is asked off the per-record path, by tasks of
+/// the runtime: the schema registry, and the Kafka Connect clusters' latest states
+/// (every `[[connect]]`, sent whole after each poll; the thread applies the last at its
+/// tick).
+#[derive(Default)]
+pub struct Links {
+    pub schemas: Option<SchemaLink>,
+    pub connect: Option<std::sync::mpsc::Receiver<Vec<ConnectSnapshot>>>,
 }
 
 /// What the log-end poller found at one tick.

@@ -9,7 +9,8 @@ use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use pipewatch_core::{
-    Committed, FetchRequest, Fetched, FetchedRecord, KafkaStatus, Millis, Monitor, RecordOutcome, Right, Snapshot,
+    Committed, ConnectSnapshot, FetchRequest, Fetched, FetchedRecord, KafkaStatus, Millis, Monitor, RecordOutcome,
+    Right, Snapshot,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -55,6 +56,8 @@ pub(crate) struct Reader {
     pub(crate) errors_logged: u64,
     /// Records that wait for their schema, held, and the registry's link.
     pub(crate) waiting: Waiting,
+    /// The Kafka Connect clusters' states, from the runtime's poller.
+    pub(crate) connect: Option<Receiver<Vec<ConnectSnapshot>>>,
 }
 
 impl Reader {
@@ -119,6 +122,9 @@ impl Reader {
                 }
             }
             self.exchange_histories(&link);
+            if let Some(latest) = self.connect.as_ref().and_then(|rx| rx.try_iter().last()) {
+                self.monitor.set_connect(latest);
+            }
             publish(self.monitor.tick(now));
             let wanted = self.monitor.take_fetches(FETCHES_PER_TICK);
             if !wanted.is_empty() {

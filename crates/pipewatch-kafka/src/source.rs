@@ -19,7 +19,7 @@ use rdkafka::error::KafkaError;
 
 use crate::client::{client_config, SourceConfig};
 use crate::history::{learn_histories, Clients};
-use crate::messages::SchemaLink;
+use crate::messages::Links;
 use crate::metrics::SourceMetrics;
 use crate::poller::{group_client, poll_log_ends, Poller, WatchedGroup};
 use crate::reader::{HistoryLink, PollerLink, Reader};
@@ -51,7 +51,7 @@ impl Source {
         monitor: Monitor,
         metrics: SourceMetrics,
         shutdown: Arc<AtomicBool>,
-        schemas: Option<SchemaLink>,
+        links: Links,
         publish: impl FnMut(Snapshot) + Send + 'static,
     ) -> Result<Self, SourceError> {
         let topics: Vec<String> = monitor.streams().map(|s| s.topic.clone()).collect();
@@ -138,7 +138,8 @@ impl Source {
                     topics,
                     topic_names,
                     group_id,
-                    waiting: crate::waiting::Waiting::new(schemas, metrics.clone()),
+                    waiting: crate::waiting::Waiting::new(links.schemas, metrics.clone()),
+                    connect: links.connect,
                     metrics,
                     errors_logged: 0,
                 };

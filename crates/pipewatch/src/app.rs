@@ -75,6 +75,21 @@ impl App {
             }
             None => None,
         };
+        let connect = if config.connect.is_empty() {
+            None
+        } else {
+            let watched: Vec<String> = config.streams.iter().map(|s| s.topic.clone()).collect();
+            let clients =
+                config.connect.iter().map(|c| crate::connect::ConnectClient::new(c.clone(), watched.clone())).collect();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let tx = std::sync::Mutex::new(tx);
+            let send = move |all| {
+                let _ = tx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).send(all);
+            };
+            crate::connect::start(clients, pipewatch_kafka::now_ms, send, registry_stop.clone());
+            Some(rx)
+        };
+        let links = pipewatch_kafka::Links { schemas, connect };
         let (latest_tx, latest) = watch::channel::<Option<Arc<Tick>>>(None);
 
         let delivery_stop = CancellationToken::new();
@@ -95,7 +110,7 @@ impl App {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let spawned =
-            Source::spawn(config.source.clone(), monitor, source_metrics, stop.clone(), schemas, move |snapshot| {
+            Source::spawn(config.source.clone(), monitor, source_metrics, stop.clone(), links, move |snapshot| {
                 if let Err(mpsc::error::TrySendError::Full(_)) = snapshots_tx.try_send(snapshot) {
                     debug!("the tick stage is behind: a snapshot was dropped");
                 }

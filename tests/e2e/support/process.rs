@@ -110,6 +110,59 @@ pub async fn try_http_get(addr: SocketAddr, path: &str) -> Result<(u16, String),
     request(addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")).await
 }
 
+/// A plain HTTP/1.1 request with an `Authorization` header and a JSON body (empty: none).
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    authorization: &str,
+    body: &str,
+) -> Result<(u16, String), String> {
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: {authorization}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    request(addr, &format!("{head}{body}")).await
+}
+
+/// A TCP proxy the test can cut: while down, every connection through it is closed and
+/// new ones are closed at once (what is behind it unreachable, its state kept).
+pub struct CutProxy {
+    pub addr: SocketAddr,
+    down: tokio::sync::watch::Sender<bool>,
+}
+
+impl CutProxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (down, watch_down) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut cut = watch_down.clone();
+                if *cut.borrow() {
+                    let _ = client.shutdown().await;
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let Ok(mut upstream) = TcpStream::connect(target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+                        _ = cut.wait_for(|down| *down) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, down }
+    }
+
+    /// Cuts the target off (`true`) or lets it through again.
+    pub fn set_down(&self, down: bool) {
+        self.down.send_replace(down);
+    }
+}
+
 /// A plain HTTP/1.1 POST of a JSON body: the status code and the response body.
 pub async fn http_post_json(addr: SocketAddr, path: &str, body: &str) -> Result<(u16, String), String> {
     let head = format!(

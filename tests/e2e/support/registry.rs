@@ -8,11 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 use pipewatch_kafka::testing::free_port;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
-use super::{http_post_json, try_http_get, wait_for_script};
+use super::{http_post_json, try_http_get, wait_for_script, CutProxy};
 
 const HOW_TO_GET_ONE: &str = "tests/registry/apicurio.sh fetches Apicurio Registry from Maven Central (mvn) \
      and runs it with a Java >= 21 (JAVA21, or any /usr/lib/jvm/*/bin/java): `bash tests/registry/apicurio.sh fetch`";
@@ -109,41 +106,21 @@ pub fn protobuf_framed(id: u32, indexes: &[u32], message: &prost_reflect::Dynami
     out
 }
 
-/// A TCP proxy to the registry that the test can cut: while down, every connection
-/// through it is closed and new ones are closed at once (the registry unreachable, its
-/// schemas kept).
+/// A proxy to the registry that the test can cut ([`CutProxy`]): the registry
+/// unreachable, its schemas kept.
 pub struct RegistryProxy {
     pub url: String,
-    down: watch::Sender<bool>,
+    proxy: CutProxy,
 }
 
 impl RegistryProxy {
     pub async fn start(registry: &SchemaRegistry) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let target = registry.addr;
-        let (down, watch_down) = watch::channel(false);
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let mut cut = watch_down.clone();
-                if *cut.borrow() {
-                    let _ = client.shutdown().await;
-                    continue;
-                }
-                tokio::spawn(async move {
-                    let Ok(mut upstream) = TcpStream::connect(target).await else { return };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
-                        _ = cut.wait_for(|down| *down) => {}
-                    }
-                });
-            }
-        });
-        Self { url: format!("http://{addr}/apis/ccompat/v7"), down }
+        let proxy = CutProxy::start(registry.addr).await;
+        Self { url: format!("http://{}/apis/ccompat/v7", proxy.addr), proxy }
     }
 
     /// Cuts the registry off (`true`) or lets it through again.
     pub fn set_down(&self, down: bool) {
-        self.down.send_replace(down);
+        self.proxy.set_down(down);
     }
 }

@@ -6,12 +6,12 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
-use crate::diagnosis::{kafka_unreachable, AlertCause, Cause, ConsumerCause};
+use crate::diagnosis::{connect_unreachable, kafka_unreachable, AlertCause, Cause, ConsumerCause};
 use crate::snapshot::{ConsumerPairSnapshot, KafkaStatus, Snapshot, StreamSnapshot};
 use crate::time::Millis;
 
 use super::rules::{target_name, AlertKind, AlertRule, AlertTarget};
-use super::text::{kafka_event, rule_event, AlertEvent, Transition};
+use super::text::{connect_event, kafka_event, rule_event, AlertEvent, Transition};
 
 /// Where a rule stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,6 +57,8 @@ pub struct AlertEvaluator {
     rules: Vec<AlertRule>,
     states: Vec<RuleState>,
     kafka: RuleState,
+    /// The built-in `ConnectUnreachable`, per `[[connect]]` cluster.
+    connect: Vec<RuleState>,
     /// Per stream: `(at, invalid, records)` totals over the rate window.
     invalid_window: Vec<VecDeque<(Millis, u64, u64)>>,
     rate_window_ms: Millis,
@@ -78,6 +80,7 @@ impl AlertEvaluator {
             states: rules.iter().map(|_| fresh()).collect(),
             rules,
             kafka: fresh(),
+            connect: Vec::new(),
             invalid_window: vec![VecDeque::new(); streams],
             rate_window_ms,
         }
@@ -107,6 +110,33 @@ impl AlertEvaluator {
                 held_back: None,
                 event: self.kafka.event.clone(),
             });
+        }
+
+        self.connect.resize_with(snap.connect.len(), || RuleState {
+            state: AlertState::Inactive,
+            cause: AlertCause::ConnectUnreachable,
+            event: None,
+        });
+        for (k, st) in snap.connect.iter().zip(&mut self.connect) {
+            let down = k.status == KafkaStatus::Down;
+            if let Some(e) = step(st, Some(down), 0, AlertCause::ConnectUnreachable, now, || connect_event(k, now)) {
+                out.events.push(e);
+            }
+            if st.state != AlertState::Inactive {
+                out.alerts.push(AlertStatus {
+                    name: connect_unreachable::ALERT.into(),
+                    kind: AlertKind::ConnectorFailed,
+                    target: k.name.clone(),
+                    severity: connect_unreachable::SEVERITY.into(),
+                    state: st.state,
+                    cause: AlertCause::ConnectUnreachable,
+                    value: None,
+                    threshold: 0.0,
+                    clear: 0.0,
+                    held_back: None,
+                    event: st.event.clone(),
+                });
+            }
         }
 
         for (rule, st) in self.rules.iter().zip(&mut self.states) {
@@ -199,6 +229,10 @@ fn fire(st: &mut RuleState, cause: AlertCause, now: Millis, make: impl FnOnce() 
 
 /// Whether the rule's condition holds: past the threshold to start, past `clear` to stop.
 fn over(rule: &AlertRule, value: f64, state: &AlertState) -> bool {
+    if rule.kind.connector_causes().is_some() {
+        // 1 while the target is in the state, 0 otherwise
+        return value > 0.0;
+    }
     let value = if rule.kind == AlertKind::VolumeAnomaly { value.abs() } else { value };
     let bound = if matches!(state, AlertState::Firing { .. }) { rule.clear } else { rule.threshold };
     if rule.kind.fires_above() {
@@ -242,8 +276,16 @@ fn measure(
         AlertTarget::Pair(i) => snap.pairs[i].cause.into(),
         AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => snap.consumers[c].cause.into(),
     };
+    let connector_unknown = match rule.target {
+        AlertTarget::Stream(i) => snap.streams[i].connector_unknown.is_some(),
+        AlertTarget::Consumer(c) => snap.consumers[c].connector_unknown.is_some(),
+        _ => false,
+    };
     let held = if snap.kafka == KafkaStatus::Down {
         Some(Cause::KafkaUnreachable.into())
+    } else if rule.kind.connector_causes().is_some() && connector_unknown {
+        // its Connect cluster does not answer: the connector's state is not known
+        Some(AlertCause::ConnectUnreachable)
     } else if cause == AlertCause::Consumer(ConsumerCause::UpstreamFault) {
         // The stream's own rules page for the upstream fault: one root cause.
         Some(cause)
@@ -271,6 +313,11 @@ fn measure(
         }
         (AlertKind::ConsumerSyncLag, AlertTarget::ConsumerPair { consumer, pair }) => {
             consumer_pair(snap, consumer, pair).and_then(|p| p.sync_lag_seconds)
+        }
+        (kind, AlertTarget::Stream(_) | AlertTarget::Consumer(_)) if kind.connector_causes().is_some() => {
+            let (stream, consumer) = kind.connector_causes().unwrap_or((Cause::Ok, ConsumerCause::Ok));
+            let on = cause == AlertCause::Stream(stream) || cause == AlertCause::Consumer(consumer);
+            Some(if on { 1.0 } else { 0.0 })
         }
         _ => None,
     };

@@ -21,8 +21,8 @@ pub use text::{AlertEvent, Transition, RESERVED_LABELS};
 mod tests {
     use super::text::rule_event;
     use super::*;
-    use crate::diagnosis::ConsumerCause;
     use crate::diagnosis::{kafka_unreachable, Cause};
+    use crate::diagnosis::{AlertCause, ConsumerCause};
     use crate::extract::InvalidReason;
     use crate::histogram::{Histogram, GAP_DURATION_BUCKETS, RECORD_DELAY_BUCKETS};
     use crate::snapshot::{ConsumerPairSnapshot, KafkaStatus, Snapshot, StreamSnapshot};
@@ -39,6 +39,9 @@ mod tests {
             cause,
             access_denied: None,
             schema_registry: None,
+            connectors: Vec::new(),
+            connector: None,
+            connector_unknown: None,
             waiting_for_schemas: Vec::new(),
             schemas: Vec::new(),
             schema_changes: 0,
@@ -91,6 +94,7 @@ mod tests {
             at_ms: T0,
             kafka,
             kafka_error: None,
+            connect: Vec::new(),
             streams: vec![
                 stream("orders", Cause::Ok, Some(1.0)),
                 stream("behaviour", behaviour_cause, Some(1.0 + lag)),
@@ -355,6 +359,9 @@ mod tests {
             group: "analytics-job".into(),
             cause,
             error: None,
+            sink: None,
+            connector: None,
+            connector_unknown: None,
             stalled_seconds: 0.0,
             streams: vec![ConsumerStreamSnapshot {
                 stream: "behaviour".into(),
@@ -411,5 +418,74 @@ mod tests {
         assert_eq!(fired[1].label("pair"), Some("orders_behaviour"));
         assert_eq!(fired[1].annotation("summary"), Some("analytics sees behaviour 8h 00m behind orders"));
         assert_eq!(serde_json::to_value(ev.status(&stopped)[0].cause).unwrap(), "consumer_stopped");
+    }
+
+    #[test]
+    fn a_failed_connector_pages_at_once_naming_the_task_and_waits_while_connect_does_not_answer() {
+        use crate::connect::{ConnectSnapshot, ConnectorFault, ConnectorIssue, ConnectorState};
+        let rule = AlertRule {
+            name: "OrdersConnectorFailed".into(),
+            kind: AlertKind::ConnectorFailed,
+            target: AlertTarget::Stream(0),
+            threshold: 0.0,
+            clear: 0.0,
+            ..sync_rule(0)
+        };
+        let mut ev = evaluator(vec![rule]);
+        let cluster = |status| ConnectSnapshot {
+            name: "cdc".into(),
+            url: "http://connect:8083".into(),
+            status,
+            error: (status == KafkaStatus::Down).then(|| "connection refused".into()),
+            polled_at_ms: None,
+            connectors: Vec::new(),
+        };
+        let mut ok = snap(KafkaStatus::Up, Cause::Ok, 0.0);
+        ok.connect = vec![cluster(KafkaStatus::Up)];
+        assert!(ev.evaluate(&ok, T0).is_empty());
+        let mut failed = ok.clone();
+        failed.streams[0].cause = Cause::ConnectorFailed;
+        failed.streams[0].connector = Some(ConnectorIssue {
+            connect: "cdc".into(),
+            connector: "orders-cdc".into(),
+            fault: ConnectorFault::Failed,
+            state: ConnectorState::Failed,
+            task: Some(0),
+            worker_id: "10.0.0.2:8083".into(),
+            error: Some("org.postgresql.util.PSQLException: Connection to 127.0.0.1:5432 refused".into()),
+        });
+        let fired = ev.evaluate(&failed, T0 + SEC);
+        assert_eq!(fired.len(), 1, "for 0: the first poll that sees FAILED pages");
+        assert_eq!(fired[0].label("cause"), Some("connector_failed"));
+        assert_eq!(fired[0].annotation("summary"), Some("connector orders-cdc of orders failed"));
+        assert!(fired[0].annotation("description").unwrap().starts_with(
+            "connector orders-cdc task 0 (cdc) on worker 10.0.0.2:8083 is FAILED: org.postgresql.util.PSQLException: Connection to 127.0.0.1:5432 refused; cause: connector_failed"
+        ));
+        // Connect stops answering: the connector's state is unknown, the alert neither
+        // resolves nor fires again; the built-in ConnectUnreachable fires
+        let mut unknown = ok.clone();
+        unknown.connect = vec![cluster(KafkaStatus::Down)];
+        unknown.streams[0].connector_unknown = Some("cdc".into());
+        let fired = ev.evaluate(&unknown, T0 + 2 * SEC);
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].label("alertname"), Some("ConnectUnreachable"));
+        assert_eq!(fired[0].label("connect"), Some("cdc"));
+        assert_eq!(
+            fired[0].annotation("description").map(|d| d.split(" since ").next().unwrap()),
+            Some("GET http://connect:8083/connectors fails")
+        );
+        let status = ev.status(&unknown);
+        assert_eq!(
+            status.iter().find(|a| a.name == "OrdersConnectorFailed").unwrap().held_back,
+            Some(AlertCause::ConnectUnreachable)
+        );
+        assert!(matches!(status[0].state, AlertState::Firing { .. }), "ConnectUnreachable listed first");
+        // Connect answers, the task runs again: both resolve
+        let resolved = ev.evaluate(&ok, T0 + 3 * SEC);
+        let names: Vec<_> = resolved.iter().map(|e| (e.label("alertname").unwrap(), e.transition)).collect();
+        assert_eq!(
+            names,
+            [("ConnectUnreachable", Transition::Resolved), ("OrdersConnectorFailed", Transition::Resolved)]
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::diagnosis::Cause;
+use crate::diagnosis::{Cause, ConsumerCause};
 use crate::snapshot::Snapshot;
 use crate::time::Millis;
 
@@ -22,6 +22,8 @@ pub enum AlertKind {
     ConsumerSyncLag,
     VolumeAnomaly,
     SegmentSilence,
+    ConnectorFailed,
+    ConnectorPaused,
 }
 
 /// What a rule's target is.
@@ -31,10 +33,13 @@ pub enum TargetKind {
     Pair,
     /// A `[[consumer]]`; `consumer_sync_lag` also names one of its pairs.
     Consumer,
+    /// A stream (its source connector) or, when no stream has the name, a consumer (its
+    /// sink connector).
+    StreamOrConsumer,
 }
 
 impl AlertKind {
-    pub const NAMES: [&'static str; 10] = [
+    pub const NAMES: [&'static str; 12] = [
         "freshness_lag",
         "sync_lag",
         "silence",
@@ -45,6 +50,8 @@ impl AlertKind {
         "consumer_sync_lag",
         "volume_anomaly",
         "segment_silence",
+        "connector_failed",
+        "connector_paused",
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +70,8 @@ impl AlertKind {
             "consumer_sync_lag" => Self::ConsumerSyncLag,
             "volume_anomaly" => Self::VolumeAnomaly,
             "segment_silence" => Self::SegmentSilence,
+            "connector_failed" => Self::ConnectorFailed,
+            "connector_paused" => Self::ConnectorPaused,
             _ => return None,
         })
     }
@@ -74,9 +83,35 @@ impl AlertKind {
         self != Self::RateLow
     }
 
-    /// The threshold when the rule names none (`volume_anomaly`: the band's edge).
+    /// The threshold when the rule names none (`volume_anomaly`: the band's edge; the
+    /// connector kinds take none: their value is 1 while the target is in the state).
     pub fn default_threshold(self) -> Option<f64> {
-        (self == Self::VolumeAnomaly).then_some(1.0)
+        match self {
+            Self::VolumeAnomaly => Some(1.0),
+            k if k.connector_causes().is_some() => Some(0.0),
+            _ => None,
+        }
+    }
+
+    /// The connector kinds: the stream's and the consumer's cause they fire on (a
+    /// failed task pages at the next poll of Connect; an unassigned one shows as the
+    /// cause, its symptoms page if it stays so).
+    pub fn connector_causes(self) -> Option<(Cause, ConsumerCause)> {
+        match self {
+            Self::ConnectorFailed => Some((Cause::ConnectorFailed, ConsumerCause::ConnectorFailed)),
+            Self::ConnectorPaused => Some((Cause::ConnectorPaused, ConsumerCause::ConnectorPaused)),
+            _ => None,
+        }
+    }
+
+    /// The `severity` label when the rule sets none: a paused connector is somebody's
+    /// decision, a failed one pages.
+    pub fn default_severity(self) -> &'static str {
+        match self {
+            Self::ConnectorFailed => "page",
+            Self::ConnectorPaused => "info",
+            _ => "warning",
+        }
     }
 
     /// Thresholds of these kinds are durations (seconds); the others are numbers.
@@ -92,11 +127,13 @@ impl AlertKind {
         )
     }
 
-    /// What the rule's `target` names.
+    /// What the rule's `target` names (the connector kinds: a stream or a consumer,
+    /// see [`TargetKind::StreamOrConsumer`]).
     pub fn target_kind(self) -> TargetKind {
         match self {
             Self::SyncLag => TargetKind::Pair,
             Self::ConsumerLag | Self::ConsumerSyncLag => TargetKind::Consumer,
+            Self::ConnectorFailed | Self::ConnectorPaused => TargetKind::StreamOrConsumer,
             _ => TargetKind::Stream,
         }
     }

@@ -3,7 +3,8 @@
 //! what was measured; for pipewatch's own alerts and, through the same functions, the
 //! Prometheus rules.
 
-use crate::diagnosis::{kafka_unreachable, AlertCause, Cause};
+use crate::connect::{ConnectSnapshot, ConnectorIssue};
+use crate::diagnosis::{connect_unreachable, kafka_unreachable, AlertCause, Cause};
 use crate::snapshot::Snapshot;
 use crate::time::{format_human, format_rfc3339, Millis};
 use crate::watermark::behind;
@@ -60,6 +61,9 @@ impl AlertKind {
             Self::VolumeAnomaly => format!("{subject} receives {value}, outside its expected {threshold}"),
             // `subject`: the stream and its silent `segment=value`s
             Self::SegmentSilence => format!("no {subject} records for {value}"),
+            // `value`: the connector, as known (`connector orders-cdc`)
+            Self::ConnectorFailed => format!("{value} of {subject} failed"),
+            Self::ConnectorPaused => format!("{value} of {subject} is paused"),
         }
     }
 }
@@ -79,6 +83,29 @@ pub(crate) fn kafka_event(now: Millis) -> AlertEvent {
                 kafka_unreachable::DESCRIPTION.replace("{when}", &format!("since {}", format_rfc3339(now))),
             ),
             ("impact".into(), kafka_unreachable::IMPACT.into()),
+        ],
+        starts_at_ms: now,
+        ends_at_ms: None,
+    }
+}
+
+pub(crate) fn connect_event(k: &ConnectSnapshot, now: Millis) -> AlertEvent {
+    let description = connect_unreachable::DESCRIPTION
+        .replace("{url}", &k.url)
+        .replace("{error}", k.error.as_deref().unwrap_or("no answer"))
+        .replace("{when}", &format!("since {}", format_rfc3339(now)));
+    AlertEvent {
+        transition: Transition::Firing,
+        labels: vec![
+            ("alertname".into(), connect_unreachable::ALERT.into()),
+            ("cause".into(), connect_unreachable::CAUSE.into()),
+            ("severity".into(), connect_unreachable::SEVERITY.into()),
+            ("connect".into(), k.name.clone()),
+        ],
+        annotations: vec![
+            ("summary".into(), connect_unreachable::SUMMARY.replace("{connect}", &k.name)),
+            ("description".into(), description),
+            ("impact".into(), connect_unreachable::IMPACT.into()),
         ],
         starts_at_ms: now,
         ends_at_ms: None,
@@ -154,9 +181,29 @@ fn describe_pair(rule: &AlertRule, snap: &Snapshot, i: usize, value: f64) -> (St
     (rule.kind.summary(&p.name, &p.leader, &p.follower, &format_human(value), &format_human(threshold)), measured)
 }
 
+/// A connector rule: the connector named in the summary, the task, worker and error in
+/// what was measured.
+fn describe_connector(
+    rule: &AlertRule,
+    subject: &str,
+    issue: Option<&ConnectorIssue>,
+    connectors: &str,
+) -> (String, String) {
+    let connector = issue.map_or_else(|| "the connector".to_string(), |i| format!("connector {}", i.connector));
+    let summary = rule.kind.summary(subject, "", "", &connector, "");
+    let measured = match issue {
+        Some(i) => i.describe(),
+        None => format!("{} of {subject} ({connectors})", rule.kind.as_str()),
+    };
+    (summary, measured)
+}
+
 fn describe_stream(rule: &AlertRule, snap: &Snapshot, i: usize, value: f64) -> (String, String) {
     let threshold = rule.threshold;
     let s = &snap.streams[i];
+    if rule.kind.connector_causes().is_some() {
+        return describe_connector(rule, &s.name, s.connector.as_ref(), &s.connectors.join(", "));
+    }
     let name = &s.name;
     let summary = match (rule.kind, s.baseline.and_then(|b| b.band)) {
         (AlertKind::SegmentSilence, _) => rule.kind.summary(
@@ -221,6 +268,14 @@ fn describe_stream(rule: &AlertRule, snap: &Snapshot, i: usize, value: f64) -> (
 fn describe_consumer(rule: &AlertRule, snap: &Snapshot, c: usize, value: f64) -> (String, String) {
     let threshold = rule.threshold;
     let consumer = &snap.consumers[c];
+    if rule.kind.connector_causes().is_some() {
+        return describe_connector(
+            rule,
+            &consumer.name,
+            consumer.connector.as_ref(),
+            consumer.sink.as_deref().unwrap_or(""),
+        );
+    }
     let (leader, follower) = match rule.target {
         AlertTarget::ConsumerPair { pair, .. } => {
             (snap.pairs[pair].leader.as_str(), snap.pairs[pair].follower.as_str())

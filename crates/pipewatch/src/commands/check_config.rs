@@ -99,6 +99,25 @@ pub fn check_config(path: &Path, connect: bool) -> Outcome {
             }
         }
     }
+    // The Kafka Connect clusters: does each REST API answer?
+    for (i, k) in c.connect.iter().enumerate() {
+        let client = crate::connect::ConnectClient::new(k.clone(), Vec::new());
+        let answered = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| rt.block_on(client.check()));
+        match answered {
+            Ok(n) => {
+                let _ = writeln!(out, "Kafka Connect {} at {}: reachable ({n} connectors)", k.name, k.url);
+            }
+            Err(e) => {
+                let _ = writeln!(out, "Kafka Connect {} at {}: does not answer: {e}", k.name, k.url);
+                unreadable
+                    .push(format!("connect[{i}].url: Kafka Connect {} at {} does not answer: {e}", k.name, k.url));
+            }
+        }
+    }
     let mut errors = Vec::new();
     if !missing.is_empty() {
         let n = missing.len();

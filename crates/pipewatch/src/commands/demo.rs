@@ -11,7 +11,12 @@
 //!   longer written: the total drops 8 %, and `segment_silent` names `channel=app`
 //!   [`MAX_SILENCE`] later;
 //! - from [`SILENT_AT`] orders partition [`SILENT_PARTITION`] receives nothing (a gap
-//!   opens [`MAX_SILENCE`] later).
+//!   opens [`MAX_SILENCE`] later);
+//! - at [`CDC_FAILS_AT`] the task of `orders-cdc`, the Debezium connector that writes the
+//!   orders (as an in-process stand-in for Kafka Connect's REST API says), fails on a
+//!   refused database connection, and no order is written any more: the stream's cause
+//!   is `connector_failed` at the next poll, naming the task and the `PSQLException`,
+//!   and `OrdersConnectorFailed` pages.
 //!
 //! And a third stream, signups, is written two weeks into the past before anything
 //! starts (a day that peaks in the evening, a busier weekend: [`signup_rate`]), so its
@@ -46,6 +51,10 @@ pub const ANALYTICS_STOP_AT: Duration = Duration::from_secs(10);
 pub const ANALYTICS_GROUP: &str = "analytics";
 pub const SILENT_AT: Duration = Duration::from_secs(40);
 pub const APP_STOP_AT: Duration = Duration::from_secs(25);
+/// When the orders' CDC connector fails (and the orders stop).
+pub const CDC_FAILS_AT: Duration = Duration::from_secs(60);
+pub const CDC_CONNECTOR: &str = "orders-cdc";
+const CDC_TRACE: &str = "org.apache.kafka.connect.errors.ConnectException: An exception occurred in the change event producer. This connector will be stopped.\n\tat io.debezium.pipeline.ErrorHandler.setProducerThrowable(ErrorHandler.java:67)\nCaused by: org.postgresql.util.PSQLException: Connection to orders-db:5432 refused. Check that the hostname and port are correct and that the postmaster is accepting TCP/IP connections.\n\tat org.postgresql.core.v3.ConnectionFactoryImpl.openConnectionImpl(ConnectionFactoryImpl.java:346)\nCaused by: java.net.ConnectException: Connection refused\n\tat java.base/sun.nio.ch.Net.pollConnect(Native Method)\n";
 pub const SIGNUPS_TOPIC: &str = "signups";
 /// How far back the signups history goes.
 const HISTORY_DAYS: i64 = 14;
@@ -58,7 +67,7 @@ pub const BEHAVIOUR_DELAY_MS: i64 = 8 * 3600 * 1000;
 /// Records per second per stream.
 const RATE: f64 = 15.0;
 
-fn demo_config(bootstrap: &str, listen: &str, registry: &str) -> String {
+fn demo_config(bootstrap: &str, listen: &str, registry: &str, connect: &str) -> String {
     format!(
         r#"
 [kafka]
@@ -71,6 +80,10 @@ listen = "{listen}"
 rate_window = "30s"
 [schema_registry]
 url = "{registry}"
+[[connect]]
+name = "cdc"
+url = "{connect}"
+poll = "2s"
 [[stream]]
 name = "orders"
 topic = "{ORDERS_TOPIC}"
@@ -138,6 +151,11 @@ target = "orders"
 threshold = "15s"
 severity = "page"
 impact = "Revenue and stock dashboards show orders that are no longer current."
+[[alert]]
+name = "OrdersConnectorFailed"
+kind = "connector_failed"
+target = "orders"
+impact = "No order reaches analytics, stock or revenue reports until the CDC connector is restarted."
 "#
     )
 }
@@ -163,7 +181,9 @@ pub async fn run(
     let subject = format!("{ORDERS_TOPIC}-value");
     let schemas = vec![(ORDERS_SCHEMA_ID, subject, traffic::avro::ORDER_SCHEMA.to_string())];
     let registry = crate::registry::stand_in(schemas).await.context("failed to start the demo's schema registry")?;
-    let config = config::parse(&demo_config(&bootstrap, listen, &registry)).context("the demo config is invalid")?;
+    let connect = crate::connect::stand_in(cdc_connector).await.context("failed to start the demo's Kafka Connect")?;
+    let config =
+        config::parse(&demo_config(&bootstrap, listen, &registry, &connect)).context("the demo config is invalid")?;
     let listener = TcpListener::bind(config.listen).await.with_context(|| {
         format!(
             "failed to listen on {} (is another pipewatch running? move the demo with --listen 127.0.0.1:PORT)",
@@ -250,7 +270,10 @@ fn print_script(url: &str, history: u64) {
          {}s  orders placed in the app (channel=app, 1 in 12) stop being captured while the rest flows (the total drops 8 %): \
          cause segment_silent {} later,\n       naming channel=app; alert AppOrdersMissing fires\n  \
          {}s  orders partition {} goes silent: \
-         a gap opens after {} of silence, cause partition_stalled; alert OrdersStale fires once orders data is 15s old\n\
+         a gap opens after {} of silence, cause partition_stalled; alert OrdersStale fires once orders data is 15s old\n  \
+         {}s  the task of {CDC_CONNECTOR}, the Debezium connector writing the orders, fails (a PostgreSQL connection refused): \
+         cause connector_failed at the next poll of Kafka Connect,\n       naming the task, its worker and the PSQLException; \
+         alert OrdersConnectorFailed pages at once\n\
          \nAnd the signups stream ({} records over the last {} days, written before the start) flows inside \
          the band learnt from that history at start:\n       expected vs actual on the status page, \
          pipewatch_stream_rate_expected_records_per_second{{stream=\"signups\"}}\n\
@@ -263,6 +286,7 @@ fn print_script(url: &str, history: u64) {
         SILENT_AT.as_secs(),
         SILENT_PARTITION,
         MAX_SILENCE,
+        CDC_FAILS_AT.as_secs(),
         history,
         HISTORY_DAYS,
         ANALYTICS_STOP_AT.as_secs()
@@ -429,6 +453,21 @@ impl Printed {
     }
 }
 
+/// The orders' CDC connector as Connect's REST API tells it, `since` the demo started.
+fn cdc_connector(since: Duration) -> crate::connect::StandInAnswer {
+    let config = serde_json::json!({
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "topic.prefix": "shop",
+        "database.hostname": "orders-db",
+    });
+    let task = if since < CDC_FAILS_AT { ("RUNNING", None) } else { ("FAILED", Some(CDC_TRACE)) };
+    let connector = crate::connect::expanded("source", config, "connect-0:8083", &[task]);
+    crate::connect::StandInAnswer {
+        connectors: serde_json::json!({ CDC_CONNECTOR: connector }),
+        topics: [(CDC_CONNECTOR.to_string(), vec![ORDERS_TOPIC.to_string()])].into(),
+    }
+}
+
 /// The demo's script as a traffic plan.
 fn plan() -> Plan {
     let at = |fault, from, until| Scheduled { fault, from, until };
@@ -443,7 +482,11 @@ fn plan() -> Plan {
             at(Fault::BehaviourDelay(Duration::from_millis(BEHAVIOUR_DELAY_MS as u64)), DELAY_AT, None),
             at(Fault::SilentPartition(Stream::Orders, SILENT_PARTITION), SILENT_AT, None),
             at(Fault::StoppedChannel(Stream::Orders, "app"), APP_STOP_AT, None),
-        ],
+        ]
+        .into_iter()
+        // the CDC connector failed: nothing is written any more
+        .chain((0..PARTITIONS).map(|p| at(Fault::SilentPartition(Stream::Orders, p), CDC_FAILS_AT, None)))
+        .collect(),
         orders_avro: Some(ORDERS_SCHEMA_ID),
     }
 }

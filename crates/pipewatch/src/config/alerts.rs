@@ -25,6 +25,13 @@ pub(super) fn alert_rule(i: usize, a: &RawAlert, raw: &RawConfig, p: &mut Proble
     }
     let target = alert_target(kind, a, raw, &key, p);
     let threshold = match (&a.threshold, kind.default_threshold()) {
+        (Some(_), _) if kind.connector_causes().is_some() => {
+            p.add(
+                key("threshold"),
+                format!("{} takes no threshold: it fires while the connector is in that state", a.kind),
+            );
+            None
+        }
         (Some(t), _) => threshold_value(kind, t, &key("threshold"), p),
         (None, Some(default)) => Some(default),
         (None, None) => {
@@ -44,6 +51,10 @@ pub(super) fn alert_rule(i: usize, a: &RawAlert, raw: &RawConfig, p: &mut Proble
         }
     }
     let clear = match &a.clear {
+        Some(_) if kind.connector_causes().is_some() => {
+            p.add(key("clear"), format!("{} takes no clear: it resolves when the connector runs again", a.kind));
+            None
+        }
         Some(c) => threshold_value(kind, c, &key("clear"), p),
         None => threshold,
     };
@@ -58,7 +69,8 @@ pub(super) fn alert_rule(i: usize, a: &RawAlert, raw: &RawConfig, p: &mut Proble
         }
     }
     let for_ms = p.duration(key("for"), &a.for_).as_millis() as i64;
-    if a.severity.trim().is_empty() {
+    let severity = a.severity.clone().unwrap_or_else(|| kind.default_severity().to_string());
+    if severity.trim().is_empty() {
         p.add(key("severity"), "must not be empty");
     }
     if a.impact.trim().is_empty() {
@@ -75,7 +87,7 @@ pub(super) fn alert_rule(i: usize, a: &RawAlert, raw: &RawConfig, p: &mut Proble
         threshold: threshold?,
         clear: clear?,
         for_ms,
-        severity: a.severity.clone(),
+        severity,
         labels: a.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         impact: a.impact.trim().to_string(),
     })
@@ -124,6 +136,28 @@ fn alert_target(
     p: &mut Problems,
 ) -> Option<AlertTarget> {
     let pair_index = |name: &str| raw.pairs.iter().position(|pr| pr.name == name);
+    if kind.target_kind() == TargetKind::StreamOrConsumer {
+        let stream = raw.streams.iter().position(|st| st.name == a.target).map(AlertTarget::Stream);
+        let found = stream.or_else(|| raw.consumers.iter().position(|c| c.name == a.target).map(AlertTarget::Consumer));
+        if found.is_none() {
+            let known: Vec<&str> = raw
+                .streams
+                .iter()
+                .map(|st| st.name.as_str())
+                .chain(raw.consumers.iter().map(|c| c.name.as_str()))
+                .collect();
+            p.add(
+                key("target"),
+                format!(
+                    "{} needs a stream (its source connector) or a consumer (its sink connector); none named {:?} (known: {})",
+                    a.kind,
+                    a.target,
+                    known.join(", ")
+                ),
+            );
+        }
+        return found;
+    }
     if kind.target_kind() == TargetKind::Consumer {
         let found = raw.consumers.iter().position(|c| c.name == a.target);
         if found.is_none() {

@@ -4,7 +4,7 @@
 //! section: `[kafka]`, `[http]`, `[metrics]`, `[monitor]` ([`settings`], the listener's
 //! TLS and basic auth in [`web`]), `[[stream]]` and `[[pair]]` ([`streams`]),
 //! `[[consumer]]` ([`consumers`]), `[[alert]]` ([`alerts`]), `[[receiver]]`
-//! ([`receivers`]), `[schema_registry]` ([`registry`]).
+//! ([`receivers`]), `[schema_registry]` ([`registry`]), `[[connect]]` ([`connect`]).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -20,6 +20,7 @@ use pipewatch_kafka::SourceConfig;
 use crate::registry::RegistryConfig;
 
 pub mod alerts;
+pub mod connect;
 pub mod consumers;
 pub mod problems;
 pub mod raw;
@@ -56,6 +57,8 @@ pub struct Config {
     pub consumers: Vec<ConsumerSpec>,
     /// Where the Avro streams' writer schemas are fetched.
     pub schema_registry: Option<RegistryConfig>,
+    /// The Kafka Connect clusters (`[[connect]]`).
+    pub connect: Vec<crate::connect::ConnectConfig>,
 }
 
 /// Reads and validates a config file.
@@ -92,6 +95,7 @@ impl RawConfig {
         let external_url = settings::external_url(&self.http, listen, web.as_ref(), &mut p);
         let receivers = receivers::receiver_configs(&self, &mut p);
         let schema_registry = registry::registry_config(&self, &mut p);
+        let connect = connect::connect_configs(&self, &mut p);
 
         let config = Config {
             external_url,
@@ -114,6 +118,7 @@ impl RawConfig {
             pairs,
             consumers,
             schema_registry,
+            connect,
         };
         if p.0.is_empty() {
             if let Err(e) = pipewatch_kafka::validate_properties(&config.source) {

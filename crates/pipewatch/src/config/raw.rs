@@ -41,6 +41,34 @@ pub struct RawConfig {
     pub receivers: Vec<RawReceiver>,
     /// The schema registry of the streams whose values are Avro.
     pub schema_registry: Option<RawSchemaRegistry>,
+    /// Kafka Connect clusters whose connectors write and read the streams.
+    #[serde(default)]
+    pub connect: Vec<RawConnect>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConnect {
+    /// The `connect` label.
+    pub name: String,
+    /// The REST API's base URL (`http://connect:8083`).
+    pub url: String,
+    /// How often the connectors' states are read.
+    #[serde(default = "default_connect_poll")]
+    pub poll: String,
+    /// How long one request may take.
+    #[serde(default = "default_registry_timeout")]
+    pub timeout: String,
+    /// A CA certificate (PEM) to trust for the API, besides the system's.
+    pub ca_file: Option<String>,
+    /// A file holding a bearer token for `Authorization: Bearer …`.
+    pub bearer_token_file: Option<String>,
+    /// Basic auth, the password read from a file.
+    pub basic_auth: Option<RawBasicAuth>,
+}
+
+fn default_connect_poll() -> String {
+    "10s".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -377,9 +405,9 @@ pub struct RawAlert {
     /// How long the condition must hold before the alert fires.
     #[serde(default = "default_for", rename = "for")]
     pub for_: String,
-    /// The `severity` label.
-    #[serde(default = "default_severity")]
-    pub severity: String,
+    /// The `severity` label (by default `warning`; `page` for `connector_failed`, `info`
+    /// for `connector_paused`).
+    pub severity: Option<String>,
     /// Extra labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -389,9 +417,6 @@ pub struct RawAlert {
 
 fn default_for() -> String {
     "0s".into()
-}
-fn default_severity() -> String {
-    "warning".into()
 }
 
 #[derive(Debug, Deserialize)]

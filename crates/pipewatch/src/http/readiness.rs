@@ -1,6 +1,7 @@
 //! `GET /readyz`: 200 once the cluster answers, every configured topic exists,
-//! partitions are assigned and no records wait for a schema registry that does not
-//! answer; 503 with the reason otherwise (the status API and page say the same).
+//! partitions are assigned, no records wait for a schema registry that does not answer
+//! and every Kafka Connect cluster answers; 503 with the reason otherwise (the status API
+//! and page say the same).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -42,6 +43,9 @@ pub(super) fn not_ready(snapshot: Option<&Snapshot>) -> Option<String> {
     missing.extend(s.streams.iter().filter(|st| st.cause == Cause::SchemaRegistryUnreachable).map(|st| {
         let why = st.schema_registry.as_deref().unwrap_or("it does not answer");
         format!("schema registry unreachable for stream {}: {why}", st.name)
+    }));
+    missing.extend(s.connect.iter().filter(|k| k.status == KafkaStatus::Down).map(|k| {
+        format!("Kafka Connect {} unreachable: {}", k.name, k.error.as_deref().unwrap_or("it does not answer"))
     }));
     match s.kafka {
         KafkaStatus::Unknown => Some("kafka not reached yet".into()),

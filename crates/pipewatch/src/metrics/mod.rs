@@ -17,7 +17,7 @@
 use std::fmt::Write as _;
 
 use pipewatch_core::alert::AlertState;
-use pipewatch_core::diagnosis::{kafka_unreachable, AlertCause, ConsumerCause};
+use pipewatch_core::diagnosis::{connect_unreachable, kafka_unreachable, AlertCause, ConsumerCause};
 use pipewatch_core::histogram::Histogram;
 use pipewatch_core::snapshot::{ConsumerPartitionSnapshot, ConsumerSnapshot};
 use pipewatch_core::{Cause, KafkaStatus, Snapshot};
@@ -181,6 +181,7 @@ fn tick_families(tick: Option<&Tick>, granularity: Granularity) -> Families {
     if let Some(t) = tick {
         snapshot_families(&mut f, &t.snapshot, granularity);
         consumer_families(&mut f, &t.snapshot.consumers, granularity);
+        connect_families(&mut f, &t.snapshot);
         alert_families(&mut f, t);
     }
     f
@@ -364,6 +365,59 @@ fn consumer_families(f: &mut Families, consumers: &[ConsumerSnapshot], granulari
     }
 }
 
+/// The Kafka Connect clusters, their connectors and tasks (one series per state), and
+/// which stream or consumer each connector is.
+fn connect_families(f: &mut Families, s: &Snapshot) {
+    use pipewatch_core::connect::ConnectorState;
+    for k in &s.connect {
+        let connect = k.name.as_str();
+        f.gauge(&CONNECT_UP, &[("connect", connect)], if k.answers() { 1.0 } else { 0.0 });
+        for c in &k.connectors {
+            let (connector, kind) = (c.name.as_str(), c.kind.as_str());
+            for state in ConnectorState::ALL {
+                let l = [("connect", connect), ("connector", connector), ("type", kind), ("state", state.as_str())];
+                f.gauge(&CONNECTOR_STATE, &l, if c.state == state { 1.0 } else { 0.0 });
+            }
+            for t in &c.tasks {
+                let task = t.id.to_string();
+                for state in ConnectorState::ALL {
+                    let l = [
+                        ("connect", connect),
+                        ("connector", connector),
+                        ("type", kind),
+                        ("task", task.as_str()),
+                        ("state", state.as_str()),
+                    ];
+                    f.gauge(&CONNECTOR_TASK_STATE, &l, if t.state == state { 1.0 } else { 0.0 });
+                }
+            }
+            f.counter(&CONNECTOR_FAILURES_TOTAL, &[("connect", connect), ("connector", connector)], c.failures as f64);
+            for st in s.streams.iter().filter(|st| c.writes(&st.topic)) {
+                let l = [
+                    ("connect", connect),
+                    ("connector", connector),
+                    ("role", "source"),
+                    ("stream", st.name.as_str()),
+                    ("consumer", ""),
+                ];
+                f.gauge(&CONNECTOR_STREAM, &l, 1.0);
+            }
+            for cs in s.consumers.iter().filter(|cs| c.group.as_deref() == Some(cs.group.as_str())) {
+                for st in &cs.streams {
+                    let l = [
+                        ("connect", connect),
+                        ("connector", connector),
+                        ("role", "sink"),
+                        ("stream", st.stream.as_str()),
+                        ("consumer", cs.name.as_str()),
+                    ];
+                    f.gauge(&CONNECTOR_STREAM, &l, 1.0);
+                }
+            }
+        }
+    }
+}
+
 /// One `alert_active` series per rule (and the built-in `KafkaUnreachable`) whose labels
 /// never change, and the cause a firing alert carries as one series per cause.
 fn alert_families(f: &mut Families, tick: &Tick) {
@@ -378,12 +432,27 @@ fn alert_families(f: &mut Families, tick: &Tick) {
             f.gauge(&ALERT_CAUSE, &[("alert", name), ("cause", c)], if firing_with == Some(*c) { 1.0 } else { 0.0 });
         }
     };
+    let mut connect_pushed = false;
     for a in &tick.alerts {
+        if a.name == connect_unreachable::ALERT {
+            // one per cluster in the status; one series here, firing while any is
+            if !connect_pushed {
+                let firing =
+                    tick.alerts.iter().any(|b| b.name == a.name && matches!(b.state, AlertState::Firing { .. }));
+                push(&a.name, &a.severity, firing.then_some(a.cause.as_str()));
+                connect_pushed = true;
+            }
+            continue;
+        }
         push(&a.name, &a.severity, matches!(a.state, AlertState::Firing { .. }).then_some(a.cause.as_str()));
     }
-    // The built-in alert is listed only while active; its series are there always.
+    // The built-in alerts are listed only while active; their series are there always
+    // (`ConnectUnreachable` once, firing while any cluster does not answer).
     if !tick.alerts.iter().any(|a| a.name == kafka_unreachable::ALERT) {
         push(kafka_unreachable::ALERT, kafka_unreachable::SEVERITY, None);
+    }
+    if !tick.snapshot.connect.is_empty() && !tick.alerts.iter().any(|a| a.name == connect_unreachable::ALERT) {
+        push(connect_unreachable::ALERT, connect_unreachable::SEVERITY, None);
     }
 }
 

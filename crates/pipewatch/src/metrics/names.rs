@@ -353,9 +353,44 @@ pub const STREAM_SCHEMA_CHANGES_TOTAL: Metric = Metric {
     kind: Kind::Counter,
     labels: &["stream"],
 };
+pub const CONNECT_UP: Metric = Metric {
+    id: 45,
+    name: "pipewatch_connect_up",
+    help: "1 when the Kafka Connect cluster's REST API answered the last poll, else 0 (per [[connect]]).",
+    kind: Kind::Gauge,
+    labels: &["connect"],
+};
+pub const CONNECTOR_STATE: Metric = Metric {
+    id: 46,
+    name: "pipewatch_connector_state",
+    help: "The connector's state as Kafka Connect reports it: one series per state, exactly one is 1 (as last answered while the cluster does not).",
+    kind: Kind::Gauge,
+    labels: &["connect", "connector", "type", "state"],
+};
+pub const CONNECTOR_TASK_STATE: Metric = Metric {
+    id: 47,
+    name: "pipewatch_connector_task_state",
+    help: "The state of one task of the connector: one series per state, exactly one is 1.",
+    kind: Kind::Gauge,
+    labels: &["connect", "connector", "type", "task", "state"],
+};
+pub const CONNECTOR_FAILURES_TOTAL: Metric = Metric {
+    id: 48,
+    name: "pipewatch_connector_failures_total",
+    help: "Times the connector or one of its tasks went into FAILED while pipewatch watched it.",
+    kind: Kind::Counter,
+    labels: &["connect", "connector"],
+};
+pub const CONNECTOR_STREAM: Metric = Metric {
+    id: 49,
+    name: "pipewatch_connector_stream",
+    help: "1 for each connector and the stream it writes (role source) or the consumer it is (role sink): joins the connectors to their streams.",
+    kind: Kind::Gauge,
+    labels: &["connect", "connector", "role", "stream", "consumer"],
+};
 
 /// Every family, in the order `/metrics` writes them.
-pub const ALL: [&Metric; 45] = [
+pub const ALL: [&Metric; 50] = [
     &KAFKA_UP,
     &BUILD_INFO,
     &PARTITION_WATERMARK_TIMESTAMP_SECONDS,
@@ -401,6 +436,11 @@ pub const ALL: [&Metric; 45] = [
     &ALERT_CAUSE,
     &SCHEMA_REGISTRY_UP,
     &STREAM_SCHEMA_CHANGES_TOTAL,
+    &CONNECT_UP,
+    &CONNECTOR_STATE,
+    &CONNECTOR_TASK_STATE,
+    &CONNECTOR_FAILURES_TOTAL,
+    &CONNECTOR_STREAM,
 ];
 
 #[cfg(test)]

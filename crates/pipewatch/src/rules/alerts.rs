@@ -4,7 +4,7 @@
 
 use pipewatch_core::alert::text::{alert_labels, TargetNames};
 use pipewatch_core::alert::{AlertKind, AlertRule, AlertTarget};
-use pipewatch_core::diagnosis::{kafka_unreachable, ConsumerCause};
+use pipewatch_core::diagnosis::{connect_unreachable, kafka_unreachable, ConsumerCause};
 use pipewatch_core::Cause;
 
 use super::causes::band_sum;
@@ -46,6 +46,25 @@ pub(super) fn alerting_rules(out: &mut String, config: &Config) {
             ("impact", PIPEWATCH_DOWN_IMPACT),
         ],
     );
+    if !config.connect.is_empty() {
+        // a replica that reaches the API is enough to know the connectors
+        let description = connect_unreachable::DESCRIPTION.replace(
+            "GET {url}/connectors fails {when}: {error}",
+            "no replica of {{ $labels.job }} reaches its REST API",
+        );
+        alert(
+            out,
+            connect_unreachable::ALERT,
+            &format!("max by (job, connect) ({CONNECT_UP}) == 0"),
+            0,
+            &[("severity", connect_unreachable::SEVERITY), ("cause", connect_unreachable::CAUSE)],
+            &[
+                ("summary", &connect_unreachable::SUMMARY.replace("{connect}", "{{ $labels.connect }}")),
+                ("description", &description),
+                ("impact", connect_unreachable::IMPACT),
+            ],
+        );
+    }
     for rule in &config.alerts {
         alert_rule(out, config, rule, down);
     }
@@ -69,6 +88,25 @@ fn alert_rule(out: &mut String, config: &Config, rule: &AlertRule, down: &str) {
 /// When the rule fires: its series past the threshold (past `clear` while it fires), joined
 /// with its target's cause, unless what holds it back holds.
 fn alert_expr(config: &Config, rule: &AlertRule, down: &str) -> String {
+    if let Some((stream_cause, consumer_cause)) = rule.kind.connector_causes() {
+        // the target's cause across replicas (every replica polls the same Connect)
+        let series = match rule.target {
+            AlertTarget::Stream(i) => {
+                format!(
+                    "{STREAM_CAUSE}{{stream={}, cause=\"{}\"}}",
+                    quote(&config.streams[i].name),
+                    stream_cause.as_str()
+                )
+            }
+            AlertTarget::Consumer(c) => format!(
+                "{CONSUMER_CAUSE}{{consumer={}, cause=\"{}\"}}",
+                quote(&config.consumers[c].name),
+                consumer_cause.as_str()
+            ),
+            _ => unreachable!("the config check gives a connector rule a stream or a consumer"),
+        };
+        return format!("{series} == 1\nunless on (job) {down}");
+    }
     let (metric, selector, cause_metric, cause_selector, joined) = match rule.target {
         AlertTarget::Stream(i) => {
             let sel = format!("{{stream={}}}", quote(&config.streams[i].name));
@@ -181,6 +219,14 @@ fn alert_text(config: &Config, rule: &AlertRule) -> (String, String) {
     };
     let format = rule.kind.value_format();
     let value = format.template();
+    if rule.kind.connector_causes().is_some() {
+        let summary = rule.kind.summary(&target, "", "", "the connector", "");
+        let description = format!(
+            "{}: see pipewatch's status for the connector, task, worker and error; cause: {{{{ $labels.cause }}}} (Prometheus rules over {{{{ $labels.job }}}})",
+            rule.kind.as_str().replace('_', " ")
+        );
+        return (summary, description);
+    }
     let summary = match rule.kind {
         AlertKind::SegmentSilence => {
             rule.kind.summary(&format!("{target} {{{{ $labels.segment }}}}={{{{ $labels.value }}}}"), "", "", value, "")

@@ -63,6 +63,7 @@ const C_STREAM_LAG: &str = names::CONSUMER_STREAM_LAG_SECONDS.name;
 const C_WATERMARK: &str = names::CONSUMER_WATERMARK_TIMESTAMP_SECONDS.name;
 const C_CAUSE: &str = names::CONSUMER_CAUSE.name;
 const KAFKA_UP: &str = names::KAFKA_UP.name;
+const CONNECT_UP: &str = names::CONNECT_UP.name;
 const BUILD_INFO: &str = names::BUILD_INFO.name;
 
 /// Stream figures across replicas.

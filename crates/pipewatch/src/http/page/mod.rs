@@ -62,6 +62,7 @@ pub(crate) async fn status_page(State(state): State<AppState>) -> Html<String> {
     pairs_table(&mut h, s);
     consumers_table(&mut h, s);
     streams_table(&mut h, s);
+    connectors_table(&mut h, s);
     segments_table(&mut h, s);
     partitions_table(&mut h, s);
     h.push_str("</body></html>");
@@ -140,6 +141,57 @@ fn pairs_table(h: &mut String, s: &Snapshot) {
     }
 }
 
+/// The Kafka Connect clusters and their connectors, next to the streams they write and
+/// the consumers they are.
+fn connectors_table(h: &mut String, s: &Snapshot) {
+    if s.connect.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<h2>Kafka Connect</h2><table><tr><th>connect</th><th>connector</th><th>type</th><th>state</th>\
+         <th>tasks</th><th>streams</th><th>error</th></tr>",
+    );
+    for k in &s.connect {
+        if !k.answers() {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td colspan=6 class=fault>{} does not answer: {}{}</td></tr>",
+                esc(&k.name),
+                esc(&k.url),
+                esc(k.error.as_deref().unwrap_or("not polled yet")),
+                if k.connectors.is_empty() { "" } else { " (the connectors below as last answered)" }
+            );
+        }
+        for c in &k.connectors {
+            let issue = c.issue(&k.name);
+            let class = match issue.as_ref().map(|i| i.fault) {
+                None => "ok",
+                Some(pipewatch_core::connect::ConnectorFault::Paused) => "warn",
+                Some(_) => "fault",
+            };
+            let tasks: Vec<String> = c.tasks.iter().map(|t| format!("{} {}", t.id, t.state.as_str())).collect();
+            let streams: Vec<&str> = s
+                .streams
+                .iter()
+                .filter(|st| c.writes(&st.topic) || c.reads(&st.topic))
+                .map(|st| st.name.as_str())
+                .collect();
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class={class}>{}</td><td>{}</td><td>{}</td><td><small>{}</small></td></tr>",
+                esc(&k.name),
+                esc(&c.name),
+                c.kind.as_str(),
+                c.state.as_str(),
+                esc(&tasks.join(", ")),
+                esc(&streams.join(", ")),
+                esc(&issue.and_then(|i| i.error.map(|e| format!("task {}: {e}", i.task.map_or("–".into(), |t| t.to_string())))).unwrap_or_default()),
+            );
+        }
+    }
+    h.push_str("</table>");
+}
+
 fn consumers_table(h: &mut String, s: &Snapshot) {
     if s.consumers.is_empty() {
         return;
@@ -157,6 +209,9 @@ fn consumers_table(h: &mut String, s: &Snapshot) {
         let mut why = c.cause.explain().to_string();
         if let Some(e) = &c.error {
             why = format!("{why}: {e}");
+        }
+        if let Some(issue) = c.connector.as_ref().filter(|_| c.cause.as_str().starts_with("connector_")) {
+            why = format!("{why}: {}", issue.describe());
         }
         let sync: Vec<String> = c
             .pairs
@@ -205,6 +260,11 @@ fn streams_table(h: &mut String, s: &Snapshot) {
             Cause::VolumeAnomaly => {
                 format!("{} (from the topic's history)", esc(&st.cause_detail().unwrap_or_default()))
             }
+            Cause::ConnectorFailed | Cause::ConnectorUnassigned | Cause::ConnectorPaused => format!(
+                "{}<br><small class=warn>{}</small>",
+                st.cause.explain(),
+                esc(&st.cause_detail().unwrap_or_default())
+            ),
             Cause::SchemaRegistryUnreachable => format!(
                 "the schema registry does not answer: {}; nothing is lost, reading resumes when it answers",
                 esc(st.schema_registry.as_deref().unwrap_or("records wait for their schema"))
