@@ -79,3 +79,79 @@ segments = [{{ name = "channel", field = "/payload/after/channel" }}]
     assert_eq!((st["watermark_ms"].as_i64(), st["cause"].as_str()), (Some(newest), Some("ok")));
     pw.stop().await;
 }
+
+/// Debezium's snapshot: a connector created on a table of rows written a month ago copies
+/// them first (`source.snapshot` `first`, `true`, …, `last`), read by pipewatch as they
+/// come. With `snapshot_field` their old event times move the watermark but not the
+/// record delays, and the stream is `source_snapshot` while it lasts, not
+/// `event_time_delayed`; the first change after it is read as the real-time record it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debezium_snapshot_of_old_rows_is_not_an_upstream_delay() {
+    let (bootstrap, pg, connect) = (broker().await, postgres().await, connect().await);
+    let table = unique_topic("orders").replace('-', "_");
+    const ROWS: u64 = 20_000;
+    pg.sql(&format!(
+        "CREATE TABLE {table} (id serial PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT now()); \
+         INSERT INTO {table} (created_at) SELECT now() - interval '30 days' + i * interval '1 second' \
+         FROM generate_series(1, {ROWS}) AS i;"
+    ));
+    let prefix = unique_topic("snap").replace('-', "_");
+    let topic = format!("{prefix}.public.{table}");
+    // the topic exists before the connector: pipewatch reads the snapshot live
+    pipewatch_kafka::testing::create_topic(bootstrap, &topic, 1).await.unwrap();
+    let body = format!(
+        r#"
+[[stream]]
+name = "orders"
+topic = "{topic}"
+event_time = {{ field = "/payload/after/created_at", format = "rfc3339" }}
+snapshot_field = "/payload/source/snapshot"
+max_record_delay = "1m"
+"#
+    );
+    let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
+    pw.wait_cause("orders", "no_data", Duration::from_secs(30)).await;
+    let name = format!("{prefix}-cdc");
+    connect.create(&name, debezium_postgres(pg, &prefix, &table)).await;
+    let causes = std::sync::Mutex::new(Vec::<String>::new());
+    let st = eventually("the snapshot read", Duration::from_secs(120), || async {
+        let st = stream_status(&pw.status().await, "orders");
+        let cause = st["cause"].as_str().unwrap_or_default().to_string();
+        let mut seen = causes.lock().unwrap();
+        if seen.last() != Some(&cause) {
+            seen.push(cause);
+        }
+        if st["records"].as_u64() == Some(ROWS) {
+            Ok(st)
+        } else {
+            Err(st.to_string())
+        }
+    })
+    .await;
+    let causes = causes.into_inner().unwrap();
+    eprintln!("causes while the snapshot was read: {causes:?}");
+    assert!(!causes.iter().any(|c| c == "event_time_delayed"), "{causes:?}");
+    // every record moved the watermark; none counted as a delay
+    assert_eq!(
+        (st["record_delay"]["count"].as_u64(), st["median_record_delay_seconds"].as_f64()),
+        (Some(0), None),
+        "{st}"
+    );
+    // a change as it happens: read in real time
+    pg.sql(&format!("INSERT INTO {table} DEFAULT VALUES;"));
+    eventually("the change read in real time", Duration::from_secs(30), || async {
+        let st = stream_status(&pw.status().await, "orders");
+        match (st["records"].as_u64(), st["cause"].as_str(), st["record_delay"]["count"].as_u64()) {
+            (Some(n), Some("ok"), Some(1))
+                if n == ROWS + 1 && st["median_record_delay_seconds"].as_f64() < Some(60.0) =>
+            {
+                Ok(())
+            }
+            _ => Err(st.to_string()),
+        }
+    })
+    .await;
+    let (code, _) = connect.rest("DELETE", &format!("/connectors/{name}"), "").await;
+    assert_eq!(code, 204);
+    pw.stop().await;
+}

@@ -91,8 +91,8 @@ fn shipped_rules_are_the_output_for_the_shipped_configs_and_pass_promtool() {
     assert!(out.status.success() && text(&out).contains("SUCCESS"), "promtool test rules: {}", text(&out));
 }
 
-/// The rules for a rule of every kind (volume anomaly, segment silence, consumer lag and
-/// the sync lag a consumer sees included), at both granularities, pass promtool's check:
+/// The rules for a rule of every kind (volume anomaly, segment silence, consumer lag, the
+/// sync lag a consumer sees and the connector kinds included), at both granularities, pass promtool's check:
 /// their PromQL parses and their annotation templates too.
 #[test]
 fn rules_of_every_alert_kind_pass_promtool() {
@@ -148,6 +148,19 @@ target = "analytics"
 pair = "orders_behaviour"
 threshold = "15m"
 impact = "x"
+[[connect]]
+name = "cdc"
+url = "http://connect:8083"
+[[alert]]
+name = "OrdersConnectorFailed"
+kind = "connector_failed"
+target = "orders"
+impact = "x"
+[[alert]]
+name = "AnalyticsSinkPaused"
+kind = "connector_paused"
+target = "analytics"
+impact = "x"
 "#;
     let promtool = "promtool is in Debian's prometheus package: apt-get install prometheus";
     for granularity in ["partition", "stream"] {
@@ -156,7 +169,8 @@ impact = "x"
             .replace("granularity = \"partition\"", &format!("granularity = \"{granularity}\""));
         std::fs::write(dir.join("pipewatch.toml"), config).unwrap();
         let rules = pipewatch_rules(&dir, "pipewatch.toml", "prometheus");
-        assert_eq!(rules.matches("\n      - alert: ").count(), 2 + 3 + 7, "{rules}");
+        // PipewatchDown, KafkaUnreachable, ConnectUnreachable, the example's 3, these 9
+        assert_eq!(rules.matches("\n      - alert: ").count(), 3 + 3 + 9, "{rules}");
         std::fs::write(dir.join("rules.yml"), &rules).unwrap();
         let out = run("promtool", &["check", "rules", "rules.yml"], &dir, promtool);
         assert!(out.status.success(), "promtool check rules ({granularity}): {}\n{rules}", text(&out));

@@ -29,6 +29,7 @@ fn witness(cause: Cause) -> StreamFacts {
         Cause::ProducerSilent => StreamFacts { silent: 1, flowing: 0, ..healthy },
         Cause::PartitionStalled => StreamFacts { silent: 1, ..healthy },
         Cause::CatchingUp => StreamFacts { catching_up: true, ..healthy },
+        Cause::SourceSnapshot => StreamFacts { source_snapshot: true, ..healthy },
         Cause::MonitorBacklog => StreamFacts { backlog_growing: true, ..healthy },
         Cause::EventTimeDelayed => StreamFacts { event_time_old: true, ..healthy },
         // A replica's volume cause judges its own share of the rate against the bound.
@@ -55,6 +56,7 @@ fn merge(a: &StreamFacts, b: &StreamFacts) -> StreamFacts {
         silent: a.silent + b.silent,
         quiet: a.quiet + b.quiet,
         catching_up: a.catching_up || b.catching_up,
+        source_snapshot: a.source_snapshot || b.source_snapshot,
         backlog_growing: a.backlog_growing || b.backlog_growing,
         event_time_old: a.event_time_old || b.event_time_old,
         full_window_rate: a.full_window_rate,

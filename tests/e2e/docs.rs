@@ -1,7 +1,7 @@
 //! The reference pages against what pipewatch really serves: every family of a live
 //! `/metrics` (streams, an Avro one through the real schema registry, a pair, segments, a
-//! baseline, a watched consumer, an alert and a receiver, on the real broker) is in
-//! docs/metrics.md with its type and labels.
+//! baseline, a watched consumer, a sink connector of the real Kafka Connect, an alert and
+//! a receiver, on the real broker) is in docs/metrics.md with its type and labels.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -44,6 +44,12 @@ async fn every_family_of_a_live_scrape_is_in_the_metrics_reference() {
     let traffic = orders_and_behaviour_traffic(bootstrap, &orders, &behaviour, no(), no());
     let live_signups = steady(bootstrap, &signups, 1, Duration::from_secs(1));
     let group = unique_topic("analytics");
+    // a sink connector reading the orders, watched as the consumer of its group
+    let connect = connect().await;
+    let sink = unique_topic("warehouse");
+    connect.create(&sink, discard_sink(&orders)).await;
+    let password = std::env::temp_dir().join(format!("{sink}-password"));
+    std::fs::write(&password, CONNECT_PASSWORD).unwrap();
     let rest = format!(
         r#"
 [schema_registry]
@@ -64,13 +70,24 @@ segments = [{{ name = "kind", field = "/kind" }}]
 name = "analytics"
 group = "{group}"
 streams = ["orders", "behaviour"]
+[[consumer]]
+name = "warehouse"
+group = "connect-{sink}"
+streams = ["orders"]
+[[connect]]
+name = "connect"
+url = "{connect_url}"
+poll = "1s"
+basic_auth = {{ username = "{CONNECT_USER}", password_file = "{password}" }}
 {SYNC_RULE}
 [[receiver]]
 name = "hook"
 kind = "webhook"
 url = "http://127.0.0.1:9/"
 "#,
-        registry.url
+        registry.url,
+        connect_url = connect.url(),
+        password = password.display(),
     );
     let pw =
         Pipewatch::start(&config(bootstrap, "earliest", &orders_and_behaviour(&orders, &behaviour, "", &rest))).await;
@@ -83,8 +100,9 @@ url = "http://127.0.0.1:9/"
         let band = m.value("pipewatch_stream_rate_expected_records_per_second", &[("stream", "signups")]);
         let lag = m.value("pipewatch_consumer_lag_seconds", &[("stream", "orders")]);
         let sync = m.value("pipewatch_consumer_sync_lag_seconds", &[("consumer", "analytics")]);
-        match (band, lag, sync) {
-            (Some(_), Some(_), Some(_)) => Ok(m.0),
+        let sink = m.value("pipewatch_connector_stream", &[("role", "sink"), ("consumer", "warehouse")]);
+        match (band, lag, sync, sink) {
+            (Some(_), Some(_), Some(_), Some(_)) => Ok(m.0),
             other => Err(format!("{other:?}")),
         }
     })
@@ -128,6 +146,8 @@ url = "http://127.0.0.1:9/"
         "documented but not served by this config: {absent:?}"
     );
     traffic.stop();
+    let (code, _) = connect.rest("DELETE", &format!("/connectors/{sink}"), "").await;
+    assert_eq!(code, 204);
     avro.stop();
     live_signups.stop();
     pw.stop().await;

@@ -27,6 +27,7 @@ pub enum Cause {
     ProducerSilent,
     PartitionStalled,
     CatchingUp,
+    SourceSnapshot,
     MonitorBacklog,
     EventTimeDelayed,
     SegmentSilent,
@@ -62,6 +63,9 @@ pub struct StreamFacts {
     pub quiet: usize,
     /// Some partition's backlog has not drained since assignment.
     pub catching_up: bool,
+    /// The last record read of some partition is a source connector's snapshot copy of
+    /// an existing row (the stream's `snapshot_field`).
+    pub source_snapshot: bool,
     /// pipewatch's own backlog grew over the rate window and holds more than
     /// [`crate::stream::BACKLOG_TOLERANCE_SECONDS`] of traffic.
     pub backlog_growing: bool,
@@ -120,7 +124,7 @@ pub struct Diagnosis {
 }
 
 /// Every cause, in the order they are checked: the first that holds wins.
-pub const ORDER: [Diagnosis; 18] = [
+pub const ORDER: [Diagnosis; 19] = [
     Diagnosis {
         cause: Cause::KafkaUnreachable,
         name: "kafka_unreachable",
@@ -234,6 +238,16 @@ pub const ORDER: [Diagnosis; 18] = [
         explain: "pipewatch is replaying the backlog after start or rebalance; lag alerts wait",
         holds: |f| f.catching_up,
         replicas: Replicas::Any(&[Cause::CatchingUp]),
+        upstream: false,
+        fault: false,
+        holds_lag_rules: true,
+    },
+    Diagnosis {
+        cause: Cause::SourceSnapshot,
+        name: "source_snapshot",
+        explain: "the source connector copies the table's existing rows (a Debezium snapshot), or did and no change followed yet: their event times are old by design; lag alerts wait for the first change",
+        holds: |f| f.source_snapshot,
+        replicas: Replicas::Any(&[Cause::SourceSnapshot]),
         upstream: false,
         fault: false,
         holds_lag_rules: true,
@@ -722,6 +736,8 @@ mod tests {
         assert_eq!(diagnose(&f), Cause::EventTimeDelayed);
         f.backlog_growing = true;
         assert_eq!(diagnose(&f), Cause::MonitorBacklog);
+        f.source_snapshot = true;
+        assert_eq!(diagnose(&f), Cause::SourceSnapshot, "old event times of a snapshot are not a delay");
         f.catching_up = true;
         assert_eq!(diagnose(&f), Cause::CatchingUp);
         f.silent = 1;

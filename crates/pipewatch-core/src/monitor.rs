@@ -19,7 +19,7 @@ use crate::json::{Lookup as Found, PointerSet, MAX_SET};
 use crate::offset_hint::{hint, on_offset, Spread};
 use crate::offset_index::OffsetIndex;
 use crate::schema::{Read, Registry, SchemaFetch, StreamSchemas};
-use crate::segment::SegmentState;
+use crate::segment::{snapshot_phase, SegmentState, SNAPSHOT_SEGMENT};
 use crate::snapshot::{KafkaStatus, PairSnapshot, RegistrySnapshot, Snapshot, StreamSnapshot};
 use crate::spec::{
     Committed, ConsumerError, ConsumerSpec, MonitorSettings, PairSpec, Right, StartPosition, StreamSpec,
@@ -81,6 +81,7 @@ impl Monitor {
                 hourly: HourlyRates::default(),
                 hourly_stale: true,
                 segments: spec.segments.iter().map(|g| SegmentState::new(g.clone(), spec.max_segment_values)).collect(),
+                snapshot_segment: spec.segments.iter().position(|g| g.name == SNAPSHOT_SEGMENT),
                 fields: PointerSet::new(if spec.segments.is_empty() {
                     Vec::new()
                 } else {
@@ -325,6 +326,10 @@ impl Monitor {
             // behind a record that waits: it waits too (the source holds it, in order)
             return RecordOutcome::Wait(id);
         }
+        if let Some(i) = s.snapshot_segment {
+            // read again below, unless the record's fields are not read at all
+            s.segments[i].forget_last();
+        }
         let (time, written) = match &mut s.schemas {
             // a schema-registry format: the schema id first (the record may wait for it)
             Some(schemas) => {
@@ -362,6 +367,12 @@ impl Monitor {
                 _ => (s.spec.extractor.extract(payload, kafka_timestamp, arrival), None),
             },
         };
+        // a snapshot's copy of an existing row: its event time is old by design
+        let snapshot = s.snapshot_segment.and_then(|i| s.segments[i].last_value()).and_then(snapshot_phase);
+        if s.snapshot_segment.is_some() {
+            // until the first change after it: the rows it copied are all there is
+            p.in_snapshot = snapshot.is_some();
+        }
         p.records += 1;
         p.bytes += payload.map_or(0, |b| b.len() as u64);
         p.last_record = Some(arrival);
@@ -372,7 +383,7 @@ impl Monitor {
                 if let Some(index) = &mut p.index {
                     index.push(offset, t);
                 }
-                if p.caught_up {
+                if p.caught_up && snapshot.is_none() {
                     s.record_delay.observe((arrival - t) as f64 / 1000.0);
                     s.recent_delays.push(arrival, arrival - t);
                 }
@@ -1327,5 +1338,52 @@ mod tests {
         assert!(m.take_fetches(8).is_empty());
         m.tick(now + 8 * SEC + FETCH_RETRY_MS);
         assert_eq!(m.take_fetches(8).len(), 1);
+    }
+
+    /// Debezium's snapshot: records of rows written long ago, read live. With the
+    /// stream's `snapshot_field` they are `source_snapshot` (lag rules wait) and leave the
+    /// record delays alone; without it, they are an upstream delay.
+    #[test]
+    fn a_snapshot_of_old_rows_is_source_snapshot_not_event_time_delayed() {
+        let old = T0 - 30 * 86_400 * SEC;
+        let run = |with_field: bool| {
+            let mut s = spec("orders");
+            if with_field {
+                let pointer = JsonPointer::parse("/source/snapshot").unwrap();
+                s.segments.push(crate::segment::SegmentSpec { name: SNAPSHOT_SEGMENT.into(), pointer });
+            }
+            let mut m = monitor(vec![s], vec![]);
+            m.assign(0, 0, StartPosition::At(0), T0);
+            m.log_end(0, 0, 0, T0);
+            m.position(0, 0, 0);
+            let send = |m: &mut Monitor, offset: i64, ts: Millis, snapshot: &str, now: Millis| {
+                let payload = format!(r#"{{"ts": {ts}, "source": {{"snapshot": "{snapshot}"}}}}"#);
+                m.record(0, 0, offset, Some(payload.as_bytes()), None, now);
+            };
+            send(&mut m, 0, old, "first", T0);
+            send(&mut m, 1, old + SEC, "true", T0);
+            let during = m.tick(T0 + SEC);
+            send(&mut m, 2, old + 2 * SEC, "last", T0 + SEC);
+            let after = m.tick(T0 + 2 * SEC);
+            // a change as it happens, a second old
+            send(&mut m, 3, T0 + 2 * SEC, "false", T0 + 3 * SEC);
+            let live = m.tick(T0 + 3 * SEC);
+            (during, after, live)
+        };
+        let (during, after, live) = run(true);
+        let st = &during.streams[0];
+        assert_eq!(st.cause, Cause::SourceSnapshot);
+        assert!(st.cause.holds_lag_rules() && !st.cause.is_fault());
+        assert_eq!((st.median_record_delay_seconds, st.record_delay.counts().iter().sum::<u64>()), (None, 0));
+        assert_eq!(st.watermark_ms, Some(old + SEC), "the rows' own times: the watermark is real");
+        assert!(st.segments.is_empty(), "the snapshot field is no segment");
+        // its last record read, no change yet: the table's newest row is old by design too
+        assert_eq!(after.streams[0].cause, Cause::SourceSnapshot);
+        let st = &live.streams[0];
+        assert_eq!((st.cause, st.median_record_delay_seconds), (Cause::Ok, Some(1.0)));
+        // without the field, the same records are an upstream delay, even once changes flow
+        let (during, _, live) = run(false);
+        assert_eq!(during.streams[0].cause, Cause::EventTimeDelayed);
+        assert_eq!(live.streams[0].cause, Cause::EventTimeDelayed, "the snapshot's delays fill the window");
     }
 }

@@ -30,6 +30,25 @@ pub const FLOWING_RECORDS_PER_SILENCE: f64 = 5.0;
 /// channel removed), its silence series goes; it counts again if it comes back.
 pub const RETIRE_AFTER_MS: Millis = 24 * 3_600_000;
 
+/// The name of the segment that reads a stream's `snapshot_field` (Debezium's
+/// `source.snapshot`): kept out of the segments shown and judged, it says whether a
+/// record is a snapshot's copy of an existing row ([`snapshot_phase`]). A dot, which a
+/// configured segment name cannot hold: no collision.
+pub const SNAPSHOT_SEGMENT: &str = "source.snapshot";
+
+/// What a `snapshot_field` value says of its record: `Some(true)` a snapshot's copy of an
+/// existing row, more to come (Debezium: `true`, `first`, `first_in_data_collection`,
+/// `incremental`); `Some(false)` the snapshot's last record of this table (`last`,
+/// `last_in_data_collection`); `None` a change as it happened (`false`, absent). Either
+/// `Some` is a copy whose event time is old by design.
+pub fn snapshot_phase(value: &str) -> Option<bool> {
+    match value {
+        "true" | "first" | "first_in_data_collection" | "incremental" => Some(true),
+        "last" | "last_in_data_collection" => Some(false),
+        _ => None,
+    }
+}
+
 /// One segment as configured.
 #[derive(Debug, Clone)]
 pub struct SegmentSpec {
@@ -67,11 +86,20 @@ pub(crate) struct SegmentState {
     index: FxHashMap<Box<[u8]>, usize>,
     /// Records counted as [`OTHER`] because the cap was reached (or the value too long).
     overflow: u64,
+    /// The value of the last record (none: not JSON).
+    last: Option<usize>,
 }
 
 impl SegmentState {
     pub(crate) fn new(spec: SegmentSpec, max_values: usize) -> Self {
-        Self { spec, max_values: max_values.max(1), values: Vec::new(), index: FxHashMap::default(), overflow: 0 }
+        Self {
+            spec,
+            max_values: max_values.max(1),
+            values: Vec::new(),
+            index: FxHashMap::default(),
+            overflow: 0,
+            last: None,
+        }
     }
 
     fn intern(&mut self, raw: &[u8], now: Millis) -> usize {
@@ -89,7 +117,10 @@ impl SegmentState {
         let raw: &[u8] = match found {
             Lookup::String { raw, .. } | Lookup::Number(raw) => raw,
             Lookup::Missing | Lookup::Other => NONE.as_bytes(),
-            Lookup::NotJson => return,
+            Lookup::NotJson => {
+                self.last = None;
+                return;
+            }
         };
         let i = match self.index.get(raw) {
             Some(&i) => i,
@@ -103,6 +134,7 @@ impl SegmentState {
                 }
             }
         };
+        self.last = Some(i);
         let v = &mut self.values[i];
         v.records += 1;
         if live {
@@ -112,6 +144,16 @@ impl SegmentState {
             v.live += 1;
             v.last_seen = now;
         }
+    }
+
+    /// Forgets the last value (a record whose fields are not read: an empty payload).
+    pub(crate) fn forget_last(&mut self) {
+        self.last = None;
+    }
+
+    /// The value the last record had, as written.
+    pub(crate) fn last_value(&self) -> Option<&str> {
+        self.last.map(|i| &*self.values[i].text)
     }
 
     pub(crate) fn snapshot(&self, max_silence: Millis, now: Millis) -> SegmentSnapshot {

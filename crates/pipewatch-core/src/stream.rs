@@ -59,6 +59,9 @@ pub(crate) struct PartitionTracker {
     /// The schema id the partition waits for: its records from `position` on are read
     /// once the registry gave it (the source paused the partition there).
     pub(crate) waiting: Option<u32>,
+    /// The last record read was a snapshot's copy of an existing row (the stream's
+    /// `snapshot_field`): until the first change after the snapshot.
+    pub(crate) in_snapshot: bool,
 }
 
 impl PartitionTracker {
@@ -81,6 +84,7 @@ impl PartitionTracker {
             index: indexed.then(|| Box::new(OffsetIndex::new())),
             history: History::NotAsked,
             waiting: None,
+            in_snapshot: false,
         }
     }
 
@@ -236,7 +240,11 @@ pub(crate) struct StreamState {
     /// The assigned partitions' hourly rates summed, recomputed when `hourly_stale`.
     pub(crate) hourly: HourlyRates,
     pub(crate) hourly_stale: bool,
+    /// The segments' values, and last the `snapshot_field`'s ([`SNAPSHOT_SEGMENT`]), if
+    /// configured (kept out of what is shown and judged).
     pub(crate) segments: Vec<SegmentState>,
+    /// Where the `snapshot_field`'s state is in `segments`.
+    pub(crate) snapshot_segment: Option<usize>,
     /// With segments: the event time's field (first, when it is one) and the segments',
     /// looked up in one pass per record.
     pub(crate) fields: PointerSet,
@@ -255,6 +263,8 @@ struct PartitionPass {
     silent: usize,
     quiet: usize,
     catching_up: bool,
+    /// Some partition is in a source connector's snapshot.
+    in_snapshot: bool,
     log_end_sum: i64,
     backlog_sum: i64,
     /// The shortest silence of a partition.
@@ -269,6 +279,7 @@ fn partition_pass(s: &mut StreamState, settings: &MonitorSettings, now: Millis) 
     let mut partitions = Vec::new();
     let mut watermark_rule = LowWatermark::default();
     let (mut silent, mut quiet, mut flowing, mut catching_up) = (0usize, 0usize, 0usize, false);
+    let mut in_snapshot = false;
     let (mut log_end_sum, mut backlog_sum) = (0i64, 0i64);
     let mut stream_silence: Option<Millis> = None;
     let mut totals = s.revoked;
@@ -300,6 +311,7 @@ fn partition_pass(s: &mut StreamState, settings: &MonitorSettings, now: Millis) 
         if !p.caught_up {
             catching_up = true;
         }
+        in_snapshot |= p.in_snapshot;
         // The log end was polled before the records read since: a position past it
         // proves the log end is at least there.
         let log_end = match (p.log_end, p.position) {
@@ -331,6 +343,7 @@ fn partition_pass(s: &mut StreamState, settings: &MonitorSettings, now: Millis) 
         silent,
         quiet,
         catching_up,
+        in_snapshot,
         log_end_sum,
         backlog_sum,
         silence: stream_silence,
@@ -403,7 +416,13 @@ pub(crate) fn stream_snapshot(
     let max_delay = s.spec.max_record_delay_ms;
     let full_window_rate = window_full.then(|| rate.unwrap_or(0.0));
     let baseline = baseline_status(s, settings, full_window_rate, now);
-    let segments: Vec<SegmentSnapshot> = s.segments.iter().map(|g| g.snapshot(max_silence, now)).collect();
+    let segments: Vec<SegmentSnapshot> = s
+        .segments
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != s.snapshot_segment)
+        .map(|(_, g)| g.snapshot(max_silence, now))
+        .collect();
     let silent_segments: Vec<String> = segments
         .iter()
         .flat_map(|g| g.values.iter().filter(|v| v.silent).map(move |v| format!("{}={}", g.name, v.value)))
@@ -440,6 +459,7 @@ pub(crate) fn stream_snapshot(
         silent: pass.silent,
         quiet: pass.quiet,
         catching_up: pass.catching_up,
+        source_snapshot: pass.in_snapshot,
         backlog_growing,
         event_time_old: median_record_delay.is_some_and(|d| d * 1000.0 > max_delay as f64)
             || freshness_lag_ms.is_some_and(|lag| lag > max_delay),

@@ -305,6 +305,9 @@ pub struct RawStream {
     /// Distinct values kept per segment; later ones count as `other`.
     #[serde(default = "default_max_segment_values")]
     pub max_segment_values: usize,
+    /// The field that marks a source connector's snapshot copies of existing rows
+    /// (Debezium: `/payload/source/snapshot`): `source_snapshot`, not `event_time_delayed`.
+    pub snapshot_field: Option<String>,
 }
 
 fn default_value_format() -> String {

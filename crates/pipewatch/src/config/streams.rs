@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use pipewatch_core::baseline::BaselineSpec;
-use pipewatch_core::segment::SegmentSpec;
+use pipewatch_core::segment::{SegmentSpec, SNAPSHOT_SEGMENT};
 use pipewatch_core::{EventTimeSource, Extractor, JsonPointer, PairSpec, StreamSpec, TimeFormat, ValueFormat};
 
 use super::problems::Problems;
@@ -137,6 +137,13 @@ fn segment_specs(i: usize, s: &RawStream, p: &mut Problems) -> Vec<SegmentSpec> 
     }
     if s.segments.len() > 8 {
         p.add(key("segments"), "at most 8 segments per stream (each costs a field lookup per record)");
+    }
+    // read in the same pass as the segments, kept out of what they show
+    if let Some(field) = &s.snapshot_field {
+        match JsonPointer::parse(field) {
+            Ok(pointer) => segments.push(SegmentSpec { name: SNAPSHOT_SEGMENT.into(), pointer }),
+            Err(e) => p.add(key("snapshot_field"), e.0),
+        }
     }
     segments
 }

@@ -497,9 +497,9 @@ mod tests {
         };
         // a pair: both sides, not only the side whose cause the pair carries
         assert!(block("BehaviourBehindOrders")
-            .contains("pipewatch:stream_cause{cause=~\"schema_registry_unreachable|no_data|catching_up\", stream=~\"orders|behaviour\"}"));
+            .contains("pipewatch:stream_cause{cause=~\"schema_registry_unreachable|no_data|catching_up|source_snapshot\", stream=~\"orders|behaviour\"}"));
         assert!(block("OrdersStale").contains(
-            "pipewatch:stream_cause{cause=~\"schema_registry_unreachable|no_data|catching_up\", stream=\"orders\"}"
+            "pipewatch:stream_cause{cause=~\"schema_registry_unreachable|no_data|catching_up|source_snapshot\", stream=\"orders\"}"
         ));
         let consumer = block("AnalyticsBehind");
         assert!(consumer.contains("cause=\"upstream_fault\""), "{consumer}");
