@@ -59,13 +59,7 @@ async fn a_failed_cdc_task_is_named_as_the_cause_and_pages_before_any_silence_th
     let topic = format!("{prefix}.public.{table}");
     let sink = Sink::start().await;
     let body = format!(
-        r#"
-[[stream]]
-name = "orders"
-topic = "{topic}"
-event_time = {{ field = "/payload/after/created_at", format = "rfc3339" }}
-max_silence = "10m"
-
+        r#"{stream}
 {connect}
 [[alert]]
 name = "OrdersConnectorFailed"
@@ -80,6 +74,7 @@ target = "orders"
 impact = "Orders wait in the database until the connector is resumed."
 
 {hook}"#,
+        stream = debezium_stream(&topic, "max_silence = \"10m\""),
         connect = connect_section("cdc", &connect.url(), CONNECT_PASSWORD, "2s"),
         hook = webhook(&sink.url),
     );

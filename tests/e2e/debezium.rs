@@ -21,15 +21,7 @@ async fn debezium_change_events_give_the_rows_event_times_and_deletes_are_counte
     let name = format!("{prefix}-cdc");
     connect.create(&name, debezium_postgres(pg, &prefix, &table)).await;
     let topic = format!("{prefix}.public.{table}");
-    let body = format!(
-        r#"
-[[stream]]
-name = "orders"
-topic = "{topic}"
-event_time = {{ field = "/payload/after/created_at", format = "rfc3339" }}
-segments = [{{ name = "channel", field = "/payload/after/channel" }}]
-"#
-    );
+    let body = debezium_stream(&topic, r#"segments = [{ name = "channel", field = "/payload/after/channel" }]"#);
     let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
     // the snapshot's three rows, then two written while the connector streams
     eventually("the snapshot read", Duration::from_secs(90), || async {
@@ -99,16 +91,7 @@ async fn a_debezium_snapshot_of_old_rows_is_not_an_upstream_delay() {
     let topic = format!("{prefix}.public.{table}");
     // the topic exists before the connector: pipewatch reads the snapshot live
     pipewatch_kafka::testing::create_topic(bootstrap, &topic, 1).await.unwrap();
-    let body = format!(
-        r#"
-[[stream]]
-name = "orders"
-topic = "{topic}"
-event_time = {{ field = "/payload/after/created_at", format = "rfc3339" }}
-snapshot_field = "/payload/source/snapshot"
-max_record_delay = "1m"
-"#
-    );
+    let body = debezium_stream(&topic, "snapshot_field = \"/payload/source/snapshot\"\nmax_record_delay = \"1m\"");
     let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
     pw.wait_cause("orders", "no_data", Duration::from_secs(30)).await;
     let name = format!("{prefix}-cdc");

@@ -192,6 +192,15 @@ pub fn discard_sink(topics: &str) -> serde_json::Value {
     })
 }
 
+/// A stream named `orders` on `topic` that Debezium writes through Connect's JSON
+/// converter: its event time the row's `created_at`, with `extra` settings.
+pub fn debezium_stream(topic: &str, extra: &str) -> String {
+    format!(
+        "[[stream]]\nname = \"orders\"\ntopic = \"{topic}\"\n\
+         event_time = {{ field = \"/payload/after/created_at\", format = \"rfc3339\" }}\n{extra}\n"
+    )
+}
+
 /// A Debezium PostgreSQL connector's config for one table of `shop`, its topic
 /// `<prefix>.public.<table>` created by Connect (one partition).
 pub fn debezium_postgres(pg: &Postgres, prefix: &str, table: &str) -> serde_json::Value {

@@ -84,11 +84,7 @@ pub fn check_config(path: &Path, connect: bool) -> Outcome {
     // The schema registry of the Avro streams: does it answer?
     if let Some(r) = &c.schema_registry {
         let client = crate::registry::RegistryClient::new(r.clone());
-        let answered = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-            .and_then(|rt| rt.block_on(client.check()));
+        let answered = block_on(client.check());
         match answered {
             Ok(subjects) => {
                 let _ = writeln!(out, "schema registry at {}: reachable ({subjects} subjects)", r.url);
@@ -102,11 +98,7 @@ pub fn check_config(path: &Path, connect: bool) -> Outcome {
     // The Kafka Connect clusters: does each REST API answer?
     for (i, k) in c.connect.iter().enumerate() {
         let client = crate::connect::ConnectClient::new(k.clone(), Vec::new());
-        let answered = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-            .and_then(|rt| rt.block_on(client.check()));
+        let answered = block_on(client.check());
         match answered {
             Ok(n) => {
                 let _ = writeln!(out, "Kafka Connect {} at {}: reachable ({n} connectors)", k.name, k.url);
@@ -130,4 +122,13 @@ pub fn check_config(path: &Path, connect: bool) -> Outcome {
     } else {
         Outcome::failed(out, errors.join("\n") + "\n")
     }
+}
+
+/// An HTTP check on a runtime of its own (check-config runs without one).
+fn block_on<T>(check: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(check))
 }
