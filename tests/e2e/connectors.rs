@@ -6,7 +6,8 @@
 //!   and its alert reaches the webhook long before `max_silence`; restarted through the
 //!   REST API by the test it resolves. A paused connector is `connector_paused`.
 //! - A sink task killed by a record its converter cannot read makes its consumer
-//!   `connector_failed`, not `consumer_stopped`. Connect cut off is `connect_unreachable`:
+//!   `connector_failed`, not `consumer_stopped`; a sink nobody listed is watched as the
+//!   consumer of its group all the same, a listed one once. Connect cut off is `connect_unreachable`:
 //!   the built-in alert fires, `/readyz` says so, the streams keep their Kafka-level
 //!   causes and the connector alert is held, not resolved. A wrong password is named.
 
@@ -205,6 +206,9 @@ async fn a_sink_killed_by_a_poison_record_is_connector_failed_and_connect_cut_of
     }
     producer.flush();
     connect.create(&name, discard_sink(&topic)).await;
+    // a second sink of the same topic that nobody listed: watched all the same
+    let audit = unique_topic("audit");
+    connect.create(&audit, discard_sink(&topic)).await;
     let proxy = CutProxy::start(connect.addr).await;
     let sink = Sink::start().await;
     let body = format!(
@@ -244,6 +248,22 @@ impact = "The warehouse stops receiving clicks."
         }
     })
     .await;
+    // the unlisted sink is a consumer of its own, named by its connector; the listed one
+    // is not watched twice
+    let c = eventually("the unlisted sink watched", Duration::from_secs(60), || async {
+        let status = pw.status().await;
+        let consumers = status["consumers"].as_array().cloned().unwrap_or_default();
+        match consumers.iter().find(|c| c["name"] == audit.as_str()) {
+            Some(c) if c["cause"] == "ok" && c["streams"][0]["lag_records"] == 0 => Ok((c.clone(), consumers.len())),
+            _ => Err(format!("{consumers:?}")),
+        }
+    })
+    .await;
+    assert_eq!(
+        (c.0["group"].as_str(), c.0["discovered"].as_bool()),
+        (Some(format!("connect-{audit}").as_str()), Some(true))
+    );
+    assert_eq!(c.1, 2, "the listed sink's group is the listed consumer, once");
     // the wrong password is named, not hidden
     eventually("the wrong password named", Duration::from_secs(30), || async {
         let typo = pw.status().await["connect"][1].clone();
@@ -325,7 +345,9 @@ impact = "The warehouse stops receiving clicks."
             .ok_or_else(|| format!("{:?}", sink.alerts()))
     })
     .await;
-    let (code, _) = connect.rest("DELETE", &format!("/connectors/{name}"), "").await;
-    assert_eq!(code, 204);
+    for connector in [&name, &audit] {
+        let (code, _) = connect.rest("DELETE", &format!("/connectors/{connector}"), "").await;
+        assert_eq!(code, 204);
+    }
     pw.stop().await;
 }

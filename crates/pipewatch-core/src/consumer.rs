@@ -35,6 +35,9 @@ pub(crate) struct ConsumerState {
     /// Committed offsets older than the offset index, by `(stream, partition)`: the
     /// offset and what fetching its record found.
     pub(crate) resolved: BTreeMap<(usize, i32), (i64, Resolution)>,
+    /// Watched because a Kafka Connect sink connector reads a stream in this group, not
+    /// because it is listed.
+    pub(crate) discovered: bool,
 }
 
 /// A committed offset older than the offset index, resolved by fetching its record.
@@ -205,6 +208,7 @@ pub(crate) fn consumer_snapshot(
         cause,
         error: c.error.as_ref().map(|e| e.message.clone()),
         sink,
+        discovered: c.discovered,
         connector_unknown: connect::unknown(connect, is_sink),
         connector,
         stalled_seconds: stalled_ms as f64 / 1000.0,

@@ -140,7 +140,49 @@ impl Monitor {
             error: Some(ConsumerError::new("offsets not read yet")),
             progress_at: now,
             resolved: BTreeMap::new(),
+            discovered: false,
         });
+    }
+
+    /// Kafka Connect sink connectors (on clusters that answer) that read a watched
+    /// stream and whose group is not watched yet: each as the consumer to watch, named
+    /// by its connector (`connect/connector` where a consumer already has that name),
+    /// with the default `max_lag` and `max_stall`. A configured `[[consumer]]` with the
+    /// same group is the same consumer: not returned.
+    pub fn unwatched_sinks(&self) -> Vec<ConsumerSpec> {
+        let mut out: Vec<ConsumerSpec> = Vec::new();
+        for k in self.connect.iter().filter(|k| k.answers()) {
+            for c in k.connectors.iter().filter(|c| c.kind == crate::connect::ConnectorType::Sink) {
+                let Some(group) = &c.group else { continue };
+                let watched =
+                    |g: &str| self.consumers.iter().any(|w| w.spec.group == g) || out.iter().any(|o| o.group == g);
+                let streams: Vec<usize> =
+                    self.streams.iter().enumerate().filter(|(_, s)| c.reads(&s.spec.topic)).map(|(i, _)| i).collect();
+                if streams.is_empty() || watched(group) {
+                    continue;
+                }
+                let taken =
+                    |n: &str| self.consumers.iter().any(|w| w.spec.name == n) || out.iter().any(|o| o.name == n);
+                let name = if taken(&c.name) { format!("{}/{}", k.name, c.name) } else { c.name.clone() };
+                out.push(ConsumerSpec {
+                    name,
+                    group: group.clone(),
+                    streams,
+                    max_lag_ms: crate::spec::DEFAULT_MAX_LAG_MS,
+                    max_stall_ms: crate::spec::DEFAULT_MAX_STALL_MS,
+                });
+            }
+        }
+        out
+    }
+
+    /// Watches a sink connector's group found by [`Monitor::unwatched_sinks`]: a
+    /// consumer like any other, marked as found, not listed.
+    pub fn watch_sink(&mut self, spec: ConsumerSpec, now: Millis) {
+        self.watch_consumer(spec, now);
+        if let Some(c) = self.consumers.last_mut() {
+            c.discovered = true;
+        }
     }
 
     pub fn consumers(&self) -> impl Iterator<Item = &ConsumerSpec> {
@@ -1385,5 +1427,52 @@ mod tests {
         let (during, _, live) = run(false);
         assert_eq!(during.streams[0].cause, Cause::EventTimeDelayed);
         assert_eq!(live.streams[0].cause, Cause::EventTimeDelayed, "the snapshot's delays fill the window");
+    }
+
+    #[test]
+    fn a_sink_connector_that_reads_a_stream_is_watched_once_whether_listed_or_not() {
+        use crate::connect::{ConnectSnapshot, ConnectorState, ConnectorStatus, ConnectorType, TopicsFrom};
+        let sink = |name: &str, topic: &str| ConnectorStatus {
+            name: name.into(),
+            kind: ConnectorType::Sink,
+            state: ConnectorState::Running,
+            worker_id: String::new(),
+            trace: None,
+            tasks: Vec::new(),
+            topics: vec![topic.into()],
+            topics_from: TopicsFrom::ActiveTopics,
+            topic_prefix: None,
+            group: Some(format!("connect-{name}")),
+            failures: 0,
+        };
+        let mut m = monitor(vec![spec("orders")], vec![]);
+        let listed = ConsumerSpec {
+            name: "audit".into(),
+            group: "connect-warehouse".into(),
+            streams: vec![0],
+            max_lag_ms: 60 * SEC,
+            max_stall_ms: 60 * SEC,
+        };
+        m.watch_consumer(listed, T0);
+        m.set_connect(vec![ConnectSnapshot {
+            name: "cdc".into(),
+            url: "http://connect:8083".into(),
+            status: KafkaStatus::Up,
+            error: None,
+            polled_at_ms: Some(T0),
+            connectors: vec![sink("warehouse", "orders-topic"), sink("audit", "orders-topic"), sink("x", "other")],
+        }]);
+        // warehouse is the listed consumer `audit`; the sink `audit` is new and its name is
+        // taken; `x` reads nothing watched
+        let found = m.unwatched_sinks();
+        let names: Vec<(&str, &str)> = found.iter().map(|s| (s.name.as_str(), s.group.as_str())).collect();
+        assert_eq!(names, [("cdc/audit", "connect-audit")]);
+        assert_eq!((found[0].streams.clone(), found[0].max_lag_ms), (vec![0], crate::spec::DEFAULT_MAX_LAG_MS));
+        m.watch_sink(found[0].clone(), T0);
+        assert!(m.unwatched_sinks().is_empty(), "watched once");
+        let snap = m.tick(T0 + SEC);
+        let consumers: Vec<(&str, bool, Option<&str>)> =
+            snap.consumers.iter().map(|c| (c.name.as_str(), c.discovered, c.sink.as_deref())).collect();
+        assert_eq!(consumers, [("audit", false, Some("cdc/warehouse")), ("cdc/audit", true, Some("cdc/audit"))]);
     }
 }

@@ -249,6 +249,8 @@ pub struct ConsumerSnapshot {
     /// The Kafka Connect sink connector whose group this is, as `connect/connector`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sink: Option<String>,
+    /// Watched because it is a sink connector's group, not listed as a `[[consumer]]`.
+    pub discovered: bool,
     /// Its worst fault, or one of its tasks', named.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connector: Option<ConnectorIssue>,

@@ -110,3 +110,8 @@ pub struct ConsumerSpec {
     /// Committed offsets still for longer while records wait: `consumer_stopped`.
     pub max_stall_ms: Millis,
 }
+
+/// `consumer.max_lag` when not set (and for the consumers found, not listed): 15 min.
+pub const DEFAULT_MAX_LAG_MS: Millis = 15 * 60_000;
+/// `consumer.max_stall` when not set: 5 min.
+pub const DEFAULT_MAX_STALL_MS: Millis = 5 * 60_000;

@@ -39,6 +39,9 @@ pub(crate) struct Poller {
     pub(crate) requests: Receiver<Vec<FetchRequest>>,
     /// Assigned partitions whose log end the consumer has not learnt from a fetch yet.
     pub(crate) uncached: Receiver<Vec<(String, i32)>>,
+    /// Groups watched from now on (Kafka Connect sinks found while running), in the
+    /// order the monitor watches them: after the configured ones.
+    pub(crate) added: Receiver<WatchedGroup>,
 }
 
 /// A watched consumer's group, read through a client of its own that never joins,
@@ -77,7 +80,7 @@ pub(crate) fn poll_log_ends(
     shutdown: Arc<AtomicBool>,
     tx: Sender<LogEndPoll>,
 ) {
-    let Poller { client, topics, groups, fetcher, requests, uncached } = poller;
+    let Poller { client, topics, mut groups, fetcher, requests, uncached, added } = poller;
     let mut wanted: Vec<FetchRequest> = Vec::new();
     let mut uncached_now: Vec<(String, i32)> = Vec::new();
     let timeout = tick.max(Duration::from_secs(2)) * 3;
@@ -127,6 +130,7 @@ pub(crate) fn poll_log_ends(
                 }
             }
         };
+        groups.extend(added.try_iter());
         let committed = match &log_ends {
             Some(ends) => groups.iter().map(|g| committed_offsets(g, ends, timeout, &metrics)).collect(),
             None => Vec::new(),

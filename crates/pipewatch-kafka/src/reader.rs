@@ -18,10 +18,10 @@ use rdkafka::message::Message;
 use rdkafka::topic_partition_list::Offset;
 use tracing::{info, warn};
 
-use crate::client::now_ms;
+use crate::client::{now_ms, SourceConfig};
 use crate::messages::{FetchOutcome, HistoryRequest, Learned, LogEndPoll};
 use crate::metrics::{ErrorKind, SourceMetrics};
-use crate::poller::FETCHES_PER_TICK;
+use crate::poller::{group_client, WatchedGroup, FETCHES_PER_TICK};
 use crate::rebalance::{apply_assignment_changes, SourceContext};
 use crate::records::{cached_high_watermark, Item, RecordQueue};
 use crate::waiting::Waiting;
@@ -33,6 +33,8 @@ pub(crate) struct PollerLink {
     pub(crate) requests: Sender<Vec<FetchRequest>>,
     pub(crate) uncached: Sender<Vec<(String, i32)>>,
     pub(crate) history: Option<HistoryLink>,
+    /// Groups to watch from now on (Kafka Connect sinks found while running).
+    pub(crate) groups: Sender<WatchedGroup>,
 }
 
 pub(crate) struct HistoryLink {
@@ -58,6 +60,8 @@ pub(crate) struct Reader {
     pub(crate) waiting: Waiting,
     /// The Kafka Connect clusters' states, from the runtime's poller.
     pub(crate) connect: Option<Receiver<Vec<ConnectSnapshot>>>,
+    /// The clients' settings: a sink connector's group gets a client of its own.
+    pub(crate) config: SourceConfig,
 }
 
 impl Reader {
@@ -124,6 +128,7 @@ impl Reader {
             self.exchange_histories(&link);
             if let Some(latest) = self.connect.as_ref().and_then(|rx| rx.try_iter().last()) {
                 self.monitor.set_connect(latest);
+                self.watch_sinks(&link, now);
             }
             publish(self.monitor.tick(now));
             let wanted = self.monitor.take_fetches(FETCHES_PER_TICK);
@@ -251,6 +256,27 @@ impl Reader {
     }
 
     /// What the log-end poller found since the last tick, into the monitor.
+    /// Every Kafka Connect sink connector that reads a watched stream is watched as the
+    /// consumer of its group, listed or not: the monitor watches it, the poller reads its
+    /// group's committed offsets from the next poll on.
+    fn watch_sinks(&mut self, link: &PollerLink, now: Millis) {
+        for spec in self.monitor.unwatched_sinks() {
+            match group_client(&self.config, &spec.group) {
+                Ok(client) => {
+                    let topics = spec.streams.iter().map(|&i| self.topics[i].clone()).collect();
+                    info!(consumer = %spec.name, group = %spec.group, "a Kafka Connect sink connector reads a watched stream: watched as a consumer");
+                    let group = spec.group.clone();
+                    self.monitor.watch_sink(spec, now);
+                    let _ = link.groups.send(WatchedGroup { group, client, topics });
+                }
+                // tried again at the next poll of Connect
+                Err(e) => {
+                    warn!(group = %spec.group, error = %e, "failed to create the client of a sink connector's group")
+                }
+            }
+        }
+    }
+
     fn apply_polls(&mut self, link: &PollerLink, stream_of: &HashMap<String, usize>) {
         let (consumer, topic_names) = (&self.consumer, &self.topic_names);
         let monitor = &mut self.monitor;

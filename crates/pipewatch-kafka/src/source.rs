@@ -81,7 +81,8 @@ impl Source {
             })
             .collect::<Result<Vec<_>, SourceError>>()?;
 
-        let fetcher = if groups.is_empty() {
+        // groups may be added while running when Kafka Connect's sinks are watched
+        let fetcher = if groups.is_empty() && links.connect.is_none() {
             None
         } else {
             let mut fc = client_config(&config, false);
@@ -99,9 +100,11 @@ impl Source {
         let (tx, rx) = mpsc::channel();
         let (requests_tx, requests) = mpsc::channel();
         let (uncached_tx, uncached) = mpsc::channel();
+        let (added_tx, added) = mpsc::channel();
         let poller = {
             let (shutdown, metrics, tick) = (shutdown.clone(), metrics.clone(), config.tick);
-            let poller = Poller { client: poll_client, topics: topics.clone(), groups, fetcher, requests, uncached };
+            let poller =
+                Poller { client: poll_client, topics: topics.clone(), groups, fetcher, requests, uncached, added };
             std::thread::Builder::new()
                 .name("pipewatch-log-end".into())
                 .spawn(move || poll_log_ends(poller, tick, metrics, shutdown, tx))
@@ -123,7 +126,7 @@ impl Source {
         } else {
             (None, None)
         };
-        let link = PollerLink { polls: rx, requests: requests_tx, uncached: uncached_tx, history };
+        let link = PollerLink { polls: rx, requests: requests_tx, uncached: uncached_tx, history, groups: added_tx };
         let consumer = std::thread::Builder::new()
             .name("pipewatch-source".into())
             .spawn(move || {
@@ -140,6 +143,7 @@ impl Source {
                     group_id,
                     waiting: crate::waiting::Waiting::new(links.schemas, metrics.clone()),
                     connect: links.connect,
+                    config: config.clone(),
                     metrics,
                     errors_logged: 0,
                 };

@@ -360,6 +360,7 @@ mod tests {
             cause,
             error: None,
             sink: None,
+            discovered: false,
             connector: None,
             connector_unknown: None,
             stalled_seconds: 0.0,
