@@ -5,7 +5,7 @@
 #   postgres.sh run PORT DIR [PID]   # initdb DIR (unless done), run in the foreground;
 #                                    # stop when PID exits. Superuser `postgres`, no password
 #                                    # from 127.0.0.1 (trust), database `shop`.
-#   postgres.sh psql PORT SQL        # run SQL in `shop`
+#   postgres.sh psql PORT SQL        # run SQL in `shop` (SQL `-`: read it from stdin)
 # Environment: PG_BIN (default: the newest /usr/lib/postgresql/*/bin, or the PATH's).
 set -euo pipefail
 
@@ -75,6 +75,9 @@ CONF
 
 psql_run() {
   local port=$1 sql=$2
+  if [ "$sql" = - ]; then
+    exec "$(bin)/psql" -h 127.0.0.1 -p "$port" -U postgres -d shop -v ON_ERROR_STOP=1 -q -f -
+  fi
   "$(bin)/psql" -h 127.0.0.1 -p "$port" -U postgres -d shop -v ON_ERROR_STOP=1 -qtc "$sql"
 }
 

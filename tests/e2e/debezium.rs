@@ -138,3 +138,67 @@ async fn a_debezium_snapshot_of_old_rows_is_not_an_upstream_delay() {
     assert_eq!(code, 204);
     pw.stop().await;
 }
+
+/// The shop as it runs: `pipewatch generate --orders-format sql` writes the orders into
+/// PostgreSQL (through psql, as the compose file does), Debezium carries them to Kafka,
+/// pipewatch reads them from the change events and watches the connector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generators_orders_reach_pipewatch_through_postgresql_and_debezium() {
+    let (bootstrap, pg, connect) = (broker().await, postgres().await, connect().await);
+    let table = unique_topic("orders").replace('-', "_");
+    let behaviour = unique_topic("behaviour");
+    pipewatch_kafka::testing::create_topic(bootstrap, &behaviour, 1).await.unwrap();
+    pg.sql(&pipewatch_traffic::ORDERS_TABLE_SQL.replace("{table}", &table));
+    let prefix = unique_topic("gen").replace('-', "_");
+    let name = format!("{prefix}-cdc");
+    connect.create(&name, debezium_postgres(pg, &prefix, &table)).await;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/connect/postgres.sh");
+    let generator = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -o pipefail; {} generate --bootstrap-servers {bootstrap} --behaviour-topic {behaviour} --rate 10 \
+             --duration 20s --orders-format sql --orders-table {table} | bash {} psql {} -",
+            env!("CARGO_BIN_EXE_pipewatch"),
+            script.display(),
+            pg.port
+        ))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the generator and psql");
+    let topic = format!("{prefix}.public.{table}");
+    let body = format!(
+        "{}\n[[connect]]\nname = \"cdc\"\nurl = \"{}\"\npoll = \"2s\"\nbasic_auth = {{ username = \"{CONNECT_USER}\", password_file = \"{}\" }}\n",
+        debezium_stream(&topic, r#"segments = [{ name = "channel", field = "/payload/after/channel" }]"#),
+        connect.url(),
+        {
+            let f = std::env::temp_dir().join(format!("{prefix}-password"));
+            std::fs::write(&f, CONNECT_PASSWORD).unwrap();
+            f.display().to_string()
+        }
+    );
+    let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
+    let st =
+        eventually("the generated orders read, fresh, from the change events", Duration::from_secs(90), || async {
+            let st = stream_status(&pw.status().await, "orders");
+            match (st["cause"].as_str(), st["records"].as_u64(), st["freshness_lag_seconds"].as_f64()) {
+                (Some("ok"), Some(n), Some(lag)) if n >= 50 && lag < 30.0 => Ok(st),
+                _ => Err(st.to_string()),
+            }
+        })
+        .await;
+    assert_eq!(st["connectors"][0], format!("cdc/{name}"), "{st}");
+    let channels: Vec<&str> =
+        st["segments"][0]["values"].as_array().unwrap().iter().filter_map(|v| v["value"].as_str()).collect();
+    assert!(channels.contains(&"web") && channels.contains(&"app"), "{channels:?}");
+    let out = generator.wait_with_output().await.expect("the generator ends");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains(&format!("orders into table {table}")) && said.contains("sent orders="), "{said}");
+    let written: u64 = pg.sql(&format!("SELECT count(*) FROM {table}")).parse().unwrap();
+    assert!(written >= 150, "{written} orders in the table");
+    let (code, _) = connect.rest("DELETE", &format!("/connectors/{name}"), "").await;
+    assert_eq!(code, 204);
+    pw.stop().await;
+}

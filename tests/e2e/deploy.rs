@@ -148,14 +148,6 @@ target = "analytics"
 pair = "orders_behaviour"
 threshold = "15m"
 impact = "x"
-[[connect]]
-name = "cdc"
-url = "http://connect:8083"
-[[alert]]
-name = "OrdersConnectorFailed"
-kind = "connector_failed"
-target = "orders"
-impact = "x"
 [[alert]]
 name = "AnalyticsSinkPaused"
 kind = "connector_paused"
@@ -169,8 +161,8 @@ impact = "x"
             .replace("granularity = \"partition\"", &format!("granularity = \"{granularity}\""));
         std::fs::write(dir.join("pipewatch.toml"), config).unwrap();
         let rules = pipewatch_rules(&dir, "pipewatch.toml", "prometheus");
-        // PipewatchDown, KafkaUnreachable, ConnectUnreachable, the example's 3, these 9
-        assert_eq!(rules.matches("\n      - alert: ").count(), 3 + 3 + 9, "{rules}");
+        // PipewatchDown, KafkaUnreachable, ConnectUnreachable, the example's 4, these 8
+        assert_eq!(rules.matches("\n      - alert: ").count(), 3 + 4 + 8, "{rules}");
         std::fs::write(dir.join("rules.yml"), &rules).unwrap();
         let out = run("promtool", &["check", "rules", "rules.yml"], &dir, promtool);
         assert!(out.status.success(), "promtool check rules ({granularity}): {}\n{rules}", text(&out));
@@ -189,7 +181,18 @@ fn the_compose_file_parses_and_every_file_it_mounts_passes_its_check() {
     );
     assert!(out.status.success(), "docker-compose config: {}", text(&out));
     let resolved = String::from_utf8_lossy(&out.stdout).to_string();
-    for service in ["redpanda", "topics", "pipewatch", "generator", "prometheus", "alertmanager", "grafana"] {
+    for service in [
+        "redpanda",
+        "topics",
+        "pipewatch",
+        "postgres",
+        "connect",
+        "connector",
+        "generator",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+    ] {
         assert!(resolved.contains(&format!("\n  {service}:\n")), "service {service} missing:\n{resolved}");
     }
     // Every bind mount's source exists (docker would create an empty folder instead).
@@ -215,13 +218,29 @@ fn the_compose_file_parses_and_every_file_it_mounts_passes_its_check() {
         "amtool is in Debian's prometheus-alertmanager package: apt-get install prometheus-alertmanager",
     );
     assert!(out.status.success(), "amtool check-config: {}", text(&out));
-    // The generator's default faults are valid arguments of `pipewatch generate`.
-    let generate = resolved
+    // The generator's orders go into PostgreSQL (its table as compose creates it is the
+    // one the generator writes), its default faults are `pipewatch generate`'s own flags;
+    // Debezium's connector reads that table into the topic pipewatch watches.
+    // (docker-compose folds the long line: its pieces up to the next key)
+    let generate: Vec<&str> = resolved
         .lines()
         .skip_while(|l| !l.starts_with("  generator:"))
-        .find_map(|l| l.trim().strip_prefix("command: "))
-        .expect("the generator's command");
-    assert!(generate.starts_with("generate "), "{generate}");
+        .skip_while(|l| !l.contains("pipewatch generate "))
+        .take_while(|l| !l.trim_end().ends_with(':'))
+        .map(str::trim)
+        .collect();
+    let generate = generate.join(" ");
+    for part in
+        ["--orders-format sql --orders-table orders", "--fault-after 5m --silent-partition behaviour:2", "| psql"]
+    {
+        assert!(generate.contains(part), "{part:?} not in {generate}");
+    }
+    let ddl = read("deploy/compose/orders.sql");
+    let created = ddl.lines().find(|l| l.starts_with("CREATE TABLE")).expect("the orders table");
+    assert_eq!(created, format!("{};", pipewatch_traffic::ORDERS_TABLE_SQL.replace("{table}", "orders")));
+    let cdc: serde_json::Value = serde_json::from_str(&read("deploy/compose/orders-cdc.json")).unwrap();
+    let topic = format!("{}.{}", cdc["topic.prefix"].as_str().unwrap(), cdc["table.include.list"].as_str().unwrap());
+    assert!(read("deploy/compose/pipewatch.toml").contains(&format!("topic = \"{topic}\"")), "{topic}");
 
     // Grafana's provisioning points at the dashboards folder it mounts.
     let dashboards = read("dashboards/provisioning/dashboards/pipewatch.yml");
@@ -234,6 +253,7 @@ fn the_generator_rejects_bad_fault_knobs_with_the_flag_named() {
     for (args, needle) in [
         (&["--silent-partition", "orders"][..], "--silent-partition"),
         (&["--stop-stream", "carts"][..], "expected orders or behaviour"),
+        (&["--orders-format", "sql", "--orders-table", "orders; drop"][..], "expected a table name"),
         (&["--invalid-share", "1.5"][..], "expected a number from 0 to 1"),
         (&["--rate", "0"][..], "expected a positive number"),
         (&["--behaviour-delay", "8 hours"][..], "--behaviour-delay"),

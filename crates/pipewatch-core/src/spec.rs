@@ -34,6 +34,14 @@ pub struct StreamSpec {
     pub max_segment_values: usize,
 }
 
+impl StreamSpec {
+    /// Whether the stream has segments of its own (the `snapshot_field`, read as a
+    /// segment, is none: it is never shown or judged).
+    pub fn has_segments(&self) -> bool {
+        self.segments.iter().any(|g| g.name != crate::segment::SNAPSHOT_SEGMENT)
+    }
+}
+
 /// One pair as configured: indexes into the stream list.
 #[derive(Debug, Clone)]
 pub struct PairSpec {

@@ -44,10 +44,15 @@ pub struct GenerateArgs {
     /// web, app or email (one collection path stops; repeatable).
     #[arg(long, value_parser = parse_channel)]
     stop_channel: Vec<(Stream, &'static str)>,
-    /// How the orders are written: json, or avro (Confluent's wire format, the schema
-    /// registered at --schema-registry under <orders topic>-value).
-    #[arg(long, default_value = "json", value_parser = ["json", "avro"])]
+    /// How the orders are written: json, avro (Confluent's wire format, the schema
+    /// registered at --schema-registry under <orders topic>-value), or sql: not to Kafka
+    /// but as INSERTs into --orders-table on stdout, for psql (a CDC connector such as
+    /// Debezium then writes them to Kafka); the table is created first if need be.
+    #[arg(long, default_value = "json", value_parser = ["json", "avro", "sql"])]
     orders_format: String,
+    /// The table of --orders-format sql.
+    #[arg(long, default_value = "orders", value_parser = parse_table)]
+    orders_table: String,
     /// The schema registry's Confluent-compatible API (Redpanda's http://redpanda:8081).
     #[arg(long, required_if_eq("orders_format", "avro"))]
     schema_registry: Option<String>,
@@ -73,6 +78,7 @@ impl GenerateArgs {
                 rate: self.rate,
                 faults,
                 orders_avro: None,
+                orders_sql: (self.orders_format == "sql").then_some(self.orders_table),
             },
             duration: self.duration,
             schema_registry: (self.orders_format == "avro").then_some(self.schema_registry).flatten(),
@@ -117,6 +123,19 @@ fn parse_channel(s: &str) -> Result<(Stream, &'static str), String> {
         .find(|c| *c == channel)
         .ok_or_else(|| format!("expected a channel of {}, got {channel:?}", crate::CHANNELS.join(", ")))?;
     Ok((parse_stream(stream)?, channel))
+}
+
+/// A table name for SQL: letters, digits and `_`, optionally `schema.table`.
+fn parse_table(s: &str) -> Result<String, String> {
+    let word = |w: &str| {
+        w.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if !s.is_empty() && s.split('.').count() <= 2 && s.split('.').all(word) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("expected a table name such as orders or public.orders, got {s:?}"))
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

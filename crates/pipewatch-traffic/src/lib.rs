@@ -101,7 +101,14 @@ pub struct Plan {
     /// Orders written as Avro with this registered schema id ([`avro::ORDER_SCHEMA`]);
     /// `None`: JSON.
     pub orders_avro: Option<u32>,
+    /// Orders not written to Kafka but printed as SQL `INSERT`s into this table, one a
+    /// line on stdout (for `psql`: a CDC connector then carries them to Kafka, as in a
+    /// shop); see [`ORDERS_TABLE_SQL`].
+    pub orders_sql: Option<String>,
 }
+
+/// The table `--orders-format sql` writes into (`{table}` its name).
+pub const ORDERS_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS {table} (order_id text PRIMARY KEY, customer_id text NOT NULL, channel text NOT NULL, total numeric(10, 2) NOT NULL, currency text NOT NULL, created_at timestamptz)";
 
 impl Plan {
     pub fn topic(&self, stream: Stream) -> &str {
@@ -151,7 +158,9 @@ const STEP: Duration = Duration::from_millis(50);
 /// Writes traffic following `plan` until `stop` is set; `partitions` holds the
 /// partition counts of the orders and behaviour topics.
 pub fn run(producer: &TrafficProducer, plan: &Plan, partitions: [i32; 2], counts: &Counts, stop: &AtomicBool) {
+    use std::io::Write as _;
     let started = Instant::now();
+    let mut sql = plan.orders_sql.as_ref().map(|_| std::io::LineWriter::new(std::io::stdout()));
     let mut credit = [0.0f64; 2];
     let mut next_partition = [0i32; 2];
     let mut invalid_credit = 0.0f64;
@@ -205,6 +214,14 @@ pub fn run(producer: &TrafficProducer, plan: &Plan, partitions: [i32; 2], counts
                 if invalid {
                     invalid_credit -= 1.0;
                     counts.invalid.fetch_add(1, Ordering::Relaxed);
+                }
+                if let (Stream::Orders, Some(out), Some(table)) = (stream, sql.as_mut(), &plan.orders_sql) {
+                    // a closed pipe (psql gone) is a failed write, counted like a failed produce
+                    match writeln!(out, "{}", order_insert(table, n, channel, now, invalid)) {
+                        Ok(()) => counts.sent[i].fetch_add(1, Ordering::Relaxed),
+                        Err(_) => counts.failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                    continue;
                 }
                 let payload = match (stream, plan.orders_avro) {
                     (Stream::Orders, Some(id)) => avro::order(id, n, channel, now, invalid),
@@ -269,10 +286,22 @@ pub async fn generate(
             .await
             .context("the metadata task failed")??
     };
-    println!(
-        "writing {} records/s to each of {} ({} partitions) and {} ({} partitions)",
-        plan.rate, plan.orders_topic, partitions[0], plan.behaviour_topic, partitions[1]
-    );
+    // with the orders as SQL on stdout, what the generator says goes to stderr
+    let sql = plan.orders_sql.clone();
+    let say = move |line: String| if sql.is_some() { eprintln!("{line}") } else { println!("{line}") };
+    match &plan.orders_sql {
+        Some(table) => {
+            println!("{};", ORDERS_TABLE_SQL.replace("{table}", table));
+            say(format!(
+                "writing {} records/s of orders into table {table} (SQL on stdout) and to {} ({} partitions)",
+                plan.rate, plan.behaviour_topic, partitions[1]
+            ));
+        }
+        None => say(format!(
+            "writing {} records/s to each of {} ({} partitions) and {} ({} partitions)",
+            plan.rate, plan.orders_topic, partitions[0], plan.behaviour_topic, partitions[1]
+        )),
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (stop, counts) = (stop.clone(), counts.clone());
@@ -282,14 +311,14 @@ pub async fn generate(
             .context("failed to start the traffic thread")?
     };
     let report = |counts: &Counts| {
-        println!(
+        say(format!(
             "sent orders={} behaviour={} (invalid {}), delivered {}, failed {}",
             counts.sent(Stream::Orders),
             counts.sent(Stream::Behaviour),
             counts.invalid.load(Ordering::Relaxed),
             counts.delivered.load(Ordering::Relaxed),
             counts.failed.load(Ordering::Relaxed)
-        );
+        ));
     };
     let until = async move {
         match opts.duration {
@@ -322,6 +351,11 @@ fn topic_partitions(
     let deadline = Instant::now() + wait;
     let mut out = [0; 2];
     for stream in Stream::ALL {
+        if stream == Stream::Orders && plan.orders_sql.is_some() {
+            // the orders go into a table: no topic of theirs to write
+            out[0] = 1;
+            continue;
+        }
         let topic = plan.topic(stream);
         loop {
             let found = producer
@@ -373,6 +407,18 @@ fn order(n: u64, channel: &str, created_at: Millis, bad: bool) -> String {
         10 + n % 190,
         n % 100,
         format_rfc3339(created_at)
+    )
+}
+
+/// Order `n` as an SQL `INSERT` into `table` ([`ORDERS_TABLE_SQL`]): the JSON order's
+/// fields, a bad one without `created_at`.
+fn order_insert(table: &str, n: u64, channel: &str, created_at: Millis, bad: bool) -> String {
+    let created_at = if bad { "NULL".to_string() } else { format!("'{}'", format_rfc3339(created_at)) };
+    format!(
+        "INSERT INTO {table} VALUES ('ord-{n}', 'cus-{}', '{channel}', {}.{:02}, 'EUR', {created_at}) ON CONFLICT DO NOTHING;",
+        n % 977,
+        10 + n % 190,
+        n % 100,
     )
 }
 
@@ -439,6 +485,7 @@ mod tests {
                 Scheduled { fault: Fault::StoppedStream(Stream::Orders), from: Duration::from_secs(60), until: None },
             ],
             orders_avro: None,
+            orders_sql: None,
         };
         let stop = AtomicBool::new(false);
         let started = Instant::now();

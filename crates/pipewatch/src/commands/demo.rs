@@ -488,5 +488,6 @@ fn plan() -> Plan {
         .chain((0..PARTITIONS).map(|p| at(Fault::SilentPartition(Stream::Orders, p), CDC_FAILS_AT, None)))
         .collect(),
         orders_avro: Some(ORDERS_SCHEMA_ID),
+        orders_sql: None,
     }
 }

@@ -149,8 +149,11 @@ mod tests {
         assert_eq!(c.pairs.len(), 1);
         assert_eq!(c.listen.to_string(), "127.0.0.1:9464");
         assert_eq!(c.source.start, Start::Lookback(Duration::from_secs(900)));
-        assert_eq!(c.alerts.len(), 3);
-        assert_eq!(c.alerts[2].kind, AlertKind::SegmentSilence);
+        assert_eq!(c.alerts.len(), 4);
+        assert_eq!(c.alerts[2].kind, AlertKind::ConnectorFailed);
+        assert_eq!(c.alerts[2].severity, "page", "the kind's default");
+        assert_eq!(c.alerts[3].kind, AlertKind::SegmentSilence);
+        assert_eq!((c.connect.len(), c.connect[0].poll), (1, Duration::from_secs(10)));
         assert_eq!(c.streams[1].segments.len(), 1);
         assert_eq!(c.alerts[0].threshold, 900.0);
         assert_eq!(c.alerts[0].clear, 600.0);

@@ -30,7 +30,7 @@ pub(super) fn cause_expr(config: &Config) -> String {
             // A replica compares only its share of the rate with the bounds: the volume
             // causes come from the summed rate instead.
             Replicas::SilentOnEveryReplica => {
-                for s in config.streams.iter().filter(|s| !s.segments.is_empty()) {
+                for s in config.streams.iter().filter(|s| s.has_segments()) {
                     let expr = format!(
                         "(max by (job, stream) ({SEGMENT_SILENCE}{{stream={0}}} > {1}) and on (job, stream) {2})",
                         quote(&s.name),

@@ -170,7 +170,7 @@ fn stream_records(out: &mut String, config: &Config) {
         &[],
     );
     // before the cause, which reads it
-    if config.streams.iter().any(|s| !s.segments.is_empty()) {
+    if config.streams.iter().any(|s| s.has_segments()) {
         record(
             out,
             "Segment silence: the time since any replica read a record of the segment value, for values\n\
