@@ -22,7 +22,7 @@ fn check(config: &str) -> (i32, String, String) {
 fn the_example_config_passes() {
     let (code, stdout, stderr) = check(include_str!("../../pipewatch.example.toml"));
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(stdout.contains("ok (2 streams, 1 pairs, 3 alerts)"), "{stdout}");
+    assert!(stdout.contains("ok (2 streams, 1 pairs, 4 alerts)"), "{stdout}");
 }
 
 #[test]

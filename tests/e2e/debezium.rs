@@ -81,7 +81,7 @@ async fn debezium_change_events_give_the_rows_event_times_and_deletes_are_counte
 async fn a_debezium_snapshot_of_old_rows_is_not_an_upstream_delay() {
     let (bootstrap, pg, connect) = (broker().await, postgres().await, connect().await);
     let table = unique_topic("orders").replace('-', "_");
-    const ROWS: u64 = 20_000;
+    const ROWS: u64 = 5_000;
     pg.sql(&format!(
         "CREATE TABLE {table} (id serial PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT now()); \
          INSERT INTO {table} (created_at) SELECT now() - interval '30 days' + i * interval '1 second' \

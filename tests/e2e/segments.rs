@@ -123,8 +123,10 @@ url = "{}"
     for other in ["web", "email", "sms"] {
         assert_eq!(value(&st, "channel", other)["silent"], false, "{other}: {st}");
     }
+    // the total barely moves (losing app's quarter uncovered would be −25 %; 10 % leaves
+    // room for a test producer slowed by the other tests on 2 cores)
     let rate_after = mean_rate(&pw, "behaviour").await;
-    assert!((rate_after - rate_before).abs() <= rate_before * 0.05, "total {rate_before} → {rate_after}");
+    assert!((rate_after - rate_before).abs() <= rate_before * 0.10, "total {rate_before} → {rate_after}");
     let m = pw.metrics().await;
     let app = [("stream", "behaviour"), ("segment", "channel"), ("value", "app")];
     assert!(m.value("pipewatch_segment_silence_seconds", &app).unwrap() > 5.0);
