@@ -194,14 +194,7 @@ impl Delivery {
                 ReceiverKind::Webhook => Queue::InOrder { list: VecDeque::new(), next: 0 },
             };
             let stats = metrics.receiver(&config.name);
-            let client = match HttpClient::new(&config.access) {
-                Ok(c) => c,
-                Err(e) => {
-                    // the CA was checked with the config: only a TLS library failure gets here
-                    warn!(receiver = %config.name, error = %e, "failed to set up TLS with the receiver's CA; using the system's");
-                    HttpClient::system_cas(&config.access)
-                }
-            };
+            let client = HttpClient::for_remote(&config.access, &format!("receiver={}", config.name));
             let r = Arc::new(Receiver { config, stats, queue: Mutex::new(queue), wake: Notify::new() });
             let stop = Stop { drain: drain.clone(), shutdown: shutdown.clone() };
             tasks.push(tokio::spawn(work(r.clone(), client, external_url.clone(), stop)));

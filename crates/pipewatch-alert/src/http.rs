@@ -87,6 +87,16 @@ impl HttpClient {
         })
     }
 
+    /// [`HttpClient::new`], or when the remote's CA cannot be set up (it was checked with
+    /// the config: only a TLS library failure gets here) the system's CAs, said once in
+    /// the log naming `remote` (e.g. `receiver=alertmanager`).
+    pub fn for_remote(access: &Access, remote: &str) -> Self {
+        Self::new(access).unwrap_or_else(|e| {
+            tracing::warn!(remote, error = %e, "failed to set up TLS with the remote's CA; using the system's");
+            Self::system_cas(access)
+        })
+    }
+
     /// A client with the system's CAs only (when the remote's own could not be set up).
     pub fn system_cas(access: &Access) -> Self {
         Self {

@@ -19,7 +19,7 @@ use crate::json::{Lookup as Found, PointerSet, MAX_SET};
 use crate::offset_hint::{hint, on_offset, Spread};
 use crate::offset_index::OffsetIndex;
 use crate::schema::{Read, Registry, SchemaFetch, StreamSchemas};
-use crate::segment::{snapshot_phase, SegmentState, SNAPSHOT_SEGMENT};
+use crate::segment::{is_snapshot, SegmentState, SNAPSHOT_SEGMENT};
 use crate::snapshot::{KafkaStatus, PairSnapshot, RegistrySnapshot, Snapshot, StreamSnapshot};
 use crate::spec::{
     Committed, ConsumerError, ConsumerSpec, MonitorSettings, PairSpec, Right, StartPosition, StreamSpec,
@@ -410,10 +410,10 @@ impl Monitor {
             },
         };
         // a snapshot's copy of an existing row: its event time is old by design
-        let snapshot = s.snapshot_segment.and_then(|i| s.segments[i].last_value()).and_then(snapshot_phase);
+        let snapshot = s.snapshot_segment.and_then(|i| s.segments[i].last_value()).is_some_and(is_snapshot);
         if s.snapshot_segment.is_some() {
             // until the first change after it: the rows it copied are all there is
-            p.in_snapshot = snapshot.is_some();
+            p.in_snapshot = snapshot;
         }
         p.records += 1;
         p.bytes += payload.map_or(0, |b| b.len() as u64);
@@ -425,7 +425,7 @@ impl Monitor {
                 if let Some(index) = &mut p.index {
                     index.push(offset, t);
                 }
-                if p.caught_up && snapshot.is_none() {
+                if p.caught_up && !snapshot {
                     s.record_delay.observe((arrival - t) as f64 / 1000.0);
                     s.recent_delays.push(arrival, arrival - t);
                 }

@@ -36,17 +36,12 @@ pub const RETIRE_AFTER_MS: Millis = 24 * 3_600_000;
 /// configured segment name cannot hold: no collision.
 pub const SNAPSHOT_SEGMENT: &str = "source.snapshot";
 
-/// What a `snapshot_field` value says of its record: `Some(true)` a snapshot's copy of an
-/// existing row, more to come (Debezium: `true`, `first`, `first_in_data_collection`,
-/// `incremental`); `Some(false)` the snapshot's last record of this table (`last`,
-/// `last_in_data_collection`); `None` a change as it happened (`false`, absent). Either
-/// `Some` is a copy whose event time is old by design.
-pub fn snapshot_phase(value: &str) -> Option<bool> {
-    match value {
-        "true" | "first" | "first_in_data_collection" | "incremental" => Some(true),
-        "last" | "last_in_data_collection" => Some(false),
-        _ => None,
-    }
+/// Whether a `snapshot_field` value marks its record as a snapshot's copy of an existing
+/// row, its event time old by design (Debezium: `true`, `first`,
+/// `first_in_data_collection`, `incremental`, `last`, `last_in_data_collection`), not a
+/// change as it happened (`false`, absent).
+pub fn is_snapshot(value: &str) -> bool {
+    matches!(value, "true" | "first" | "first_in_data_collection" | "incremental" | "last" | "last_in_data_collection")
 }
 
 /// One segment as configured.

@@ -119,7 +119,8 @@ pub struct ConsumerSpec {
     pub max_stall_ms: Millis,
 }
 
-/// `consumer.max_lag` when not set (and for the consumers found, not listed): 15 min.
+/// `consumer.max_lag` when not set (and for the consumers found, not listed): 15 min,
+/// in whole minutes (the config writes its default from it).
 pub const DEFAULT_MAX_LAG_MS: Millis = 15 * 60_000;
 /// `consumer.max_stall` when not set: 5 min.
 pub const DEFAULT_MAX_STALL_MS: Millis = 5 * 60_000;

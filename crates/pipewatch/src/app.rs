@@ -82,9 +82,9 @@ impl App {
             let clients =
                 config.connect.iter().map(|c| crate::connect::ConnectClient::new(c.clone(), watched.clone())).collect();
             let (tx, rx) = std::sync::mpsc::channel();
-            let tx = std::sync::Mutex::new(tx);
             let send = move |all| {
-                let _ = tx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).send(all);
+                // the source thread gone: shutting down
+                let _ = tx.send(all);
             };
             crate::connect::start(clients, pipewatch_kafka::now_ms, send, registry_stop.clone());
             Some(rx)

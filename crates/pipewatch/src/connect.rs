@@ -94,11 +94,7 @@ pub struct ConnectClient {
 
 impl ConnectClient {
     pub fn new(config: ConnectConfig, watched: Vec<String>) -> Self {
-        let client = HttpClient::new(&config.access).unwrap_or_else(|e| {
-            // the CA was checked with the config: only a TLS library failure gets here
-            warn!(connect = %config.name, error = %e, "failed to set up TLS with the CA; using the system's");
-            HttpClient::system_cas(&config.access)
-        });
+        let client = HttpClient::for_remote(&config.access, &format!("connect={}", config.name));
         Self { config, client, watched }
     }
 

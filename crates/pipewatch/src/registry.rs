@@ -74,11 +74,7 @@ pub struct RegistryClient {
 
 impl RegistryClient {
     pub fn new(config: RegistryConfig) -> Self {
-        let client = HttpClient::new(&config.access).unwrap_or_else(|e| {
-            // the CA was checked with the config: only a TLS library failure gets here
-            warn!(error = %e, "failed to set up TLS with the registry's CA; using the system's");
-            HttpClient::system_cas(&config.access)
-        });
+        let client = HttpClient::for_remote(&config.access, "schema_registry");
         Self { config, client }
     }
 

@@ -314,12 +314,15 @@ fn measure(
         (AlertKind::ConsumerSyncLag, AlertTarget::ConsumerPair { consumer, pair }) => {
             consumer_pair(snap, consumer, pair).and_then(|p| p.sync_lag_seconds)
         }
-        (kind, AlertTarget::Stream(_) | AlertTarget::Consumer(_)) if kind.connector_causes().is_some() => {
-            let (stream, consumer) = kind.connector_causes().unwrap_or((Cause::Ok, ConsumerCause::Ok));
+        _ => rule.kind.connector_causes().map(|(stream, consumer)| {
+            // 1 while the target (a stream or a consumer) is in the kind's cause
             let on = cause == AlertCause::Stream(stream) || cause == AlertCause::Consumer(consumer);
-            Some(if on { 1.0 } else { 0.0 })
-        }
-        _ => None,
+            if on {
+                1.0
+            } else {
+                0.0
+            }
+        }),
     };
     (value, cause, held)
 }

@@ -450,8 +450,8 @@ pub struct RawConsumer {
 }
 
 fn default_max_lag() -> String {
-    "15m".into()
+    format!("{}m", pipewatch_core::spec::DEFAULT_MAX_LAG_MS / 60_000)
 }
 fn default_max_stall() -> String {
-    "5m".into()
+    format!("{}m", pipewatch_core::spec::DEFAULT_MAX_STALL_MS / 60_000)
 }

@@ -210,7 +210,8 @@ fn consumers_table(h: &mut String, s: &Snapshot) {
         if let Some(e) = &c.error {
             why = format!("{why}: {e}");
         }
-        if let Some(issue) = c.connector.as_ref().filter(|_| c.cause.as_str().starts_with("connector_")) {
+        // its sink connector's fault, whichever cause comes first
+        if let Some(issue) = &c.connector {
             why = format!("{why}: {}", issue.describe());
         }
         let sync: Vec<String> = c
