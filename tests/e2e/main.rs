@@ -13,6 +13,7 @@ mod debezium;
 mod demo;
 mod deploy;
 mod diagnosis_rules;
+mod discovery;
 mod docs;
 mod local_time;
 mod prometheus;

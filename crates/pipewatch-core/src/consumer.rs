@@ -35,9 +35,23 @@ pub(crate) struct ConsumerState {
     /// Committed offsets older than the offset index, by `(stream, partition)`: the
     /// offset and what fetching its record found.
     pub(crate) resolved: BTreeMap<(usize, i32), (i64, Resolution)>,
-    /// Watched because a Kafka Connect sink connector reads a stream in this group, not
-    /// because it is listed.
-    pub(crate) discovered: bool,
+    /// Why it is watched.
+    pub(crate) origin: Origin,
+    /// Since when the group has had no committed offset on its streams (deleted, expired).
+    pub(crate) unknown_since: Option<Millis>,
+    /// When a discovered group was forgotten: no series, no reads, its slot kept.
+    pub(crate) forgotten_at: Option<Millis>,
+}
+
+/// Why a consumer is watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A `[[consumer]]`.
+    Listed,
+    /// A Kafka Connect sink connector reads a watched stream in this group.
+    Sink,
+    /// `[discovery]` found the group.
+    Discovery,
 }
 
 /// A committed offset older than the offset index, resolved by fetching its record.
@@ -208,7 +222,7 @@ pub(crate) fn consumer_snapshot(
         cause,
         error: c.error.as_ref().map(|e| e.message.clone()),
         sink,
-        discovered: c.discovered,
+        discovered: c.origin != Origin::Listed,
         connector_unknown: connect::unknown(connect, is_sink),
         connector,
         stalled_seconds: stalled_ms as f64 / 1000.0,

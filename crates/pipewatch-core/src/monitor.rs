@@ -11,8 +11,9 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::baseline::{HourlyRates, PartitionHistory};
 use crate::connect::ConnectSnapshot;
-use crate::consumer::{consumer_snapshot, ConsumerState, FetchRequest, Fetched, Known, Resolution};
+use crate::consumer::{consumer_snapshot, ConsumerState, FetchRequest, Fetched, Known, Origin, Resolution};
 use crate::diagnosis::{pair_cause, Side};
+use crate::discovery::Discovery;
 use crate::extract::InvalidReason;
 use crate::histogram::{Histogram, GAP_DURATION_BUCKETS, RECORD_DELAY_BUCKETS};
 use crate::json::{Lookup as Found, PointerSet, MAX_SET};
@@ -32,9 +33,9 @@ use crate::watermark::sync_lag_seconds;
 #[derive(Debug, Clone)]
 pub struct Monitor {
     settings: MonitorSettings,
-    streams: Vec<StreamState>,
+    pub(crate) streams: Vec<StreamState>,
     pairs: Vec<PairSpec>,
-    consumers: Vec<ConsumerState>,
+    pub(crate) consumers: Vec<ConsumerState>,
     kafka: KafkaStatus,
     kafka_error: Option<String>,
     /// The cluster did not answer at the last tick.
@@ -45,6 +46,10 @@ pub struct Monitor {
     uses_registry: bool,
     /// The Kafka Connect clusters as last polled.
     connect: Vec<ConnectSnapshot>,
+    /// A consumer's committed offsets changed since the offset indexes were trimmed.
+    offsets_moved: bool,
+    /// `[discovery]` of consumer groups, when on.
+    pub(crate) discovery: Option<Discovery>,
 }
 
 /// What became of one record handed to [`Monitor::record`].
@@ -102,6 +107,8 @@ impl Monitor {
             settings,
             uses_registry: streams.iter().any(|s| s.schemas.is_some()),
             connect: Vec::new(),
+            offsets_moved: false,
+            discovery: None,
             streams,
             pairs,
             consumers: Vec::new(),
@@ -126,7 +133,22 @@ impl Monitor {
     /// Watches a downstream consumer: the partitions of its streams keep an offset index
     /// from now on.
     pub fn watch_consumer(&mut self, spec: ConsumerSpec, now: Millis) {
-        for &i in &spec.streams {
+        self.index_streams(&spec.streams);
+        self.consumers.push(ConsumerState {
+            spec,
+            committed: BTreeMap::new(),
+            error: Some(ConsumerError::new("offsets not read yet")),
+            progress_at: now,
+            resolved: BTreeMap::new(),
+            origin: Origin::Listed,
+            unknown_since: None,
+            forgotten_at: None,
+        });
+    }
+
+    /// A consumer reads these streams: their partitions keep an offset index.
+    pub(crate) fn index_streams(&mut self, streams: &[usize]) {
+        for &i in streams {
             if let Some(s) = self.streams.get_mut(i) {
                 s.indexed = true;
                 for p in s.partitions.iter_mut().flatten() {
@@ -134,14 +156,6 @@ impl Monitor {
                 }
             }
         }
-        self.consumers.push(ConsumerState {
-            spec,
-            committed: BTreeMap::new(),
-            error: Some(ConsumerError::new("offsets not read yet")),
-            progress_at: now,
-            resolved: BTreeMap::new(),
-            discovered: false,
-        });
     }
 
     /// Kafka Connect sink connectors (on clusters that answer) that read a watched
@@ -181,7 +195,7 @@ impl Monitor {
     pub fn watch_sink(&mut self, spec: ConsumerSpec, now: Millis) {
         self.watch_consumer(spec, now);
         if let Some(c) = self.consumers.last_mut() {
-            c.discovered = true;
+            c.origin = Origin::Sink;
         }
     }
 
@@ -192,17 +206,40 @@ impl Monitor {
     /// The committed offsets of a consumer's group, as just read. Any offset that moved
     /// counts as progress.
     pub fn committed_offsets(&mut self, consumer: usize, offsets: &[Committed], now: Millis) {
-        let Some(c) = self.consumers.get_mut(consumer) else {
+        let Some(c) = self.consumers.get_mut(consumer).filter(|c| c.forgotten_at.is_none()) else {
             return;
         };
         let committed: BTreeMap<(usize, i32), i64> =
             offsets.iter().filter_map(|c| c.offset.filter(|o| *o >= 0).map(|o| ((c.stream, c.partition), o))).collect();
         if committed != c.committed {
             c.progress_at = now;
+            self.offsets_moved = true;
         }
         c.error =
             committed.is_empty().then(|| ConsumerError::new("the group has no committed offsets for these topics"));
+        c.unknown_since = if committed.is_empty() { c.unknown_since.or(Some(now)) } else { None };
         c.committed = committed;
+    }
+
+    /// Each offset index forgets the records every consumer that reads its partition has
+    /// processed, but the last one (consumers whose offsets are not known do not count).
+    fn trim_indexes(&mut self) {
+        for (si, s) in self.streams.iter_mut().enumerate().filter(|(_, s)| s.indexed) {
+            let mut lowest: Vec<Option<i64>> = vec![None; s.partitions.len()];
+            let known = self.consumers.iter().filter(|c| c.error.is_none() && c.spec.streams.contains(&si));
+            for c in known {
+                for (&(_, p), &o) in c.committed.range((si, i32::MIN)..=(si, i32::MAX)) {
+                    if let Some(l) = usize::try_from(p).ok().and_then(|p| lowest.get_mut(p)) {
+                        *l = Some(l.map_or(o, |l| l.min(o)));
+                    }
+                }
+            }
+            for (p, low) in s.partitions.iter_mut().zip(lowest) {
+                if let Some(index) = p.as_mut().and_then(|p| p.index.as_deref_mut()) {
+                    index.keep_from(low);
+                }
+            }
+        }
     }
 
     /// Up to `max` records to fetch: committed offsets older than the offset index, each
@@ -570,6 +607,10 @@ impl Monitor {
             }
         }
         self.was_down = kafka == KafkaStatus::Down;
+        self.forget_gone_groups(now);
+        if std::mem::take(&mut self.offsets_moved) {
+            self.trim_indexes();
+        }
         let registry_down = self.registry.down.as_deref();
         let streams: Vec<StreamSnapshot> = self
             .streams
@@ -611,6 +652,7 @@ impl Monitor {
         let consumers = self
             .consumers
             .iter_mut()
+            .filter(|c| c.forgotten_at.is_none())
             .map(|c| consumer_snapshot(c, &self.streams, &streams, &self.pairs, kafka, &self.connect, now))
             .collect();
         let schema_registry = self.uses_registry.then(|| RegistrySnapshot {
@@ -631,12 +673,13 @@ impl Monitor {
             streams,
             pairs,
             consumers,
+            discovery: self.discovery_snapshot(),
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::baseline::{BaselineSpec, Slot};
     use crate::consumer::{FetchedRecord, FETCH_RETRY_MS};
@@ -645,14 +688,14 @@ mod tests {
     use crate::json::JsonPointer;
     use crate::snapshot::{BaselineState, Direction};
 
-    const T0: Millis = 1_795_375_975_000;
-    const SEC: Millis = 1000;
+    pub(crate) const T0: Millis = 1_795_375_975_000;
+    pub(crate) const SEC: Millis = 1000;
 
-    fn committed(stream: usize, partition: i32, offset: Option<i64>) -> Committed {
+    pub(crate) fn committed(stream: usize, partition: i32, offset: Option<i64>) -> Committed {
         Committed { stream, partition, offset }
     }
 
-    fn spec(name: &str) -> StreamSpec {
+    pub(crate) fn spec(name: &str) -> StreamSpec {
         StreamSpec {
             name: name.into(),
             topic: format!("{name}-topic"),
@@ -672,7 +715,7 @@ mod tests {
         }
     }
 
-    fn monitor(streams: Vec<StreamSpec>, pairs: Vec<PairSpec>) -> Monitor {
+    pub(crate) fn monitor(streams: Vec<StreamSpec>, pairs: Vec<PairSpec>) -> Monitor {
         let mut m = Monitor::new(
             MonitorSettings { idle_partition_timeout_ms: 300 * SEC, rate_window_ms: 60 * SEC },
             streams,
@@ -682,13 +725,13 @@ mod tests {
         m
     }
 
-    fn rec(m: &mut Monitor, stream: usize, partition: i32, offset: i64, event: Millis, now: Millis) {
+    pub(crate) fn rec(m: &mut Monitor, stream: usize, partition: i32, offset: i64, event: Millis, now: Millis) {
         let payload = format!(r#"{{"id": {offset}, "ts": {event}}}"#);
         m.record(stream, partition, offset, Some(payload.as_bytes()), None, now);
     }
 
     /// One stream with `n` partitions, assigned and caught up at offset 0.
-    fn one_stream(n: i32) -> Monitor {
+    pub(crate) fn one_stream(n: i32) -> Monitor {
         let mut m = monitor(vec![spec("orders")], vec![]);
         for p in 0..n {
             m.assign(0, p, StartPosition::At(0), T0);

@@ -1,12 +1,19 @@
 //! The offset index: per partition of a stream a consumer reads, the offsets and event
-//! times of the last [`OFFSET_INDEX_LEN`] valid records read (a fixed ring, so recording
-//! one is two stores), from which a consumer's committed offset is resolved to an event
-//! time: its lag in seconds is exact, not interpolated from offset history.
+//! times of the valid records read that a consumer may still need (at most
+//! [`OFFSET_INDEX_LEN`]), from which a consumer's committed offset is resolved to an
+//! event time: its lag in seconds is exact, not interpolated from offset history.
+//!
+//! Its memory follows what waits: the records before every watching consumer's committed
+//! offset are forgotten (but the last one, the event time of what the slowest consumer
+//! processed last), so a partition whose consumers are caught up keeps one entry, not
+//! 8 KiB.
+
+use std::collections::VecDeque;
 
 use crate::time::Millis;
 
-/// Valid records per partition whose offset and event time are kept: 16 bytes each, so
-/// 8 KiB per partition of a stream a consumer reads.
+/// Valid records per partition whose offset and event time are kept at most: 16 bytes
+/// each, so at most 8 KiB per partition of a stream a consumer reads.
 pub const OFFSET_INDEX_LEN: usize = 512;
 /// Where an offset falls in the index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,70 +26,80 @@ pub enum Lookup {
     Older,
 }
 
-/// The last [`OFFSET_INDEX_LEN`] valid records of a partition: `(offset, event time)`,
-/// offsets increasing.
-#[derive(Debug, Clone)]
+/// The valid records of a partition a consumer may need: `(offset, event time)`, offsets
+/// increasing.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct OffsetIndex {
-    ring: Box<[(i64, Millis)]>,
-    next: usize,
-    len: usize,
+    entries: VecDeque<(i64, Millis)>,
+    /// The lowest committed offset of the consumers that read the partition, once known:
+    /// the entries before the last one below it are not needed.
+    keep_from: Option<i64>,
 }
 
 impl OffsetIndex {
     pub(crate) fn new() -> Self {
-        Self { ring: vec![(0, 0); OFFSET_INDEX_LEN].into_boxed_slice(), next: 0, len: 0 }
+        Self::default()
     }
 
     #[inline]
     pub(crate) fn push(&mut self, offset: i64, event_time: Millis) {
         // Offsets only grow; a record read again (a reset) starts the index over.
-        if self.len > 0 && offset <= self.get(self.len - 1).0 {
-            self.len = 0;
-            self.next = 0;
+        if self.entries.back().is_some_and(|&(last, _)| offset <= last) {
+            self.entries.clear();
         }
-        self.ring[self.next] = (offset, event_time);
-        self.next = (self.next + 1) % OFFSET_INDEX_LEN;
-        self.len = (self.len + 1).min(OFFSET_INDEX_LEN);
+        if self.entries.len() == OFFSET_INDEX_LEN {
+            self.entries.pop_front();
+        }
+        self.entries.push_back((offset, event_time));
+        self.trim();
     }
 
-    /// The `i`-th oldest entry.
-    fn get(&self, i: usize) -> (i64, Millis) {
-        let start = (self.next + OFFSET_INDEX_LEN - self.len) % OFFSET_INDEX_LEN;
-        self.ring[(start + i) % OFFSET_INDEX_LEN]
+    /// The lowest committed offset of the consumers reading the partition (`None`: not
+    /// known, keep everything): the records before it but the last are forgotten.
+    pub(crate) fn keep_from(&mut self, offset: Option<i64>) {
+        self.keep_from = offset;
+        self.trim();
+        // give back what a burst of waiting records took
+        if self.entries.capacity() > 64 && self.entries.capacity() > 4 * self.entries.len() {
+            self.entries.shrink_to(2 * self.entries.len());
+        }
     }
 
-    /// The first entry at or after `offset` (binary search over the ring).
+    #[inline]
+    fn trim(&mut self) {
+        let Some(from) = self.keep_from else { return };
+        // the second entry is still before `from`: the first is not needed
+        while self.entries.len() > 1 && self.entries[1].0 < from {
+            self.entries.pop_front();
+        }
+    }
+
+    /// The first entry at or after `offset`.
     fn first_at_or_after(&self, offset: i64) -> usize {
-        let (mut lo, mut hi) = (0, self.len);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if self.get(mid).0 < offset {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        lo
+        self.entries.partition_point(|&(o, _)| o < offset)
     }
 
     /// The event time of the first valid record at or after `offset`.
     pub(crate) fn at_or_after(&self, offset: i64) -> Lookup {
-        if self.len == 0 || offset > self.get(self.len - 1).0 {
-            return Lookup::Beyond;
+        match (self.entries.front(), self.entries.back()) {
+            (Some(_), Some(&(last, _))) if offset > last => Lookup::Beyond,
+            (Some(&(first, _)), _) if offset < first => Lookup::Older,
+            (Some(_), _) => Lookup::Found(self.entries[self.first_at_or_after(offset)].1),
+            _ => Lookup::Beyond,
         }
-        if offset < self.get(0).0 {
-            return Lookup::Older;
-        }
-        Lookup::Found(self.get(self.first_at_or_after(offset)).1)
     }
 
     /// The event time of the last valid record before `offset` (the last one processed
     /// by a consumer whose committed offset this is), if indexed.
     pub(crate) fn before(&self, offset: i64) -> Option<Millis> {
-        if self.len == 0 || offset <= self.get(0).0 {
-            return None;
-        }
-        Some(self.get(self.first_at_or_after(offset) - 1).1)
+        let i = self.first_at_or_after(offset);
+        (i > 0).then(|| self.entries[i - 1].1)
+    }
+
+    /// Entries held (for the memory figures).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
     }
 }
 
@@ -112,5 +129,36 @@ mod tests {
         ix.push(5, 7);
         assert_eq!(ix.at_or_after(5), Lookup::Found(7));
         assert_eq!(ix.at_or_after(4), Lookup::Older);
+    }
+
+    #[test]
+    fn the_index_forgets_what_every_consumer_has_processed_but_the_last_record() {
+        let mut ix = OffsetIndex::new();
+        for o in 0..100 {
+            ix.push(o, 1000 * o);
+        }
+        assert_eq!(ix.len(), 100, "no committed offset known yet: everything is kept");
+        // the slowest consumer committed 60: it processed 59, and waits for 60 on
+        ix.keep_from(Some(60));
+        assert_eq!(ix.len(), 41);
+        assert_eq!(ix.before(60), Some(59_000), "the watermark of the slowest consumer");
+        assert_eq!(ix.at_or_after(60), Lookup::Found(60_000));
+        assert_eq!(ix.at_or_after(58), Lookup::Older, "behind the slowest consumer: not known");
+        // caught up: one entry stays, and records read later are trimmed as they come
+        ix.keep_from(Some(100));
+        assert_eq!((ix.len(), ix.before(100), ix.at_or_after(100)), (1, Some(99_000), Lookup::Beyond));
+        ix.push(100, 100_000);
+        ix.push(101, 101_000);
+        assert_eq!(ix.len(), 3, "100 and 101 wait for the consumer");
+        ix.keep_from(Some(102));
+        assert_eq!(ix.len(), 1);
+        ix.push(102, 102_000);
+        ix.push(103, 103_000);
+        ix.keep_from(Some(104));
+        assert_eq!((ix.len(), ix.before(104)), (1, Some(103_000)));
+        // a gap of invalid records: the last valid one before the offset stays
+        ix.push(110, 110_000);
+        ix.keep_from(Some(120));
+        assert_eq!((ix.len(), ix.before(120)), (1, Some(110_000)));
     }
 }

@@ -41,6 +41,9 @@ pub struct Snapshot {
     pub streams: Vec<StreamSnapshot>,
     pub pairs: Vec<PairSnapshot>,
     pub consumers: Vec<ConsumerSnapshot>,
+    /// `[discovery]` of consumer groups, when on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<crate::discovery::DiscoverySnapshot>,
 }
 
 /// Whether the schema registry answers, as the last request for a schema found.
@@ -249,7 +252,8 @@ pub struct ConsumerSnapshot {
     /// The Kafka Connect sink connector whose group this is, as `connect/connector`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sink: Option<String>,
-    /// Watched because it is a sink connector's group, not listed as a `[[consumer]]`.
+    /// Watched without being listed as a `[[consumer]]`: a Kafka Connect sink's group
+    /// (`sink` names it) or a group `[discovery]` found.
     pub discovered: bool,
     /// Its worst fault, or one of its tasks', named.
     #[serde(skip_serializing_if = "Option::is_none")]

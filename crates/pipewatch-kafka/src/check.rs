@@ -7,7 +7,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 
 use crate::client::{client_config, SourceConfig};
-use crate::poller::{group_client, group_error, read_committed, topic_partitions, TopicMeta};
+use crate::groups::group_offsets;
+use crate::poller::{topic_partitions, TopicMeta};
 
 /// What `check-config --connect` found of one watched group: partitions of its topics
 /// with a committed offset, of how many.
@@ -25,15 +26,14 @@ pub fn check_group(
     topics: &[String],
     timeout: Duration,
 ) -> Result<GroupCheck, String> {
-    let client = group_client(config, group).map_err(|e| e.to_string())?;
+    let client: BaseConsumer = client_config(config, false).create().map_err(|e| e.to_string())?;
     let mut partitions = Vec::new();
     for topic in topics {
         if let TopicMeta::Partitions(ps) = topic_partitions(&client, topic, timeout).map_err(|e| e.to_string())? {
             partitions.extend(ps.into_iter().map(|p| (topic.as_str(), p)));
         }
     }
-    let found = read_committed(&client, partitions.iter().copied(), timeout)
-        .map_err(|e| group_error(&client, group, e).message)?;
+    let found = group_offsets(client.client(), group, partitions, timeout).map_err(|e| e.message)?;
     Ok(GroupCheck { committed: found.iter().filter(|(_, _, o)| o.is_some()).count(), partitions: found.len() })
 }
 

@@ -14,13 +14,16 @@
 
 mod check;
 mod client;
+// librdkafka's admin calls for group offsets, which rust-rdkafka does not wrap.
+#[allow(unsafe_code)]
+mod groups;
 mod history;
 mod messages;
 mod metrics;
 mod poller;
 mod reader;
 mod rebalance;
-// The one place that calls librdkafka directly: batch reads (see its docs).
+// librdkafka called directly for batch reads (see its docs).
 #[allow(unsafe_code)]
 mod records;
 pub mod source;
@@ -30,6 +33,6 @@ mod waiting;
 
 pub use check::{check_group, check_topics, GroupCheck, TopicCheck};
 pub use client::{now_ms, validate_properties, SourceConfig, Start, FETCH_DEFAULTS};
-pub use messages::{Links, SchemaLink};
+pub use messages::{GroupDiscovery, Links, SchemaLink};
 pub use metrics::{ErrorKind, SourceMetrics};
 pub use source::{Source, SourceError};

@@ -4,7 +4,7 @@
 
 use pipewatch_core::baseline::PartitionHistory;
 use pipewatch_core::spec::ConsumerError;
-use pipewatch_core::{ConnectSnapshot, FetchRequest, Millis, SchemaFetch};
+use pipewatch_core::{ConnectSnapshot, FetchRequest, GroupListing, Millis, SchemaFetch};
 
 /// The consumer thread's link to the schema registry (which another thread or task
 /// asks): the ids records wait for go out through `ask`, which never blocks; the
@@ -22,6 +22,24 @@ pub struct SchemaLink {
 pub struct Links {
     pub schemas: Option<SchemaLink>,
     pub connect: Option<std::sync::mpsc::Receiver<Vec<ConnectSnapshot>>>,
+    /// `[discovery]` of consumer groups: the poller lists them.
+    pub discovery: Option<GroupDiscovery>,
+}
+
+/// How the poller discovers consumer groups: every `every` it lists the cluster's groups
+/// (ListGroups) and reads the committed topics of each whose name `matches`.
+pub struct GroupDiscovery {
+    pub every: std::time::Duration,
+    pub matches: Box<dyn Fn(&str) -> bool + Send>,
+}
+
+/// A watched group the poller reads from now on, at the monitor's consumer index: a new
+/// one (the next index), or the new topics of one (none: read no more).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WatchedGroup {
+    pub(crate) consumer: usize,
+    pub(crate) group: String,
+    pub(crate) topics: Vec<String>,
 }
 
 /// What the log-end poller found at one tick.
@@ -36,6 +54,8 @@ pub(crate) struct LogEndPoll {
     pub(crate) committed: Vec<Result<Vec<(String, i32, Option<i64>)>, ConsumerError>>,
     /// Records fetched for committed offsets older than the offset index.
     pub(crate) fetched: Vec<(FetchRequest, FetchOutcome)>,
+    /// The groups listed at this tick (every `[discovery].every`).
+    pub(crate) groups: Option<GroupListing>,
 }
 
 /// What a record fetch found: `(offset, payload, Kafka timestamp)` from the record before

@@ -16,13 +16,15 @@ pub enum ErrorKind {
     LogEndPoll,
     Metadata,
     OffsetFetch,
+    /// Listing the consumer groups (`[discovery]`).
+    ListGroups,
     /// Reading a stream's history for its baseline (ListOffsets by time).
     History,
     Other,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::AllBrokersDown,
         ErrorKind::Transport,
         ErrorKind::Consume,
@@ -30,6 +32,7 @@ impl ErrorKind {
         ErrorKind::LogEndPoll,
         ErrorKind::Metadata,
         ErrorKind::OffsetFetch,
+        ErrorKind::ListGroups,
         ErrorKind::History,
         ErrorKind::Other,
     ];
@@ -43,6 +46,7 @@ impl ErrorKind {
             ErrorKind::LogEndPoll => "log_end_poll",
             ErrorKind::Metadata => "metadata",
             ErrorKind::OffsetFetch => "offset_fetch",
+            ErrorKind::ListGroups => "list_groups",
             ErrorKind::History => "history",
             ErrorKind::Other => "other",
         }

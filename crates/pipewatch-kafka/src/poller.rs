@@ -8,19 +8,19 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pipewatch_core::FetchRequest;
+use pipewatch_core::{FetchRequest, GroupListing};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
-use rdkafka::ClientContext;
 use tracing::{debug, info, warn};
 
-use crate::client::{client_config, now_ms, SourceConfig};
+use crate::client::now_ms;
+use crate::groups::{self, CommittedOffsets, GroupQuery};
 use pipewatch_core::spec::ConsumerError;
 
-use crate::messages::{FetchOutcome, LogEndPoll, LogEnds};
+use crate::messages::{FetchOutcome, GroupDiscovery, LogEndPoll, LogEnds, WatchedGroup};
 use crate::metrics::{ErrorKind, SourceMetrics};
 
 /// Records fetched per tick at most, so that a burst of far-behind groups cannot delay
@@ -39,37 +39,12 @@ pub(crate) struct Poller {
     pub(crate) requests: Receiver<Vec<FetchRequest>>,
     /// Assigned partitions whose log end the consumer has not learnt from a fetch yet.
     pub(crate) uncached: Receiver<Vec<(String, i32)>>,
-    /// Groups watched from now on (Kafka Connect sinks found while running), in the
-    /// order the monitor watches them: after the configured ones.
+    /// Groups watched from now on (Kafka Connect sinks and discovered groups found
+    /// while running) or no more, at the monitor's indexes: after the configured ones.
     pub(crate) added: Receiver<WatchedGroup>,
+    /// `[discovery]`: how groups are listed, and pipewatch's own group (never a consumer).
+    pub(crate) discovery: Option<(GroupDiscovery, String)>,
 }
-
-/// A watched consumer's group, read through a client of its own that never joins,
-/// subscribes or commits: it only asks the group coordinator for committed offsets.
-pub(crate) struct WatchedGroup {
-    pub(crate) group: String,
-    pub(crate) client: BaseConsumer<GroupContext>,
-    pub(crate) topics: Vec<String>,
-}
-
-/// A watched group's client remembers what the authorizer answered: librdkafka reports
-/// a denied FindCoordinator through the error callback, and the OffsetFetch then times out.
-#[derive(Default)]
-pub(crate) struct GroupContext {
-    denied: AtomicBool,
-}
-
-impl ClientContext for GroupContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::GroupAuthorizationFailed) {
-            self.denied.store(true, Ordering::Relaxed);
-        } else {
-            debug!(error = %error, "watched group's client: {reason}");
-        }
-    }
-}
-
-impl ConsumerContext for GroupContext {}
 
 /// Polls every partition's log end of the monitored topics once per tick: metadata for
 /// the partition list, then one ListOffsets (latest) per leader broker.
@@ -80,7 +55,8 @@ pub(crate) fn poll_log_ends(
     shutdown: Arc<AtomicBool>,
     tx: Sender<LogEndPoll>,
 ) {
-    let Poller { client, topics, mut groups, fetcher, requests, uncached, added } = poller;
+    let Poller { client, topics, mut groups, fetcher, requests, uncached, added, discovery } = poller;
+    let mut listed_at: Option<std::time::Instant> = None;
     let mut wanted: Vec<FetchRequest> = Vec::new();
     let mut uncached_now: Vec<(String, i32)> = Vec::new();
     let timeout = tick.max(Duration::from_secs(2)) * 3;
@@ -130,9 +106,22 @@ pub(crate) fn poll_log_ends(
                 }
             }
         };
-        groups.extend(added.try_iter());
+        for g in added.try_iter() {
+            match groups.get_mut(g.consumer) {
+                Some(slot) => *slot = g,
+                None => groups.push(g),
+            }
+        }
+        let due = |at: Option<std::time::Instant>, every: Duration| at.is_none_or(|t| t.elapsed() >= every);
+        let listing = match (&discovery, &log_ends) {
+            (Some((d, own)), Some(_)) if due(listed_at, d.every) => {
+                listed_at = Some(started);
+                Some(list_groups(&client, d, own, timeout, &metrics))
+            }
+            _ => None,
+        };
         let committed = match &log_ends {
-            Some(ends) => groups.iter().map(|g| committed_offsets(g, ends, timeout, &metrics)).collect(),
+            Some(ends) => committed_offsets(&client, &groups, ends, timeout, &metrics),
             None => Vec::new(),
         };
         // Only the newest request per partition of a consumer matters: the group has
@@ -152,7 +141,7 @@ pub(crate) fn poll_log_ends(
                 fetched.push((request, outcome));
             }
         }
-        if tx.send(LogEndPoll { at, log_ends, error, committed, fetched }).is_err() {
+        if tx.send(LogEndPoll { at, log_ends, error, committed, fetched, groups: listing }).is_err() {
             return;
         }
         let elapsed = started.elapsed();
@@ -206,60 +195,61 @@ pub(crate) fn poll_once(
     Ok(ends)
 }
 
-/// A watched group's committed offsets for the partitions of its topics (OffsetFetch;
-/// `None` where it committed none).
+/// Every watched group's committed offsets for the partitions of its topics, in the
+/// groups' order (OffsetFetch, all groups at once; `None` where a group committed none).
 pub(crate) fn committed_offsets(
-    group: &WatchedGroup,
+    client: &BaseConsumer,
+    groups: &[WatchedGroup],
     ends: &LogEnds,
     timeout: Duration,
     metrics: &SourceMetrics,
-) -> Result<Vec<(String, i32, Option<i64>)>, ConsumerError> {
-    let partitions = ends.partitions.iter().filter(|(t, _)| group.topics.contains(t)).map(|(t, p)| (t.as_str(), *p));
-    read_committed(&group.client, partitions, timeout).map_err(|e| {
-        metrics.error(ErrorKind::OffsetFetch);
-        group_error(&group.client, &group.group, e)
-    })
-}
-
-/// What a watched group's failed read says: the authorizer's no, named, or the error.
-pub(crate) fn group_error(client: &BaseConsumer<GroupContext>, group: &str, e: KafkaError) -> ConsumerError {
-    let denied = client.context().denied.swap(false, Ordering::Relaxed)
-        || e.rdkafka_error_code() == Some(RDKafkaErrorCode::GroupAuthorizationFailed);
-    let error = if denied { format!("access denied: Describe on group {group}") } else { e.to_string() };
-    ConsumerError { message: error, denied }
-}
-
-/// A client that reads `group`'s committed offsets: it has the group id, and never
-/// subscribes, assigns or commits.
-pub(crate) fn group_client(config: &SourceConfig, group: &str) -> KafkaResult<BaseConsumer<GroupContext>> {
-    let mut cc = client_config(config, false);
-    cc.set("group.id", group);
-    cc.create_with_context(GroupContext::default())
-}
-
-/// The group's committed offsets for these partitions (OffsetFetch); `None` where it
-/// committed none.
-pub(crate) fn read_committed<'a, C: ConsumerContext>(
-    client: &BaseConsumer<C>,
-    partitions: impl Iterator<Item = (&'a str, i32)>,
-    timeout: Duration,
-) -> KafkaResult<Vec<(String, i32, Option<i64>)>> {
-    let mut query = TopicPartitionList::new();
-    for (topic, p) in partitions {
-        query.add_partition(topic, p);
-    }
-    if query.count() == 0 {
-        return Ok(Vec::new());
-    }
-    let found = client.committed_offsets(query, timeout)?;
-    Ok(found
-        .elements()
+) -> Vec<Result<CommittedOffsets, ConsumerError>> {
+    let queries: Vec<GroupQuery<'_>> = groups
         .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(o) if o >= 0 && e.error().is_ok() => (e.topic().to_string(), e.partition(), Some(o)),
-            _ => (e.topic().to_string(), e.partition(), None),
+        .map(|g| GroupQuery {
+            group: &g.group,
+            partitions: Some(
+                ends.partitions.iter().filter(|(t, _)| g.topics.contains(t)).map(|(t, p)| (t.as_str(), *p)).collect(),
+            ),
         })
-        .collect())
+        .collect();
+    let answers = groups::committed_offsets(client.client(), &queries, timeout);
+    for _ in answers.iter().filter(|a| a.is_err()) {
+        metrics.error(ErrorKind::OffsetFetch);
+    }
+    answers
+}
+
+/// The cluster's groups whose names match, each with the topics it has committed offsets
+/// on (ListGroups, then one OffsetFetch of all its partitions per group).
+pub(crate) fn list_groups(
+    client: &BaseConsumer,
+    discovery: &GroupDiscovery,
+    own: &str,
+    timeout: Duration,
+    metrics: &SourceMetrics,
+) -> GroupListing {
+    let names: Vec<String> = match groups::group_names(client.client(), timeout) {
+        Ok(names) => names.into_iter().filter(|g| g != own && (discovery.matches)(g)).collect(),
+        Err(e) => {
+            metrics.error(ErrorKind::ListGroups);
+            warn!(error = %e, "failed to list the consumer groups");
+            return GroupListing { groups: Err(e) };
+        }
+    };
+    let topics = groups::committed_topics(client.client(), &names, timeout);
+    let groups = names
+        .into_iter()
+        .zip(topics)
+        .filter_map(|(group, topics)| match topics {
+            Ok(topics) => Some((group, topics)),
+            Err(e) => {
+                debug!(%group, error = %e.message, "failed to read a listed group's committed topics");
+                None
+            }
+        })
+        .collect();
+    GroupListing { groups: Ok(groups) }
 }
 
 /// Reads the record before `request.offset` and the first at or after it (the one a

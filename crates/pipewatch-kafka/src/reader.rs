@@ -18,10 +18,11 @@ use rdkafka::message::Message;
 use rdkafka::topic_partition_list::Offset;
 use tracing::{info, warn};
 
-use crate::client::{now_ms, SourceConfig};
+use crate::client::now_ms;
+use crate::messages::WatchedGroup;
 use crate::messages::{FetchOutcome, HistoryRequest, Learned, LogEndPoll};
 use crate::metrics::{ErrorKind, SourceMetrics};
-use crate::poller::{group_client, WatchedGroup, FETCHES_PER_TICK};
+use crate::poller::FETCHES_PER_TICK;
 use crate::rebalance::{apply_assignment_changes, SourceContext};
 use crate::records::{cached_high_watermark, Item, RecordQueue};
 use crate::waiting::Waiting;
@@ -60,8 +61,6 @@ pub(crate) struct Reader {
     pub(crate) waiting: Waiting,
     /// The Kafka Connect clusters' states, from the runtime's poller.
     pub(crate) connect: Option<Receiver<Vec<ConnectSnapshot>>>,
-    /// The clients' settings: a sink connector's group gets a client of its own.
-    pub(crate) config: SourceConfig,
 }
 
 impl Reader {
@@ -261,19 +260,11 @@ impl Reader {
     /// group's committed offsets from the next poll on.
     fn watch_sinks(&mut self, link: &PollerLink, now: Millis) {
         for spec in self.monitor.unwatched_sinks() {
-            match group_client(&self.config, &spec.group) {
-                Ok(client) => {
-                    let topics = spec.streams.iter().map(|&i| self.topics[i].clone()).collect();
-                    info!(consumer = %spec.name, group = %spec.group, "a Kafka Connect sink connector reads a watched stream: watched as a consumer");
-                    let group = spec.group.clone();
-                    self.monitor.watch_sink(spec, now);
-                    let _ = link.groups.send(WatchedGroup { group, client, topics });
-                }
-                // tried again at the next poll of Connect
-                Err(e) => {
-                    warn!(group = %spec.group, error = %e, "failed to create the client of a sink connector's group")
-                }
-            }
+            let topics = spec.streams.iter().map(|&i| self.topics[i].clone()).collect();
+            info!(consumer = %spec.name, group = %spec.group, "a Kafka Connect sink connector reads a watched stream: watched as a consumer");
+            let (consumer, group) = (self.monitor.consumers().count(), spec.group.clone());
+            self.monitor.watch_sink(spec, now);
+            let _ = link.groups.send(WatchedGroup { consumer, group, topics });
         }
     }
 
@@ -343,6 +334,24 @@ impl Reader {
                 };
                 monitor.fetched(request, found, poll.at);
             }
+            if let Some(listing) = poll.groups {
+                monitor.groups_listed(listing, poll.at);
+            }
+        }
+        self.send_group_changes(link);
+    }
+
+    /// The groups the monitor watches from now on (or no more), to the poller.
+    fn send_group_changes(&mut self, link: &PollerLink) {
+        for change in self.monitor.take_group_changes() {
+            let topics = change.streams.iter().map(|&i| self.topics[i].clone()).collect();
+            let forgotten = change.streams.is_empty();
+            if forgotten {
+                info!(group = %change.group, "a discovered group's offsets have been gone for forget_after: forgotten");
+            } else {
+                info!(group = %change.group, topics = ?topics, "consumer group discovered: watched");
+            }
+            let _ = link.groups.send(WatchedGroup { consumer: change.consumer, group: change.group, topics });
         }
     }
 }

@@ -20,8 +20,9 @@ use rdkafka::error::KafkaError;
 use crate::client::{client_config, SourceConfig};
 use crate::history::{learn_histories, Clients};
 use crate::messages::Links;
+use crate::messages::WatchedGroup;
 use crate::metrics::SourceMetrics;
-use crate::poller::{group_client, poll_log_ends, Poller, WatchedGroup};
+use crate::poller::{poll_log_ends, Poller};
 use crate::reader::{HistoryLink, PollerLink, Reader};
 use crate::rebalance::SourceContext;
 use crate::records::RecordQueue;
@@ -72,17 +73,18 @@ impl Source {
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topic_refs).map_err(|source| SourceError::Subscribe { topics: topics.clone(), source })?;
         let poll_client: BaseConsumer = client_config(&config, false).create().map_err(SourceError::Create)?;
-        let groups = monitor
+        let groups: Vec<WatchedGroup> = monitor
             .consumers()
-            .map(|c| {
-                let client = group_client(&config, &c.group).map_err(SourceError::Create)?;
-                let topics = c.streams.iter().map(|&i| topics[i].clone()).collect();
-                Ok(WatchedGroup { group: c.group.clone(), client, topics })
+            .enumerate()
+            .map(|(consumer, c)| WatchedGroup {
+                consumer,
+                group: c.group.clone(),
+                topics: c.streams.iter().map(|&i| topics[i].clone()).collect(),
             })
-            .collect::<Result<Vec<_>, SourceError>>()?;
+            .collect();
 
         // groups may be added while running when Kafka Connect's sinks are watched
-        let fetcher = if groups.is_empty() && links.connect.is_none() {
+        let fetcher = if groups.is_empty() && links.connect.is_none() && links.discovery.is_none() {
             None
         } else {
             let mut fc = client_config(&config, false);
@@ -97,14 +99,23 @@ impl Source {
                 .set("fetch.wait.max.ms", "100");
             Some(fc.create().map_err(SourceError::Create)?)
         };
+        let discovery = links.discovery.map(|d| (d, config.group_id.clone()));
         let (tx, rx) = mpsc::channel();
         let (requests_tx, requests) = mpsc::channel();
         let (uncached_tx, uncached) = mpsc::channel();
         let (added_tx, added) = mpsc::channel();
         let poller = {
             let (shutdown, metrics, tick) = (shutdown.clone(), metrics.clone(), config.tick);
-            let poller =
-                Poller { client: poll_client, topics: topics.clone(), groups, fetcher, requests, uncached, added };
+            let poller = Poller {
+                client: poll_client,
+                topics: topics.clone(),
+                groups,
+                fetcher,
+                requests,
+                uncached,
+                added,
+                discovery,
+            };
             std::thread::Builder::new()
                 .name("pipewatch-log-end".into())
                 .spawn(move || poll_log_ends(poller, tick, metrics, shutdown, tx))
@@ -143,7 +154,6 @@ impl Source {
                     group_id,
                     waiting: crate::waiting::Waiting::new(links.schemas, metrics.clone()),
                     connect: links.connect,
-                    config: config.clone(),
                     metrics,
                     errors_logged: 0,
                 };

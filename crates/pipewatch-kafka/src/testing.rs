@@ -317,6 +317,21 @@ pub async fn create_topic_with(
     wait_partitions(bootstrap, name, partitions)
 }
 
+/// Deletes a consumer group with no members, its committed offsets with it (DeleteGroups,
+/// as `kafka-consumer-groups --delete` does).
+pub async fn delete_group(bootstrap: &str, group: &str) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().map_err(|e| e.to_string())?;
+    let results = admin
+        .delete_groups(&[group], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))))
+        .await
+        .map_err(|e| e.to_string())?;
+    for r in results {
+        r.map_err(|(g, e)| format!("failed to delete group {g}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Grows `name` to `partitions` partitions (CreatePartitions), and waits until the
 /// cluster shows them.
 pub async fn add_partitions(bootstrap: &str, name: &str, partitions: usize) -> Result<(), String> {
@@ -336,7 +351,9 @@ pub async fn add_partitions(bootstrap: &str, name: &str, partitions: usize) -> R
 fn wait_partitions(bootstrap: &str, name: &str, partitions: i32) -> Result<(), String> {
     let consumer: BaseConsumer =
         ClientConfig::new().set("bootstrap.servers", bootstrap).create().map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // thousands of partitions take a while on a loaded 2-core machine
+    let wait = Duration::from_secs(30) + Duration::from_millis(30 * partitions.max(0) as u64);
+    let deadline = Instant::now() + wait;
     loop {
         if let Ok(md) = consumer.fetch_metadata(Some(name), Duration::from_secs(2)) {
             if md.topics().iter().any(|t| t.error().is_none() && t.partitions().len() == partitions as usize) {
@@ -344,7 +361,7 @@ fn wait_partitions(bootstrap: &str, name: &str, partitions: i32) -> Result<(), S
             }
         }
         if Instant::now() > deadline {
-            return Err(format!("topic {name} not visible with {partitions} partitions after 30s"));
+            return Err(format!("topic {name} not visible with {partitions} partitions after {} s", wait.as_secs()));
         }
         std::thread::sleep(Duration::from_millis(200));
     }

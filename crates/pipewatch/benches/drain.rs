@@ -23,6 +23,9 @@
 //!   the same topics. Before pipewatch starts, the broker's own CPU over an idle window
 //!   with the topics and no consumer: the baseline of its figure.
 //!   `--property key=value` (repeatable) passes librdkafka properties to pipewatch.
+//!   `--group-partitions N`: a group commits (at the log end) on the first N partitions
+//!   of the topics, and each granularity runs twice, without and with that group watched
+//!   as a `[[consumer]]`: the second figure less the first is the watched group's cost.
 //! * **history**: the start-up cost of learning a baseline: a topic of
 //!   `--history-partitions` partitions with one record per partition in every hour of the
 //!   past `--history-days` days (timestamps in the past), then pipewatch with
@@ -43,12 +46,17 @@ use std::time::{Duration, Instant};
 use pipewatch_core::time::{format_rfc3339, parse_rfc3339};
 use pipewatch_kafka::testing::{create_topic, create_topic_with, free_port, unique_topic, KafkaBroker, BOOTSTRAP_ENV};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientContext;
 
-const PIPEWATCH: &str = env!("CARGO_BIN_EXE_pipewatch");
+/// The pipewatch binary measured: this build's, or `PIPEWATCH_BENCH_BIN` (an earlier
+/// build, for a before-and-after figure on the same broker).
+fn pipewatch_bin() -> String {
+    std::env::var("PIPEWATCH_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pipewatch").to_string())
+}
 
 struct Options {
     full: bool,
@@ -65,6 +73,8 @@ struct Options {
     granularities: Vec<String>,
     history_partitions: i32,
     history_days: i64,
+    /// `--group-partitions N`: partitions a watched group has committed on (scale).
+    group_partitions: i32,
 }
 
 impl Options {
@@ -102,6 +112,7 @@ impl Options {
                 .collect(),
             history_partitions: get("--history-partitions").unwrap_or(if full { 1000 } else { 8 }) as i32,
             history_days: get("--history-days").unwrap_or(if full { 14 } else { 2 }) as i64,
+            group_partitions: get("--group-partitions").unwrap_or(0) as i32,
         }
     }
 }
@@ -425,11 +436,43 @@ fn scale(o: &Options, bootstrap: &str, broker_pid: Option<u32>, runtime: &tokio:
             );
         }
     }
+    let consumer = (o.group_partitions > 0).then(|| {
+        let group = unique_topic("bench-analytics");
+        let partitions: Vec<(&str, i32)> =
+            refs.iter().flat_map(|t| (0..per_topic).map(move |p| (*t, p))).take(o.group_partitions as usize).collect();
+        commit_group(bootstrap, &group, &partitions, 4);
+        let streams: Vec<String> = (0..o.scale_topics)
+            .filter(|i| partitions.iter().any(|(t, _)| *t == topics[*i as usize]))
+            .map(|i| format!("\"s{i}\""))
+            .collect();
+        println!("group {group} committed on {} partitions", partitions.len());
+        format!("[[consumer]]\nname = \"analytics\"\ngroup = \"{group}\"\nstreams = [{}]\n", streams.join(", "))
+    });
     for granularity in &o.granularities {
-        println!("\nmetrics.granularity = {granularity:?}");
         let config = format!("[metrics]\ngranularity = \"{granularity}\"\n{streams}");
+        println!("\nmetrics.granularity = {granularity:?}{}", if consumer.is_some() { ", no consumer" } else { "" });
         scale_run(o, bootstrap, records, broker_pid, &config, dir);
+        if let Some(consumer) = &consumer {
+            println!("\nmetrics.granularity = {granularity:?}, the group watched as a [[consumer]]");
+            scale_run(o, bootstrap, records, broker_pid, &format!("{config}{consumer}"), dir);
+        }
     }
+}
+
+/// Commits `offset` for `group` on each partition, without joining the group (the
+/// offsets a consumer that read that far would have committed).
+fn commit_group(bootstrap: &str, group: &str, partitions: &[(&str, i32)], offset: i64) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("the committing client");
+    let mut tpl = TopicPartitionList::new();
+    for (topic, p) in partitions {
+        tpl.add_partition_offset(topic, *p, Offset::Offset(offset)).expect("offset");
+    }
+    consumer.commit(&tpl, CommitMode::Sync).expect("commit the group's offsets");
 }
 
 /// One pipewatch on the scale topics: until every partition is read, then idle.
@@ -669,7 +712,7 @@ impl Pipewatch {
         let path = dir.join(format!("{group}.toml"));
         std::fs::write(&path, config).expect("write the bench config");
         let log = dir.join(format!("{group}.log"));
-        let child = Command::new(PIPEWATCH)
+        let child = Command::new(pipewatch_bin())
             .args(["run", "--config"])
             .arg(&path)
             .env("NO_COLOR", "1")

@@ -89,7 +89,11 @@ impl App {
             crate::connect::start(clients, pipewatch_kafka::now_ms, send, registry_stop.clone());
             Some(rx)
         };
-        let links = pipewatch_kafka::Links { schemas, connect };
+        let discovery = config.discovery.as_ref().map(|d| {
+            let groups = d.groups.clone();
+            pipewatch_kafka::GroupDiscovery { every: d.every, matches: Box::new(move |g: &str| groups.matches(g)) }
+        });
+        let links = pipewatch_kafka::Links { schemas, connect, discovery };
         let (latest_tx, latest) = watch::channel::<Option<Arc<Tick>>>(None);
 
         let delivery_stop = CancellationToken::new();
@@ -107,6 +111,9 @@ impl App {
         let mut monitor = Monitor::new(config.settings.clone(), config.streams.clone(), config.pairs.clone());
         for c in &config.consumers {
             monitor.watch_consumer(c.clone(), pipewatch_kafka::now_ms());
+        }
+        if let Some(d) = &config.discovery {
+            monitor.set_discovery(d.spec.clone());
         }
         let stop = Arc::new(AtomicBool::new(false));
         let spawned =

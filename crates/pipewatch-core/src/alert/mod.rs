@@ -91,6 +91,7 @@ mod tests {
         let pair_cause = behaviour_cause;
         Snapshot {
             schema_registry: None,
+            discovery: None,
             at_ms: T0,
             kafka,
             kafka_error: None,

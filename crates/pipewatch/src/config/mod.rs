@@ -22,6 +22,7 @@ use crate::registry::RegistryConfig;
 pub mod alerts;
 pub mod connect;
 pub mod consumers;
+pub mod discovery;
 pub mod problems;
 pub mod raw;
 pub mod receivers;
@@ -59,6 +60,8 @@ pub struct Config {
     pub schema_registry: Option<RegistryConfig>,
     /// The Kafka Connect clusters (`[[connect]]`).
     pub connect: Vec<crate::connect::ConnectConfig>,
+    /// `[discovery]` of consumer groups.
+    pub discovery: Option<discovery::DiscoveryConfig>,
 }
 
 /// Reads and validates a config file.
@@ -96,6 +99,7 @@ impl RawConfig {
         let receivers = receivers::receiver_configs(&self, &mut p);
         let schema_registry = registry::registry_config(&self, &mut p);
         let connect = connect::connect_configs(&self, &mut p);
+        let discovery = discovery::discovery_config(&self, &mut p);
 
         let config = Config {
             external_url,
@@ -119,6 +123,7 @@ impl RawConfig {
             consumers,
             schema_registry,
             connect,
+            discovery,
         };
         if p.0.is_empty() {
             if let Err(e) = pipewatch_kafka::validate_properties(&config.source) {

@@ -44,6 +44,55 @@ pub struct RawConfig {
     /// Kafka Connect clusters whose connectors write and read the streams.
     #[serde(default)]
     pub connect: Vec<RawConnect>,
+    /// Consumer groups watched without being listed.
+    pub discovery: Option<RawDiscovery>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDiscovery {
+    /// Which groups are discovered, by name.
+    pub groups: Option<RawPatterns>,
+    /// How often the cluster's groups are listed.
+    #[serde(default = "default_discovery_every")]
+    pub every: String,
+    /// Discovered groups watched at most.
+    #[serde(default = "default_max_groups")]
+    pub max_groups: usize,
+    /// How long a discovered group whose offsets are gone stays `group_unknown`.
+    #[serde(default = "default_forget_after")]
+    pub forget_after: String,
+    /// The discovered consumers' `max_lag`.
+    #[serde(default = "default_max_lag")]
+    pub max_lag: String,
+    /// The discovered consumers' `max_stall`.
+    #[serde(default = "default_max_stall")]
+    pub max_stall: String,
+}
+
+/// Names matched by regular expressions: any of `include` (every name when empty) and
+/// none of `exclude`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPatterns {
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default = "default_group_excludes")]
+    pub exclude: Vec<String>,
+}
+
+fn default_discovery_every() -> String {
+    "1m".into()
+}
+fn default_max_groups() -> usize {
+    200
+}
+fn default_forget_after() -> String {
+    "24h".into()
+}
+/// Console consumers (one per `kafka-console-consumer` run) and internal groups.
+fn default_group_excludes() -> Vec<String> {
+    vec!["^console-consumer-".into(), "^_".into()]
 }
 
 #[derive(Debug, Deserialize)]

@@ -182,6 +182,7 @@ fn tick_families(tick: Option<&Tick>, granularity: Granularity) -> Families {
         snapshot_families(&mut f, &t.snapshot, granularity);
         consumer_families(&mut f, &t.snapshot.consumers, granularity);
         connect_families(&mut f, &t.snapshot);
+        discovery_families(&mut f, &t.snapshot);
         alert_families(&mut f, t);
     }
     f
@@ -355,13 +356,24 @@ fn consumer_families(f: &mut Families, consumers: &[ConsumerSnapshot], granulari
             }
         }
         f.gauge(&CONSUMER_STALLED_SECONDS, &[("consumer", name), ("group", group)], c.stalled_seconds);
+        let discovered = if c.discovered { "true" } else { "false" };
         for k in ConsumerCause::ALL {
             f.gauge(
                 &CONSUMER_CAUSE,
-                &[("consumer", name), ("group", group), ("cause", k.as_str())],
+                &[("consumer", name), ("group", group), ("cause", k.as_str()), ("discovered", discovered)],
                 if c.cause == k { 1.0 } else { 0.0 },
             );
         }
+    }
+}
+
+/// `[discovery]`: the groups watched, the overflow, the last listing.
+fn discovery_families(f: &mut Families, s: &Snapshot) {
+    let Some(d) = &s.discovery else { return };
+    f.gauge(&DISCOVERY_GROUPS_WATCHED, &[], d.watched as f64);
+    f.gauge(&DISCOVERY_GROUPS_OVERFLOW, &[], d.overflow as f64);
+    if let (Some(at), None) = (d.listed_at_ms, &d.error) {
+        f.gauge(&DISCOVERY_LISTED_TIMESTAMP_SECONDS, &[], at as f64 / 1000.0);
     }
 }
 

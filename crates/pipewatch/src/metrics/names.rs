@@ -320,9 +320,9 @@ pub const CONSUMER_STALLED_SECONDS: Metric = Metric {
 pub const CONSUMER_CAUSE: Metric = Metric {
     id: 40,
     name: "pipewatch_consumer_cause",
-    help: "The consumer's diagnosed state: 1 for the active cause, 0 otherwise.",
+    help: "The consumer's diagnosed state: 1 for the active cause, 0 otherwise; discovered=\"true\" for a group watched without a [[consumer]] (found by [discovery] or a Kafka Connect sink).",
     kind: Kind::Gauge,
-    labels: &["consumer", "group", "cause"],
+    labels: &["consumer", "group", "cause", "discovered"],
 };
 pub const ALERT_ACTIVE: Metric = Metric {
     id: 41,
@@ -389,8 +389,30 @@ pub const CONNECTOR_STREAM: Metric = Metric {
     labels: &["connect", "connector", "role", "stream", "consumer"],
 };
 
+pub const DISCOVERY_GROUPS_WATCHED: Metric = Metric {
+    id: 50,
+    name: "pipewatch_discovery_groups_watched",
+    help: "Consumer groups [discovery] found and watches (at most discovery.max_groups).",
+    kind: Kind::Gauge,
+    labels: &[],
+};
+pub const DISCOVERY_GROUPS_OVERFLOW: Metric = Metric {
+    id: 51,
+    name: "pipewatch_discovery_groups_overflow",
+    help: "Consumer groups that match [discovery] and read a watched stream but are not watched: beyond discovery.max_groups (named in the status).",
+    kind: Kind::Gauge,
+    labels: &[],
+};
+pub const DISCOVERY_LISTED_TIMESTAMP_SECONDS: Metric = Metric {
+    id: 52,
+    name: "pipewatch_discovery_listed_timestamp_seconds",
+    help: "When the cluster's consumer groups were last listed successfully.",
+    kind: Kind::Gauge,
+    labels: &[],
+};
+
 /// Every family, in the order `/metrics` writes them.
-pub const ALL: [&Metric; 50] = [
+pub const ALL: [&Metric; 53] = [
     &KAFKA_UP,
     &BUILD_INFO,
     &PARTITION_WATERMARK_TIMESTAMP_SECONDS,
@@ -441,6 +463,9 @@ pub const ALL: [&Metric; 50] = [
     &CONNECTOR_TASK_STATE,
     &CONNECTOR_FAILURES_TOTAL,
     &CONNECTOR_STREAM,
+    &DISCOVERY_GROUPS_WATCHED,
+    &DISCOVERY_GROUPS_OVERFLOW,
+    &DISCOVERY_LISTED_TIMESTAMP_SECONDS,
 ];
 
 #[cfg(test)]

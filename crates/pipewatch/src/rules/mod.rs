@@ -81,7 +81,7 @@ pub const STREAM_ANOMALY_SCORE: &str = "pipewatch:stream_rate_anomaly_score";
 pub const SEGMENT_SILENCE: &str = "pipewatch:segment_silence_seconds";
 pub const SYNC_LAG: &str = "pipewatch:sync_lag_seconds";
 pub const PAIR_CAUSE: &str = "pipewatch:pair_cause";
-/// Consumer figures across replicas (emitted when the config watches consumers).
+/// Consumer figures across replicas (always emitted: consumers may be found while running).
 pub const CONSUMER_LAG: &str = "pipewatch:consumer_lag_seconds";
 pub const CONSUMER_WATERMARK: &str = "pipewatch:consumer_watermark_timestamp_seconds";
 pub const CONSUMER_SYNC_LAG: &str = "pipewatch:consumer_sync_lag_seconds";
@@ -263,11 +263,10 @@ fn low_watermark_of_partitions(by: &str, series: &str, idle: &str) -> String {
 /// Consumer lag, watermarks, sync lag and cause across replicas: each replica exports
 /// the lag of the partitions it owns; the cause is one term per row of the consumer
 /// diagnosis table (any replica's report holds: offsets and their movement are the
-/// group's, the same for every replica).
+/// group's, the same for every replica). Always written: they match by label, so they
+/// answer for the consumers found while running (`[discovery]`, Kafka Connect sinks) as
+/// for the listed ones.
 fn consumer_records(out: &mut String, config: &Config) {
-    if config.consumers.is_empty() {
-        return;
-    }
     record(
         out,
         "Consumer lag: the largest lag seconds over its partitions, across replicas.",

@@ -1,0 +1,153 @@
+//! Discovery of consumer groups on a real broker: real groups commit (librdkafka
+//! consumers), pipewatch lists the cluster's groups and watches every one whose name
+//! matches and whose offsets cover a watched stream — never joining one — with the
+//! exact lag and causes of a listed consumer; a group found while running is watched
+//! within `every`; beyond `max_groups` the rest are counted and named; a deleted group is
+//! `group_unknown`, then forgotten, and its slot goes to the next.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+fn consumer<'a>(status: &'a serde_json::Value, group: &str) -> Option<&'a serde_json::Value> {
+    // none before the first tick
+    status["consumers"].as_array().into_iter().flatten().find(|c| c["group"] == group)
+}
+
+async fn commit(bootstrap: &'static str, group: &str, topic: &str, n: i64) {
+    let (g, t) = (group.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || read_and_commit(bootstrap, &g, &t, n)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_that_read_a_watched_stream_are_found_watched_capped_and_forgotten() {
+    let bootstrap = broker().await;
+    let topic = unique_topic("orders");
+    let elsewhere = unique_topic("elsewhere");
+    create_topic(bootstrap, &topic, 1).await.unwrap();
+    create_topic(bootstrap, &elsewhere, 1).await.unwrap();
+    let base = now_ms() - 60_000;
+    let producer = TestProducer::new(bootstrap);
+    for k in 0..20 {
+        let created_at = pipewatch_core::time::format_rfc3339(base + k * 1000);
+        let order = format!(r#"{{"order_id":"o-{k}","created_at":"{created_at}"}}"#);
+        producer.send(&topic, 0, Some(order.as_bytes()));
+        producer.send(&elsewhere, 0, Some(order.as_bytes()));
+    }
+    producer.flush();
+    let prefix = unique_topic("disc");
+    let (analytics, bi, late) = (format!("{prefix}-analytics"), format!("{prefix}-bi"), format!("{prefix}-late"));
+    let (excluded, other, listed) =
+        (format!("{prefix}-excluded"), format!("{prefix}-other"), format!("{prefix}-listed"));
+    for g in [&analytics, &bi, &excluded, &listed] {
+        commit(bootstrap, g, &topic, 10).await;
+    }
+    commit(bootstrap, &other, &elsewhere, 10).await;
+
+    let body = orders_stream(&topic, "")
+        + &format!(
+            r#"
+[[consumer]]
+name = "listed"
+group = "{listed}"
+streams = ["orders"]
+max_stall = "3s"
+[discovery]
+every = "2s"
+max_groups = 2
+forget_after = "6s"
+max_lag = "1h"
+max_stall = "3s"
+groups = {{ include = ["^{prefix}-"], exclude = ["-excluded$"] }}
+"#
+        );
+    let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
+    // analytics and bi are found, and stopped: 10 records wait and nothing commits
+    let status = eventually("analytics and bi discovered and stopped", Duration::from_secs(60), || async {
+        let s = pw.status().await;
+        let stopped = |g: &str| consumer(&s, g).is_some_and(|c| c["cause"] == "consumer_stopped");
+        if stopped(&analytics) && stopped(&bi) {
+            Ok(s)
+        } else {
+            Err(s["consumers"].to_string())
+        }
+    })
+    .await;
+    let a = consumer(&status, &analytics).unwrap();
+    assert_eq!((a["name"].as_str(), a["discovered"].as_bool()), (Some(analytics.as_str()), Some(true)), "{a}");
+    assert_eq!(a["streams"][0]["stream"], "orders");
+    assert_eq!(a["streams"][0]["partitions"][0]["committed_offset"], 10);
+    // exact seconds, as for a listed consumer: now − event time of the record at offset 10
+    let lag = a["streams"][0]["partitions"][0]["lag_seconds"].as_f64().unwrap();
+    assert_eq!(lag, (status["at_ms"].as_i64().unwrap() - (base + 10_000)) as f64 / 1000.0);
+    assert!(consumer(&status, &excluded).is_none(), "excluded by name");
+    assert!(consumer(&status, &other).is_none(), "it reads no watched stream");
+    let listed_ones: Vec<_> =
+        status["consumers"].as_array().unwrap().iter().filter(|c| c["group"] == listed.as_str()).collect();
+    assert_eq!(listed_ones.len(), 1, "the [[consumer]] is not discovered again");
+    assert_eq!(
+        (listed_ones[0]["name"].as_str(), listed_ones[0]["discovered"].as_bool()),
+        (Some("listed"), Some(false))
+    );
+    let m = pw.metrics().await;
+    let cause = [("consumer", analytics.as_str()), ("cause", "consumer_stopped"), ("discovered", "true")];
+    assert_eq!(m.value("pipewatch_consumer_cause", &cause), Some(1.0), "{}", m.0);
+    let listed_cause = [("consumer", "listed"), ("cause", "consumer_stopped"), ("discovered", "false")];
+    assert_eq!(m.value("pipewatch_consumer_cause", &listed_cause), Some(1.0));
+    assert_eq!(m.value("pipewatch_discovery_groups_watched", &[]), Some(2.0));
+
+    // a third group while running: beyond max_groups = 2, counted and named
+    commit(bootstrap, &late, &topic, 15).await;
+    let status = eventually("the late group in the overflow", Duration::from_secs(30), || async {
+        let s = pw.status().await;
+        match s["discovery"]["overflow"].as_u64() {
+            Some(1) => Ok(s),
+            _ => Err(s["discovery"].to_string()),
+        }
+    })
+    .await;
+    assert_eq!(status["discovery"]["overflow_groups"], serde_json::json!([late]));
+    assert!(consumer(&status, &late).is_none());
+    assert_eq!(pw.metrics().await.value("pipewatch_discovery_groups_overflow", &[]), Some(1.0));
+
+    // analytics is deleted: group_unknown, then forgotten after 6 s; its slot goes to late
+    pipewatch_kafka::testing::delete_group(bootstrap, &analytics).await.unwrap();
+    eventually("analytics group_unknown", Duration::from_secs(20), || async {
+        let s = pw.status().await;
+        match consumer(&s, &analytics).map(|c| c["cause"].clone()) {
+            Some(c) if c == "group_unknown" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let status = eventually("analytics forgotten, late watched", Duration::from_secs(30), || async {
+        let s = pw.status().await;
+        if consumer(&s, &analytics).is_none() && consumer(&s, &late).is_some() {
+            Ok(s)
+        } else {
+            Err(s["discovery"].to_string())
+        }
+    })
+    .await;
+    let forgotten = status["discovery"]["forgotten"].as_array().unwrap();
+    assert_eq!(forgotten.len(), 1, "{}", status["discovery"]);
+    assert_eq!(forgotten[0]["group"], analytics.as_str());
+    assert!(forgotten[0]["at_ms"].as_i64().is_some());
+    let m = pw.metrics().await;
+    assert_eq!(
+        m.value("pipewatch_consumer_cause", &[("consumer", analytics.as_str()), ("cause", "group_unknown")]),
+        None,
+        "its series are gone"
+    );
+    let late_lag = eventually("late's lag", Duration::from_secs(20), || async {
+        let m = pw.metrics().await;
+        m.value("pipewatch_consumer_lag_records", &[("consumer", late.as_str()), ("partition", "0")]).ok_or(m.0)
+    })
+    .await;
+    assert_eq!(late_lag, 5.0, "late committed 15 of 20");
+    promtool_check(&m.0).await;
+    pw.stop().await;
+    // pipewatch only read the groups: their offsets are as the jobs left them
+    let committed = pipewatch_kafka::testing::committed_offsets(bootstrap, &bi, &topic, 1).unwrap();
+    assert_eq!(committed, vec![Some(10)]);
+}
