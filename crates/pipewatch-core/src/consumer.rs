@@ -129,6 +129,20 @@ pub enum Fetched<'a> {
 }
 
 impl ConsumerState {
+    /// A consumer watched from `now`, its offsets not read yet.
+    pub(crate) fn new(spec: ConsumerSpec, origin: Origin, now: Millis) -> Self {
+        Self {
+            spec,
+            committed: BTreeMap::new(),
+            error: Some(ConsumerError::new("offsets not read yet")),
+            progress_at: now,
+            resolved: BTreeMap::new(),
+            origin,
+            unknown_since: None,
+            forgotten_at: None,
+        }
+    }
+
     /// What is known of `offset`'s record on `(stream, partition)`; a new offset is wanted.
     pub(crate) fn resolution(&mut self, stream: usize, partition: i32, offset: i64, now: Millis) -> Resolution {
         let entry = self.resolved.entry((stream, partition)).or_insert((offset, Resolution::Wanted { previous: None }));

@@ -13,7 +13,7 @@
 
 use serde::Serialize;
 
-use crate::consumer::Origin;
+use crate::consumer::{ConsumerState, Origin};
 use crate::monitor::Monitor;
 use crate::spec::ConsumerSpec;
 use crate::time::Millis;
@@ -60,7 +60,7 @@ pub struct DiscoverySnapshot {
     /// Why the last listing failed, while it fails.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Discovered groups watched now.
+    /// Discovered groups watched now (counted at each snapshot).
     pub watched: usize,
     pub max_groups: usize,
     /// Groups that match and read a watched stream but are not watched: beyond
@@ -122,7 +122,8 @@ impl Monitor {
             })
             .collect();
         found.sort();
-        let mut overflow = Vec::new();
+        let spec = d.spec.clone();
+        let (mut overflow, mut changes) = (Vec::new(), Vec::new());
         for (group, streams) in found {
             let watching = self.consumers.iter().position(|c| c.spec.group == group);
             match watching {
@@ -133,42 +134,47 @@ impl Monitor {
                     if !more.is_empty() {
                         c.spec.streams.extend(more);
                         c.spec.streams.sort_unstable();
-                        let change = GroupChange { consumer: i, group, streams: c.spec.streams.clone() };
-                        self.index_streams(&change.streams);
-                        self.discovery_mut().changes.push(change);
+                        changes.push(GroupChange { consumer: i, group, streams: c.spec.streams.clone() });
                     }
                 }
-                _ if self.discovered_watched() >= self.discovery_mut().spec.max_groups => overflow.push(group),
-                Some(i) => {
-                    // forgotten, and back: the same consumer again
-                    let c = &mut self.consumers[i];
-                    (c.spec.streams, c.forgotten_at, c.unknown_since, c.progress_at) = (streams, None, None, now);
-                    c.error = Some(crate::spec::ConsumerError::new("offsets not read yet"));
-                    let change = GroupChange { consumer: i, group, streams: c.spec.streams.clone() };
-                    self.index_streams(&change.streams);
-                    self.discovery_mut().changes.push(change);
-                }
-                None => {
-                    let spec = self.discovered_spec(group, streams);
-                    let change = GroupChange {
-                        consumer: self.consumers.len(),
-                        group: spec.group.clone(),
-                        streams: spec.streams.clone(),
+                _ if self.discovered_watched() >= spec.max_groups => overflow.push(group),
+                found => {
+                    // new, or forgotten and back: the same consumer (and name) again
+                    let name = match found {
+                        Some(i) => self.consumers[i].spec.name.clone(),
+                        None if self.consumers.iter().any(|c| c.spec.name == group) => format!("group:{group}"),
+                        None => group.clone(),
                     };
-                    self.watch_consumer(spec, now);
-                    if let Some(c) = self.consumers.last_mut() {
-                        c.origin = Origin::Discovery;
+                    let consumer = ConsumerSpec {
+                        name,
+                        group,
+                        streams,
+                        max_lag_ms: spec.max_lag_ms,
+                        max_stall_ms: spec.max_stall_ms,
+                    };
+                    let state = ConsumerState::new(consumer, Origin::Discovery, now);
+                    let i = found.unwrap_or(self.consumers.len());
+                    changes.push(GroupChange {
+                        consumer: i,
+                        group: state.spec.group.clone(),
+                        streams: state.spec.streams.clone(),
+                    });
+                    match found {
+                        Some(i) => self.consumers[i] = state,
+                        None => self.consumers.push(state),
                     }
-                    self.discovery_mut().changes.push(change);
                 }
             }
         }
-        let watched = self.discovered_watched();
-        let d = self.discovery_mut();
-        d.snapshot.watched = watched;
-        d.snapshot.overflow = overflow.len();
-        overflow.truncate(OVERFLOW_NAMED);
-        d.snapshot.overflow_groups = overflow;
+        for change in &changes {
+            self.index_streams(&change.streams);
+        }
+        if let Some(d) = self.discovery.as_mut() {
+            d.changes.extend(changes);
+            d.snapshot.overflow = overflow.len();
+            overflow.truncate(OVERFLOW_NAMED);
+            d.snapshot.overflow_groups = overflow;
+        }
     }
 
     /// The groups the source reads from now on, or no more, since last asked.
@@ -194,34 +200,16 @@ impl Monitor {
             if d.snapshot.forgotten.len() > FORGOTTEN_NAMED {
                 d.snapshot.forgotten.remove(0);
             }
-            d.snapshot.watched = d.snapshot.watched.saturating_sub(1);
         }
     }
 
     pub(crate) fn discovery_snapshot(&self) -> Option<DiscoverySnapshot> {
-        self.discovery.as_ref().map(|d| d.snapshot.clone())
-    }
-
-    fn discovery_mut(&mut self) -> &mut Discovery {
-        self.discovery.as_mut().expect("discovery is on")
+        let d = self.discovery.as_ref()?;
+        Some(DiscoverySnapshot { watched: self.discovered_watched(), ..d.snapshot.clone() })
     }
 
     fn discovered_watched(&self) -> usize {
         self.consumers.iter().filter(|c| c.origin == Origin::Discovery && c.forgotten_at.is_none()).count()
-    }
-
-    /// A found group's consumer: named by its group id (`group:<id>` where a consumer
-    /// already has that name), the discovery's thresholds.
-    fn discovered_spec(&self, group: String, streams: Vec<usize>) -> ConsumerSpec {
-        let d = &self.discovery.as_ref().expect("discovery is on").spec;
-        let taken = self.consumers.iter().any(|c| c.spec.name == group);
-        ConsumerSpec {
-            name: if taken { format!("group:{group}") } else { group.clone() },
-            group,
-            streams,
-            max_lag_ms: d.max_lag_ms,
-            max_stall_ms: d.max_stall_ms,
-        }
     }
 }
 

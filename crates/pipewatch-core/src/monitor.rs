@@ -134,16 +134,7 @@ impl Monitor {
     /// from now on.
     pub fn watch_consumer(&mut self, spec: ConsumerSpec, now: Millis) {
         self.index_streams(&spec.streams);
-        self.consumers.push(ConsumerState {
-            spec,
-            committed: BTreeMap::new(),
-            error: Some(ConsumerError::new("offsets not read yet")),
-            progress_at: now,
-            resolved: BTreeMap::new(),
-            origin: Origin::Listed,
-            unknown_since: None,
-            forgotten_at: None,
-        });
+        self.consumers.push(ConsumerState::new(spec, Origin::Listed, now));
     }
 
     /// A consumer reads these streams: their partitions keep an offset index.
