@@ -79,6 +79,8 @@ name = "connect"
 url = "{connect_url}"
 poll = "1s"
 basic_auth = {{ username = "{CONNECT_USER}", password_file = "{password}" }}
+[discovery]
+groups = {{ include = ["^{group}-discovered$"] }}
 {SYNC_RULE}
 [[receiver]]
 name = "hook"
