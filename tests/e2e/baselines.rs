@@ -96,13 +96,8 @@ name = "FreshVolumeAnomaly"
 kind = "volume_anomaly"
 target = "fresh"
 impact = "Never fires: no history to judge by."
-[[receiver]]
-name = "hook"
-kind = "webhook"
-url = "{}"
-"#,
-        sink.url
-    );
+"#
+    ) + &webhook(&sink.url);
     let targets = [&weekly, &daily, &fresh].map(|t| Target::new(t, 0, event)).into();
     let traffic = Traffic::start(bootstrap, LEVEL, targets);
     let pw = Pipewatch::start(&config(bootstrap, "latest", &body)).await;

@@ -28,10 +28,6 @@ fn connect_section(name: &str, url: &str, password: &str, poll: &str) -> String 
     )
 }
 
-fn webhook(url: &str) -> String {
-    format!("[[receiver]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{url}\"\n")
-}
-
 /// The alert `name` in the sink's bodies with `status`, if it arrived.
 fn arrived(sink: &Sink, name: &str, status: &str) -> Option<serde_json::Value> {
     sink.bodies()

@@ -153,6 +153,24 @@ name = "AnalyticsSinkPaused"
 kind = "connector_paused"
 target = "analytics"
 impact = "x"
+[[alert]]
+name = "AnalyticsStopped"
+kind = "consumer_stopped"
+target = "analytics"
+impact = "x"
+[[alert]]
+name = "DiscoveredJobBehind"
+kind = "consumer_lag"
+target = "discovered"
+threshold = "10m"
+impact = "x"
+[[alert]]
+name = "DiscoveredJobStopped"
+kind = "consumer_stopped"
+target = "discovered"
+impact = "x"
+[discovery]
+groups = { include = ["^"] }
 "#;
     let promtool = "promtool is in Debian's prometheus package: apt-get install prometheus";
     for granularity in ["partition", "stream"] {
@@ -161,13 +179,76 @@ impact = "x"
             .replace("granularity = \"partition\"", &format!("granularity = \"{granularity}\""));
         std::fs::write(dir.join("pipewatch.toml"), config).unwrap();
         let rules = pipewatch_rules(&dir, "pipewatch.toml", "prometheus");
-        // PipewatchDown, KafkaUnreachable, ConnectUnreachable, the example's 4, these 8
-        assert_eq!(rules.matches("\n      - alert: ").count(), 3 + 4 + 8, "{rules}");
+        // PipewatchDown, KafkaUnreachable, ConnectUnreachable, the example's 4, these 11
+        assert_eq!(rules.matches("\n      - alert: ").count(), 3 + 4 + 11, "{rules}");
         std::fs::write(dir.join("rules.yml"), &rules).unwrap();
         let out = run("promtool", &["check", "rules", "rules.yml"], &dir, promtool);
         assert!(out.status.success(), "promtool check rules ({granularity}): {}\n{rules}", text(&out));
+        // The consumer rules on a replica's series: one alert per discovered consumer,
+        // none for a configured one, none while an upstream fault or a stream catching
+        // up holds it back; the configured consumer's own rules, held back alike.
+        std::fs::write(dir.join("rules.test.yml"), DISCOVERED_RULES_TEST).unwrap();
+        let out = run("promtool", &["test", "rules", "rules.test.yml"], &dir, promtool);
+        assert!(
+            out.status.success() && text(&out).contains("SUCCESS"),
+            "promtool test rules ({granularity}): {}\n{rules}",
+            text(&out)
+        );
     }
 }
+
+/// `promtool test rules` input for [`rules_of_every_alert_kind_pass_promtool`]: consumers
+/// as one replica serves them.
+const DISCOVERED_RULES_TEST: &str = r#"
+rule_files: [rules.yml]
+evaluation_interval: 15s
+tests:
+  - interval: 15s
+    input_series:
+      - series: 'pipewatch_kafka_up{job="pw",instance="a"}'
+        values: '1x20'
+      - series: 'pipewatch_consumer_cause{job="pw",instance="a",consumer="analytics",group="analytics-job",cause="consumer_stopped",discovered="false"}'
+        values: '1x20'
+      - series: 'pipewatch_consumer_cause{job="pw",instance="a",consumer="billing-job",group="billing-job",cause="consumer_stopped",discovered="true"}'
+        values: '1x20'
+      - series: 'pipewatch_consumer_cause{job="pw",instance="a",consumer="search-indexer",group="search-indexer",cause="consumer_lagging",discovered="true"}'
+        values: '1x20'
+      - series: 'pipewatch_consumer_cause{job="pw",instance="a",consumer="orders-reader",group="orders-reader",cause="upstream_fault",discovered="true"}'
+        values: '1x20'
+      - series: 'pipewatch_consumer_cause{job="pw",instance="a",consumer="late-reader",group="late-reader",cause="consumer_lagging",discovered="true"}'
+        values: '1x20'
+      - series: 'pipewatch_consumer_stalled_seconds{job="pw",instance="a",consumer="analytics",group="analytics-job"}'
+        values: '400x20'
+      - series: 'pipewatch_consumer_stalled_seconds{job="pw",instance="a",consumer="billing-job",group="billing-job"}'
+        values: '400x20'
+      - series: 'pipewatch_consumer_stalled_seconds{job="pw",instance="a",consumer="search-indexer",group="search-indexer"}'
+        values: '0x20'
+      - series: 'pipewatch_consumer_stream_lag_seconds{job="pw",instance="a",consumer="analytics",group="analytics-job",stream="orders"}'
+        values: '2000x20'
+      - series: 'pipewatch_consumer_stream_lag_seconds{job="pw",instance="a",consumer="billing-job",group="billing-job",stream="orders"}'
+        values: '2000x20'
+      - series: 'pipewatch_consumer_stream_lag_seconds{job="pw",instance="a",consumer="search-indexer",group="search-indexer",stream="orders"}'
+        values: '1000x20'
+      - series: 'pipewatch_consumer_stream_lag_seconds{job="pw",instance="a",consumer="orders-reader",group="orders-reader",stream="orders"}'
+        values: '5000x20'
+      - series: 'pipewatch_consumer_stream_lag_seconds{job="pw",instance="a",consumer="late-reader",group="late-reader",stream="behaviour"}'
+        values: '3000x20'
+      - series: 'pipewatch_stream_cause{job="pw",instance="a",stream="behaviour",cause="catching_up"}'
+        values: '1x20'
+    # AnalyticsBehind waits: analytics reads behaviour, which catches up.
+    promql_expr_test:
+      - expr: 'ALERTS{alertstate="firing", alertname=~"Discovered.*|Analytics.*"}'
+        eval_time: 2m
+        exp_samples:
+          - labels: 'ALERTS{alertname="AnalyticsStopped",alertstate="firing",severity="page",cause="consumer_stopped",consumer="analytics",group="analytics-job",job="pw"}'
+            value: 1
+          - labels: 'ALERTS{alertname="DiscoveredJobBehind",alertstate="firing",severity="warning",cause="consumer_stopped",consumer="billing-job",group="billing-job",job="pw"}'
+            value: 1
+          - labels: 'ALERTS{alertname="DiscoveredJobBehind",alertstate="firing",severity="warning",cause="consumer_lagging",consumer="search-indexer",group="search-indexer",job="pw"}'
+            value: 1
+          - labels: 'ALERTS{alertname="DiscoveredJobStopped",alertstate="firing",severity="page",cause="consumer_stopped",consumer="billing-job",group="billing-job",job="pw"}'
+            value: 1
+"#;
 
 #[test]
 fn the_compose_file_parses_and_every_file_it_mounts_passes_its_check() {

@@ -3,7 +3,9 @@
 //! matches and whose offsets cover a watched stream — never joining one — with the
 //! exact lag and causes of a listed consumer; a group found while running is watched
 //! within `every`; beyond `max_groups` the rest are counted and named; a deleted group is
-//! `group_unknown`, then forgotten, and its slot goes to the next.
+//! `group_unknown`, then forgotten, and its slot goes to the next. A `consumer_stopped`
+//! rule over `discovered` pages once per stopped discovered group, naming it, and
+//! resolves when the group is gone.
 
 use std::time::Duration;
 
@@ -12,6 +14,19 @@ use crate::support::*;
 fn consumer<'a>(status: &'a serde_json::Value, group: &str) -> Option<&'a serde_json::Value> {
     // none before the first tick
     status["consumers"].as_array().into_iter().flatten().find(|c| c["group"] == group)
+}
+
+/// The `(consumer, status)` of every alert `name` the sink got, in order.
+fn instances(sink: &Sink, name: &str) -> Vec<(String, String)> {
+    let alerts =
+        sink.bodies().iter().flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default()).collect::<Vec<_>>();
+    alerts
+        .iter()
+        .filter(|a| a["labels"]["alertname"] == name)
+        .map(|a| {
+            (a["labels"]["consumer"].as_str().unwrap_or("").to_string(), a["status"].as_str().unwrap_or("").to_string())
+        })
+        .collect()
 }
 
 async fn commit(bootstrap: &'static str, group: &str, topic: &str, n: i64) {
@@ -44,6 +59,7 @@ async fn groups_that_read_a_watched_stream_are_found_watched_capped_and_forgotte
     }
     commit(bootstrap, &other, &elsewhere, 10).await;
 
+    let sink = Sink::start().await;
     let body = orders_stream(&topic, "")
         + &format!(
             r#"
@@ -59,8 +75,14 @@ forget_after = "6s"
 max_lag = "1h"
 max_stall = "3s"
 groups = {{ include = ["^{prefix}-"], exclude = ["-excluded$"] }}
+[[alert]]
+name = "DiscoveredJobStopped"
+kind = "consumer_stopped"
+target = "discovered"
+impact = "A job nobody listed has stopped: what it feeds goes stale."
 "#
-        );
+        )
+        + &webhook(&sink.url);
     let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
     // analytics and bi are found, and stopped: 10 records wait and nothing commits
     let status = eventually("analytics and bi discovered and stopped", Duration::from_secs(60), || async {
@@ -95,6 +117,34 @@ groups = {{ include = ["^{prefix}-"], exclude = ["-excluded$"] }}
     let listed_cause = [("consumer", "listed"), ("cause", "consumer_stopped"), ("discovered", "false")];
     assert_eq!(m.value("pipewatch_consumer_cause", &listed_cause), Some(1.0));
     assert_eq!(m.value("pipewatch_discovery_groups_watched", &[]), Some(2.0));
+    // one page per stopped discovered group, naming it; none for the listed one
+    let firing = eventually("both discovered groups paged", Duration::from_secs(30), || async {
+        let mut got = instances(&sink, "DiscoveredJobStopped");
+        got.sort();
+        if got.len() >= 2 {
+            Ok(got)
+        } else {
+            Err(format!("{got:?}"))
+        }
+    })
+    .await;
+    let mut want = vec![(analytics.clone(), "firing".to_string()), (bi.clone(), "firing".to_string())];
+    want.sort();
+    assert_eq!(firing, want);
+    let alert = sink
+        .bodies()
+        .iter()
+        .flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default())
+        .find(|a| a["labels"]["consumer"] == analytics.as_str())
+        .unwrap();
+    assert_eq!(
+        (&alert["labels"]["group"], &alert["labels"]["cause"], &alert["labels"]["severity"]),
+        (&serde_json::json!(analytics), &serde_json::json!("consumer_stopped"), &serde_json::json!("page"))
+    );
+    let summary = alert["annotations"]["summary"].as_str().unwrap();
+    assert!(summary.starts_with(&format!("{analytics} has committed nothing for ")), "{summary}");
+    let m = pw.metrics().await;
+    assert_eq!(m.value("pipewatch_alert_active", &[("alert", "DiscoveredJobStopped")]), Some(1.0));
 
     // a third group while running: beyond max_groups = 2, counted and named
     commit(bootstrap, &late, &topic, 15).await;
@@ -133,6 +183,10 @@ groups = {{ include = ["^{prefix}-"], exclude = ["-excluded$"] }}
     assert_eq!(forgotten.len(), 1, "{}", status["discovery"]);
     assert_eq!(forgotten[0]["group"], analytics.as_str());
     assert!(forgotten[0]["at_ms"].as_i64().is_some());
+    // the page for analytics resolved when it left consumer_stopped; bi's still fires
+    let got = instances(&sink, "DiscoveredJobStopped");
+    assert!(got.contains(&(analytics.clone(), "resolved".to_string())), "{got:?}");
+    assert!(!got.contains(&(bi.clone(), "resolved".to_string())), "{got:?}");
     let m = pw.metrics().await;
     assert_eq!(
         m.value("pipewatch_consumer_cause", &[("consumer", analytics.as_str()), ("cause", "group_unknown")]),

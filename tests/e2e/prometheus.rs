@@ -273,6 +273,7 @@ fn dashboard_queries() -> Vec<(String, String)> {
                 let expr = expr
                     .replace("$stream", ".*")
                     .replace("$pair", ".*")
+                    .replace("$consumer", ".*")
                     .replace("$__rate_interval", "10s")
                     .replace("$__interval", "1s")
                     .replace("$__range", "1m");

@@ -70,13 +70,8 @@ target = "behaviour"
 threshold = "5s"
 for = "2s"
 impact = "First purchases of app users are not captured: segmentation and ad targeting miss them."
-[[receiver]]
-name = "hook"
-kind = "webhook"
-url = "{}"
-"#,
-        sink.url
-    );
+"#
+    ) + &webhook(&sink.url);
     let channels = Arc::new(Mutex::new(vec!["web", "app", "email"]));
     let stop = behaviour(bootstrap, &topic, channels.clone());
     let pw = Pipewatch::start(&config(bootstrap, "latest", &body)).await;

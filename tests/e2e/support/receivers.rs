@@ -99,6 +99,11 @@ impl Sink {
     }
 }
 
+/// The `[[receiver]]` entry of a webhook named `hook` at `url`.
+pub fn webhook(url: &str) -> String {
+    format!("[[receiver]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{url}\"\n")
+}
+
 /// The token the sink's `/bearer` route wants.
 pub const SINK_TOKEN: &str = "sink-token-0815";
 

@@ -2,7 +2,7 @@
 //! Prometheus does), evaluated on each [`Snapshot`] with the time passed in; what holds
 //! a rule back.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::Serialize;
 
@@ -10,7 +10,7 @@ use crate::diagnosis::{connect_unreachable, kafka_unreachable, AlertCause, Cause
 use crate::snapshot::{ConsumerPairSnapshot, KafkaStatus, Snapshot, StreamSnapshot};
 use crate::time::Millis;
 
-use super::rules::{target_name, AlertKind, AlertRule, AlertTarget};
+use super::rules::{target_name, AlertKind, AlertRule, AlertTarget, DISCOVERED};
 use super::text::{connect_event, kafka_event, rule_event, AlertEvent, Transition};
 
 /// Where a rule stands.
@@ -52,10 +52,18 @@ struct RuleState {
     event: Option<AlertEvent>,
 }
 
+impl RuleState {
+    fn new() -> Self {
+        RuleState { state: AlertState::Inactive, cause: Cause::Ok.into(), event: None }
+    }
+}
+
 /// Evaluates the rules on each snapshot.
 pub struct AlertEvaluator {
     rules: Vec<AlertRule>,
     states: Vec<RuleState>,
+    /// Per rule, the instances of one that targets `discovered`: by consumer name.
+    instances: Vec<BTreeMap<String, RuleState>>,
     kafka: RuleState,
     /// The built-in `ConnectUnreachable`, per `[[connect]]` cluster.
     connect: Vec<RuleState>,
@@ -75,11 +83,11 @@ pub struct Evaluation {
 
 impl AlertEvaluator {
     pub fn new(rules: Vec<AlertRule>, streams: usize, rate_window_ms: Millis) -> Self {
-        let fresh = || RuleState { state: AlertState::Inactive, cause: Cause::Ok.into(), event: None };
         Self {
-            states: rules.iter().map(|_| fresh()).collect(),
+            states: rules.iter().map(|_| RuleState::new()).collect(),
+            instances: rules.iter().map(|_| BTreeMap::new()).collect(),
             rules,
-            kafka: fresh(),
+            kafka: RuleState::new(),
             connect: Vec::new(),
             invalid_window: vec![VecDeque::new(); streams],
             rate_window_ms,
@@ -139,36 +147,42 @@ impl AlertEvaluator {
             }
         }
 
-        for (rule, st) in self.rules.iter().zip(&mut self.states) {
-            let (value, cause, held) = measure(rule, snap, &self.invalid_window);
-            if held.is_some() && !matches!(st.state, AlertState::Firing { .. }) {
-                st.state = AlertState::Inactive; // a wait resets a pending rule
-            } else {
-                let condition = match (held, value) {
-                    (Some(_), _) => None,
-                    (None, Some(v)) => Some(over(rule, v, &st.state)),
-                    (None, None) => Some(false),
-                };
-                // The cause label is taken when the alert fires and kept until it resolves,
-                // so that receivers see one alert, not a new one per change of diagnosis.
-                let make = || rule_event(rule, snap, value.unwrap_or(0.0), cause, now);
-                if let Some(e) = step(st, condition, rule.for_ms, cause, now, make) {
-                    out.events.push(e);
-                }
+        let invalid = &self.invalid_window;
+        for ((rule, st), instances) in self.rules.iter().zip(&mut self.states).zip(&mut self.instances) {
+            if rule.target != AlertTarget::Discovered {
+                evaluate_rule(rule, rule.target, st, snap, invalid, now, &mut out);
+                continue;
             }
-            out.alerts.push(AlertStatus {
-                name: rule.name.clone(),
-                kind: rule.kind,
-                target: target_name(rule, snap).to_string(),
-                severity: rule.severity.clone(),
-                state: st.state,
-                cause: if matches!(st.state, AlertState::Firing { .. }) { st.cause } else { cause },
-                value,
-                threshold: rule.threshold,
-                clear: rule.clear,
-                held_back: held,
-                event: st.event.clone(),
+            // one instance per discovered consumer
+            let mut seen = BTreeSet::new();
+            for (c, consumer) in snap.consumers.iter().enumerate().filter(|(_, c)| c.discovered) {
+                let st = instances.entry(consumer.name.clone()).or_insert_with(RuleState::new);
+                evaluate_rule(rule, AlertTarget::Consumer(c), st, snap, invalid, now, &mut out);
+                seen.insert(consumer.name.as_str());
+            }
+            // a consumer forgotten (or now configured): its firing instance resolves
+            instances.retain(|name, st| {
+                let kept = seen.contains(name.as_str());
+                if !kept {
+                    out.events.extend(resolve(st, now));
+                }
+                kept
             });
+            if instances.is_empty() {
+                out.alerts.push(AlertStatus {
+                    name: rule.name.clone(),
+                    kind: rule.kind,
+                    target: DISCOVERED.into(),
+                    severity: rule.severity.clone(),
+                    state: AlertState::Inactive,
+                    cause: Cause::Ok.into(),
+                    value: None,
+                    threshold: rule.threshold,
+                    clear: rule.clear,
+                    held_back: None,
+                    event: None,
+                });
+            }
         }
         out
     }
@@ -186,6 +200,48 @@ impl AlertEvaluator {
     }
 }
 
+/// One rule (or one instance of a rule over discovered consumers) on `snap`: its
+/// transition into `out.events`, its state into `out.alerts`.
+fn evaluate_rule(
+    rule: &AlertRule,
+    target: AlertTarget,
+    st: &mut RuleState,
+    snap: &Snapshot,
+    invalid_window: &[VecDeque<(Millis, u64, u64)>],
+    now: Millis,
+    out: &mut Evaluation,
+) {
+    let (value, cause, held) = measure(rule, target, snap, invalid_window);
+    if held.is_some() && !matches!(st.state, AlertState::Firing { .. }) {
+        st.state = AlertState::Inactive; // a wait resets a pending rule
+    } else {
+        let condition = match (held, value) {
+            (Some(_), _) => None,
+            (None, Some(v)) => Some(over(rule, v, &st.state)),
+            (None, None) => Some(false),
+        };
+        // The cause label is taken when the alert fires and kept until it resolves,
+        // so that receivers see one alert, not a new one per change of diagnosis.
+        let make = || rule_event(rule, target, snap, value.unwrap_or(0.0), cause, now);
+        if let Some(e) = step(st, condition, rule.for_ms, cause, now, make) {
+            out.events.push(e);
+        }
+    }
+    out.alerts.push(AlertStatus {
+        name: rule.name.clone(),
+        kind: rule.kind,
+        target: target_name(target, snap).to_string(),
+        severity: rule.severity.clone(),
+        state: st.state,
+        cause: if matches!(st.state, AlertState::Firing { .. }) { st.cause } else { cause },
+        value,
+        threshold: rule.threshold,
+        clear: rule.clear,
+        held_back: held,
+        event: st.event.clone(),
+    });
+}
+
 /// Advances one rule's state; returns its transition, if any.
 fn step(
     st: &mut RuleState,
@@ -195,7 +251,7 @@ fn step(
     now: Millis,
     make: impl FnOnce() -> AlertEvent,
 ) -> Option<AlertEvent> {
-    let Some(active) = condition else { return None };
+    let active = condition?;
     match (st.state, active) {
         (AlertState::Inactive, true) if for_ms == 0 => fire(st, cause, now, make),
         (AlertState::Inactive, true) => {
@@ -208,15 +264,18 @@ fn step(
             st.state = AlertState::Inactive;
             None
         }
-        (AlertState::Firing { .. }, false) => {
-            st.state = AlertState::Inactive;
-            let mut e = st.event.take()?;
-            e.transition = Transition::Resolved;
-            e.ends_at_ms = Some(now);
-            Some(e)
-        }
+        (AlertState::Firing { .. }, false) => resolve(st, now),
         _ => None,
     }
+}
+
+/// Back to inactive; the resolve of the alert, if it fired.
+fn resolve(st: &mut RuleState, now: Millis) -> Option<AlertEvent> {
+    st.state = AlertState::Inactive;
+    let mut e = st.event.take()?;
+    e.transition = Transition::Resolved;
+    e.ends_at_ms = Some(now);
+    Some(e)
 }
 
 fn fire(st: &mut RuleState, cause: AlertCause, now: Millis, make: impl FnOnce() -> AlertEvent) -> Option<AlertEvent> {
@@ -229,8 +288,8 @@ fn fire(st: &mut RuleState, cause: AlertCause, now: Millis, make: impl FnOnce() 
 
 /// Whether the rule's condition holds: past the threshold to start, past `clear` to stop.
 fn over(rule: &AlertRule, value: f64, state: &AlertState) -> bool {
-    if rule.kind.connector_causes().is_some() {
-        // 1 while the target is in the state, 0 otherwise
+    if rule.kind.state_causes().is_some() {
+        // 1 while the target is in the cause, 0 otherwise
         return value > 0.0;
     }
     let value = if rule.kind == AlertKind::VolumeAnomaly { value.abs() } else { value };
@@ -249,7 +308,7 @@ fn over(rule: &AlertRule, value: f64, state: &AlertState) -> bool {
 }
 
 /// The consumer's view of a configured pair.
-fn consumer_pair<'a>(snap: &'a Snapshot, consumer: usize, pair: usize) -> Option<&'a ConsumerPairSnapshot> {
+fn consumer_pair(snap: &Snapshot, consumer: usize, pair: usize) -> Option<&ConsumerPairSnapshot> {
     let name = &snap.pairs.get(pair)?.name;
     snap.consumers.get(consumer)?.pairs.iter().find(|p| p.pair == *name)
 }
@@ -257,10 +316,11 @@ fn consumer_pair<'a>(snap: &'a Snapshot, consumer: usize, pair: usize) -> Option
 /// The rule's value, its target's cause, and why it is held back (if it is).
 fn measure(
     rule: &AlertRule,
+    target: AlertTarget,
     snap: &Snapshot,
     invalid_window: &[VecDeque<(Millis, u64, u64)>],
 ) -> (Option<f64>, AlertCause, Option<AlertCause>) {
-    let sides: Vec<&StreamSnapshot> = match rule.target {
+    let sides: Vec<&StreamSnapshot> = match target {
         AlertTarget::Stream(i) => vec![&snap.streams[i]],
         AlertTarget::Pair(i) => {
             let p = &snap.pairs[i];
@@ -270,13 +330,15 @@ fn measure(
             let read: Vec<&str> = snap.consumers[c].streams.iter().map(|s| s.stream.as_str()).collect();
             snap.streams.iter().filter(|s| read.contains(&s.name.as_str())).collect()
         }
+        AlertTarget::Discovered => unreachable!("a rule over discovered consumers is measured per consumer"),
     };
-    let cause: AlertCause = match rule.target {
+    let cause: AlertCause = match target {
         AlertTarget::Stream(i) => snap.streams[i].cause.into(),
         AlertTarget::Pair(i) => snap.pairs[i].cause.into(),
         AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => snap.consumers[c].cause.into(),
+        AlertTarget::Discovered => unreachable!("a rule over discovered consumers is measured per consumer"),
     };
-    let connector_unknown = match rule.target {
+    let connector_unknown = match target {
         AlertTarget::Stream(i) => snap.streams[i].connector_unknown.is_some(),
         AlertTarget::Consumer(c) => snap.consumers[c].connector_unknown.is_some(),
         _ => false,
@@ -292,7 +354,7 @@ fn measure(
     } else {
         sides.iter().map(|s| s.cause).find(|c| rule.kind.held_by(*c)).map(AlertCause::from)
     };
-    let value = match (rule.kind, rule.target) {
+    let value = match (rule.kind, target) {
         (AlertKind::SyncLag, AlertTarget::Pair(i)) => snap.pairs[i].sync_lag_seconds,
         (AlertKind::FreshnessLag, AlertTarget::Stream(i)) => snap.streams[i].freshness_lag_seconds,
         (AlertKind::Silence, AlertTarget::Stream(i)) => snap.streams[i].silence_seconds,
@@ -314,9 +376,9 @@ fn measure(
         (AlertKind::ConsumerSyncLag, AlertTarget::ConsumerPair { consumer, pair }) => {
             consumer_pair(snap, consumer, pair).and_then(|p| p.sync_lag_seconds)
         }
-        _ => rule.kind.connector_causes().map(|(stream, consumer)| {
+        _ => rule.kind.state_causes().map(|(stream, consumer)| {
             // 1 while the target (a stream or a consumer) is in the kind's cause
-            let on = cause == AlertCause::Stream(stream) || cause == AlertCause::Consumer(consumer);
+            let on = stream.is_some_and(|s| cause == AlertCause::Stream(s)) || cause == AlertCause::Consumer(consumer);
             if on {
                 1.0
             } else {

@@ -14,7 +14,7 @@ pub mod rules;
 pub mod text;
 
 pub use evaluator::{AlertEvaluator, AlertState, AlertStatus, Evaluation};
-pub use rules::{AlertKind, AlertRule, AlertTarget, TargetKind};
+pub use rules::{AlertKind, AlertRule, AlertTarget, TargetKind, DISCOVERED};
 pub use text::{AlertEvent, Transition, RESERVED_LABELS};
 
 #[cfg(test)]
@@ -325,7 +325,9 @@ mod tests {
         ];
         for target in targets {
             let rule = AlertRule { target, labels: Vec::new(), ..sync_rule(0) };
-            set.extend(rule_event(&rule, &s, 1.0, Cause::Ok.into(), T0).labels.into_iter().map(|(name, _)| name));
+            set.extend(
+                rule_event(&rule, target, &s, 1.0, Cause::Ok.into(), T0).labels.into_iter().map(|(name, _)| name),
+            );
         }
         let reserved: std::collections::BTreeSet<String> = RESERVED_LABELS.iter().map(|l| l.to_string()).collect();
         assert_eq!(set, reserved, "every reserved label is one the builder sets");
@@ -420,6 +422,84 @@ mod tests {
         assert_eq!(fired[1].label("pair"), Some("orders_behaviour"));
         assert_eq!(fired[1].annotation("summary"), Some("analytics sees behaviour 8h 00m behind orders"));
         assert_eq!(serde_json::to_value(ev.status(&stopped)[0].cause).unwrap(), "consumer_stopped");
+    }
+
+    /// `with_consumer`'s consumer, and discovered ones in the given causes (stalled 400 s).
+    fn with_discovered(s: Snapshot, discovered: &[(&str, ConsumerCause)]) -> Snapshot {
+        let mut s = with_consumer(s, ConsumerCause::ConsumerStopped, Some(2_000.0), None);
+        let configured = s.consumers[0].clone();
+        for (name, cause) in discovered {
+            let mut c = configured.clone();
+            (c.name, c.group, c.cause, c.discovered, c.stalled_seconds) =
+                (name.to_string(), name.to_string(), *cause, true, 400.0);
+            s.consumers.push(c);
+        }
+        s
+    }
+
+    #[test]
+    fn a_rule_over_discovered_consumers_fires_once_per_consumer_and_resolves_a_forgotten_one() {
+        let stopped_rule = AlertRule {
+            name: "DiscoveredJobStopped".into(),
+            kind: AlertKind::ConsumerStopped,
+            target: AlertTarget::Discovered,
+            threshold: 0.0,
+            clear: 0.0,
+            ..sync_rule(0)
+        };
+        let lag_rule = AlertRule {
+            name: "DiscoveredJobBehind".into(),
+            kind: AlertKind::ConsumerLag,
+            target: AlertTarget::Discovered,
+            threshold: 900.0,
+            clear: 600.0,
+            ..sync_rule(0)
+        };
+        let mut ev = evaluator(vec![stopped_rule, lag_rule]);
+        let ok = snap(KafkaStatus::Up, Cause::Ok, 0.0);
+        // none discovered yet: each rule listed once, inactive
+        let none = with_discovered(ok.clone(), &[]);
+        assert!(ev.evaluate(&none, T0).is_empty(), "the configured consumer is not discovered");
+        let status = ev.status(&none);
+        assert_eq!(
+            status.iter().map(|a| (a.target.as_str(), a.state)).collect::<Vec<_>>(),
+            [("discovered", AlertState::Inactive), ("discovered", AlertState::Inactive)]
+        );
+        let two = with_discovered(
+            ok.clone(),
+            &[("billing-job", ConsumerCause::ConsumerStopped), ("search-indexer", ConsumerCause::ConsumerLagging)],
+        );
+        let fired = ev.evaluate(&two, T0 + SEC);
+        let named: Vec<(&str, Option<&str>, Option<&str>)> =
+            fired.iter().map(|e| (e.label("alertname").unwrap(), e.label("consumer"), e.label("cause"))).collect();
+        assert_eq!(
+            named,
+            [
+                ("DiscoveredJobStopped", Some("billing-job"), Some("consumer_stopped")),
+                ("DiscoveredJobBehind", Some("billing-job"), Some("consumer_stopped")),
+                ("DiscoveredJobBehind", Some("search-indexer"), Some("consumer_lagging")),
+            ]
+        );
+        assert_eq!(
+            fired[0].annotation("summary"),
+            Some("billing-job has committed nothing for 6m 40s while records wait")
+        );
+        assert!(fired[0].annotation("description").unwrap().contains("committed offsets unchanged for 6m 40s"));
+        assert_eq!(fired[0].label("group"), Some("billing-job"));
+        assert_eq!(ev.status(&two).len(), 4, "an instance per discovered consumer and rule");
+        // billing-job forgotten: its instances resolve; search-indexer's stays
+        let one = with_discovered(ok, &[("search-indexer", ConsumerCause::ConsumerLagging)]);
+        let resolved = ev.evaluate(&one, T0 + 2 * SEC);
+        assert_eq!(resolved.len(), 2);
+        assert!(resolved
+            .iter()
+            .all(|e| e.transition == Transition::Resolved && e.label("consumer") == Some("billing-job")));
+        let status = ev.status(&one);
+        assert_eq!(
+            status.iter().map(|a| (a.name.as_str(), a.target.as_str())).collect::<Vec<_>>(),
+            [("DiscoveredJobStopped", "search-indexer"), ("DiscoveredJobBehind", "search-indexer")]
+        );
+        assert!(matches!(status[1].state, AlertState::Firing { .. }));
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub enum AlertKind {
     SegmentSilence,
     ConnectorFailed,
     ConnectorPaused,
+    ConsumerStopped,
 }
 
 /// What a rule's target is.
@@ -31,7 +32,8 @@ pub enum AlertKind {
 pub enum TargetKind {
     Stream,
     Pair,
-    /// A `[[consumer]]`; `consumer_sync_lag` also names one of its pairs.
+    /// A `[[consumer]]`, or `discovered` (every discovered consumer) for `consumer_lag`
+    /// and `consumer_stopped`; `consumer_sync_lag` also names one of its pairs.
     Consumer,
     /// A stream (its source connector) or, when no stream has the name, a consumer (its
     /// sink connector).
@@ -39,7 +41,7 @@ pub enum TargetKind {
 }
 
 impl AlertKind {
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 13] = [
         "freshness_lag",
         "sync_lag",
         "silence",
@@ -52,6 +54,7 @@ impl AlertKind {
         "segment_silence",
         "connector_failed",
         "connector_paused",
+        "consumer_stopped",
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +75,7 @@ impl AlertKind {
             "segment_silence" => Self::SegmentSilence,
             "connector_failed" => Self::ConnectorFailed,
             "connector_paused" => Self::ConnectorPaused,
+            "consumer_stopped" => Self::ConsumerStopped,
             _ => return None,
         })
     }
@@ -84,13 +88,30 @@ impl AlertKind {
     }
 
     /// The threshold when the rule names none (`volume_anomaly`: the band's edge; the
-    /// connector kinds take none: their value is 1 while the target is in the state).
+    /// kinds that fire on a cause take none: their value is 1 while the target is in it).
     pub fn default_threshold(self) -> Option<f64> {
         match self {
             Self::VolumeAnomaly => Some(1.0),
-            k if k.connector_causes().is_some() => Some(0.0),
+            k if k.state_causes().is_some() => Some(0.0),
             _ => None,
         }
+    }
+
+    /// The kinds that fire while their target is in a cause, with no threshold or
+    /// `clear`: the stream's cause (none for a consumer-only kind) and the consumer's.
+    /// `consumer_stopped` fires on the diagnosis, which already waits `max_stall` and
+    /// needs records waiting.
+    pub fn state_causes(self) -> Option<(Option<Cause>, ConsumerCause)> {
+        match self {
+            Self::ConsumerStopped => Some((None, ConsumerCause::ConsumerStopped)),
+            k => k.connector_causes().map(|(stream, consumer)| (Some(stream), consumer)),
+        }
+    }
+
+    /// Whether `target = "discovered"` (one alert instance per discovered consumer) is
+    /// open to this kind.
+    pub fn takes_discovered(self) -> bool {
+        matches!(self, Self::ConsumerLag | Self::ConsumerStopped)
     }
 
     /// The connector kinds: the stream's and the consumer's cause they fire on (a
@@ -108,7 +129,7 @@ impl AlertKind {
     /// decision, a failed one pages.
     pub fn default_severity(self) -> &'static str {
         match self {
-            Self::ConnectorFailed => "page",
+            Self::ConnectorFailed | Self::ConsumerStopped => "page",
             Self::ConnectorPaused => "info",
             _ => "warning",
         }
@@ -132,7 +153,7 @@ impl AlertKind {
     pub fn target_kind(self) -> TargetKind {
         match self {
             Self::SyncLag => TargetKind::Pair,
-            Self::ConsumerLag | Self::ConsumerSyncLag => TargetKind::Consumer,
+            Self::ConsumerLag | Self::ConsumerSyncLag | Self::ConsumerStopped => TargetKind::Consumer,
             Self::ConnectorFailed | Self::ConnectorPaused => TargetKind::StreamOrConsumer,
             _ => TargetKind::Stream,
         }
@@ -172,7 +193,13 @@ pub enum AlertTarget {
         consumer: usize,
         pair: usize,
     },
+    /// `target = "discovered"`: every discovered consumer, one alert instance each (the
+    /// evaluator measures each as [`AlertTarget::Consumer`]).
+    Discovered,
 }
+
+/// What `target = "discovered"` is called in the config and the status.
+pub const DISCOVERED: &str = "discovered";
 
 /// One `[[alert]]` rule, validated.
 #[derive(Debug, Clone)]
@@ -191,10 +218,11 @@ pub struct AlertRule {
     pub impact: String,
 }
 
-pub(crate) fn target_name<'a>(rule: &AlertRule, snap: &'a Snapshot) -> &'a str {
-    match rule.target {
+pub(crate) fn target_name(target: AlertTarget, snap: &Snapshot) -> &str {
+    match target {
         AlertTarget::Stream(i) => &snap.streams[i].name,
         AlertTarget::Pair(i) => &snap.pairs[i].name,
         AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => &snap.consumers[c].name,
+        AlertTarget::Discovered => DISCOVERED,
     }
 }

@@ -64,6 +64,8 @@ impl AlertKind {
             // `value`: the connector, as known (`connector orders-cdc`)
             Self::ConnectorFailed => format!("{value} of {subject} failed"),
             Self::ConnectorPaused => format!("{value} of {subject} is paused"),
+            // `value`: how long its committed offsets have not moved
+            Self::ConsumerStopped => format!("{subject} has committed nothing for {value} while records wait"),
         }
     }
 }
@@ -117,8 +119,17 @@ pub(crate) fn connect_event(k: &ConnectSnapshot, now: Millis) -> AlertEvent {
 pub const RESERVED_LABELS: [&str; 9] =
     ["alertname", "cause", "severity", "stream", "pair", "leader", "follower", "consumer", "group"];
 
-pub(crate) fn rule_event(rule: &AlertRule, snap: &Snapshot, value: f64, cause: AlertCause, now: Millis) -> AlertEvent {
-    let names = match rule.target {
+/// The alert of `rule` on `target` (the rule's own, or one consumer of a rule over
+/// discovered consumers).
+pub(crate) fn rule_event(
+    rule: &AlertRule,
+    target: AlertTarget,
+    snap: &Snapshot,
+    value: f64,
+    cause: AlertCause,
+    now: Millis,
+) -> AlertEvent {
+    let names = match target {
         AlertTarget::Stream(i) => TargetNames::Stream(&snap.streams[i].name),
         AlertTarget::Pair(i) => {
             let p = &snap.pairs[i];
@@ -126,7 +137,7 @@ pub(crate) fn rule_event(rule: &AlertRule, snap: &Snapshot, value: f64, cause: A
             TargetNames::Pair { pair, leader, follower, cause_stream: Some(&p.cause_stream) }
         }
         AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => {
-            let pair = match rule.target {
+            let pair = match target {
                 AlertTarget::ConsumerPair { pair, .. } => {
                     let p = &snap.pairs[pair];
                     Some((p.name.as_str(), p.leader.as_str(), p.follower.as_str()))
@@ -136,11 +147,12 @@ pub(crate) fn rule_event(rule: &AlertRule, snap: &Snapshot, value: f64, cause: A
             let consumer = &snap.consumers[c];
             TargetNames::Consumer { consumer: &consumer.name, group: Some(&consumer.group), pair }
         }
+        AlertTarget::Discovered => unreachable!("a rule over discovered consumers fires per consumer"),
     };
     let head = [("alertname", rule.name.as_str()), ("cause", cause.as_str()), ("severity", rule.severity.as_str())];
     let labels =
         alert_labels(&head, &names, &rule.labels).into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let (summary, measured) = describe(rule, snap, value);
+    let (summary, measured) = describe(rule, target, snap, value);
     let description =
         format!("{measured}; cause: {} ({}); since {}", cause.as_str(), cause.explain(), format_rfc3339(now));
     AlertEvent {
@@ -157,13 +169,13 @@ pub(crate) fn rule_event(rule: &AlertRule, snap: &Snapshot, value: f64, cause: A
 }
 
 /// A one-line summary in human units, and what was measured (with partitions).
-fn describe(rule: &AlertRule, snap: &Snapshot, value: f64) -> (String, String) {
-    match rule.target {
+fn describe(rule: &AlertRule, target: AlertTarget, snap: &Snapshot, value: f64) -> (String, String) {
+    match target {
         AlertTarget::Pair(i) => describe_pair(rule, snap, i, value),
         AlertTarget::Stream(i) => describe_stream(rule, snap, i, value),
-        AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => {
-            describe_consumer(rule, snap, c, value)
-        }
+        AlertTarget::Consumer(c) => describe_consumer(rule, snap, c, None, value),
+        AlertTarget::ConsumerPair { consumer, pair } => describe_consumer(rule, snap, consumer, Some(pair), value),
+        AlertTarget::Discovered => unreachable!("a rule over discovered consumers fires per consumer"),
     }
 }
 
@@ -265,7 +277,7 @@ fn describe_stream(rule: &AlertRule, snap: &Snapshot, i: usize, value: f64) -> (
     (summary, measured)
 }
 
-fn describe_consumer(rule: &AlertRule, snap: &Snapshot, c: usize, value: f64) -> (String, String) {
+fn describe_consumer(rule: &AlertRule, snap: &Snapshot, c: usize, pair: Option<usize>, value: f64) -> (String, String) {
     let threshold = rule.threshold;
     let consumer = &snap.consumers[c];
     if rule.kind.connector_causes().is_some() {
@@ -276,12 +288,12 @@ fn describe_consumer(rule: &AlertRule, snap: &Snapshot, c: usize, value: f64) ->
             consumer.sink.as_deref().unwrap_or(""),
         );
     }
-    let (leader, follower) = match rule.target {
-        AlertTarget::ConsumerPair { pair, .. } => {
-            (snap.pairs[pair].leader.as_str(), snap.pairs[pair].follower.as_str())
-        }
-        _ => ("", ""),
+    let (leader, follower) = match pair {
+        Some(pair) => (snap.pairs[pair].leader.as_str(), snap.pairs[pair].follower.as_str()),
+        None => ("", ""),
     };
+    // a stopped consumer is told by how long it has not committed
+    let value = if rule.kind == AlertKind::ConsumerStopped { consumer.stalled_seconds } else { value };
     let summary = rule.kind.summary(&consumer.name, leader, follower, &format_human(value), "");
     let behind: Vec<String> = consumer
         .streams
@@ -290,13 +302,15 @@ fn describe_consumer(rule: &AlertRule, snap: &Snapshot, c: usize, value: f64) ->
             s.max_lag_seconds.map(|l| format!("{} {} ({} records)", s.stream, format_human(l), s.lag_records))
         })
         .collect();
+    let what = match rule.kind {
+        AlertKind::ConsumerStopped => format!("committed offsets unchanged for {}", format_human(value)),
+        _ => format!("{} over {}", format_human(value), format_human(threshold)),
+    };
     let measured = format!(
-        "{} of {} (group {}): {} over {}; lag per stream: {}",
+        "{} of {} (group {}): {what}; lag per stream: {}",
         rule.kind.as_str(),
         consumer.name,
         consumer.group,
-        format_human(value),
-        format_human(threshold),
         if behind.is_empty() { "unknown".to_string() } else { behind.join(", ") }
     );
     (summary, measured)
@@ -312,8 +326,20 @@ fn shown(kind: AlertKind, value: f64) -> String {
 #[derive(Debug, Clone, Copy)]
 pub enum TargetNames<'a> {
     Stream(&'a str),
-    Pair { pair: &'a str, leader: &'a str, follower: &'a str, cause_stream: Option<&'a str> },
-    Consumer { consumer: &'a str, group: Option<&'a str>, pair: Option<(&'a str, &'a str, &'a str)> },
+    Pair {
+        pair: &'a str,
+        leader: &'a str,
+        follower: &'a str,
+        cause_stream: Option<&'a str>,
+    },
+    Consumer {
+        consumer: &'a str,
+        group: Option<&'a str>,
+        pair: Option<(&'a str, &'a str, &'a str)>,
+    },
+    /// The Prometheus rules of a rule over discovered consumers: the series carry
+    /// `consumer` and `group`.
+    Discovered,
 }
 
 impl<'a> TargetNames<'a> {
@@ -334,6 +360,7 @@ impl<'a> TargetNames<'a> {
                 }
                 l
             }
+            TargetNames::Discovered => Vec::new(),
         }
     }
 }
@@ -372,7 +399,7 @@ pub enum ValueFormat {
 impl AlertKind {
     pub fn value_format(self) -> ValueFormat {
         match self {
-            k if k.takes_duration() => ValueFormat::Duration,
+            k if k.takes_duration() || k == AlertKind::ConsumerStopped => ValueFormat::Duration,
             AlertKind::InvalidRatio => ValueFormat::Percent,
             AlertKind::VolumeAnomaly => ValueFormat::BandHalfWidths,
             _ => ValueFormat::RecordsPerSecond,

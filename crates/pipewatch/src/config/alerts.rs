@@ -1,7 +1,7 @@
 //! `[[alert]]`: the rules, their target (a stream, a pair, a consumer, or a consumer and a
 //! pair), threshold and `clear` in the kind's unit, and their own labels.
 
-use pipewatch_core::alert::{AlertKind, AlertRule, AlertTarget, TargetKind, RESERVED_LABELS};
+use pipewatch_core::alert::{AlertKind, AlertRule, AlertTarget, TargetKind, DISCOVERED, RESERVED_LABELS};
 use pipewatch_core::time::parse_duration;
 
 use super::problems::Problems;
@@ -25,11 +25,8 @@ pub(super) fn alert_rule(i: usize, a: &RawAlert, raw: &RawConfig, p: &mut Proble
     }
     let target = alert_target(kind, a, raw, &key, p);
     let threshold = match (&a.threshold, kind.default_threshold()) {
-        (Some(_), _) if kind.connector_causes().is_some() => {
-            p.add(
-                key("threshold"),
-                format!("{} takes no threshold: it fires while the connector is in that state", a.kind),
-            );
+        (Some(_), _) if kind.state_causes().is_some() => {
+            p.add(key("threshold"), format!("{} takes no threshold: it fires while {}", a.kind, state_meaning(kind)));
             None
         }
         (Some(t), _) => threshold_value(kind, t, &key("threshold"), p),
@@ -51,8 +48,8 @@ pub(super) fn alert_rule(i: usize, a: &RawAlert, raw: &RawConfig, p: &mut Proble
         }
     }
     let clear = match &a.clear {
-        Some(_) if kind.connector_causes().is_some() => {
-            p.add(key("clear"), format!("{} takes no clear: it resolves when the connector runs again", a.kind));
+        Some(_) if kind.state_causes().is_some() => {
+            p.add(key("clear"), format!("{} takes no clear: it resolves when that ends", a.kind));
             None
         }
         Some(c) => threshold_value(kind, c, &key("clear"), p),
@@ -91,6 +88,16 @@ pub(super) fn alert_rule(i: usize, a: &RawAlert, raw: &RawConfig, p: &mut Proble
         labels: a.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         impact: a.impact.trim().to_string(),
     })
+}
+
+/// What a kind that fires on a cause fires on, for its config errors.
+fn state_meaning(kind: AlertKind) -> &'static str {
+    match kind {
+        AlertKind::ConsumerStopped => {
+            "the consumer is consumer_stopped (no commit for its max_stall while records wait)"
+        }
+        _ => "the connector is in that state",
+    }
 }
 
 fn threshold_value(kind: AlertKind, t: &RawThreshold, key: &str, p: &mut Problems) -> Option<f64> {
@@ -158,13 +165,33 @@ fn alert_target(
         }
         return found;
     }
+    if kind.target_kind() == TargetKind::Consumer && a.target == DISCOVERED {
+        if !kind.takes_discovered() {
+            p.add(key("target"), format!("{} cannot target {DISCOVERED:?}: name a consumer", a.kind));
+            return None;
+        }
+        if raw.discovery.is_none() && raw.connect.is_empty() {
+            p.add(
+                key("target"),
+                format!("{DISCOVERED:?} needs consumers to discover: a [discovery] (or a [[connect]] cluster's sinks)"),
+            );
+            return None;
+        }
+        return Some(AlertTarget::Discovered);
+    }
     if kind.target_kind() == TargetKind::Consumer {
         let found = raw.consumers.iter().position(|c| c.name == a.target);
         if found.is_none() {
             let known: Vec<&str> = raw.consumers.iter().map(|c| c.name.as_str()).collect();
             p.add(
                 key("target"),
-                format!("{} needs a consumer; no consumer named {:?} (known: {})", a.kind, a.target, known.join(", ")),
+                format!(
+                    "{} needs a consumer{}; no consumer named {:?} (known: {})",
+                    a.kind,
+                    if kind.takes_discovered() { " or \"discovered\"" } else { "" },
+                    a.target,
+                    known.join(", ")
+                ),
             );
         }
         match (kind, found, &a.pair) {

@@ -1,5 +1,6 @@
 //! `[[consumer]]`: the downstream jobs whose groups' committed offsets are watched.
 
+use pipewatch_core::alert::DISCOVERED;
 use pipewatch_core::spec::ConsumerSpec;
 
 use super::problems::Problems;
@@ -16,6 +17,11 @@ pub(super) fn consumer_specs(raw: &RawConfig, p: &mut Problems) -> Vec<ConsumerS
             p.add(key("name"), "must not be empty");
         } else if raw.consumers[..i].iter().any(|o| o.name == c.name) {
             p.add(key("name"), format!("duplicate consumer name {:?}", c.name));
+        } else if c.name == DISCOVERED {
+            p.add(
+                key("name"),
+                format!("{DISCOVERED:?} is the alert target of every discovered consumer: name the job"),
+            );
         }
         if c.group.trim().is_empty() {
             p.add(key("group"), "must not be empty");

@@ -142,7 +142,7 @@ impl RawConfig {
 mod tests {
     use super::*;
     use pipewatch_alert::{ReceiverKind, Secret};
-    use pipewatch_core::alert::AlertKind;
+    use pipewatch_core::alert::{AlertKind, AlertTarget};
     use pipewatch_kafka::Start;
 
     const EXAMPLE: &str = include_str!("../../../../pipewatch.example.toml");
@@ -558,7 +558,7 @@ impact = "stale"
         // the example's own alerts come first
         let first = EXAMPLE.matches("\n[[alert]]").count();
         for (i, want) in [
-            "target: consumer_lag needs a consumer; no consumer named \"analytcs\" (known: analytics)",
+            "target: consumer_lag needs a consumer or \"discovered\"; no consumer named \"analytcs\" (known: analytics)",
             "pair: consumer \"analytics\" does not read both \"orders\" and \"behaviour\"",
             "pair: consumer_sync_lag needs the pair whose sync lag the consumer sees",
             "pair: only consumer_sync_lag takes a pair",
@@ -569,6 +569,71 @@ impact = "stale"
             let want = format!("alert[{}].{want}", first + i);
             assert!(err.contains(&want), "missing {want:?} in\n{err}");
         }
+    }
+
+    #[test]
+    fn discovered_is_a_target_of_the_lag_and_stopped_kinds_once_there_is_discovery() {
+        let rules = r#"
+[[consumer]]
+name = "discovered"
+group = "analytics-job"
+streams = ["behaviour"]
+[[alert]]
+name = "A"
+kind = "consumer_stopped"
+target = "discovered"
+impact = "stale"
+[[alert]]
+name = "B"
+kind = "consumer_sync_lag"
+target = "discovered"
+pair = "orders_behaviour"
+threshold = "15m"
+impact = "stale"
+[[alert]]
+name = "C"
+kind = "consumer_stopped"
+target = "discovered"
+threshold = "5m"
+impact = "stale"
+"#;
+        // the example's Connect cluster would find sink consumers: without it nothing is discovered
+        let example = EXAMPLE.replace("[[connect]]\nname = \"cdc\"\nurl = \"http://localhost:8083\"\n", "");
+        assert_ne!(example, EXAMPLE);
+        let err = parse(&format!("{example}{rules}")).unwrap_err().to_string();
+        let first = EXAMPLE.matches("\n[[alert]]").count();
+        for want in [
+            "consumer[0].name: \"discovered\" is the alert target of every discovered consumer: name the job"
+                .to_string(),
+            format!("alert[{first}].target: \"discovered\" needs consumers to discover: a [discovery]"),
+            format!("alert[{}].target: consumer_sync_lag cannot target \"discovered\": name a consumer", first + 1),
+            format!("alert[{}].threshold: consumer_stopped takes no threshold", first + 2),
+        ] {
+            assert!(err.contains(&want), "missing {want:?} in\n{err}");
+        }
+        let good = format!(
+            "{EXAMPLE}{}",
+            r#"
+[discovery]
+groups = { include = ["^analytics-"] }
+[[alert]]
+name = "A"
+kind = "consumer_stopped"
+target = "discovered"
+impact = "stale"
+[[alert]]
+name = "B"
+kind = "consumer_lag"
+target = "discovered"
+threshold = "15m"
+impact = "stale"
+"#
+        );
+        let c = parse(&good).unwrap();
+        let n = c.alerts.len();
+        assert_eq!(c.alerts[n - 2].target, AlertTarget::Discovered);
+        assert_eq!((c.alerts[n - 2].kind, c.alerts[n - 2].severity.as_str()), (AlertKind::ConsumerStopped, "page"));
+        assert_eq!((c.alerts[n - 1].kind, c.alerts[n - 1].threshold), (AlertKind::ConsumerLag, 900.0));
     }
 
     #[test]

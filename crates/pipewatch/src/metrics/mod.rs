@@ -431,40 +431,42 @@ fn connect_families(f: &mut Families, s: &Snapshot) {
 }
 
 /// One `alert_active` series per rule (and the built-in `KafkaUnreachable`) whose labels
-/// never change, and the cause a firing alert carries as one series per cause.
+/// never change, and the cause a firing alert carries as one series per cause. A rule of
+/// several instances (`ConnectUnreachable` per cluster, a rule over discovered consumers)
+/// is one series, firing while any instance fires, with every cause they carry.
 fn alert_families(f: &mut Families, tick: &Tick) {
     let names = AlertCause::names();
-    let mut push = |name: &str, severity: &str, firing_with: Option<&str>| {
+    let mut push = |name: &str, severity: &str, firing_with: &[&str]| {
         f.gauge(
             &ALERT_ACTIVE,
             &[("alert", name), ("severity", severity)],
-            if firing_with.is_some() { 1.0 } else { 0.0 },
+            if firing_with.is_empty() { 0.0 } else { 1.0 },
         );
         for c in &names {
-            f.gauge(&ALERT_CAUSE, &[("alert", name), ("cause", c)], if firing_with == Some(*c) { 1.0 } else { 0.0 });
+            f.gauge(&ALERT_CAUSE, &[("alert", name), ("cause", c)], if firing_with.contains(c) { 1.0 } else { 0.0 });
         }
     };
-    let mut connect_pushed = false;
+    // the rules in their order, each with the causes its firing instances carry
+    let mut rules: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    let mut at = std::collections::HashMap::new();
     for a in &tick.alerts {
-        if a.name == connect_unreachable::ALERT {
-            // one per cluster in the status; one series here, firing while any is
-            if !connect_pushed {
-                let firing =
-                    tick.alerts.iter().any(|b| b.name == a.name && matches!(b.state, AlertState::Firing { .. }));
-                push(&a.name, &a.severity, firing.then_some(a.cause.as_str()));
-                connect_pushed = true;
-            }
-            continue;
+        let i = *at.entry(a.name.as_str()).or_insert_with(|| {
+            rules.push((&a.name, &a.severity, Vec::new()));
+            rules.len() - 1
+        });
+        if matches!(a.state, AlertState::Firing { .. }) {
+            rules[i].2.push(a.cause.as_str());
         }
-        push(&a.name, &a.severity, matches!(a.state, AlertState::Firing { .. }).then_some(a.cause.as_str()));
     }
-    // The built-in alerts are listed only while active; their series are there always
-    // (`ConnectUnreachable` once, firing while any cluster does not answer).
+    for (name, severity, firing) in &rules {
+        push(name, severity, firing);
+    }
+    // The built-in alerts are listed only while active; their series are there always.
     if !tick.alerts.iter().any(|a| a.name == kafka_unreachable::ALERT) {
-        push(kafka_unreachable::ALERT, kafka_unreachable::SEVERITY, None);
+        push(kafka_unreachable::ALERT, kafka_unreachable::SEVERITY, &[]);
     }
     if !tick.snapshot.connect.is_empty() && !tick.alerts.iter().any(|a| a.name == connect_unreachable::ALERT) {
-        push(connect_unreachable::ALERT, connect_unreachable::SEVERITY, None);
+        push(connect_unreachable::ALERT, connect_unreachable::SEVERITY, &[]);
     }
 }
 

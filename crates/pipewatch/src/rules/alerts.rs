@@ -88,6 +88,31 @@ fn alert_rule(out: &mut String, config: &Config, rule: &AlertRule, down: &str) {
 /// When the rule fires: its series past the threshold (past `clear` while it fires), joined
 /// with its target's cause, unless what holds it back holds.
 fn alert_expr(config: &Config, rule: &AlertRule, down: &str) -> String {
+    // the consumer the rule names, or every discovered one
+    let consumer = |extra: &str| match rule.target {
+        AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => {
+            format!("{{consumer={}{extra}}}", quote(&config.consumers[c].name))
+        }
+        _ if extra.is_empty() => String::new(),
+        _ => format!("{{{}}}", extra.trim_start_matches(", ")),
+    };
+    let discovered = rule.target == AlertTarget::Discovered;
+    let only_discovered =
+        format!("\nand on (job, consumer) (max by (job, consumer) ({C_CAUSE}{{discovered=\"true\"}}))");
+    if rule.kind == AlertKind::ConsumerStopped {
+        // how long it has not committed, while its cause across replicas is consumer_stopped
+        let stopped = format!(", cause=\"{}\"", ConsumerCause::ConsumerStopped.as_str());
+        let mut expr = format!(
+            "max by (job, consumer, group) ({C_STALLED}{})\n* on (job, consumer) group_left (cause) {CONSUMER_CAUSE}{}",
+            consumer(""),
+            consumer(&stopped)
+        );
+        if discovered {
+            expr.push_str(&only_discovered);
+        }
+        expr.push_str(&format!("\nunless on (job) {down}"));
+        return expr;
+    }
     if let Some((stream_cause, consumer_cause)) = rule.kind.connector_causes() {
         // the target's cause across replicas (every replica polls the same Connect)
         let series = match rule.target {
@@ -134,7 +159,10 @@ fn alert_expr(config: &Config, rule: &AlertRule, down: &str) -> String {
             let sel = format!("{{consumer={name}, pair={}}}", quote(&config.pairs[pair].name));
             (CONSUMER_SYNC_LAG, sel, CONSUMER_CAUSE, format!("{{consumer={name}}}"), "cause")
         }
+        AlertTarget::Discovered => (CONSUMER_LAG, String::new(), CONSUMER_CAUSE, String::new(), "cause"),
     };
+    // one alert per consumer: a firing instance keeps only itself above `clear`
+    let on = if discovered { "job, consumer" } else { "job" };
     let op = if !rule.kind.fires_above() { "<" } else { ">" };
     let series = match rule.kind {
         // either side of the expected rate
@@ -144,20 +172,20 @@ fn alert_expr(config: &Config, rule: &AlertRule, down: &str) -> String {
     let mut expr = format!("{series} {op} {}", rule.threshold);
     if rule.clear != rule.threshold {
         expr = format!(
-            "{expr}\nor\n({series} {op} {} and on (job) ALERTS{{alertname={}, alertstate=\"firing\"}})",
+            "{expr}\nor\n({series} {op} {} and on ({on}) ALERTS{{alertname={}, alertstate=\"firing\"}})",
             rule.clear,
             quote(&rule.name)
         );
     }
     let mut expr =
-        format!("(\n{}\n)\n* on (job) group_left ({joined}) {cause_metric}{cause_selector}", indent(&expr, 2));
-    if let AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } = rule.target {
+        format!("(\n{}\n)\n* on ({on}) group_left ({joined}) {cause_metric}{cause_selector}", indent(&expr, 2));
+    if discovered {
+        expr.push_str(&only_discovered);
+    }
+    if matches!(rule.target, AlertTarget::Consumer(_) | AlertTarget::ConsumerPair { .. } | AlertTarget::Discovered) {
         // The stream's own rules page for an upstream fault.
-        let upstream = ConsumerCause::UpstreamFault.as_str();
-        expr.push_str(&format!(
-            "\nunless on (job) {CONSUMER_CAUSE}{{consumer={}, cause=\"{upstream}\"}}",
-            quote(&config.consumers[c].name)
-        ));
+        let upstream = format!(", cause=\"{}\"", ConsumerCause::UpstreamFault.as_str());
+        expr.push_str(&format!("\nunless on ({on}) {CONSUMER_CAUSE}{}", consumer(&upstream)));
     }
     // What holds the rule back while a stream it reads is in one of these causes (the
     // evaluator asks the same of the same streams).
@@ -171,6 +199,16 @@ fn alert_expr(config: &Config, rule: &AlertRule, down: &str) -> String {
             }
             AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => {
                 config.consumers[c].streams.iter().map(|&s| config.streams[s].name.as_str()).collect()
+            }
+            AlertTarget::Discovered => {
+                // the streams each consumer reads, from its series
+                expr.push_str(&format!(
+                    "\nunless on (job, consumer) (\n  max by (job, consumer, stream) ({C_STREAM_LAG})\n    \
+                     and on (job, stream) {STREAM_CAUSE}{{cause=~\"{}\"}}\n)",
+                    holding.join("|")
+                ));
+                expr.push_str(&format!("\nunless on (job) {down}"));
+                return expr;
             }
         };
         let streams = match read.as_slice() {
@@ -206,6 +244,7 @@ fn target_names<'a>(config: &'a Config, rule: &AlertRule) -> TargetNames<'a> {
             };
             TargetNames::Consumer { consumer: &config.consumers[c].name, group: None, pair }
         }
+        AlertTarget::Discovered => TargetNames::Discovered,
     }
 }
 
@@ -216,6 +255,7 @@ fn alert_text(config: &Config, rule: &AlertRule) -> (String, String) {
         AlertTarget::Stream(i) => config.streams[i].name.clone(),
         AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => config.consumers[c].name.clone(),
         AlertTarget::Pair(_) => String::new(),
+        AlertTarget::Discovered => "{{ $labels.consumer }}".into(),
     };
     let format = rule.kind.value_format();
     let value = format.template();
@@ -247,6 +287,12 @@ fn alert_text(config: &Config, rule: &AlertRule) -> (String, String) {
             &rule.threshold.to_string(),
         ),
     };
+    if rule.kind == AlertKind::ConsumerStopped {
+        let description = format!(
+            "consumer stopped: committed offsets of group {{{{ $labels.group }}}} unchanged for {value} while records wait; cause: {{{{ $labels.cause }}}} (Prometheus rules over {{{{ $labels.job }}}})"
+        );
+        return (summary, description);
+    }
     let threshold = format.threshold(rule.threshold);
     let description = format!(
         "{} {value} ({} {threshold}); cause: {{{{ $labels.cause }}}} (Prometheus rules over the per-partition series of {{{{ $labels.job }}}})",

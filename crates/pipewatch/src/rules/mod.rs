@@ -62,6 +62,7 @@ const C_P_WATERMARK: &str = names::CONSUMER_PARTITION_WATERMARK_TIMESTAMP_SECOND
 const C_STREAM_LAG: &str = names::CONSUMER_STREAM_LAG_SECONDS.name;
 const C_WATERMARK: &str = names::CONSUMER_WATERMARK_TIMESTAMP_SECONDS.name;
 const C_CAUSE: &str = names::CONSUMER_CAUSE.name;
+const C_STALLED: &str = names::CONSUMER_STALLED_SECONDS.name;
 const KAFKA_UP: &str = names::KAFKA_UP.name;
 const CONNECT_UP: &str = names::CONNECT_UP.name;
 const BUILD_INFO: &str = names::BUILD_INFO.name;
