@@ -2,7 +2,8 @@
 //! PLAIN, a CA and broker certificate made with openssl), the StandardAuthorizer on and
 //! the ACLs the test creates with Kafka's own `kafka-acls`. pipewatch connects as a user
 //! with only the rights the README lists, and everything works: watermarks, log ends,
-//! sync lag, a watched group's lag and the sync lag it sees.
+//! sync lag, a watched group's lag and the sync lag it sees; `[discovery]` with Describe
+//! on a group prefix watches the groups under it and no others.
 
 use std::time::Duration;
 
@@ -352,4 +353,72 @@ async fn a_wrong_password_is_kafka_unreachable_with_the_authentication_error_and
     {
         assert!(!text.contains(wrong), "the password is in the {what}:\n{text}");
     }
+}
+
+/// `[discovery]` with the documented rights: Describe on the groups by prefix. The groups
+/// under the prefix are listed and watched; a group the pattern matches but the principal
+/// may not describe is not listed, and nothing fails for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_with_describe_on_a_group_prefix_watches_those_groups_and_no_others() {
+    let broker = secured().await;
+    let s = broker.secured.clone().expect("a secured listener");
+    let orders = unique_topic("orders");
+    create_topic(&broker.bootstrap, &orders, 1).await.unwrap();
+    let now = now_ms();
+    let producer = TestProducer::new(&broker.bootstrap);
+    for k in 0..4 {
+        let created_at = pipewatch_core::time::format_rfc3339(now - (4 - k) * 60_000);
+        producer.send(&orders, 0, Some(format!(r#"{{"created_at":"{created_at}"}}"#).as_bytes()));
+    }
+    producer.flush();
+    let (prefix, hidden) = (unique_topic("shop-jobs"), unique_topic("hidden-jobs"));
+    let (reporting, other) = (format!("{prefix}-reporting"), format!("{hidden}-billing"));
+    for g in [&reporting, &other] {
+        let (b, g, o) = (broker.bootstrap.clone(), g.clone(), orders.clone());
+        tokio::task::spawn_blocking(move || read_and_commit(&b, &g, &o, 2)).await.unwrap();
+    }
+    let group = unique_topic("pipewatch-secured");
+    grant(broker, &documented_acls(&[&orders], &group, &[]));
+    let prefixed = format!("{prefix}-");
+    grant(
+        broker,
+        &[[
+            "--add",
+            "--allow-principal",
+            "User:pipewatch",
+            "--operation",
+            "Describe",
+            "--group",
+            &prefixed,
+            "--resource-pattern-type",
+            "prefixed",
+        ]
+        .map(str::to_string)
+        .to_vec()],
+    );
+    let body = orders_stream(&orders, "")
+        + &format!("[discovery]\nevery = \"2s\"\ngroups = {{ include = [\"^{prefix}-\", \"^{hidden}-\"] }}\n");
+    let pw = Pipewatch::start(&secured_config(&s, "SCRAM-SHA-512", &group, &body)).await;
+    let m = eventually("the reporting job discovered with its lag", Duration::from_secs(60), || async {
+        let m = pw.metrics().await;
+        let lag = [("consumer", reporting.as_str()), ("partition", "0")];
+        match m.value("pipewatch_consumer_lag_records", &lag) {
+            Some(v) => Ok((m, v)),
+            None => {
+                Err(m.value("pipewatch_discovery_groups_watched", &[]).map_or("no discovery".into(), |w| w.to_string()))
+            }
+        }
+    })
+    .await;
+    let (m, lag) = m;
+    assert_eq!(lag, 2.0, "it committed 2 of 4");
+    assert_eq!(m.value("pipewatch_discovery_groups_watched", &[]), Some(1.0), "only the group it may describe");
+    assert_eq!(m.value("pipewatch_kafka_errors_total", &[("kind", "list_groups")]), Some(0.0));
+    let status = pw.status().await;
+    let groups: Vec<&str> =
+        status["consumers"].as_array().unwrap().iter().filter_map(|c| c["group"].as_str()).collect();
+    assert_eq!(groups, [reporting.as_str()], "{other} is not listed to this principal");
+    assert!(status["discovery"]["error"].is_null(), "{}", status["discovery"]);
+    assert_eq!(status["discovery"]["overflow"], 0);
+    pw.stop().await;
 }
