@@ -70,6 +70,7 @@ streams = ["orders"]
 max_stall = "3s"
 [discovery]
 every = "2s"
+poll = "2s"
 max_groups = 2
 forget_after = "6s"
 max_lag = "1h"
@@ -195,10 +196,15 @@ impact = "A job nobody listed has stopped: what it feeds goes stale."
     );
     let late_lag = eventually("late's lag", Duration::from_secs(20), || async {
         let m = pw.metrics().await;
-        m.value("pipewatch_consumer_lag_records", &[("consumer", late.as_str()), ("partition", "0")]).ok_or(m.0)
+        m.value("pipewatch_consumer_stream_lag_records", &[("consumer", late.as_str())]).ok_or(m.0)
     })
     .await;
     assert_eq!(late_lag, 5.0, "late committed 15 of 20");
+    // a discovered consumer's series are per stream ([discovery].partition_series = false);
+    // a listed one keeps its partitions'
+    let m = pw.metrics().await;
+    assert_eq!(m.value("pipewatch_consumer_lag_records", &[("consumer", late.as_str())]), None);
+    assert!(m.value("pipewatch_consumer_lag_records", &[("consumer", "listed"), ("partition", "0")]).is_some());
     promtool_check(&m.0).await;
     pw.stop().await;
     // pipewatch only read the groups: their offsets are as the jobs left them

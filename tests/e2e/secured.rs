@@ -401,8 +401,8 @@ async fn discovery_with_describe_on_a_group_prefix_watches_those_groups_and_no_o
     let pw = Pipewatch::start(&secured_config(&s, "SCRAM-SHA-512", &group, &body)).await;
     let m = eventually("the reporting job discovered with its lag", Duration::from_secs(60), || async {
         let m = pw.metrics().await;
-        let lag = [("consumer", reporting.as_str()), ("partition", "0")];
-        match m.value("pipewatch_consumer_lag_records", &lag) {
+        let lag = [("consumer", reporting.as_str()), ("stream", "orders")];
+        match m.value("pipewatch_consumer_stream_lag_records", &lag) {
             Some(v) => Ok((m, v)),
             None => {
                 Err(m.value("pipewatch_discovery_groups_watched", &[]).map_or("no discovery".into(), |w| w.to_string()))

@@ -27,9 +27,12 @@ pub struct Links {
 }
 
 /// How the poller discovers consumer groups: every `every` it lists the cluster's groups
-/// (ListGroups) and reads the committed topics of each whose name `matches`.
+/// (ListGroups) and reads the committed topics of each whose name `matches`; each
+/// discovered group's offsets are read once per `poll`, spread over the ticks (a listed
+/// consumer's every tick).
 pub struct GroupDiscovery {
     pub every: std::time::Duration,
+    pub poll: std::time::Duration,
     pub matches: Box<dyn Fn(&str) -> bool + Send>,
 }
 
@@ -40,6 +43,8 @@ pub(crate) struct WatchedGroup {
     pub(crate) consumer: usize,
     pub(crate) group: String,
     pub(crate) topics: Vec<String>,
+    /// Found by `[discovery]`: its offsets are read once per `poll`, not every tick.
+    pub(crate) discovered: bool,
 }
 
 /// What the log-end poller found at one tick.
@@ -49,9 +54,10 @@ pub(crate) struct LogEndPoll {
     pub(crate) log_ends: Option<LogEnds>,
     /// Why it did not.
     pub(crate) error: Option<String>,
-    /// Per watched consumer: its group's committed offsets `(topic, partition, offset)`,
+    /// Per watched consumer (`None`: not read at this tick): its group's committed
+    /// offsets `(topic, partition, offset)`,
     /// or why they could not be read. Empty when the cluster did not answer.
-    pub(crate) committed: Vec<Result<Vec<(String, i32, Option<i64>)>, ConsumerError>>,
+    pub(crate) committed: Vec<Option<Result<Vec<(String, i32, Option<i64>)>, ConsumerError>>>,
     /// Records fetched for committed offsets older than the offset index.
     pub(crate) fetched: Vec<(FetchRequest, FetchOutcome)>,
     /// The groups listed at this tick (every `[discovery].every`).

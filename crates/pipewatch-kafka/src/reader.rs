@@ -264,7 +264,7 @@ impl Reader {
             info!(consumer = %spec.name, group = %spec.group, "a Kafka Connect sink connector reads a watched stream: watched as a consumer");
             let (consumer, group) = (self.monitor.consumers().count(), spec.group.clone());
             self.monitor.watch_sink(spec, now);
-            let _ = link.groups.send(WatchedGroup { consumer, group, topics });
+            let _ = link.groups.send(WatchedGroup { consumer, group, topics, discovered: false });
         }
     }
 
@@ -302,6 +302,7 @@ impl Reader {
                 }
             }
             for (consumer, result) in poll.committed.into_iter().enumerate() {
+                let Some(result) = result else { continue };
                 match result {
                     Ok(offsets) => {
                         let offsets: Vec<Committed> = offsets
@@ -351,7 +352,8 @@ impl Reader {
             } else {
                 info!(group = %change.group, topics = ?topics, "consumer group discovered: watched");
             }
-            let _ = link.groups.send(WatchedGroup { consumer: change.consumer, group: change.group, topics });
+            let (consumer, group) = (change.consumer, change.group);
+            let _ = link.groups.send(WatchedGroup { consumer, group, topics, discovered: true });
         }
     }
 }

@@ -80,6 +80,7 @@ impl Source {
                 consumer,
                 group: c.group.clone(),
                 topics: c.streams.iter().map(|&i| topics[i].clone()).collect(),
+                discovered: false,
             })
             .collect();
 

@@ -26,6 +26,11 @@
 //!   `--group-partitions N`: a group commits (at the log end) on the first N partitions
 //!   of the topics, and each granularity runs twice, without and with that group watched
 //!   as a `[[consumer]]`: the second figure less the first is the watched group's cost.
+//!   `--groups N` (with `--group-partitions`): N groups commit so, found by `[discovery]`
+//!   (`max_groups = --max-groups`, default N + 2; `every = "15s"`) instead of a
+//!   `[[consumer]]`; after the idle window, one more group commits and the time from its
+//!   commit to its first series on `/metrics` is printed (when `max_groups` leaves it a
+//!   place; else the overflow is).
 //! * **history**: the start-up cost of learning a baseline: a topic of
 //!   `--history-partitions` partitions with one record per partition in every hour of the
 //!   past `--history-days` days (timestamps in the past), then pipewatch with
@@ -75,6 +80,10 @@ struct Options {
     history_days: i64,
     /// `--group-partitions N`: partitions a watched group has committed on (scale).
     group_partitions: i32,
+    /// `--groups N`: that many groups so committed, discovered (scale).
+    groups: u32,
+    /// `--max-groups N`: `[discovery].max_groups` (default: `--groups`).
+    max_groups: u32,
 }
 
 impl Options {
@@ -113,6 +122,8 @@ impl Options {
             history_partitions: get("--history-partitions").unwrap_or(if full { 1000 } else { 8 }) as i32,
             history_days: get("--history-days").unwrap_or(if full { 14 } else { 2 }) as i64,
             group_partitions: get("--group-partitions").unwrap_or(0) as i32,
+            groups: get("--groups").unwrap_or(0) as u32,
+            max_groups: get("--max-groups").or(get("--groups").map(|n| n + 2)).unwrap_or(0) as u32,
         }
     }
 }
@@ -436,10 +447,27 @@ fn scale(o: &Options, bootstrap: &str, broker_pid: Option<u32>, runtime: &tokio:
             );
         }
     }
+    let partitions: Vec<(&str, i32)> =
+        refs.iter().flat_map(|t| (0..per_topic).map(move |p| (*t, p))).take(o.group_partitions as usize).collect();
+    let prefix = unique_topic("bench-job");
     let consumer = (o.group_partitions > 0).then(|| {
+        let started = Instant::now();
+        if o.groups > 0 {
+            for k in 0..o.groups {
+                commit_group(bootstrap, &format!("{prefix}-{k}"), &partitions, 4);
+            }
+            println!(
+                "{} groups {prefix}-* committed on {} partitions each (in {:.0} s)",
+                o.groups,
+                partitions.len(),
+                started.elapsed().as_secs_f64()
+            );
+            return format!(
+                "[discovery]\nevery = \"15s\"\nmax_groups = {}\ngroups = {{ include = [\"^{prefix}-\"] }}\n",
+                o.max_groups
+            );
+        }
         let group = unique_topic("bench-analytics");
-        let partitions: Vec<(&str, i32)> =
-            refs.iter().flat_map(|t| (0..per_topic).map(move |p| (*t, p))).take(o.group_partitions as usize).collect();
         commit_group(bootstrap, &group, &partitions, 4);
         let streams: Vec<String> = (0..o.scale_topics)
             .filter(|i| partitions.iter().any(|(t, _)| *t == topics[*i as usize]))
@@ -448,13 +476,45 @@ fn scale(o: &Options, bootstrap: &str, broker_pid: Option<u32>, runtime: &tokio:
         println!("group {group} committed on {} partitions", partitions.len());
         format!("[[consumer]]\nname = \"analytics\"\ngroup = \"{group}\"\nstreams = [{}]\n", streams.join(", "))
     });
+    let watched = if o.groups > 0 {
+        format!("{} groups discovered (max_groups = {})", o.groups, o.max_groups)
+    } else {
+        "the group watched as a [[consumer]]".to_string()
+    };
     for granularity in &o.granularities {
         let config = format!("[metrics]\ngranularity = \"{granularity}\"\n{streams}");
         println!("\nmetrics.granularity = {granularity:?}{}", if consumer.is_some() { ", no consumer" } else { "" });
-        scale_run(o, bootstrap, records, broker_pid, &config, dir);
+        scale_run(o, bootstrap, records, broker_pid, &config, dir).stop();
         if let Some(consumer) = &consumer {
-            println!("\nmetrics.granularity = {granularity:?}, the group watched as a [[consumer]]");
-            scale_run(o, bootstrap, records, broker_pid, &format!("{config}{consumer}"), dir);
+            println!("\nmetrics.granularity = {granularity:?}, {watched}");
+            let pw = scale_run(o, bootstrap, records, broker_pid, &format!("{config}{consumer}"), dir);
+            if o.groups > 0 && o.max_groups <= o.groups {
+                let m = pw.metrics();
+                println!(
+                    "watched {}, overflow {}",
+                    m.sum("pipewatch_discovery_groups_watched"),
+                    m.sum("pipewatch_discovery_groups_overflow")
+                );
+            } else if o.groups > 0 {
+                // a new job's first commit, and how long until pipewatch serves its series
+                let group = format!("{prefix}-new-{granularity}");
+                let committed = Instant::now();
+                commit_group(bootstrap, &group, &partitions, 4);
+                let needle = format!("consumer=\"{group}\"");
+                let deadline = committed + Duration::from_secs(300);
+                while !http_get(pw.port, "/metrics").contains(&needle) {
+                    assert!(Instant::now() < deadline, "no series of {group} 300 s after its commit");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                let m = pw.metrics();
+                println!(
+                    "a new group's first commit to its series: {:.1} s (every = 15s); watched {}, overflow {}",
+                    committed.elapsed().as_secs_f64(),
+                    m.sum("pipewatch_discovery_groups_watched"),
+                    m.sum("pipewatch_discovery_groups_overflow"),
+                );
+            }
+            pw.stop();
         }
     }
 }
@@ -475,8 +535,16 @@ fn commit_group(bootstrap: &str, group: &str, partitions: &[(&str, i32)], offset
     consumer.commit(&tpl, CommitMode::Sync).expect("commit the group's offsets");
 }
 
-/// One pipewatch on the scale topics: until every partition is read, then idle.
-fn scale_run(o: &Options, bootstrap: &str, records: u64, broker_pid: Option<u32>, config: &str, dir: &Path) {
+/// One pipewatch on the scale topics: until every partition is read, then idle; returned
+/// running.
+fn scale_run(
+    o: &Options,
+    bootstrap: &str,
+    records: u64,
+    broker_pid: Option<u32>,
+    config: &str,
+    dir: &Path,
+) -> Pipewatch {
     let pw = Pipewatch::start(bootstrap, "start = \"earliest\"", &o.properties, config, dir);
     let deadline = Instant::now() + Duration::from_secs(900);
     loop {
@@ -534,7 +602,7 @@ fn scale_run(o: &Options, bootstrap: &str, records: u64, broker_pid: Option<u32>
         times[times.len() / 2],
         body.len() as f64 / 1e6
     );
-    pw.stop();
+    pw
 }
 
 // ---------------------------------------------------------------------------- history

@@ -91,7 +91,8 @@ impl App {
         };
         let discovery = config.discovery.as_ref().map(|d| {
             let groups = d.groups.clone();
-            pipewatch_kafka::GroupDiscovery { every: d.every, matches: Box::new(move |g: &str| groups.matches(g)) }
+            let matches = Box::new(move |g: &str| groups.matches(g));
+            pipewatch_kafka::GroupDiscovery { every: d.every, poll: d.poll, matches }
         });
         let links = pipewatch_kafka::Links { schemas, connect, discovery };
         let (latest_tx, latest) = watch::channel::<Option<Arc<Tick>>>(None);

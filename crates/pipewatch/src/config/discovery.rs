@@ -12,6 +12,11 @@ use super::raw::{RawConfig, RawPatterns};
 #[derive(Debug, Clone)]
 pub struct DiscoveryConfig {
     pub every: Duration,
+    /// How often each discovered group's committed offsets are read (spread over the ticks).
+    pub poll: Duration,
+    /// Per-partition series for discovered consumers (else per stream only: hundreds of
+    /// groups on thousands of partitions would be millions of series).
+    pub partition_series: bool,
     pub groups: Patterns,
     pub spec: DiscoverySpec,
 }
@@ -34,6 +39,7 @@ impl Patterns {
 pub(super) fn discovery_config(raw: &RawConfig, p: &mut Problems) -> Option<DiscoveryConfig> {
     let d = raw.discovery.as_ref()?;
     let every = p.positive_duration("discovery.every", &d.every);
+    let poll = p.positive_duration("discovery.poll", &d.poll);
     let forget_after = p.positive_duration("discovery.forget_after", &d.forget_after);
     let max_lag = p.positive_duration("discovery.max_lag", &d.max_lag);
     let max_stall = p.positive_duration("discovery.max_stall", &d.max_stall);
@@ -50,6 +56,8 @@ pub(super) fn discovery_config(raw: &RawConfig, p: &mut Problems) -> Option<Disc
     let groups = patterns("discovery.groups", groups, p);
     Some(DiscoveryConfig {
         every,
+        poll,
+        partition_series: d.partition_series,
         groups,
         spec: DiscoverySpec {
             max_groups: d.max_groups,

@@ -56,6 +56,12 @@ pub struct RawDiscovery {
     /// How often the cluster's groups are listed.
     #[serde(default = "default_discovery_every")]
     pub every: String,
+    /// How often each discovered group's committed offsets are read.
+    #[serde(default = "default_discovery_poll")]
+    pub poll: String,
+    /// Whether discovered consumers get per-partition series (else per stream only).
+    #[serde(default)]
+    pub partition_series: bool,
     /// Discovered groups watched at most.
     #[serde(default = "default_max_groups")]
     pub max_groups: usize,
@@ -83,6 +89,9 @@ pub struct RawPatterns {
 
 fn default_discovery_every() -> String {
     "1m".into()
+}
+fn default_discovery_poll() -> String {
+    "10s".into()
 }
 fn default_max_groups() -> usize {
     200

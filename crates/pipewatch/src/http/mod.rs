@@ -13,7 +13,7 @@ use axum::Router;
 use prometheus::Registry;
 
 use crate::config::Config;
-use crate::metrics::render;
+use crate::metrics::{render_chunks, View};
 use crate::tick::TickRx;
 
 mod auth;
@@ -98,8 +98,53 @@ pub async fn serve(
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    match render(&state.registry, &state.tick, state.config.granularity) {
-        Ok(body) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response(),
+    let view = View {
+        granularity: state.config.granularity,
+        discovered_partitions: state.config.discovery.as_ref().is_some_and(|d| d.partition_series),
+    };
+    match render_chunks(&state.registry, &state.tick, view) {
+        Ok(chunks) => {
+            let body = axum::body::Body::new(Chunks::new(chunks));
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+        }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to render metrics: {e}\n")).into_response(),
+    }
+}
+
+/// A body sent as the chunks it was written in (its length known: a `Content-Length`).
+struct Chunks {
+    chunks: std::vec::IntoIter<String>,
+    remaining: u64,
+}
+
+impl Chunks {
+    fn new(chunks: Vec<String>) -> Self {
+        let remaining = chunks.iter().map(|c| c.len() as u64).sum();
+        Self { chunks: chunks.into_iter(), remaining }
+    }
+}
+
+impl hyper::body::Body for Chunks {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let next = self.chunks.next();
+        if let Some(c) = &next {
+            self.remaining -= c.len() as u64;
+        }
+        // a String becomes Bytes without a copy
+        std::task::Poll::Ready(next.map(|c| Ok(hyper::body::Frame::data(axum::body::Bytes::from(c)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0 && self.chunks.len() == 0
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.remaining)
     }
 }

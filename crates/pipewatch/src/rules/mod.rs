@@ -276,10 +276,15 @@ fn consumer_records(out: &mut String, config: &Config) {
         &[],
     );
     let idle = seconds(config.settings.idle_partition_timeout_ms);
-    let watermark = match config.granularity {
-        Granularity::Partition => low_watermark_of_partitions("job, consumer, group, stream", C_P_WATERMARK, &idle),
-        Granularity::Stream => low_watermark_of_replicas("job, consumer, group, stream", C_WATERMARK),
+    let by = "job, consumer, group, stream";
+    let mut watermark = match config.granularity {
+        Granularity::Partition => low_watermark_of_partitions(by, C_P_WATERMARK, &idle),
+        Granularity::Stream => low_watermark_of_replicas(by, C_WATERMARK),
     };
+    if config.granularity == Granularity::Partition && config.discovery.as_ref().is_some_and(|d| !d.partition_series) {
+        // discovered consumers have no partition series: their replicas' stream watermarks
+        watermark = format!("{watermark}\nor\n{}", low_watermark_of_replicas(by, C_WATERMARK));
+    }
     record(
         out,
         "Consumer watermark per stream: the low-watermark rule over the consumer's partition\n\
