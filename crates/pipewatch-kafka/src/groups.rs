@@ -104,9 +104,10 @@ pub(crate) fn group_offsets<C: ClientContext>(
     partitions: Vec<(&str, i32)>,
     timeout: Duration,
 ) -> Result<CommittedOffsets, ConsumerError> {
+    // one answer per query, so there is one
     committed_offsets(client, &[GroupQuery { group, partitions: Some(partitions) }], timeout)
         .pop()
-        .expect("one answer per query")
+        .unwrap_or_else(|| Err(ConsumerError::new("no answer to the group's offset request")))
 }
 
 /// The topics each group has committed offsets on (one OffsetFetch of all its

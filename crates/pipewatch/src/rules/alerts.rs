@@ -88,24 +88,28 @@ fn alert_rule(out: &mut String, config: &Config, rule: &AlertRule, down: &str) {
 /// When the rule fires: its series past the threshold (past `clear` while it fires), joined
 /// with its target's cause, unless what holds it back holds.
 fn alert_expr(config: &Config, rule: &AlertRule, down: &str) -> String {
-    // the consumer the rule names, or every discovered one
-    let consumer = |extra: &str| match rule.target {
-        AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } => {
-            format!("{{consumer={}{extra}}}", quote(&config.consumers[c].name))
+    // the selector of the consumer the rule names (none: every discovered one), in `cause`
+    let consumer = |cause: Option<ConsumerCause>| {
+        let mut labels = Vec::new();
+        if let AlertTarget::Consumer(c) | AlertTarget::ConsumerPair { consumer: c, .. } = rule.target {
+            labels.push(format!("consumer={}", quote(&config.consumers[c].name)));
         }
-        _ if extra.is_empty() => String::new(),
-        _ => format!("{{{}}}", extra.trim_start_matches(", ")),
+        labels.extend(cause.map(|k| format!("cause=\"{}\"", k.as_str())));
+        if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", labels.join(", "))
+        }
     };
     let discovered = rule.target == AlertTarget::Discovered;
     let only_discovered =
         format!("\nand on (job, consumer) (max by (job, consumer) ({C_CAUSE}{{discovered=\"true\"}}))");
     if rule.kind == AlertKind::ConsumerStopped {
         // how long it has not committed, while its cause across replicas is consumer_stopped
-        let stopped = format!(", cause=\"{}\"", ConsumerCause::ConsumerStopped.as_str());
         let mut expr = format!(
             "max by (job, consumer, group) ({C_STALLED}{})\n* on (job, consumer) group_left (cause) {CONSUMER_CAUSE}{}",
-            consumer(""),
-            consumer(&stopped)
+            consumer(None),
+            consumer(Some(ConsumerCause::ConsumerStopped))
         );
         if discovered {
             expr.push_str(&only_discovered);
@@ -184,8 +188,8 @@ fn alert_expr(config: &Config, rule: &AlertRule, down: &str) -> String {
     }
     if matches!(rule.target, AlertTarget::Consumer(_) | AlertTarget::ConsumerPair { .. } | AlertTarget::Discovered) {
         // The stream's own rules page for an upstream fault.
-        let upstream = format!(", cause=\"{}\"", ConsumerCause::UpstreamFault.as_str());
-        expr.push_str(&format!("\nunless on ({on}) {CONSUMER_CAUSE}{}", consumer(&upstream)));
+        let upstream = consumer(Some(ConsumerCause::UpstreamFault));
+        expr.push_str(&format!("\nunless on ({on}) {CONSUMER_CAUSE}{upstream}"));
     }
     // What holds the rule back while a stream it reads is in one of these causes (the
     // evaluator asks the same of the same streams).
