@@ -22,3 +22,4 @@ mod schema_registry;
 mod secured;
 mod segments;
 mod status_page;
+mod topics;

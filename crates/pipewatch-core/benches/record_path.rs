@@ -29,7 +29,7 @@ struct CreatedAt<'a> {
 /// Twelve partitions assigned to stream 0, read up to their (empty) log end.
 fn caught_up(monitor: &mut Monitor) {
     for p in 0..12 {
-        monitor.assign(0, p, StartPosition::At(0), NOW);
+        monitor.assign_partition(0, 0, p, StartPosition::At(0), NOW);
         monitor.log_end(0, p, 0, NOW);
         monitor.position(0, p, 0);
     }
@@ -41,7 +41,8 @@ fn bench(c: &mut Criterion) {
         let payload = order(ts_first);
         let spec = StreamSpec {
             name: "orders".into(),
-            topic: "orders".into(),
+            topics: vec!["orders".into()],
+            topic_pattern: None,
             value_format: pipewatch_core::ValueFormat::Json,
             message: None,
             extractor: Extractor::new(

@@ -271,9 +271,13 @@ impl ConnectSnapshot {
     }
 }
 
-/// The worst issue of the connectors, on clusters that answer, that write `topic`.
-pub fn producer_issue(clusters: &[ConnectSnapshot], topic: &str) -> Option<ConnectorIssue> {
-    worst(clusters, |c| c.writes(topic))
+/// The worst issue of the connectors, on clusters that answer, that write a topic of
+/// the stream (`writes`).
+pub fn producer_issue(
+    clusters: &[ConnectSnapshot],
+    writes: impl Fn(&ConnectorStatus) -> bool,
+) -> Option<ConnectorIssue> {
+    worst(clusters, writes)
 }
 
 /// The worst issue of the sink connectors, on clusters that answer, whose group is `group`.
@@ -281,12 +285,13 @@ pub fn sink_issue(clusters: &[ConnectSnapshot], group: &str) -> Option<Connector
     worst(clusters, |c| c.kind == ConnectorType::Sink && c.group.as_deref() == Some(group))
 }
 
-/// The connectors that write (`sink = false`) or read `topic`, as `connect/connector`.
-pub fn connectors_of(clusters: &[ConnectSnapshot], topic: &str, sink: bool) -> Vec<String> {
+/// The connectors for which `is` holds (those that write a stream's topics, say), as
+/// `connect/connector`.
+pub fn connectors_of(clusters: &[ConnectSnapshot], is: impl Fn(&ConnectorStatus) -> bool) -> Vec<String> {
     clusters
         .iter()
         .flat_map(|k| k.connectors.iter().map(move |c| (k, c)))
-        .filter(|(_, c)| if sink { c.reads(topic) } else { c.writes(topic) })
+        .filter(|(_, c)| is(c))
         .map(|(k, c)| format!("{}/{}", k.name, c.name))
         .collect()
 }
@@ -377,15 +382,16 @@ mod tests {
         let source = connector("orders-cdc", ConnectorType::Source, Running, &[Failed]);
         let sink = connector("warehouse", ConnectorType::Sink, Running, &[Failed]);
         let up = [cluster(KafkaStatus::Up, vec![source.clone(), sink.clone()])];
-        assert_eq!(producer_issue(&up, "shop.public.orders").map(|i| i.connector), Some("orders-cdc".into()));
-        assert_eq!(producer_issue(&up, "clicks"), None);
+        let writes = |t: &'static str| move |c: &ConnectorStatus| c.writes(t);
+        assert_eq!(producer_issue(&up, writes("shop.public.orders")).map(|i| i.connector), Some("orders-cdc".into()));
+        assert_eq!(producer_issue(&up, writes("clicks")), None);
         assert_eq!(sink_issue(&up, "connect-warehouse").map(|i| i.connector), Some("warehouse".into()));
         assert_eq!(sink_issue(&up, "analytics"), None);
-        assert_eq!(connectors_of(&up, "shop.public.orders", false), ["cdc/orders-cdc"]);
-        assert_eq!(connectors_of(&up, "shop.public.orders", true), ["cdc/warehouse"]);
+        assert_eq!(connectors_of(&up, writes("shop.public.orders")), ["cdc/orders-cdc"]);
+        assert_eq!(connectors_of(&up, |c| c.reads("shop.public.orders")), ["cdc/warehouse"]);
         // a cluster that does not answer claims nothing, and says what it leaves unknown
         let down = [cluster(KafkaStatus::Down, vec![source.clone()])];
-        assert_eq!(producer_issue(&down, "shop.public.orders"), None);
+        assert_eq!(producer_issue(&down, writes("shop.public.orders")), None);
         assert_eq!(unknown(&down, |c| c.writes("shop.public.orders")), Some("cdc".into()));
         assert_eq!(unknown(&up, |c| c.writes("shop.public.orders")), None);
         // without active topics, a Debezium-style prefix names the topics

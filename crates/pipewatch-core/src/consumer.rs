@@ -17,7 +17,7 @@ use crate::snapshot::{
     ConsumerPairSnapshot, ConsumerPartitionSnapshot, ConsumerSnapshot, ConsumerStreamSnapshot, KafkaStatus,
     PartitionSnapshot, StreamSnapshot,
 };
-use crate::spec::{ConsumerError, ConsumerSpec, PairSpec};
+use crate::spec::{ConsumerError, ConsumerSpec, PairSpec, PartitionSlot};
 use crate::stream::StreamState;
 use crate::time::Millis;
 use crate::watermark::{sync_lag_seconds, LowWatermark};
@@ -26,15 +26,15 @@ use crate::watermark::{sync_lag_seconds, LowWatermark};
 #[derive(Debug, Clone)]
 pub(crate) struct ConsumerState {
     pub(crate) spec: ConsumerSpec,
-    /// Committed offsets by `(stream, partition)`.
-    pub(crate) committed: BTreeMap<(usize, i32), i64>,
+    /// Committed offsets by `(stream, slot)`.
+    pub(crate) committed: BTreeMap<(usize, PartitionSlot), i64>,
     /// Why the offsets could not be read (or were not read yet).
     pub(crate) error: Option<ConsumerError>,
     /// Since when records have waited with no committed offset moving.
     pub(crate) progress_at: Millis,
-    /// Committed offsets older than the offset index, by `(stream, partition)`: the
+    /// Committed offsets older than the offset index, by `(stream, slot)`: the
     /// offset and what fetching its record found.
-    pub(crate) resolved: BTreeMap<(usize, i32), (i64, Resolution)>,
+    pub(crate) resolved: BTreeMap<(usize, PartitionSlot), (i64, Resolution)>,
     /// Why it is watched.
     pub(crate) origin: Origin,
     /// Since when the group has had no committed offset on its streams (deleted, expired).
@@ -101,6 +101,8 @@ pub const FETCH_RETRY_MS: Millis = 60_000;
 pub struct FetchRequest {
     pub consumer: usize,
     pub stream: usize,
+    /// The partition's slot in the stream; its topic and number.
+    pub slot: PartitionSlot,
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
@@ -143,9 +145,9 @@ impl ConsumerState {
         }
     }
 
-    /// What is known of `offset`'s record on `(stream, partition)`; a new offset is wanted.
-    pub(crate) fn resolution(&mut self, stream: usize, partition: i32, offset: i64, now: Millis) -> Resolution {
-        let entry = self.resolved.entry((stream, partition)).or_insert((offset, Resolution::Wanted { previous: None }));
+    /// What is known of `offset`'s record on `(stream, slot)`; a new offset is wanted.
+    pub(crate) fn resolution(&mut self, stream: usize, slot: PartitionSlot, offset: i64, now: Millis) -> Resolution {
+        let entry = self.resolved.entry((stream, slot)).or_insert((offset, Resolution::Wanted { previous: None }));
         match *entry {
             (o, r) if o != offset => *entry = (offset, Resolution::Wanted { previous: r.known() }),
             (_, Resolution::Failed(at)) if now - at >= FETCH_RETRY_MS => {
@@ -178,7 +180,7 @@ pub(crate) fn consumer_snapshot(
         let (mut watermark_rule, mut max_lag, mut lag_sum) = (LowWatermark::default(), None::<f64>, 0);
         for ps in &snap.partitions {
             let index =
-                state.partitions.get(ps.partition as usize).and_then(Option::as_ref).and_then(|t| t.index.as_deref());
+                state.partitions.get(ps.slot as usize).and_then(Option::as_ref).and_then(|t| t.index.as_deref());
             let p = consumer_partition(c, si, ps, index, now);
             watermark_rule.add(p.watermark_ms, ps.active);
             if let Some(l) = p.lag_seconds {
@@ -256,7 +258,7 @@ fn consumer_partition(
     index: Option<&OffsetIndex>,
     now: Millis,
 ) -> ConsumerPartitionSnapshot {
-    let committed = c.committed.get(&(stream, ps.partition)).copied();
+    let committed = c.committed.get(&(stream, ps.slot)).copied();
     let lag_records = committed.zip(ps.log_end_offset).map(|(o, end)| (end - o).max(0));
     let (mut at, mut watermark, mut expired) = (None, None, None);
     if let (Some(o), Some(ix)) = (committed, index) {
@@ -264,7 +266,7 @@ fn consumer_partition(
         match ix.at_or_after(o) {
             Lookup::Found(t) => at = Some(t),
             Lookup::Older if lag_records.is_some_and(|n| n > 0) => {
-                let r = c.resolution(stream, ps.partition, o, now);
+                let r = c.resolution(stream, ps.slot, o, now);
                 if let Resolution::Expired { log_start } = r {
                     expired = Some(log_start.map_or(0, |start| (start - o).max(0)));
                 } else if let Some(k) = r.known() {
@@ -279,6 +281,7 @@ fn consumer_partition(
         _ => at.map(|t| (now - t).max(0) as f64 / 1000.0),
     };
     ConsumerPartitionSnapshot {
+        topic: ps.topic.clone(),
         partition: ps.partition,
         committed_offset: committed,
         lag_records,

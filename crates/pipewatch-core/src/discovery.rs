@@ -115,7 +115,7 @@ impl Monitor {
                     .streams
                     .iter()
                     .enumerate()
-                    .filter(|(_, s)| topics.contains(&s.spec.topic))
+                    .filter(|(_, s)| s.topics.iter().any(|t| topics.iter().any(|g| *g == *t.name)))
                     .map(|(i, _)| i)
                     .collect();
                 (!streams.is_empty()).then_some((group, streams))
@@ -237,7 +237,7 @@ mod tests {
         let mut m = monitor(vec![spec("orders"), spec("behaviour")], vec![]);
         m.set_discovery(DISCOVERY);
         for s in 0..2 {
-            m.assign(s, 0, StartPosition::At(10), T0);
+            m.assign_partition(s, 0, 0, StartPosition::At(10), T0);
             m.log_end(s, 0, 10, T0);
             m.position(s, 0, 10);
         }

@@ -31,6 +31,7 @@ pub mod snapshot;
 pub mod spec;
 pub mod stream;
 pub mod time;
+pub mod topic_discovery;
 pub mod watermark;
 mod wire;
 
@@ -43,5 +44,6 @@ pub use json::JsonPointer;
 pub use monitor::{Monitor, RecordOutcome};
 pub use schema::{RegisteredSchema, SchemaFetch, ValueFormat};
 pub use snapshot::{KafkaStatus, Snapshot};
-pub use spec::{Committed, ConsumerError, MonitorSettings, PairSpec, Right, StartPosition, StreamSpec};
+pub use spec::{Committed, ConsumerError, MonitorSettings, PairSpec, PartitionSlot, Right, StartPosition, StreamSpec};
 pub use time::Millis;
+pub use topic_discovery::TopicDiscoverySpec;

@@ -7,26 +7,26 @@
 //! tracker and the stream's record-delay histogram. The monitor is owned by one thread
 //! (the source's), so nothing here locks.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
-use crate::baseline::{HourlyRates, PartitionHistory};
+use crate::baseline::PartitionHistory;
 use crate::connect::ConnectSnapshot;
 use crate::consumer::{consumer_snapshot, ConsumerState, FetchRequest, Fetched, Known, Origin, Resolution};
 use crate::diagnosis::{pair_cause, Side};
 use crate::discovery::Discovery;
 use crate::extract::InvalidReason;
-use crate::histogram::{Histogram, GAP_DURATION_BUCKETS, RECORD_DELAY_BUCKETS};
-use crate::json::{Lookup as Found, PointerSet, MAX_SET};
+use crate::json::{Lookup as Found, MAX_SET};
 use crate::offset_hint::{hint, on_offset, Spread};
 use crate::offset_index::OffsetIndex;
-use crate::schema::{Read, Registry, SchemaFetch, StreamSchemas};
-use crate::segment::{is_snapshot, SegmentState, SNAPSHOT_SEGMENT};
+use crate::schema::{Read, Registry, SchemaFetch};
+use crate::segment::is_snapshot;
 use crate::snapshot::{KafkaStatus, PairSnapshot, RegistrySnapshot, Snapshot, StreamSnapshot};
 use crate::spec::{
-    Committed, ConsumerError, ConsumerSpec, MonitorSettings, PairSpec, Right, StartPosition, StreamSpec,
+    Committed, ConsumerError, ConsumerSpec, MonitorSettings, PairSpec, PartitionSlot, Right, StartPosition, StreamSpec,
 };
-use crate::stream::{stream_snapshot, Counts, History, PartitionTracker, RecentDelays, StreamState, RECENT_LEADS};
+use crate::stream::{stream_snapshot, History, PartitionTracker, StreamState, StreamTopic};
 use crate::time::Millis;
+use crate::topic_discovery::TopicDiscovery;
 use crate::watermark::sync_lag_seconds;
 
 /// The monitor: all streams and pairs, fed by the source, read through snapshots.
@@ -50,6 +50,18 @@ pub struct Monitor {
     offsets_moved: bool,
     /// `[discovery]` of consumer groups, when on.
     pub(crate) discovery: Option<Discovery>,
+    /// `[discovery] topics`, when on.
+    pub(crate) topic_discovery: Option<TopicDiscovery>,
+}
+
+/// An assigned partition: its stream and slot, its topic (an index into the stream's
+/// topics, [`Monitor::topics`]) and its number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionRef {
+    pub stream: usize,
+    pub slot: PartitionSlot,
+    pub topic: usize,
+    pub partition: i32,
 }
 
 /// What became of one record handed to [`Monitor::record`].
@@ -66,49 +78,14 @@ pub enum RecordOutcome {
 
 impl Monitor {
     pub fn new(settings: MonitorSettings, streams: Vec<StreamSpec>, pairs: Vec<PairSpec>) -> Self {
-        let streams = streams
-            .into_iter()
-            .map(|spec| StreamState {
-                partitions: Vec::new(),
-                record_delay: Histogram::new(RECORD_DELAY_BUCKETS),
-                gap_duration: Histogram::new(GAP_DURATION_BUCKETS),
-                window: VecDeque::new(),
-                recent_delays: RecentDelays::new(),
-                recent_leads: RecentDelays::with_capacity(RECENT_LEADS),
-                zone_spread: None,
-                window_stale: true,
-                last_watermark: None,
-                topic_missing: false,
-                indexed: false,
-                revoked: Counts::default(),
-                denied: Default::default(),
-                records_when_read_denied: 0,
-                hourly: HourlyRates::default(),
-                hourly_stale: true,
-                segments: spec.segments.iter().map(|g| SegmentState::new(g.clone(), spec.max_segment_values)).collect(),
-                snapshot_segment: spec.segments.iter().position(|g| g.name == SNAPSHOT_SEGMENT),
-                fields: PointerSet::new(if spec.segments.is_empty() {
-                    Vec::new()
-                } else {
-                    spec.extractor
-                        .pointer()
-                        .into_iter()
-                        .chain(spec.segments.iter().map(|g| &g.pointer))
-                        .cloned()
-                        .collect()
-                }),
-                schemas: (spec.value_format.uses_registry()
-                    && (spec.extractor.pointer().is_some() || !spec.segments.is_empty()))
-                .then(StreamSchemas::default),
-                spec,
-            })
-            .collect::<Vec<StreamState>>();
+        let streams = streams.into_iter().map(StreamState::new).collect::<Vec<StreamState>>();
         Self {
             settings,
             uses_registry: streams.iter().any(|s| s.schemas.is_some()),
             connect: Vec::new(),
             offsets_moved: false,
             discovery: None,
+            topic_discovery: None,
             streams,
             pairs,
             consumers: Vec::new(),
@@ -123,11 +100,55 @@ impl Monitor {
         self.streams.iter().map(|s| &s.spec)
     }
 
-    /// The partitions assigned to this replica: `(stream, partition)`.
-    pub fn assigned(&self) -> impl Iterator<Item = (usize, i32)> + '_ {
+    /// The partitions assigned to this replica.
+    pub fn assigned(&self) -> impl Iterator<Item = PartitionRef> + '_ {
         self.streams.iter().enumerate().flat_map(|(s, st)| {
-            st.partitions.iter().enumerate().filter(|(_, p)| p.is_some()).map(move |(p, _)| (s, p as i32))
+            st.partitions.iter().enumerate().filter_map(move |(slot, p)| {
+                p.as_ref().map(|p| PartitionRef {
+                    stream: s,
+                    slot: slot as PartitionSlot,
+                    topic: p.topic,
+                    partition: p.partition,
+                })
+            })
         })
+    }
+
+    /// A topic the stream reads from now on (one its `topic_pattern` matched): its index
+    /// among the stream's topics, the same when it is one already.
+    pub fn add_topic(&mut self, stream: usize, name: &str) -> Option<usize> {
+        let s = self.streams.get_mut(stream)?;
+        Some(match s.topics.iter().position(|t| &*t.name == name) {
+            Some(i) => i,
+            None => {
+                s.topics.push(StreamTopic::new(name));
+                s.topics.len() - 1
+            }
+        })
+    }
+
+    /// The stream's topics, by index, as it reads them now.
+    pub fn topics(&self, stream: usize) -> impl Iterator<Item = &str> + '_ {
+        self.streams.get(stream).into_iter().flat_map(|s| s.topics.iter().map(|t| &*t.name))
+    }
+
+    /// The slot of a partition of the stream's topic `topic` (an index into its topics),
+    /// given now when it has none ([`PartitionSlot`]); `None` for a topic the stream does not read.
+    pub fn slot(&mut self, stream: usize, topic: usize, partition: i32) -> Option<PartitionSlot> {
+        self.streams.get_mut(stream)?.slot(topic, partition)
+    }
+
+    /// The slot of a partition, if it has one (the per-record path: two indexes).
+    #[inline]
+    pub fn slot_of(&self, stream: usize, topic: usize, partition: i32) -> Option<PartitionSlot> {
+        self.streams.get(stream)?.slot_of(topic, partition)
+    }
+
+    /// The topic (by name) and partition number of a slot.
+    pub fn partition_of(&self, stream: usize, slot: PartitionSlot) -> Option<(&str, i32)> {
+        let s = self.streams.get(stream)?;
+        let &(topic, partition) = s.slot_owners.get(usize::try_from(slot).ok()?).filter(|o| o.1 >= 0)?;
+        Some((&*s.topics[topic].name, partition))
     }
 
     /// Watches a downstream consumer: the partitions of its streams keep an offset index
@@ -161,8 +182,13 @@ impl Monitor {
                 let Some(group) = &c.group else { continue };
                 let watched =
                     |g: &str| self.consumers.iter().any(|w| w.spec.group == g) || out.iter().any(|o| o.group == g);
-                let streams: Vec<usize> =
-                    self.streams.iter().enumerate().filter(|(_, s)| c.reads(&s.spec.topic)).map(|(i, _)| i).collect();
+                let streams: Vec<usize> = self
+                    .streams
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.topics.iter().any(|t| c.reads(&t.name)))
+                    .map(|(i, _)| i)
+                    .collect();
                 if streams.is_empty() || watched(group) {
                     continue;
                 }
@@ -194,6 +220,16 @@ impl Monitor {
         self.consumers.iter().map(|c| &c.spec)
     }
 
+    /// The consumers whose groups are read now (a forgotten one is not): its index, its
+    /// spec, and whether `[discovery]` found it.
+    pub fn read_groups(&self) -> impl Iterator<Item = (usize, &ConsumerSpec, bool)> + '_ {
+        self.consumers
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.forgotten_at.is_none())
+            .map(|(i, c)| (i, &c.spec, c.origin == Origin::Discovery))
+    }
+
     /// The committed offsets of a consumer's group, as just read. Any offset that moved
     /// counts as progress.
     pub fn committed_offsets(&mut self, consumer: usize, offsets: &[Committed], now: Millis) {
@@ -201,7 +237,7 @@ impl Monitor {
             return;
         };
         let committed: BTreeMap<(usize, i32), i64> =
-            offsets.iter().filter_map(|c| c.offset.filter(|o| *o >= 0).map(|o| ((c.stream, c.partition), o))).collect();
+            offsets.iter().filter_map(|c| c.offset.filter(|o| *o >= 0).map(|o| ((c.stream, c.slot), o))).collect();
         if committed != c.committed {
             c.progress_at = now;
             self.offsets_moved = true;
@@ -238,14 +274,16 @@ impl Monitor {
     pub fn take_fetches(&mut self, max: usize) -> Vec<FetchRequest> {
         let mut out = Vec::new();
         for (ci, c) in self.consumers.iter_mut().enumerate() {
-            for (&(stream, partition), (offset, r)) in c.resolved.iter_mut() {
+            for (&(stream, slot), (offset, r)) in c.resolved.iter_mut() {
                 if out.len() >= max {
                     return out;
                 }
                 if let Resolution::Wanted { previous } = *r {
+                    let s = &self.streams[stream];
+                    let Some(&(topic, partition)) = s.slot_owners.get(slot as usize) else { continue };
                     *r = Resolution::Requested { previous };
-                    let topic = self.streams[stream].spec.topic.clone();
-                    out.push(FetchRequest { consumer: ci, stream, topic, partition, offset: *offset });
+                    let topic = s.topics[topic].name.to_string();
+                    out.push(FetchRequest { consumer: ci, stream, slot, topic, partition, offset: *offset });
                 }
             }
         }
@@ -258,7 +296,7 @@ impl Monitor {
         let Some(c) = self.consumers.get_mut(request.consumer) else {
             return;
         };
-        let Some(entry) = c.resolved.get_mut(&(request.stream, request.partition)) else {
+        let Some(entry) = c.resolved.get_mut(&(request.stream, request.slot)) else {
             return;
         };
         if entry.0 != request.offset {
@@ -302,8 +340,8 @@ impl Monitor {
         for (i, s) in self.streams.iter_mut().enumerate() {
             if stream.is_none_or(|k| k == i) {
                 if right == Right::ReadTopic && resource.is_some() {
-                    s.records_when_read_denied =
-                        s.partitions.iter().flatten().map(|p| p.records).sum::<u64>() + s.revoked.records;
+                    s.records_when_read_denied = s.partitions.iter().flatten().map(|p| p.records).sum::<u64>()
+                        + s.topics.iter().map(|t| t.revoked.records).sum::<u64>();
                 }
                 s.denied[right as usize] = resource.clone();
             }
@@ -323,24 +361,54 @@ impl Monitor {
         self.kafka_error = error;
     }
 
-    /// Whether the cluster says the stream's topic exists (as the log-end poller sees it).
-    pub fn set_topic_missing(&mut self, stream: usize, missing: bool) {
-        if let Some(s) = self.streams.get_mut(stream) {
-            s.topic_missing = missing;
+    /// Whether the cluster says a topic of the stream (by index) exists, as the log-end
+    /// poller sees it. The stream is `topic_missing` when none of its topics exists.
+    pub fn set_topic_missing(&mut self, stream: usize, topic: usize, missing: bool) {
+        if let Some(t) = self.streams.get_mut(stream).and_then(|s| s.topics.get_mut(topic)) {
+            t.missing = missing;
         }
     }
 
-    /// A partition was assigned to this process, reading from `start`.
-    pub fn assign(&mut self, stream: usize, partition: i32, start: StartPosition, now: Millis) {
-        let Ok(idx) = usize::try_from(partition) else {
+    /// Whether the stream's `topic_pattern` matched none of the cluster's topics at the
+    /// last listing: it is `topic_missing` then.
+    pub fn set_unmatched(&mut self, stream: usize, unmatched: bool) {
+        if let Some(s) = self.streams.get_mut(stream) {
+            s.unmatched = unmatched;
+        }
+    }
+
+    /// Partition `partition` of the stream's topic `topic` (an index into its topics) was
+    /// assigned to this process, reading from `start`: its slot, `None` for a topic the
+    /// stream does not read.
+    pub fn assign_partition(
+        &mut self,
+        stream: usize,
+        topic: usize,
+        partition: i32,
+        start: StartPosition,
+        now: Millis,
+    ) -> Option<PartitionSlot> {
+        let slot = self.slot(stream, topic, partition)?;
+        self.assign(stream, slot, start, now);
+        Some(slot)
+    }
+
+    /// A partition (its slot, [`Monitor::slot`]) was assigned to this process, reading
+    /// from `start`.
+    pub(crate) fn assign(&mut self, stream: usize, slot: PartitionSlot, start: StartPosition, now: Millis) {
+        let s = &mut self.streams[stream];
+        let Some(&(topic, partition)) = usize::try_from(slot).ok().and_then(|i| s.slot_owners.get(i)) else {
             return;
         };
-        let s = &mut self.streams[stream];
+        let idx = slot as usize;
+        if partition < 0 {
+            return;
+        }
         if s.partitions.len() <= idx {
             s.partitions.resize(idx + 1, None);
         }
         if s.partitions[idx].is_none() {
-            let mut p = PartitionTracker::new(partition, now, s.indexed);
+            let mut p = PartitionTracker::new(topic, partition, now, s.indexed);
             match start {
                 StartPosition::At(offset) => p.position = Some(offset),
                 StartPosition::LogEnd => {
@@ -356,11 +424,11 @@ impl Monitor {
     }
 
     /// A partition was taken away (rebalance): its series go with it.
-    pub fn revoke(&mut self, stream: usize, partition: i32) {
+    pub fn revoke(&mut self, stream: usize, slot: PartitionSlot) {
         let s = &mut self.streams[stream];
-        if let Some(slot) = usize::try_from(partition).ok().and_then(|i| s.partitions.get_mut(i)) {
+        if let Some(slot) = usize::try_from(slot).ok().and_then(|i| s.partitions.get_mut(i)) {
             if let Some(p) = slot.take() {
-                s.revoked.add(&p);
+                s.topics[p.topic].revoked.add(&p);
                 s.window_stale = true;
                 s.hourly_stale = true;
             }
@@ -368,8 +436,8 @@ impl Monitor {
     }
 
     #[inline]
-    fn tracker(&mut self, stream: usize, partition: i32) -> Option<&mut PartitionTracker> {
-        let i = usize::try_from(partition).ok()?;
+    fn tracker(&mut self, stream: usize, slot: PartitionSlot) -> Option<&mut PartitionTracker> {
+        let i = usize::try_from(slot).ok()?;
         self.streams.get_mut(stream)?.partitions.get_mut(i)?.as_mut()
     }
 
@@ -379,7 +447,7 @@ impl Monitor {
     pub fn record(
         &mut self,
         stream: usize,
-        partition: i32,
+        slot: PartitionSlot,
         offset: i64,
         payload: Option<&[u8]>,
         kafka_timestamp: Option<Millis>,
@@ -388,8 +456,7 @@ impl Monitor {
         let Some(s) = self.streams.get_mut(stream) else {
             return RecordOutcome::Read;
         };
-        let Some(p) = usize::try_from(partition).ok().and_then(|i| s.partitions.get_mut(i)).and_then(Option::as_mut)
-        else {
+        let Some(p) = usize::try_from(slot).ok().and_then(|i| s.partitions.get_mut(i)).and_then(Option::as_mut) else {
             return RecordOutcome::Read;
         };
         if let Some(id) = p.waiting {
@@ -477,16 +544,16 @@ impl Monitor {
     /// (found, or not in the registry) the partitions that wait for it are returned:
     /// their held records can be handed in again; while the registry does not answer,
     /// none.
-    pub fn schema_fetched(&mut self, id: u32, fetch: SchemaFetch) -> Vec<(usize, i32)> {
+    pub fn schema_fetched(&mut self, id: u32, fetch: SchemaFetch) -> Vec<(usize, PartitionSlot)> {
         if !self.registry.answer(id, fetch) {
             return Vec::new();
         }
         let mut resume = Vec::new();
         for (s, st) in self.streams.iter_mut().enumerate() {
-            for p in st.partitions.iter_mut().flatten() {
-                if p.waiting == Some(id) {
+            for (slot, p) in st.partitions.iter_mut().enumerate() {
+                if let Some(p) = p.as_mut().filter(|p| p.waiting == Some(id)) {
                     p.waiting = None;
-                    resume.push((s, p.partition));
+                    resume.push((s, slot as PartitionSlot));
                 }
             }
         }
@@ -499,15 +566,15 @@ impl Monitor {
     }
 
     /// Whether a partition waits for a schema (the source holds its records).
-    pub fn waiting(&self, stream: usize, partition: i32) -> bool {
-        let i = usize::try_from(partition).ok();
+    pub fn waiting(&self, stream: usize, slot: PartitionSlot) -> bool {
+        let i = usize::try_from(slot).ok();
         self.streams.get(stream).and_then(|s| s.partitions.get(i?)?.as_ref()).is_some_and(|p| p.waiting.is_some())
     }
 
     /// The consumer's own position for a partition (next offset to read), e.g. after
     /// an offset reset; positions only move forward here.
-    pub fn position(&mut self, stream: usize, partition: i32, position: i64) {
-        if let Some(p) = self.tracker(stream, partition) {
+    pub fn position(&mut self, stream: usize, slot: PartitionSlot, position: i64) {
+        if let Some(p) = self.tracker(stream, slot) {
             if p.position.is_none_or(|pos| position > pos) {
                 p.position = Some(position);
             }
@@ -516,12 +583,11 @@ impl Monitor {
     }
 
     /// A polled log-end (high-watermark) offset of a partition.
-    pub fn log_end(&mut self, stream: usize, partition: i32, log_end: i64, now: Millis) {
+    pub fn log_end(&mut self, stream: usize, slot: PartitionSlot, log_end: i64, now: Millis) {
         let Some(s) = self.streams.get_mut(stream) else {
             return;
         };
-        let Some(p) = usize::try_from(partition).ok().and_then(|i| s.partitions.get_mut(i)).and_then(Option::as_mut)
-        else {
+        let Some(p) = usize::try_from(slot).ok().and_then(|i| s.partitions.get_mut(i)).and_then(Option::as_mut) else {
             return;
         };
         match p.log_end {
@@ -553,12 +619,19 @@ impl Monitor {
 
     /// The assigned partitions of streams with a baseline whose history has not been
     /// asked for yet: `(stream, partition)`, each handed out once per assignment.
-    pub fn take_history_requests(&mut self) -> Vec<(usize, i32)> {
+    pub fn take_history_requests(&mut self) -> Vec<PartitionRef> {
         let mut out = Vec::new();
         for (i, s) in self.streams.iter_mut().enumerate().filter(|(_, s)| s.spec.baseline.is_some()) {
-            for p in s.partitions.iter_mut().flatten().filter(|p| matches!(p.history, History::NotAsked)) {
-                p.history = History::Asked;
-                out.push((i, p.partition));
+            for (slot, p) in s.partitions.iter_mut().enumerate() {
+                if let Some(p) = p.as_mut().filter(|p| matches!(p.history, History::NotAsked)) {
+                    p.history = History::Asked;
+                    out.push(PartitionRef {
+                        stream: i,
+                        slot: slot as PartitionSlot,
+                        topic: p.topic,
+                        partition: p.partition,
+                    });
+                }
             }
         }
         out
@@ -566,12 +639,11 @@ impl Monitor {
 
     /// A partition's history as learned from the broker (see
     /// [`PartitionHistory::from_offsets`]); `None`: it could not be read, ask again.
-    pub fn learned(&mut self, stream: usize, partition: i32, history: Option<PartitionHistory>) {
+    pub fn learned(&mut self, stream: usize, slot: PartitionSlot, history: Option<PartitionHistory>) {
         let Some(s) = self.streams.get_mut(stream) else {
             return;
         };
-        let Some(p) = usize::try_from(partition).ok().and_then(|i| s.partitions.get_mut(i)).and_then(Option::as_mut)
-        else {
+        let Some(p) = usize::try_from(slot).ok().and_then(|i| s.partitions.get_mut(i)).and_then(Option::as_mut) else {
             return;
         };
         match history {
@@ -665,6 +737,7 @@ impl Monitor {
             pairs,
             consumers,
             discovery: self.discovery_snapshot(),
+            topic_discovery: self.topic_discovery_snapshot(),
         }
     }
 }
@@ -682,14 +755,15 @@ pub(crate) mod tests {
     pub(crate) const T0: Millis = 1_795_375_975_000;
     pub(crate) const SEC: Millis = 1000;
 
-    pub(crate) fn committed(stream: usize, partition: i32, offset: Option<i64>) -> Committed {
-        Committed { stream, partition, offset }
+    pub(crate) fn committed(stream: usize, slot: PartitionSlot, offset: Option<i64>) -> Committed {
+        Committed { stream, slot, offset }
     }
 
     pub(crate) fn spec(name: &str) -> StreamSpec {
         StreamSpec {
             name: name.into(),
-            topic: format!("{name}-topic"),
+            topics: vec![format!("{name}-topic")],
+            topic_pattern: None,
             value_format: crate::schema::ValueFormat::Json,
             message: None,
             extractor: Extractor::new(
@@ -725,7 +799,7 @@ pub(crate) mod tests {
     pub(crate) fn one_stream(n: i32) -> Monitor {
         let mut m = monitor(vec![spec("orders")], vec![]);
         for p in 0..n {
-            m.assign(0, p, StartPosition::At(0), T0);
+            m.assign_partition(0, 0, p, StartPosition::At(0), T0);
             m.log_end(0, p, 0, T0);
             m.position(0, p, 0);
         }
@@ -797,7 +871,7 @@ pub(crate) mod tests {
         let pairs = vec![PairSpec { name: "orders_behaviour".into(), leader: 0, follower: 1 }];
         let mut m = monitor(vec![spec("orders"), spec("behaviour")], pairs);
         for s in 0..2 {
-            m.assign(s, 0, StartPosition::At(0), T0);
+            m.assign_partition(s, 0, 0, StartPosition::At(0), T0);
             m.log_end(s, 0, 0, T0);
             m.position(s, 0, 0);
         }
@@ -931,7 +1005,7 @@ pub(crate) mod tests {
     #[test]
     fn catching_up_until_the_backlog_first_drains_and_delay_not_observed_meanwhile() {
         let mut m = monitor(vec![spec("orders")], vec![]);
-        m.assign(0, 0, StartPosition::At(0), T0);
+        m.assign_partition(0, 0, 0, StartPosition::At(0), T0);
         m.log_end(0, 0, 100, T0);
         rec(&mut m, 0, 0, 0, T0 - 3600 * SEC, T0); // replaying an hour-old record
         let s = m.tick(T0);
@@ -948,8 +1022,8 @@ pub(crate) mod tests {
     #[test]
     fn starting_at_the_log_end_is_caught_up_at_once() {
         let mut m = monitor(vec![spec("orders")], vec![]);
-        m.assign(0, 0, StartPosition::LogEnd, T0);
-        m.assign(0, 1, StartPosition::Unknown, T0);
+        m.assign_partition(0, 0, 0, StartPosition::LogEnd, T0);
+        m.assign_partition(0, 0, 1, StartPosition::Unknown, T0);
         m.log_end(0, 0, 500, T0);
         m.log_end(0, 1, 500, T0);
         rec(&mut m, 0, 0, 500, T0, T0);
@@ -966,7 +1040,7 @@ pub(crate) mod tests {
     #[test]
     fn rate_from_log_ends_and_volume_bounds() {
         let mut m = monitor(vec![StreamSpec { min_rate: Some(5.0), max_rate: Some(50.0), ..spec("orders") }], vec![]);
-        m.assign(0, 0, StartPosition::At(0), T0);
+        m.assign_partition(0, 0, 0, StartPosition::At(0), T0);
         m.position(0, 0, 0);
         let mut end = 0;
         for i in 0..=60 {
@@ -1000,9 +1074,10 @@ pub(crate) mod tests {
         let baseline = BaselineSpec { history_ms: 2 * 24 * HOUR_MS, sensitivity: 3.0, tolerance: 0.2, floor: 1.0 };
         let mut m = monitor(vec![StreamSpec { baseline: Some(baseline), ..spec("orders") }], vec![]);
         for p in 0..2 {
-            m.assign(0, p, StartPosition::LogEnd, T0);
+            m.assign_partition(0, 0, p, StartPosition::LogEnd, T0);
         }
-        assert_eq!(m.take_history_requests(), vec![(0, 0), (0, 1)]);
+        let asked: Vec<(usize, i32)> = m.take_history_requests().iter().map(|r| (r.stream, r.partition)).collect();
+        assert_eq!(asked, vec![(0, 0), (0, 1)]);
         assert!(m.take_history_requests().is_empty(), "asked once");
         let s = m.tick(T0);
         let b = s.streams[0].baseline.unwrap();
@@ -1129,7 +1204,7 @@ pub(crate) mod tests {
         assert_eq!((s.records, s.invalid["not_json"], s.active_partitions), (5, 1, 1));
         assert!(s.bytes > bytes);
         // reassigned, the partition counts from 0 again; the stream goes on from its total
-        m.assign(0, 0, StartPosition::At(3), T0 + SEC);
+        m.assign_partition(0, 0, 0, StartPosition::At(3), T0 + SEC);
         rec(&mut m, 0, 0, 3, T0 - 3 * SEC, T0 + 2 * SEC);
         let s = &m.tick(T0 + 2 * SEC).streams[0];
         assert_eq!((s.records, s.partitions[0].records), (6, 1));
@@ -1143,7 +1218,7 @@ pub(crate) mod tests {
         let mut m = monitor(vec![spec("orders"), spec("behaviour")], pairs);
         for s in 0..2 {
             for p in 0..partitions {
-                m.assign(s, p, StartPosition::At(0), T0);
+                m.assign_partition(s, 0, p, StartPosition::At(0), T0);
                 m.log_end(s, p, 0, T0);
                 m.position(s, p, 0);
             }
@@ -1222,7 +1297,7 @@ pub(crate) mod tests {
     #[test]
     fn a_missing_topic_is_its_own_cause_and_recovers() {
         let mut m = monitor(vec![spec("orders")], vec![]);
-        m.set_topic_missing(0, true);
+        m.set_topic_missing(0, 0, true);
         let s = m.tick(T0);
         assert_eq!(s.streams[0].cause, Cause::TopicMissing);
         m.set_kafka_status(KafkaStatus::Down, None);
@@ -1232,8 +1307,88 @@ pub(crate) mod tests {
             "an unreachable cluster says nothing of topics"
         );
         m.set_kafka_status(KafkaStatus::Up, None);
-        m.set_topic_missing(0, false);
+        m.set_topic_missing(0, 0, false);
         assert_eq!(m.tick(T0 + SEC).streams[0].cause, Cause::NoData);
+    }
+
+    #[test]
+    fn a_stream_over_several_topics_numbers_their_partitions_and_is_missing_only_with_none_left() {
+        let regional = StreamSpec { topics: vec!["orders-eu".into(), "orders-us".into()], ..spec("orders") };
+        let mut m = monitor(vec![regional], vec![]);
+        m.watch_consumer(analytics(vec![0]), T0);
+        // eu 0 and 1 take slots 0 and 1; us 0 and 1 the next ones
+        let mut slots = Vec::new();
+        for (t, p) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            slots.push(m.assign_partition(0, t, p, StartPosition::At(0), T0).unwrap());
+        }
+        assert_eq!(slots, [0, 1, 2, 3]);
+        assert_eq!(m.partition_of(0, 2), Some(("orders-us", 0)));
+        assert_eq!(m.assign_partition(0, 2, 0, StartPosition::At(0), T0), None, "a topic the stream does not read");
+        for (slot, minutes) in [(0, 1), (1, 2), (2, 3), (3, 30)] {
+            rec(&mut m, 0, slot, 0, T0 - minutes * 60 * SEC, T0);
+            m.log_end(0, slot, 1, T0);
+        }
+        rec(&mut m, 0, 3, 1, T0 - 30 * 60 * SEC, T0);
+        m.log_end(0, 3, 2, T0);
+        // the analytics job is behind on orders-us 1 only
+        let committed: Vec<Committed> =
+            [(0, Some(1)), (1, Some(1)), (2, Some(1)), (3, Some(1))].map(|(s, o)| committed(0, s, o)).to_vec();
+        m.committed_offsets(0, &committed, T0);
+        let s = m.tick(T0 + SEC);
+        let st = &s.streams[0];
+        assert_eq!(st.topic, "orders-eu, orders-us");
+        assert_eq!(st.watermark_ms, Some(T0 - 30 * 60 * SEC), "the low watermark over both topics");
+        let labels: Vec<(&str, i32)> = st.partitions.iter().map(|p| (&*p.topic, p.partition)).collect();
+        assert_eq!(labels, [("orders-eu", 0), ("orders-eu", 1), ("orders-us", 0), ("orders-us", 1)]);
+        let per_topic: Vec<(&str, u64)> = st.topics.iter().map(|t| (&*t.name, t.records)).collect();
+        assert_eq!(per_topic, [("orders-eu", 2), ("orders-us", 3)]);
+        let lag: Vec<(&str, i32, Option<i64>)> =
+            s.consumers[0].streams[0].partitions.iter().map(|p| (&*p.topic, p.partition, p.lag_records)).collect();
+        assert_eq!(
+            lag,
+            [
+                ("orders-eu", 0, Some(0)),
+                ("orders-eu", 1, Some(0)),
+                ("orders-us", 0, Some(0)),
+                ("orders-us", 1, Some(1))
+            ]
+        );
+        // a revoked partition's counts stay with its topic
+        m.revoke(0, 3);
+        assert_eq!(m.tick(T0 + 2 * SEC).streams[0].topics[1].records, 3);
+        // one topic gone: named, not the stream's cause; both gone: topic_missing
+        m.set_topic_missing(0, 1, true);
+        let st = &m.tick(T0 + 3 * SEC).streams[0];
+        assert_ne!(st.cause, Cause::TopicMissing);
+        assert_eq!(st.missing_topics, ["orders-us"]);
+        m.set_topic_missing(0, 0, true);
+        let st = &m.tick(T0 + 4 * SEC).streams[0];
+        assert_eq!(
+            (st.cause, st.missing_phrase()),
+            (Cause::TopicMissing, "none of its topics exists (orders-eu, orders-us)".into())
+        );
+    }
+
+    #[test]
+    fn a_pattern_stream_reads_the_topics_found_and_is_missing_while_none_matches() {
+        let pattern = StreamSpec { topics: Vec::new(), topic_pattern: Some("^orders-".into()), ..spec("orders") };
+        let mut m = monitor(vec![pattern], vec![]);
+        assert_eq!(m.tick(T0).streams[0].cause, Cause::NoData, "not listed yet: nothing is known");
+        m.set_unmatched(0, true);
+        let st = &m.tick(T0 + SEC).streams[0];
+        assert_eq!((st.cause, st.missing_phrase()), (Cause::TopicMissing, "no topic matches \"^orders-\"".into()));
+        assert_eq!(m.add_topic(0, "orders-eu"), Some(0));
+        assert_eq!(m.add_topic(0, "orders-eu"), Some(0), "the same topic once");
+        m.set_unmatched(0, false);
+        // partition 0 of the next topic found takes the next free slot
+        m.assign_partition(0, 0, 0, StartPosition::At(0), T0);
+        assert_eq!(m.add_topic(0, "orders-us"), Some(1));
+        assert_eq!(m.assign_partition(0, 1, 0, StartPosition::At(0), T0), Some(1));
+        assert_eq!(m.assign_partition(0, 0, 1, StartPosition::At(0), T0), Some(2), "slot 1 is taken");
+        let st = &m.tick(T0 + 2 * SEC).streams[0];
+        assert_eq!(st.cause, Cause::NoData);
+        let labels: Vec<(&str, i32)> = st.partitions.iter().map(|p| (&*p.topic, p.partition)).collect();
+        assert_eq!(labels, [("orders-eu", 0), ("orders-us", 0), ("orders-eu", 1)]);
     }
 
     #[test]
@@ -1426,10 +1581,10 @@ pub(crate) mod tests {
             let mut s = spec("orders");
             if with_field {
                 let pointer = JsonPointer::parse("/source/snapshot").unwrap();
-                s.segments.push(crate::segment::SegmentSpec { name: SNAPSHOT_SEGMENT.into(), pointer });
+                s.segments.push(crate::segment::SegmentSpec { name: crate::segment::SNAPSHOT_SEGMENT.into(), pointer });
             }
             let mut m = monitor(vec![s], vec![]);
-            m.assign(0, 0, StartPosition::At(0), T0);
+            m.assign_partition(0, 0, 0, StartPosition::At(0), T0);
             m.log_end(0, 0, 0, T0);
             m.position(0, 0, 0);
             let send = |m: &mut Monitor, offset: i64, ts: Millis, snapshot: &str, now: Millis| {

@@ -652,7 +652,8 @@ mod tests {
     fn avro_monitor() -> Monitor {
         let spec = StreamSpec {
             name: "orders".into(),
-            topic: "orders".into(),
+            topics: vec!["orders".into()],
+            topic_pattern: None,
             value_format: ValueFormat::Avro,
             message: None,
             extractor: Extractor::new(
@@ -677,7 +678,7 @@ mod tests {
         );
         m.set_kafka_status(KafkaStatus::Up, None);
         for p in 0..2 {
-            m.assign(0, p, StartPosition::At(0), T0);
+            m.assign_partition(0, 0, p, StartPosition::At(0), T0);
             m.log_end(0, p, 0, T0);
             m.position(0, p, 0);
         }
@@ -836,7 +837,7 @@ message Order {
             vec![],
         );
         m.set_kafka_status(KafkaStatus::Up, None);
-        m.assign(0, 0, StartPosition::At(0), T0);
+        m.assign_partition(0, 0, 0, StartPosition::At(0), T0);
         let record = proto_order(21, T0 - 1500, 1);
         assert_eq!(m.record(0, 0, 0, Some(&record), None, T0), RecordOutcome::Wait(21));
         let fetch = SchemaFetch::Found(RegisteredSchema {

@@ -1,6 +1,8 @@
 //! What the monitor tells: everything it knows at one tick, immutable, as the alert
 //! evaluator, `/metrics`, `/api/v1/status` and the status page read it.
 
+use std::sync::Arc;
+
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
@@ -44,6 +46,9 @@ pub struct Snapshot {
     /// `[discovery]` of consumer groups, when on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub discovery: Option<crate::discovery::DiscoverySnapshot>,
+    /// `[discovery] topics`, when on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic_discovery: Option<crate::topic_discovery::TopicDiscoverySnapshot>,
 }
 
 /// Whether the schema registry answers, as the last request for a schema found.
@@ -60,7 +65,18 @@ pub struct RegistrySnapshot {
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamSnapshot {
     pub name: String,
+    /// Its topic; for a stream over several, the topics as configured (`orders-eu,
+    /// orders-us`) or the pattern.
     pub topic: String,
+    /// `[discovery] topics` found it: a stream of its own topic, not configured.
+    pub discovered: bool,
+    /// Every topic the stream reads (the configured ones, and those its pattern found),
+    /// each with its counts.
+    pub topics: Vec<TopicSnapshot>,
+    /// Of a stream over several topics, those the cluster says do not exist (the stream
+    /// is `topic_missing` only when none is left).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_topics: Vec<String>,
     pub cause: Cause,
     /// The right the authorizer denies pipewatch for this stream, e.g. `Read on topic
     /// orders` (the first, in the order group, Describe, Read).
@@ -132,9 +148,24 @@ pub struct StreamSnapshot {
     pub partitions: Vec<PartitionSnapshot>,
 }
 
+/// One topic of a stream: what its partitions counted, revoked ones included.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopicSnapshot {
+    pub name: Arc<str>,
+    pub missing: bool,
+    pub records: u64,
+    pub bytes: u64,
+    pub invalid: InvalidCounts,
+    pub gaps: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PartitionSnapshot {
+    pub topic: Arc<str>,
     pub partition: i32,
+    /// Its slot in the stream ([`crate::Monitor::slot`]).
+    #[serde(skip)]
+    pub slot: crate::spec::PartitionSlot,
     pub watermark_ms: Option<Millis>,
     pub last_record_ms: Option<Millis>,
     pub log_end_offset: Option<i64>,
@@ -169,6 +200,16 @@ pub struct PairSnapshot {
 }
 
 impl StreamSnapshot {
+    /// What `topic_missing` means for this stream: `topic "orders" does not exist`, `none
+    /// of its topics exists (orders-eu, orders-us)`, `no topic matches "^orders-"`.
+    pub fn missing_phrase(&self) -> String {
+        match self.topics.len() {
+            0 => format!("no topic matches {:?}", self.topic),
+            1 => format!("topic {:?} does not exist", self.topic),
+            _ => format!("none of its topics exists ({})", self.topic),
+        }
+    }
+
     /// What the cause names besides its explanation: the right denied, the silent
     /// segment values, the side and band of a volume anomaly.
     pub fn cause_detail(&self) -> Option<String> {
@@ -283,6 +324,7 @@ pub struct ConsumerStreamSnapshot {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ConsumerPartitionSnapshot {
+    pub topic: Arc<str>,
     pub partition: i32,
     /// The next offset the group will read, as it committed it; absent: none committed.
     pub committed_offset: Option<i64>,

@@ -7,11 +7,20 @@ use crate::schema::ValueFormat;
 use crate::segment::SegmentSpec;
 use crate::time::Millis;
 
+/// A partition's place in its stream: the stream's partitions over all its topics are
+/// numbered by the monitor ([`crate::Monitor::slot`]); for a stream of one topic a
+/// partition's slot is its number.
+pub type PartitionSlot = i32;
+
 /// One stream as configured.
 #[derive(Debug, Clone)]
 pub struct StreamSpec {
     pub name: String,
-    pub topic: String,
+    /// Its topics by name (`topic`, or `topics`); empty when a pattern chooses them.
+    pub topics: Vec<String>,
+    /// `topic_pattern`: the regular expression the source matches the cluster's topics
+    /// against (the monitor is told the topics it finds, [`crate::Monitor::add_topic`]).
+    pub topic_pattern: Option<String>,
     /// How record values are encoded (JSON, or Avro through the schema registry).
     pub value_format: ValueFormat,
     /// Protobuf: the message the records are (`shop.Order`), where the schema holds
@@ -35,6 +44,15 @@ pub struct StreamSpec {
 }
 
 impl StreamSpec {
+    /// The stream's topics as configured, for people: `orders`, `orders-eu, orders-us`,
+    /// or the pattern.
+    pub fn topic_label(&self) -> String {
+        match &self.topic_pattern {
+            Some(pattern) => pattern.clone(),
+            None => self.topics.join(", "),
+        }
+    }
+
     /// Whether the stream has segments of its own (the `snapshot_field`, read as a
     /// segment, is none: it is never shown or judged).
     pub fn has_segments(&self) -> bool {
@@ -73,7 +91,8 @@ pub enum StartPosition {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Committed {
     pub stream: usize,
-    pub partition: i32,
+    /// The partition's slot in its stream ([`crate::Monitor::slot`]).
+    pub slot: PartitionSlot,
     pub offset: Option<i64>,
 }
 

@@ -10,15 +10,18 @@ use crate::connect::{self, ConnectSnapshot};
 use crate::diagnosis::{diagnose, StreamFacts};
 use crate::extract::InvalidReason;
 use crate::histogram::Histogram;
+use crate::histogram::{GAP_DURATION_BUCKETS, RECORD_DELAY_BUCKETS};
 use crate::json::PointerSet;
 use crate::offset_hint::{hint, zone_offset, Spread};
 use crate::offset_index::OffsetIndex;
 use crate::schema::StreamSchemas;
+use crate::segment::SNAPSHOT_SEGMENT;
 use crate::segment::{SegmentSnapshot, SegmentState};
 use crate::snapshot::{
     BaselineState, BaselineStatus, Direction, InvalidCounts, KafkaStatus, PartitionSnapshot, StreamSnapshot,
+    TopicSnapshot,
 };
-use crate::spec::{MonitorSettings, Right, StreamSpec};
+use crate::spec::{MonitorSettings, PartitionSlot, Right, StreamSpec};
 use crate::time::Millis;
 use crate::watermark::LowWatermark;
 
@@ -28,6 +31,8 @@ pub const BACKLOG_TOLERANCE_SECONDS: f64 = 10.0;
 
 #[derive(Debug, Clone)]
 pub(crate) struct PartitionTracker {
+    /// Its topic, as an index into the stream's topics, and its number in that topic.
+    pub(crate) topic: usize,
     pub(crate) partition: i32,
     /// Max valid event time seen; never goes backwards.
     pub(crate) watermark: Option<Millis>,
@@ -65,8 +70,9 @@ pub(crate) struct PartitionTracker {
 }
 
 impl PartitionTracker {
-    pub(crate) fn new(partition: i32, now: Millis, indexed: bool) -> Self {
+    pub(crate) fn new(topic: usize, partition: i32, now: Millis, indexed: bool) -> Self {
         Self {
+            topic,
             partition,
             watermark: None,
             last_record: None,
@@ -134,6 +140,26 @@ impl History {
     }
 }
 
+/// One topic of a stream: its name, whether the cluster says it exists, its partitions'
+/// slots, and the counts of its partitions revoked from this process.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamTopic {
+    pub(crate) name: std::sync::Arc<str>,
+    pub(crate) missing: bool,
+    /// By partition number: the partition's slot, [`NO_SLOT`] where none is given yet.
+    pub(crate) slots: Vec<PartitionSlot>,
+    pub(crate) revoked: Counts,
+}
+
+/// No slot given to a partition yet.
+pub(crate) const NO_SLOT: PartitionSlot = -1;
+
+impl StreamTopic {
+    pub(crate) fn new(name: &str) -> Self {
+        Self { name: name.into(), missing: false, slots: Vec::new(), revoked: Counts::default() }
+    }
+}
+
 /// What a stream's partitions have counted: kept for the stream when a partition is
 /// revoked, so the stream's totals never go back.
 #[derive(Debug, Clone, Copy, Default)]
@@ -146,10 +172,14 @@ pub(crate) struct Counts {
 
 impl Counts {
     pub(crate) fn add(&mut self, p: &PartitionTracker) {
-        self.records += p.records;
-        self.bytes += p.bytes;
-        self.gaps += p.gaps;
-        for (total, n) in self.invalid.iter_mut().zip(p.invalid) {
+        self.merge(&Counts { records: p.records, bytes: p.bytes, invalid: p.invalid, gaps: p.gaps });
+    }
+
+    pub(crate) fn merge(&mut self, other: &Counts) {
+        self.records += other.records;
+        self.bytes += other.bytes;
+        self.gaps += other.gaps;
+        for (total, n) in self.invalid.iter_mut().zip(other.invalid) {
             *total += n;
         }
     }
@@ -211,7 +241,16 @@ pub(crate) struct WindowSample {
 #[derive(Debug, Clone)]
 pub(crate) struct StreamState {
     pub(crate) spec: StreamSpec,
-    /// Indexed by partition number; `None` where not assigned to this process.
+    /// Its topics: the configured ones, then those a `topic_pattern` found, in the order
+    /// found (none leaves: a topic deleted is `missing`).
+    pub(crate) topics: Vec<StreamTopic>,
+    /// By slot ([`crate::Monitor::slot`]): `(topic, partition)`.
+    pub(crate) slot_owners: Vec<(usize, i32)>,
+    /// A `topic_pattern` was matched against the cluster's topics and found none.
+    pub(crate) unmatched: bool,
+    /// `[discovery] topics` found its topic: a stream of its own, not configured.
+    pub(crate) discovered: bool,
+    /// Indexed by slot; `None` where not assigned to this process.
     pub(crate) partitions: Vec<Option<PartitionTracker>>,
     pub(crate) record_delay: Histogram,
     pub(crate) gap_duration: Histogram,
@@ -226,12 +265,8 @@ pub(crate) struct StreamState {
     /// Set when the partitions whose log end is known change; the window restarts.
     pub(crate) window_stale: bool,
     pub(crate) last_watermark: Option<Millis>,
-    /// The cluster answered that the topic does not exist.
-    pub(crate) topic_missing: bool,
     /// A consumer reads the stream: its partitions keep an offset index.
     pub(crate) indexed: bool,
-    /// The counts of partitions revoked from this process.
-    pub(crate) revoked: Counts,
     /// What the authorizer denies, by [`Right`]: the resource, e.g. `Read on topic orders`.
     pub(crate) denied: [Option<String>; Right::COUNT],
     /// The stream's records read when Read on its topic was denied: one more proves it
@@ -253,6 +288,79 @@ pub(crate) struct StreamState {
     pub(crate) schemas: Option<StreamSchemas>,
 }
 
+impl StreamState {
+    /// A stream as configured (or discovered), nothing assigned or read yet.
+    pub(crate) fn new(spec: StreamSpec) -> Self {
+        StreamState {
+            topics: spec.topics.iter().map(|t| StreamTopic::new(t)).collect(),
+            slot_owners: Vec::new(),
+            unmatched: false,
+            discovered: false,
+            partitions: Vec::new(),
+            record_delay: Histogram::new(RECORD_DELAY_BUCKETS),
+            gap_duration: Histogram::new(GAP_DURATION_BUCKETS),
+            window: VecDeque::new(),
+            recent_delays: RecentDelays::new(),
+            recent_leads: RecentDelays::with_capacity(RECENT_LEADS),
+            zone_spread: None,
+            window_stale: true,
+            last_watermark: None,
+            indexed: false,
+            denied: Default::default(),
+            records_when_read_denied: 0,
+            hourly: HourlyRates::default(),
+            hourly_stale: true,
+            segments: spec.segments.iter().map(|g| SegmentState::new(g.clone(), spec.max_segment_values)).collect(),
+            snapshot_segment: spec.segments.iter().position(|g| g.name == SNAPSHOT_SEGMENT),
+            fields: PointerSet::new(if spec.segments.is_empty() {
+                Vec::new()
+            } else {
+                spec.extractor.pointer().into_iter().chain(spec.segments.iter().map(|g| &g.pointer)).cloned().collect()
+            }),
+            schemas: (spec.value_format.uses_registry()
+                && (spec.extractor.pointer().is_some() || !spec.segments.is_empty()))
+            .then(StreamSchemas::default),
+            spec,
+        }
+    }
+
+    /// `topic_missing`: the cluster has none of the stream's topics (or its pattern
+    /// matches none).
+    pub(crate) fn topic_missing(&self) -> bool {
+        self.unmatched || (!self.topics.is_empty() && self.topics.iter().all(|t| t.missing))
+    }
+
+    /// The slot of partition `partition` of topic `topic` (an index into `topics`),
+    /// given now if it has none: the partition's number when that slot is free (so a
+    /// stream of one topic numbers its slots as its partitions), else the next past the
+    /// last. Slots are never taken back.
+    pub(crate) fn slot(&mut self, topic: usize, partition: i32) -> Option<PartitionSlot> {
+        let p = usize::try_from(partition).ok()?;
+        let t = self.topics.get_mut(topic)?;
+        if let Some(&slot) = t.slots.get(p).filter(|s| **s != NO_SLOT) {
+            return Some(slot);
+        }
+        let free = |slot: usize| self.slot_owners.get(slot).is_none_or(|o| o.1 < 0);
+        let slot = if free(p) { p } else { self.slot_owners.len() };
+        if self.slot_owners.len() <= slot {
+            self.slot_owners.resize(slot + 1, (0, -1));
+        }
+        self.slot_owners[slot] = (topic, partition);
+        if t.slots.len() <= p {
+            t.slots.resize(p + 1, NO_SLOT);
+        }
+        t.slots[p] = slot as PartitionSlot;
+        Some(slot as PartitionSlot)
+    }
+
+    /// The slot of a partition, if it has one.
+    #[inline]
+    pub(crate) fn slot_of(&self, topic: usize, partition: i32) -> Option<PartitionSlot> {
+        let t = self.topics.get(topic)?;
+        t.slots.get(usize::try_from(partition).ok()?).copied().filter(|s| *s != NO_SLOT)
+    }
+}
+
 /// What one pass over a stream's assigned partitions finds at `now` (gaps opening as
 /// their silence crosses `max_silence`): their snapshots and the stream's sums.
 struct PartitionPass {
@@ -269,8 +377,9 @@ struct PartitionPass {
     backlog_sum: i64,
     /// The shortest silence of a partition.
     silence: Option<Millis>,
-    /// The stream's counts, the revoked partitions' included.
+    /// The stream's counts, the revoked partitions' included; and each topic's.
     totals: Counts,
+    by_topic: Vec<Counts>,
     active: usize,
 }
 
@@ -282,9 +391,10 @@ fn partition_pass(s: &mut StreamState, settings: &MonitorSettings, now: Millis) 
     let mut in_snapshot = false;
     let (mut log_end_sum, mut backlog_sum) = (0i64, 0i64);
     let mut stream_silence: Option<Millis> = None;
-    let mut totals = s.revoked;
+    let mut by_topic: Vec<Counts> = s.topics.iter().map(|t| t.revoked).collect();
     let mut active_partitions = 0;
-    for p in s.partitions.iter_mut().flatten() {
+    for (slot, p) in s.partitions.iter_mut().enumerate() {
+        let Some(p) = p else { continue };
         let active = p.last_record.is_some_and(|t| now - t <= settings.idle_partition_timeout_ms);
         active_partitions += usize::from(active);
         watermark_rule.add(p.watermark, active);
@@ -318,9 +428,13 @@ fn partition_pass(s: &mut StreamState, settings: &MonitorSettings, now: Millis) 
             (Some(end), Some(pos)) => Some(end.max(pos)),
             (end, _) => end,
         };
-        totals.add(p);
+        if let Some(counts) = by_topic.get_mut(p.topic) {
+            counts.add(p);
+        }
         partitions.push(PartitionSnapshot {
+            topic: s.topics[p.topic].name.clone(),
             partition: p.partition,
+            slot: slot as PartitionSlot,
             watermark_ms: p.watermark,
             last_record_ms: p.last_record,
             log_end_offset: log_end,
@@ -336,7 +450,12 @@ fn partition_pass(s: &mut StreamState, settings: &MonitorSettings, now: Millis) 
             gap_open_since_ms: p.gap_since,
         });
     }
+    let mut totals = Counts::default();
+    for counts in &by_topic {
+        totals.merge(counts);
+    }
     PartitionPass {
+        by_topic,
         partitions,
         watermark: watermark_rule,
         flowing,
@@ -446,13 +565,14 @@ pub(crate) fn stream_snapshot(
         let ids: Vec<String> = waiting_for.iter().map(u32::to_string).collect();
         format!("records wait for schema {}: {why}", ids.join(", "))
     });
-    let topic = &s.spec.topic;
-    let connector = connect::producer_issue(connect, topic);
+    let names: Vec<&str> = s.topics.iter().map(|t| &*t.name).collect();
+    let writes = |c: &connect::ConnectorStatus| names.iter().any(|t| c.writes(t));
+    let connector = connect::producer_issue(connect, writes);
     let cause = diagnose(&StreamFacts {
         kafka_down: kafka == KafkaStatus::Down,
         access_denied: access_denied.is_some(),
         registry_unreachable: schema_registry.is_some(),
-        topic_missing: s.topic_missing,
+        topic_missing: s.topic_missing(),
         connector: connector.as_ref().map(|i| i.fault),
         has_watermark: watermark.is_some(),
         flowing: pass.flowing,
@@ -472,12 +592,27 @@ pub(crate) fn stream_snapshot(
 
     StreamSnapshot {
         name: s.spec.name.clone(),
-        topic: s.spec.topic.clone(),
+        topic: s.spec.topic_label(),
+        discovered: s.discovered,
+        topics: s
+            .topics
+            .iter()
+            .zip(&pass.by_topic)
+            .map(|(t, c)| TopicSnapshot {
+                name: t.name.clone(),
+                missing: t.missing,
+                records: c.records,
+                bytes: c.bytes,
+                invalid: InvalidCounts(c.invalid),
+                gaps: c.gaps,
+            })
+            .collect(),
+        missing_topics: s.topics.iter().filter(|t| t.missing).map(|t| t.name.to_string()).collect(),
         cause,
         access_denied,
         schema_registry,
-        connectors: connect::connectors_of(connect, topic, false),
-        connector_unknown: connect::unknown(connect, |c| c.writes(topic)),
+        connectors: connect::connectors_of(connect, |c| names.iter().any(|t| c.writes(t))),
+        connector_unknown: connect::unknown(connect, writes),
         connector,
         waiting_for_schemas: waiting_for,
         schemas: s.schemas.as_ref().map(StreamSchemas::in_use).unwrap_or_default(),

@@ -62,7 +62,8 @@ const NOW: i64 = 1_795_375_975_000;
 fn stream(name: &str, pointer: &str, format: TimeFormat) -> StreamSpec {
     StreamSpec {
         name: name.into(),
-        topic: name.into(),
+        topics: vec![name.into()],
+        topic_pattern: None,
         value_format: pipewatch_core::ValueFormat::Json,
         message: None,
         extractor: Extractor::new(
@@ -107,7 +108,7 @@ fn recording_a_record_does_not_allocate() {
     monitor.watch_consumer(analytics, NOW);
     for s in 0..2 {
         for p in 0..4 {
-            monitor.assign(s, p, StartPosition::At(0), NOW);
+            monitor.assign_partition(s, 0, p, StartPosition::At(0), NOW);
             monitor.log_end(s, p, 0, NOW);
         }
     }
@@ -170,7 +171,7 @@ fn recording_a_record_does_not_allocate() {
     // "none": the records without a channel that are JSON; past the cap of 3, other
     assert_eq!(counted, [("none", 8005), ("app", 1601), ("web", 1601), ("other", 3202)]);
     assert_eq!(channel.overflow, 3202);
-    monitor.committed_offsets(0, &[pipewatch_core::Committed { stream: 0, partition: 0, offset: Some(1500) }], NOW);
+    monitor.committed_offsets(0, &[pipewatch_core::Committed { stream: 0, slot: 0, offset: Some(1500) }], NOW);
     let after_commit = monitor.tick(NOW);
     let consumer = &after_commit.consumers[0];
     assert!(consumer.streams[0].partitions[0].lag_seconds.is_some(), "the index knows offset 1500: {consumer:?}");
@@ -202,7 +203,7 @@ fn reading_a_local_time_in_its_zone_does_not_allocate() {
         vec![local],
         vec![],
     );
-    monitor.assign(0, 0, StartPosition::At(0), NOW);
+    monitor.assign_partition(0, 0, 0, StartPosition::At(0), NOW);
     // Shanghai's wall clock a second before NOW, with and without a fraction, an offset
     // (which wins), and a time that is no time at all
     let records: [&[u8]; 4] = [
@@ -274,7 +275,7 @@ fn registry_monitor(format: pipewatch_core::ValueFormat, schema: (&str, &str), f
         vec![spec],
         vec![],
     );
-    monitor.assign(0, 0, StartPosition::At(0), NOW);
+    monitor.assign_partition(0, 0, 0, StartPosition::At(0), NOW);
     assert_eq!(monitor.record(0, 0, 0, Some(first), None, NOW), RecordOutcome::Wait(7));
     let (kind, text) = schema;
     let fetch = SchemaFetch::Found(RegisteredSchema {

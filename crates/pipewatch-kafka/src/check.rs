@@ -70,3 +70,18 @@ pub fn check_topics(
         })
         .collect()
 }
+
+/// The cluster's topics, sorted, internal ones (`__` first) left out: what a
+/// `topic_pattern` is matched against.
+pub fn cluster_topics(config: &SourceConfig, timeout: Duration) -> Result<Vec<String>, KafkaError> {
+    let client: BaseConsumer = client_config(config, false).create()?;
+    let md = client.fetch_metadata(None, timeout)?;
+    let mut names: Vec<String> = md
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none() && !t.name().starts_with("__"))
+        .map(|t| t.name().to_string())
+        .collect();
+    names.sort();
+    Ok(names)
+}

@@ -91,7 +91,7 @@ pub(crate) fn learn_histories(
                 request.partitions.iter().map(|&p| (p, None)).collect()
             }
         };
-        if learned.send(Learned { stream: request.stream, partitions }).is_err() {
+        if learned.send(Learned { topic: request.topic.clone(), partitions }).is_err() {
             return;
         }
     }

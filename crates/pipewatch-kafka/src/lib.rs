@@ -8,7 +8,7 @@
 //! Its files by concern, the leaves first: `client` (settings, the clock), `metrics`,
 //! `messages` (what the threads send each other), `rebalance` (the consumer's
 //! callbacks), `records` (batch reads), `waiting` (records held for their schema),
-//! `reader` (the consumer thread), `poller` (the
+//! `topics` (which stream reads which topic), `reader` (the consumer thread), `poller` (the
 //! log-end poller thread), `history` (the learner thread), `check` (`check-config
 //! --connect`), `source` (starts and joins the threads).
 
@@ -29,10 +29,11 @@ mod records;
 pub mod source;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod topics;
 mod waiting;
 
-pub use check::{check_group, check_topics, GroupCheck, TopicCheck};
+pub use check::{check_group, check_topics, cluster_topics, GroupCheck, TopicCheck};
 pub use client::{now_ms, validate_properties, SourceConfig, Start, FETCH_DEFAULTS};
-pub use messages::{GroupDiscovery, Links, SchemaLink};
+pub use messages::{GroupDiscovery, Links, NameMatch, SchemaLink, TopicPatterns};
 pub use metrics::{ErrorKind, SourceMetrics};
 pub use source::{Source, SourceError};

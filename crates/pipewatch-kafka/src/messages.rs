@@ -24,7 +24,22 @@ pub struct Links {
     pub connect: Option<std::sync::mpsc::Receiver<Vec<ConnectSnapshot>>>,
     /// `[discovery]` of consumer groups: the poller lists them.
     pub discovery: Option<GroupDiscovery>,
+    /// The streams chosen by `topic_pattern`: the poller lists the cluster's topics.
+    pub topic_patterns: Option<TopicPatterns>,
 }
+
+/// How the poller finds the topics of the streams chosen by `topic_pattern`: every
+/// `every` it lists the cluster's topics (metadata of all topics) and gives each topic no
+/// stream reads yet to the first of these streams whose pattern `matches` it (internal
+/// topics, `__` first, never).
+pub struct TopicPatterns {
+    pub every: std::time::Duration,
+    /// `(stream, matches)`, in the streams' order.
+    pub streams: Vec<(usize, NameMatch)>,
+}
+
+/// Whether a name (of a group, of a topic) is one to watch.
+pub type NameMatch = Box<dyn Fn(&str) -> bool + Send>;
 
 /// How the poller discovers consumer groups: every `every` it lists the cluster's groups
 /// (ListGroups) and reads the committed topics of each whose name `matches`; each
@@ -33,7 +48,7 @@ pub struct Links {
 pub struct GroupDiscovery {
     pub every: std::time::Duration,
     pub poll: std::time::Duration,
-    pub matches: Box<dyn Fn(&str) -> bool + Send>,
+    pub matches: NameMatch,
 }
 
 /// A watched group the poller reads from now on, at the monitor's consumer index: a new
@@ -62,6 +77,10 @@ pub(crate) struct LogEndPoll {
     pub(crate) fetched: Vec<(FetchRequest, FetchOutcome)>,
     /// The groups listed at this tick (every `[discovery].every`).
     pub(crate) groups: Option<GroupListing>,
+    /// The cluster's topics listed at this tick (every `kafka.metadata_refresh`, with a
+    /// `topic_pattern`): per pattern stream, the topics it reads now, those found at
+    /// this listing last.
+    pub(crate) topics: Option<Vec<(usize, Vec<String>)>>,
 }
 
 /// What a record fetch found: `(offset, payload, Kafka timestamp)` from the record before
@@ -96,6 +115,6 @@ pub(crate) struct HistoryRequest {
 
 /// What was learnt: per partition its history, `None` where it could not be read.
 pub(crate) struct Learned {
-    pub stream: usize,
+    pub topic: String,
     pub partitions: Vec<(i32, Option<PartitionHistory>)>,
 }

@@ -20,7 +20,7 @@ use crate::client::now_ms;
 use crate::groups::{self, CommittedOffsets, GroupQuery};
 use pipewatch_core::spec::ConsumerError;
 
-use crate::messages::{FetchOutcome, GroupDiscovery, LogEndPoll, LogEnds, WatchedGroup};
+use crate::messages::{FetchOutcome, GroupDiscovery, LogEndPoll, LogEnds, TopicPatterns, WatchedGroup};
 use crate::metrics::{ErrorKind, SourceMetrics};
 
 /// Records fetched per tick at most, so that a burst of far-behind groups cannot delay
@@ -31,7 +31,10 @@ pub(crate) const FETCHES_PER_TICK: usize = 4;
 /// watched groups' offsets, record fetches.
 pub(crate) struct Poller {
     pub(crate) client: BaseConsumer,
+    /// Every watched topic: the configured ones, and those the patterns found.
     pub(crate) topics: Vec<String>,
+    /// The streams chosen by `topic_pattern`, whose topics are listed every `every`.
+    pub(crate) patterns: Option<TopicPatterns>,
     pub(crate) groups: Vec<WatchedGroup>,
     /// Reads single records by offset (no group); present when consumers are watched.
     pub(crate) fetcher: Option<BaseConsumer>,
@@ -55,8 +58,11 @@ pub(crate) fn poll_log_ends(
     shutdown: Arc<AtomicBool>,
     tx: Sender<LogEndPoll>,
 ) {
-    let Poller { client, topics, mut groups, fetcher, requests, uncached, added, discovery } = poller;
+    let Poller { client, mut topics, patterns, mut groups, fetcher, requests, uncached, added, discovery } = poller;
     let mut listed_at: Option<std::time::Instant> = None;
+    let mut topics_listed_at: Option<std::time::Instant> = None;
+    // per pattern stream, the topics it reads
+    let mut matched: Vec<Vec<String>> = patterns.iter().flat_map(|p| p.streams.iter().map(|_| Vec::new())).collect();
     let mut wanted: Vec<FetchRequest> = Vec::new();
     let mut uncached_now: Vec<(String, i32)> = Vec::new();
     let timeout = tick.max(Duration::from_secs(2)) * 3;
@@ -73,6 +79,24 @@ pub(crate) fn poll_log_ends(
         while let Ok(latest) = uncached.try_recv() {
             uncached_now = latest;
         }
+        let due = |at: Option<std::time::Instant>, every: Duration| at.is_none_or(|t| t.elapsed() >= every);
+        let found_topics = match &patterns {
+            Some(p) if due(topics_listed_at, p.every) => {
+                match list_topics(&client, p, &mut topics, &mut matched, timeout) {
+                    Ok(found) => {
+                        topics_listed_at = Some(started);
+                        Some(found)
+                    }
+                    Err(e) => {
+                        // the poll below tells whether the cluster answers; tried again next tick
+                        metrics.error(ErrorKind::Metadata);
+                        debug!(error = %e, "failed to list the cluster's topics for the topic patterns");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         let result = poll_once(&client, &topics, &uncached_now, timeout);
         let at = now_ms();
         let mut error = None;
@@ -116,7 +140,6 @@ pub(crate) fn poll_log_ends(
                 None => groups.push(g),
             }
         }
-        let due = |at: Option<std::time::Instant>, every: Duration| at.is_none_or(|t| t.elapsed() >= every);
         let listing = match (&discovery, &log_ends) {
             (Some((d, own)), Some(_)) if due(listed_at, d.every) => {
                 listed_at = Some(started);
@@ -148,7 +171,8 @@ pub(crate) fn poll_log_ends(
                 fetched.push((request, outcome));
             }
         }
-        if tx.send(LogEndPoll { at, log_ends, error, committed, fetched, groups: listing }).is_err() {
+        let poll = LogEndPoll { at, log_ends, error, committed, fetched, groups: listing, topics: found_topics };
+        if tx.send(poll).is_err() {
             return;
         }
         let elapsed = started.elapsed();
@@ -330,6 +354,31 @@ pub(crate) fn fetch_records(fetcher: &BaseConsumer, request: &FetchRequest, time
     };
     let _ = fetcher.unassign();
     outcome
+}
+
+/// Lists the cluster's topics (metadata of all topics) and gives each that no stream
+/// reads yet to the first pattern stream that matches it (internal topics, `__` first,
+/// never): per pattern stream, every topic it reads now.
+fn list_topics(
+    client: &BaseConsumer,
+    patterns: &TopicPatterns,
+    topics: &mut Vec<String>,
+    matched: &mut [Vec<String>],
+    timeout: Duration,
+) -> Result<Vec<(usize, Vec<String>)>, KafkaError> {
+    let md = client.fetch_metadata(None, timeout)?;
+    let mut names: Vec<&str> = md.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name()).collect();
+    names.sort_unstable();
+    for name in names.into_iter().filter(|n| !n.starts_with("__")) {
+        if topics.iter().any(|t| t == name) {
+            continue;
+        }
+        if let Some(k) = patterns.streams.iter().position(|(_, matches)| matches(name)) {
+            matched[k].push(name.to_string());
+            topics.push(name.to_string());
+        }
+    }
+    Ok(patterns.streams.iter().zip(matched.iter()).map(|((stream, _), names)| (*stream, names.clone())).collect())
 }
 
 /// What the cluster's metadata says of a topic.

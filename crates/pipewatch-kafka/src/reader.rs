@@ -2,12 +2,12 @@
 //! allocation), applies the rebalances, the poller's findings and the learnt histories,
 //! and hands a snapshot to the tick stage every tick.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
+use pipewatch_core::monitor::PartitionRef;
 use pipewatch_core::{
     Committed, ConnectSnapshot, FetchRequest, Fetched, FetchedRecord, KafkaStatus, Millis, Monitor, RecordOutcome,
     Right, Snapshot,
@@ -25,6 +25,7 @@ use crate::metrics::{ErrorKind, SourceMetrics};
 use crate::poller::FETCHES_PER_TICK;
 use crate::rebalance::{apply_assignment_changes, SourceContext};
 use crate::records::{cached_high_watermark, Item, RecordQueue};
+use crate::topics::TopicTable;
 use crate::waiting::Waiting;
 
 /// The consumer thread's ends of the channels to and from the poller (and the history
@@ -50,9 +51,8 @@ pub(crate) struct Reader {
     /// The assigned partitions' records, read in batches (see `records`).
     pub(crate) records: RecordQueue,
     pub(crate) monitor: Monitor,
-    /// Each stream's topic, and as a C string for librdkafka.
-    pub(crate) topics: Vec<String>,
-    pub(crate) topic_names: Vec<std::ffi::CString>,
+    /// Which stream reads which topic.
+    pub(crate) topics: TopicTable,
     /// pipewatch's own group.
     pub(crate) group_id: String,
     pub(crate) metrics: SourceMetrics,
@@ -73,8 +73,6 @@ impl Reader {
     ) {
         let tick_ms = tick.as_millis().max(1) as Millis;
         let mut next_tick = now_ms();
-        let stream_of: HashMap<String, usize> =
-            self.monitor.streams().enumerate().map(|(i, s)| (s.topic.clone(), i)).collect();
         while !shutdown.load(Ordering::Relaxed) {
             // Rebalances and errors arrive on the consumer queue, and so do the records
             // of a partition fetched before it was routed to the record queue.
@@ -84,16 +82,17 @@ impl Reader {
             // may belong to a partition just assigned.
             let changed = &self.consumer.context().changed;
             if changed.load(Ordering::Relaxed) && changed.swap(false, Ordering::Acquire) {
-                apply_assignment_changes(&self.consumer, &mut self.monitor, &stream_of, now);
-                self.waiting.forget_revoked(&self.monitor, &self.consumer, &self.topics);
+                apply_assignment_changes(&self.consumer, &mut self.monitor, &self.topics, now);
+                self.waiting.forget_revoked(&self.monitor, &self.consumer);
             }
             let busy = match polled {
                 Some(Ok(msg)) => {
-                    if let Some(&stream) = stream_of.get(msg.topic()) {
+                    let (p, o) = (msg.partition(), msg.offset());
+                    let found = self.topics.get(msg.topic());
+                    if let Some((stream, slot)) = found.and_then(|(s, t)| Some((s, self.monitor.slot_of(s, t, p)?))) {
                         let ts = msg.timestamp().to_millis();
-                        let (p, o) = (msg.partition(), msg.offset());
-                        if let RecordOutcome::Wait(id) = self.monitor.record(stream, p, o, msg.payload(), ts, now) {
-                            self.waiting.hold(msg.topic(), stream, p, id, o, msg.payload(), ts, now);
+                        if let RecordOutcome::Wait(id) = self.monitor.record(stream, slot, o, msg.payload(), ts, now) {
+                            self.waiting.hold(msg.topic(), p, (stream, slot), id, o, msg.payload(), ts, now);
                         }
                     }
                     true
@@ -107,20 +106,21 @@ impl Reader {
             // Wait for records only when the consumer queue had nothing: a rebalance
             // waits at most 100 ms.
             let wait = if busy || now >= next_tick { Duration::ZERO } else { Duration::from_millis(100) };
-            self.read_records(&stream_of, wait);
-            self.waiting.apply_answers(&mut self.monitor, &self.consumer, &self.topics);
+            self.read_records(wait);
+            self.waiting.apply_answers(&mut self.monitor, &self.consumer);
             let now = now_ms();
             if now < next_tick {
                 continue;
             }
-            self.apply_polls(&link, &stream_of);
+            self.apply_polls(&link);
             self.apply_brokers_down(now, tick_ms);
             self.apply_group_denial();
             self.cached_log_ends(&link, now);
             if let Ok(positions) = self.consumer.position() {
                 for e in positions.elements() {
-                    if let (Offset::Offset(o), Some(&s)) = (e.offset(), stream_of.get(e.topic())) {
-                        self.monitor.position(s, e.partition(), o);
+                    let Some((s, t)) = self.topics.get(e.topic()) else { continue };
+                    if let (Offset::Offset(o), Some(slot)) = (e.offset(), self.monitor.slot_of(s, t, e.partition())) {
+                        self.monitor.position(s, slot, o);
                     }
                 }
             }
@@ -145,29 +145,27 @@ impl Reader {
 
     /// One batch from the record queue into the monitor. The per-record path: no lock, no
     /// allocation, one hash lookup per run of records of the same topic.
-    fn read_records(&mut self, stream_of: &HashMap<String, usize>, wait: Duration) {
+    fn read_records(&mut self, wait: Duration) {
         // The arrival time of a batch is when it arrived: read once, after the wait for it
         // (read before, a record was up to `wait` early and its delay that much short).
         let mut arrived = None;
         let Reader { records, monitor, metrics, errors_logged, waiting, consumer, topics, .. } = self;
-        let mut topic: (*const u8, usize, Option<usize>) = (std::ptr::null(), 0, None);
+        let mut topic: (*const u8, usize, Option<(usize, usize)>) = (std::ptr::null(), 0, None);
         records.read(wait, |item| match item {
             Item::Record(r) => {
                 if (r.topic.as_ptr(), r.topic.len()) != (topic.0, topic.1) {
-                    topic = (r.topic.as_ptr(), r.topic.len(), stream_of.get(r.topic).copied());
+                    topic = (r.topic.as_ptr(), r.topic.len(), topics.get(r.topic));
                 }
-                if let Some(stream) = topic.2 {
-                    let now = *arrived.get_or_insert_with(now_ms);
-                    if let RecordOutcome::Wait(id) =
-                        monitor.record(stream, r.partition, r.offset, r.payload, r.timestamp, now)
-                    {
-                        waiting.hold(r.topic, stream, r.partition, id, r.offset, r.payload, r.timestamp, now);
-                    }
+                let Some((stream, t)) = topic.2 else { return };
+                let Some(slot) = monitor.slot_of(stream, t, r.partition) else { return };
+                let now = *arrived.get_or_insert_with(now_ms);
+                if let RecordOutcome::Wait(id) = monitor.record(stream, slot, r.offset, r.payload, r.timestamp, now) {
+                    waiting.hold(r.topic, r.partition, (stream, slot), id, r.offset, r.payload, r.timestamp, now);
                 }
             }
             Item::Error(e, topic) => {
                 if e.rdkafka_error_code() == Some(RDKafkaErrorCode::TopicAuthorizationFailed) {
-                    if let Some((topic, &s)) = topic.and_then(|t| stream_of.get_key_value(t)) {
+                    if let Some((topic, (s, _))) = topic.and_then(|t| Some((t, topics.get(t)?))) {
                         monitor.set_access_denied(Some(s), Right::ReadTopic, Some(format!("Read on topic {topic}")));
                     }
                 }
@@ -175,7 +173,7 @@ impl Reader {
             }
         });
         if !waiting.is_empty() {
-            waiting.pause_if_over(consumer, topics);
+            waiting.pause_if_over(consumer);
         }
     }
 
@@ -213,11 +211,12 @@ impl Reader {
     /// The partitions it cannot tell yet go to the poller for a ListOffsets.
     fn cached_log_ends(&mut self, link: &PollerLink, now: Millis) {
         let mut uncached = Vec::new();
-        let assigned: Vec<(usize, i32)> = self.monitor.assigned().collect();
-        for (s, p) in assigned {
-            match cached_high_watermark(&self.consumer, &self.topic_names[s], p) {
-                Some(end) => self.monitor.log_end(s, p, end, now),
-                None => uncached.push((self.topics[s].clone(), p)),
+        let assigned: Vec<PartitionRef> = self.monitor.assigned().collect();
+        for a in assigned {
+            let Some(name) = self.topics.c_name(a.stream, a.topic) else { continue };
+            match cached_high_watermark(&self.consumer, name, a.partition) {
+                Some(end) => self.monitor.log_end(a.stream, a.slot, end, now),
+                None => uncached.push((name.to_string_lossy().into_owned(), a.partition)),
             }
         }
         let _ = link.uncached.send(uncached);
@@ -228,27 +227,34 @@ impl Reader {
     fn exchange_histories(&mut self, link: &PollerLink) {
         let Some(history) = &link.history else { return };
         while let Ok(learned) = history.learned.try_recv() {
+            let Some((stream, t)) = self.topics.get(&learned.topic) else { continue };
             for (p, h) in learned.partitions {
-                self.monitor.learned(learned.stream, p, h);
-            }
-        }
-        let mut wanted: Vec<HistoryRequest> = Vec::new();
-        for (stream, partition) in self.monitor.take_history_requests() {
-            match wanted.iter_mut().find(|r| r.stream == stream) {
-                Some(r) => r.partitions.push(partition),
-                None => {
-                    let Some(spec) = self.monitor.streams().nth(stream) else { continue };
-                    let Some(baseline) = spec.baseline else { continue };
-                    wanted.push(HistoryRequest {
-                        stream,
-                        name: spec.name.clone(),
-                        topic: spec.topic.clone(),
-                        partitions: vec![partition],
-                        history_ms: baseline.history_ms,
-                    });
+                if let Some(slot) = self.monitor.slot_of(stream, t, p) {
+                    self.monitor.learned(stream, slot, h);
                 }
             }
         }
+        // one request per topic of a stream
+        let mut wanted: Vec<(usize, HistoryRequest)> = Vec::new();
+        for a in self.monitor.take_history_requests() {
+            match wanted.iter_mut().find(|(t, r)| r.stream == a.stream && *t == a.topic) {
+                Some((_, r)) => r.partitions.push(a.partition),
+                None => {
+                    let Some(spec) = self.monitor.streams().nth(a.stream) else { continue };
+                    let Some(baseline) = spec.baseline else { continue };
+                    let Some(topic) = self.monitor.topics(a.stream).nth(a.topic) else { continue };
+                    let request = HistoryRequest {
+                        stream: a.stream,
+                        name: spec.name.clone(),
+                        topic: topic.to_string(),
+                        partitions: vec![a.partition],
+                        history_ms: baseline.history_ms,
+                    };
+                    wanted.push((a.topic, request));
+                }
+            }
+        }
+        let wanted = wanted.into_iter().map(|(_, r)| r);
         for r in wanted {
             let _ = history.requests.send(r);
         }
@@ -260,7 +266,7 @@ impl Reader {
     /// group's committed offsets from the next poll on.
     fn watch_sinks(&mut self, link: &PollerLink, now: Millis) {
         for spec in self.monitor.unwatched_sinks() {
-            let topics = spec.streams.iter().map(|&i| self.topics[i].clone()).collect();
+            let topics = self.topics.of_streams(&spec.streams);
             info!(consumer = %spec.name, group = %spec.group, "a Kafka Connect sink connector reads a watched stream: watched as a consumer");
             let (consumer, group) = (self.monitor.consumers().count(), spec.group.clone());
             self.monitor.watch_sink(spec, now);
@@ -268,11 +274,21 @@ impl Reader {
         }
     }
 
-    fn apply_polls(&mut self, link: &PollerLink, stream_of: &HashMap<String, usize>) {
-        let (consumer, topic_names) = (&self.consumer, &self.topic_names);
-        let monitor = &mut self.monitor;
+    fn apply_polls(&mut self, link: &PollerLink) {
+        let mut found_topics = false;
         while let Ok(poll) = link.polls.try_recv() {
+            let (consumer, topics, monitor) = (&self.consumer, &mut self.topics, &mut self.monitor);
             let context = consumer.context();
+            // the topics the patterns match first: this poll's log ends may be theirs
+            for (stream, names) in poll.topics.iter().flatten() {
+                for name in names {
+                    if topics.add(monitor, *stream, name) {
+                        info!(stream = %monitor.streams().nth(*stream).map_or("", |s| s.name.as_str()), topic = %name, "a topic matches the stream's topic_pattern: read from now on");
+                        found_topics = true;
+                    }
+                }
+                monitor.set_unmatched(*stream, names.is_empty());
+            }
             match poll.log_ends {
                 // a poll begun before librdkafka lost every broker says nothing of now
                 Some(_) if poll.at <= context.brokers_down_at.load(Ordering::Relaxed) => {}
@@ -280,17 +296,26 @@ impl Reader {
                     context.brokers_down_at.store(0, Ordering::Relaxed);
                     monitor.set_kafka_status(KafkaStatus::Up, None);
                     *context.auth_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
-                    for (topic, &s) in stream_of {
-                        monitor.set_topic_missing(s, ends.missing.contains(topic));
-                        let denied = ends.denied.contains(topic).then(|| format!("Describe on topic {topic}"));
-                        monitor.set_access_denied(Some(s), Right::DescribeTopic, denied);
+                    // Describe denied on a topic of the stream: the first one named
+                    let mut denied: Vec<Option<String>> = vec![None; monitor.streams().count()];
+                    for (topic, s, t) in topics.iter() {
+                        monitor.set_topic_missing(s, t, ends.missing.iter().any(|m| m == topic));
+                        if denied[s].is_none() && ends.denied.iter().any(|d| d == topic) {
+                            denied[s] = Some(format!("Describe on topic {topic}"));
+                        }
+                    }
+                    for (s, resource) in denied.into_iter().enumerate() {
+                        monitor.set_access_denied(Some(s), Right::DescribeTopic, resource);
                     }
                     for (topic, p, end) in ends.offsets {
                         // A ListOffsets answer is older than what a fetch may have told
                         // since: the cache wins (a log end never goes back by mistake).
-                        let Some(&s) = stream_of.get(&topic) else { continue };
-                        if cached_high_watermark(consumer, &topic_names[s], p).is_none() {
-                            monitor.log_end(s, p, end, poll.at);
+                        let Some((s, t)) = topics.get(&topic) else { continue };
+                        let (Some(slot), Some(name)) = (monitor.slot_of(s, t, p), topics.c_name(s, t)) else {
+                            continue;
+                        };
+                        if cached_high_watermark(consumer, name, p).is_none() {
+                            monitor.log_end(s, slot, end, poll.at);
                         }
                     }
                 }
@@ -308,7 +333,8 @@ impl Reader {
                         let offsets: Vec<Committed> = offsets
                             .into_iter()
                             .filter_map(|(topic, partition, offset)| {
-                                stream_of.get(&topic).map(|&stream| Committed { stream, partition, offset })
+                                let (stream, t) = topics.get(&topic)?;
+                                Some(Committed { stream, slot: monitor.slot(stream, t, partition)?, offset })
                             })
                             .collect();
                         monitor.committed_offsets(consumer, &offsets, poll.at);
@@ -339,13 +365,31 @@ impl Reader {
                 monitor.groups_listed(listing, poll.at);
             }
         }
+        if found_topics {
+            self.topics_found(link);
+        }
         self.send_group_changes(link);
+    }
+
+    /// A pattern matched new topics: the consumer subscribes to every watched topic (its
+    /// group rebalances, and the new partitions are assigned), and the poller reads the
+    /// watched groups' offsets on them too.
+    fn topics_found(&mut self, link: &PollerLink) {
+        let names = self.topics.names();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        if let Err(e) = self.consumer.subscribe(&refs) {
+            warn!(error = %e, topics = ?names, "could not subscribe to the topics the patterns match");
+        }
+        for (consumer, spec, discovered) in self.monitor.read_groups() {
+            let topics = self.topics.of_streams(&spec.streams);
+            let _ = link.groups.send(WatchedGroup { consumer, group: spec.group.clone(), topics, discovered });
+        }
     }
 
     /// The groups the monitor watches from now on (or no more), to the poller.
     fn send_group_changes(&mut self, link: &PollerLink) {
         for change in self.monitor.take_group_changes() {
-            let topics = change.streams.iter().map(|&i| self.topics[i].clone()).collect();
+            let topics = self.topics.of_streams(&change.streams);
             let forgotten = change.streams.is_empty();
             if forgotten {
                 info!(group = %change.group, "a discovered group's offsets have been gone for forget_after: forgotten");

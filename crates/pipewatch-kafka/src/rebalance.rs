@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 use crate::client::{now_ms, Start};
 use crate::metrics::{classify, ErrorKind, SourceMetrics};
 use crate::records::QueueHandle;
+use crate::topics::TopicTable;
 
 pub(crate) enum Assignment {
     Assigned(Vec<(String, i32, StartPosition)>),
@@ -55,7 +56,7 @@ impl SourceContext {
 pub(crate) fn apply_assignment_changes(
     consumer: &BaseConsumer<SourceContext>,
     monitor: &mut Monitor,
-    stream_of: &HashMap<String, usize>,
+    topics: &TopicTable,
     now: Millis,
 ) {
     let changes = std::mem::take(&mut *consumer.context().changes.lock().unwrap_or_else(PoisonError::into_inner));
@@ -65,15 +66,16 @@ pub(crate) fn apply_assignment_changes(
                 // pipewatch joined its group: Read on it is allowed
                 consumer.context().group_denied.store(false, Ordering::Relaxed);
                 for (topic, p, start) in ps {
-                    if let Some(&s) = stream_of.get(&topic) {
-                        monitor.assign(s, p, start, now);
+                    if let Some((s, t)) = topics.get(&topic) {
+                        monitor.assign_partition(s, t, p, start, now);
                     }
                 }
             }
             Assignment::Revoked(ps) => {
                 for (topic, p) in ps {
-                    if let Some(&s) = stream_of.get(&topic) {
-                        monitor.revoke(s, p);
+                    let Some((s, t)) = topics.get(&topic) else { continue };
+                    if let Some(slot) = monitor.slot_of(s, t, p) {
+                        monitor.revoke(s, slot);
                     }
                 }
             }

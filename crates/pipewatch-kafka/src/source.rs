@@ -26,6 +26,7 @@ use crate::poller::{poll_log_ends, Poller};
 use crate::reader::{HistoryLink, PollerLink, Reader};
 use crate::rebalance::SourceContext;
 use crate::records::RecordQueue;
+use crate::topics::TopicTable;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -55,7 +56,8 @@ impl Source {
         links: Links,
         publish: impl FnMut(Snapshot) + Send + 'static,
     ) -> Result<Self, SourceError> {
-        let topics: Vec<String> = monitor.streams().map(|s| s.topic.clone()).collect();
+        let table = TopicTable::new(&monitor);
+        let topics = table.names();
         let context = SourceContext {
             start: config.start,
             metrics: metrics.clone(),
@@ -71,7 +73,12 @@ impl Source {
         let records = RecordQueue::new(&consumer);
         *consumer.context().records.lock().unwrap_or_else(PoisonError::into_inner) = Some(records.handle());
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topic_refs).map_err(|source| SourceError::Subscribe { topics: topics.clone(), source })?;
+        // streams chosen by a pattern only: subscribed once the poller finds their topics
+        if !topic_refs.is_empty() {
+            consumer
+                .subscribe(&topic_refs)
+                .map_err(|source| SourceError::Subscribe { topics: topics.clone(), source })?;
+        }
         let poll_client: BaseConsumer = client_config(&config, false).create().map_err(SourceError::Create)?;
         let groups: Vec<WatchedGroup> = monitor
             .consumers()
@@ -79,7 +86,7 @@ impl Source {
             .map(|(consumer, c)| WatchedGroup {
                 consumer,
                 group: c.group.clone(),
-                topics: c.streams.iter().map(|&i| topics[i].clone()).collect(),
+                topics: table.of_streams(&c.streams),
                 discovered: false,
             })
             .collect();
@@ -101,6 +108,7 @@ impl Source {
             Some(fc.create().map_err(SourceError::Create)?)
         };
         let discovery = links.discovery.map(|d| (d, config.group_id.clone()));
+        let patterns = links.topic_patterns;
         let (tx, rx) = mpsc::channel();
         let (requests_tx, requests) = mpsc::channel();
         let (uncached_tx, uncached) = mpsc::channel();
@@ -110,6 +118,7 @@ impl Source {
             let poller = Poller {
                 client: poll_client,
                 topics: topics.clone(),
+                patterns,
                 groups,
                 fetcher,
                 requests,
@@ -142,16 +151,12 @@ impl Source {
         let consumer = std::thread::Builder::new()
             .name("pipewatch-source".into())
             .spawn(move || {
-                // a topic name with a NUL byte has no partitions to read anyway
-                let topic_names =
-                    topics.iter().map(|t| std::ffi::CString::new(t.as_str()).unwrap_or_default()).collect();
                 let group_id = config.group_id.clone();
                 let source = Reader {
                     consumer,
                     records,
                     monitor,
-                    topics,
-                    topic_names,
+                    topics: table,
                     group_id,
                     waiting: crate::waiting::Waiting::new(links.schemas, metrics.clone()),
                     connect: links.connect,

@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use pipewatch_core::{Millis, Monitor, RecordOutcome, SchemaFetch};
+use pipewatch_core::{Millis, Monitor, PartitionSlot, RecordOutcome, SchemaFetch};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::topic_partition_list::TopicPartitionList;
 use tracing::{info, warn};
@@ -32,9 +32,10 @@ struct Held {
     arrival: Millis,
 }
 
-/// A partition's held records, and whether it is paused.
-#[derive(Default)]
+/// A partition's held records, and whether it is paused; its topic and number.
 struct Partition {
+    topic: String,
+    partition: i32,
     records: Vec<Held>,
     paused: bool,
 }
@@ -43,7 +44,8 @@ struct Partition {
 pub(crate) struct Waiting {
     link: Option<SchemaLink>,
     metrics: SourceMetrics,
-    partitions: HashMap<(usize, i32), Partition>,
+    /// By `(stream, slot)`.
+    partitions: HashMap<(usize, PartitionSlot), Partition>,
     asked: HashSet<u32>,
     bytes: usize,
     records: usize,
@@ -59,8 +61,8 @@ impl Waiting {
     pub(crate) fn hold(
         &mut self,
         topic: &str,
-        stream: usize,
         partition: i32,
+        (stream, slot): (usize, PartitionSlot),
         id: u32,
         offset: i64,
         payload: Option<&[u8]>,
@@ -70,12 +72,14 @@ impl Waiting {
         self.bytes += payload.map_or(0, <[u8]>::len);
         self.records += 1;
         self.metrics.held.set(self.records as i64);
-        self.partitions.entry((stream, partition)).or_default().records.push(Held {
-            offset,
-            payload: payload.map(<[u8]>::to_vec),
-            timestamp,
-            arrival,
+        let entry = self.partitions.entry((stream, slot));
+        let held = entry.or_insert_with(|| Partition {
+            topic: topic.to_string(),
+            partition,
+            records: Vec::new(),
+            paused: false,
         });
+        held.records.push(Held { offset, payload: payload.map(<[u8]>::to_vec), timestamp, arrival });
         self.ask(id, topic, partition, offset);
     }
 
@@ -94,14 +98,14 @@ impl Waiting {
     }
 
     /// Past the budget, every partition that holds records is paused.
-    pub(crate) fn pause_if_over<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, topics: &[String]) {
+    pub(crate) fn pause_if_over<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
         if self.bytes <= MAX_HELD_BYTES && self.records <= MAX_HELD_RECORDS {
             return;
         }
-        for ((stream, partition), held) in self.partitions.iter_mut().filter(|(_, h)| !h.paused) {
-            let topic = &topics[*stream];
+        for held in self.partitions.values_mut().filter(|h| !h.paused) {
+            let (topic, partition) = (held.topic.as_str(), held.partition);
             let mut tpl = TopicPartitionList::new();
-            tpl.add_partition(topic, *partition);
+            tpl.add_partition(topic, partition);
             match consumer.pause(&tpl) {
                 Ok(()) => {
                     held.paused = true;
@@ -120,12 +124,7 @@ impl Waiting {
 
     /// The registry's answers into the monitor: each partition whose schema is known now
     /// has its held records replayed, in order, and is resumed.
-    pub(crate) fn apply_answers<C: ConsumerContext>(
-        &mut self,
-        monitor: &mut Monitor,
-        consumer: &BaseConsumer<C>,
-        topics: &[String],
-    ) {
+    pub(crate) fn apply_answers<C: ConsumerContext>(&mut self, monitor: &mut Monitor, consumer: &BaseConsumer<C>) {
         let Some(link) = &self.link else { return };
         let answers: Vec<(u32, SchemaFetch)> = link.answers.try_iter().collect();
         for (id, fetch) in answers {
@@ -134,8 +133,8 @@ impl Waiting {
                 continue; // not answered: the registry's side asks again
             }
             self.asked.remove(&id);
-            for (stream, partition) in ready {
-                self.replay(monitor, consumer, topics, stream, partition);
+            for (stream, slot) in ready {
+                self.replay(monitor, consumer, stream, slot);
             }
         }
     }
@@ -146,48 +145,43 @@ impl Waiting {
         &mut self,
         monitor: &mut Monitor,
         consumer: &BaseConsumer<C>,
-        topics: &[String],
         stream: usize,
-        partition: i32,
+        slot: PartitionSlot,
     ) {
-        let Some(mut held) = self.partitions.remove(&(stream, partition)) else { return };
+        let Some(mut held) = self.partitions.remove(&(stream, slot)) else { return };
         let mut records = std::mem::take(&mut held.records).into_iter();
         while let Some(r) = records.next() {
-            let outcome = monitor.record(stream, partition, r.offset, r.payload.as_deref(), r.timestamp, r.arrival);
+            let outcome = monitor.record(stream, slot, r.offset, r.payload.as_deref(), r.timestamp, r.arrival);
             if let RecordOutcome::Wait(next) = outcome {
                 // a later version's record: it and the rest wait for that one
                 held.records.push(r);
                 held.records.extend(records);
-                self.ask(next, &topics[stream], partition, held.records[0].offset);
+                let topic = held.topic.clone();
+                self.ask(next, &topic, held.partition, held.records[0].offset);
                 self.recount();
-                self.partitions.insert((stream, partition), held);
+                self.partitions.insert((stream, slot), held);
                 return;
             }
         }
         self.recount();
         if held.paused {
-            resume(consumer, &topics[stream], partition);
+            resume(consumer, &held.topic, held.partition);
         }
     }
 
     /// After a rebalance: the held records of a partition no longer assigned (or assigned
     /// afresh, reading again from where the new assignment starts) are dropped, and it is
     /// resumed.
-    pub(crate) fn forget_revoked<C: ConsumerContext>(
-        &mut self,
-        monitor: &Monitor,
-        consumer: &BaseConsumer<C>,
-        topics: &[String],
-    ) {
-        let gone: Vec<(usize, i32)> =
+    pub(crate) fn forget_revoked<C: ConsumerContext>(&mut self, monitor: &Monitor, consumer: &BaseConsumer<C>) {
+        let gone: Vec<(usize, PartitionSlot)> =
             self.partitions.keys().copied().filter(|&(s, p)| !monitor.waiting(s, p)).collect();
         if gone.is_empty() {
             return;
         }
-        for (stream, partition) in gone {
-            if let Some(held) = self.partitions.remove(&(stream, partition)) {
+        for key in gone {
+            if let Some(held) = self.partitions.remove(&key) {
                 if held.paused {
-                    resume(consumer, &topics[stream], partition);
+                    resume(consumer, &held.topic, held.partition);
                 }
             }
         }

@@ -78,7 +78,9 @@ impl App {
         let connect = if config.connect.is_empty() {
             None
         } else {
-            let watched: Vec<String> = config.streams.iter().map(|s| s.topic.clone()).collect();
+            // a sink's topics.regex is matched against these (a pattern's topics are named
+            // by the sink's active topics)
+            let watched: Vec<String> = config.streams.iter().flat_map(|s| s.topics.iter().cloned()).collect();
             let clients =
                 config.connect.iter().map(|c| crate::connect::ConnectClient::new(c.clone(), watched.clone())).collect();
             let (tx, rx) = std::sync::mpsc::channel();
@@ -94,7 +96,19 @@ impl App {
             let matches = Box::new(move |g: &str| groups.matches(g));
             pipewatch_kafka::GroupDiscovery { every: d.every, poll: d.poll, matches }
         });
-        let links = pipewatch_kafka::Links { schemas, connect, discovery };
+        let topic_patterns = (!config.topic_patterns.is_empty()).then(|| pipewatch_kafka::TopicPatterns {
+            every: config.metadata_refresh,
+            streams: config
+                .topic_patterns
+                .iter()
+                .map(|(stream, r)| {
+                    let r = r.clone();
+                    let matches: pipewatch_kafka::NameMatch = Box::new(move |t: &str| r.is_match(t));
+                    (*stream, matches)
+                })
+                .collect(),
+        });
+        let links = pipewatch_kafka::Links { schemas, connect, discovery, topic_patterns };
         let (latest_tx, latest) = watch::channel::<Option<Arc<Tick>>>(None);
 
         let delivery_stop = CancellationToken::new();

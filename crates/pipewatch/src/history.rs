@@ -188,7 +188,7 @@ mod tests {
             .unwrap();
             let mut m = pipewatch_core::Monitor::new(config.settings, config.streams, config.pairs);
             m.set_kafka_status(pipewatch_core::KafkaStatus::Up, None);
-            m.assign(0, 0, StartPosition::At(0), T0 - 1000);
+            m.assign_partition(0, 0, 0, StartPosition::At(0), T0 - 1000);
             m.log_end(0, 0, 0, T0 - 1000);
             m.tick(T0 - 1000);
             Self(m, 0)

@@ -31,14 +31,19 @@ pub async fn topic_with_history(bootstrap: &'static str, topic: &str, partitions
     .unwrap();
 }
 
-/// A job in `group` that reads the first `n` records of `topic`/0 and commits after them.
-pub fn read_and_commit(bootstrap: &str, group: &str, topic: &str, n: i64) {
-    let consumer: BaseConsumer = ClientConfig::new()
+/// A job's consumer in `group`, committing by hand.
+fn job(bootstrap: &str, group: &str) -> BaseConsumer {
+    ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()
-        .expect("the job's consumer");
+        .expect("the job's consumer")
+}
+
+/// A job in `group` that reads the first `n` records of `topic`/0 and commits after them.
+pub fn read_and_commit(bootstrap: &str, group: &str, topic: &str, n: i64) {
+    let consumer = job(bootstrap, group);
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
     consumer.assign(&tpl).unwrap();
@@ -54,5 +59,16 @@ pub fn read_and_commit(bootstrap: &str, group: &str, topic: &str, n: i64) {
     }
     let mut commit = TopicPartitionList::new();
     commit.add_partition_offset(topic, 0, Offset::Offset(n)).unwrap();
+    consumer.commit(&commit, CommitMode::Sync).expect("the job commits");
+}
+
+/// A job in `group` that commits these `(topic, partition, offset)`s (without reading:
+/// what a job that processed up to there would have committed).
+pub fn commit_offsets(bootstrap: &str, group: &str, offsets: &[(&str, i32, i64)]) {
+    let consumer = job(bootstrap, group);
+    let mut commit = TopicPartitionList::new();
+    for (topic, partition, offset) in offsets {
+        commit.add_partition_offset(topic, *partition, Offset::Offset(*offset)).unwrap();
+    }
     consumer.commit(&commit, CommitMode::Sync).expect("the job commits");
 }

@@ -36,6 +36,9 @@ mod tests {
         StreamSnapshot {
             name: name.into(),
             topic: name.into(),
+            discovered: false,
+            topics: Vec::new(),
+            missing_topics: Vec::new(),
             cause,
             access_denied: None,
             schema_registry: None,
@@ -68,7 +71,9 @@ mod tests {
             record_delay: Histogram::new(RECORD_DELAY_BUCKETS),
             gap_duration: Histogram::new(GAP_DURATION_BUCKETS),
             partitions: vec![PartitionSnapshot {
+                topic: name.into(),
                 partition: 0,
+                slot: 0,
                 watermark_ms: None,
                 last_record_ms: None,
                 log_end_offset: Some(10),
@@ -92,6 +97,7 @@ mod tests {
         Snapshot {
             schema_registry: None,
             discovery: None,
+            topic_discovery: None,
             at_ms: T0,
             kafka,
             kafka_error: None,

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use pipewatch_kafka::{check_group, check_topics, GroupCheck, TopicCheck};
+use pipewatch_kafka::{check_group, check_topics, cluster_topics, GroupCheck, TopicCheck};
 
 use super::{load, Outcome};
 
@@ -31,7 +31,7 @@ pub fn check_config(path: &Path, connect: bool) -> Outcome {
         return Outcome { ok: true, stdout: out, stderr: String::new() };
     }
     let bootstrap = &c.source.bootstrap_servers;
-    let topics: Vec<String> = c.streams.iter().map(|s| s.topic.clone()).collect();
+    let topics: Vec<String> = c.streams.iter().flat_map(|s| s.topics.iter().cloned()).collect();
     let found = match check_topics(&c.source, &topics, CONNECT_TIMEOUT) {
         Ok(found) => found,
         Err(e) => {
@@ -44,27 +44,55 @@ pub fn check_config(path: &Path, connect: bool) -> Outcome {
     let _ = writeln!(out, "kafka at {bootstrap}: reachable");
     let mut missing = Vec::new();
     let mut unreadable = Vec::new();
-    for (i, (stream, (topic, check))) in c.streams.iter().zip(found).enumerate() {
-        match check {
-            TopicCheck::Exists { partitions } => {
-                let _ = writeln!(out, "  stream {}: topic {topic:?} ({partitions} partitions)", stream.name);
+    let mut found = found.into_iter();
+    for (i, stream) in c.streams.iter().enumerate() {
+        let several = stream.topics.len() > 1;
+        for (k, (topic, check)) in found.by_ref().take(stream.topics.len()).enumerate() {
+            let key = if several { format!("stream[{i}].topics[{k}]") } else { format!("stream[{i}].topic") };
+            match check {
+                TopicCheck::Exists { partitions } => {
+                    let _ = writeln!(out, "  stream {}: topic {topic:?} ({partitions} partitions)", stream.name);
+                }
+                TopicCheck::Missing => {
+                    let _ = writeln!(out, "  stream {}: topic {topic:?} does not exist", stream.name);
+                    missing.push(format!("{topic:?} (stream {})", stream.name));
+                }
+                TopicCheck::Denied => {
+                    let _ = writeln!(out, "  stream {}: access denied: Describe on topic {topic:?}", stream.name);
+                    unreadable.push(format!(
+                        "{key}: access denied: Describe on topic {topic:?} (grant Read, which implies it)"
+                    ));
+                }
             }
-            TopicCheck::Missing => {
-                let _ = writeln!(out, "  stream {}: topic {topic:?} does not exist", stream.name);
-                missing.push(format!("{topic:?} (stream {})", stream.name));
-            }
-            TopicCheck::Denied => {
-                let _ = writeln!(out, "  stream {}: access denied: Describe on topic {topic:?}", stream.name);
-                unreadable.push(format!(
-                    "stream[{i}].topic: access denied: Describe on topic {topic:?} (grant Read, which implies it)"
-                ));
+        }
+    }
+    // The streams chosen by a pattern: which topics it matches now (none is an error).
+    if !c.topic_patterns.is_empty() {
+        let cluster = cluster_topics(&c.source, CONNECT_TIMEOUT).unwrap_or_default();
+        let mut taken: Vec<&str> = topics.iter().map(String::as_str).collect();
+        for (i, pattern) in &c.topic_patterns {
+            let stream = &c.streams[*i].name;
+            let matched: Vec<&str> =
+                cluster.iter().map(String::as_str).filter(|t| pattern.is_match(t) && !taken.contains(t)).collect();
+            taken.extend(&matched);
+            if matched.is_empty() {
+                let _ = writeln!(out, "  stream {stream}: topic_pattern {:?} matches no topic", pattern.as_str());
+                missing.push(format!("any topic matching {:?} (stream {stream})", pattern.as_str()));
+            } else {
+                let _ = writeln!(
+                    out,
+                    "  stream {stream}: topic_pattern {:?} matches {} topics: {}",
+                    pattern.as_str(),
+                    matched.len(),
+                    matched.join(", ")
+                );
             }
         }
     }
     // Each watched group's offsets: unreadable is an error (a missing right, say); no
     // offsets yet is only said (the job may not have started).
     for (i, consumer) in c.consumers.iter().enumerate() {
-        let topics: Vec<String> = consumer.streams.iter().map(|&s| c.streams[s].topic.clone()).collect();
+        let topics: Vec<String> = consumer.streams.iter().flat_map(|&s| c.streams[s].topics.iter().cloned()).collect();
         let group = &consumer.group;
         match check_group(&c.source, group, &topics, CONNECT_TIMEOUT) {
             Ok(GroupCheck { committed, partitions }) => {

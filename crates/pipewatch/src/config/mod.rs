@@ -54,6 +54,10 @@ pub struct Config {
     pub receivers: Vec<ReceiverConfig>,
     pub settings: MonitorSettings,
     pub streams: Vec<StreamSpec>,
+    /// The streams chosen by `topic_pattern`: `(stream, pattern)`.
+    pub topic_patterns: Vec<(usize, regex::Regex)>,
+    /// How often the cluster's topics are listed for them (`kafka.metadata_refresh`).
+    pub metadata_refresh: Duration,
     pub pairs: Vec<PairSpec>,
     pub consumers: Vec<ConsumerSpec>,
     /// Where the Avro streams' writer schemas are fetched.
@@ -90,7 +94,8 @@ impl RawConfig {
         let web = settings::web_config(&self.http, &mut p);
         let monitor = settings::monitor(&self.monitor, &mut p);
         let mut names = HashSet::new();
-        let streams = streams::stream_specs(&self, monitor.max_future_skew, &mut names, &mut p);
+        let (streams, topic_patterns) = streams::stream_specs(&self, monitor.max_future_skew, &mut names, &mut p);
+        let metadata_refresh = p.positive_duration("kafka.metadata_refresh", &k.metadata_refresh);
         let pairs = streams::pair_specs(&self, &mut names, &mut p);
         let consumers = consumers::consumer_specs(&self, &mut p);
         let alerts =
@@ -119,6 +124,8 @@ impl RawConfig {
             listen,
             settings: monitor.settings,
             streams,
+            topic_patterns,
+            metadata_refresh,
             pairs,
             consumers,
             schema_registry,
@@ -703,7 +710,25 @@ labels = { group = "data", consumer = "x", team = "data" }
         assert!(err.to_string().contains("stream[1].name (line 8): invalid type: integer `5`"), "{err}");
         let err =
             parse(&format!("[kafka]\nbootstrap_servers = \"x:1\"\n{stream}[[stream]]\nname = \"b\"\n")).unwrap_err();
-        assert!(err.to_string().contains("stream[1] (line 7): missing field `topic`"), "{err}");
+        assert!(err.to_string().contains("stream[1] (line 7): missing field `event_time`"), "{err}");
+        // what it reads: exactly one of topic, topics and topic_pattern
+        let base = "[kafka]\nbootstrap_servers = \"x:1\"\n[[stream]]\nname = \"a\"\nevent_time = { source = \"kafka_timestamp\" }\n";
+        for (reads, problem) in [
+            ("", "stream[0].topic: say what the stream reads"),
+            (
+                "topic = \"a\"\ntopics = [\"b\"]\n",
+                "stream[0].topic: one of topic, topics and topic_pattern, not several",
+            ),
+            ("topics = []\n", "stream[0].topics: name at least one topic"),
+            ("topic_pattern = \"^orders-(\"\n", "stream[0].topic_pattern: not a regular expression"),
+            ("topics = [\"a\", \"a\"]\n", "stream[0].topics[1]: topic \"a\" is already watched by another stream"),
+        ] {
+            let err = parse(&format!("{base}{reads}")).unwrap_err().to_string();
+            assert!(err.contains(problem), "{reads}: {err}");
+        }
+        let c = parse(&format!("{base}topic_pattern = \"^orders-[a-z]+$\"\n")).unwrap();
+        assert_eq!((c.streams[0].topic_pattern.as_deref(), c.topic_patterns.len()), (Some("^orders-[a-z]+$"), 1));
+        assert_eq!(c.metadata_refresh, Duration::from_secs(30));
     }
 
     #[test]

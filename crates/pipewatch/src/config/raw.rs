@@ -208,9 +208,16 @@ pub struct RawKafka {
     /// With `start = "lookback"`: how much history to replay at start.
     #[serde(default = "default_lookback")]
     pub lookback: String,
+    /// How often the cluster's topics are listed for the streams' `topic_pattern`s.
+    #[serde(default = "default_metadata_refresh")]
+    pub metadata_refresh: String,
     /// Passed to librdkafka as they are (TLS, SASL, timeouts, …).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+}
+
+fn default_metadata_refresh() -> String {
+    "30s".into()
 }
 
 fn default_group_id() -> String {
@@ -334,8 +341,10 @@ impl Default for RawMonitor {
 pub struct RawStream {
     /// The stream's name in metrics, alerts and pairs.
     pub name: String,
-    /// The topic it reads.
-    pub topic: String,
+    /// The topic it reads; or `topics`, several; or every topic `topic_pattern` matches.
+    pub topic: Option<String>,
+    pub topics: Option<Vec<String>>,
+    pub topic_pattern: Option<String>,
     /// How record values are encoded: `json`, or `avro` or `protobuf` (through the
     /// schema registry).
     #[serde(default = "default_value_format")]

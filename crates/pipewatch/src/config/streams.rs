@@ -7,23 +7,25 @@ use std::time::Duration;
 use pipewatch_core::baseline::BaselineSpec;
 use pipewatch_core::segment::{SegmentSpec, SNAPSHOT_SEGMENT};
 use pipewatch_core::{EventTimeSource, Extractor, JsonPointer, PairSpec, StreamSpec, TimeFormat, ValueFormat};
+use regex::Regex;
 
 use super::problems::Problems;
 use super::raw::{RawBaseline, RawConfig, RawEventTime, RawStream};
 
-/// The `[[stream]]`s, validated: unique names and topics. Stream and pair names share
-/// one namespace: `names` holds the streams' for [`pair_specs`].
+/// The `[[stream]]`s, validated: unique names and topics; and the streams chosen by a
+/// `topic_pattern`, each with its pattern. Stream and pair names share one namespace:
+/// `names` holds the streams' for [`pair_specs`].
 pub(super) fn stream_specs<'a>(
     raw: &'a RawConfig,
     skew: Duration,
     names: &mut HashSet<&'a str>,
     p: &mut Problems,
-) -> Vec<StreamSpec> {
+) -> (Vec<StreamSpec>, Vec<(usize, Regex)>) {
     if raw.streams.is_empty() {
         p.add("stream", "no [[stream]] configured: nothing to watch");
     }
     let mut topics = HashSet::new();
-    let mut streams = Vec::new();
+    let (mut streams, mut patterns) = (Vec::new(), Vec::new());
     for (i, s) in raw.streams.iter().enumerate() {
         let key = |f: &str| format!("stream[{i}].{f}");
         if s.name.trim().is_empty() {
@@ -31,17 +33,56 @@ pub(super) fn stream_specs<'a>(
         } else if !names.insert(s.name.as_str()) {
             p.add(key("name"), format!("duplicate stream name {:?}", s.name));
         }
-        if s.topic.trim().is_empty() {
-            p.add(key("topic"), "must not be empty");
-        } else if !topics.insert(s.topic.as_str()) {
-            p.add(key("topic"), format!("topic {:?} is already watched by another stream", s.topic));
+        let (listed, pattern) = stream_topics(i, s, p);
+        for (k, topic) in listed.iter().enumerate() {
+            let key = if s.topic.is_some() { key("topic") } else { format!("stream[{i}].topics[{k}]") };
+            if topic.trim().is_empty() {
+                p.add(key, "must not be empty");
+            } else if !topics.insert(topic.clone()) {
+                p.add(key, format!("topic {topic:?} is already watched by another stream"));
+            }
         }
-        streams.push(stream_spec(i, s, skew, raw.schema_registry.is_some(), p));
+        let mut spec = stream_spec(i, s, skew, raw.schema_registry.is_some(), p);
+        spec.topic_pattern = pattern.as_ref().map(|r| r.as_str().to_string());
+        spec.topics = listed;
+        if let Some(r) = pattern {
+            patterns.push((i, r));
+        }
+        streams.push(spec);
     }
-    streams
+    (streams, patterns)
 }
 
-/// One stream's bounds, baseline and segments (its name and topic checked by the caller).
+/// A stream's topics: `topic`, `topics` or `topic_pattern`, exactly one of them.
+fn stream_topics(i: usize, s: &RawStream, p: &mut Problems) -> (Vec<String>, Option<Regex>) {
+    let key = |f: &str| format!("stream[{i}].{f}");
+    match (&s.topic, &s.topics, &s.topic_pattern) {
+        (Some(topic), None, None) => (vec![topic.clone()], None),
+        (None, Some(topics), None) => {
+            if topics.is_empty() {
+                p.add(key("topics"), "name at least one topic (or use topic_pattern)");
+            }
+            (topics.clone(), None)
+        }
+        (None, None, Some(pattern)) => match Regex::new(pattern) {
+            Ok(r) => (Vec::new(), Some(r)),
+            Err(e) => {
+                p.add(key("topic_pattern"), format!("not a regular expression: {e}"));
+                (Vec::new(), None)
+            }
+        },
+        (None, None, None) => {
+            p.add(key("topic"), "say what the stream reads: topic = \"orders\", topics = [\"orders-eu\", \"orders-us\"] or topic_pattern = \"^orders-\"");
+            (Vec::new(), None)
+        }
+        _ => {
+            p.add(key("topic"), "one of topic, topics and topic_pattern, not several");
+            (Vec::new(), None)
+        }
+    }
+}
+
+/// One stream's bounds, baseline and segments (its name and topics set by the caller).
 fn stream_spec(i: usize, s: &RawStream, skew: Duration, registry: bool, p: &mut Problems) -> StreamSpec {
     let key = |f: &str| format!("stream[{i}].{f}");
     let value_format = ValueFormat::from_name(&s.value_format).unwrap_or_else(|| {
@@ -78,7 +119,8 @@ fn stream_spec(i: usize, s: &RawStream, skew: Duration, registry: bool, p: &mut 
         max_segment_values: s.max_segment_values,
         baseline,
         name: s.name.clone(),
-        topic: s.topic.clone(),
+        topics: Vec::new(),
+        topic_pattern: None,
         value_format,
         message: s.message.clone(),
         extractor: Extractor::new(source, skew.as_millis() as i64).with_timezone(timezone),

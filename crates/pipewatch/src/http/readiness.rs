@@ -34,12 +34,10 @@ pub(super) fn not_ready(snapshot: Option<&Snapshot>) -> Option<String> {
             format!("access denied: {right} (stream{s} {})", streams.join(", "))
         })
         .collect();
-    missing.extend(
-        s.streams
-            .iter()
-            .filter(|st| st.cause == Cause::TopicMissing)
-            .map(|st| format!("topic {:?} of stream {} does not exist", st.topic, st.name)),
-    );
+    missing.extend(s.streams.iter().filter(|st| st.cause == Cause::TopicMissing).map(|st| match st.topics.len() {
+        1 => format!("topic {:?} of stream {} does not exist", st.topic, st.name),
+        _ => format!("stream {}: {}", st.name, st.missing_phrase()),
+    }));
     missing.extend(s.streams.iter().filter(|st| st.cause == Cause::SchemaRegistryUnreachable).map(|st| {
         let why = st.schema_registry.as_deref().unwrap_or("it does not answer");
         format!("schema registry unreachable for stream {}: {why}", st.name)

@@ -225,19 +225,21 @@ fn snapshot_families(f: &mut Families, s: &Snapshot, granularity: Granularity) {
     }
     for st in &s.streams {
         let name = st.name.as_str();
-        if granularity == Granularity::Stream {
-            let l = [("stream", name), ("topic", st.topic.as_str())];
-            f.counter(&RECORDS_TOTAL, &l, st.records as f64);
-            f.counter(&RECORD_BYTES_TOTAL, &l, st.bytes as f64);
-            f.counter(&GAPS_TOTAL, &l, st.gaps as f64);
-            for (reason, n) in &st.invalid {
+        // summed per topic of the stream (one for most streams)
+        let topics = if granularity == Granularity::Stream { &st.topics[..] } else { &[] };
+        for t in topics {
+            let l = [("stream", name), ("topic", &*t.name)];
+            f.counter(&RECORDS_TOTAL, &l, t.records as f64);
+            f.counter(&RECORD_BYTES_TOTAL, &l, t.bytes as f64);
+            f.counter(&GAPS_TOTAL, &l, t.gaps as f64);
+            for (reason, n) in &t.invalid {
                 f.counter(&RECORDS_INVALID_TOTAL, &[l[0], l[1], ("reason", reason)], *n as f64);
             }
         }
         let partitions = if granularity == Granularity::Partition { &st.partitions[..] } else { &[] };
         for p in partitions {
             let part = p.partition.to_string();
-            let l: [(&str, &str); 3] = [("stream", name), ("topic", &st.topic), ("partition", &part)];
+            let l: [(&str, &str); 3] = [("stream", name), ("topic", &p.topic), ("partition", &part)];
             if let Some(w) = p.watermark_ms {
                 f.gauge(&PARTITION_WATERMARK_TIMESTAMP_SECONDS, &l, w as f64 / 1000.0);
             }
@@ -340,7 +342,7 @@ fn consumer_families(f: &mut Families, consumers: &[ConsumerSnapshot], view: Vie
                     ("consumer", name),
                     ("group", group),
                     ("stream", &st.stream),
-                    ("topic", &st.topic),
+                    ("topic", &p.topic),
                     ("partition", &part),
                 ];
                 if let Some(o) = p.committed_offset {
@@ -438,7 +440,7 @@ fn connect_families(f: &mut Families, s: &Snapshot) {
                 }
             }
             f.counter(&CONNECTOR_FAILURES_TOTAL, &[("connect", connect), ("connector", connector)], c.failures as f64);
-            for st in s.streams.iter().filter(|st| c.writes(&st.topic)) {
+            for st in s.streams.iter().filter(|st| st.topics.iter().any(|t| c.writes(&t.name))) {
                 let l = [
                     ("connect", connect),
                     ("connector", connector),
@@ -589,11 +591,11 @@ streams = ["orders"]
         m.watch_consumer(config.consumers[0].clone(), now);
         let mut committed = Vec::new();
         for p in 0..partitions {
-            m.assign(0, p, StartPosition::At(0), now);
+            m.assign_partition(0, 0, p, StartPosition::At(0), now);
             m.log_end(0, p, 2, now);
             m.record(0, p, 0, Some(format!(r#"{{"ts": {}}}"#, now - 5000).as_bytes()), None, now);
             m.record(0, p, 1, Some(b"not json"), None, now);
-            committed.push(pipewatch_core::Committed { stream: 0, partition: p, offset: Some(1) });
+            committed.push(pipewatch_core::Committed { stream: 0, slot: p, offset: Some(1) });
         }
         m.committed_offsets(0, &committed, now);
         let tick = Tick { snapshot: m.tick(now), alerts: Vec::new(), events: Vec::new() };

@@ -173,7 +173,7 @@ fn connectors_table(h: &mut String, s: &Snapshot) {
             let streams: Vec<&str> = s
                 .streams
                 .iter()
-                .filter(|st| c.writes(&st.topic) || c.reads(&st.topic))
+                .filter(|st| st.topics.iter().any(|t| c.writes(&t.name) || c.reads(&t.name)))
                 .map(|st| st.name.as_str())
                 .collect();
             let _ = write!(
@@ -248,7 +248,10 @@ fn streams_table(h: &mut String, s: &Snapshot) {
     );
     for st in &s.streams {
         let explain = match st.cause {
-            Cause::TopicMissing => format!("topic <code>{}</code> does not exist on the cluster", esc(&st.topic)),
+            Cause::TopicMissing if st.topics.len() == 1 => {
+                format!("topic <code>{}</code> does not exist on the cluster", esc(&st.topic))
+            }
+            Cause::TopicMissing => format!("{} on the cluster", esc(&st.missing_phrase())),
             Cause::AccessDenied => format!(
                 "the cluster denies pipewatch <code>{}</code>",
                 esc(st.access_denied.as_deref().unwrap_or("a right"))
@@ -311,7 +314,7 @@ fn streams_table(h: &mut String, s: &Snapshot) {
             "<tr><td>{}</td><td>{}</td><td class={}>{}<br><small>{}</small></td><td>{}</td><td>{}</td><td>{}</td>\
              <td>{}</td><td>{expected}</td><td>{}</td><td>{}</td></tr>",
             esc(&st.name),
-            esc(&st.topic),
+            topics_cell(st),
             class(st.cause),
             st.cause.as_str(),
             explain,
@@ -395,4 +398,20 @@ fn partitions_table(h: &mut String, s: &Snapshot) {
         }
     }
     h.push_str("</table>");
+}
+
+/// A stream's topics as the status page shows them: the configured spelling; for a
+/// pattern the topics it matched; the missing ones of several named.
+fn topics_cell(st: &pipewatch_core::snapshot::StreamSnapshot) -> String {
+    let mut cell = esc(&st.topic);
+    if st.topics.len() > 1 || (st.topics.len() == 1 && *st.topics[0].name != *st.topic) {
+        let names: Vec<&str> = st.topics.iter().map(|t| &*t.name).collect();
+        if names.join(", ") != st.topic {
+            cell.push_str(&format!("<br><small>{}</small>", esc(&names.join(", "))));
+        }
+    }
+    if !st.missing_topics.is_empty() && st.missing_topics.len() < st.topics.len() {
+        cell.push_str(&format!("<br><small>missing: {}</small>", esc(&st.missing_topics.join(", "))));
+    }
+    cell
 }

@@ -1,0 +1,142 @@
+//! Streams over several topics on a real broker: a `topic_pattern` reads every topic of
+//! the cluster it matches — a topic created while pipewatch runs from the next listing on,
+//! its partitions with their own `topic` label, the stream's watermark over all of them,
+//! a watched job's lag on each — and a stream of `topics` whose one topic is missing names
+//! it without being `topic_missing`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::support::*;
+
+/// The `(topic, partition)`s of `stream`'s partition series.
+fn partitions(m: &Metrics, stream: &str) -> BTreeSet<(String, String)> {
+    let prefix = format!("pipewatch_records_total{{stream=\"{stream}\",topic=\"");
+    m.0.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|rest| {
+            let (topic, rest) = rest.split_once('"')?;
+            let partition = rest.strip_prefix(",partition=\"")?.split('"').next()?;
+            Some((topic.to_string(), partition.to_string()))
+        })
+        .collect()
+}
+
+fn orders(producer: &TestProducer, topic: &str, partition: i32, at: i64, n: i64) {
+    for k in 0..n {
+        let created_at = pipewatch_core::time::format_rfc3339(at + k * 1000);
+        producer.send(topic, partition, Some(format!(r#"{{"created_at":"{created_at}"}}"#).as_bytes()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pattern_stream_reads_every_matching_topic_and_one_created_while_running() {
+    let bootstrap = broker().await;
+    let prefix = unique_topic("regional");
+    let (eu, us, apac) = (format!("{prefix}-eu"), format!("{prefix}-us"), format!("{prefix}-apac"));
+    let (clicks, never) = (unique_topic("clicks"), unique_topic("clicks-never"));
+    create_topic(bootstrap, &eu, 2).await.unwrap();
+    create_topic(bootstrap, &us, 1).await.unwrap();
+    create_topic(bootstrap, &clicks, 1).await.unwrap();
+    let now = now_ms();
+    let producer = TestProducer::new(bootstrap);
+    orders(&producer, &eu, 0, now - 60_000, 5);
+    orders(&producer, &eu, 1, now - 60_000, 5);
+    orders(&producer, &us, 0, now - 300_000, 5);
+    producer.send(&clicks, 0, Some(b"{}"));
+    producer.flush();
+    let group = unique_topic("regional-job");
+    let offsets = [(eu.as_str(), 0, 5), (eu.as_str(), 1, 2), (us.as_str(), 0, 5)];
+    let (g, o) = (group.clone(), offsets.map(|(t, p, n)| (t.to_string(), p, n)));
+    tokio::task::spawn_blocking(move || {
+        let o: Vec<(&str, i32, i64)> = o.iter().map(|(t, p, n)| (t.as_str(), *p, *n)).collect();
+        commit_offsets(bootstrap, &g, &o)
+    })
+    .await
+    .unwrap();
+
+    let config = format!(
+        r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+group_id = "{own}"
+start = "earliest"
+metadata_refresh = "2s"
+[monitor]
+tick = "1s"
+rate_window = "10s"
+[[stream]]
+name = "orders"
+topic_pattern = "^{prefix}-[a-z]+$"
+event_time = {{ field = "/created_at", format = "rfc3339" }}
+[[stream]]
+name = "clicks"
+topics = ["{clicks}", "{never}"]
+event_time = {{ source = "kafka_timestamp" }}
+[[consumer]]
+name = "analytics"
+group = "{group}"
+streams = ["orders"]
+max_lag = "1h"
+"#,
+        own = unique_topic("pipewatch-test-group"),
+    );
+    let pw = Pipewatch::start(&config).await;
+    let want = |topics: &[(&str, &str)]| -> BTreeSet<(String, String)> {
+        topics.iter().map(|(t, p)| (t.to_string(), p.to_string())).collect()
+    };
+    let m = eventually("both topics' partitions read", Duration::from_secs(60), || async {
+        let m = pw.metrics().await;
+        let read = m.value("pipewatch_records_total", &[("stream", "orders"), ("topic", &us)]) == Some(5.0);
+        if partitions(&m, "orders") == want(&[(&eu, "0"), (&eu, "1"), (&us, "0")]) && read {
+            Ok(m)
+        } else {
+            Err(m.0)
+        }
+    })
+    .await;
+    // the low watermark over every partition of both topics: us's last record
+    let watermark = m.value("pipewatch_stream_watermark_timestamp_seconds", &[("stream", "orders")]).unwrap();
+    assert_eq!(watermark, (now - 300_000 + 4_000) as f64 / 1000.0);
+    let lag = |m: &Metrics, topic: &str, p: &str| {
+        m.value("pipewatch_consumer_lag_records", &[("consumer", "analytics"), ("topic", topic), ("partition", p)])
+    };
+    let m = eventually("the job's lag on both topics", Duration::from_secs(20), || async {
+        let m = pw.metrics().await;
+        if lag(&m, &eu, "1").is_some() && lag(&m, &us, "0").is_some() {
+            Ok(m)
+        } else {
+            Err(m.0)
+        }
+    })
+    .await;
+    assert_eq!((lag(&m, &eu, "0"), lag(&m, &eu, "1"), lag(&m, &us, "0")), (Some(0.0), Some(3.0), Some(0.0)));
+    let status = pw.status().await;
+    let o = stream_status(&status, "orders");
+    assert_eq!(o["topic"], format!("^{prefix}-[a-z]+$"));
+    let topics: Vec<&str> = o["topics"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(topics, [eu.as_str(), us.as_str()]);
+    // one of the listed topics does not exist: named, the stream reads the other
+    let c = stream_status(&status, "clicks");
+    assert_ne!(c["cause"], "topic_missing", "{c}");
+    assert_eq!(c["missing_topics"], serde_json::json!([never]));
+
+    // a region added while running: read from the next listing on, holding the watermark back
+    create_topic(bootstrap, &apac, 1).await.unwrap();
+    orders(&producer, &apac, 0, now - 600_000, 3);
+    producer.flush();
+    let m = eventually("the new topic read", Duration::from_secs(60), || async {
+        let m = pw.metrics().await;
+        let read = m.value("pipewatch_records_total", &[("stream", "orders"), ("topic", &apac)]) == Some(3.0);
+        if read && partitions(&m, "orders").contains(&(apac.clone(), "0".to_string())) {
+            Ok(m)
+        } else {
+            Err(m.0)
+        }
+    })
+    .await;
+    let watermark = m.value("pipewatch_stream_watermark_timestamp_seconds", &[("stream", "orders")]).unwrap();
+    assert_eq!(watermark, (now - 600_000 + 2_000) as f64 / 1000.0);
+    assert_eq!(partitions(&m, "orders").len(), 4, "{:?}", partitions(&m, "orders"));
+    pw.stop().await;
+}
