@@ -81,6 +81,7 @@ poll = "1s"
 basic_auth = {{ username = "{CONNECT_USER}", password_file = "{password}" }}
 [discovery]
 groups = {{ include = ["^{group}-discovered$"] }}
+topics = {{ include = ["^{group}-discovered-topic$"] }}
 {SYNC_RULE}
 [[receiver]]
 name = "hook"

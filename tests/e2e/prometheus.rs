@@ -201,11 +201,11 @@ fn test_config(
     bootstrap: &str,
     group: &str,
     granularity: &str,
-    topics: [&str; 3],
+    topics: [&str; 4],
     analytics: &str,
     connect: &ConnectPart<'_>,
 ) -> String {
-    let [orders, behaviour, signups] = topics;
+    let [orders, behaviour, signups, discovered] = topics;
     let password = std::env::temp_dir().join(format!("{group}-connect-password"));
     std::fs::write(&password, CONNECT_PASSWORD).unwrap();
     let connect = format!(
@@ -230,6 +230,9 @@ granularity = "{granularity}"
 tick = "1s"
 rate_window = "10s"
 idle_partition_timeout = "5s"
+[discovery]
+topics = {{ include = ["^{discovered}$"] }}
+max_silence = "30s"
 {}"#,
         orders_and_behaviour(
             orders,
@@ -310,12 +313,16 @@ async fn live_prometheus(granularity: &str) {
     // live, so that each replica learns a band for its partitions
     topic_with_history(bootstrap, &signups, PARTITIONS, 3600).await;
     let live_signups = steady(bootstrap, &signups, PARTITIONS, Duration::from_secs(1));
+    // a topic no stream reads, found by [discovery] topics: a stream of its own
+    let clicks = unique_topic("discovered-clicks");
+    create_topic(bootstrap, &clicks, PARTITIONS).await.unwrap();
+    let live_clicks = steady(bootstrap, &clicks, PARTITIONS, Duration::from_millis(500));
     let dir = std::env::temp_dir().join(format!("pipewatch-prom-{}-{}", std::process::id(), unique_topic("t")));
     std::fs::create_dir_all(&dir).unwrap();
 
     let group = unique_topic("pipewatch-replicas");
     let analytics = unique_topic(ANALYTICS_GROUP);
-    let topics = [orders.as_str(), behaviour.as_str(), signups.as_str()];
+    let topics = [orders.as_str(), behaviour.as_str(), signups.as_str(), clicks.as_str()];
     // a sink connector reading the orders (tolerating the generator's invalid records)
     let connect = crate::support::connect().await;
     let sink = unique_topic("warehouse");
@@ -368,9 +375,9 @@ async fn live_prometheus(granularity: &str) {
     // Prometheus sees each partition once: in its own series, or counted once in the
     // replicas' stream series.
     let per_partition = if partition_series {
-        "count by (stream, partition) (pipewatch_partition_watermark_timestamp_seconds{job=\"replicas\", stream!=\"signups\"})"
+        "count by (stream, partition) (pipewatch_partition_watermark_timestamp_seconds{job=\"replicas\", stream=~\"orders|behaviour\"})"
     } else {
-        "sum by (stream) (pipewatch_stream_partitions{job=\"replicas\", stream!=\"signups\"})"
+        "sum by (stream) (pipewatch_stream_partitions{job=\"replicas\", stream=~\"orders|behaviour\"})"
     };
     let (want_series, want_value) =
         if partition_series { (2 * PARTITIONS as usize, "1".to_string()) } else { (2, PARTITIONS.to_string()) };
@@ -436,6 +443,29 @@ async fn live_prometheus(granularity: &str) {
     })
     .await;
 
+    // The discovered topic is a stream of its own, by produce time, its figures from the
+    // rules over both replicas like any other stream's.
+    let fresh = format!("pipewatch:stream_freshness_lag_seconds{{job=\"replicas\", stream=\"{clicks}\"}}");
+    let rate = format!("pipewatch:stream_rate_records_per_second{{job=\"replicas\", stream=\"{clicks}\"}}");
+    eventually("the discovered topic's stream in Prometheus", Duration::from_secs(60), || async {
+        let (lag, rate) = (prometheus.by(&fresh, "stream").await?, prometheus.by(&rate, "stream").await?);
+        match (lag.as_slice(), rate.as_slice()) {
+            ([(_, lag)], [(_, rate)]) if *lag < 30.0 && *rate > 0.0 => Ok(()),
+            _ => Err(format!("freshness {lag:?}, rate {rate:?}")),
+        }
+    })
+    .await;
+    let status = single.status().await;
+    let discovered = stream_status(&status, &clicks);
+    assert_eq!(
+        (&discovered["discovered"], &discovered["cause"]),
+        (&Value::Bool(true), &Value::from("ok")),
+        "{discovered}"
+    );
+    assert_eq!(status["topic_discovery"]["watched"], 1);
+    let partitions = single.metrics().await.partitions(&clicks).len();
+    assert_eq!(partitions, if partition_series { PARTITIONS as usize } else { 0 });
+
     // The replicas' bands summed: the signups rate, summed too, stands inside, as it does
     // for the single pipewatch that learnt every partition's history.
     eventually("the signups rate inside the replicas' summed band", Duration::from_secs(60), || async {
@@ -461,10 +491,13 @@ async fn live_prometheus(granularity: &str) {
     tokio::time::sleep(Duration::from_secs(8)).await;
     let compare_flowing = || async {
         let rules_w = prometheus
-            .by("pipewatch:stream_watermark_timestamp_seconds{job=\"replicas\", stream!=\"signups\"}", "stream")
+            .by(
+                "pipewatch:stream_watermark_timestamp_seconds{job=\"replicas\", stream=~\"orders|behaviour\"}",
+                "stream",
+            )
             .await?;
         let own_w = prometheus
-            .by("pipewatch_stream_watermark_timestamp_seconds{job=\"single\", stream!=\"signups\"}", "stream")
+            .by("pipewatch_stream_watermark_timestamp_seconds{job=\"single\", stream=~\"orders|behaviour\"}", "stream")
             .await?;
         let rules_lag = prometheus.by("pipewatch:sync_lag_seconds{job=\"replicas\"}", "pair").await?;
         let own_lag = prometheus.by("pipewatch_sync_lag_seconds{job=\"single\"}", "pair").await?;
@@ -484,10 +517,10 @@ async fn live_prometheus(granularity: &str) {
     // The rate across replicas is one pipewatch's (windows read at other instants: 20 %).
     eventually("the rules' rate near one replica's", Duration::from_secs(20), || async {
         let rules_r = prometheus
-            .by("pipewatch:stream_rate_records_per_second{job=\"replicas\", stream!=\"signups\"}", "stream")
+            .by("pipewatch:stream_rate_records_per_second{job=\"replicas\", stream=~\"orders|behaviour\"}", "stream")
             .await?;
         let own_r = prometheus
-            .by("pipewatch_stream_rate_records_per_second{job=\"single\", stream!=\"signups\"}", "stream")
+            .by("pipewatch_stream_rate_records_per_second{job=\"single\", stream=~\"orders|behaviour\"}", "stream")
             .await?;
         let near = rules_r.len() == 2
             && rules_r.len() == own_r.len()
@@ -526,10 +559,13 @@ async fn live_prometheus(granularity: &str) {
     tokio::time::sleep(Duration::from_secs(10)).await;
     eventually("the rules' figures equal to one replica's", Duration::from_secs(20), || async {
         let rules_w = prometheus
-            .by("pipewatch:stream_watermark_timestamp_seconds{job=\"replicas\", stream!=\"signups\"}", "stream")
+            .by(
+                "pipewatch:stream_watermark_timestamp_seconds{job=\"replicas\", stream=~\"orders|behaviour\"}",
+                "stream",
+            )
             .await?;
         let own_w = prometheus
-            .by("pipewatch_stream_watermark_timestamp_seconds{job=\"single\", stream!=\"signups\"}", "stream")
+            .by("pipewatch_stream_watermark_timestamp_seconds{job=\"single\", stream=~\"orders|behaviour\"}", "stream")
             .await?;
         let rules_lag = prometheus.by("pipewatch:sync_lag_seconds{job=\"replicas\"}", "pair").await?;
         let own_lag = prometheus.by("pipewatch_sync_lag_seconds{job=\"single\"}", "pair").await?;
@@ -568,6 +604,7 @@ async fn live_prometheus(granularity: &str) {
     .await;
 
     live_signups.stop();
+    live_clicks.stop();
     drop(prometheus);
     for pw in [a, b, single] {
         pw.stop().await;

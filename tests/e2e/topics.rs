@@ -140,3 +140,97 @@ max_lag = "1h"
     assert_eq!(partitions(&m, "orders").len(), 4, "{:?}", partitions(&m, "orders"));
     pw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovered_topics_are_streams_of_their_own_by_produce_time_up_to_max_topics() {
+    let bootstrap = broker().await;
+    let prefix = unique_topic("shop");
+    let (orders_topic, clicks, refunds) =
+        (format!("{prefix}-orders"), format!("{prefix}-clicks"), format!("{prefix}-refunds"));
+    for t in [&orders_topic, &clicks] {
+        create_topic(bootstrap, t, 1).await.unwrap();
+    }
+    let producer = TestProducer::new(bootstrap);
+    let produced = now_ms() - 90_000;
+    orders(&producer, &orders_topic, 0, produced, 2);
+    // clicks carry no event time of their own: the Kafka timestamp is theirs
+    for k in 0..3 {
+        producer.send_at(&clicks, 0, Some(b"not json"), Some(produced + k * 1000));
+    }
+    producer.flush();
+    let group = format!("{prefix}-clicks-job");
+    let (g, c) = (group.clone(), clicks.clone());
+    tokio::task::spawn_blocking(move || commit_offsets(bootstrap, &g, &[(c.as_str(), 0, 1)])).await.unwrap();
+    let config = format!(
+        r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+group_id = "{own}"
+start = "earliest"
+metadata_refresh = "2s"
+[monitor]
+tick = "1s"
+rate_window = "10s"
+[[stream]]
+name = "orders"
+topic = "{orders_topic}"
+event_time = {{ field = "/created_at", format = "rfc3339" }}
+[discovery]
+every = "2s"
+poll = "1s"
+groups = {{ include = ["^{prefix}-"] }}
+topics = {{ include = ["^{prefix}-"] }}
+max_topics = 1
+max_silence = "1h"
+"#,
+        own = unique_topic("pipewatch-test-group"),
+    );
+    let pw = Pipewatch::start(&config).await;
+    let status = eventually("clicks discovered, read and its job's lag known", Duration::from_secs(60), || async {
+        let s = pw.status().await;
+        let job = s["consumers"].as_array().into_iter().flatten().find(|c| c["group"] == group.as_str());
+        let lag = job.and_then(|j| j["streams"][0]["partitions"][0]["lag_records"].as_i64());
+        if stream_status(&s, &clicks)["watermark_ms"].is_i64() && lag == Some(2) {
+            Ok(s)
+        } else {
+            Err(format!("{}\n{}", s["streams"], s["consumers"]))
+        }
+    })
+    .await;
+    let c = stream_status(&status, &clicks);
+    assert_eq!(
+        (&c["discovered"], &c["topic"], &c["cause"]),
+        (&true.into(), &clicks.clone().into(), &"ok".into()),
+        "{c}"
+    );
+    assert_eq!(c["watermark_ms"], produced + 2000, "the last record's Kafka timestamp");
+    assert_eq!(c["invalid"]["not_json"], 0, "no payload is read for its time: {c}");
+    assert_eq!(stream_status(&status, "orders")["discovered"], false);
+    assert_eq!(status["topic_discovery"]["watched"], 1);
+    let job = status["consumers"].as_array().unwrap().iter().find(|j| j["group"] == group.as_str()).unwrap();
+    assert_eq!((&job["discovered"], &job["streams"][0]["stream"]), (&true.into(), &clicks.clone().into()));
+    // lag in seconds by produce time: now − the Kafka timestamp of the record at offset 1
+    let lag = job["streams"][0]["partitions"][0]["lag_seconds"].as_f64().unwrap();
+    assert_eq!(lag, (status["at_ms"].as_i64().unwrap() - (produced + 1000)) as f64 / 1000.0);
+
+    // a second topic while running: beyond max_topics = 1, counted and named, not read
+    create_topic(bootstrap, &refunds, 1).await.unwrap();
+    let status = eventually("the second topic in the overflow", Duration::from_secs(30), || async {
+        let s = pw.status().await;
+        match s["topic_discovery"]["overflow"].as_u64() {
+            Some(1) => Ok(s),
+            _ => Err(s["topic_discovery"].to_string()),
+        }
+    })
+    .await;
+    assert_eq!(status["topic_discovery"]["overflow_topics"], serde_json::json!([refunds]));
+    assert!(stream_status(&status, &refunds).is_null());
+    let m = pw.metrics().await;
+    assert_eq!(m.value("pipewatch_discovery_topics_watched", &[]), Some(1.0));
+    assert_eq!(m.value("pipewatch_discovery_topics_overflow", &[]), Some(1.0));
+    assert_eq!(
+        m.value("pipewatch_records_total", &[("stream", clicks.as_str()), ("topic", clicks.as_str())]),
+        Some(3.0)
+    );
+    pw.stop().await;
+}

@@ -34,6 +34,6 @@ mod waiting;
 
 pub use check::{check_group, check_topics, cluster_topics, GroupCheck, TopicCheck};
 pub use client::{now_ms, validate_properties, SourceConfig, Start, FETCH_DEFAULTS};
-pub use messages::{GroupDiscovery, Links, NameMatch, SchemaLink, TopicPatterns};
+pub use messages::{GroupDiscovery, Links, NameMatch, SchemaLink, TopicListing};
 pub use metrics::{ErrorKind, SourceMetrics};
 pub use source::{Source, SourceError};

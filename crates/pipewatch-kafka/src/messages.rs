@@ -24,18 +24,31 @@ pub struct Links {
     pub connect: Option<std::sync::mpsc::Receiver<Vec<ConnectSnapshot>>>,
     /// `[discovery]` of consumer groups: the poller lists them.
     pub discovery: Option<GroupDiscovery>,
-    /// The streams chosen by `topic_pattern`: the poller lists the cluster's topics.
-    pub topic_patterns: Option<TopicPatterns>,
+    /// The streams chosen by `topic_pattern`, and `[discovery] topics`: the poller lists
+    /// the cluster's topics.
+    pub topics: Option<TopicListing>,
 }
 
-/// How the poller finds the topics of the streams chosen by `topic_pattern`: every
-/// `every` it lists the cluster's topics (metadata of all topics) and gives each topic no
-/// stream reads yet to the first of these streams whose pattern `matches` it (internal
-/// topics, `__` first, never).
-pub struct TopicPatterns {
+/// How the poller finds topics: every `every` it lists the cluster's topics (metadata of
+/// all topics) and gives each topic no stream reads yet to the first stream whose
+/// `topic_pattern` matches it; of the rest, those `discover` matches are handed to the
+/// monitor, which makes each a stream of its own. Internal topics (`__` first) never
+/// match.
+pub struct TopicListing {
     pub every: std::time::Duration,
     /// `(stream, matches)`, in the streams' order.
-    pub streams: Vec<(usize, NameMatch)>,
+    pub patterns: Vec<(usize, NameMatch)>,
+    /// `[discovery] topics`.
+    pub discover: Option<NameMatch>,
+}
+
+/// What one listing of the cluster's topics found.
+#[derive(Debug, Default)]
+pub(crate) struct TopicsListed {
+    /// Per pattern stream, the topics it reads now, those found at this listing last.
+    pub(crate) patterns: Vec<(usize, Vec<String>)>,
+    /// The topics `[discovery] topics` matches that no stream reads (the monitor decides).
+    pub(crate) discovered: Vec<String>,
 }
 
 /// Whether a name (of a group, of a topic) is one to watch.
@@ -78,9 +91,8 @@ pub(crate) struct LogEndPoll {
     /// The groups listed at this tick (every `[discovery].every`).
     pub(crate) groups: Option<GroupListing>,
     /// The cluster's topics listed at this tick (every `kafka.metadata_refresh`, with a
-    /// `topic_pattern`): per pattern stream, the topics it reads now, those found at
-    /// this listing last.
-    pub(crate) topics: Option<Vec<(usize, Vec<String>)>>,
+    /// `topic_pattern` or `[discovery] topics`).
+    pub(crate) topics: Option<TopicsListed>,
 }
 
 /// What a record fetch found: `(offset, payload, Kafka timestamp)` from the record before

@@ -20,12 +20,16 @@ use crate::client::now_ms;
 use crate::groups::{self, CommittedOffsets, GroupQuery};
 use pipewatch_core::spec::ConsumerError;
 
-use crate::messages::{FetchOutcome, GroupDiscovery, LogEndPoll, LogEnds, TopicPatterns, WatchedGroup};
+use crate::messages::{FetchOutcome, GroupDiscovery, LogEndPoll, LogEnds, TopicListing, TopicsListed, WatchedGroup};
 use crate::metrics::{ErrorKind, SourceMetrics};
 
 /// Records fetched per tick at most, so that a burst of far-behind groups cannot delay
 /// the log-end poll.
 pub(crate) const FETCHES_PER_TICK: usize = 4;
+
+/// Past this many watched topics the poller asks the metadata of all topics in one
+/// request each tick rather than one request per topic.
+const ONE_METADATA_REQUEST_ABOVE: usize = 16;
 
 /// The poller thread's clients: metadata, log ends the consumer cannot tell, the
 /// watched groups' offsets, record fetches.
@@ -33,8 +37,11 @@ pub(crate) struct Poller {
     pub(crate) client: BaseConsumer,
     /// Every watched topic: the configured ones, and those the patterns found.
     pub(crate) topics: Vec<String>,
-    /// The streams chosen by `topic_pattern`, whose topics are listed every `every`.
-    pub(crate) patterns: Option<TopicPatterns>,
+    /// The streams chosen by `topic_pattern` and `[discovery] topics`: the topics are
+    /// listed every `every`.
+    pub(crate) listing: Option<TopicListing>,
+    /// The discovered topics the monitor made streams of: polled from now on.
+    pub(crate) discovered: Receiver<String>,
     pub(crate) groups: Vec<WatchedGroup>,
     /// Reads single records by offset (no group); present when consumers are watched.
     pub(crate) fetcher: Option<BaseConsumer>,
@@ -58,11 +65,22 @@ pub(crate) fn poll_log_ends(
     shutdown: Arc<AtomicBool>,
     tx: Sender<LogEndPoll>,
 ) {
-    let Poller { client, mut topics, patterns, mut groups, fetcher, requests, uncached, added, discovery } = poller;
+    let Poller {
+        client,
+        mut topics,
+        listing: patterns,
+        discovered,
+        mut groups,
+        fetcher,
+        requests,
+        uncached,
+        added,
+        discovery,
+    } = poller;
     let mut listed_at: Option<std::time::Instant> = None;
     let mut topics_listed_at: Option<std::time::Instant> = None;
     // per pattern stream, the topics it reads
-    let mut matched: Vec<Vec<String>> = patterns.iter().flat_map(|p| p.streams.iter().map(|_| Vec::new())).collect();
+    let mut matched: Vec<Vec<String>> = patterns.iter().flat_map(|p| p.patterns.iter().map(|_| Vec::new())).collect();
     let mut wanted: Vec<FetchRequest> = Vec::new();
     let mut uncached_now: Vec<(String, i32)> = Vec::new();
     let timeout = tick.max(Duration::from_secs(2)) * 3;
@@ -78,6 +96,11 @@ pub(crate) fn poll_log_ends(
         // only the consumer's latest word counts
         while let Ok(latest) = uncached.try_recv() {
             uncached_now = latest;
+        }
+        for topic in discovered.try_iter() {
+            if !topics.contains(&topic) {
+                topics.push(topic);
+            }
         }
         let due = |at: Option<std::time::Instant>, every: Duration| at.is_none_or(|t| t.elapsed() >= every);
         let found_topics = match &patterns {
@@ -196,8 +219,20 @@ pub(crate) fn poll_once(
 ) -> Result<LogEnds, (ErrorKind, KafkaError)> {
     let mut query = TopicPartitionList::new();
     let mut ends = LogEnds::default();
+    // many topics (discovered ones, a pattern's): one request for all, and one per topic
+    // only for those it leaves out (missing, or denied: the answer does not say which)
+    let all = match topics.len() > ONE_METADATA_REQUEST_ABOVE {
+        true => Some(client.fetch_metadata(None, timeout).map_err(|e| (ErrorKind::Metadata, e))?),
+        false => None,
+    };
+    let listed: std::collections::HashMap<&str, &rdkafka::metadata::MetadataTopic> =
+        all.iter().flat_map(|md| md.topics().iter().map(|t| (t.name(), t))).collect();
     for topic in topics {
-        match topic_partitions(client, topic, timeout).map_err(|e| (ErrorKind::Metadata, e))? {
+        let meta = match listed.get(topic.as_str()) {
+            Some(t) => topic_meta(t),
+            None => topic_partitions(client, topic, timeout).map_err(|e| (ErrorKind::Metadata, e))?,
+        };
+        match meta {
             TopicMeta::Denied => ends.denied.push(topic.clone()),
             TopicMeta::Missing => ends.missing.push(topic.clone()),
             TopicMeta::Partitions(partitions) => {
@@ -358,27 +393,33 @@ pub(crate) fn fetch_records(fetcher: &BaseConsumer, request: &FetchRequest, time
 
 /// Lists the cluster's topics (metadata of all topics) and gives each that no stream
 /// reads yet to the first pattern stream that matches it (internal topics, `__` first,
-/// never): per pattern stream, every topic it reads now.
+/// never): per pattern stream, every topic it reads now; and the rest `[discovery]
+/// topics` matches.
 fn list_topics(
     client: &BaseConsumer,
-    patterns: &TopicPatterns,
+    listing: &TopicListing,
     topics: &mut Vec<String>,
     matched: &mut [Vec<String>],
     timeout: Duration,
-) -> Result<Vec<(usize, Vec<String>)>, KafkaError> {
+) -> Result<TopicsListed, KafkaError> {
     let md = client.fetch_metadata(None, timeout)?;
     let mut names: Vec<&str> = md.topics().iter().filter(|t| t.error().is_none()).map(|t| t.name()).collect();
     names.sort_unstable();
+    let mut discovered = Vec::new();
     for name in names.into_iter().filter(|n| !n.starts_with("__")) {
         if topics.iter().any(|t| t == name) {
             continue;
         }
-        if let Some(k) = patterns.streams.iter().position(|(_, matches)| matches(name)) {
+        if let Some(k) = listing.patterns.iter().position(|(_, matches)| matches(name)) {
             matched[k].push(name.to_string());
             topics.push(name.to_string());
+        } else if listing.discover.as_ref().is_some_and(|matches| matches(name)) {
+            discovered.push(name.to_string());
         }
     }
-    Ok(patterns.streams.iter().zip(matched.iter()).map(|((stream, _), names)| (*stream, names.clone())).collect())
+    let patterns =
+        listing.patterns.iter().zip(matched.iter()).map(|((stream, _), names)| (*stream, names.clone())).collect();
+    Ok(TopicsListed { patterns, discovered })
 }
 
 /// What the cluster's metadata says of a topic.
@@ -401,10 +442,14 @@ pub(crate) fn topic_partitions<C: ConsumerContext>(
     let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
         return Ok(TopicMeta::Missing);
     };
-    Ok(match t.error() {
+    Ok(topic_meta(t))
+}
+
+fn topic_meta(t: &rdkafka::metadata::MetadataTopic) -> TopicMeta {
+    match t.error() {
         Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) => TopicMeta::Missing,
         Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) => TopicMeta::Denied,
         Some(_) => TopicMeta::Partitions(Vec::new()),
         None => TopicMeta::Partitions(t.partitions().iter().map(|p| p.id()).collect()),
-    })
+    }
 }

@@ -37,6 +37,8 @@ pub(crate) struct PollerLink {
     pub(crate) history: Option<HistoryLink>,
     /// Groups to watch from now on (Kafka Connect sinks found while running).
     pub(crate) groups: Sender<WatchedGroup>,
+    /// Discovered topics the monitor made streams of, for the poller to poll.
+    pub(crate) topics: Sender<String>,
 }
 
 pub(crate) struct HistoryLink {
@@ -280,14 +282,22 @@ impl Reader {
             let (consumer, topics, monitor) = (&self.consumer, &mut self.topics, &mut self.monitor);
             let context = consumer.context();
             // the topics the patterns match first: this poll's log ends may be theirs
-            for (stream, names) in poll.topics.iter().flatten() {
+            let listed = poll.topics.unwrap_or_default();
+            for (stream, names) in &listed.patterns {
                 for name in names {
                     if topics.add(monitor, *stream, name) {
-                        info!(stream = %monitor.streams().nth(*stream).map_or("", |s| s.name.as_str()), topic = %name, "a topic matches the stream's topic_pattern: read from now on");
+                        let of = monitor.streams().nth(*stream).map_or("", |s| s.name.as_str());
+                        info!(stream = %of, topic = %name, "a topic matches the stream's topic_pattern: read from now on");
                         found_topics = true;
                     }
                 }
                 monitor.set_unmatched(*stream, names.is_empty());
+            }
+            for (stream, topic) in monitor.topics_listed(listed.discovered) {
+                info!(%topic, "topic discovered: read as a stream of its own");
+                topics.add_stream(stream, &topic);
+                let _ = link.topics.send(topic);
+                found_topics = true;
             }
             match poll.log_ends {
                 // a poll begun before librdkafka lost every broker says nothing of now
@@ -371,12 +381,15 @@ impl Reader {
         self.send_group_changes(link);
     }
 
-    /// A pattern matched new topics: the consumer subscribes to every watched topic (its
-    /// group rebalances, and the new partitions are assigned), and the poller reads the
+    /// New topics to read (a pattern's, discovered ones): the consumer subscribes to every
+    /// watched topic afresh — unsubscribes first: librdkafka's change of a subscription in
+    /// place left two replicas without an assignment under cooperative-sticky — so its
+    /// group rebalances and the new partitions are assigned; and the poller reads the
     /// watched groups' offsets on them too.
     fn topics_found(&mut self, link: &PollerLink) {
         let names = self.topics.names();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.consumer.unsubscribe();
         if let Err(e) = self.consumer.subscribe(&refs) {
             warn!(error = %e, topics = ?names, "could not subscribe to the topics the patterns match");
         }

@@ -108,7 +108,8 @@ impl Source {
             Some(fc.create().map_err(SourceError::Create)?)
         };
         let discovery = links.discovery.map(|d| (d, config.group_id.clone()));
-        let patterns = links.topic_patterns;
+        let listing = links.topics;
+        let (discovered_tx, discovered) = mpsc::channel();
         let (tx, rx) = mpsc::channel();
         let (requests_tx, requests) = mpsc::channel();
         let (uncached_tx, uncached) = mpsc::channel();
@@ -118,7 +119,8 @@ impl Source {
             let poller = Poller {
                 client: poll_client,
                 topics: topics.clone(),
-                patterns,
+                listing,
+                discovered,
                 groups,
                 fetcher,
                 requests,
@@ -147,7 +149,14 @@ impl Source {
         } else {
             (None, None)
         };
-        let link = PollerLink { polls: rx, requests: requests_tx, uncached: uncached_tx, history, groups: added_tx };
+        let link = PollerLink {
+            polls: rx,
+            requests: requests_tx,
+            uncached: uncached_tx,
+            history,
+            groups: added_tx,
+            topics: discovered_tx,
+        };
         let consumer = std::thread::Builder::new()
             .name("pipewatch-source".into())
             .spawn(move || {

@@ -53,6 +53,17 @@ impl TopicTable {
         true
     }
 
+    /// A stream the monitor added for a discovered topic (the next index), reading it.
+    pub(crate) fn add_stream(&mut self, stream: usize, topic: &str) {
+        if self.by_name.contains_key(topic) {
+            return;
+        }
+        while self.c_names.len() <= stream {
+            self.c_names.push(Vec::new());
+        }
+        self.insert(stream, topic);
+    }
+
     pub(crate) fn c_name(&self, stream: usize, topic: usize) -> Option<&CStr> {
         self.c_names.get(stream)?.get(topic).map(CString::as_c_str)
     }

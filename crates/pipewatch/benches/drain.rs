@@ -31,6 +31,8 @@
 //!   `[[consumer]]`; after the idle window, one more group commits and the time from its
 //!   commit to its first series on `/metrics` is printed (when `max_groups` leaves it a
 //!   place; else the overflow is).
+//!   `--discover-topics`: the topics are found by `[discovery] topics` (each a stream of
+//!   its own, by Kafka timestamp) instead of configured as `[[stream]]`s (no group then).
 //! * **history**: the start-up cost of learning a baseline: a topic of
 //!   `--history-partitions` partitions with one record per partition in every hour of the
 //!   past `--history-days` days (timestamps in the past), then pipewatch with
@@ -84,6 +86,8 @@ struct Options {
     groups: u32,
     /// `--max-groups N`: `[discovery].max_groups` (default: `--groups`).
     max_groups: u32,
+    /// `--discover-topics`: the scale topics found by `[discovery] topics`, not configured.
+    discover_topics: bool,
 }
 
 impl Options {
@@ -124,6 +128,7 @@ impl Options {
             group_partitions: get("--group-partitions").unwrap_or(0) as i32,
             groups: get("--groups").unwrap_or(0) as u32,
             max_groups: get("--max-groups").or(get("--groups").map(|n| n + 2)).unwrap_or(0) as u32,
+            discover_topics: args.iter().any(|a| a == "--discover-topics"),
         }
     }
 }
@@ -413,7 +418,9 @@ fn run_pipewatch_drain(o: &Options, bootstrap: &str, topic: &str, dir: &Path, re
 
 fn scale(o: &Options, bootstrap: &str, broker_pid: Option<u32>, runtime: &tokio::runtime::Runtime, dir: &Path) {
     let per_topic = (o.scale / o.scale_topics).max(1);
-    let topics: Vec<String> = (0..o.scale_topics).map(|_| unique_topic("bench-scale")).collect();
+    assert!(!o.discover_topics || o.group_partitions == 0, "--discover-topics runs without a group");
+    let run = unique_topic("bench-scale");
+    let topics: Vec<String> = (0..o.scale_topics).map(|i| format!("{run}-{i}")).collect();
     let started = Instant::now();
     for t in &topics {
         runtime.block_on(create_topic(bootstrap, t, per_topic)).expect("create a scale topic");
@@ -428,13 +435,20 @@ fn scale(o: &Options, bootstrap: &str, broker_pid: Option<u32>, runtime: &tokio:
         topics.join(", "),
         started.elapsed().as_secs_f64()
     );
-    let streams: String = topics
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            format!("[[stream]]\nname = \"s{i}\"\ntopic = \"{t}\"\nevent_time = {{ field = \"/created_at\", format = \"rfc3339\" }}\n")
-        })
-        .collect();
+    let streams: String = match o.discover_topics {
+        // every scale topic a stream of its own, by Kafka timestamp
+        true => format!(
+            "[discovery]\ntopics = {{ include = [\"^{run}-\"] }}\nmax_topics = {}\n",
+            topics.len()
+        ),
+        false => topics
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                format!("[[stream]]\nname = \"s{i}\"\ntopic = \"{t}\"\nevent_time = {{ field = \"/created_at\", format = \"rfc3339\" }}\n")
+            })
+            .collect(),
+    };
     let per_minute = 60.0 / o.idle.as_secs_f64();
     if let Some(pid) = broker_pid {
         let b0 = cpu_seconds(pid);

@@ -91,14 +91,18 @@ impl App {
             crate::connect::start(clients, pipewatch_kafka::now_ms, send, registry_stop.clone());
             Some(rx)
         };
-        let discovery = config.discovery.as_ref().map(|d| {
-            let groups = d.groups.clone();
+        let discovery = config.discovery.as_ref().and_then(|d| {
+            let groups = d.groups.clone()?;
             let matches = Box::new(move |g: &str| groups.matches(g));
-            pipewatch_kafka::GroupDiscovery { every: d.every, poll: d.poll, matches }
+            Some(pipewatch_kafka::GroupDiscovery { every: d.every, poll: d.poll, matches })
         });
-        let topic_patterns = (!config.topic_patterns.is_empty()).then(|| pipewatch_kafka::TopicPatterns {
+        let discover_topics = config.discovery.as_ref().and_then(|d| d.topics.clone());
+        let listing = !config.topic_patterns.is_empty() || discover_topics.is_some();
+        let topics = listing.then(|| pipewatch_kafka::TopicListing {
             every: config.metadata_refresh,
-            streams: config
+            discover: discover_topics
+                .map(|(names, _)| -> pipewatch_kafka::NameMatch { Box::new(move |t: &str| names.matches(t)) }),
+            patterns: config
                 .topic_patterns
                 .iter()
                 .map(|(stream, r)| {
@@ -108,7 +112,7 @@ impl App {
                 })
                 .collect(),
         });
-        let links = pipewatch_kafka::Links { schemas, connect, discovery, topic_patterns };
+        let links = pipewatch_kafka::Links { schemas, connect, discovery, topics };
         let (latest_tx, latest) = watch::channel::<Option<Arc<Tick>>>(None);
 
         let delivery_stop = CancellationToken::new();
@@ -128,7 +132,12 @@ impl App {
             monitor.watch_consumer(c.clone(), pipewatch_kafka::now_ms());
         }
         if let Some(d) = &config.discovery {
-            monitor.set_discovery(d.spec.clone());
+            if d.groups.is_some() {
+                monitor.set_discovery(d.spec.clone());
+            }
+            if let Some((_, spec)) = &d.topics {
+                monitor.set_topic_discovery(spec.clone());
+            }
         }
         let stop = Arc::new(AtomicBool::new(false));
         let spawned =

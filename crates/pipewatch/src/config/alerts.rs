@@ -170,7 +170,7 @@ fn alert_target(
             p.add(key("target"), format!("{} cannot target {DISCOVERED:?}: name a consumer", a.kind));
             return None;
         }
-        if raw.discovery.is_none() && raw.connect.is_empty() {
+        if raw.discovery.as_ref().is_none_or(|d| d.groups.is_none()) && raw.connect.is_empty() {
             p.add(
                 key("target"),
                 format!("{DISCOVERED:?} needs consumers to discover: a [discovery] (or a [[connect]] cluster's sinks)"),

@@ -1,12 +1,13 @@
-//! `[discovery]`: the consumer groups watched without being listed, chosen by name.
+//! `[discovery]`: the consumer groups watched without being listed, and the topics read
+//! as streams of their own without being configured, chosen by name.
 
 use std::time::Duration;
 
-use pipewatch_core::DiscoverySpec;
+use pipewatch_core::{DiscoverySpec, EventTimeSource, Extractor, StreamSpec, TopicDiscoverySpec, ValueFormat};
 use regex::Regex;
 
 use super::problems::Problems;
-use super::raw::{RawConfig, RawPatterns};
+use super::raw::RawConfig;
 
 /// `[discovery]`, validated.
 #[derive(Debug, Clone)]
@@ -17,8 +18,11 @@ pub struct DiscoveryConfig {
     /// Per-partition series for discovered consumers (else per stream only: hundreds of
     /// groups on thousands of partitions would be millions of series).
     pub partition_series: bool,
-    pub groups: Patterns,
+    /// The groups discovered (`None`: topics only).
+    pub groups: Option<Patterns>,
     pub spec: DiscoverySpec,
+    /// The topics discovered, and the stream each becomes.
+    pub topics: Option<(Patterns, TopicDiscoverySpec)>,
 }
 
 /// Names matched by regular expressions: any of `include` (every name when there is
@@ -36,7 +40,7 @@ impl Patterns {
     }
 }
 
-pub(super) fn discovery_config(raw: &RawConfig, p: &mut Problems) -> Option<DiscoveryConfig> {
+pub(super) fn discovery_config(raw: &RawConfig, skew: Duration, p: &mut Problems) -> Option<DiscoveryConfig> {
     let d = raw.discovery.as_ref()?;
     let every = p.positive_duration("discovery.every", &d.every);
     let poll = p.positive_duration("discovery.poll", &d.poll);
@@ -46,19 +50,44 @@ pub(super) fn discovery_config(raw: &RawConfig, p: &mut Problems) -> Option<Disc
     if d.max_groups == 0 {
         p.add("discovery.max_groups", "must be at least 1");
     }
-    let Some(groups) = &d.groups else {
+    if d.groups.is_none() && d.topics.is_none() {
         p.add(
             "discovery.groups",
-            "say which consumer groups to discover: groups = { include = [\"^analytics-\"] } (include = [] for every group)",
+            "say which consumer groups (or topics) to discover: groups = { include = [\"^analytics-\"] } (include = [] for every group), topics = { include = [\"^shop\\\\.\"] }",
         );
         return None;
-    };
-    let groups = patterns("discovery.groups", groups, p);
+    }
+    let groups = d.groups.as_ref().map(|g| patterns("discovery.groups", &g.include, &g.exclude, p));
+    let topics = d.topics.as_ref().map(|t| {
+        let names = patterns("discovery.topics", &t.include, &t.exclude, p);
+        let max_silence = p.positive_duration("discovery.max_silence", &d.max_silence);
+        let max_record_delay = p.positive_duration("discovery.max_record_delay", &d.max_record_delay);
+        if d.max_topics == 0 {
+            p.add("discovery.max_topics", "must be at least 1");
+        }
+        let template = StreamSpec {
+            name: String::new(),
+            topics: Vec::new(),
+            topic_pattern: None,
+            value_format: ValueFormat::Json,
+            message: None,
+            extractor: Extractor::new(EventTimeSource::KafkaTimestamp, skew.as_millis() as i64),
+            max_silence_ms: max_silence.as_millis() as i64,
+            max_record_delay_ms: max_record_delay.as_millis() as i64,
+            min_rate: None,
+            max_rate: None,
+            baseline: None,
+            segments: Vec::new(),
+            max_segment_values: 0,
+        };
+        (names, TopicDiscoverySpec { template, max_topics: d.max_topics })
+    });
     Some(DiscoveryConfig {
         every,
         poll,
         partition_series: d.partition_series,
         groups,
+        topics,
         spec: DiscoverySpec {
             max_groups: d.max_groups,
             forget_after_ms: forget_after.as_millis() as i64,
@@ -68,7 +97,7 @@ pub(super) fn discovery_config(raw: &RawConfig, p: &mut Problems) -> Option<Disc
     })
 }
 
-fn patterns(key: &str, raw: &RawPatterns, p: &mut Problems) -> Patterns {
+fn patterns(key: &str, include: &[String], exclude: &[String], p: &mut Problems) -> Patterns {
     let mut compile = |list: &[String], which: &str| -> Vec<Regex> {
         list.iter()
             .enumerate()
@@ -81,5 +110,5 @@ fn patterns(key: &str, raw: &RawPatterns, p: &mut Problems) -> Patterns {
             })
             .collect()
     };
-    Patterns { include: compile(&raw.include, "include"), exclude: compile(&raw.exclude, "exclude") }
+    Patterns { include: compile(include, "include"), exclude: compile(exclude, "exclude") }
 }

@@ -104,7 +104,7 @@ impl RawConfig {
         let receivers = receivers::receiver_configs(&self, &mut p);
         let schema_registry = registry::registry_config(&self, &mut p);
         let connect = connect::connect_configs(&self, &mut p);
-        let discovery = discovery::discovery_config(&self, &mut p);
+        let discovery = discovery::discovery_config(&self, monitor.max_future_skew, &mut p);
 
         let config = Config {
             external_url,
@@ -729,6 +729,13 @@ labels = { group = "data", consumer = "x", team = "data" }
         let c = parse(&format!("{base}topic_pattern = \"^orders-[a-z]+$\"\n")).unwrap();
         assert_eq!((c.streams[0].topic_pattern.as_deref(), c.topic_patterns.len()), (Some("^orders-[a-z]+$"), 1));
         assert_eq!(c.metadata_refresh, Duration::from_secs(30));
+        // [discovery] topics alone: no [[stream]] needed, the internal topics left out
+        let c = parse("[kafka]\nbootstrap_servers = \"x:1\"\n[discovery]\ntopics = {}\n").unwrap();
+        let (names, spec) = c.discovery.unwrap().topics.unwrap();
+        assert!(names.matches("orders") && !names.matches("_schemas") && !names.matches("connect-offsets"));
+        assert_eq!((spec.max_topics, spec.template.max_silence_ms), (1000, 120_000));
+        let err = parse("[kafka]\nbootstrap_servers = \"x:1\"\n").unwrap_err().to_string();
+        assert!(err.contains("stream: no [[stream]] configured (nor [discovery] topics)"), "{err}");
     }
 
     #[test]

@@ -74,6 +74,37 @@ pub struct RawDiscovery {
     /// The discovered consumers' `max_stall`.
     #[serde(default = "default_max_stall")]
     pub max_stall: String,
+    /// Which topics are discovered, by name: each a stream of its own.
+    pub topics: Option<RawTopicPatterns>,
+    /// Discovered topics read at most.
+    #[serde(default = "default_max_topics")]
+    pub max_topics: usize,
+    /// The discovered streams' `max_silence`.
+    #[serde(default = "default_max_silence")]
+    pub max_silence: String,
+    /// The discovered streams' `max_record_delay`.
+    #[serde(default = "default_max_record_delay")]
+    pub max_record_delay: String,
+}
+
+/// Topic names matched by regular expressions: any of `include` (every topic when empty)
+/// and none of `exclude` (by default the internal topics of schema registries and Kafka
+/// Connect; `__` topics never match).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTopicPatterns {
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default = "default_topic_excludes")]
+    pub exclude: Vec<String>,
+}
+
+fn default_max_topics() -> usize {
+    1000
+}
+/// `_schemas`, `_confluent-*`, and Kafka Connect's configs, offsets and status topics.
+fn default_topic_excludes() -> Vec<String> {
+    vec!["^_".into(), "^connect-.*(configs|offsets|status)$".into()]
 }
 
 /// Names matched by regular expressions: any of `include` (every name when empty) and

@@ -21,8 +21,9 @@ pub(super) fn stream_specs<'a>(
     names: &mut HashSet<&'a str>,
     p: &mut Problems,
 ) -> (Vec<StreamSpec>, Vec<(usize, Regex)>) {
-    if raw.streams.is_empty() {
-        p.add("stream", "no [[stream]] configured: nothing to watch");
+    // [discovery] topics alone watches the cluster's topics as streams of their own
+    if raw.streams.is_empty() && raw.discovery.as_ref().is_none_or(|d| d.topics.is_none()) {
+        p.add("stream", "no [[stream]] configured (nor [discovery] topics): nothing to watch");
     }
     let mut topics = HashSet::new();
     let (mut streams, mut patterns) = (Vec::new(), Vec::new());

@@ -403,8 +403,12 @@ fn consumer_families(f: &mut Families, consumers: &[ConsumerSnapshot], view: Vie
     }
 }
 
-/// `[discovery]`: the groups watched, the overflow, the last listing.
+/// `[discovery]`: the groups watched, the overflow, the last listing; the topics.
 fn discovery_families(f: &mut Families, s: &Snapshot) {
+    if let Some(d) = &s.topic_discovery {
+        f.gauge(&DISCOVERY_TOPICS_WATCHED, &[], d.watched as f64);
+        f.gauge(&DISCOVERY_TOPICS_OVERFLOW, &[], d.overflow as f64);
+    }
     let Some(d) = &s.discovery else { return };
     f.gauge(&DISCOVERY_GROUPS_WATCHED, &[], d.watched as f64);
     f.gauge(&DISCOVERY_GROUPS_OVERFLOW, &[], d.overflow as f64);

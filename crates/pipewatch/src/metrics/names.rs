@@ -411,8 +411,23 @@ pub const DISCOVERY_LISTED_TIMESTAMP_SECONDS: Metric = Metric {
     labels: &[],
 };
 
+pub const DISCOVERY_TOPICS_WATCHED: Metric = Metric {
+    id: 53,
+    name: "pipewatch_discovery_topics_watched",
+    help: "Topics [discovery] found, each read as a stream of its own (at most discovery.max_topics).",
+    kind: Kind::Gauge,
+    labels: &[],
+};
+pub const DISCOVERY_TOPICS_OVERFLOW: Metric = Metric {
+    id: 54,
+    name: "pipewatch_discovery_topics_overflow",
+    help: "Topics that match [discovery] topics and no stream reads, not read: beyond discovery.max_topics (named in the status).",
+    kind: Kind::Gauge,
+    labels: &[],
+};
+
 /// Every family, in the order `/metrics` writes them.
-pub const ALL: [&Metric; 53] = [
+pub const ALL: [&Metric; 55] = [
     &KAFKA_UP,
     &BUILD_INFO,
     &PARTITION_WATERMARK_TIMESTAMP_SECONDS,
@@ -466,6 +481,8 @@ pub const ALL: [&Metric; 53] = [
     &DISCOVERY_GROUPS_WATCHED,
     &DISCOVERY_GROUPS_OVERFLOW,
     &DISCOVERY_LISTED_TIMESTAMP_SECONDS,
+    &DISCOVERY_TOPICS_WATCHED,
+    &DISCOVERY_TOPICS_OVERFLOW,
 ];
 
 #[cfg(test)]

@@ -281,7 +281,8 @@ fn consumer_records(out: &mut String, config: &Config) {
         Granularity::Partition => low_watermark_of_partitions(by, C_P_WATERMARK, &idle),
         Granularity::Stream => low_watermark_of_replicas(by, C_WATERMARK),
     };
-    if config.granularity == Granularity::Partition && config.discovery.as_ref().is_some_and(|d| !d.partition_series) {
+    let discovered_groups = config.discovery.as_ref().is_some_and(|d| d.groups.is_some() && !d.partition_series);
+    if config.granularity == Granularity::Partition && discovered_groups {
         // discovered consumers have no partition series: their replicas' stream watermarks
         watermark = format!("{watermark}\nor\n{}", low_watermark_of_replicas(by, C_WATERMARK));
     }
