@@ -9,6 +9,15 @@ use std::time::Duration;
 
 use crate::support::*;
 
+/// A config that lists the cluster's topics every 2 s, with `body`.
+fn listing_config(bootstrap: &str, body: &str) -> String {
+    let own = unique_topic("pipewatch-test-group");
+    format!(
+        "[kafka]\nbootstrap_servers = \"{bootstrap}\"\ngroup_id = \"{own}\"\nstart = \"earliest\"\n\
+         metadata_refresh = \"2s\"\n[monitor]\ntick = \"1s\"\nrate_window = \"10s\"\n{body}"
+    )
+}
+
 /// The `(topic, partition)`s of `stream`'s partition series.
 fn partitions(m: &Metrics, stream: &str) -> BTreeSet<(String, String)> {
     let prefix = format!("pipewatch_records_total{{stream=\"{stream}\",topic=\"");
@@ -55,16 +64,10 @@ async fn a_pattern_stream_reads_every_matching_topic_and_one_created_while_runni
     .await
     .unwrap();
 
-    let config = format!(
-        r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-group_id = "{own}"
-start = "earliest"
-metadata_refresh = "2s"
-[monitor]
-tick = "1s"
-rate_window = "10s"
+    let config = listing_config(
+        bootstrap,
+        &format!(
+            r#"
 [[stream]]
 name = "orders"
 topic_pattern = "^{prefix}-[a-z]+$"
@@ -78,8 +81,8 @@ name = "analytics"
 group = "{group}"
 streams = ["orders"]
 max_lag = "1h"
-"#,
-        own = unique_topic("pipewatch-test-group"),
+"#
+        ),
     );
     let pw = Pipewatch::start(&config).await;
     let want = |topics: &[(&str, &str)]| -> BTreeSet<(String, String)> {
@@ -161,16 +164,10 @@ async fn discovered_topics_are_streams_of_their_own_by_produce_time_up_to_max_to
     let group = format!("{prefix}-clicks-job");
     let (g, c) = (group.clone(), clicks.clone());
     tokio::task::spawn_blocking(move || commit_offsets(bootstrap, &g, &[(c.as_str(), 0, 1)])).await.unwrap();
-    let config = format!(
-        r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-group_id = "{own}"
-start = "earliest"
-metadata_refresh = "2s"
-[monitor]
-tick = "1s"
-rate_window = "10s"
+    let config = listing_config(
+        bootstrap,
+        &format!(
+            r#"
 [[stream]]
 name = "orders"
 topic = "{orders_topic}"
@@ -182,8 +179,8 @@ groups = {{ include = ["^{prefix}-"] }}
 topics = {{ include = ["^{prefix}-"] }}
 max_topics = 1
 max_silence = "1h"
-"#,
-        own = unique_topic("pipewatch-test-group"),
+"#
+        ),
     );
     let pw = Pipewatch::start(&config).await;
     let status = eventually("clicks discovered, read and its job's lag known", Duration::from_secs(60), || async {
