@@ -429,10 +429,13 @@ fn scale(o: &Options, bootstrap: &str, broker_pid: Option<u32>, runtime: &tokio:
     let records = 4 * (per_topic * o.scale_topics) as u64;
     // 4 records on every partition, round robin
     produce(bootstrap, &refs, records, |i| Some((i / refs.len() as u64 % per_topic as u64) as i32));
+    let named = match topics.as_slice() {
+        [first, _, _, .., last] => format!("{first}, …, {last}"),
+        all => all.join(", "),
+    };
     println!(
-        "\nscale: {} topics × {per_topic} partitions ({}), {records} records (set up in {:.0} s)",
+        "\nscale: {} topics × {per_topic} partitions ({named}), {records} records (set up in {:.0} s)",
         topics.len(),
-        topics.join(", "),
         started.elapsed().as_secs_f64()
     );
     let streams: String = match o.discover_topics {

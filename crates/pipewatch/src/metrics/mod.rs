@@ -225,6 +225,10 @@ fn snapshot_families(f: &mut Families, s: &Snapshot, granularity: Granularity) {
     }
     for st in &s.streams {
         let name = st.name.as_str();
+        // a discovered topic's stream is one of hundreds: no histograms, the invalid
+        // reasons once counted, its cause alone (see docs/metrics.md)
+        let lean = st.discovered;
+        let counted = |n: &u64| !lean || *n > 0;
         // summed per topic of the stream (one for most streams)
         let topics = if granularity == Granularity::Stream { &st.topics[..] } else { &[] };
         for t in topics {
@@ -232,7 +236,7 @@ fn snapshot_families(f: &mut Families, s: &Snapshot, granularity: Granularity) {
             f.counter(&RECORDS_TOTAL, &l, t.records as f64);
             f.counter(&RECORD_BYTES_TOTAL, &l, t.bytes as f64);
             f.counter(&GAPS_TOTAL, &l, t.gaps as f64);
-            for (reason, n) in &t.invalid {
+            for (reason, n) in t.invalid.iter().filter(|(_, n)| counted(n)) {
                 f.counter(&RECORDS_INVALID_TOTAL, &[l[0], l[1], ("reason", reason)], *n as f64);
             }
         }
@@ -258,7 +262,7 @@ fn snapshot_families(f: &mut Families, s: &Snapshot, granularity: Granularity) {
             f.counter(&RECORDS_TOTAL, &l, p.records as f64);
             f.counter(&RECORD_BYTES_TOTAL, &l, p.bytes as f64);
             f.counter(&GAPS_TOTAL, &l, p.gaps as f64);
-            for (reason, n) in &p.invalid {
+            for (reason, n) in p.invalid.iter().filter(|(_, n)| counted(n)) {
                 f.counter(&RECORDS_INVALID_TOTAL, &[l[0], l[1], l[2], ("reason", reason)], *n as f64);
             }
         }
@@ -305,9 +309,11 @@ fn snapshot_families(f: &mut Families, s: &Snapshot, granularity: Granularity) {
                 }
             }
         }
-        f.histogram(&STREAM_RECORD_DELAY_SECONDS, &l, &st.record_delay);
-        f.histogram(&GAP_DURATION_SECONDS, &l, &st.gap_duration);
-        for cause in Cause::ALL {
+        if !lean {
+            f.histogram(&STREAM_RECORD_DELAY_SECONDS, &l, &st.record_delay);
+            f.histogram(&GAP_DURATION_SECONDS, &l, &st.gap_duration);
+        }
+        for cause in Cause::ALL.into_iter().filter(|c| !lean || st.cause == *c) {
             f.gauge(
                 &STREAM_CAUSE,
                 &[("stream", name), ("cause", cause.as_str())],
