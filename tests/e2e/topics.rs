@@ -31,6 +31,27 @@ fn partitions(m: &Metrics, stream: &str) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// The scrape once the orders stream counted `records` on `topic` and its partition
+/// series are as `partitions_read` wants them.
+async fn orders_read(
+    pw: &Pipewatch,
+    what: &str,
+    topic: &str,
+    records: f64,
+    partitions_read: impl Fn(&BTreeSet<(String, String)>) -> bool,
+) -> Metrics {
+    eventually(what, Duration::from_secs(60), || async {
+        let m = pw.metrics().await;
+        let read = m.value("pipewatch_records_total", &[("stream", "orders"), ("topic", topic)]) == Some(records);
+        if read && partitions_read(&partitions(&m, "orders")) {
+            Ok(m)
+        } else {
+            Err(m.0)
+        }
+    })
+    .await
+}
+
 fn orders(producer: &TestProducer, topic: &str, partition: i32, at: i64, n: i64) {
     for k in 0..n {
         let created_at = pipewatch_core::time::format_rfc3339(at + k * 1000);
@@ -88,16 +109,8 @@ max_lag = "1h"
     let want = |topics: &[(&str, &str)]| -> BTreeSet<(String, String)> {
         topics.iter().map(|(t, p)| (t.to_string(), p.to_string())).collect()
     };
-    let m = eventually("both topics' partitions read", Duration::from_secs(60), || async {
-        let m = pw.metrics().await;
-        let read = m.value("pipewatch_records_total", &[("stream", "orders"), ("topic", &us)]) == Some(5.0);
-        if partitions(&m, "orders") == want(&[(&eu, "0"), (&eu, "1"), (&us, "0")]) && read {
-            Ok(m)
-        } else {
-            Err(m.0)
-        }
-    })
-    .await;
+    let all = want(&[(&eu, "0"), (&eu, "1"), (&us, "0")]);
+    let m = orders_read(&pw, "both topics' partitions read", &us, 5.0, |p| *p == all).await;
     // the low watermark over every partition of both topics: us's last record
     let watermark = m.value("pipewatch_stream_watermark_timestamp_seconds", &[("stream", "orders")]).unwrap();
     assert_eq!(watermark, (now - 300_000 + 4_000) as f64 / 1000.0);
@@ -128,16 +141,8 @@ max_lag = "1h"
     create_topic(bootstrap, &apac, 1).await.unwrap();
     orders(&producer, &apac, 0, now - 600_000, 3);
     producer.flush();
-    let m = eventually("the new topic read", Duration::from_secs(60), || async {
-        let m = pw.metrics().await;
-        let read = m.value("pipewatch_records_total", &[("stream", "orders"), ("topic", &apac)]) == Some(3.0);
-        if read && partitions(&m, "orders").contains(&(apac.clone(), "0".to_string())) {
-            Ok(m)
-        } else {
-            Err(m.0)
-        }
-    })
-    .await;
+    let new = (apac.clone(), "0".to_string());
+    let m = orders_read(&pw, "the new topic read", &apac, 3.0, |p| p.contains(&new)).await;
     let watermark = m.value("pipewatch_stream_watermark_timestamp_seconds", &[("stream", "orders")]).unwrap();
     assert_eq!(watermark, (now - 600_000 + 2_000) as f64 / 1000.0);
     assert_eq!(partitions(&m, "orders").len(), 4, "{:?}", partitions(&m, "orders"));

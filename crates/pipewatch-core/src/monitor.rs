@@ -144,13 +144,6 @@ impl Monitor {
         self.streams.get(stream)?.slot_of(topic, partition)
     }
 
-    /// The topic (by name) and partition number of a slot.
-    pub fn partition_of(&self, stream: usize, slot: PartitionSlot) -> Option<(&str, i32)> {
-        let s = self.streams.get(stream)?;
-        let &(topic, partition) = s.slot_owners.get(usize::try_from(slot).ok()?).filter(|o| o.1 >= 0)?;
-        Some((&*s.topics[topic].name, partition))
-    }
-
     /// Watches a downstream consumer: the partitions of its streams keep an offset index
     /// from now on.
     pub fn watch_consumer(&mut self, spec: ConsumerSpec, now: Millis) {
@@ -388,22 +381,9 @@ impl Monitor {
         start: StartPosition,
         now: Millis,
     ) -> Option<PartitionSlot> {
-        let slot = self.slot(stream, topic, partition)?;
-        self.assign(stream, slot, start, now);
-        Some(slot)
-    }
-
-    /// A partition (its slot, [`Monitor::slot`]) was assigned to this process, reading
-    /// from `start`.
-    pub(crate) fn assign(&mut self, stream: usize, slot: PartitionSlot, start: StartPosition, now: Millis) {
-        let s = &mut self.streams[stream];
-        let Some(&(topic, partition)) = usize::try_from(slot).ok().and_then(|i| s.slot_owners.get(i)) else {
-            return;
-        };
+        let s = self.streams.get_mut(stream)?;
+        let slot = s.slot(topic, partition)?;
         let idx = slot as usize;
-        if partition < 0 {
-            return;
-        }
         if s.partitions.len() <= idx {
             s.partitions.resize(idx + 1, None);
         }
@@ -421,6 +401,7 @@ impl Monitor {
             s.window_stale = true;
             s.hourly_stale = true;
         }
+        Some(slot)
     }
 
     /// A partition was taken away (rebalance): its series go with it.
@@ -1322,7 +1303,8 @@ pub(crate) mod tests {
             slots.push(m.assign_partition(0, t, p, StartPosition::At(0), T0).unwrap());
         }
         assert_eq!(slots, [0, 1, 2, 3]);
-        assert_eq!(m.partition_of(0, 2), Some(("orders-us", 0)));
+        let third = m.assigned().find(|a| a.slot == 2).map(|a| (m.topics(0).nth(a.topic), a.partition));
+        assert_eq!(third, Some((Some("orders-us"), 0)));
         assert_eq!(m.assign_partition(0, 2, 0, StartPosition::At(0), T0), None, "a topic the stream does not read");
         for (slot, minutes) in [(0, 1), (1, 2), (2, 3), (3, 30)] {
             rec(&mut m, 0, slot, 0, T0 - minutes * 60 * SEC, T0);

@@ -58,13 +58,11 @@ impl Monitor {
         let Some(d) = self.topic_discovery.as_mut() else { return Vec::new() };
         topics.sort();
         topics.dedup();
+        let read: std::collections::HashSet<std::sync::Arc<str>> =
+            self.streams.iter().flat_map(|s| s.topics.iter().map(|t| t.name.clone())).collect();
         let mut added = Vec::new();
         let mut overflow = Vec::new();
-        for topic in topics {
-            let read = self.streams.iter().any(|s| s.topics.iter().any(|t| *t.name == *topic));
-            if read {
-                continue;
-            }
+        for topic in topics.into_iter().filter(|t| !read.contains(t.as_str())) {
             if d.snapshot.watched >= d.spec.max_topics {
                 overflow.push(topic);
                 continue;

@@ -67,8 +67,16 @@ pub fn check_config(path: &Path, connect: bool) -> Outcome {
         }
     }
     // The streams chosen by a pattern: which topics it matches now (none is an error).
-    if !c.topic_patterns.is_empty() {
-        let cluster = cluster_topics(&c.source, CONNECT_TIMEOUT).unwrap_or_default();
+    let cluster = match c.topic_patterns.is_empty() {
+        true => None,
+        false => cluster_topics(&c.source, CONNECT_TIMEOUT)
+            .map_err(|e| {
+                unreadable
+                    .push(format!("kafka.bootstrap_servers: the topics could not be listed for topic_pattern: {e}"))
+            })
+            .ok(),
+    };
+    if let Some(cluster) = cluster {
         let mut taken: Vec<&str> = topics.iter().map(String::as_str).collect();
         for (i, pattern) in &c.topic_patterns {
             let stream = &c.streams[*i].name;

@@ -7,7 +7,7 @@ use pipewatch_core::{DiscoverySpec, EventTimeSource, Extractor, StreamSpec, Topi
 use regex::Regex;
 
 use super::problems::Problems;
-use super::raw::RawConfig;
+use super::raw::{default_group_excludes, default_topic_excludes, RawConfig, RawPatterns};
 
 /// `[discovery]`, validated.
 #[derive(Debug, Clone)]
@@ -57,9 +57,9 @@ pub(super) fn discovery_config(raw: &RawConfig, skew: Duration, p: &mut Problems
         );
         return None;
     }
-    let groups = d.groups.as_ref().map(|g| patterns("discovery.groups", &g.include, &g.exclude, p));
+    let groups = d.groups.as_ref().map(|g| patterns("discovery.groups", g, default_group_excludes, p));
     let topics = d.topics.as_ref().map(|t| {
-        let names = patterns("discovery.topics", &t.include, &t.exclude, p);
+        let names = patterns("discovery.topics", t, default_topic_excludes, p);
         let max_silence = p.positive_duration("discovery.max_silence", &d.max_silence);
         let max_record_delay = p.positive_duration("discovery.max_record_delay", &d.max_record_delay);
         if d.max_topics == 0 {
@@ -97,7 +97,9 @@ pub(super) fn discovery_config(raw: &RawConfig, skew: Duration, p: &mut Problems
     })
 }
 
-fn patterns(key: &str, include: &[String], exclude: &[String], p: &mut Problems) -> Patterns {
+/// `raw` compiled; without an `exclude`, `default_exclude`'s.
+fn patterns(key: &str, raw: &RawPatterns, default_exclude: fn() -> Vec<String>, p: &mut Problems) -> Patterns {
+    let exclude = raw.exclude.clone().unwrap_or_else(default_exclude);
     let mut compile = |list: &[String], which: &str| -> Vec<Regex> {
         list.iter()
             .enumerate()
@@ -110,5 +112,5 @@ fn patterns(key: &str, include: &[String], exclude: &[String], p: &mut Problems)
             })
             .collect()
     };
-    Patterns { include: compile(include, "include"), exclude: compile(exclude, "exclude") }
+    Patterns { include: compile(&raw.include, "include"), exclude: compile(&exclude, "exclude") }
 }

@@ -75,7 +75,7 @@ pub struct RawDiscovery {
     #[serde(default = "default_max_stall")]
     pub max_stall: String,
     /// Which topics are discovered, by name: each a stream of its own.
-    pub topics: Option<RawTopicPatterns>,
+    pub topics: Option<RawPatterns>,
     /// Discovered topics read at most.
     #[serde(default = "default_max_topics")]
     pub max_topics: usize,
@@ -87,35 +87,23 @@ pub struct RawDiscovery {
     pub max_record_delay: String,
 }
 
-/// Topic names matched by regular expressions: any of `include` (every topic when empty)
-/// and none of `exclude` (by default the internal topics of schema registries and Kafka
-/// Connect; `__` topics never match).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawTopicPatterns {
-    #[serde(default)]
-    pub include: Vec<String>,
-    #[serde(default = "default_topic_excludes")]
-    pub exclude: Vec<String>,
-}
-
 fn default_max_topics() -> usize {
     1000
 }
-/// `_schemas`, `_confluent-*`, and Kafka Connect's configs, offsets and status topics.
-fn default_topic_excludes() -> Vec<String> {
+/// `_schemas`, `_confluent-*`, and Kafka Connect's configs, offsets and status topics
+/// (`__` topics never match).
+pub fn default_topic_excludes() -> Vec<String> {
     vec!["^_".into(), "^connect-.*(configs|offsets|status)$".into()]
 }
 
 /// Names matched by regular expressions: any of `include` (every name when empty) and
-/// none of `exclude`.
+/// none of `exclude` (unset: the defaults of what is matched, groups' or topics').
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPatterns {
     #[serde(default)]
     pub include: Vec<String>,
-    #[serde(default = "default_group_excludes")]
-    pub exclude: Vec<String>,
+    pub exclude: Option<Vec<String>>,
 }
 
 fn default_discovery_every() -> String {
@@ -131,7 +119,7 @@ fn default_forget_after() -> String {
     "24h".into()
 }
 /// Console consumers (one per `kafka-console-consumer` run) and internal groups.
-fn default_group_excludes() -> Vec<String> {
+pub fn default_group_excludes() -> Vec<String> {
     vec!["^console-consumer-".into(), "^_".into()]
 }
 

@@ -404,11 +404,9 @@ fn partitions_table(h: &mut String, s: &Snapshot) {
 /// pattern the topics it matched; the missing ones of several named.
 fn topics_cell(st: &pipewatch_core::snapshot::StreamSnapshot) -> String {
     let mut cell = esc(&st.topic);
-    if st.topics.len() > 1 || (st.topics.len() == 1 && *st.topics[0].name != *st.topic) {
-        let names: Vec<&str> = st.topics.iter().map(|t| &*t.name).collect();
-        if names.join(", ") != st.topic {
-            cell.push_str(&format!("<br><small>{}</small>", esc(&names.join(", "))));
-        }
+    let read = st.topics.iter().map(|t| &*t.name).collect::<Vec<_>>().join(", ");
+    if !read.is_empty() && read != st.topic {
+        cell.push_str(&format!("<br><small>{}</small>", esc(&read)));
     }
     if !st.missing_topics.is_empty() && st.missing_topics.len() < st.topics.len() {
         cell.push_str(&format!("<br><small>missing: {}</small>", esc(&st.missing_topics.join(", "))));
