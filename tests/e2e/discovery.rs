@@ -211,3 +211,72 @@ impact = "A job nobody listed has stopped: what it feeds goes stale."
     let committed = pipewatch_kafka::testing::committed_offsets(bootstrap, &bi, &topic, 1).unwrap();
     assert_eq!(committed, vec![Some(10)]);
 }
+
+/// A discovered group at the log end is not read again while it stays listed and nothing
+/// is written (the cost of an idle cluster's groups, docs/performance.md): records written
+/// make it read at the next poll, and a deleted one, gone from the listing, is read and
+/// found gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caught_up_group_is_read_again_when_records_wait_or_it_leaves_the_listing() {
+    let bootstrap = broker().await;
+    let topic = unique_topic("orders");
+    create_topic(bootstrap, &topic, 1).await.unwrap();
+    let base = now_ms() - 60_000;
+    let producer = TestProducer::new(bootstrap);
+    let send = |from: i64, to: i64| {
+        for k in from..to {
+            let created_at = pipewatch_core::time::format_rfc3339(base + k * 1000);
+            producer.send(&topic, 0, Some(format!(r#"{{"order_id":"o-{k}","created_at":"{created_at}"}}"#).as_bytes()));
+        }
+        producer.flush();
+    };
+    send(0, 10);
+    let group = format!("{}-idle", unique_topic("disc"));
+    commit(bootstrap, &group, &topic, 10).await;
+    let body = orders_stream(&topic, "")
+        + &format!(
+            r#"
+[discovery]
+every = "2s"
+poll = "2s"
+forget_after = "1h"
+max_stall = "3s"
+groups = {{ include = ["^{group}$"] }}
+"#
+        );
+    let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
+    let state = |want: &'static str, records: i64| {
+        let (pw, group) = (&pw, &group);
+        async move {
+            let s = pw.status().await;
+            let c = consumer(&s, group).cloned();
+            let got = c.as_ref().map(|c| (c["cause"].clone(), c["streams"][0]["partitions"][0]["lag_records"].clone()));
+            match got {
+                Some((cause, lag)) if cause == want && lag == records => Ok(()),
+                _ => Err(format!("{c:?}")),
+            }
+        }
+    };
+    eventually("the idle group caught up", Duration::from_secs(60), || state("ok", 0)).await;
+    // it stays caught up for a while (nothing is written, its offsets are not read)
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    state("ok", 0).await.unwrap();
+    // five records: waiting, and nothing commits → stopped
+    send(10, 15);
+    eventually("five records wait, the group stopped", Duration::from_secs(30), || state("consumer_stopped", 5)).await;
+    // it reads them: caught up again, and read when it moves
+    commit(bootstrap, &group, &topic, 15).await;
+    eventually("caught up again", Duration::from_secs(30), || state("ok", 0)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // deleted while caught up: gone from the listing, read, found gone
+    pipewatch_kafka::testing::delete_group(bootstrap, &group).await.unwrap();
+    eventually("the deleted group is group_unknown", Duration::from_secs(30), || async {
+        let s = pw.status().await;
+        match consumer(&s, &group).map(|c| c["cause"].clone()) {
+            Some(c) if c == "group_unknown" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    pw.stop().await;
+}

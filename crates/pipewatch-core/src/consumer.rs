@@ -41,6 +41,9 @@ pub(crate) struct ConsumerState {
     pub(crate) unknown_since: Option<Millis>,
     /// When a discovered group was forgotten: no series, no reads, its slot kept.
     pub(crate) forgotten_at: Option<Millis>,
+    /// At the last tick its offsets were read and at the log end on every partition of
+    /// its streams: reading them again tells nothing new until a record is written.
+    pub(crate) caught_up: bool,
 }
 
 /// Why a consumer is watched.
@@ -142,6 +145,7 @@ impl ConsumerState {
             origin,
             unknown_since: None,
             forgotten_at: None,
+            caught_up: false,
         }
     }
 
@@ -172,6 +176,8 @@ pub(crate) fn consumer_snapshot(
 ) -> ConsumerSnapshot {
     let mut out_streams = Vec::new();
     let (mut waiting, mut lagging, mut upstream_fault, mut any_expired) = (false, false, false, false);
+    // every partition's committed offset at its log end (none: not caught up)
+    let mut at_end = None;
     for k in 0..c.spec.streams.len() {
         let si = c.spec.streams[k];
         let (state, snap) = (&states[si], &streams[si]);
@@ -188,6 +194,7 @@ pub(crate) fn consumer_snapshot(
                 lagging |= l * 1000.0 > c.spec.max_lag_ms as f64;
             }
             waiting |= p.lag_records.is_some_and(|n| n > 0);
+            at_end = Some(at_end.unwrap_or(true) && p.lag_records == Some(0));
             lag_sum += p.lag_records.unwrap_or(0);
             any_expired |= p.expired;
             partitions.push(p);
@@ -201,6 +208,7 @@ pub(crate) fn consumer_snapshot(
             partitions,
         });
     }
+    c.caught_up = c.error.is_none() && at_end == Some(true);
     // Nothing waits: the stall clock starts over (an idle consumer is not stopped).
     if !waiting {
         c.progress_at = now;

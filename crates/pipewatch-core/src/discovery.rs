@@ -244,6 +244,11 @@ mod tests {
         m
     }
 
+    /// A `[[consumer]]` of orders.
+    fn listed_on_orders(name: &str, group: &str) -> ConsumerSpec {
+        ConsumerSpec { name: name.into(), group: group.into(), streams: vec![0], max_lag_ms: SEC, max_stall_ms: SEC }
+    }
+
     #[test]
     fn a_group_reading_a_watched_topic_is_a_consumer_of_exactly_those_streams() {
         let mut m = two_streams();
@@ -288,26 +293,8 @@ mod tests {
     #[test]
     fn a_listed_consumer_is_not_discovered_again_and_names_do_not_clash() {
         let mut m = two_streams();
-        m.watch_consumer(
-            ConsumerSpec {
-                name: "jobs".into(),
-                group: "jobs".into(),
-                streams: vec![0],
-                max_lag_ms: SEC,
-                max_stall_ms: SEC,
-            },
-            T0,
-        );
-        m.watch_consumer(
-            ConsumerSpec {
-                name: "etl".into(),
-                group: "etl-v2".into(),
-                streams: vec![0],
-                max_lag_ms: SEC,
-                max_stall_ms: SEC,
-            },
-            T0,
-        );
+        m.watch_consumer(listed_on_orders("jobs", "jobs"), T0);
+        m.watch_consumer(listed_on_orders("etl", "etl-v2"), T0);
         m.groups_listed(listing(&[("jobs", &["orders-topic", "behaviour-topic"]), ("etl", &["orders-topic"])]), T0);
         assert_eq!(
             m.take_group_changes(),
@@ -382,6 +369,32 @@ mod tests {
         m.committed_offsets(0, &[committed(0, 0, Some(10))], late);
         let s = m.tick(late);
         assert_eq!(s.consumers[0].cause, ConsumerCause::ConsumerStopped, "not forgotten: its offsets are there");
+    }
+
+    #[test]
+    fn a_discovered_group_at_the_log_end_of_every_partition_is_caught_up_until_a_record_is_written() {
+        let mut m = two_streams();
+        m.watch_consumer(listed_on_orders("jobs", "jobs"), T0);
+        m.groups_listed(listing(&[("a", &["orders-topic", "behaviour-topic"]), ("b", &["orders-topic"])]), T0);
+        m.take_group_changes();
+        assert!(m.caught_up_groups().is_empty(), "not read yet");
+        m.committed_offsets(0, &[committed(0, 0, Some(10))], T0);
+        m.committed_offsets(1, &[committed(0, 0, Some(10)), committed(1, 0, Some(10))], T0);
+        m.committed_offsets(2, &[committed(0, 0, Some(9))], T0);
+        m.tick(T0);
+        assert_eq!(m.caught_up_groups(), vec![1], "the listed one is never skipped; b is one record behind");
+        // a record on behaviour: a is behind on one of its streams
+        m.log_end(1, 0, 11, T0 + SEC);
+        m.tick(T0 + SEC);
+        assert!(m.caught_up_groups().is_empty());
+        m.committed_offsets(1, &[committed(0, 0, Some(10)), committed(1, 0, Some(11))], T0 + 2 * SEC);
+        m.committed_offsets(2, &[committed(0, 0, Some(10))], T0 + 2 * SEC);
+        m.tick(T0 + 2 * SEC);
+        assert_eq!(m.caught_up_groups(), vec![1, 2]);
+        // the offsets gone: not caught up (group_unknown), and forgotten ones never are
+        m.committed_offsets(2, &[committed(0, 0, None)], T0 + 3 * SEC);
+        m.tick(T0 + 3 * SEC);
+        assert_eq!(m.caught_up_groups(), vec![1]);
     }
 
     #[test]

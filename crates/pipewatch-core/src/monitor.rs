@@ -223,6 +223,14 @@ impl Monitor {
             .map(|(i, c)| (i, &c.spec, c.origin == Origin::Discovery))
     }
 
+    /// The discovered consumers caught up at the last tick (their offsets at the log end
+    /// of every partition they read): the source need not read them while no record is
+    /// written.
+    pub fn caught_up_groups(&self) -> Vec<usize> {
+        let discovered = |c: &&ConsumerState| c.origin == Origin::Discovery && c.forgotten_at.is_none();
+        self.consumers.iter().enumerate().filter(|(_, c)| discovered(c) && c.caught_up).map(|(i, _)| i).collect()
+    }
+
     /// The committed offsets of a consumer's group, as just read. Any offset that moved
     /// counts as progress.
     pub fn committed_offsets(&mut self, consumer: usize, offsets: &[Committed], now: Millis) {

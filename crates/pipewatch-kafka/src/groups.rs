@@ -1,19 +1,21 @@
 //! Consumer groups as pipewatch reads them, never joining one: their committed offsets
 //! through librdkafka's ListConsumerGroupOffsets (an OffsetFetch to each group's
-//! coordinator), every group's requests in flight at once on one client of pipewatch's
-//! own, and the cluster's group list (ListGroups, for discovery).
+//! coordinator) on one client of pipewatch's own, and the cluster's group list
+//! (ListGroups, for discovery).
 //!
 //! A request asks for at most [`OFFSET_FETCH_PARTITIONS`] partitions: librdkafka matches
 //! each partition of an OffsetFetch answer to its list by a linear search, so one request
 //! for a group's 5 000 partitions cost 12.5 million comparisons a tick (the watched group
 //! that idled at 17 CPU s a minute); in requests of 200 the same answer costs 25 times
-//! fewer, and the requests are pipelined on the coordinator's connection.
+//! fewer, and the requests are pipelined on the coordinator's connection. A request for
+//! everything a group committed (its partitions unknown: discovery) cannot be cut so, and
+//! is made only when a group is new or its turn has come (see `poller::list_groups`).
 //!
 //! rust-rdkafka does not wrap the admin API's group offsets, so this module calls
 //! librdkafka's C API (`rdkafka::bindings`) itself; every pointer it makes it frees.
 
 use std::ffi::{c_void, CStr, CString};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pipewatch_core::spec::ConsumerError;
 use rdkafka::bindings as rdsys;
@@ -23,6 +25,12 @@ use rdkafka::ClientContext;
 
 /// Partitions per OffsetFetch request at most.
 pub(crate) const OFFSET_FETCH_PARTITIONS: usize = 200;
+
+/// The partitions of one request: `None` asks for everything the group committed.
+type Chunk<'a> = Option<&'a [(&'a str, i32)]>;
+
+/// Groups of several requests read at once (see [`committed_offsets`]).
+const GROUPS_IN_FLIGHT: usize = 8;
 
 /// A group's committed offsets, by topic and partition: `None` where it committed none.
 pub(crate) type CommittedOffsets = Vec<(String, i32, Option<i64>)>;
@@ -37,6 +45,12 @@ pub(crate) struct GroupQuery<'a> {
 
 /// Each query's answer, in order: the group's committed offsets on its partitions (a
 /// query with no partitions has none), or why they could not be read.
+///
+/// A query of one request goes out at once with the others. A query of several sends its
+/// first request, and the rest once that one is answered, at most [`GROUPS_IN_FLIGHT`]
+/// such queries at a time: librdkafka keeps the coordinators of the last 11 groups it
+/// looked up, so the group's later requests find its coordinator known instead of each
+/// asking for it (one FindCoordinator per group read, not one per request).
 pub(crate) fn committed_offsets<C: ClientContext>(
     client: &Client<C>,
     queries: &[GroupQuery<'_>],
@@ -44,46 +58,80 @@ pub(crate) fn committed_offsets<C: ClientContext>(
 ) -> Vec<Result<CommittedOffsets, ConsumerError>> {
     let mut answers: Vec<Result<CommittedOffsets, ConsumerError>> =
         queries.iter().map(|q| Ok(Vec::with_capacity(q.partitions.as_ref().map_or(0, Vec::len)))).collect();
-    // requests not answered yet, per query
-    let mut outstanding = vec![0usize; queries.len()];
+    // per query, its requests' partitions (`None`: everything the group committed)
+    let chunks: Vec<Vec<Chunk<'_>>> = queries
+        .iter()
+        .map(|q| match &q.partitions {
+            Some(p) => p.chunks(OFFSET_FETCH_PARTITIONS).map(Some).collect(),
+            None => vec![None],
+        })
+        .collect();
+    let groups: Vec<Result<CString, ConsumerError>> = queries
+        .iter()
+        .map(|q| {
+            CString::new(q.group).map_err(|_| ConsumerError::new(format!("group id {:?} holds a NUL byte", q.group)))
+        })
+        .collect();
     let rk = client.native_ptr();
     let queue = Queue::new(rk);
     let timeout_ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-    for (i, q) in queries.iter().enumerate() {
-        let Ok(group) = CString::new(q.group) else {
-            answers[i] = Err(ConsumerError::new(format!("group id {:?} holds a NUL byte", q.group)));
-            continue;
+    // per query: its requests sent, and those not answered yet
+    let (mut sent, mut outstanding) = (vec![0usize; queries.len()], vec![0usize; queries.len()]);
+    // sends query i's requests up to `upto`
+    let send = |i: usize, upto: usize, sent: &mut [usize], outstanding: &mut [usize], answers: &mut [_]| {
+        let group = match &groups[i] {
+            Ok(g) => g,
+            Err(e) => {
+                answers[i] = Err(e.clone());
+                return;
+            }
         };
-        let chunks: Vec<Option<&[(&str, i32)]>> = match &q.partitions {
-            Some(p) => p.chunks(OFFSET_FETCH_PARTITIONS).map(Some).collect(),
-            None => vec![None],
-        };
-        for chunk in chunks {
-            match list_offsets_request(rk, queue.0, &group, chunk, timeout_ms, i) {
+        for chunk in &chunks[i][sent[i]..upto] {
+            match list_offsets_request(rk, queue.0, group, *chunk, timeout_ms, i) {
                 Ok(()) => outstanding[i] += 1,
                 Err(e) => answers[i] = Err(ConsumerError::new(e)),
             }
         }
+        sent[i] = upto;
+    };
+    let (single, mut several): (Vec<usize>, Vec<usize>) = (0..queries.len()).partition(|&i| chunks[i].len() == 1);
+    for i in single {
+        send(i, 1, &mut sent, &mut outstanding, &mut answers);
     }
-    // librdkafka times each request out itself; the grace covers the queue's hand-over
-    let deadline = Instant::now() + timeout + Duration::from_secs(1);
-    while outstanding.iter().any(|&n| n > 0) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+    // the queries of several requests not started yet, the next last
+    several.reverse();
+    let mut in_flight = 0;
+    loop {
+        while in_flight < GROUPS_IN_FLIGHT {
+            let Some(i) = several.pop() else { break };
+            send(i, 1, &mut sent, &mut outstanding, &mut answers);
+            in_flight += usize::from(outstanding[i] > 0);
+        }
+        if outstanding.iter().all(|&n| n == 0) {
             break;
         }
-        let Some(event) = queue.poll(left) else { continue };
+        // librdkafka times each request out itself and answers it with the error: no
+        // answer at all within the time-out (and a grace for the queue's hand-over) is
+        // a client that does not answer
+        let Some(event) = queue.poll(timeout + Duration::from_secs(1)) else { break };
         if event.kind() != rdsys::RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT {
             continue;
         }
         let i = event.opaque();
         let Some(n) = outstanding.get_mut(i).filter(|n| **n > 0) else { continue };
         *n -= 1;
-        let answer = event.group_offsets();
-        match (&mut answers[i], answer) {
+        match (&mut answers[i], event.group_offsets()) {
             (Ok(all), Ok(found)) => all.extend(found),
             (Ok(_), Err(e)) => answers[i] = Err(group_error(queries[i].group, e)),
             (Err(_), _) => {}
+        }
+        let several = chunks[i].len() > 1;
+        if several && sent[i] == 1 && answers[i].is_ok() {
+            // the first answered: the coordinator is known now
+            send(i, chunks[i].len(), &mut sent, &mut outstanding, &mut answers);
+        }
+        if several && outstanding[i] == 0 {
+            in_flight -= 1;
         }
     }
     for (i, n) in outstanding.iter().enumerate() {
@@ -110,26 +158,18 @@ pub(crate) fn group_offsets<C: ClientContext>(
         .unwrap_or_else(|| Err(ConsumerError::new("no answer to the group's offset request")))
 }
 
-/// The topics each group has committed offsets on (one OffsetFetch of all its
-/// partitions per group, all in flight at once).
-pub(crate) fn committed_topics<C: ClientContext>(
-    client: &Client<C>,
-    groups: &[String],
-    timeout: Duration,
-) -> Vec<Result<Vec<String>, ConsumerError>> {
-    let queries: Vec<GroupQuery<'_>> = groups.iter().map(|g| GroupQuery { group: g, partitions: None }).collect();
-    committed_offsets(client, &queries, timeout)
-        .into_iter()
-        .map(|answer| {
-            answer.map(|offsets| {
-                let mut topics: Vec<String> =
-                    offsets.into_iter().filter(|(_, _, o)| o.is_some()).map(|(t, _, _)| t).collect();
-                topics.sort_unstable();
-                topics.dedup();
-                topics
-            })
-        })
-        .collect()
+/// The topics a group has committed offsets on, from everything it committed.
+pub(crate) fn topics_of(found: &CommittedOffsets) -> Vec<String> {
+    let mut topics: Vec<String> = Vec::new();
+    for (t, _, o) in found {
+        // an answer comes topic by topic
+        if o.is_some() && topics.last() != Some(t) {
+            topics.push(t.clone());
+        }
+    }
+    topics.sort_unstable();
+    topics.dedup();
+    topics
 }
 
 /// The cluster's consumer groups (ListGroups on every broker; without Describe on the
@@ -158,19 +198,22 @@ fn list_offsets_request(
     timeout_ms: i32,
     tag: usize,
 ) -> Result<(), String> {
-    let names: Vec<CString> = partitions
-        .unwrap_or_default()
-        .iter()
-        .map(|(t, _)| CString::new(*t).map_err(|_| format!("topic {t:?} holds a NUL byte")))
-        .collect::<Result<_, _>>()?;
+    // each topic's name once (a group's partitions come topic by topic)
+    let (mut names, mut parts): (Vec<CString>, Vec<(usize, i32)>) = (Vec::new(), Vec::new());
+    for (t, p) in partitions.unwrap_or_default() {
+        if names.last().is_none_or(|last| last.as_bytes() != t.as_bytes()) {
+            names.push(CString::new(*t).map_err(|_| format!("topic {t:?} holds a NUL byte"))?);
+        }
+        parts.push((names.len() - 1, *p));
+    }
     // SAFETY: every object made here is destroyed here; librdkafka copies the list into
     // the request and the request into the operation it enqueues.
     unsafe {
         let list = match partitions {
             Some(partitions) => {
                 let list = rdsys::rd_kafka_topic_partition_list_new(partitions.len() as i32);
-                for (name, (_, p)) in names.iter().zip(partitions) {
-                    rdsys::rd_kafka_topic_partition_list_add(list, name.as_ptr(), *p);
+                for (name, p) in &parts {
+                    rdsys::rd_kafka_topic_partition_list_add(list, names[*name].as_ptr(), *p);
                 }
                 list
             }

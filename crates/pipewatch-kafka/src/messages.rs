@@ -75,6 +75,11 @@ pub(crate) struct WatchedGroup {
     pub(crate) discovered: bool,
 }
 
+/// The discovered consumers caught up at the reader's last tick (see
+/// `Monitor::caught_up_groups`), by the monitor's index: the poller does not read them
+/// while the listing lists them.
+pub(crate) type CaughtUp = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<usize>>>;
+
 /// What the log-end poller found at one tick.
 pub(crate) struct LogEndPoll {
     pub(crate) at: Millis,
@@ -85,7 +90,7 @@ pub(crate) struct LogEndPoll {
     /// Per watched consumer (`None`: not read at this tick): its group's committed
     /// offsets `(topic, partition, offset)`,
     /// or why they could not be read. Empty when the cluster did not answer.
-    pub(crate) committed: Vec<Option<Result<Vec<(String, i32, Option<i64>)>, ConsumerError>>>,
+    pub(crate) committed: Vec<Option<Result<crate::groups::CommittedOffsets, ConsumerError>>>,
     /// Records fetched for committed offsets older than the offset index.
     pub(crate) fetched: Vec<(FetchRequest, FetchOutcome)>,
     /// The groups listed at this tick (every `[discovery].every`).

@@ -20,7 +20,9 @@ use crate::client::now_ms;
 use crate::groups::{self, CommittedOffsets, GroupQuery};
 use pipewatch_core::spec::ConsumerError;
 
-use crate::messages::{FetchOutcome, GroupDiscovery, LogEndPoll, LogEnds, TopicListing, TopicsListed, WatchedGroup};
+use crate::messages::{
+    CaughtUp, FetchOutcome, GroupDiscovery, LogEndPoll, LogEnds, TopicListing, TopicsListed, WatchedGroup,
+};
 use crate::metrics::{ErrorKind, SourceMetrics};
 
 /// Records fetched per tick at most, so that a burst of far-behind groups cannot delay
@@ -54,6 +56,7 @@ pub(crate) struct Poller {
     pub(crate) added: Receiver<WatchedGroup>,
     /// `[discovery]`: how groups are listed, and pipewatch's own group (never a consumer).
     pub(crate) discovery: Option<(GroupDiscovery, String)>,
+    pub(crate) caught_up: CaughtUp,
 }
 
 /// Polls every partition's log end of the monitored topics once per tick: metadata for
@@ -76,8 +79,12 @@ pub(crate) fn poll_log_ends(
         uncached,
         added,
         discovery,
+        caught_up,
     } = poller;
     let mut listed_at: Option<std::time::Instant> = None;
+    let mut group_topics = GroupTopics::default();
+    // the groups added or changed since the last read
+    let mut fresh = std::collections::HashSet::new();
     let mut topics_listed_at: Option<std::time::Instant> = None;
     // per pattern stream, the topics it reads
     let mut matched: Vec<Vec<String>> = patterns.iter().flat_map(|p| p.patterns.iter().map(|_| Vec::new())).collect();
@@ -158,22 +165,40 @@ pub(crate) fn poll_log_ends(
             }
         };
         for g in added.try_iter() {
+            fresh.insert(g.consumer);
             match groups.get_mut(g.consumer) {
                 Some(slot) => *slot = g,
                 None => groups.push(g),
             }
         }
-        let listing = match (&discovery, &log_ends) {
+        let listed = match (&discovery, &log_ends) {
             (Some((d, own)), Some(_)) if due(listed_at, d.every) => {
                 listed_at = Some(started);
-                Some(list_groups(&client, d, own, timeout, &metrics))
+                Some(list_groups(&client, d, own, &mut group_topics, timeout, &metrics))
             }
             _ => None,
         };
         let committed = match &log_ends {
             Some(ends) => {
-                let due = |i: usize, g: &WatchedGroup| !g.discovered || i % spread == ticks % spread;
-                committed_offsets(&client, &groups, due, ends, timeout, &metrics)
+                let caught_up = caught_up.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+                let read = |g: &WatchedGroup| listed.as_ref().and_then(|l| l.read.get(&g.group));
+                // a discovered group just found (or whose streams changed) at once, the
+                // others in turn unless caught up (while listed: a group gone from the
+                // list is read, and so found gone); none the listing read now; a
+                // forgotten one (no topics) no more
+                let due = |i: usize, g: &WatchedGroup| {
+                    let quiet = caught_up.contains(&g.consumer) && group_topics.listed(&g.group);
+                    let in_turn = fresh.contains(&g.consumer) || (i % spread == ticks % spread && !quiet);
+                    !g.topics.is_empty() && (!g.discovered || (in_turn && read(g).is_none()))
+                };
+                let mut committed = committed_offsets(&client, &groups, due, ends, timeout, &metrics);
+                fresh.clear();
+                for (g, c) in groups.iter().zip(committed.iter_mut()) {
+                    if let Some(found) = read(g).filter(|_| g.discovered && !g.topics.is_empty()) {
+                        *c = Some(Ok(of_topics(found, g, ends)));
+                    }
+                }
+                committed
             }
             None => Vec::new(),
         };
@@ -194,7 +219,8 @@ pub(crate) fn poll_log_ends(
                 fetched.push((request, outcome));
             }
         }
-        let poll = LogEndPoll { at, log_ends, error, committed, fetched, groups: listing, topics: found_topics };
+        let groups_listed = listed.map(|l| l.listing);
+        let poll = LogEndPoll { at, log_ends, error, committed, fetched, groups: groups_listed, topics: found_topics };
         if tx.send(poll).is_err() {
             return;
         }
@@ -262,13 +288,14 @@ pub(crate) fn poll_once(
 }
 
 /// The committed offsets of every watched group that is `due`, for the partitions of its
-/// topics, in the groups' order (OffsetFetch, all groups at once; `None` for a group not
+/// topics, in the groups' order (OffsetFetch, as many at once as `groups::committed_offsets`
+/// sends; `None` for a group not
 /// due, an offset `None` where a group committed none). A discovered group is asked for
 /// everything it committed, in one request, and its answer cut to its topics' partitions
 /// (a listed one's partitions go out in requests of 200, see `groups`): at 500 groups on
-/// 1 000 partitions that halves the broker's cost, while librdkafka, building the answer
-/// with a linear search per partition, costs pipewatch about as much more
-/// (docs/performance.md, "Discovered groups").
+/// 1 000 partitions that costs the broker a third of five requests of 200, while
+/// librdkafka, building the answer with a linear search per partition, costs pipewatch
+/// about twice as much (docs/performance.md, "Discovered groups").
 pub(crate) fn committed_offsets(
     client: &BaseConsumer,
     groups: &[WatchedGroup],
@@ -295,14 +322,14 @@ pub(crate) fn committed_offsets(
     let mut out: Vec<Option<_>> = groups.iter().map(|_| None).collect();
     for (i, answer) in asked.into_iter().zip(answers) {
         let g = &groups[i];
-        out[i] = Some(if g.discovered { answer.map(|found| of_topics(found, g, ends)) } else { answer });
+        out[i] = Some(if g.discovered { answer.map(|found| of_topics(&found, g, ends)) } else { answer });
     }
     out
 }
 
 /// Everything a group committed, cut to `g`'s topics' partitions, each of them once:
 /// `None` where it committed none (as an answer to the partitions asked one by one).
-fn of_topics(found: CommittedOffsets, g: &WatchedGroup, ends: &LogEnds) -> CommittedOffsets {
+fn of_topics(found: &CommittedOffsets, g: &WatchedGroup, ends: &LogEnds) -> CommittedOffsets {
     let mut by_partition: std::collections::HashMap<(&str, i32), Option<i64>> =
         found.iter().filter(|(t, _, _)| g.topics.contains(t)).map(|(t, p, o)| ((t.as_str(), *p), *o)).collect();
     ends.partitions
@@ -312,36 +339,83 @@ fn of_topics(found: CommittedOffsets, g: &WatchedGroup, ends: &LogEnds) -> Commi
         .collect()
 }
 
+/// A listed group's committed topics are read again at one listing in this many (and
+/// at the first that lists it): a job rarely starts reading another topic under the
+/// same group id, and reading everything a group committed is the costliest request
+/// pipewatch makes (librdkafka builds the answer with a linear search per partition).
+pub(crate) const TOPICS_REREAD_EVERY: u64 = 10;
+
+/// What the listings found of each group: the topics it committed on, as last read.
+#[derive(Debug, Default)]
+pub(crate) struct GroupTopics {
+    listings: u64,
+    topics: std::collections::HashMap<String, Vec<String>>,
+}
+
+impl GroupTopics {
+    /// Whether `group`'s committed topics are read at this listing: it is new, or its
+    /// turn has come (the groups' turns spread over the listings by their names).
+    fn due(&self, group: &str) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        group.hash(&mut h);
+        !self.topics.contains_key(group) || h.finish().wrapping_add(self.listings).is_multiple_of(TOPICS_REREAD_EVERY)
+    }
+
+    /// Whether the last listing listed `group` (and its committed topics could be read).
+    pub(crate) fn listed(&self, group: &str) -> bool {
+        self.topics.contains_key(group)
+    }
+}
+
+/// One listing: what the monitor is told, and everything each group read at it
+/// committed (a discovered group's offsets as well).
+pub(crate) struct Listed {
+    pub(crate) listing: GroupListing,
+    pub(crate) read: std::collections::HashMap<String, CommittedOffsets>,
+}
+
 /// The cluster's groups whose names match, each with the topics it has committed offsets
-/// on (ListGroups, then one OffsetFetch of all its partitions per group).
+/// on (ListGroups; then one OffsetFetch of all its partitions for each group that is new
+/// or whose turn it is, see [`TOPICS_REREAD_EVERY`]; the others as last read).
 pub(crate) fn list_groups(
     client: &BaseConsumer,
     discovery: &GroupDiscovery,
     own: &str,
+    known: &mut GroupTopics,
     timeout: Duration,
     metrics: &SourceMetrics,
-) -> GroupListing {
+) -> Listed {
+    let mut read = std::collections::HashMap::new();
     let names: Vec<String> = match groups::group_names(client.client(), timeout) {
         Ok(names) => names.into_iter().filter(|g| g != own && (discovery.matches)(g)).collect(),
         Err(e) => {
             metrics.error(ErrorKind::ListGroups);
             warn!(error = %e, "failed to list the consumer groups");
-            return GroupListing { groups: Err(e) };
+            return Listed { listing: GroupListing { groups: Err(e) }, read };
         }
     };
-    let topics = groups::committed_topics(client.client(), &names, timeout);
-    let groups = names
-        .into_iter()
-        .zip(topics)
-        .filter_map(|(group, topics)| match topics {
-            Ok(topics) => Some((group, topics)),
-            Err(e) => {
-                debug!(%group, error = %e.message, "failed to read a listed group's committed topics");
-                None
+    let due: Vec<GroupQuery<'_>> =
+        names.iter().filter(|g| known.due(g)).map(|g| GroupQuery { group: g, partitions: None }).collect();
+    let answers = groups::committed_offsets(client.client(), &due, timeout);
+    for (q, answer) in due.iter().zip(answers) {
+        match answer {
+            Ok(found) => {
+                known.topics.insert(q.group.to_string(), groups::topics_of(&found));
+                read.insert(q.group.to_string(), found);
             }
-        })
-        .collect();
-    GroupListing { groups: Ok(groups) }
+            Err(e) => {
+                known.topics.remove(q.group);
+                debug!(group = %q.group, error = %e.message, "failed to read a listed group's committed topics");
+            }
+        }
+    }
+    // a group no longer listed is new when it is back
+    let listed: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+    known.topics.retain(|g, _| listed.contains(g.as_str()));
+    known.listings += 1;
+    let groups = names.iter().filter_map(|g| known.topics.get(g).map(|topics| (g.clone(), topics.clone()))).collect();
+    Listed { listing: GroupListing { groups: Ok(groups) }, read }
 }
 
 /// Reads the record before `request.offset` and the first at or after it (the one a

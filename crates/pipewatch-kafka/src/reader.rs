@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::client::now_ms;
 use crate::messages::WatchedGroup;
-use crate::messages::{FetchOutcome, HistoryRequest, Learned, LogEndPoll};
+use crate::messages::{CaughtUp, FetchOutcome, HistoryRequest, Learned, LogEndPoll};
 use crate::metrics::{ErrorKind, SourceMetrics};
 use crate::poller::FETCHES_PER_TICK;
 use crate::rebalance::{apply_assignment_changes, SourceContext};
@@ -39,6 +39,7 @@ pub(crate) struct PollerLink {
     pub(crate) groups: Sender<WatchedGroup>,
     /// Discovered topics the monitor made streams of, for the poller to poll.
     pub(crate) topics: Sender<String>,
+    pub(crate) caught_up: CaughtUp,
 }
 
 pub(crate) struct HistoryLink {
@@ -132,6 +133,8 @@ impl Reader {
                 self.watch_sinks(&link, now);
             }
             publish(self.monitor.tick(now));
+            let caught_up = self.monitor.caught_up_groups();
+            *link.caught_up.lock().unwrap_or_else(PoisonError::into_inner) = caught_up.into_iter().collect();
             let wanted = self.monitor.take_fetches(FETCHES_PER_TICK);
             if !wanted.is_empty() {
                 let _ = link.requests.send(wanted);

@@ -20,7 +20,7 @@ use rdkafka::error::KafkaError;
 use crate::client::{client_config, SourceConfig};
 use crate::history::{learn_histories, Clients};
 use crate::messages::Links;
-use crate::messages::WatchedGroup;
+use crate::messages::{CaughtUp, WatchedGroup};
 use crate::metrics::SourceMetrics;
 use crate::poller::{poll_log_ends, Poller};
 use crate::reader::{HistoryLink, PollerLink, Reader};
@@ -114,6 +114,7 @@ impl Source {
         let (requests_tx, requests) = mpsc::channel();
         let (uncached_tx, uncached) = mpsc::channel();
         let (added_tx, added) = mpsc::channel();
+        let caught_up = CaughtUp::default();
         let poller = {
             let (shutdown, metrics, tick) = (shutdown.clone(), metrics.clone(), config.tick);
             let poller = Poller {
@@ -127,6 +128,7 @@ impl Source {
                 uncached,
                 added,
                 discovery,
+                caught_up: caught_up.clone(),
             };
             std::thread::Builder::new()
                 .name("pipewatch-log-end".into())
@@ -156,6 +158,7 @@ impl Source {
             history,
             groups: added_tx,
             topics: discovered_tx,
+            caught_up,
         };
         let consumer = std::thread::Builder::new()
             .name("pipewatch-source".into())

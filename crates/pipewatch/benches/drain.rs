@@ -30,7 +30,9 @@
 //!   (`max_groups = --max-groups`, default N + 2; `every = "15s"`) instead of a
 //!   `[[consumer]]`; after the idle window, one more group commits and the time from its
 //!   commit to its first series on `/metrics` is printed (when `max_groups` leaves it a
-//!   place; else the overflow is).
+//!   place; else the overflow is). `--group-behind N`: the groups commit N records short
+//!   of the log end (waiting records: stopped jobs, read at every poll) instead of at it
+//!   (caught up: an idle cluster's jobs).
 //!   `--discover-topics`: the topics are found by `[discovery] topics` (each a stream of
 //!   its own, by Kafka timestamp) instead of configured as `[[stream]]`s (no group then).
 //! * **history**: the start-up cost of learning a baseline: a topic of
@@ -86,6 +88,8 @@ struct Options {
     groups: u32,
     /// `--max-groups N`: `[discovery].max_groups` (default: `--groups`).
     max_groups: u32,
+    /// `--group-behind N`: the groups commit N records short of the log end (0..=4).
+    group_behind: i64,
     /// `--discover-topics`: the scale topics found by `[discovery] topics`, not configured.
     discover_topics: bool,
 }
@@ -128,10 +132,14 @@ impl Options {
             group_partitions: get("--group-partitions").unwrap_or(0) as i32,
             groups: get("--groups").unwrap_or(0) as u32,
             max_groups: get("--max-groups").or(get("--groups").map(|n| n + 2)).unwrap_or(0) as u32,
+            group_behind: get("--group-behind").unwrap_or(0).min(SCALE_RECORDS as u64) as i64,
             discover_topics: args.iter().any(|a| a == "--discover-topics"),
         }
     }
 }
+
+/// Records on each partition of the scale topics.
+const SCALE_RECORDS: i64 = 4;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -426,8 +434,8 @@ fn scale(o: &Options, bootstrap: &str, broker_pid: Option<u32>, runtime: &tokio:
         runtime.block_on(create_topic(bootstrap, t, per_topic)).expect("create a scale topic");
     }
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    let records = 4 * (per_topic * o.scale_topics) as u64;
-    // 4 records on every partition, round robin
+    let records = SCALE_RECORDS as u64 * (per_topic * o.scale_topics) as u64;
+    // SCALE_RECORDS on every partition, round robin
     produce(bootstrap, &refs, records, |i| Some((i / refs.len() as u64 % per_topic as u64) as i32));
     let named = match topics.as_slice() {
         [first, _, _, .., last] => format!("{first}, …, {last}"),
@@ -471,7 +479,7 @@ fn scale(o: &Options, bootstrap: &str, broker_pid: Option<u32>, runtime: &tokio:
         let started = Instant::now();
         if o.groups > 0 {
             for k in 0..o.groups {
-                commit_group(bootstrap, &format!("{prefix}-{k}"), &partitions, 4);
+                commit_group(bootstrap, &format!("{prefix}-{k}"), &partitions, SCALE_RECORDS - o.group_behind);
             }
             println!(
                 "{} groups {prefix}-* committed on {} partitions each (in {:.0} s)",
@@ -485,7 +493,7 @@ fn scale(o: &Options, bootstrap: &str, broker_pid: Option<u32>, runtime: &tokio:
             );
         }
         let group = unique_topic("bench-analytics");
-        commit_group(bootstrap, &group, &partitions, 4);
+        commit_group(bootstrap, &group, &partitions, SCALE_RECORDS - o.group_behind);
         let streams: Vec<String> = (0..o.scale_topics)
             .filter(|i| partitions.iter().any(|(t, _)| *t == topics[*i as usize]))
             .map(|i| format!("\"s{i}\""))
@@ -516,7 +524,7 @@ fn scale(o: &Options, bootstrap: &str, broker_pid: Option<u32>, runtime: &tokio:
                 // a new job's first commit, and how long until pipewatch serves its series
                 let group = format!("{prefix}-new-{granularity}");
                 let committed = Instant::now();
-                commit_group(bootstrap, &group, &partitions, 4);
+                commit_group(bootstrap, &group, &partitions, SCALE_RECORDS - o.group_behind);
                 let needle = format!("consumer=\"{group}\"");
                 let deadline = committed + Duration::from_secs(300);
                 while !http_get(pw.port, "/metrics").contains(&needle) {
