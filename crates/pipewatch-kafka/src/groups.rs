@@ -86,6 +86,8 @@ pub(crate) fn committed_offsets<C: ClientContext>(
                 return;
             }
         };
+        // (a query of no partitions has no request: its answer is empty)
+        let upto = upto.min(chunks[i].len());
         for chunk in &chunks[i][sent[i]..upto] {
             match list_offsets_request(rk, queue.0, group, *chunk, timeout_ms, i) {
                 Ok(()) => outstanding[i] += 1,
@@ -94,7 +96,7 @@ pub(crate) fn committed_offsets<C: ClientContext>(
         }
         sent[i] = upto;
     };
-    let (single, mut several): (Vec<usize>, Vec<usize>) = (0..queries.len()).partition(|&i| chunks[i].len() == 1);
+    let (single, mut several): (Vec<usize>, Vec<usize>) = (0..queries.len()).partition(|&i| chunks[i].len() <= 1);
     for i in single {
         send(i, 1, &mut sent, &mut outstanding, &mut answers);
     }
@@ -332,4 +334,25 @@ impl Drop for Event {
 /// `s` is null or a NUL-terminated string that lives for the call.
 unsafe fn c_string(s: *const std::ffi::c_char) -> Option<String> {
     (!s.is_null()).then(|| CStr::from_ptr(s).to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+
+    #[test]
+    fn a_query_of_no_partitions_is_answered_empty_without_a_request() {
+        // no broker: a request would time out with an error, not answer empty
+        let client: BaseConsumer = ClientConfig::new().set("bootstrap.servers", "127.0.0.1:9").create().unwrap();
+        let partitions = [("orders", 0)];
+        let queries = [
+            GroupQuery { group: "nothing-assigned", partitions: Some(Vec::new()) },
+            GroupQuery { group: "jobs", partitions: Some(partitions.to_vec()) },
+        ];
+        let answers = committed_offsets(client.client(), &queries, Duration::from_millis(200));
+        assert_eq!(answers[0].as_ref().map(Vec::len), Ok(0));
+        assert!(answers[1].is_err(), "{:?}", answers[1]);
+    }
 }
