@@ -52,6 +52,7 @@ async fn every_family_of_a_live_scrape_is_in_the_metrics_reference() {
     std::fs::write(&password, CONNECT_PASSWORD).unwrap();
     let rest = format!(
         r#"
+join = {{ leader_key = "/order_id", follower_key = "/ts", before = "1s", after = "1s", grace = "1s" }}
 [schema_registry]
 url = "{}"
 [[stream]]
@@ -104,8 +105,11 @@ url = "http://127.0.0.1:9/"
         let lag = m.value("pipewatch_consumer_lag_seconds", &[("stream", "orders")]);
         let sync = m.value("pipewatch_consumer_sync_lag_seconds", &[("consumer", "analytics")]);
         let sink = m.value("pipewatch_connector_stream", &[("role", "sink"), ("consumer", "warehouse")]);
-        match (band, lag, sync, sink) {
-            (Some(_), Some(_), Some(_), Some(_)) => Ok(m.0),
+        // the orders joined with behaviour by keys that never match: missing, and some pending
+        let judged = m.value("pipewatch_join_completeness_ratio", &[]);
+        let pending = m.value("pipewatch_join_pending_oldest_seconds", &[]);
+        match (band, lag, sync, sink, judged, pending) {
+            (Some(_), Some(_), Some(_), Some(_), Some(_), Some(_)) => Ok(m.0),
             other => Err(format!("{other:?}")),
         }
     })

@@ -15,6 +15,7 @@ mod deploy;
 mod diagnosis_rules;
 mod discovery;
 mod docs;
+mod join;
 mod local_time;
 mod prometheus;
 mod real_broker;

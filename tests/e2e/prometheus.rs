@@ -672,3 +672,59 @@ async fn prometheus_scrapes_pipewatch_over_https_with_basic_auth_from_an_exporte
     closed.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The join's completeness rule on a live Prometheus: matched / (matched + missing) from
+/// the counters summed, per referral value and for all orders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_join_completeness_rule_computes_the_ratio_from_the_counters() {
+    let bootstrap = broker().await;
+    let (orders, behaviour) = (unique_topic("orders"), unique_topic("behaviour"));
+    create_topic(bootstrap, &orders, 2).await.unwrap();
+    create_topic(bootstrap, &behaviour, 2).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("pipewatch-prom-join-{}-{}", std::process::id(), unique_topic("t")));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config_text = config(bootstrap, "earliest", &crate::join::join_config(&orders, &behaviour));
+    let pw = Pipewatch::start(&config_text).await;
+    let config_path = dir.join("pipewatch.toml");
+    std::fs::write(&config_path, &config_text).unwrap();
+    let rules = Command::new(PIPEWATCH).args(["rules", "--config"]).arg(&config_path).output().unwrap();
+    assert!(rules.status.success(), "{}", String::from_utf8_lossy(&rules.stderr));
+    let rules = String::from_utf8(rules.stdout).unwrap();
+    assert!(rules.contains("pipewatch:join_completeness_ratio"), "{rules}");
+    let prometheus = Prometheus::start(dir.clone(), &[("single", vec![pw.addr])], &rules).await;
+    let scraped = |promql: &'static str| {
+        let prometheus = &prometheus;
+        async move {
+            match prometheus.query(promql).await?.is_empty() {
+                true => Err(format!("no {promql} yet")),
+                false => Ok(()),
+            }
+        }
+    };
+    // Prometheus scrapes the counters at zero before anything is judged (a counter's first
+    // sample is where increase() starts), then each value's once its orders wait
+    let all_zero = r#"pipewatch_join_records_total{outcome="matched",segment=""} == 0"#;
+    eventually("the counters scraped at zero", Duration::from_secs(60), || scraped(all_zero)).await;
+    let base = now_ms() - 600_000;
+    let producer = TestProducer::new(bootstrap);
+    crate::join::produce_traffic(&producer, &orders, &behaviour, base);
+    let social_zero = r#"pipewatch_join_records_total{outcome="missing",value="social"} == 0"#;
+    eventually("social's counters scraped at zero", Duration::from_secs(60), || scraped(social_zero)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    crate::join::advance_behaviour(&producer, &behaviour, base);
+    let by = eventually("the ratio per referral", Duration::from_secs(60), || async {
+        let by = prometheus.by(r#"pipewatch:join_completeness_ratio{segment="referral"}"#, "value").await?;
+        if by.len() == 2 && by[0].1 == 1.0 && by[1].1 == 0.0 {
+            Ok(by)
+        } else {
+            Err(format!("{by:?}"))
+        }
+    })
+    .await;
+    assert_eq!(by, [("search".to_string(), 1.0), ("social".to_string(), 0.0)]);
+    let all =
+        prometheus.query(r#"pipewatch:join_completeness_ratio{pair="orders_behaviour",segment=""}"#).await.unwrap();
+    let ratio: f64 = all[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!((ratio - 41.0 / 51.0).abs() < 1e-6, "41 of 51 orders matched: {ratio}");
+    pw.stop().await;
+}

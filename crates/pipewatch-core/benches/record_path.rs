@@ -2,7 +2,9 @@
 //! its partition tracker (`Monitor::record`), with the timestamp field last and first;
 //! and the event time of an Avro order (field 13 of 14) read by its field plan, against
 //! apache-avro decoding the datum and pipewatch's JSON path on the same order as JSON;
-//! the same for the order as Protobuf, against prost-reflect's `DynamicMessage::decode`.
+//! the same for the order as Protobuf, against prost-reflect's `DynamicMessage::decode`;
+//! and a pair's join: the order as its leader (its `customer_id` the key, `channel` the
+//! segment) and as its follower, each against the same stream without the join.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pipewatch_core::segment::SegmentSpec;
@@ -19,6 +21,28 @@ fn order(ts_first: bool) -> Vec<u8> {
     let ts = r#""created_at":"2026-11-22T19:32:54.123Z""#;
     let doc = if ts_first { format!("{{{ts},{body}}}") } else { format!("{{{body},{ts}}}") };
     doc.into_bytes()
+}
+
+/// A stream of JSON orders on topic `name`, its event time `/created_at`.
+fn stream_spec(name: &str, segments: Vec<SegmentSpec>) -> StreamSpec {
+    StreamSpec {
+        name: name.into(),
+        topics: vec![name.into()],
+        topic_pattern: None,
+        value_format: pipewatch_core::ValueFormat::Json,
+        message: None,
+        extractor: Extractor::new(
+            EventTimeSource::Field { pointer: JsonPointer::parse("/created_at").unwrap(), format: TimeFormat::Rfc3339 },
+            300_000,
+        ),
+        max_silence_ms: 120_000,
+        max_record_delay_ms: 600_000,
+        min_rate: None,
+        max_rate: None,
+        baseline: None,
+        segments,
+        max_segment_values: 50,
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -39,27 +63,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("record_path");
     for (name, ts_first) in [("field_last", false), ("field_first", true)] {
         let payload = order(ts_first);
-        let spec = StreamSpec {
-            name: "orders".into(),
-            topics: vec!["orders".into()],
-            topic_pattern: None,
-            value_format: pipewatch_core::ValueFormat::Json,
-            message: None,
-            extractor: Extractor::new(
-                EventTimeSource::Field {
-                    pointer: JsonPointer::parse("/created_at").unwrap(),
-                    format: TimeFormat::Rfc3339,
-                },
-                300_000,
-            ),
-            max_silence_ms: 120_000,
-            max_record_delay_ms: 600_000,
-            min_rate: None,
-            max_rate: None,
-            baseline: None,
-            segments: Vec::new(),
-            max_segment_values: 50,
-        };
+        let spec = stream_spec("orders", Vec::new());
         let mut monitor = Monitor::new(
             MonitorSettings { idle_partition_timeout_ms: 300_000, rate_window_ms: 60_000 },
             vec![spec],
@@ -343,5 +347,80 @@ fn protobuf(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, avro, protobuf);
+/// The order of customer `k`.
+fn order_of(k: usize) -> Vec<u8> {
+    let doc = String::from_utf8(order(false)).unwrap();
+    doc.replace("cus-000184467", &format!("cus-{k:09}")).into_bytes()
+}
+
+fn join(c: &mut Criterion) {
+    use pipewatch_core::join::JoinSpec;
+    use pipewatch_core::PairSpec;
+    let mut group = c.benchmark_group("join");
+    group.throughput(Throughput::Elements(1));
+    let payloads: Vec<Vec<u8>> = (0..4096).map(order_of).collect();
+    let stream = |name: &str| {
+        stream_spec(
+            name,
+            vec![SegmentSpec { name: "channel".into(), pointer: JsonPointer::parse("/channel").unwrap() }],
+        )
+    };
+    let spec = JoinSpec {
+        leader_key: JsonPointer::parse("/customer_id").unwrap(),
+        follower_key: JsonPointer::parse("/customer_id").unwrap(),
+        before_ms: 1_800_000,
+        after_ms: 300_000,
+        grace_ms: 60_000,
+        segments: vec![(0, "channel".into())],
+        sample: 1,
+        max_keys: 10_000_000,
+        max_pending: 10_000_000,
+        window_ms: 900_000,
+    };
+    for joined in [false, true] {
+        let pair =
+            PairSpec { name: "orders_behaviour".into(), leader: 0, follower: 1, join: joined.then(|| spec.clone()) };
+        let mut m = Monitor::new(
+            MonitorSettings { idle_partition_timeout_ms: 300_000, rate_window_ms: 60_000 },
+            vec![stream("orders"), stream("behaviour")],
+            vec![pair],
+        );
+        for s in 0..2 {
+            for p in 0..12 {
+                m.assign_partition(s, 0, p, StartPosition::At(0), NOW);
+                m.log_end(s, p, 0, NOW);
+                m.position(s, p, 0);
+            }
+        }
+        // the follower ahead of every order: each tick judges what waits
+        let ahead = format!(r#"{{"customer_id":"x","created_at":"{}"}}"#, pipewatch_core::time::format_rfc3339(NOW));
+        for p in 0..12 {
+            m.record(1, p, 0, Some(ahead.as_bytes()), None, NOW);
+        }
+        let name = if joined { "with_join" } else { "without_join" };
+        group.bench_function(format!("follower_{name}"), |b| {
+            let mut offset = 0i64;
+            b.iter(|| {
+                offset += 1;
+                let doc = &payloads[offset as usize % payloads.len()];
+                m.record(1, (offset % 12) as i32, offset, Some(black_box(doc)), None, NOW);
+            })
+        });
+        // a tick a second at 100 000 orders a second: its judging is part of the cost
+        group.bench_function(format!("leader_{name}_tick_per_100000"), |b| {
+            let mut offset = 0i64;
+            b.iter(|| {
+                offset += 1;
+                let doc = &payloads[offset as usize % payloads.len()];
+                m.record(0, (offset % 12) as i32, offset, Some(black_box(doc)), None, NOW);
+                if offset % 100_000 == 0 {
+                    m.tick(NOW);
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, avro, protobuf, join);
 criterion_main!(benches);

@@ -15,11 +15,12 @@ use crate::consumer::{consumer_snapshot, ConsumerState, FetchRequest, Fetched, K
 use crate::diagnosis::{pair_cause, Side};
 use crate::discovery::Discovery;
 use crate::extract::InvalidReason;
+use crate::join::{key_hash, JoinState, MAX_JOIN_SEGMENTS};
 use crate::json::{Lookup as Found, MAX_SET};
 use crate::offset_hint::{hint, on_offset, Spread};
 use crate::offset_index::OffsetIndex;
 use crate::schema::{Read, Registry, SchemaFetch};
-use crate::segment::is_snapshot;
+use crate::segment::{is_snapshot, SegmentState};
 use crate::snapshot::{KafkaStatus, PairSnapshot, RegistrySnapshot, Snapshot, StreamSnapshot};
 use crate::spec::{
     Committed, ConsumerError, ConsumerSpec, MonitorSettings, PairSpec, PartitionSlot, Right, StartPosition, StreamSpec,
@@ -35,6 +36,8 @@ pub struct Monitor {
     settings: MonitorSettings,
     pub(crate) streams: Vec<StreamState>,
     pairs: Vec<PairSpec>,
+    /// Each pair's join, if it has one (by the pair's index).
+    joins: Vec<Option<JoinState>>,
     pub(crate) consumers: Vec<ConsumerState>,
     kafka: KafkaStatus,
     kafka_error: Option<String>,
@@ -78,8 +81,19 @@ pub enum RecordOutcome {
 
 impl Monitor {
     pub fn new(settings: MonitorSettings, streams: Vec<StreamSpec>, pairs: Vec<PairSpec>) -> Self {
-        let streams = streams.into_iter().map(StreamState::new).collect::<Vec<StreamState>>();
+        let mut streams = streams.into_iter().map(StreamState::new).collect::<Vec<StreamState>>();
+        let joins = pairs
+            .iter()
+            .enumerate()
+            .map(|(i, pair)| {
+                let join = pair.join.clone()?;
+                streams[pair.leader].join_side(i, true, &join.leader_key);
+                streams[pair.follower].join_side(i, false, &join.follower_key);
+                Some(JoinState::new(join))
+            })
+            .collect();
         Self {
+            joins,
             settings,
             uses_registry: streams.iter().any(|s| s.schemas.is_some()),
             connect: Vec::new(),
@@ -477,7 +491,7 @@ impl Monitor {
             }
             None => match payload {
                 // the event time and the segments in one pass
-                Some(doc) if !s.segments.is_empty() && !doc.is_empty() => {
+                Some(doc) if !s.fields.is_empty() && !doc.is_empty() => {
                     let mut found = [Found::Missing; MAX_SET];
                     s.fields.lookup_all(doc, &mut found);
                     let (time, values) = if s.spec.extractor.pointer().is_some() {
@@ -487,6 +501,28 @@ impl Monitor {
                     };
                     for (segment, value) in s.segments.iter_mut().zip(values) {
                         segment.record(*value, p.caught_up, arrival);
+                    }
+                    if let Ok(t) = time {
+                        let keys = &values[s.segments.len().min(values.len())..];
+                        for role in &s.join_roles {
+                            let (Some(join), Some(key)) = (
+                                self.joins.get_mut(role.join).and_then(Option::as_mut),
+                                keys.get(role.key).copied().and_then(key_hash),
+                            ) else {
+                                continue;
+                            };
+                            if role.leader {
+                                let mut values = [u16::MAX; MAX_JOIN_SEGMENTS];
+                                for (v, (segment, _)) in values.iter_mut().zip(&join.spec.segments) {
+                                    if let Some(i) = s.segments.get(*segment).and_then(|g| g.last_index()) {
+                                        *v = u16::try_from(i).unwrap_or(u16::MAX);
+                                    }
+                                }
+                                join.leader(key, t, values, arrival);
+                            } else {
+                                join.follower(slot as usize, key, t);
+                            }
+                        }
                     }
                     (time, None)
                 }
@@ -672,9 +708,15 @@ impl Monitor {
         let pairs = self
             .pairs
             .iter()
-            .map(|pair| {
+            .zip(self.joins.iter_mut())
+            .map(|(pair, join)| {
                 let leader = &streams[pair.leader];
                 let follower = &streams[pair.follower];
+                let join = join.as_mut().map(|j| {
+                    j.tick(leader.watermark_ms, follower.watermark_ms, now);
+                    let segments = &self.streams[pair.leader].segments;
+                    j.snapshot(|g| segments.get(g).map(SegmentState::value_texts).unwrap_or_default(), now)
+                });
                 let sync_lag_seconds = sync_lag_seconds(leader.watermark_ms, follower.watermark_ms);
                 let (cause, side) = pair_cause(leader.cause, follower.cause, sync_lag_seconds);
                 // the sync lag is a side's delay on a whole time-zone offset
@@ -688,6 +730,7 @@ impl Monitor {
                     hint(&what, Spread { median: lag, p10: lag - half, p90: lag + half })
                 });
                 PairSnapshot {
+                    join,
                     timezone_hint,
                     name: pair.name.clone(),
                     leader: leader.name.clone(),
@@ -857,7 +900,7 @@ pub(crate) mod tests {
 
     /// orders (leader) and behaviour (follower), one partition each, caught up at 0.
     fn orders_behaviour() -> Monitor {
-        let pairs = vec![PairSpec { name: "orders_behaviour".into(), leader: 0, follower: 1 }];
+        let pairs = vec![PairSpec { name: "orders_behaviour".into(), leader: 0, follower: 1, join: None }];
         let mut m = monitor(vec![spec("orders"), spec("behaviour")], pairs);
         for s in 0..2 {
             m.assign_partition(s, 0, 0, StartPosition::At(0), T0);
@@ -1203,7 +1246,7 @@ pub(crate) mod tests {
     }
 
     fn orders_and_behaviour(partitions: i32) -> Monitor {
-        let pairs = vec![PairSpec { name: "orders_behaviour".into(), leader: 0, follower: 1 }];
+        let pairs = vec![PairSpec { name: "orders_behaviour".into(), leader: 0, follower: 1, join: None }];
         let mut m = monitor(vec![spec("orders"), spec("behaviour")], pairs);
         for s in 0..2 {
             for p in 0..partitions {
@@ -1653,5 +1696,62 @@ pub(crate) mod tests {
         let consumers: Vec<(&str, bool, Option<&str>)> =
             snap.consumers.iter().map(|c| (c.name.as_str(), c.discovered, c.sink.as_deref())).collect();
         assert_eq!(consumers, [("audit", false, Some("cdc/warehouse")), ("cdc/audit", true, Some("cdc/audit"))]);
+    }
+}
+
+#[cfg(test)]
+mod join_tests {
+    use super::tests::{monitor, spec, SEC, T0};
+    use super::*;
+    use crate::join::{JoinSpec, Outcomes};
+    use crate::json::JsonPointer;
+    use crate::segment::SegmentSpec;
+
+    #[test]
+    fn the_keys_and_segments_are_read_with_the_event_time_and_the_outcomes_labelled_by_value() {
+        let mut orders = spec("orders");
+        orders.segments =
+            vec![SegmentSpec { name: "referral".into(), pointer: JsonPointer::parse("/referral").unwrap() }];
+        let join = JoinSpec {
+            leader_key: JsonPointer::parse("/user_id").unwrap(),
+            follower_key: JsonPointer::parse("/user").unwrap(),
+            before_ms: 60 * SEC,
+            after_ms: 10 * SEC,
+            grace_ms: 5 * SEC,
+            segments: vec![(0, "referral".into())],
+            sample: 1,
+            max_keys: 1000,
+            max_pending: 1000,
+            window_ms: 900 * SEC,
+        };
+        let pair = PairSpec { name: "orders_behaviour".into(), leader: 0, follower: 1, join: Some(join) };
+        let mut m = monitor(vec![orders, spec("behaviour")], vec![pair]);
+        for s in 0..2 {
+            m.assign_partition(s, 0, 0, StartPosition::At(0), T0);
+            m.log_end(s, 0, 0, T0);
+            m.position(s, 0, 0);
+        }
+        let start = T0 - 300 * SEC;
+        let behaviour = [(start, "u0"), (T0 - 30 * SEC, "7"), (T0 - 20 * SEC, "u1")];
+        for (o, (t, user)) in behaviour.iter().enumerate() {
+            let doc = format!(r#"{{"user": "{user}", "ts": {t}}}"#);
+            m.record(1, 0, o as i64, Some(doc.as_bytes()), None, T0);
+        }
+        let orders = [(7, "search"), (1, "social"), (2, "social")];
+        for (o, (user, referral)) in orders.iter().enumerate() {
+            let user = if *user == 7 { "7".to_string() } else { format!("\"u{user}\"") };
+            let doc = format!(r#"{{"ts": {T0}, "user_id": {user}, "referral": "{referral}"}}"#);
+            m.record(0, 0, o as i64, Some(doc.as_bytes()), None, T0);
+        }
+        let s = m.tick(T0);
+        let j = s.pairs[0].join.as_ref().unwrap();
+        assert_eq!((j.pending, j.total), (3, Outcomes::default()), "the follower is behind t + after + grace");
+        let doc = format!(r#"{{"user": "x", "ts": {}}}"#, T0 + 15 * SEC);
+        m.record(1, 0, 3, Some(doc.as_bytes()), None, T0 + 15 * SEC);
+        let s = m.tick(T0 + 15 * SEC);
+        let j = s.pairs[0].join.as_ref().unwrap();
+        assert_eq!((j.pending, j.total.matched, j.total.missing), (0, 2, 1));
+        let by: Vec<_> = j.values.iter().map(|v| (v.value.as_str(), v.total.matched, v.total.missing)).collect();
+        assert_eq!(by, [("search", 1, 0), ("social", 1, 1)], "the number 7 matches the string \"7\"");
     }
 }

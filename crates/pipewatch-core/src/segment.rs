@@ -146,6 +146,16 @@ impl SegmentState {
         self.last = None;
     }
 
+    /// The index of the value the last record had (see [`Self::value_text`]).
+    pub(crate) fn last_index(&self) -> Option<usize> {
+        self.last
+    }
+
+    /// Every value read so far as written, in the order of their indexes.
+    pub(crate) fn value_texts(&self) -> Vec<String> {
+        self.values.iter().map(|v| v.text.to_string()).collect()
+    }
+
     /// The value the last record had, as written.
     pub(crate) fn last_value(&self) -> Option<&str> {
         self.last.map(|i| &*self.values[i].text)

@@ -197,6 +197,9 @@ pub struct PairSnapshot {
     /// offset with a narrow spread (see the stream's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timezone_hint: Option<String>,
+    /// Join completeness, when the pair has a `join`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub join: Option<crate::join::JoinSnapshot>,
 }
 
 impl StreamSnapshot {

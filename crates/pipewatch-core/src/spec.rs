@@ -66,6 +66,8 @@ pub struct PairSpec {
     pub name: String,
     pub leader: usize,
     pub follower: usize,
+    /// Join completeness: whether the leader's records find their key in the follower.
+    pub join: Option<crate::join::JoinSpec>,
 }
 
 /// Monitor-wide settings.

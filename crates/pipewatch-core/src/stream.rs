@@ -11,7 +11,7 @@ use crate::diagnosis::{diagnose, StreamFacts};
 use crate::extract::InvalidReason;
 use crate::histogram::Histogram;
 use crate::histogram::{GAP_DURATION_BUCKETS, RECORD_DELAY_BUCKETS};
-use crate::json::PointerSet;
+use crate::json::{JsonPointer, PointerSet};
 use crate::offset_hint::{hint, zone_offset, Spread};
 use crate::offset_index::OffsetIndex;
 use crate::schema::StreamSchemas;
@@ -283,9 +283,24 @@ pub(crate) struct StreamState {
     /// With segments: the event time's field (first, when it is one) and the segments',
     /// looked up in one pass per record.
     pub(crate) fields: PointerSet,
+    /// The joins this stream is a side of, each with the index of its key among the
+    /// join keys (looked up after the segments in `fields`).
+    pub(crate) join_roles: Vec<JoinRole>,
+    /// The join keys' pointers, in `fields` after the event time's and the segments'.
+    pub(crate) join_keys: Vec<JsonPointer>,
     /// A schema-registry format: the plans per schema id (`None` for JSON, and for a
     /// stream that reads neither a field nor a segment from its values).
     pub(crate) schemas: Option<StreamSchemas>,
+}
+
+/// A stream's part in a pair's join.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct JoinRole {
+    /// The pair's index (its join's).
+    pub(crate) join: usize,
+    pub(crate) leader: bool,
+    /// Its key's index among the stream's `join_keys`.
+    pub(crate) key: usize,
 }
 
 impl StreamState {
@@ -317,11 +332,29 @@ impl StreamState {
             } else {
                 spec.extractor.pointer().into_iter().chain(spec.segments.iter().map(|g| &g.pointer)).cloned().collect()
             }),
+            join_roles: Vec::new(),
+            join_keys: Vec::new(),
             schemas: (spec.value_format.uses_registry()
                 && (spec.extractor.pointer().is_some() || !spec.segments.is_empty()))
             .then(StreamSchemas::default),
             spec,
         }
+    }
+
+    /// The stream as a side of join `join` (the pair's index), reading its key at
+    /// `key`: the key joins the fields looked up in one pass.
+    pub(crate) fn join_side(&mut self, join: usize, leader: bool, key: &JsonPointer) {
+        let at = match self.join_keys.iter().position(|k| k == key) {
+            Some(at) => at,
+            None => {
+                self.join_keys.push(key.clone());
+                self.join_keys.len() - 1
+            }
+        };
+        self.join_roles.push(JoinRole { join, leader, key: at });
+        let segments = self.spec.segments.iter().map(|g| &g.pointer);
+        let fields = self.spec.extractor.pointer().into_iter().chain(segments).chain(&self.join_keys);
+        self.fields = PointerSet::new(fields.cloned().collect());
     }
 
     /// `topic_missing`: the cluster has none of the stream's topics (or its pattern

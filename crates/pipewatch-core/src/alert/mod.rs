@@ -114,6 +114,7 @@ mod tests {
                 cause: pair_cause,
                 cause_stream: "behaviour".into(),
                 timezone_hint: None,
+                join: None,
             }],
             consumers: Vec::new(),
         }

@@ -307,6 +307,65 @@ impact = "x"
     }
 
     #[test]
+    fn a_join_is_validated_with_its_keys_and_read_into_the_pair() {
+        let base = r#"
+[kafka]
+bootstrap_servers = "localhost:9092"
+[[stream]]
+name = "orders"
+topic = "orders"
+event_time = { field = "/created_at", format = "rfc3339" }
+segments = [{ name = "referral", field = "/referral" }]
+[[stream]]
+name = "behaviour"
+topic = "behaviour"
+value_format = "avro"
+event_time = { field = "/ts", format = "epoch_millis" }
+[[pair]]
+name = "orders_behaviour"
+leader = "orders"
+follower = "behaviour"
+"#;
+        let bad = format!(
+            "{base}join = {{ leader_key = \"user_id\", follower_key = \"/user_id\", before = \"soon\", segments = [\"channel\"], sample = 0 }}\n"
+        );
+        let err = parse(&bad).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "stream[1].value_format",
+                "pair[0].join.leader_key",
+                "pair[0].join.before",
+                "pair[0].join.segments[0]",
+                "pair[0].join.sample",
+                "pair[0].join.follower_key",
+            ],
+            "{err}"
+        );
+        let shown = err.to_string();
+        assert!(
+            shown.contains("\"channel\" is not a segment of the leader \"orders\" (its segments: referral)"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("a join's keys are read from JSON values; the follower \"behaviour\" is avro"),
+            "{shown}"
+        );
+        let good = format!(
+            "{}join = {{ leader_key = \"/user_id\", follower_key = \"/user\", segments = [\"referral\"], sample = 10 }}\n",
+            base.replace("value_format = \"avro\"\n", "")
+        );
+        let c = parse(&good).unwrap();
+        let j = c.pairs[0].join.as_ref().unwrap();
+        assert_eq!(
+            (j.before_ms, j.after_ms, j.grace_ms, j.window_ms, j.sample),
+            (1_800_000, 300_000, 60_000, 900_000, 10)
+        );
+        assert_eq!(j.segments, vec![(0, "referral".to_string())]);
+    }
+
+    #[test]
     fn alert_rules_are_validated_with_their_keys() {
         let head = EXAMPLE.split("[[alert]]").next().unwrap();
         let text = format!(

@@ -516,6 +516,70 @@ pub struct RawPair {
     pub leader: String,
     /// The stream that must keep up (e.g. behaviour).
     pub follower: String,
+    /// Join completeness: the leader's records whose key the follower carried around
+    /// their event time.
+    pub join: Option<RawJoin>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJoin {
+    /// JSON pointer to the key in the leader's records, e.g. `/user_id`.
+    pub leader_key: String,
+    /// JSON pointer to the key in the follower's records.
+    pub follower_key: String,
+    /// A follower record this long before the leader's event time matches it.
+    #[serde(default = "default_join_before")]
+    pub before: String,
+    /// A follower record this long after it matches it too.
+    #[serde(default = "default_join_after")]
+    pub after: String,
+    /// How far past `t + after` the follower's watermark must be before a record is judged.
+    #[serde(default = "default_join_grace")]
+    pub grace: String,
+    /// The leader's segments that label the outcomes.
+    #[serde(default)]
+    pub segments: Vec<String>,
+    /// Judge one key in this many (the same keys on both sides and on every replica).
+    #[serde(default = "default_join_sample")]
+    pub sample: u64,
+    /// Follower keys kept at most (beyond, the oldest slices go: their records unjudged).
+    #[serde(default = "default_join_max_keys")]
+    pub max_keys: usize,
+    /// Leader records waiting for judgment at most (beyond, unjudged).
+    #[serde(default = "default_join_max_pending")]
+    pub max_pending: usize,
+    /// The completeness ratio is over the records judged within this.
+    #[serde(default = "default_join_window")]
+    pub window: String,
+}
+
+fn default_join_before() -> String {
+    "30m".into()
+}
+
+fn default_join_after() -> String {
+    "5m".into()
+}
+
+fn default_join_grace() -> String {
+    "1m".into()
+}
+
+fn default_join_sample() -> u64 {
+    1
+}
+
+fn default_join_max_keys() -> usize {
+    pipewatch_core::join::DEFAULT_MAX_KEYS
+}
+
+fn default_join_max_pending() -> usize {
+    pipewatch_core::join::DEFAULT_MAX_PENDING
+}
+
+fn default_join_window() -> String {
+    "15m".into()
 }
 
 #[derive(Debug, Deserialize)]

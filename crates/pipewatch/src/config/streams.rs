@@ -1,16 +1,18 @@
 //! `[[stream]]` and `[[pair]]`: each stream's topic, event time, silence and delay bounds,
-//! rate bounds, baseline and segments; the pairs of streams downstream jobs join.
+//! rate bounds, baseline and segments; the pairs of streams downstream jobs join, and
+//! their join completeness.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use pipewatch_core::baseline::BaselineSpec;
+use pipewatch_core::join::{JoinSpec, MAX_JOIN_SEGMENTS};
 use pipewatch_core::segment::{SegmentSpec, SNAPSHOT_SEGMENT};
 use pipewatch_core::{EventTimeSource, Extractor, JsonPointer, PairSpec, StreamSpec, TimeFormat, ValueFormat};
 use regex::Regex;
 
 use super::problems::Problems;
-use super::raw::{RawBaseline, RawConfig, RawEventTime, RawStream};
+use super::raw::{RawBaseline, RawConfig, RawEventTime, RawJoin, RawStream};
 
 /// The `[[stream]]`s, validated: unique names and topics; and the streams chosen by a
 /// `topic_pattern`, each with its pattern. Stream and pair names share one namespace:
@@ -216,10 +218,98 @@ pub(super) fn pair_specs<'a>(raw: &'a RawConfig, names: &mut HashSet<&'a str>, p
             p.add(key("follower"), "must differ from the leader");
         }
         if let (Some(leader), Some(follower)) = (leader, follower) {
-            pairs.push(PairSpec { name: pr.name.clone(), leader, follower });
+            let join = pr.join.as_ref().and_then(|j| join_spec(raw, i, j, leader, follower, p));
+            pairs.push(PairSpec { name: pr.name.clone(), leader, follower, join });
+        }
+    }
+    // each join key is one more field looked up per record, in the pass of the segments
+    for (s, st) in raw.streams.iter().enumerate() {
+        let sides = raw.pairs.iter().filter(|pr| pr.join.is_some() && (pr.leader == st.name || pr.follower == st.name));
+        if sides.count() > MAX_JOINS_PER_STREAM {
+            p.add(format!("stream[{s}]"), format!("a side of at most {MAX_JOINS_PER_STREAM} joins"));
         }
     }
     pairs
+}
+
+/// Joins a stream may be a side of.
+const MAX_JOINS_PER_STREAM: usize = 4;
+
+/// `pair[i].join`: the keys' pointers, the window and grace, the leader's segments by
+/// name, sample and caps; both streams JSON.
+fn join_spec(
+    raw: &RawConfig,
+    i: usize,
+    j: &RawJoin,
+    leader: usize,
+    follower: usize,
+    p: &mut Problems,
+) -> Option<JoinSpec> {
+    let key = |f: &str| format!("pair[{i}].join.{f}");
+    let before = p.0.len();
+    let mut pointer = |f: &str, text: &str| match JsonPointer::parse(text) {
+        Ok(ptr) => Some(ptr),
+        Err(e) => {
+            p.add(key(f), e.0);
+            None
+        }
+    };
+    let (leader_key, follower_key) = (pointer("leader_key", &j.leader_key), pointer("follower_key", &j.follower_key));
+    let before_ms = p.duration(key("before"), &j.before).as_millis() as i64;
+    let after_ms = p.duration(key("after"), &j.after).as_millis() as i64;
+    let grace_ms = p.duration(key("grace"), &j.grace).as_millis() as i64;
+    let window_ms = p.positive_duration(&key("window"), &j.window).as_millis() as i64;
+    let ls = &raw.streams[leader];
+    let mut segments = Vec::new();
+    for (k, name) in j.segments.iter().enumerate() {
+        match ls.segments.iter().position(|g| &g.name == name) {
+            Some(at) => segments.push((at, name.clone())),
+            None => {
+                let known: Vec<&str> = ls.segments.iter().map(|g| g.name.as_str()).collect();
+                p.add(
+                    format!("pair[{i}].join.segments[{k}]"),
+                    format!(
+                        "{name:?} is not a segment of the leader {:?} (its segments: {})",
+                        ls.name,
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    if j.segments.len() > MAX_JOIN_SEGMENTS {
+        p.add(key("segments"), format!("at most {MAX_JOIN_SEGMENTS} segments label a join"));
+    }
+    if j.sample == 0 {
+        p.add(key("sample"), "must be at least 1 (1: every key)");
+    }
+    if j.max_keys == 0 || j.max_pending == 0 {
+        p.add(key(if j.max_keys == 0 { "max_keys" } else { "max_pending" }), "must be at least 1");
+    }
+    for (side, s) in [("leader", leader), ("follower", follower)] {
+        let st = &raw.streams[s];
+        if st.value_format != "json" {
+            p.add(
+                key(&format!("{side}_key")),
+                format!("a join's keys are read from JSON values; the {side} {:?} is {}", st.name, st.value_format),
+            );
+        }
+    }
+    if p.since(before) {
+        return None;
+    }
+    Some(JoinSpec {
+        leader_key: leader_key?,
+        follower_key: follower_key?,
+        before_ms,
+        after_ms,
+        grace_ms,
+        segments,
+        sample: j.sample,
+        max_keys: j.max_keys,
+        max_pending: j.max_pending,
+        window_ms,
+    })
 }
 
 /// `event_time.timezone`: an IANA name, for RFC 3339-like strings only (epoch values and

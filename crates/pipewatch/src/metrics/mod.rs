@@ -329,7 +329,32 @@ fn snapshot_families(f: &mut Families, s: &Snapshot, granularity: Granularity) {
                 v,
             );
         }
+        if let Some(j) = &pair.join {
+            join_families(f, &pair.name, j);
+        }
     }
+}
+
+/// A pair's join: outcomes and ratio for all and per segment value, what waits, the keys.
+fn join_families(f: &mut Families, pair: &str, j: &pipewatch_core::join::JoinSnapshot) {
+    let rows = std::iter::once((None, &j.total, j.ratio))
+        .chain(j.values.iter().map(|v| (Some((v.segment.as_str(), v.value.as_str())), &v.total, v.ratio)));
+    for (by, total, ratio) in rows {
+        // all of the leader's records: segment and value empty (to Prometheus, absent)
+        let (segment, value) = by.unwrap_or_default();
+        for (outcome, n) in [("matched", total.matched), ("missing", total.missing), ("unjudged", total.unjudged)] {
+            let labels = [("pair", pair), ("outcome", outcome), ("segment", segment), ("value", value)];
+            f.counter(&JOIN_RECORDS_TOTAL, &labels, n as f64);
+        }
+        if let Some(r) = ratio {
+            f.gauge(&JOIN_COMPLETENESS_RATIO, &[("pair", pair), ("segment", segment), ("value", value)], r);
+        }
+    }
+    f.gauge(&JOIN_PENDING_RECORDS, &[("pair", pair)], j.pending as f64);
+    if let Some(age) = j.pending_oldest_seconds {
+        f.gauge(&JOIN_PENDING_OLDEST_SECONDS, &[("pair", pair)], age);
+    }
+    f.gauge(&JOIN_FOLLOWER_KEYS, &[("pair", pair)], j.follower_keys as f64);
 }
 
 /// The watched consumers' series: lag per partition, per stream the largest lag and the

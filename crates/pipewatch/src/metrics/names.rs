@@ -425,9 +425,44 @@ pub const DISCOVERY_TOPICS_OVERFLOW: Metric = Metric {
     kind: Kind::Gauge,
     labels: &[],
 };
+pub const JOIN_RECORDS_TOTAL: Metric = Metric {
+    id: 55,
+    name: "pipewatch_join_records_total",
+    help: "A pair's leader records judged by its join: matched (the follower carried the key within the window), missing, or unjudged (the follower's keys of the window not read, or a cap); per value of a join segment, and with segment and value empty for all.",
+    kind: Kind::Counter,
+    labels: &["pair", "outcome", "segment", "value"],
+};
+pub const JOIN_PENDING_RECORDS: Metric = Metric {
+    id: 56,
+    name: "pipewatch_join_pending_records",
+    help: "Leader records waiting for the follower's watermark to pass their event time + after + grace (late is not missing).",
+    kind: Kind::Gauge,
+    labels: &["pair"],
+};
+pub const JOIN_PENDING_OLDEST_SECONDS: Metric = Metric {
+    id: 57,
+    name: "pipewatch_join_pending_oldest_seconds",
+    help: "Now - the event time of the oldest pending leader record.",
+    kind: Kind::Gauge,
+    labels: &["pair"],
+};
+pub const JOIN_COMPLETENESS_RATIO: Metric = Metric {
+    id: 58,
+    name: "pipewatch_join_completeness_ratio",
+    help: "matched / (matched + missing) over the join's window (this replica's); segment and value empty for all.",
+    kind: Kind::Gauge,
+    labels: &["pair", "segment", "value"],
+};
+pub const JOIN_FOLLOWER_KEYS: Metric = Metric {
+    id: 59,
+    name: "pipewatch_join_follower_keys",
+    help: "Follower key hashes the join keeps (its memory: about 10-20 bytes each).",
+    kind: Kind::Gauge,
+    labels: &["pair"],
+};
 
 /// Every family, in the order `/metrics` writes them.
-pub const ALL: [&Metric; 55] = [
+pub const ALL: [&Metric; 60] = [
     &KAFKA_UP,
     &BUILD_INFO,
     &PARTITION_WATERMARK_TIMESTAMP_SECONDS,
@@ -483,6 +518,11 @@ pub const ALL: [&Metric; 55] = [
     &DISCOVERY_LISTED_TIMESTAMP_SECONDS,
     &DISCOVERY_TOPICS_WATCHED,
     &DISCOVERY_TOPICS_OVERFLOW,
+    &JOIN_RECORDS_TOTAL,
+    &JOIN_PENDING_RECORDS,
+    &JOIN_PENDING_OLDEST_SECONDS,
+    &JOIN_COMPLETENESS_RATIO,
+    &JOIN_FOLLOWER_KEYS,
 ];
 
 #[cfg(test)]

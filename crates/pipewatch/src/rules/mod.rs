@@ -18,7 +18,9 @@
 //!   only when every replica holding partitions has one), or a segment value silent at
 //!   every replica that has read it (`segment_silent`);
 //! - pair cause: the cause of the side that is behind (the follower's when the sync lag
-//!   is positive), the other side's when that one is `ok`.
+//!   is positive), the other side's when that one is `ok`;
+//! - join completeness: matched / (matched + missing) over the join's window, from the
+//!   replicas' counters summed (never an average of their ratios).
 //!
 //! At `[metrics] granularity = "stream"` there are no per-partition series: the stream
 //! watermark is the min of the replicas' stream watermarks over the replicas with an
@@ -66,6 +68,7 @@ const C_STALLED: &str = names::CONSUMER_STALLED_SECONDS.name;
 const KAFKA_UP: &str = names::KAFKA_UP.name;
 const CONNECT_UP: &str = names::CONNECT_UP.name;
 const BUILD_INFO: &str = names::BUILD_INFO.name;
+const JOIN_RECORDS: &str = names::JOIN_RECORDS_TOTAL.name;
 
 /// Stream figures across replicas.
 pub const STREAM_WATERMARK: &str = "pipewatch:stream_watermark_timestamp_seconds";
@@ -82,6 +85,8 @@ pub const STREAM_ANOMALY_SCORE: &str = "pipewatch:stream_rate_anomaly_score";
 pub const SEGMENT_SILENCE: &str = "pipewatch:segment_silence_seconds";
 pub const SYNC_LAG: &str = "pipewatch:sync_lag_seconds";
 pub const PAIR_CAUSE: &str = "pipewatch:pair_cause";
+/// A join's completeness across replicas, per segment value and overall (pairs with a `join`).
+pub const JOIN_COMPLETENESS: &str = "pipewatch:join_completeness_ratio";
 /// Consumer figures across replicas (always emitted: consumers may be found while running).
 pub const CONSUMER_LAG: &str = "pipewatch:consumer_lag_seconds";
 pub const CONSUMER_WATERMARK: &str = "pipewatch:consumer_watermark_timestamp_seconds";
@@ -235,6 +240,28 @@ fn pair_records(out: &mut String, config: &Config) {
             &pair_cause_expr(leader, follower, &pair.name),
             &labels,
         );
+        if let Some(j) = &pair.join {
+            let window = duration(j.window_ms);
+            let by = "job, pair, segment, value";
+            let sel =
+                |outcome: &str| format!("{JOIN_RECORDS}{{pair={},outcome=~{}}}", quote(&pair.name), quote(outcome));
+            record(
+                out,
+                &format!(
+                    "Join completeness of pair {}: its leader's records matched / (matched + missing) over\n\
+                     the join's window, the replicas' counters summed; per segment value, and without\n\
+                     segment and value for all.",
+                    pair.name
+                ),
+                JOIN_COMPLETENESS,
+                &format!(
+                    "sum by ({by}) (increase({}[{window}]))\n/\n(sum by ({by}) (increase({}[{window}])) > 0)",
+                    sel("matched"),
+                    sel("matched|missing")
+                ),
+                &[],
+            );
+        }
     }
 }
 

@@ -1,0 +1,562 @@
+//! Join completeness of a pair: the share of leader records (orders) whose key (the user)
+//! the follower (behaviour) carried around the same event time — told apart from late.
+//!
+//! A leader record at event time `t` is *matched* when the follower carried its key with
+//! an event time in `[t − before, t + after]`, *missing* when it did not, and judged only
+//! once the follower's watermark has passed `t + after + grace`: until then it is
+//! *pending* (a follower 8 h behind is sync lag and pending, never missing). A record
+//! that cannot be judged fairly — the follower's keys of its window were not read
+//! (before pipewatch read the follower, or dropped by the `max_keys` cap), or the
+//! `max_pending` cap is reached — is *unjudged*, counted, never missing.
+//!
+//! The follower's keys are kept as 64-bit hashes (XXH3 of the key as written: a string's
+//! bytes, a number's text, so `"42"` and `42` are one key; the same on every replica and
+//! build) in slices of [`SLICE_MS`] of event time, each a set; a window is widened to
+//! whole slices (a key up to a slice outside it may match). Exact: two keys share a hash
+//! with a chance of n / 2⁶⁴. Slices are dropped once no leader record can need them
+//! (older than the oldest pending record and the leader's watermark, less `before`).
+//! `sample = N` judges the keys whose hash is a multiple of N on both sides: memory / N,
+//! the same keys on every replica.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use serde::Serialize;
+
+use crate::json::{JsonPointer, Lookup};
+use crate::time::Millis;
+
+/// The follower's keys are kept per this much event time.
+pub const SLICE_MS: Millis = 60_000;
+/// Segments that label a join's outcomes at most.
+pub const MAX_JOIN_SEGMENTS: usize = 4;
+/// Defaults of the caps, per pair.
+pub const DEFAULT_MAX_KEYS: usize = 10_000_000;
+pub const DEFAULT_MAX_PENDING: usize = 1_000_000;
+/// The completeness ratio's window by default.
+pub const DEFAULT_WINDOW_MS: Millis = 15 * 60_000;
+
+/// A pair's `join`, as configured.
+#[derive(Debug, Clone)]
+pub struct JoinSpec {
+    pub leader_key: JsonPointer,
+    pub follower_key: JsonPointer,
+    pub before_ms: Millis,
+    pub after_ms: Millis,
+    pub grace_ms: Millis,
+    /// The leader's segments that label the outcomes: their indexes in its stream's
+    /// segments, their names.
+    pub segments: Vec<(usize, String)>,
+    pub sample: u64,
+    pub max_keys: usize,
+    pub max_pending: usize,
+    /// The completeness ratio is over the records judged within this.
+    pub window_ms: Millis,
+}
+
+/// The hash of a key as a lookup found it: `None` without one (missing, `null`, an
+/// object or array, not JSON).
+#[inline]
+pub fn key_hash(found: Lookup<'_>) -> Option<u64> {
+    match found {
+        Lookup::String { raw, .. } | Lookup::Number(raw) => Some(xxhash_rust::xxh3::xxh3_64(raw)),
+        _ => None,
+    }
+}
+
+/// The keys are hashes already: the set uses them as they are.
+#[derive(Debug, Default, Clone, Copy)]
+struct AsIs(u64);
+
+impl Hasher for AsIs {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // only u64s are hashed here; any other input still spreads
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type KeySet = HashSet<u64, BuildHasherDefault<AsIs>>;
+
+/// A leader record waiting for the follower's watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Pending {
+    t: Millis,
+    key: u64,
+    /// Its value of each of the join's segments (an index into the leader's values),
+    /// `u16::MAX` where it had none.
+    values: [u16; MAX_JOIN_SEGMENTS],
+}
+
+/// What became of judged records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Outcomes {
+    pub matched: u64,
+    pub missing: u64,
+    pub unjudged: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Matched,
+    Missing,
+    Unjudged,
+}
+
+impl Outcomes {
+    fn add(&mut self, o: Outcome) {
+        match o {
+            Outcome::Matched => self.matched += 1,
+            Outcome::Missing => self.missing += 1,
+            Outcome::Unjudged => self.unjudged += 1,
+        }
+    }
+
+    fn ratio(&self) -> Option<f64> {
+        let judged = self.matched + self.missing;
+        (judged > 0).then(|| self.matched as f64 / judged as f64)
+    }
+}
+
+/// Outcomes per segment value: `[segment][value]`, growing as values appear.
+#[derive(Debug, Clone, Default)]
+struct ByValue {
+    all: Outcomes,
+    values: Vec<Vec<Outcomes>>,
+}
+
+impl ByValue {
+    fn add(&mut self, values: &[u16; MAX_JOIN_SEGMENTS], segments: usize, o: Outcome) {
+        self.all.add(o);
+        self.values.resize_with(segments, Vec::new);
+        for (per, &v) in self.values.iter_mut().zip(values) {
+            if v != u16::MAX {
+                let v = usize::from(v);
+                if per.len() <= v {
+                    per.resize(v + 1, Outcomes::default());
+                }
+                per[v].add(o);
+            }
+        }
+    }
+}
+
+/// One pair's join: the follower's keys and the leader's pending records.
+#[derive(Debug, Clone)]
+pub(crate) struct JoinState {
+    pub(crate) spec: JoinSpec,
+    /// The follower's keys, one set per slice of event time; `slices[0]` is slice `first`.
+    slices: VecDeque<KeySet>,
+    first: i64,
+    keys: usize,
+    /// The follower's first event time read on each of its partitions (by slot): its keys
+    /// are complete from the latest of them on.
+    follower_from: Vec<Option<Millis>>,
+    /// The end of the last slice dropped (no longer needed, or by the cap).
+    dropped_to: Option<Millis>,
+    /// Follower keys not kept: the `max_keys` cap with one slice left.
+    keys_dropped: u64,
+    pending: BinaryHeap<Reverse<Pending>>,
+    totals: ByValue,
+    /// The outcomes judged per minute (of judgment time) over the window: `(minute, …)`.
+    recent: VecDeque<(i64, ByValue)>,
+}
+
+impl JoinState {
+    pub(crate) fn new(spec: JoinSpec) -> Self {
+        JoinState {
+            spec,
+            slices: VecDeque::new(),
+            first: 0,
+            keys: 0,
+            follower_from: Vec::new(),
+            dropped_to: None,
+            keys_dropped: 0,
+            pending: BinaryHeap::new(),
+            totals: ByValue::default(),
+            recent: VecDeque::new(),
+        }
+    }
+
+    fn sampled(&self, key: u64) -> bool {
+        self.spec.sample <= 1 || key.is_multiple_of(self.spec.sample)
+    }
+
+    /// A follower record's key at event time `t`, read from partition slot `slot`.
+    #[inline]
+    pub(crate) fn follower(&mut self, slot: usize, key: u64, t: Millis) {
+        if self.follower_from.get(slot).is_none_or(Option::is_none) {
+            if self.follower_from.len() <= slot {
+                self.follower_from.resize(slot + 1, None);
+            }
+            self.follower_from[slot] = Some(t);
+        }
+        if !self.sampled(key) {
+            return;
+        }
+        let i = t.div_euclid(SLICE_MS);
+        if self.slices.is_empty() {
+            self.first = i;
+        }
+        if i < self.first {
+            // older than any leader record still needs (or than the first read): a
+            // record judged on it is unjudged already
+            return;
+        }
+        while self.keys >= self.spec.max_keys && self.slices.len() > 1 && self.first < i {
+            self.drop_front();
+        }
+        if self.keys >= self.spec.max_keys {
+            self.keys_dropped += 1;
+            self.dropped_to = Some(self.dropped_to.unwrap_or(Millis::MIN).max((i + 1) * SLICE_MS));
+            return;
+        }
+        let at = (i - self.first) as usize;
+        if at >= self.slices.len() {
+            self.slices.resize_with(at + 1, KeySet::default);
+        }
+        if self.slices[at].insert(key) {
+            self.keys += 1;
+        }
+    }
+
+    fn drop_front(&mut self) {
+        if let Some(s) = self.slices.pop_front() {
+            self.keys -= s.len();
+            self.first += 1;
+            self.dropped_to = Some(self.dropped_to.unwrap_or(Millis::MIN).max(self.first * SLICE_MS));
+        }
+    }
+
+    /// A leader record's key at event time `t`, its segments' values.
+    #[inline]
+    pub(crate) fn leader(&mut self, key: u64, t: Millis, values: [u16; MAX_JOIN_SEGMENTS], now: Millis) {
+        if !self.sampled(key) {
+            return;
+        }
+        if self.pending.len() >= self.spec.max_pending {
+            self.count(&values, Outcome::Unjudged, now);
+            return;
+        }
+        self.pending.push(Reverse(Pending { t, key, values }));
+    }
+
+    fn count(&mut self, values: &[u16; MAX_JOIN_SEGMENTS], o: Outcome, now: Millis) {
+        let n = self.spec.segments.len();
+        self.totals.add(values, n, o);
+        let minute = now.div_euclid(60_000);
+        if self.recent.back().is_none_or(|(m, _)| *m != minute) {
+            self.recent.push_back((minute, ByValue::default()));
+        }
+        if let Some((_, b)) = self.recent.back_mut() {
+            b.add(values, n, o);
+        }
+    }
+
+    /// Whether the follower carried `key` within `[lo, hi]` (widened to whole slices):
+    /// `None` when its keys of that window are not all known.
+    fn found(&self, key: u64, lo: Millis, hi: Millis) -> Option<bool> {
+        let from = self.follower_from.iter().flatten().max()?;
+        if lo < *from || self.dropped_to.is_some_and(|d| lo < d) {
+            return None;
+        }
+        let (a, b) = (lo.div_euclid(SLICE_MS), hi.div_euclid(SLICE_MS));
+        let found = (a.max(self.first)..=b)
+            .filter_map(|i| self.slices.get(usize::try_from(i - self.first).ok()?))
+            .any(|s| s.contains(&key));
+        Some(found)
+    }
+
+    /// At a tick: judges the pending records the follower's watermark has passed, drops
+    /// the slices no leader record can need, and forgets the outcomes older than the
+    /// window.
+    pub(crate) fn tick(&mut self, leader_watermark: Option<Millis>, follower_watermark: Option<Millis>, now: Millis) {
+        let (before, after, grace) = (self.spec.before_ms, self.spec.after_ms, self.spec.grace_ms);
+        if let Some(fw) = follower_watermark {
+            while let Some(Reverse(p)) = self.pending.peek().copied() {
+                if p.t + after + grace > fw {
+                    break;
+                }
+                self.pending.pop();
+                let o = match self.found(p.key, p.t - before, p.t + after) {
+                    Some(true) => Outcome::Matched,
+                    Some(false) => Outcome::Missing,
+                    None => Outcome::Unjudged,
+                };
+                self.count(&p.values, o, now);
+            }
+        }
+        // a leader record not read yet comes at or after the leader's watermark, less
+        // the grace it is given
+        let oldest = self.pending.peek().map(|Reverse(p)| p.t);
+        let need = match (oldest, leader_watermark) {
+            (Some(o), Some(w)) => Some(o.min(w - grace)),
+            (o, w) => o.or(w.map(|w| w - grace)),
+        };
+        if let Some(need) = need {
+            while self.slices.len() > 1 && (self.first + 1) * SLICE_MS <= need - before {
+                self.drop_front();
+            }
+        }
+        let first_minute = now.div_euclid(60_000) - self.spec.window_ms.div_euclid(60_000).max(1) + 1;
+        while self.recent.front().is_some_and(|(m, _)| *m < first_minute) {
+            self.recent.pop_front();
+        }
+    }
+
+    /// The join at a tick; `values(segment)` names a leader segment's values, in their
+    /// order: each one read so far has its outcomes, none judged yet as well (zero).
+    pub(crate) fn snapshot(&self, values_of: impl Fn(usize) -> Vec<String>, now: Millis) -> JoinSnapshot {
+        let mut window = ByValue::default();
+        for (_, b) in &self.recent {
+            merge(&mut window.all, &b.all);
+            window.values.resize_with(b.values.len().max(window.values.len()), Vec::new);
+            for (w, per) in window.values.iter_mut().zip(&b.values) {
+                if w.len() < per.len() {
+                    w.resize(per.len(), Outcomes::default());
+                }
+                for (w, o) in w.iter_mut().zip(per) {
+                    merge(w, o);
+                }
+            }
+        }
+        let mut values = Vec::new();
+        for (j, (segment, name)) in self.spec.segments.iter().enumerate() {
+            for (v, value) in values_of(*segment).into_iter().enumerate() {
+                let total = self.totals.values.get(j).and_then(|t| t.get(v)).copied().unwrap_or_default();
+                let recent = window.values.get(j).and_then(|w| w.get(v)).copied().unwrap_or_default();
+                values.push(JoinValueSnapshot {
+                    segment: name.clone(),
+                    value,
+                    total,
+                    window: recent,
+                    ratio: recent.ratio(),
+                    usual: usual(&total, &recent),
+                });
+            }
+        }
+        let oldest = self.pending.peek().map(|Reverse(p)| p.t);
+        JoinSnapshot {
+            pending: self.pending.len(),
+            pending_oldest_seconds: oldest.map(|t| (now - t).max(0) as f64 / 1000.0),
+            follower_keys: self.keys,
+            follower_keys_dropped: self.keys_dropped,
+            sample: self.spec.sample,
+            window_seconds: self.spec.window_ms as f64 / 1000.0,
+            total: self.totals.all,
+            window: window.all,
+            ratio: window.all.ratio(),
+            usual: usual(&self.totals.all, &window.all),
+            values,
+        }
+    }
+}
+
+fn merge(into: &mut Outcomes, o: &Outcomes) {
+    into.matched += o.matched;
+    into.missing += o.missing;
+    into.unjudged += o.unjudged;
+}
+
+/// The ratio of the records judged before the window: what is usual for the value.
+fn usual(total: &Outcomes, window: &Outcomes) -> Option<f64> {
+    let before =
+        Outcomes { matched: total.matched - window.matched, missing: total.missing - window.missing, unjudged: 0 };
+    before.ratio()
+}
+
+/// A pair's join at a tick.
+#[derive(Debug, Clone, Serialize)]
+pub struct JoinSnapshot {
+    /// Leader records waiting for the follower's watermark to pass `t + after + grace`.
+    pub pending: usize,
+    /// Event-time age of the oldest of them.
+    pub pending_oldest_seconds: Option<f64>,
+    /// The follower's key hashes kept (over all slices).
+    pub follower_keys: usize,
+    /// Follower keys not kept because of `max_keys` (their leader records go unjudged).
+    pub follower_keys_dropped: u64,
+    pub sample: u64,
+    pub window_seconds: f64,
+    /// Outcomes since start, and over the window.
+    pub total: Outcomes,
+    pub window: Outcomes,
+    /// matched / (matched + missing) over the window; none before a record is judged.
+    pub ratio: Option<f64>,
+    /// The same ratio over what was judged before the window.
+    pub usual: Option<f64>,
+    /// Per value of each segment that labels the outcomes.
+    pub values: Vec<JoinValueSnapshot>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JoinValueSnapshot {
+    pub segment: String,
+    pub value: String,
+    pub total: Outcomes,
+    pub window: Outcomes,
+    pub ratio: Option<f64>,
+    pub usual: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Millis = 60_000;
+    const T0: Millis = 1_700_000_000_000 / MIN * MIN;
+
+    fn spec(segments: usize) -> JoinSpec {
+        JoinSpec {
+            leader_key: JsonPointer::parse("/user_id").unwrap(),
+            follower_key: JsonPointer::parse("/user_id").unwrap(),
+            before_ms: 30 * MIN,
+            after_ms: 5 * MIN,
+            grace_ms: MIN,
+            segments: (0..segments).map(|i| (i, format!("s{i}"))).collect(),
+            sample: 1,
+            max_keys: DEFAULT_MAX_KEYS,
+            max_pending: DEFAULT_MAX_PENDING,
+            window_ms: 15 * MIN,
+        }
+    }
+
+    fn key(s: &str) -> u64 {
+        key_hash(Lookup::String { raw: s.as_bytes(), escaped: false }).unwrap()
+    }
+
+    const NO_VALUES: [u16; MAX_JOIN_SEGMENTS] = [u16::MAX; MAX_JOIN_SEGMENTS];
+
+    #[test]
+    fn a_string_and_a_number_with_the_same_text_are_one_key_and_other_values_none() {
+        assert_eq!(key_hash(Lookup::Number(b"42")), Some(key("42")));
+        assert_ne!(key("42"), key("43"));
+        assert_eq!(key_hash(Lookup::Missing), None);
+        assert_eq!(key_hash(Lookup::Other), None);
+        // the specified XXH3 of "42", the same on every build and replica
+        assert_eq!(key("42"), xxhash_rust::xxh3::xxh3_64(b"42"));
+    }
+
+    #[test]
+    fn a_leader_record_is_pending_until_the_follower_passes_its_window_then_matched_or_missing() {
+        let mut j = JoinState::new(spec(1));
+        j.follower(0, key("early"), T0 - 40 * MIN);
+        j.follower(0, key("u1"), T0 - 10 * MIN);
+        j.follower(0, key("u3"), T0 + 4 * MIN); // after the order, within `after`
+        let social = [0, u16::MAX, u16::MAX, u16::MAX];
+        let direct = [1, u16::MAX, u16::MAX, u16::MAX];
+        j.leader(key("u1"), T0, direct, T0);
+        j.leader(key("u2"), T0, social, T0);
+        j.leader(key("u3"), T0, direct, T0);
+        // the follower 8 h behind the order: nothing judged, all pending
+        j.tick(Some(T0), Some(T0 - 8 * 60 * MIN), T0 + MIN);
+        let s = j.snapshot(|_| vec!["social".into(), "direct".into()], T0 + MIN);
+        assert_eq!((s.pending, s.total), (3, Outcomes::default()));
+        assert_eq!(s.pending_oldest_seconds, Some(60.0));
+        // the follower reaches t + after + grace
+        j.tick(Some(T0), Some(T0 + 6 * MIN), T0 + 7 * MIN);
+        let s = j.snapshot(|_| vec!["social".into(), "direct".into()], T0 + 7 * MIN);
+        assert_eq!(s.pending, 0);
+        assert_eq!(s.total, Outcomes { matched: 2, missing: 1, unjudged: 0 });
+        assert_eq!(s.ratio, Some(2.0 / 3.0));
+        let by: Vec<_> =
+            s.values.iter().map(|v| (v.value.as_str(), v.total.matched, v.total.missing, v.ratio)).collect();
+        assert_eq!(by, [("social", 0, 1, Some(0.0)), ("direct", 2, 0, Some(1.0))]);
+        assert_eq!(s.usual, None, "nothing judged before the window");
+    }
+
+    #[test]
+    fn keys_the_follower_was_not_read_for_leave_a_record_unjudged_never_missing() {
+        let mut j = JoinState::new(spec(0));
+        // the follower read from T0 on: an order at T0 + 10 min needs keys from T0 − 20 min
+        j.follower(0, key("other"), T0);
+        j.leader(key("u1"), T0 + 10 * MIN, NO_VALUES, T0);
+        j.leader(key("u2"), T0 + 40 * MIN, NO_VALUES, T0);
+        j.tick(None, Some(T0 + 50 * MIN), T0 + 50 * MIN);
+        let s = j.snapshot(|_| Vec::new(), T0 + 50 * MIN);
+        assert_eq!(s.total, Outcomes { matched: 0, missing: 1, unjudged: 1 });
+    }
+
+    #[test]
+    fn slices_no_leader_record_can_need_are_dropped_and_the_cap_drops_the_oldest() {
+        let mut j = JoinState::new(spec(0));
+        for m in 0..120 {
+            j.follower(0, key(&format!("u{m}")), T0 + m * MIN);
+        }
+        assert_eq!(j.keys, 120);
+        // the leader is at T0 + 100 min: its records need T0 + 69 min (less grace) on
+        j.tick(Some(T0 + 100 * MIN), Some(T0 + 120 * MIN), T0 + 120 * MIN);
+        assert_eq!(j.first - T0 / MIN, 69);
+        assert_eq!(j.keys, 51);
+        // a late leader record before what is kept: unjudged
+        j.leader(key("u5"), T0 + 5 * MIN, NO_VALUES, T0 + 120 * MIN);
+        j.tick(Some(T0 + 100 * MIN), Some(T0 + 120 * MIN), T0 + 120 * MIN);
+        assert_eq!(j.snapshot(|_| Vec::new(), T0).total.unjudged, 1);
+
+        let mut capped = JoinState::new(JoinSpec { max_keys: 10, ..spec(0) });
+        for m in 0..20 {
+            capped.follower(0, key(&format!("u{m}")), T0 + m * MIN);
+        }
+        assert_eq!((capped.keys, capped.first - T0 / MIN), (10, 10), "the oldest slices dropped");
+        for k in 0..5 {
+            capped.follower(0, key(&format!("v{k}")), T0 + 19 * MIN);
+        }
+        assert_eq!((capped.keys, capped.keys_dropped), (10, 0), "older slices made room");
+        capped.leader(key("u12"), T0 + 40 * MIN, NO_VALUES, T0);
+        capped.leader(key("u1"), T0 + 20 * MIN, NO_VALUES, T0);
+        capped.tick(None, Some(T0 + 60 * MIN), T0 + 60 * MIN);
+        assert_eq!(
+            capped.snapshot(|_| Vec::new(), T0).total,
+            Outcomes { matched: 0, missing: 0, unjudged: 2 },
+            "windows reaching before what the cap kept are unjudged"
+        );
+        let mut pending = JoinState::new(JoinSpec { max_pending: 1, ..spec(0) });
+        pending.leader(key("a"), T0, NO_VALUES, T0);
+        pending.leader(key("b"), T0, NO_VALUES, T0);
+        let s = pending.snapshot(|_| Vec::new(), T0);
+        assert_eq!((s.pending, s.total.unjudged, s.total.missing), (1, 1, 0));
+    }
+
+    #[test]
+    fn sampling_keeps_the_same_keys_on_both_sides() {
+        let mut j = JoinState::new(JoinSpec { sample: 10, ..spec(0) });
+        j.follower(0, key("early"), T0 - 40 * MIN);
+        let before = j.keys;
+        for u in 0..10_000 {
+            j.follower(0, key(&format!("u{u}")), T0);
+        }
+        let kept = j.keys - before;
+        assert!((800..1200).contains(&kept), "about one key in ten: {kept}");
+        for u in 0..10_000 {
+            j.leader(key(&format!("u{u}")), T0, NO_VALUES, T0);
+        }
+        assert_eq!(j.pending.len(), kept, "the same keys judged as kept");
+        j.tick(None, Some(T0 + 10 * MIN), T0 + 10 * MIN);
+        let s = j.snapshot(|_| Vec::new(), T0 + 10 * MIN);
+        assert_eq!((s.total.missing, s.ratio), (0, Some(1.0)));
+    }
+
+    #[test]
+    fn the_ratio_is_over_the_window_and_the_usual_level_over_what_came_before() {
+        let mut j = JoinState::new(spec(0));
+        j.follower(0, key("early"), T0 - 40 * MIN);
+        j.follower(0, key("seen"), T0);
+        for k in 0..10 {
+            j.leader(key(if k < 9 { "seen" } else { "unseen" }), T0 + MIN, NO_VALUES, T0);
+        }
+        j.tick(None, Some(T0 + 10 * MIN), T0 + 10 * MIN);
+        j.leader(key("unseen"), T0 + 2 * MIN, NO_VALUES, T0);
+        j.tick(None, Some(T0 + 10 * MIN), T0 + 40 * MIN);
+        let s = j.snapshot(|_| Vec::new(), T0 + 40 * MIN);
+        assert_eq!((s.window, s.ratio), (Outcomes { matched: 0, missing: 1, unjudged: 0 }, Some(0.0)));
+        assert_eq!(s.usual, Some(0.9));
+    }
+}

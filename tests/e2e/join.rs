@@ -1,0 +1,124 @@
+//! Join completeness on a real broker: orders joined with the same user's behaviour. A
+//! referral value whose users have no behaviour at all has a ratio of 0 while the others
+//! match (one of them by a behaviour event after the order, within `after`); while the
+//! behaviour stream is behind, the new orders are pending, not missing.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_without_behaviour_are_missing_per_referral_and_a_late_follower_leaves_them_pending() {
+    let bootstrap = broker().await;
+    let (orders, behaviour) = (unique_topic("orders"), unique_topic("behaviour"));
+    create_topic(bootstrap, &orders, 2).await.unwrap();
+    create_topic(bootstrap, &behaviour, 2).await.unwrap();
+    let base = now_ms() - 600_000;
+    let producer = TestProducer::new(bootstrap);
+    produce_traffic(&producer, &orders, &behaviour, base);
+    advance_behaviour(&producer, &behaviour, base);
+    let body = join_config(&orders, &behaviour);
+    let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
+    let judged = |m: &Metrics, outcome: &str, value: Option<&str>| {
+        let mut labels = vec![("pair", "orders_behaviour"), ("outcome", outcome)];
+        if let Some(v) = value {
+            labels.extend([("segment", "referral"), ("value", v)]);
+        }
+        m.value("pipewatch_join_records_total", &labels)
+    };
+    let m = eventually("every order judged", Duration::from_secs(60), || async {
+        let m = pw.metrics().await;
+        match (judged(&m, "matched", None), judged(&m, "missing", None)) {
+            (Some(a), Some(b)) if a + b == 51.0 => Ok(m),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(judged(&m, "matched", Some("search")), Some(41.0), "the one seen after its order matched too");
+    assert_eq!(judged(&m, "missing", Some("search")), Some(0.0));
+    assert_eq!((judged(&m, "matched", Some("social")), judged(&m, "missing", Some("social"))), (Some(0.0), Some(10.0)));
+    assert_eq!(judged(&m, "unjudged", None), Some(0.0));
+    let ratio = |m: &Metrics, value: &str| {
+        m.value("pipewatch_join_completeness_ratio", &[("pair", "orders_behaviour"), ("value", value)])
+    };
+    assert_eq!((ratio(&m, "social"), ratio(&m, "search")), (Some(0.0), Some(1.0)));
+    assert_eq!(m.value("pipewatch_join_pending_records", &[("pair", "orders_behaviour")]), Some(0.0));
+    let status = pw.status().await;
+    let join = &status["pairs"][0]["join"];
+    assert_eq!(join["total"], serde_json::json!({"matched": 41, "missing": 10, "unjudged": 0}), "{join}");
+
+    // the behaviour stream stops advancing: ten more orders wait, none is missing
+    for k in 0..10 {
+        let user = format!("u{k}");
+        producer.send(&orders, (k % 2) as i32, Some(order(&user, "search", base + 120_000 + k * 1000).as_bytes()));
+    }
+    producer.flush();
+    let m = eventually("ten orders pending", Duration::from_secs(30), || async {
+        let m = pw.metrics().await;
+        match m.value("pipewatch_join_pending_records", &[("pair", "orders_behaviour")]) {
+            Some(10.0) => Ok(m),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let m2 = pw.metrics().await;
+    assert_eq!((judged(&m2, "missing", None), judged(&m, "missing", None)), (Some(10.0), Some(10.0)));
+    let oldest = m2.value("pipewatch_join_pending_oldest_seconds", &[("pair", "orders_behaviour")]).unwrap();
+    assert!(oldest >= 480.0, "the oldest pending order's age by event time: {oldest}");
+    promtool_check(&m2.0).await;
+    pw.stop().await;
+}
+
+/// A JSON order of `user` from `referral` at `t`.
+pub(crate) fn order(user: &str, referral: &str, t: i64) -> String {
+    let created_at = pipewatch_core::time::format_rfc3339(t);
+    format!(r#"{{"order_id":"o-{user}","user_id":"{user}","referral":"{referral}","created_at":"{created_at}"}}"#)
+}
+
+fn event(user: &str, t: i64) -> String {
+    format!(r#"{{"user_id":"{user}","event":"view","ts":{t}}}"#)
+}
+
+/// 51 orders from `base` on, over two partitions: 41 from search whose users the
+/// behaviour stream saw (40 of them 10 s before the order, one 3 s after, within
+/// `after`), 10 from social never seen; the behaviour stream read from 40 s before the
+/// first order on both partitions.
+pub(crate) fn produce_traffic(producer: &TestProducer, orders: &str, behaviour: &str, base: i64) {
+    for p in 0..2 {
+        producer.send(behaviour, p, Some(event("nobody", base - 40_000).as_bytes()));
+    }
+    for k in 0..50 {
+        let (user, referral) = if k < 40 { (format!("u{k}"), "search") } else { (format!("s{k}"), "social") };
+        let t = base + k * 1000;
+        if referral == "search" {
+            producer.send(behaviour, (k % 2) as i32, Some(event(&user, t - 10_000).as_bytes()));
+        }
+        producer.send(orders, (k % 2) as i32, Some(order(&user, referral, t).as_bytes()));
+    }
+    producer.send(orders, 0, Some(order("after", "search", base + 50_000).as_bytes()));
+    producer.send(behaviour, 0, Some(event("after", base + 53_000).as_bytes()));
+    producer.flush();
+}
+
+/// The behaviour watermark past the last order of [`produce_traffic`] + after + grace.
+pub(crate) fn advance_behaviour(producer: &TestProducer, behaviour: &str, base: i64) {
+    for p in 0..2 {
+        producer.send(behaviour, p, Some(event("nobody", base + 60_000).as_bytes()));
+    }
+    producer.flush();
+}
+
+/// orders (with the `referral` segment) and behaviour, their pair joined by user.
+pub(crate) fn join_config(orders: &str, behaviour: &str) -> String {
+    orders_and_behaviour(
+        orders,
+        behaviour,
+        "",
+        r#"join = { leader_key = "/user_id", follower_key = "/user_id", before = "20s", after = "5s", grace = "2s", segments = ["referral"], window = "1h" }"#,
+    )
+    .replace(
+        "event_time = { field = \"/created_at\", format = \"rfc3339\" }\n",
+        "event_time = { field = \"/created_at\", format = \"rfc3339\" }\nsegments = [{ name = \"referral\", field = \"/referral\" }]\n",
+    )
+}
