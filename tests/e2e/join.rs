@@ -46,6 +46,11 @@ async fn orders_without_behaviour_are_missing_per_referral_and_a_late_follower_l
     let status = pw.status().await;
     let join = &status["pairs"][0]["join"];
     assert_eq!(join["total"], serde_json::json!({"matched": 41, "missing": 10, "unjudged": 0}), "{join}");
+    // the status page's row for the value that never joins
+    let (code, page) = try_http_get(pw.addr, "/").await.unwrap();
+    assert_eq!(code, 200);
+    let row = "<td>orders_behaviour</td><td>referral</td><td><code>social</code></td><td>0 / 10</td><td class='fault'>0 %</td>";
+    assert!(page.contains(row), "{page}");
 
     // the behaviour stream stops advancing: ten more orders wait, none is missing
     for k in 0..10 {

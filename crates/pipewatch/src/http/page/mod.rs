@@ -60,6 +60,7 @@ pub(crate) async fn status_page(State(state): State<AppState>) -> Html<String> {
     alerts_table(&mut h, &tick.alerts);
     state.history.lock().unwrap_or_else(std::sync::PoisonError::into_inner).render(&mut h, esc);
     pairs_table(&mut h, s);
+    joins_table(&mut h, s);
     consumers_table(&mut h, s);
     streams_table(&mut h, s);
     connectors_table(&mut h, s);
@@ -325,6 +326,48 @@ fn streams_table(h: &mut String, s: &Snapshot) {
             opt_human(st.median_record_delay_seconds),
             st.backlog_records,
         );
+    }
+    h.push_str("</table>");
+}
+
+/// Each join's completeness: for all the leader's records and per segment value, what was
+/// judged over the window, its ratio beside the usual level; what waits and how old.
+fn joins_table(h: &mut String, s: &Snapshot) {
+    if s.pairs.iter().all(|p| p.join.is_none()) {
+        return;
+    }
+    h.push_str(
+        "<h2>Join completeness</h2><table><tr><th>pair</th><th>segment</th><th>value</th>\
+         <th>matched / judged (window)</th><th>ratio</th><th>usual</th><th>unjudged</th><th>pending</th></tr>",
+    );
+    let pct = |r: Option<f64>| r.map_or_else(|| "–".into(), |r| format!("{:.0} %", r * 100.0));
+    for p in &s.pairs {
+        let Some(j) = &p.join else { continue };
+        let pending = match j.pending_oldest_seconds {
+            Some(age) => format!("{} (oldest {})", j.pending, format_human(age)),
+            None => j.pending.to_string(),
+        };
+        let all = std::iter::once(("", "all", &j.window, j.ratio, j.usual, j.total.unjudged));
+        let values = j
+            .values
+            .iter()
+            .map(|v| (v.segment.as_str(), v.value.as_str(), &v.window, v.ratio, v.usual, v.total.unjudged));
+        for (segment, value, w, ratio, usual, unjudged) in all.chain(values) {
+            // well below its usual level (or none matched at all) stands out
+            let low = ratio.is_some_and(|r| usual.map_or(r == 0.0, |u| r < u / 2.0));
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{} / {}</td><td class='{}'>{}</td><td>{}</td><td>{unjudged}</td><td>{pending}</td></tr>",
+                esc(&p.name),
+                esc(segment),
+                esc(value),
+                w.matched,
+                w.matched + w.missing,
+                if low { "fault" } else { "" },
+                pct(ratio),
+                pct(usual),
+            );
+        }
     }
     h.push_str("</table>");
 }
