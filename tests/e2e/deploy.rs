@@ -96,10 +96,15 @@ fn shipped_rules_are_the_output_for_the_shipped_configs_and_pass_promtool() {
 /// their PromQL parses and their annotation templates too.
 #[test]
 fn rules_of_every_alert_kind_pass_promtool() {
-    let example = read("pipewatch.example.toml").replace(
-        "[[stream]]\nname = \"orders\"",
-        "[[stream]]\nname = \"orders\"\nbaseline = { history = \"14d\" }\nmin_rate = 1.0",
-    );
+    let example = read("pipewatch.example.toml")
+        .replace(
+            "[[stream]]\nname = \"orders\"",
+            "[[stream]]\nname = \"orders\"\nbaseline = { history = \"14d\" }\nmin_rate = 1.0",
+        )
+        .replace(
+            "follower = \"behaviour\"\n",
+            "follower = \"behaviour\"\njoin = { leader_key = \"/customer_id\", follower_key = \"/user_id\" }\n",
+        );
     let extra = r#"
 [[consumer]]
 name = "analytics"
@@ -169,6 +174,13 @@ name = "DiscoveredJobStopped"
 kind = "consumer_stopped"
 target = "discovered"
 impact = "x"
+[[alert]]
+name = "OrdersWithoutBehaviour"
+kind = "join_completeness"
+target = "orders_behaviour"
+threshold = 0.5
+min_judged = 50
+impact = "x"
 [discovery]
 groups = { include = ["^"] }
 "#;
@@ -179,8 +191,8 @@ groups = { include = ["^"] }
             .replace("granularity = \"partition\"", &format!("granularity = \"{granularity}\""));
         std::fs::write(dir.join("pipewatch.toml"), config).unwrap();
         let rules = pipewatch_rules(&dir, "pipewatch.toml", "prometheus");
-        // PipewatchDown, KafkaUnreachable, ConnectUnreachable, the example's 4, these 11
-        assert_eq!(rules.matches("\n      - alert: ").count(), 3 + 4 + 11, "{rules}");
+        // PipewatchDown, KafkaUnreachable, ConnectUnreachable, the example's 4, these 12
+        assert_eq!(rules.matches("\n      - alert: ").count(), 3 + 4 + 12, "{rules}");
         std::fs::write(dir.join("rules.yml"), &rules).unwrap();
         let out = run("promtool", &["check", "rules", "rules.yml"], &dir, promtool);
         assert!(out.status.success(), "promtool check rules ({granularity}): {}\n{rules}", text(&out));

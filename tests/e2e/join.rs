@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use crate::support::*;
 
+/// The `join_completeness` rule of [`join_config`].
+pub(crate) const ALERT: &str = "OrdersWithoutBehaviour";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_without_behaviour_are_missing_per_referral_and_a_late_follower_leaves_them_pending() {
     let bootstrap = broker().await;
@@ -17,7 +20,8 @@ async fn orders_without_behaviour_are_missing_per_referral_and_a_late_follower_l
     let producer = TestProducer::new(bootstrap);
     produce_traffic(&producer, &orders, &behaviour, base);
     advance_behaviour(&producer, &behaviour, base);
-    let body = join_config(&orders, &behaviour);
+    let sink = Sink::start().await;
+    let body = join_config(&orders, &behaviour) + &webhook(&sink.url);
     let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
     let judged = |m: &Metrics, outcome: &str, value: Option<&str>| {
         let mut labels = vec![("pair", "orders_behaviour"), ("outcome", outcome)];
@@ -51,6 +55,26 @@ async fn orders_without_behaviour_are_missing_per_referral_and_a_late_follower_l
     assert_eq!(code, 200);
     let row = "<td>orders_behaviour</td><td>referral</td><td><code>social</code></td><td>0 / 10</td><td class='fault'>0 %</td>";
     assert!(page.contains(row), "{page}");
+    // one page for the pair, naming the value that never joins
+    let alert = eventually("the join alert at the webhook", Duration::from_secs(30), || async {
+        let alerts: Vec<serde_json::Value> =
+            sink.bodies().iter().flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default()).collect();
+        match alerts.iter().find(|a| a["labels"]["alertname"] == ALERT) {
+            Some(a) => Ok(a.clone()),
+            None => Err(format!("{alerts:?}")),
+        }
+    })
+    .await;
+    assert_eq!(
+        (&alert["status"], &alert["labels"]["pair"]),
+        (&serde_json::json!("firing"), &serde_json::json!("orders_behaviour"))
+    );
+    assert_eq!(alert["annotations"]["summary"], "orders with referral=social: 0.0% matched behaviour, under 50.0%");
+    let description = alert["annotations"]["description"].as_str().unwrap();
+    assert!(
+        description.starts_with("orders with referral=social: 0 of 10 matched behaviour in the last 1h 00m, other values referral=search 100.0%"),
+        "{description}"
+    );
 
     // the behaviour stream stops advancing: ten more orders wait, none is missing
     for k in 0..10 {
@@ -71,6 +95,17 @@ async fn orders_without_behaviour_are_missing_per_referral_and_a_late_follower_l
     assert_eq!((judged(&m2, "missing", None), judged(&m, "missing", None)), (Some(10.0), Some(10.0)));
     let oldest = m2.value("pipewatch_join_pending_oldest_seconds", &[("pair", "orders_behaviour")]).unwrap();
     assert!(oldest >= 480.0, "the oldest pending order's age by event time: {oldest}");
+    // still the one fault (re-sent while it fires): social firing, nothing resolved or new
+    let pages: Vec<serde_json::Value> = sink
+        .bodies()
+        .iter()
+        .flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["labels"]["alertname"] == ALERT)
+        .collect();
+    let same = |a: &serde_json::Value| {
+        a["status"] == "firing" && a["annotations"]["summary"] == alert["annotations"]["summary"]
+    };
+    assert!(pages.iter().all(same), "pending orders page nothing more: {pages:?}");
     promtool_check(&m2.0).await;
     pw.stop().await;
 }
@@ -114,13 +149,23 @@ pub(crate) fn advance_behaviour(producer: &TestProducer, behaviour: &str, base: 
     producer.flush();
 }
 
-/// orders (with the `referral` segment) and behaviour, their pair joined by user.
+/// orders (with the `referral` segment) and behaviour, their pair joined by user, and
+/// the `join_completeness` rule [`ALERT`] under half matched (5 judged at least).
 pub(crate) fn join_config(orders: &str, behaviour: &str) -> String {
     orders_and_behaviour(
         orders,
         behaviour,
-        "",
-        r#"join = { leader_key = "/user_id", follower_key = "/user_id", before = "20s", after = "5s", grace = "2s", segments = ["referral"], window = "1h" }"#,
+        // the records are minutes old by design
+        "max_record_delay = \"1h\"",
+        r#"join = { leader_key = "/user_id", follower_key = "/user_id", before = "20s", after = "5s", grace = "2s", segments = ["referral"], window = "1h" }
+[[alert]]
+name = "OrdersWithoutBehaviour"
+kind = "join_completeness"
+target = "orders_behaviour"
+threshold = 0.5
+min_judged = 5
+impact = "Orders whose users have no behaviour: their segments and ads are built without them."
+"#,
     )
     .replace(
         "event_time = { field = \"/created_at\", format = \"rfc3339\" }\n",

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::support::*;
 
@@ -726,5 +726,26 @@ async fn the_join_completeness_rule_computes_the_ratio_from_the_counters() {
         prometheus.query(r#"pipewatch:join_completeness_ratio{pair="orders_behaviour",segment=""}"#).await.unwrap();
     let ratio: f64 = all[0]["value"][1].as_str().unwrap().parse().unwrap();
     assert!((ratio - 41.0 / 51.0).abs() < 1e-6, "41 of 51 orders matched: {ratio}");
+    // the join_completeness rule fires for the value, as pipewatch's own does
+    let alert = eventually("the join rule firing in Prometheus", Duration::from_secs(30), || async {
+        let (_, body) = try_http_get(prometheus.addr, "/api/v1/alerts").await?;
+        let v: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+        let alerts = v["data"]["alerts"].as_array().cloned().unwrap_or_default();
+        alerts
+            .into_iter()
+            .find(|a| a["labels"]["alertname"] == crate::join::ALERT && a["state"] == "firing")
+            .ok_or_else(|| body.clone())
+    })
+    .await;
+    let labels = &alert["labels"];
+    assert_eq!(
+        (&labels["segment"], &labels["value"], &labels["pair"]),
+        (&json!("referral"), &json!("social"), &json!("orders_behaviour")),
+        "{alert}"
+    );
+    assert_eq!(
+        alert["annotations"]["summary"], "orders with referral=social: 0% matched behaviour, under 50%",
+        "{alert}"
+    );
     pw.stop().await;
 }

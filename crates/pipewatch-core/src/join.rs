@@ -397,6 +397,22 @@ pub struct JoinSnapshot {
     pub values: Vec<JoinValueSnapshot>,
 }
 
+impl JoinSnapshot {
+    /// The lowest completeness over the window of all the leader's records and of each
+    /// segment value judged at least `min_judged` times in it, and which value (`None`:
+    /// all): what `join_completeness` compares with its threshold.
+    pub fn lowest(&self, min_judged: u64) -> Option<(f64, Option<&JoinValueSnapshot>)> {
+        let judged = |o: &Outcomes| o.matched + o.missing;
+        let all = (judged(&self.window) >= min_judged.max(1)).then_some(self.ratio).flatten().map(|r| (r, None));
+        let values = self
+            .values
+            .iter()
+            .filter(|v| judged(&v.window) >= min_judged.max(1))
+            .filter_map(|v| v.ratio.map(|r| (r, Some(v))));
+        all.into_iter().chain(values).min_by(|a, b| a.0.total_cmp(&b.0))
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct JoinValueSnapshot {
     pub segment: String,

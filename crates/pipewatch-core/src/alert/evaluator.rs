@@ -356,6 +356,9 @@ fn measure(
     };
     let value = match (rule.kind, target) {
         (AlertKind::SyncLag, AlertTarget::Pair(i)) => snap.pairs[i].sync_lag_seconds,
+        (AlertKind::JoinCompleteness, AlertTarget::Pair(i)) => {
+            snap.pairs[i].join.as_ref().and_then(|j| j.lowest(rule.min_judged)).map(|(r, _)| r)
+        }
         (AlertKind::FreshnessLag, AlertTarget::Stream(i)) => snap.streams[i].freshness_lag_seconds,
         (AlertKind::Silence, AlertTarget::Stream(i)) => snap.streams[i].silence_seconds,
         // A rate over less than a whole window (just after start) does not count yet.

@@ -131,6 +131,7 @@ mod tests {
             severity: "page".into(),
             labels: vec![("team".into(), "data".into())],
             impact: "Segmentation and ad targeting run on stale data.".into(),
+            min_judged: 0,
         }
     }
 
@@ -216,6 +217,68 @@ mod tests {
         assert_eq!(resolved[0].label("cause"), Some("event_time_delayed"), "the cause label is the one it fired with");
         // between clear and threshold again: stays quiet
         assert!(ev.evaluate(&snap(KafkaStatus::Up, Cause::Ok, 800.0), T0 + 11 * SEC).is_empty());
+    }
+
+    #[test]
+    fn join_completeness_fires_on_the_lowest_value_judged_enough_and_names_it() {
+        use crate::join::{JoinSnapshot, JoinValueSnapshot, Outcomes};
+        let o = |matched, missing| Outcomes { matched, missing, unjudged: 0 };
+        let value = |v: &str, w: Outcomes, usual| JoinValueSnapshot {
+            segment: "referral".into(),
+            value: v.into(),
+            total: w,
+            window: w,
+            ratio: (w.matched + w.missing > 0).then(|| w.matched as f64 / (w.matched + w.missing) as f64),
+            usual,
+        };
+        let join = |social: Outcomes| JoinSnapshot {
+            pending: 0,
+            pending_oldest_seconds: None,
+            follower_keys: 0,
+            follower_keys_dropped: 0,
+            sample: 1,
+            window_seconds: 900.0,
+            total: o(194 + social.matched, 6 + social.missing),
+            window: o(194 + social.matched, 6 + social.missing),
+            ratio: Some((194 + social.matched) as f64 / (200 + social.matched + social.missing) as f64),
+            usual: None,
+            values: vec![value("search", o(194, 6), Some(0.96)), value("social", social, Some(0.95))],
+        };
+        let rule = AlertRule {
+            name: "OrdersWithoutBehaviour".into(),
+            kind: AlertKind::JoinCompleteness,
+            threshold: 0.5,
+            clear: 0.5,
+            min_judged: 20,
+            labels: Vec::new(),
+            ..sync_rule(0)
+        };
+        let mut ev = evaluator(vec![rule]);
+        let mut s = snap(KafkaStatus::Up, Cause::Ok, 0.0);
+        s.pairs[0].join = Some(join(o(0, 12)));
+        assert!(ev.evaluate(&s, T0).is_empty(), "12 judged: fewer than min_judged");
+        s.pairs[0].join = Some(join(o(0, 212)));
+        let fired = ev.evaluate(&s, T0 + SEC);
+        assert_eq!(fired.len(), 1, "one page for the pair");
+        assert_eq!(fired[0].label("pair"), Some("orders_behaviour"));
+        assert_eq!(
+            fired[0].annotation("summary"),
+            Some("orders with referral=social: 0.0% matched behaviour, under 50.0%")
+        );
+        let description = fired[0].annotation("description").unwrap();
+        assert!(
+            description.starts_with(
+                "orders with referral=social: 0 of 212 matched behaviour in the last 15m 00s, other values referral=search 97.0% (usually 95.0%)"
+            ),
+            "{description}"
+        );
+        s.pairs[0].join = Some(join(o(200, 12)));
+        assert_eq!(ev.evaluate(&s, T0 + 2 * SEC)[0].transition, Transition::Resolved);
+        // the follower 8 h behind: the rule waits (its side's cause holds lag rules)
+        let mut late = snap(KafkaStatus::Up, Cause::EventTimeDelayed, 28_800.0);
+        late.pairs[0].join = Some(join(o(0, 212)));
+        let held = ev.evaluate(&late, T0 + 3 * SEC);
+        assert!(held.iter().all(|e| e.label("alertname") != Some("OrdersWithoutBehaviour")), "{held:?}");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub enum AlertKind {
     ConnectorFailed,
     ConnectorPaused,
     ConsumerStopped,
+    JoinCompleteness,
 }
 
 /// What a rule's target is.
@@ -41,7 +42,7 @@ pub enum TargetKind {
 }
 
 impl AlertKind {
-    pub const NAMES: [&'static str; 13] = [
+    pub const NAMES: [&'static str; 14] = [
         "freshness_lag",
         "sync_lag",
         "silence",
@@ -55,6 +56,7 @@ impl AlertKind {
         "connector_failed",
         "connector_paused",
         "consumer_stopped",
+        "join_completeness",
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,15 +78,16 @@ impl AlertKind {
             "connector_failed" => Self::ConnectorFailed,
             "connector_paused" => Self::ConnectorPaused,
             "consumer_stopped" => Self::ConsumerStopped,
+            "join_completeness" => Self::JoinCompleteness,
             _ => return None,
         })
     }
 
-    /// `true` for rules that fire above their threshold, `false` for `rate_low`
-    /// (`volume_anomaly` fires when the rate is further from the expected rate than its
-    /// threshold, in band half-widths, either side).
+    /// `true` for rules that fire above their threshold, `false` for `rate_low` and
+    /// `join_completeness` (`volume_anomaly` fires when the rate is further from the
+    /// expected rate than its threshold, in band half-widths, either side).
     pub fn fires_above(self) -> bool {
-        self != Self::RateLow
+        !matches!(self, Self::RateLow | Self::JoinCompleteness)
     }
 
     /// The threshold when the rule names none (`volume_anomaly`: the band's edge; the
@@ -152,7 +155,7 @@ impl AlertKind {
     /// see [`TargetKind::StreamOrConsumer`]).
     pub fn target_kind(self) -> TargetKind {
         match self {
-            Self::SyncLag => TargetKind::Pair,
+            Self::SyncLag | Self::JoinCompleteness => TargetKind::Pair,
             Self::ConsumerLag | Self::ConsumerSyncLag | Self::ConsumerStopped => TargetKind::Consumer,
             Self::ConnectorFailed | Self::ConnectorPaused => TargetKind::StreamOrConsumer,
             _ => TargetKind::Stream,
@@ -171,10 +174,13 @@ impl AlertKind {
     /// unreachable cluster, which holds every rule, and a consumer's `upstream_fault`):
     /// lag rules wait while the stream has no data or catches up (the diagnosis table's
     /// `holds_lag_rules`); a segment's silence waits for every cause checked before
-    /// `segment_silent` (the stream's own alerts page for those). The evaluator and the
-    /// Prometheus rules both ask this.
+    /// `segment_silent` (the stream's own alerts page for those); a join's completeness
+    /// waits while either side is in any cause but `ok` (a stalled or silent follower
+    /// misses keys: its own cause is the fault). The evaluator and the Prometheus rules
+    /// both ask this.
     pub fn held_by(self, cause: Cause) -> bool {
         match self {
+            Self::JoinCompleteness => cause != Cause::Ok,
             Self::SegmentSilence => cause.rank() < Cause::SegmentSilent.rank(),
             kind if kind.waits_for_data() => cause.holds_lag_rules(),
             _ => false,
@@ -216,6 +222,9 @@ pub struct AlertRule {
     pub labels: Vec<(String, String)>,
     /// The business consequence, for the person paged.
     pub impact: String,
+    /// `join_completeness`: records judged over the join's window a segment value needs
+    /// before its ratio may fire the rule (0 for the other kinds).
+    pub min_judged: u64,
 }
 
 pub(crate) fn target_name(target: AlertTarget, snap: &Snapshot) -> &str {

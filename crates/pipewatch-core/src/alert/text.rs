@@ -66,6 +66,8 @@ impl AlertKind {
             Self::ConnectorPaused => format!("{value} of {subject} is paused"),
             // `value`: how long its committed offsets have not moved
             Self::ConsumerStopped => format!("{subject} has committed nothing for {value} while records wait"),
+            // `subject`: the leader's records of the lowest value (`orders with referral=social`)
+            Self::JoinCompleteness => format!("{subject}: {value} matched {follower}, under {threshold}"),
         }
     }
 }
@@ -182,6 +184,9 @@ fn describe(rule: &AlertRule, target: AlertTarget, snap: &Snapshot, value: f64) 
 fn describe_pair(rule: &AlertRule, snap: &Snapshot, i: usize, value: f64) -> (String, String) {
     let threshold = rule.threshold;
     let p = &snap.pairs[i];
+    if let (AlertKind::JoinCompleteness, Some(j)) = (rule.kind, &p.join) {
+        return describe_join(rule, p, j, value);
+    }
     let mut measured = format!(
         "sync lag (leader watermark - follower watermark) {} over {}",
         format_human(value),
@@ -191,6 +196,46 @@ fn describe_pair(rule: &AlertRule, snap: &Snapshot, i: usize, value: f64) -> (St
         measured.push_str(&format!("; {hint}"));
     }
     (rule.kind.summary(&p.name, &p.leader, &p.follower, &format_human(value), &format_human(threshold)), measured)
+}
+
+/// A join's completeness: the value lowest named, how many of its records matched over the
+/// window, the other values' level and its usual one.
+fn describe_join(
+    rule: &AlertRule,
+    p: &crate::snapshot::PairSnapshot,
+    j: &crate::join::JoinSnapshot,
+    value: f64,
+) -> (String, String) {
+    let pct = |r: f64| ValueFormat::Percent.show(r);
+    let lowest = j.lowest(rule.min_judged).and_then(|(_, v)| v);
+    let subject = match lowest {
+        Some(v) => format!("{} with {}={}", p.leader, v.segment, v.value),
+        None => p.leader.clone(),
+    };
+    let w = lowest.map_or(&j.window, |v| &v.window);
+    let mut measured = format!(
+        "{subject}: {} of {} matched {} in the last {}",
+        w.matched,
+        w.matched + w.missing,
+        p.follower,
+        format_human(j.window_seconds)
+    );
+    if let Some(v) = lowest {
+        let others: Vec<String> = j
+            .values
+            .iter()
+            .filter(|o| o.segment == v.segment && o.value != v.value)
+            .filter_map(|o| o.ratio.map(|r| format!("{}={} {}", o.segment, o.value, pct(r))))
+            .collect();
+        if !others.is_empty() {
+            measured.push_str(&format!(", other values {}", others.join(", ")));
+        }
+    }
+    if let Some(u) = lowest.map_or(j.usual, |v| v.usual) {
+        measured.push_str(&format!(" (usually {})", pct(u)));
+    }
+    let summary = rule.kind.summary(&subject, &p.leader, &p.follower, &pct(value), &pct(rule.threshold));
+    (summary, measured)
 }
 
 /// A connector rule: the connector named in the summary, the task, worker and error in
@@ -400,7 +445,7 @@ impl AlertKind {
     pub fn value_format(self) -> ValueFormat {
         match self {
             k if k.takes_duration() || k == AlertKind::ConsumerStopped => ValueFormat::Duration,
-            AlertKind::InvalidRatio => ValueFormat::Percent,
+            AlertKind::InvalidRatio | AlertKind::JoinCompleteness => ValueFormat::Percent,
             AlertKind::VolumeAnomaly => ValueFormat::BandHalfWidths,
             _ => ValueFormat::RecordsPerSecond,
         }

@@ -74,6 +74,13 @@ pub(super) fn alert_rule(i: usize, a: &RawAlert, raw: &RawConfig, p: &mut Proble
         p.add(key("impact"), "say what this fault costs the business: the person paged reads it first");
     }
     check_labels(a, &key, p);
+    let min_judged = match (a.min_judged, kind) {
+        (Some(_), k) if k != AlertKind::JoinCompleteness => {
+            p.add(key("min_judged"), "only join_completeness takes min_judged");
+            0
+        }
+        (n, _) => n.unwrap_or(if kind == AlertKind::JoinCompleteness { DEFAULT_MIN_JUDGED } else { 0 }),
+    };
     if p.since(before) {
         return None;
     }
@@ -87,8 +94,12 @@ pub(super) fn alert_rule(i: usize, a: &RawAlert, raw: &RawConfig, p: &mut Proble
         severity,
         labels: a.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         impact: a.impact.trim().to_string(),
+        min_judged,
     })
 }
+
+/// `join_completeness`: records judged over the window before a value's ratio may fire.
+const DEFAULT_MIN_JUDGED: u64 = 20;
 
 /// What a kind that fires on a cause fires on, for its config errors.
 fn state_meaning(kind: AlertKind) -> &'static str {
@@ -115,6 +126,13 @@ fn threshold_value(kind: AlertKind, t: &RawThreshold, key: &str, p: &mut Problem
         }
         (false, RawThreshold::Number(n)) if kind == AlertKind::InvalidRatio && !(0.0..=1.0).contains(n) => {
             p.add(key, format!("{n} is not a fraction between 0 and 1 (0.05 = 5% of records invalid)"));
+            None
+        }
+        (false, RawThreshold::Number(n)) if kind == AlertKind::JoinCompleteness && !(0.0..=1.0).contains(n) => {
+            p.add(
+                key,
+                format!("{n} is not a fraction between 0 and 1 (0.5: fires when under half of the records match)"),
+            );
             None
         }
         (false, RawThreshold::Number(n)) if kind == AlertKind::VolumeAnomaly && !(n.is_finite() && *n > 0.0) => {
@@ -222,21 +240,27 @@ fn alert_target(
             (_, found, _) => found.map(AlertTarget::Consumer),
         }
     } else if kind.target_kind() == TargetKind::Pair {
-        let found = pair_index(&a.target).map(AlertTarget::Pair);
-        if found.is_none() {
-            let known: Vec<&str> = raw.pairs.iter().map(|pr| pr.name.as_str()).collect();
-            p.add(
-                key("target"),
-                format!("sync_lag needs a pair; no pair named {:?} (known: {})", a.target, known.join(", ")),
-            );
+        let found = pair_index(&a.target);
+        match found {
+            None => {
+                let known: Vec<&str> = raw.pairs.iter().map(|pr| pr.name.as_str()).collect();
+                p.add(
+                    key("target"),
+                    format!("{} needs a pair; no pair named {:?} (known: {})", a.kind, a.target, known.join(", ")),
+                );
+            }
+            Some(pi) if kind == AlertKind::JoinCompleteness && raw.pairs[pi].join.is_none() => {
+                p.add(key("target"), format!("join_completeness needs a pair with a join; {:?} has none", a.target));
+            }
+            Some(_) => {}
         }
-        found
+        found.map(AlertTarget::Pair)
     } else {
         let found = raw.streams.iter().position(|st| st.name == a.target).map(AlertTarget::Stream);
         if found.is_none() {
             let known: Vec<&str> = raw.streams.iter().map(|st| st.name.as_str()).collect();
             let hint = if raw.pairs.iter().any(|pr| pr.name == a.target) {
-                " (a pair: only sync_lag targets pairs)"
+                " (a pair: only sync_lag and join_completeness target pairs)"
             } else {
                 ""
             };

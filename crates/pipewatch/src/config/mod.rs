@@ -307,6 +307,54 @@ impact = "x"
     }
 
     #[test]
+    fn a_join_completeness_rule_needs_a_joined_pair_and_a_fraction_and_only_it_takes_min_judged() {
+        let text = r#"
+[kafka]
+bootstrap_servers = "localhost:9092"
+[[stream]]
+name = "orders"
+topic = "orders"
+event_time = { field = "/created_at", format = "rfc3339" }
+[[stream]]
+name = "behaviour"
+topic = "behaviour"
+event_time = { field = "/ts", format = "epoch_millis" }
+[[pair]]
+name = "orders_behaviour"
+leader = "orders"
+follower = "behaviour"
+[[alert]]
+name = "A"
+kind = "join_completeness"
+target = "orders_behaviour"
+threshold = 1.5
+impact = "x"
+[[alert]]
+name = "B"
+kind = "freshness_lag"
+target = "orders"
+threshold = "5m"
+min_judged = 10
+impact = "x"
+"#;
+        let err = parse(text).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["alert[0].target", "alert[0].threshold", "alert[1].min_judged"], "{err}");
+        let shown = err.to_string();
+        assert!(shown.contains("join_completeness needs a pair with a join; \"orders_behaviour\" has none"), "{shown}");
+        assert!(shown.contains("1.5 is not a fraction between 0 and 1"), "{shown}");
+        let joined = text
+            .replace(
+                "follower = \"behaviour\"\n",
+                "follower = \"behaviour\"\njoin = { leader_key = \"/u\", follower_key = \"/u\" }\n",
+            )
+            .replace("threshold = 1.5", "threshold = 0.5")
+            .replace("min_judged = 10\n", "");
+        let c = parse(&joined).unwrap();
+        assert_eq!((c.alerts[0].threshold, c.alerts[0].min_judged, c.alerts[1].min_judged), (0.5, 20, 0));
+    }
+
+    #[test]
     fn a_join_is_validated_with_its_keys_and_read_into_the_pair() {
         let base = r#"
 [kafka]
@@ -408,7 +456,7 @@ impact = "x"
             ],
             "{err}"
         );
-        assert!(err.to_string().contains("(a pair: only sync_lag targets pairs)"), "{err}");
+        assert!(err.to_string().contains("(a pair: only sync_lag and join_completeness target pairs)"), "{err}");
     }
 
     #[test]

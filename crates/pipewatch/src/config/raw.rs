@@ -502,6 +502,9 @@ pub struct RawAlert {
     pub labels: BTreeMap<String, String>,
     /// The business consequence, for the person paged.
     pub impact: String,
+    /// `join_completeness`: records judged over the join's window a segment value needs
+    /// before its ratio may fire the rule.
+    pub min_judged: Option<u64>,
 }
 
 fn default_for() -> String {

@@ -171,6 +171,11 @@ fn alert_expr(config: &Config, rule: &AlertRule, down: &str) -> String {
     let series = match rule.kind {
         // either side of the expected rate
         AlertKind::VolumeAnomaly => format!("abs({metric}{selector})"),
+        // the lowest value judged at least min_judged times (its segment and value kept)
+        AlertKind::JoinCompleteness => format!(
+            "bottomk by (job, pair) (1, {JOIN_COMPLETENESS}{selector} and on (job, pair, segment, value) ({JOIN_JUDGED}{selector} >= {}))",
+            rule.min_judged.max(1)
+        ),
         _ => format!("{metric}{selector}"),
     };
     let mut expr = format!("{series} {op} {}", rule.threshold);
@@ -274,6 +279,16 @@ fn alert_text(config: &Config, rule: &AlertRule) -> (String, String) {
     let summary = match rule.kind {
         AlertKind::SegmentSilence => {
             rule.kind.summary(&format!("{target} {{{{ $labels.segment }}}}={{{{ $labels.value }}}}"), "", "", value, "")
+        }
+        // the leader's records of the lowest value, as pipewatch names them
+        AlertKind::JoinCompleteness => {
+            // the names from the config: the rule's own labels are not the series'
+            let AlertTarget::Pair(i) = rule.target else { unreachable!("the config check gives it a pair") };
+            let (leader, follower) =
+                (&config.streams[config.pairs[i].leader].name, &config.streams[config.pairs[i].follower].name);
+            let subject =
+                format!("{leader}{{{{ if $labels.segment }}}} with {{{{ $labels.segment }}}}={{{{ $labels.value }}}}{{{{ end }}}}");
+            rule.kind.summary(&subject, leader, follower, value, &format.threshold(rule.threshold))
         }
         // the same sentence as pipewatch's: the rate and the band, asked of Prometheus
         AlertKind::VolumeAnomaly => rule.kind.summary(

@@ -87,6 +87,8 @@ pub const SYNC_LAG: &str = "pipewatch:sync_lag_seconds";
 pub const PAIR_CAUSE: &str = "pipewatch:pair_cause";
 /// A join's completeness across replicas, per segment value and overall (pairs with a `join`).
 pub const JOIN_COMPLETENESS: &str = "pipewatch:join_completeness_ratio";
+/// The leader records a join judged (matched or missing) over its window, across replicas.
+pub const JOIN_JUDGED: &str = "pipewatch:join_judged_records";
 /// Consumer figures across replicas (always emitted: consumers may be found while running).
 pub const CONSUMER_LAG: &str = "pipewatch:consumer_lag_seconds";
 pub const CONSUMER_WATERMARK: &str = "pipewatch:consumer_watermark_timestamp_seconds";
@@ -248,16 +250,26 @@ fn pair_records(out: &mut String, config: &Config) {
             record(
                 out,
                 &format!(
-                    "Join completeness of pair {}: its leader's records matched / (matched + missing) over\n\
-                     the join's window, the replicas' counters summed; per segment value, and without\n\
-                     segment and value for all.",
+                    "Leader records of pair {} its join judged (matched or missing) over its window, the\n\
+                     replicas' counters summed; per segment value, and without segment and value for all.",
+                    pair.name
+                ),
+                JOIN_JUDGED,
+                &format!("sum by ({by}) (increase({}[{window}]))", sel("matched|missing")),
+                &[],
+            );
+            record(
+                out,
+                &format!(
+                    "Join completeness of pair {}: its leader's records matched / judged over the join's\n\
+                     window, from the replicas' counters summed (never an average of their ratios).",
                     pair.name
                 ),
                 JOIN_COMPLETENESS,
                 &format!(
-                    "sum by ({by}) (increase({}[{window}]))\n/\n(sum by ({by}) (increase({}[{window}])) > 0)",
+                    "sum by ({by}) (increase({}[{window}]))\n/\n({JOIN_JUDGED}{{pair={}}} > 0)",
                     sel("matched"),
-                    sel("matched|missing")
+                    quote(&pair.name)
                 ),
                 &[],
             );
