@@ -561,6 +561,30 @@ mod tests {
     }
 
     #[test]
+    fn a_sampled_ratio_is_within_a_few_points_of_the_full_one_on_the_same_traffic() {
+        // 20 000 orders; the users of four in five have behaviour 10 minutes before
+        let ratio = |sample: u64| {
+            let mut j = JoinState::new(JoinSpec { sample, ..spec(0) });
+            j.follower(0, key("early"), T0 - 40 * MIN);
+            for u in 0..20_000 {
+                if u % 5 != 0 {
+                    j.follower(0, key(&format!("u{u}")), T0 - 10 * MIN);
+                }
+                j.leader(key(&format!("u{u}")), T0, NO_VALUES, T0);
+            }
+            j.tick(None, Some(T0 + 10 * MIN), T0 + 10 * MIN);
+            let s = j.snapshot(|_| Vec::new(), T0 + 10 * MIN);
+            (s.ratio.unwrap(), s.total.matched + s.total.missing, j.keys)
+        };
+        let (full, judged, keys) = ratio(1);
+        let (sampled, judged_sampled, keys_sampled) = ratio(10);
+        assert_eq!((full, judged), (0.8, 20_000));
+        assert!((sampled - full).abs() < 0.03, "sample = 10: {sampled} against {full}");
+        assert!((1_700..2_300).contains(&judged_sampled), "about a tenth judged: {judged_sampled}");
+        assert!(keys_sampled * 8 < keys, "about a tenth of the keys kept: {keys_sampled} of {keys}");
+    }
+
+    #[test]
     fn the_ratio_is_over_the_window_and_the_usual_level_over_what_came_before() {
         let mut j = JoinState::new(spec(0));
         j.follower(0, key("early"), T0 - 40 * MIN);
