@@ -31,8 +31,9 @@ use crate::time::Millis;
 pub const SLICE_MS: Millis = 60_000;
 /// Segments that label a join's outcomes at most.
 pub const MAX_JOIN_SEGMENTS: usize = 4;
-/// Defaults of the caps, per pair.
-pub const DEFAULT_MAX_KEYS: usize = 10_000_000;
+/// Defaults of the caps, per pair: two million keys are 20–40 MB (a window of 35 minutes
+/// holds one key per user and minute: 2 million is some 57 000 active users a minute).
+pub const DEFAULT_MAX_KEYS: usize = 2_000_000;
 pub const DEFAULT_MAX_PENDING: usize = 1_000_000;
 /// The completeness ratio's window by default.
 pub const DEFAULT_WINDOW_MS: Millis = 15 * 60_000;
