@@ -262,11 +262,17 @@ impl JoinState {
         }
     }
 
+    /// From when on the follower's keys are all known: the latest first record read on
+    /// any of its partitions, and the end of the last slice dropped (none: no record yet).
+    fn known_from(&self) -> Option<Millis> {
+        let read_from = *self.follower_from.iter().flatten().max()?;
+        Some(self.dropped_to.map_or(read_from, |d| d.max(read_from)))
+    }
+
     /// Whether the follower carried `key` within `[lo, hi]` (widened to whole slices):
-    /// `None` when its keys of that window are not all known.
-    fn found(&self, key: u64, lo: Millis, hi: Millis) -> Option<bool> {
-        let from = self.follower_from.iter().flatten().max()?;
-        if lo < *from || self.dropped_to.is_some_and(|d| lo < d) {
+    /// `None` when its keys of that window are not all known (`known_from`).
+    fn found(&self, key: u64, lo: Millis, hi: Millis, known_from: Option<Millis>) -> Option<bool> {
+        if known_from.is_none_or(|from| lo < from) {
             return None;
         }
         let (a, b) = (lo.div_euclid(SLICE_MS), hi.div_euclid(SLICE_MS));
@@ -282,12 +288,14 @@ impl JoinState {
     pub(crate) fn tick(&mut self, leader_watermark: Option<Millis>, follower_watermark: Option<Millis>, now: Millis) {
         let (before, after, grace) = (self.spec.before_ms, self.spec.after_ms, self.spec.grace_ms);
         if let Some(fw) = follower_watermark {
+            // the same for every record judged now (slices drop after)
+            let known_from = self.known_from();
             while let Some(Reverse(p)) = self.pending.peek().copied() {
                 if p.t + after + grace > fw {
                     break;
                 }
                 self.pending.pop();
-                let o = match self.found(p.key, p.t - before, p.t + after) {
+                let o = match self.found(p.key, p.t - before, p.t + after, known_from) {
                     Some(true) => Outcome::Matched,
                     Some(false) => Outcome::Missing,
                     None => Outcome::Unjudged,
