@@ -18,8 +18,8 @@ async fn orders_without_behaviour_are_missing_per_referral_and_a_late_follower_l
     create_topic(bootstrap, &behaviour, 2).await.unwrap();
     let base = now_ms() - 600_000;
     let producer = TestProducer::new(bootstrap);
-    produce_traffic(&producer, &orders, &behaviour, base);
-    advance_behaviour(&producer, &behaviour, base);
+    produce_traffic(&producer, &orders, &behaviour, base, 2);
+    advance_behaviour(&producer, &behaviour, base, 2);
     let sink = Sink::start().await;
     let body = join_config(&orders, &behaviour) + &webhook(&sink.url);
     let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
@@ -110,6 +110,137 @@ async fn orders_without_behaviour_are_missing_per_referral_and_a_late_follower_l
     pw.stop().await;
 }
 
+/// `(matched, missing, unjudged)` of `pw`'s join: for all its orders, or those of
+/// `referral` (`/metrics`).
+async fn outcomes(pw: &Pipewatch, referral: Option<&str>) -> [f64; 3] {
+    let m = pw.metrics().await;
+    let (segment, value) = referral.map_or(("", ""), |v| ("referral", v));
+    ["matched", "missing", "unjudged"].map(|outcome| {
+        let labels = [("pair", "orders_behaviour"), ("outcome", outcome), ("segment", segment), ("value", value)];
+        m.value("pipewatch_join_records_total", &labels).unwrap_or(0.0)
+    })
+}
+
+/// The outcomes of replicas summed.
+async fn summed(replicas: &[&Pipewatch], referral: Option<&str>) -> [f64; 3] {
+    let mut sum = [0.0; 3];
+    for r in replicas {
+        for (s, o) in sum.iter_mut().zip(outcomes(r, referral).await) {
+            *s += o;
+        }
+    }
+    sum
+}
+
+/// Outcomes for all, search and social, each `(matched, missing, unjudged)`.
+type ByReferral = [[f64; 3]; 3];
+
+/// One pipewatch alone and two groups of two replicas, one joining with `partitions =
+/// "all"`, one with `"co_partitioned"`, on the orders of [`produce_traffic`] with
+/// `behaviour_partitions`; once every order is judged (or unjudged) everywhere, the
+/// alone one's outcomes and the replicas' of both groups summed (the replicas, the alone
+/// one last, to stop).
+async fn two_replicas_each_way(behaviour_partitions: i32) -> (ByReferral, ByReferral, ByReferral, Vec<Pipewatch>) {
+    let bootstrap = broker().await;
+    let (orders, behaviour) = (unique_topic("orders"), unique_topic("behaviour"));
+    create_topic(bootstrap, &orders, 2).await.unwrap();
+    create_topic(bootstrap, &behaviour, behaviour_partitions).await.unwrap();
+    let all = join_config(&orders, &behaviour);
+    let co = all.replace("window = \"1h\" }", "window = \"1h\", partitions = \"co_partitioned\" }");
+    assert_ne!(all, co);
+    let single = Pipewatch::start(&config(bootstrap, "earliest", &all)).await;
+    let (group_all, group_co) = (unique_topic("pipewatch-all"), unique_topic("pipewatch-co"));
+    let mut replicas = Vec::new();
+    for (group, body) in [(&group_all, &all), (&group_co, &co), (&group_all, &all), (&group_co, &co)] {
+        replicas.push(Pipewatch::start(&config_in_group(bootstrap, group, "earliest", body)).await);
+    }
+    // each replica has its share before a record is written (a partition moved after it
+    // was read would be read twice)
+    eventually("each replica's share", Duration::from_secs(60), || async {
+        let mut shares = Vec::new();
+        for r in &replicas {
+            shares.push((r.assigned("orders").await.len(), r.assigned("behaviour").await.len()));
+        }
+        // both members of each group have partitions, and the group all of them (the
+        // range assignor splits each topic, cooperative-sticky the count)
+        let n = behaviour_partitions as usize;
+        let settled = shares.iter().all(|&(o, b)| o + b >= 1)
+            && [0, 1].iter().all(|g| (shares[*g].0 + shares[g + 2].0, shares[*g].1 + shares[g + 2].1) == (2, n));
+        if settled {
+            Ok(())
+        } else {
+            Err(format!("(orders, behaviour) per replica: {shares:?}"))
+        }
+    })
+    .await;
+    let base = now_ms() - 600_000;
+    let producer = TestProducer::new(bootstrap);
+    produce_traffic(&producer, &orders, &behaviour, base, behaviour_partitions);
+    advance_behaviour(&producer, &behaviour, base, behaviour_partitions);
+    let (a, c) = ([&replicas[0], &replicas[2]], [&replicas[1], &replicas[3]]);
+    let counted = |o: [f64; 3]| o.iter().sum::<f64>();
+    eventually("every order judged everywhere", Duration::from_secs(60), || async {
+        let counts =
+            [counted(summed(&[&single], None).await), counted(summed(&a, None).await), counted(summed(&c, None).await)];
+        if counts == [51.0; 3] {
+            Ok(())
+        } else {
+            Err(format!("alone, all, co_partitioned: {counts:?}"))
+        }
+    })
+    .await;
+    let (mut alone, mut all_sum, mut co_sum) = ([[0.0; 3]; 3], [[0.0; 3]; 3], [[0.0; 3]; 3]);
+    for (i, referral) in [None, Some("search"), Some("social")].into_iter().enumerate() {
+        alone[i] = summed(&[&single], referral).await;
+        all_sum[i] = summed(&a, referral).await;
+        co_sum[i] = summed(&c, referral).await;
+    }
+    replicas.push(single);
+    (alone, all_sum, co_sum, replicas)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_co_partitioned_topics_sum_to_one_pipewatch_either_way() {
+    let (alone, all, co, replicas) = two_replicas_each_way(2).await;
+    // all, search, social: (matched, missing, unjudged)
+    assert_eq!(alone, [[41.0, 10.0, 0.0], [41.0, 0.0, 0.0], [0.0, 10.0, 0.0]]);
+    assert_eq!(all, alone, "partitions = \"all\": each replica read every behaviour partition");
+    assert_eq!(co, alone, "co-partitioned: each replica's orders with its behaviour partitions");
+    for r in [&replicas[1], &replicas[3]] {
+        let join = &r.status().await["pairs"][0]["join"];
+        assert_eq!(
+            (&join["partitions"], &join["co_partitioned"]),
+            (&serde_json::json!("co_partitioned"), &serde_json::json!(true)),
+            "{join}"
+        );
+    }
+    let join = &replicas[0].status().await["pairs"][0]["join"];
+    assert_eq!((&join["partitions"], &join["co_partitioned"]), (&serde_json::json!("all"), &serde_json::Value::Null));
+    for r in replicas {
+        r.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_topics_not_co_partitioned_all_partitions_still_sum_to_one_pipewatch_and_co_partitioned_judges_none() {
+    // behaviour has three partitions, orders two: a user's orders and behaviour are on
+    // different partition numbers
+    let (alone, all, co, replicas) = two_replicas_each_way(3).await;
+    assert_eq!(alone, [[41.0, 10.0, 0.0], [41.0, 0.0, 0.0], [0.0, 10.0, 0.0]]);
+    assert_eq!(all, alone, "partitions = \"all\" is right on any topics");
+    assert_eq!(co, [[0.0, 0.0, 51.0], [0.0, 0.0, 41.0], [0.0, 0.0, 10.0]], "nothing called missing: all unjudged");
+    for r in [&replicas[1], &replicas[3]] {
+        let join = &r.status().await["pairs"][0]["join"];
+        assert_eq!(join["co_partitioned"], serde_json::json!(false), "{join}");
+        let (code, page) = try_http_get(r.addr, "/").await.unwrap();
+        assert_eq!(code, 200);
+        assert!(page.contains("are not co-partitioned here"), "{page}");
+    }
+    for r in replicas {
+        r.stop().await;
+    }
+}
+
 /// A JSON order of `user` from `referral` at `t`.
 pub(crate) fn order(user: &str, referral: &str, t: i64) -> String {
     let created_at = pipewatch_core::time::format_rfc3339(t);
@@ -123,16 +254,24 @@ fn event(user: &str, t: i64) -> String {
 /// 51 orders from `base` on, over two partitions: 41 from search whose users the
 /// behaviour stream saw (40 of them 10 s before the order, one 3 s after, within
 /// `after`), 10 from social never seen; the behaviour stream read from 40 s before the
-/// first order on both partitions.
-pub(crate) fn produce_traffic(producer: &TestProducer, orders: &str, behaviour: &str, base: i64) {
-    for p in 0..2 {
+/// first order on all its `behaviour_partitions` (user k's behaviour on partition
+/// k mod that, its orders on k mod 2: co-partitioned with two).
+pub(crate) fn produce_traffic(
+    producer: &TestProducer,
+    orders: &str,
+    behaviour: &str,
+    base: i64,
+    behaviour_partitions: i32,
+) {
+    for p in 0..behaviour_partitions {
         producer.send(behaviour, p, Some(event("nobody", base - 40_000).as_bytes()));
     }
     for k in 0..50 {
         let (user, referral) = if k < 40 { (format!("u{k}"), "search") } else { (format!("s{k}"), "social") };
         let t = base + k * 1000;
         if referral == "search" {
-            producer.send(behaviour, (k % 2) as i32, Some(event(&user, t - 10_000).as_bytes()));
+            let p = (k % i64::from(behaviour_partitions)) as i32;
+            producer.send(behaviour, p, Some(event(&user, t - 10_000).as_bytes()));
         }
         producer.send(orders, (k % 2) as i32, Some(order(&user, referral, t).as_bytes()));
     }
@@ -141,9 +280,10 @@ pub(crate) fn produce_traffic(producer: &TestProducer, orders: &str, behaviour: 
     producer.flush();
 }
 
-/// The behaviour watermark past the last order of [`produce_traffic`] + after + grace.
-pub(crate) fn advance_behaviour(producer: &TestProducer, behaviour: &str, base: i64) {
-    for p in 0..2 {
+/// The behaviour watermark past the last order of [`produce_traffic`] + after + grace,
+/// on each of its `partitions`.
+pub(crate) fn advance_behaviour(producer: &TestProducer, behaviour: &str, base: i64, partitions: i32) {
+    for p in 0..partitions {
         producer.send(behaviour, p, Some(event("nobody", base + 60_000).as_bytes()));
     }
     producer.flush();

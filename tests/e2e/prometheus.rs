@@ -707,11 +707,11 @@ async fn the_join_completeness_rule_computes_the_ratio_from_the_counters() {
     eventually("the counters scraped at zero", Duration::from_secs(60), || scraped(all_zero)).await;
     let base = now_ms() - 600_000;
     let producer = TestProducer::new(bootstrap);
-    crate::join::produce_traffic(&producer, &orders, &behaviour, base);
+    crate::join::produce_traffic(&producer, &orders, &behaviour, base, 2);
     let social_zero = r#"pipewatch_join_records_total{outcome="missing",value="social"} == 0"#;
     eventually("social's counters scraped at zero", Duration::from_secs(60), || scraped(social_zero)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    crate::join::advance_behaviour(&producer, &behaviour, base);
+    crate::join::advance_behaviour(&producer, &behaviour, base, 2);
     let by = eventually("the ratio per referral", Duration::from_secs(60), || async {
         let by = prometheus.by(r#"pipewatch:join_completeness_ratio{segment="referral"}"#, "value").await?;
         if by.len() == 2 && by[0].1 == 1.0 && by[1].1 == 0.0 {

@@ -7,6 +7,7 @@
 //! segment) and as its follower, each against the same stream without the join.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use pipewatch_core::join::JoinPartitions;
 use pipewatch_core::segment::SegmentSpec;
 use pipewatch_core::spec::ConsumerSpec;
 use pipewatch_core::{
@@ -376,6 +377,7 @@ fn join(c: &mut Criterion) {
         max_keys: 10_000_000,
         max_pending: 10_000_000,
         window_ms: 900_000,
+        partitions: JoinPartitions::CoPartitioned,
     };
     for joined in [false, true] {
         let pair =

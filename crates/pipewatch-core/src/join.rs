@@ -24,8 +24,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::Serialize;
 
-use crate::json::{JsonPointer, Lookup};
+use crate::extract::Extractor;
+use crate::json::{JsonPointer, Lookup, PointerSet};
 use crate::time::Millis;
+use crate::watermark::LowWatermark;
 
 /// The follower's keys are kept per this much event time.
 pub const SLICE_MS: Millis = 60_000;
@@ -37,6 +39,33 @@ pub const DEFAULT_MAX_KEYS: usize = 2_000_000;
 pub const DEFAULT_MAX_PENDING: usize = 1_000_000;
 /// The completeness ratio's window by default.
 pub const DEFAULT_WINDOW_MS: Millis = 15 * 60_000;
+
+/// Where a process reads a join's follower keys from, when pipewatch runs as replicas
+/// that share the partitions of its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinPartitions {
+    /// Every partition of the follower's topics, read for the join by a consumer of its
+    /// own (assigned, never joined or committed): always right, at the cost of reading
+    /// the follower once more on every replica.
+    All,
+    /// The follower partitions the group assigned the process: right when both topics
+    /// are co-partitioned (the same key, partition count and partitioner); the group
+    /// assigns with the range assignor, which gives partition i of both to one member.
+    CoPartitioned,
+}
+
+impl JoinPartitions {
+    pub const NAMES: &'static [&'static str] = &["all", "co_partitioned"];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "all" => Some(Self::All),
+            "co_partitioned" => Some(Self::CoPartitioned),
+            _ => None,
+        }
+    }
+}
 
 /// A pair's `join`, as configured.
 #[derive(Debug, Clone)]
@@ -54,6 +83,7 @@ pub struct JoinSpec {
     pub max_pending: usize,
     /// The completeness ratio is over the records judged within this.
     pub window_ms: Millis,
+    pub partitions: JoinPartitions,
 }
 
 /// The hash of a key as a lookup found it: `None` without one (missing, `null`, an
@@ -169,6 +199,68 @@ pub(crate) struct JoinState {
     totals: ByValue,
     /// The outcomes judged per minute (of judgment time) over the window: `(minute, …)`.
     recent: VecDeque<(i64, ByValue)>,
+    /// `partitions = "all"`: the follower's partitions as the join's own consumer read
+    /// them (by its slot), whose low watermark judges the leader's records.
+    copy: Vec<CopiedPartition>,
+    /// `partitions = "co_partitioned"`: whether the process's partitions were at the last
+    /// tick (`None`: not known yet); while they are not, judged records are unjudged.
+    pub(crate) co_partitioned: Option<bool>,
+}
+
+/// A follower partition read by the join's own consumer.
+#[derive(Debug, Clone, Copy, Default)]
+struct CopiedPartition {
+    watermark: Option<Millis>,
+    last_record: Option<Millis>,
+}
+
+/// A follower record as the join's own consumer read it (`partitions = "all"`): the
+/// slot it gives the partition, the event time, the key's hash (`None`: no key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerRecord {
+    pub slot: u32,
+    pub t: Millis,
+    pub key: Option<u64>,
+}
+
+/// How the join's own consumer reads a follower record (`partitions = "all"`): the event
+/// time and the key in one pass, as the follower's stream reads them.
+#[derive(Debug, Clone)]
+pub struct FollowerReader {
+    /// The pair's index (its join's).
+    pub join: usize,
+    /// The follower's topics.
+    pub topics: Vec<String>,
+    fields: PointerSet,
+    extractor: Extractor,
+}
+
+impl FollowerReader {
+    pub(crate) fn new(join: usize, topics: Vec<String>, extractor: Extractor, key: &JsonPointer) -> Self {
+        let fields = PointerSet::new(extractor.pointer().into_iter().chain([key]).cloned().collect());
+        Self { join, topics, fields, extractor }
+    }
+
+    /// The record's event time and key; `None` without a valid event time (the follower's
+    /// stream counts it invalid).
+    #[inline]
+    pub fn read(
+        &self,
+        payload: Option<&[u8]>,
+        kafka_timestamp: Option<Millis>,
+        arrival: Millis,
+    ) -> Option<(Millis, Option<u64>)> {
+        let mut found = [Lookup::Missing; 2];
+        if let Some(doc) = payload.filter(|d| !d.is_empty()) {
+            self.fields.lookup_all(doc, &mut found);
+        }
+        let (time, key) = if self.extractor.pointer().is_some() {
+            (self.extractor.from_lookup(found[0], arrival), found[1])
+        } else {
+            (self.extractor.extract(payload, kafka_timestamp, arrival), found[0])
+        };
+        Some((time.ok()?, key_hash(key)))
+    }
 }
 
 impl JoinState {
@@ -184,7 +276,41 @@ impl JoinState {
             pending: BinaryHeap::new(),
             totals: ByValue::default(),
             recent: VecDeque::new(),
+            copy: Vec::new(),
+            co_partitioned: None,
         }
+    }
+
+    /// Follower records the join's own consumer read (`partitions = "all"`), at `at`.
+    pub(crate) fn copied(&mut self, records: &[FollowerRecord], at: Millis) {
+        for r in records {
+            let slot = r.slot as usize;
+            if self.copy.len() <= slot {
+                self.copy.resize(slot + 1, CopiedPartition::default());
+            }
+            let p = &mut self.copy[slot];
+            p.watermark = Some(p.watermark.map_or(r.t, |w| w.max(r.t)));
+            p.last_record = Some(at);
+            if let Some(key) = r.key {
+                self.follower(slot, key, r.t);
+            } else if self.follower_from.get(slot).is_none_or(Option::is_none) {
+                // no key, but its keys are read from here on
+                if self.follower_from.len() <= slot {
+                    self.follower_from.resize(slot + 1, None);
+                }
+                self.follower_from[slot] = Some(r.t);
+            }
+        }
+    }
+
+    /// `partitions = "all"`: the low watermark of the follower's partitions as the join's
+    /// own consumer read them (idle after `idle_ms` without a record); `None` otherwise.
+    pub(crate) fn copied_watermark(&self, now: Millis, idle_ms: Millis) -> Option<Millis> {
+        let mut w = LowWatermark::default();
+        for p in &self.copy {
+            w.add(p.watermark, p.last_record.is_some_and(|t| now - t <= idle_ms));
+        }
+        w.get()
     }
 
     fn sampled(&self, key: u64) -> bool {
@@ -288,8 +414,9 @@ impl JoinState {
     pub(crate) fn tick(&mut self, leader_watermark: Option<Millis>, follower_watermark: Option<Millis>, now: Millis) {
         let (before, after, grace) = (self.spec.before_ms, self.spec.after_ms, self.spec.grace_ms);
         if let Some(fw) = follower_watermark {
-            // the same for every record judged now (slices drop after)
-            let known_from = self.known_from();
+            // the same for every record judged now (slices drop after); not
+            // co-partitioned: the keys of the leader's partitions are elsewhere
+            let known_from = if self.co_partitioned == Some(false) { None } else { self.known_from() };
             while let Some(Reverse(p)) = self.pending.peek().copied() {
                 if p.t + after + grace > fw {
                     break;
@@ -365,6 +492,8 @@ impl JoinState {
             ratio: window.all.ratio(),
             usual: usual(&self.totals.all, &window.all),
             values,
+            partitions: self.spec.partitions,
+            co_partitioned: self.co_partitioned,
         }
     }
 }
@@ -404,6 +533,13 @@ pub struct JoinSnapshot {
     pub usual: Option<f64>,
     /// Per value of each segment that labels the outcomes.
     pub values: Vec<JoinValueSnapshot>,
+    /// Where the follower keys come from (`all`: every partition, read by the join's own
+    /// consumer; `co_partitioned`: the process's own).
+    pub partitions: JoinPartitions,
+    /// `co_partitioned`: whether the leader's and the follower's topics have the same
+    /// partition count and the process the same partitions of both (`None`: not known
+    /// yet, or `partitions = "all"`).
+    pub co_partitioned: Option<bool>,
 }
 
 impl JoinSnapshot {
@@ -451,6 +587,7 @@ mod tests {
             max_keys: DEFAULT_MAX_KEYS,
             max_pending: DEFAULT_MAX_PENDING,
             window_ms: 15 * MIN,
+            partitions: JoinPartitions::CoPartitioned,
         }
     }
 

@@ -15,7 +15,7 @@ use crate::consumer::{consumer_snapshot, ConsumerState, FetchRequest, Fetched, K
 use crate::diagnosis::{pair_cause, Side};
 use crate::discovery::Discovery;
 use crate::extract::InvalidReason;
-use crate::join::{key_hash, JoinState, MAX_JOIN_SEGMENTS};
+use crate::join::{key_hash, FollowerReader, FollowerRecord, JoinPartitions, JoinState, MAX_JOIN_SEGMENTS};
 use crate::json::{Lookup as Found, MAX_SET};
 use crate::offset_hint::{hint, on_offset, Spread};
 use crate::offset_index::OffsetIndex;
@@ -79,6 +79,26 @@ pub enum RecordOutcome {
     Wait(u32),
 }
 
+/// Whether a process's partitions of a pair's two streams are co-partitioned: every
+/// topic of both has the same partition count (from the metadata) and the process the
+/// same partition numbers of each (the range assignor's share). `None` while a count or
+/// an assignment is not known.
+fn co_partitioned(leader: &StreamState, follower: &StreamState) -> Option<bool> {
+    let mut shares = Vec::new();
+    for s in [leader, follower] {
+        for (t, topic) in s.topics.iter().enumerate() {
+            let mut assigned: Vec<i32> =
+                s.partitions.iter().flatten().filter(|p| p.topic == t).map(|p| p.partition).collect();
+            assigned.sort_unstable();
+            shares.push((topic.partition_count?, assigned));
+        }
+    }
+    if shares.iter().all(|(_, a)| a.is_empty()) {
+        return None;
+    }
+    Some(shares.windows(2).all(|w| w[0] == w[1]))
+}
+
 impl Monitor {
     pub fn new(settings: MonitorSettings, streams: Vec<StreamSpec>, pairs: Vec<PairSpec>) -> Self {
         let mut streams = streams.into_iter().map(StreamState::new).collect::<Vec<StreamState>>();
@@ -88,7 +108,10 @@ impl Monitor {
             .map(|(i, pair)| {
                 let join = pair.join.clone()?;
                 streams[pair.leader].join_side(i, true, &join.leader_key);
-                streams[pair.follower].join_side(i, false, &join.follower_key);
+                // `all`: the join's own consumer reads the follower's keys
+                if join.partitions == JoinPartitions::CoPartitioned {
+                    streams[pair.follower].join_side(i, false, &join.follower_key);
+                }
                 Some(JoinState::new(join))
             })
             .collect();
@@ -378,6 +401,42 @@ impl Monitor {
 
     /// Whether the cluster says a topic of the stream (by index) exists, as the log-end
     /// poller sees it. The stream is `topic_missing` when none of its topics exists.
+    /// How the joins with `partitions = "all"` read their follower's records, for the
+    /// join's own consumer: each reads every partition of `topics`.
+    pub fn follower_readers(&self) -> Vec<FollowerReader> {
+        self.pairs
+            .iter()
+            .zip(&self.joins)
+            .enumerate()
+            .filter_map(|(i, (pair, join))| {
+                let join = join.as_ref().filter(|j| j.spec.partitions == JoinPartitions::All)?;
+                let follower = &self.streams[pair.follower];
+                let topics = follower.topics.iter().map(|t| t.name.to_string()).collect();
+                Some(FollowerReader::new(i, topics, follower.spec.extractor.clone(), &join.spec.follower_key))
+            })
+            .collect()
+    }
+
+    /// Follower records of join `join` (the pair's index) its own consumer read, at `at`.
+    pub fn follower_records(&mut self, join: usize, records: &[FollowerRecord], at: Millis) {
+        if let Some(j) = self.joins.get_mut(join).and_then(Option::as_mut) {
+            j.copied(records, at);
+        }
+    }
+
+    /// Some join reads co-partitioned topics: the partition counts are wanted.
+    pub fn has_co_partitioned_join(&self) -> bool {
+        self.joins.iter().flatten().any(|j| j.spec.partitions == JoinPartitions::CoPartitioned)
+    }
+
+    /// How many partitions a topic of the stream has (from the cluster's metadata): what
+    /// a `co_partitioned` join compares.
+    pub fn set_partition_count(&mut self, stream: usize, topic: usize, count: usize) {
+        if let Some(t) = self.streams.get_mut(stream).and_then(|s| s.topics.get_mut(topic)) {
+            t.partition_count = Some(count);
+        }
+    }
+
     pub fn set_topic_missing(&mut self, stream: usize, topic: usize, missing: bool) {
         if let Some(t) = self.streams.get_mut(stream).and_then(|s| s.topics.get_mut(topic)) {
             t.missing = missing;
@@ -713,7 +772,14 @@ impl Monitor {
                 let leader = &streams[pair.leader];
                 let follower = &streams[pair.follower];
                 let join = join.as_mut().map(|j| {
-                    j.tick(leader.watermark_ms, follower.watermark_ms, now);
+                    let follower_watermark = match j.spec.partitions {
+                        JoinPartitions::All => j.copied_watermark(now, settings.idle_partition_timeout_ms),
+                        JoinPartitions::CoPartitioned => {
+                            j.co_partitioned = co_partitioned(&self.streams[pair.leader], &self.streams[pair.follower]);
+                            follower.watermark_ms
+                        }
+                    };
+                    j.tick(leader.watermark_ms, follower_watermark, now);
                     let segments = &self.streams[pair.leader].segments;
                     j.snapshot(|g| segments.get(g).map(SegmentState::value_texts).unwrap_or_default(), now)
                 });
@@ -1707,12 +1773,8 @@ mod join_tests {
     use crate::json::JsonPointer;
     use crate::segment::SegmentSpec;
 
-    #[test]
-    fn the_keys_and_segments_are_read_with_the_event_time_and_the_outcomes_labelled_by_value() {
-        let mut orders = spec("orders");
-        orders.segments =
-            vec![SegmentSpec { name: "referral".into(), pointer: JsonPointer::parse("/referral").unwrap() }];
-        let join = JoinSpec {
+    fn join(partitions: JoinPartitions) -> JoinSpec {
+        JoinSpec {
             leader_key: JsonPointer::parse("/user_id").unwrap(),
             follower_key: JsonPointer::parse("/user").unwrap(),
             before_ms: 60 * SEC,
@@ -1723,9 +1785,27 @@ mod join_tests {
             max_keys: 1000,
             max_pending: 1000,
             window_ms: 900 * SEC,
-        };
-        let pair = PairSpec { name: "orders_behaviour".into(), leader: 0, follower: 1, join: Some(join) };
-        let mut m = monitor(vec![orders, spec("behaviour")], vec![pair]);
+            partitions,
+        }
+    }
+
+    /// orders (segment referral) joined with behaviour (key `/user`).
+    fn joined(partitions: JoinPartitions) -> Monitor {
+        let mut orders = spec("orders");
+        orders.segments =
+            vec![SegmentSpec { name: "referral".into(), pointer: JsonPointer::parse("/referral").unwrap() }];
+        let pair = PairSpec { name: "orders_behaviour".into(), leader: 0, follower: 1, join: Some(join(partitions)) };
+        monitor(vec![orders, spec("behaviour")], vec![pair])
+    }
+
+    fn order(m: &mut Monitor, slot: PartitionSlot, offset: i64, user: &str, t: Millis) {
+        let doc = format!(r#"{{"ts": {t}, "user_id": "{user}", "referral": "search"}}"#);
+        m.record(0, slot, offset, Some(doc.as_bytes()), None, t);
+    }
+
+    #[test]
+    fn the_keys_and_segments_are_read_with_the_event_time_and_the_outcomes_labelled_by_value() {
+        let mut m = joined(JoinPartitions::CoPartitioned);
         for s in 0..2 {
             m.assign_partition(s, 0, 0, StartPosition::At(0), T0);
             m.log_end(s, 0, 0, T0);
@@ -1753,5 +1833,85 @@ mod join_tests {
         assert_eq!((j.pending, j.total.matched, j.total.missing), (0, 2, 1));
         let by: Vec<_> = j.values.iter().map(|v| (v.value.as_str(), v.total.matched, v.total.missing)).collect();
         assert_eq!(by, [("search", 1, 0), ("social", 1, 1)], "the number 7 matches the string \"7\"");
+    }
+
+    #[test]
+    fn co_partitioned_topics_have_one_count_and_the_same_partitions_else_nothing_is_judged_missing() {
+        let mut m = joined(JoinPartitions::CoPartitioned);
+        // this process has partition 1 of both, two of each
+        for s in 0..2 {
+            m.set_partition_count(s, 0, 2);
+            let slot = m.slot(s, 0, 1).unwrap();
+            m.assign_partition(s, 0, 1, StartPosition::At(0), T0);
+            m.log_end(s, slot, 0, T0);
+        }
+        let behaviour = |m: &mut Monitor, o: i64, user: &str, t: Millis| {
+            let doc = format!(r#"{{"user": "{user}", "ts": {t}}}"#);
+            m.record(1, 1, o, Some(doc.as_bytes()), None, t);
+        };
+        behaviour(&mut m, 0, "first", T0 - 70 * SEC);
+        behaviour(&mut m, 3, "u1", T0 - 50 * SEC);
+        order(&mut m, 1, 0, "u1", T0);
+        order(&mut m, 1, 1, "u2", T0);
+        behaviour(&mut m, 1, "x", T0 + 20 * SEC);
+        let s = m.tick(T0 + 20 * SEC);
+        let j = s.pairs[0].join.as_ref().unwrap();
+        assert_eq!(j.co_partitioned, Some(true));
+        assert_eq!((j.total.matched, j.total.missing), (1, 1));
+        // the follower topic has three partitions: its keys are elsewhere
+        m.set_partition_count(1, 0, 3);
+        order(&mut m, 1, 2, "u1", T0 + 10 * SEC);
+        behaviour(&mut m, 2, "x", T0 + 40 * SEC);
+        let s = m.tick(T0 + 40 * SEC);
+        let j = s.pairs[0].join.as_ref().unwrap();
+        assert_eq!(j.co_partitioned, Some(false));
+        assert_eq!(j.total, Outcomes { matched: 1, missing: 1, unjudged: 1 }, "not judged while not co-partitioned");
+        // a share of different partitions of each (not the range assignor's)
+        m.set_partition_count(1, 0, 2);
+        m.assign_partition(1, 0, 0, StartPosition::At(0), T0);
+        assert_eq!(m.tick(T0 + 40 * SEC).pairs[0].join.as_ref().unwrap().co_partitioned, Some(false));
+    }
+
+    #[test]
+    fn with_all_partitions_the_join_reads_its_own_copy_of_the_follower_and_its_watermark() {
+        let mut m = joined(JoinPartitions::All);
+        for s in 0..2 {
+            m.assign_partition(s, 0, 0, StartPosition::At(0), T0);
+        }
+        let readers = m.follower_readers();
+        assert_eq!(readers.len(), 1);
+        assert_eq!((readers[0].join, readers[0].topics.as_slice()), (0, ["behaviour-topic".to_string()].as_slice()));
+        let read = |doc: &str| readers[0].read(Some(doc.as_bytes()), None, T0);
+        let t = T0 - 50 * SEC;
+        assert_eq!(read(&format!(r#"{{"ts": {t}, "user": 42}}"#)).map(|(t, k)| (t, k.is_some())), Some((t, true)));
+        assert_eq!(read(&format!(r#"{{"ts": {t}}}"#)), Some((t, None)), "no key: the time still counts");
+        assert_eq!(read(r#"{"user": "u1"}"#), None, "no event time");
+        // the follower stream's own partition 0 is not the join's: its keys are not kept
+        let doc = format!(r#"{{"user": "u2", "ts": {}}}"#, T0 - 50 * SEC);
+        m.record(1, 0, 0, Some(doc.as_bytes()), None, T0);
+        // the copy: partition slots 0 and 1, u1 on the one this process's group did not give it
+        let (_, u1) = read(&format!(r#"{{"ts": {t}, "user": "u1"}}"#)).unwrap();
+        let copy = [
+            FollowerRecord { slot: 0, t: T0 - 70 * SEC, key: None },
+            FollowerRecord { slot: 1, t: T0 - 65 * SEC, key: None },
+            FollowerRecord { slot: 1, t: T0 - 50 * SEC, key: u1 },
+        ];
+        m.follower_records(0, &copy, T0);
+        order(&mut m, 0, 0, "u1", T0);
+        order(&mut m, 0, 1, "u2", T0);
+        let s = m.tick(T0);
+        let j = s.pairs[0].join.as_ref().unwrap();
+        assert_eq!((j.pending, j.partitions, j.co_partitioned), (2, JoinPartitions::All, None));
+        // the copy's low watermark passes t + after + grace on both partitions
+        let on = [
+            FollowerRecord { slot: 0, t: T0 + 15 * SEC, key: None },
+            FollowerRecord { slot: 1, t: T0 + 16 * SEC, key: None },
+        ];
+        m.follower_records(0, &on[..1], T0 + 15 * SEC);
+        assert_eq!(m.tick(T0 + 15 * SEC).pairs[0].join.as_ref().unwrap().pending, 2, "partition 1 holds it back");
+        m.follower_records(0, &on[1..], T0 + 16 * SEC);
+        let s = m.tick(T0 + 16 * SEC);
+        let j = s.pairs[0].join.as_ref().unwrap();
+        assert_eq!((j.pending, j.total.matched, j.total.missing), (0, 1, 1), "u2 read by the stream only: missing");
     }
 }

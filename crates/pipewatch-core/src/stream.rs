@@ -149,6 +149,8 @@ pub(crate) struct StreamTopic {
     /// By partition number: the partition's slot, [`NO_SLOT`] where none is given yet.
     pub(crate) slots: Vec<PartitionSlot>,
     pub(crate) revoked: Counts,
+    /// Its partitions, from the cluster's metadata (`None`: not listed yet).
+    pub(crate) partition_count: Option<usize>,
 }
 
 /// No slot given to a partition yet.
@@ -156,7 +158,7 @@ pub(crate) const NO_SLOT: PartitionSlot = -1;
 
 impl StreamTopic {
     pub(crate) fn new(name: &str) -> Self {
-        Self { name: name.into(), missing: false, slots: Vec::new(), revoked: Counts::default() }
+        Self { name: name.into(), missing: false, slots: Vec::new(), revoked: Counts::default(), partition_count: None }
     }
 }
 

@@ -25,6 +25,10 @@ pub struct SourceConfig {
     /// Passed to librdkafka as they are (TLS, SASL, …), after pipewatch's own settings.
     pub properties: Vec<(String, String)>,
     pub tick: Duration,
+    /// A join reads co-partitioned topics (`partitions = "co_partitioned"`): the group
+    /// assigns with the range assignor, which gives partition i of every topic of the
+    /// same partition count to the same member; otherwise cooperative-sticky.
+    pub range_assignment: bool,
 }
 
 /// The wall clock, in the core's milliseconds.
@@ -64,7 +68,8 @@ pub(crate) fn client_config(config: &SourceConfig, group: bool) -> ClientConfig 
         .set("reconnect.backoff.max.ms", "2000")
         .set_log_level(RDKafkaLogLevel::Warning);
     if group {
-        c.set("group.id", &config.group_id).set("partition.assignment.strategy", "cooperative-sticky");
+        let strategy = if config.range_assignment { "range" } else { "cooperative-sticky" };
+        c.set("group.id", &config.group_id).set("partition.assignment.strategy", strategy);
         for (k, v) in FETCH_DEFAULTS {
             c.set(*k, *v);
         }
@@ -91,6 +96,7 @@ mod tests {
             start: Start::Lookback(Duration::from_secs(900)),
             properties: properties.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             tick: Duration::from_secs(1),
+            range_assignment: false,
         }
     }
 

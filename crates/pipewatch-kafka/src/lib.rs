@@ -9,7 +9,7 @@
 //! `messages` (what the threads send each other), `rebalance` (the consumer's
 //! callbacks), `records` (batch reads), `waiting` (records held for their schema),
 //! `topics` (which stream reads which topic), `reader` (the consumer thread), `poller` (the
-//! log-end poller thread), `history` (the learner thread), `check` (`check-config
+//! log-end poller thread), `history` (the learner thread), `joins` (the joins' own consumer thread), `check` (`check-config
 //! --connect`), `source` (starts and joins the threads).
 
 mod check;
@@ -18,6 +18,7 @@ mod client;
 #[allow(unsafe_code)]
 mod groups;
 mod history;
+mod joins;
 mod messages;
 mod metrics;
 mod poller;

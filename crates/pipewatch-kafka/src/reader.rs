@@ -19,6 +19,7 @@ use rdkafka::topic_partition_list::Offset;
 use tracing::{info, warn};
 
 use crate::client::now_ms;
+use crate::joins::JoinBatch;
 use crate::messages::WatchedGroup;
 use crate::messages::{CaughtUp, FetchOutcome, HistoryRequest, Learned, LogEndPoll};
 use crate::metrics::{ErrorKind, SourceMetrics};
@@ -40,6 +41,8 @@ pub(crate) struct PollerLink {
     /// Discovered topics the monitor made streams of, for the poller to poll.
     pub(crate) topics: Sender<String>,
     pub(crate) caught_up: CaughtUp,
+    /// The follower records the joins' own consumer read (`partitions = "all"`).
+    pub(crate) joins: Option<Receiver<JoinBatch>>,
 }
 
 pub(crate) struct HistoryLink {
@@ -60,6 +63,8 @@ pub(crate) struct Reader {
     pub(crate) group_id: String,
     pub(crate) metrics: SourceMetrics,
     pub(crate) errors_logged: u64,
+    /// Each pair's join: whether its topics were co-partitioned at the last tick.
+    pub(crate) co_partitioned: Vec<Option<bool>>,
     /// Records that wait for their schema, held, and the registry's link.
     pub(crate) waiting: Waiting,
     /// The Kafka Connect clusters' states, from the runtime's poller.
@@ -110,6 +115,11 @@ impl Reader {
             // waits at most 100 ms.
             let wait = if busy || now >= next_tick { Duration::ZERO } else { Duration::from_millis(100) };
             self.read_records(wait);
+            if let Some(joins) = &link.joins {
+                for b in joins.try_iter() {
+                    self.monitor.follower_records(b.join, &b.records, b.at);
+                }
+            }
             self.waiting.apply_answers(&mut self.monitor, &self.consumer);
             let now = now_ms();
             if now < next_tick {
@@ -132,7 +142,9 @@ impl Reader {
                 self.monitor.set_connect(latest);
                 self.watch_sinks(&link, now);
             }
-            publish(self.monitor.tick(now));
+            let snapshot = self.monitor.tick(now);
+            self.log_co_partitioning(&snapshot);
+            publish(snapshot);
             let caught_up = self.monitor.caught_up_groups();
             *link.caught_up.lock().unwrap_or_else(PoisonError::into_inner) = caught_up.into_iter().collect();
             let wanted = self.monitor.take_fetches(FETCHES_PER_TICK);
@@ -146,6 +158,28 @@ impl Reader {
         *self.consumer.context().records.lock().unwrap_or_else(PoisonError::into_inner) = None;
         drop(self.records);
         info!("source stopped");
+    }
+
+    /// A `co_partitioned` join whose topics are not (or are again): said once per change.
+    fn log_co_partitioning(&mut self, snapshot: &Snapshot) {
+        for (i, pair) in snapshot.pairs.iter().enumerate() {
+            let now = pair.join.as_ref().and_then(|j| j.co_partitioned);
+            if self.co_partitioned.len() <= i {
+                self.co_partitioned.resize(i + 1, None);
+            }
+            let was = std::mem::replace(&mut self.co_partitioned[i], now);
+            match (was, now) {
+                (Some(false), Some(true)) => info!(pair = %pair.name, "the join's topics are co-partitioned again"),
+                (w, Some(false)) if w != Some(false) => warn!(
+                    pair = %pair.name,
+                    leader = %pair.leader,
+                    follower = %pair.follower,
+                    "the join's topics are not co-partitioned (partition counts differ, or this replica was given \
+                     different partitions of each): nothing is judged missing until they are; use partitions = \"all\""
+                ),
+                _ => {}
+            }
+        }
     }
 
     /// One batch from the record queue into the monitor. The per-record path: no lock, no
@@ -319,6 +353,17 @@ impl Reader {
                     }
                     for (s, resource) in denied.into_iter().enumerate() {
                         monitor.set_access_denied(Some(s), Right::DescribeTopic, resource);
+                    }
+                    if monitor.has_co_partitioned_join() {
+                        let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+                        for (topic, _) in &ends.partitions {
+                            *counts.entry(topic.as_str()).or_default() += 1;
+                        }
+                        for (topic, s, t) in topics.iter() {
+                            if let Some(&n) = counts.get(topic) {
+                                monitor.set_partition_count(s, t, n);
+                            }
+                        }
                     }
                     for (topic, p, end) in ends.offsets {
                         // A ListOffsets answer is older than what a fetch may have told

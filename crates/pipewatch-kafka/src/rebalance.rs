@@ -83,14 +83,19 @@ pub(crate) fn apply_assignment_changes(
     }
 }
 
+/// librdkafka's own log lines: its errors as warnings, the rest at debug level.
+pub(crate) fn log_librdkafka(level: RDKafkaLogLevel, fac: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            warn!(facility = fac, "librdkafka: {message}")
+        }
+        _ => debug!(facility = fac, "librdkafka: {message}"),
+    }
+}
+
 impl ClientContext for SourceContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
-                warn!(facility = fac, "librdkafka: {message}")
-            }
-            _ => debug!(facility = fac, "librdkafka: {message}"),
-        }
+        log_librdkafka(level, fac, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -159,7 +164,7 @@ impl ConsumerContext for SourceContext {
         let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let starts = self.set_start_offsets(consumer, tpl);
+                let starts = set_start_offsets(consumer, self.start, &self.metrics, tpl);
                 if let Some(records) = *self.records.lock().unwrap_or_else(PoisonError::into_inner) {
                     for (topic, p, _) in &starts {
                         records.route(consumer, topic, *p);
@@ -197,63 +202,63 @@ impl ConsumerContext for SourceContext {
     }
 }
 
-impl SourceContext {
-    /// Decides where each newly assigned partition starts and sets it in `tpl`.
-    /// Offsets are never committed, so this is the only place a start is decided.
-    /// `earliest` is looked up as the first offset with a timestamp ≥ 0, so that an
-    /// empty partition is known to be at its end (nothing to replay).
-    fn set_start_offsets(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        tpl: &mut TopicPartitionList,
-    ) -> Vec<(String, i32, StartPosition)> {
-        let assigned = partitions(tpl);
-        let since = match self.start {
-            Start::Latest => {
-                let _ = tpl.set_all_offsets(Offset::End);
-                return assigned.into_iter().map(|(t, p)| (t, p, StartPosition::LogEnd)).collect();
-            }
-            Start::Earliest => 0,
-            Start::Lookback(lookback) => now_ms() - lookback.as_millis() as Millis,
-        };
-        // Partition lists are built with `add_partition` + `set_offset` on the element:
-        // `add_partition_offset` and `set_partition_offset` search the whole list for each
-        // entry, quadratic in the partition count.
-        let mut query = TopicPartitionList::with_capacity(assigned.len());
-        for (topic, p) in &assigned {
-            let _ = query.add_partition(topic, *p).set_offset(Offset::Offset(since));
+/// Decides where each newly assigned partition starts and sets it in `tpl` (of pipewatch's
+/// group, and of a join's own consumer). Offsets are never committed, so this is the only
+/// place a start is decided. `earliest` is looked up as the first offset with a
+/// timestamp ≥ 0, so that an empty partition is known to be at its end (nothing to
+/// replay).
+pub(crate) fn set_start_offsets<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    start: Start,
+    metrics: &SourceMetrics,
+    tpl: &mut TopicPartitionList,
+) -> Vec<(String, i32, StartPosition)> {
+    let assigned = partitions(tpl);
+    let since = match start {
+        Start::Latest => {
+            let _ = tpl.set_all_offsets(Offset::End);
+            return assigned.into_iter().map(|(t, p)| (t, p, StartPosition::LogEnd)).collect();
         }
-        let found = match consumer.offsets_for_times(query, Duration::from_secs(10)) {
-            Ok(found) => found,
-            Err(e) => {
-                warn!(error = %e, "failed to look up start offsets; falling back to auto.offset.reset");
-                self.metrics.error(ErrorKind::Rebalance);
-                let fallback = if self.start == Start::Earliest { Offset::Beginning } else { Offset::End };
-                let _ = tpl.set_all_offsets(fallback);
-                let start = if self.start == Start::Earliest { StartPosition::Unknown } else { StartPosition::LogEnd };
-                return assigned.into_iter().map(|(t, p)| (t, p, start)).collect();
-            }
-        };
-        let found = found.elements();
-        let found: HashMap<(&str, i32), i64> = found
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(o) if o >= 0 && e.error().is_ok() => Some(((e.topic(), e.partition()), o)),
-                _ => None,
-            })
-            .collect();
-        let mut starts = Vec::with_capacity(assigned.len());
-        for mut e in tpl.elements() {
-            // No record that recent (or an empty partition): start at the end.
-            let (offset, start) = match found.get(&(e.topic(), e.partition())) {
-                Some(&o) => (Offset::Offset(o), StartPosition::At(o)),
-                None => (Offset::End, StartPosition::LogEnd),
-            };
-            let _ = e.set_offset(offset);
-            starts.push((e.topic().to_string(), e.partition(), start));
-        }
-        starts
+        Start::Earliest => 0,
+        Start::Lookback(lookback) => now_ms() - lookback.as_millis() as Millis,
+    };
+    // Partition lists are built with `add_partition` + `set_offset` on the element:
+    // `add_partition_offset` and `set_partition_offset` search the whole list for each
+    // entry, quadratic in the partition count.
+    let mut query = TopicPartitionList::with_capacity(assigned.len());
+    for (topic, p) in &assigned {
+        let _ = query.add_partition(topic, *p).set_offset(Offset::Offset(since));
     }
+    let found = match consumer.offsets_for_times(query, Duration::from_secs(10)) {
+        Ok(found) => found,
+        Err(e) => {
+            warn!(error = %e, "failed to look up start offsets; falling back to auto.offset.reset");
+            metrics.error(ErrorKind::Rebalance);
+            let fallback = if start == Start::Earliest { Offset::Beginning } else { Offset::End };
+            let _ = tpl.set_all_offsets(fallback);
+            let start = if start == Start::Earliest { StartPosition::Unknown } else { StartPosition::LogEnd };
+            return assigned.into_iter().map(|(t, p)| (t, p, start)).collect();
+        }
+    };
+    let found = found.elements();
+    let found: HashMap<(&str, i32), i64> = found
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) if o >= 0 && e.error().is_ok() => Some(((e.topic(), e.partition()), o)),
+            _ => None,
+        })
+        .collect();
+    let mut starts = Vec::with_capacity(assigned.len());
+    for mut e in tpl.elements() {
+        // No record that recent (or an empty partition): start at the end.
+        let (offset, start) = match found.get(&(e.topic(), e.partition())) {
+            Some(&o) => (Offset::Offset(o), StartPosition::At(o)),
+            None => (Offset::End, StartPosition::LogEnd),
+        };
+        let _ = e.set_offset(offset);
+        starts.push((e.topic().to_string(), e.partition(), start));
+    }
+    starts
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! each start begins at `start` (`earliest`, `latest` or `lookback`).
 //! Its parts: the clients' settings (`client`), the rebalance callback (`rebalance`), the
 //! consumer thread (`reader`), the log-end poller (`poller`), the history learner
-//! (`history`) and the messages between them (`messages`).
+//! (`history`), the joins' own consumer (`joins`) and the messages between them
+//! (`messages`).
 
 use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::mpsc;
@@ -19,6 +20,7 @@ use rdkafka::error::KafkaError;
 
 use crate::client::{client_config, SourceConfig};
 use crate::history::{learn_histories, Clients};
+use crate::joins::{JoinContext, Joins};
 use crate::messages::Links;
 use crate::messages::{CaughtUp, WatchedGroup};
 use crate::metrics::SourceMetrics;
@@ -43,6 +45,7 @@ pub struct Source {
     consumer: JoinHandle<()>,
     poller: JoinHandle<()>,
     learner: Option<JoinHandle<()>>,
+    joins: Option<JoinHandle<()>>,
 }
 
 impl Source {
@@ -151,6 +154,23 @@ impl Source {
         } else {
             (None, None)
         };
+        let readers = monitor.follower_readers();
+        let (join_batches, joins) = if readers.is_empty() {
+            (None, None)
+        } else {
+            // the group's settings (fetch sizes, the user's properties); assigned, never joined
+            let consumer: BaseConsumer<JoinContext> = client_config(&config, true)
+                .create_with_context(JoinContext { metrics: metrics.clone() })
+                .map_err(SourceError::Create)?;
+            let (batches, received) = mpsc::sync_channel(64);
+            let joins = Joins { consumer, readers, start: config.start, metrics: metrics.clone(), batches };
+            let shutdown = shutdown.clone();
+            let thread = std::thread::Builder::new()
+                .name("pipewatch-join".into())
+                .spawn(move || joins.run(shutdown))
+                .map_err(|e| SourceError::Thread("join consumer", e))?;
+            (Some(received), Some(thread))
+        };
         let link = PollerLink {
             polls: rx,
             requests: requests_tx,
@@ -159,6 +179,7 @@ impl Source {
             groups: added_tx,
             topics: discovered_tx,
             caught_up,
+            joins: join_batches,
         };
         let consumer = std::thread::Builder::new()
             .name("pipewatch-source".into())
@@ -174,11 +195,12 @@ impl Source {
                     connect: links.connect,
                     metrics,
                     errors_logged: 0,
+                    co_partitioned: Vec::new(),
                 };
                 source.run(config.tick, shutdown, link, publish)
             })
             .map_err(|e| SourceError::Thread("consumer", e))?;
-        Ok(Self { consumer, poller, learner })
+        Ok(Self { consumer, poller, learner, joins })
     }
 
     /// Waits for the threads to end (after shutdown was set).
@@ -187,6 +209,9 @@ impl Source {
         let _ = self.poller.join();
         if let Some(learner) = self.learner {
             let _ = learner.join();
+        }
+        if let Some(joins) = self.joins {
+            let _ = joins.join();
         }
     }
 }

@@ -243,6 +243,8 @@ mod tests {
             ratio: Some((194 + social.matched) as f64 / (200 + social.matched + social.missing) as f64),
             usual: None,
             values: vec![value("search", o(194, 6), Some(0.96)), value("social", social, Some(0.95))],
+            partitions: crate::join::JoinPartitions::All,
+            co_partitioned: None,
         };
         let rule = AlertRule {
             name: "OrdersWithoutBehaviour".into(),

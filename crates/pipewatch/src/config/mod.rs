@@ -120,6 +120,10 @@ impl RawConfig {
                 start,
                 properties: k.properties.iter().map(|(a, b)| (a.clone(), b.clone())).collect(),
                 tick: monitor.tick,
+                range_assignment: pairs
+                    .iter()
+                    .filter_map(|pr| pr.join.as_ref())
+                    .any(|j| j.partitions == pipewatch_core::JoinPartitions::CoPartitioned),
             },
             listen,
             settings: monitor.settings,
@@ -150,6 +154,7 @@ mod tests {
     use super::*;
     use pipewatch_alert::{ReceiverKind, Secret};
     use pipewatch_core::alert::{AlertKind, AlertTarget};
+    use pipewatch_core::JoinPartitions;
     use pipewatch_kafka::Start;
 
     const EXAMPLE: &str = include_str!("../../../../pipewatch.example.toml");
@@ -375,7 +380,7 @@ leader = "orders"
 follower = "behaviour"
 "#;
         let bad = format!(
-            "{base}join = {{ leader_key = \"user_id\", follower_key = \"/user_id\", before = \"soon\", segments = [\"channel\"], sample = 0 }}\n"
+            "{base}join = {{ leader_key = \"user_id\", follower_key = \"/user_id\", before = \"soon\", segments = [\"channel\"], sample = 0, partitions = \"some\" }}\n"
         );
         let err = parse(&bad).unwrap_err();
         let keys: Vec<&str> = err.problems.iter().map(|(k, _)| k.as_str()).collect();
@@ -388,9 +393,11 @@ follower = "behaviour"
                 "pair[0].join.segments[0]",
                 "pair[0].join.sample",
                 "pair[0].join.follower_key",
+                "pair[0].join.partitions",
             ],
             "{err}"
         );
+        assert!(err.to_string().contains("\"some\" is not one of all, co_partitioned"), "{err}");
         let shown = err.to_string();
         assert!(
             shown.contains("\"channel\" is not a segment of the leader \"orders\" (its segments: referral)"),
@@ -411,6 +418,17 @@ follower = "behaviour"
             (1_800_000, 300_000, 60_000, 900_000, 10)
         );
         assert_eq!(j.segments, vec![(0, "referral".to_string())]);
+        assert_eq!(j.partitions, JoinPartitions::All, "the default: every follower partition");
+        assert!(!c.source.range_assignment, "the group assigns cooperative-sticky");
+        let co = parse(&good.replace("sample = 10", "partitions = \"co_partitioned\"")).unwrap();
+        assert_eq!(co.pairs[0].join.as_ref().unwrap().partitions, JoinPartitions::CoPartitioned);
+        assert!(co.source.range_assignment, "the range assignor keeps partition i of both together");
+        // `all` names the follower's topics: a pattern's are not known up front
+        let pattern = good.replace("topic = \"behaviour\"", "topic_pattern = \"behaviour-.*\"");
+        let err = parse(&pattern).unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert_eq!(err.problems[0].0, "pair[0].join.partitions", "{err}");
+        assert!(err.problems[0].1.contains("chooses them by topic_pattern"), "{err}");
     }
 
     #[test]

@@ -555,6 +555,14 @@ pub struct RawJoin {
     /// The completeness ratio is over the records judged within this.
     #[serde(default = "default_join_window")]
     pub window: String,
+    /// Which follower partitions a replica reads for the join: `all` (its own consumer
+    /// reads every one) or `co_partitioned` (the group's share, with the range assignor).
+    #[serde(default = "default_join_partitions")]
+    pub partitions: String,
+}
+
+fn default_join_partitions() -> String {
+    "all".into()
 }
 
 fn default_join_before() -> String {

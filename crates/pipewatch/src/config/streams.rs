@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use pipewatch_core::baseline::BaselineSpec;
-use pipewatch_core::join::{JoinSpec, MAX_JOIN_SEGMENTS};
+use pipewatch_core::join::{JoinPartitions, JoinSpec, MAX_JOIN_SEGMENTS};
 use pipewatch_core::segment::{SegmentSpec, SNAPSHOT_SEGMENT};
 use pipewatch_core::{EventTimeSource, Extractor, JsonPointer, PairSpec, StreamSpec, TimeFormat, ValueFormat};
 use regex::Regex;
@@ -295,6 +295,21 @@ fn join_spec(
             );
         }
     }
+    let partitions = JoinPartitions::parse(&j.partitions);
+    match partitions {
+        None => p.add(
+            key("partitions"),
+            format!("{:?} is not one of {}", j.partitions, JoinPartitions::NAMES.join(", ")),
+        ),
+        Some(JoinPartitions::All) if raw.streams[follower].topic_pattern.is_some() => p.add(
+            key("partitions"),
+            format!(
+                "\"all\" reads the follower's topics by name; {:?} chooses them by topic_pattern (name them, or use \"co_partitioned\")",
+                raw.streams[follower].name
+            ),
+        ),
+        Some(_) => {}
+    }
     if p.since(before) {
         return None;
     }
@@ -309,6 +324,7 @@ fn join_spec(
         max_keys: j.max_keys,
         max_pending: j.max_pending,
         window_ms,
+        partitions: partitions?,
     })
 }
 

@@ -370,6 +370,17 @@ fn joins_table(h: &mut String, s: &Snapshot) {
         }
     }
     h.push_str("</table>");
+    for p in s.pairs.iter().filter(|p| p.join.as_ref().is_some_and(|j| j.co_partitioned == Some(false))) {
+        let _ = write!(
+            h,
+            "<p class='fault'>{}: {} and {} are not co-partitioned here (partition counts differ, or this replica \
+             has different partitions of each): its records are unjudged; <code>partitions = \"all\"</code> reads \
+             every follower partition</p>",
+            esc(&p.name),
+            esc(&p.leader),
+            esc(&p.follower),
+        );
+    }
 }
 
 fn segments_table(h: &mut String, s: &Snapshot) {

@@ -1,0 +1,201 @@
+//! The joins' own consumer (`[[pair]] join.partitions = "all"`): every partition of the
+//! followers' topics, assigned (never joined or committed: pipewatch's group id is only
+//! librdkafka's condition for assigning), read on a thread of its own from the source's
+//! `start`. Each record's event time and key ([`FollowerReader`]) go to the consumer
+//! thread in batches, which applies them to the monitor's joins: a replica judges the
+//! leader records of its own partitions against the follower keys of all of them.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pipewatch_core::{FollowerReader, FollowerRecord, Millis};
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::ClientContext;
+use tracing::{debug, info, warn};
+
+use crate::client::{now_ms, Start};
+use crate::metrics::{classify, ErrorKind, SourceMetrics};
+use crate::rebalance::{log_librdkafka, set_start_offsets, summary};
+
+/// Records sent to the consumer thread at once at most; a batch also goes when the
+/// consumer has nothing more for now.
+const BATCH: usize = 4096;
+/// How often the followers' topics are looked up for new partitions.
+const METADATA_EVERY: Duration = Duration::from_secs(10);
+
+/// Follower records of one join, read at `at`.
+pub(crate) struct JoinBatch {
+    pub(crate) join: usize,
+    pub(crate) records: Vec<FollowerRecord>,
+    pub(crate) at: Millis,
+}
+
+/// Counts the consumer's errors with the source's and logs them as the group's are.
+pub(crate) struct JoinContext {
+    pub(crate) metrics: SourceMetrics,
+}
+
+impl ClientContext for JoinContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        log_librdkafka(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let kind = classify(&error);
+        self.metrics.error(kind);
+        // the group's consumer tells an unreachable cluster already
+        if kind == ErrorKind::Transport || kind == ErrorKind::AllBrokersDown {
+            debug!(error = %error, "kafka (join consumer): {reason}");
+        } else {
+            warn!(error = %error, "kafka (join consumer): {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for JoinContext {}
+
+/// A join reading a topic, and the slot it gives each of the topic's partitions.
+struct Reading {
+    reader: usize,
+    slots: HashMap<i32, u32>,
+}
+
+/// The joins' consumer thread: assigns the followers' partitions as the metadata lists
+/// them and sends what it reads until `shutdown`.
+pub(crate) struct Joins {
+    pub(crate) consumer: BaseConsumer<JoinContext>,
+    pub(crate) readers: Vec<FollowerReader>,
+    pub(crate) start: Start,
+    pub(crate) metrics: SourceMetrics,
+    pub(crate) batches: SyncSender<JoinBatch>,
+}
+
+impl Joins {
+    pub(crate) fn run(self, shutdown: Arc<AtomicBool>) {
+        let mut by_topic: HashMap<String, Vec<Reading>> = HashMap::new();
+        for (i, r) in self.readers.iter().enumerate() {
+            for t in &r.topics {
+                by_topic.entry(t.clone()).or_default().push(Reading { reader: i, slots: HashMap::new() });
+            }
+        }
+        // slots are given per join over all its topics
+        let mut next_slot = vec![0u32; self.readers.len()];
+        let mut batches: Vec<Vec<FollowerRecord>> = vec![Vec::new(); self.readers.len()];
+        let mut assigned: HashMap<String, i32> = HashMap::new();
+        let mut listed_at: Option<Instant> = None;
+        let mut errors_logged = 0u64;
+        while !shutdown.load(Ordering::Relaxed) {
+            if listed_at.is_none_or(|at| at.elapsed() >= METADATA_EVERY) {
+                listed_at = Some(Instant::now());
+                self.assign_new(&mut by_topic, &mut assigned, &mut next_slot);
+            }
+            let mut read = 0;
+            while read < BATCH {
+                let Some(polled) = self.consumer.poll(Duration::from_millis(if read == 0 { 100 } else { 0 })) else {
+                    break;
+                };
+                read += 1;
+                let msg = match polled {
+                    Ok(msg) => msg,
+                    Err(e) => {
+                        self.metrics.error(ErrorKind::Consume);
+                        if errors_logged < 10 || errors_logged.is_power_of_two() {
+                            warn!(error = %e, "the join consumer failed to read a follower record");
+                        }
+                        errors_logged += 1;
+                        continue;
+                    }
+                };
+                let Some(readings) = by_topic.get(msg.topic()) else { continue };
+                let arrival = now_ms();
+                for r in readings {
+                    let Some(&slot) = r.slots.get(&msg.partition()) else { continue };
+                    let reader = &self.readers[r.reader];
+                    if let Some((t, key)) = reader.read(msg.payload(), msg.timestamp().to_millis(), arrival) {
+                        batches[r.reader].push(FollowerRecord { slot, t, key });
+                    }
+                }
+            }
+            let at = now_ms();
+            for (i, records) in batches.iter_mut().enumerate() {
+                if records.is_empty() {
+                    continue;
+                }
+                let batch = JoinBatch { join: self.readers[i].join, records: std::mem::take(records), at };
+                // the consumer thread is behind: wait for it (the records wait in the broker)
+                let mut batch = Some(batch);
+                while let Some(b) = batch.take() {
+                    match self.batches.try_send(b) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(b)) if !shutdown.load(Ordering::Relaxed) => {
+                            std::thread::sleep(Duration::from_millis(5));
+                            batch = Some(b);
+                        }
+                        Err(_) => return,
+                    }
+                }
+            }
+        }
+        info!("join consumer stopped");
+    }
+
+    /// Assigns the followers' partitions the metadata lists and none is assigned yet,
+    /// each from the source's start.
+    fn assign_new(
+        &self,
+        by_topic: &mut HashMap<String, Vec<Reading>>,
+        assigned: &mut HashMap<String, i32>,
+        next_slot: &mut [u32],
+    ) {
+        let mut tpl = TopicPartitionList::new();
+        let mut grown = Vec::new();
+        for (topic, readings) in by_topic.iter_mut() {
+            let count = match self.consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) {
+                Ok(m) => m.topics().first().filter(|t| t.error().is_none()).map_or(0, |t| t.partitions().len()),
+                Err(e) => {
+                    // the group's poller names a missing topic or an unreachable cluster
+                    debug!(error = %e, %topic, "join consumer: no metadata");
+                    continue;
+                }
+            };
+            let count = i32::try_from(count).unwrap_or(i32::MAX);
+            let from = assigned.get(topic).copied().unwrap_or(0);
+            for p in from..count {
+                tpl.add_partition(topic, p);
+                for r in readings.iter_mut() {
+                    r.slots.insert(p, next_slot[r.reader]);
+                    next_slot[r.reader] += 1;
+                }
+            }
+            if count > from {
+                grown.push((topic.clone(), from));
+                assigned.insert(topic.clone(), count);
+            }
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        let starts = set_start_offsets(&self.consumer, self.start, &self.metrics, &mut tpl);
+        match self.consumer.incremental_assign(&tpl) {
+            Ok(()) => info!(
+                partitions = %summary(starts.iter().map(|(t, p, _)| (t.as_str(), *p))),
+                "join consumer: follower partitions read for the join"
+            ),
+            Err(e) => {
+                // tried again at the next lookup
+                self.metrics.error(ErrorKind::Rebalance);
+                warn!(error = %e, "join consumer: failed to assign the follower partitions");
+                for (topic, from) in grown {
+                    assigned.insert(topic, from);
+                }
+            }
+        }
+    }
+}
