@@ -50,11 +50,21 @@ async fn orders_without_behaviour_are_missing_per_referral_and_a_late_follower_l
     let status = pw.status().await;
     let join = &status["pairs"][0]["join"];
     assert_eq!(join["total"], serde_json::json!({"matched": 41, "missing": 10, "unjudged": 0}), "{join}");
+    // both streams ok: the pair's own cause, naming the value
+    let pair = &status["pairs"][0];
+    assert_eq!(
+        (&pair["cause"], &pair["cause_stream"]),
+        (&serde_json::json!("join_incomplete"), &serde_json::json!("behaviour")),
+        "{pair}"
+    );
+    assert_eq!(join["incomplete"][0]["value"], "social", "{join}");
+    assert_eq!(join["incomplete"].as_array().map(Vec::len), Some(1), "all 41 of 51: not under half");
     // the status page's row for the value that never joins
     let (code, page) = try_http_get(pw.addr, "/").await.unwrap();
     assert_eq!(code, 200);
     let row = "<td>orders_behaviour</td><td>referral</td><td><code>social</code></td><td>0 / 10</td><td class='fault'>0 %</td>";
     assert!(page.contains(row), "{page}");
+    assert!(page.contains("join_incomplete<br><small>referral=social: 0 of 10 matched</small>"), "{page}");
     // one page for the pair, naming the value that never joins
     let alert = eventually("the join alert at the webhook", Duration::from_secs(30), || async {
         let alerts: Vec<serde_json::Value> =
@@ -66,8 +76,8 @@ async fn orders_without_behaviour_are_missing_per_referral_and_a_late_follower_l
     })
     .await;
     assert_eq!(
-        (&alert["status"], &alert["labels"]["pair"]),
-        (&serde_json::json!("firing"), &serde_json::json!("orders_behaviour"))
+        (&alert["status"], &alert["labels"]["pair"], &alert["labels"]["cause"]),
+        (&serde_json::json!("firing"), &serde_json::json!("orders_behaviour"), &serde_json::json!("join_incomplete"))
     );
     assert_eq!(alert["annotations"]["summary"], "orders with referral=social: 0.0% matched behaviour, under 50.0%");
     let description = alert["annotations"]["description"].as_str().unwrap();
@@ -146,7 +156,7 @@ async fn two_replicas_each_way(behaviour_partitions: i32) -> (ByReferral, ByRefe
     create_topic(bootstrap, &orders, 2).await.unwrap();
     create_topic(bootstrap, &behaviour, behaviour_partitions).await.unwrap();
     let all = join_config(&orders, &behaviour);
-    let co = all.replace("window = \"1h\" }", "window = \"1h\", partitions = \"co_partitioned\" }");
+    let co = all.replace("min_judged = 5 }", "min_judged = 5, partitions = \"co_partitioned\" }");
     assert_ne!(all, co);
     let single = Pipewatch::start(&config(bootstrap, "earliest", &all)).await;
     let (group_all, group_co) = (unique_topic("pipewatch-all"), unique_topic("pipewatch-co"));
@@ -297,7 +307,7 @@ pub(crate) fn join_config(orders: &str, behaviour: &str) -> String {
         behaviour,
         // the records are minutes old by design
         "max_record_delay = \"1h\"",
-        r#"join = { leader_key = "/user_id", follower_key = "/user_id", before = "20s", after = "5s", grace = "2s", segments = ["referral"], window = "1h" }
+        r#"join = { leader_key = "/user_id", follower_key = "/user_id", before = "20s", after = "5s", grace = "2s", segments = ["referral"], window = "1h", min_judged = 5 }
 [[alert]]
 name = "OrdersWithoutBehaviour"
 kind = "join_completeness"

@@ -747,5 +747,12 @@ async fn the_join_completeness_rule_computes_the_ratio_from_the_counters() {
         alert["annotations"]["summary"], "orders with referral=social: 0% matched behaviour, under 50%",
         "{alert}"
     );
+    // the pair cause across replicas is pipewatch's: join_incomplete, on the follower
+    assert_eq!((&labels["cause"], &labels["stream"]), (&json!("join_incomplete"), &json!("behaviour")), "{alert}");
+    let causes = prometheus.query(r#"pipewatch:pair_cause{pair="orders_behaviour"}"#).await.unwrap();
+    let named: Vec<(&Value, &Value, &Value)> =
+        causes.iter().map(|c| (&c["metric"]["cause"], &c["metric"]["stream"], &c["value"][1])).collect();
+    assert_eq!(named, [(&json!("join_incomplete"), &json!("behaviour"), &json!("1"))], "{causes:?}");
+    assert_eq!(pw.status().await["pairs"][0]["cause"], "join_incomplete");
     pw.stop().await;
 }

@@ -378,6 +378,8 @@ fn join(c: &mut Criterion) {
         max_pending: 10_000_000,
         window_ms: 900_000,
         partitions: JoinPartitions::CoPartitioned,
+        incomplete_below: 0.5,
+        min_judged: 20,
     };
     for joined in [false, true] {
         let pair =

@@ -421,6 +421,59 @@ pub fn pair_cause(leader: Cause, follower: Cause, sync_lag_seconds: Option<f64>)
     }
 }
 
+/// A pair's state: the cause [`pair_cause`] gives it from its sides, and after them all,
+/// when both sides are `ok`, `join_incomplete`: its join finds the follower's records
+/// for too few of the leader's (of a segment value, or all of them; see
+/// [`crate::join::JoinSnapshot::incomplete`]). A stalled or late follower is its own
+/// cause first, never incompleteness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairCause {
+    Stream(Cause),
+    JoinIncomplete,
+}
+
+impl PairCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stream(c) => c.as_str(),
+            Self::JoinIncomplete => join_incomplete::CAUSE,
+        }
+    }
+
+    pub fn explain(self) -> &'static str {
+        match self {
+            Self::Stream(c) => c.explain(),
+            Self::JoinIncomplete => join_incomplete::EXPLAIN,
+        }
+    }
+
+    /// The side's cause, `ok` for a pair cause of its own.
+    pub fn stream_cause(self) -> Cause {
+        match self {
+            Self::Stream(c) => c,
+            Self::JoinIncomplete => Cause::Ok,
+        }
+    }
+}
+
+impl Serialize for PairCause {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl From<Cause> for PairCause {
+    fn from(c: Cause) -> Self {
+        Self::Stream(c)
+    }
+}
+
+/// The pair cause after the sides' causes.
+pub mod join_incomplete {
+    pub const CAUSE: &str = "join_incomplete";
+    pub const EXPLAIN: &str = "both streams flow, but the follower has no record of the same key around the time of too many of the leader's records (of the segment values named): a collection path that never existed or stopped (a tracker not loaded for one referral or channel), or a key written differently on one side";
+}
+
 /// The one state of a downstream consumer, first that holds in [`CONSUMER_ORDER`].
 /// Declared in diagnosis order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -593,6 +646,7 @@ pub enum AlertCause {
     Stream(Cause),
     Consumer(ConsumerCause),
     ConnectUnreachable,
+    JoinIncomplete,
 }
 
 impl Serialize for AlertCause {
@@ -607,6 +661,7 @@ impl AlertCause {
             Self::Stream(c) => c.as_str(),
             Self::Consumer(c) => c.as_str(),
             Self::ConnectUnreachable => connect_unreachable::CAUSE,
+            Self::JoinIncomplete => join_incomplete::CAUSE,
         }
     }
 
@@ -615,6 +670,7 @@ impl AlertCause {
             Self::Stream(c) => c.explain(),
             Self::Consumer(c) => c.explain(),
             Self::ConnectUnreachable => connect_unreachable::EXPLAIN,
+            Self::JoinIncomplete => join_incomplete::EXPLAIN,
         }
     }
 
@@ -628,6 +684,7 @@ impl AlertCause {
             }
         }
         names.push(connect_unreachable::CAUSE);
+        names.push(join_incomplete::CAUSE);
         names
     }
 }
@@ -635,6 +692,15 @@ impl AlertCause {
 impl From<Cause> for AlertCause {
     fn from(c: Cause) -> Self {
         Self::Stream(c)
+    }
+}
+
+impl From<PairCause> for AlertCause {
+    fn from(c: PairCause) -> Self {
+        match c {
+            PairCause::Stream(c) => Self::Stream(c),
+            PairCause::JoinIncomplete => Self::JoinIncomplete,
+        }
     }
 }
 

@@ -39,6 +39,9 @@ pub const DEFAULT_MAX_KEYS: usize = 2_000_000;
 pub const DEFAULT_MAX_PENDING: usize = 1_000_000;
 /// The completeness ratio's window by default.
 pub const DEFAULT_WINDOW_MS: Millis = 15 * 60_000;
+/// `join_incomplete` by default: under half matched, of 20 judged at least.
+pub const DEFAULT_INCOMPLETE_BELOW: f64 = 0.5;
+pub const DEFAULT_MIN_JUDGED: u64 = 20;
 
 /// Where a process reads a join's follower keys from, when pipewatch runs as replicas
 /// that share the partitions of its group.
@@ -84,6 +87,10 @@ pub struct JoinSpec {
     /// The completeness ratio is over the records judged within this.
     pub window_ms: Millis,
     pub partitions: JoinPartitions,
+    /// The pair is `join_incomplete` while a value (or all the leader's records) judged
+    /// at least `min_judged` times over the window has a completeness under this.
+    pub incomplete_below: f64,
+    pub min_judged: u64,
 }
 
 /// The hash of a key as a lookup found it: `None` without one (missing, `null`, an
@@ -480,6 +487,30 @@ impl JoinState {
             }
         }
         let oldest = self.pending.peek().map(|Reverse(p)| p.t);
+        let judged = |o: &Outcomes| o.matched + o.missing;
+        let low = |o: &Outcomes| {
+            let r = o.ratio()?;
+            (judged(o) >= self.spec.min_judged.max(1) && r < self.spec.incomplete_below).then_some(r)
+        };
+        let all = low(&window.all).map(|ratio| Incomplete {
+            segment: None,
+            value: None,
+            matched: window.all.matched,
+            judged: judged(&window.all),
+            ratio,
+            usual: usual(&self.totals.all, &window.all),
+        });
+        let by_value = values.iter().filter_map(|v| {
+            Some(Incomplete {
+                ratio: low(&v.window)?,
+                segment: Some(v.segment.clone()),
+                value: Some(v.value.clone()),
+                matched: v.window.matched,
+                judged: judged(&v.window),
+                usual: v.usual,
+            })
+        });
+        let incomplete = by_value.chain(all).collect();
         JoinSnapshot {
             pending: self.pending.len(),
             pending_oldest_seconds: oldest.map(|t| (now - t).max(0) as f64 / 1000.0),
@@ -494,6 +525,7 @@ impl JoinState {
             values,
             partitions: self.spec.partitions,
             co_partitioned: self.co_partitioned,
+            incomplete,
         }
     }
 }
@@ -540,6 +572,33 @@ pub struct JoinSnapshot {
     /// partition count and the process the same partitions of both (`None`: not known
     /// yet, or `partitions = "all"`).
     pub co_partitioned: Option<bool>,
+    /// The values (then all the leader's records) judged at least `min_judged` times over
+    /// the window whose completeness is under `incomplete_below`: the pair is
+    /// `join_incomplete` while there is one and both sides are `ok`.
+    pub incomplete: Vec<Incomplete>,
+}
+
+/// A segment value (`None`: all the leader's records) with too few matched.
+#[derive(Debug, Clone, Serialize)]
+pub struct Incomplete {
+    pub segment: Option<String>,
+    pub value: Option<String>,
+    pub matched: u64,
+    pub judged: u64,
+    pub ratio: f64,
+    pub usual: Option<f64>,
+}
+
+impl Incomplete {
+    /// "referral=social: 0 of 212 matched (usual 97 %)", "all: 40 of 100 matched".
+    pub fn phrase(&self) -> String {
+        let what = match (&self.segment, &self.value) {
+            (Some(s), Some(v)) => format!("{s}={v}"),
+            _ => "all".into(),
+        };
+        let usual = self.usual.map(|u| format!(" (usual {:.0} %)", u * 100.0)).unwrap_or_default();
+        format!("{what}: {} of {} matched{usual}", self.matched, self.judged)
+    }
 }
 
 impl JoinSnapshot {
@@ -588,6 +647,8 @@ mod tests {
             max_pending: DEFAULT_MAX_PENDING,
             window_ms: 15 * MIN,
             partitions: JoinPartitions::CoPartitioned,
+            incomplete_below: DEFAULT_INCOMPLETE_BELOW,
+            min_judged: 1,
         }
     }
 

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use crate::baseline::PartitionHistory;
 use crate::connect::ConnectSnapshot;
 use crate::consumer::{consumer_snapshot, ConsumerState, FetchRequest, Fetched, Known, Origin, Resolution};
-use crate::diagnosis::{pair_cause, Side};
+use crate::diagnosis::{pair_cause, Cause, PairCause, Side};
 use crate::discovery::Discovery;
 use crate::extract::InvalidReason;
 use crate::join::{key_hash, FollowerReader, FollowerRecord, JoinPartitions, JoinState, MAX_JOIN_SEGMENTS};
@@ -784,7 +784,13 @@ impl Monitor {
                     j.snapshot(|g| segments.get(g).map(SegmentState::value_texts).unwrap_or_default(), now)
                 });
                 let sync_lag_seconds = sync_lag_seconds(leader.watermark_ms, follower.watermark_ms);
-                let (cause, side) = pair_cause(leader.cause, follower.cause, sync_lag_seconds);
+                let (cause, side) = match pair_cause(leader.cause, follower.cause, sync_lag_seconds) {
+                    // both sides ok: the join's own cause, the follower's keys missing
+                    (Cause::Ok, _) if join.as_ref().is_some_and(|j| !j.incomplete.is_empty()) => {
+                        (PairCause::JoinIncomplete, Side::Follower)
+                    }
+                    (c, side) => (PairCause::Stream(c), side),
+                };
                 // the sync lag is a side's delay on a whole time-zone offset
                 let sides = [&self.streams[pair.leader], &self.streams[pair.follower]];
                 let timezone_hint = sync_lag_seconds.and_then(|lag| {
@@ -984,7 +990,7 @@ pub(crate) mod tests {
         rec(&mut m, 1, 0, 0, T0 - 8 * 3600 * SEC, T0);
         let s = m.tick(T0);
         assert_eq!(s.pairs[0].sync_lag_seconds, Some(28_800.0));
-        assert_eq!(s.pairs[0].cause, Cause::EventTimeDelayed);
+        assert_eq!(s.pairs[0].cause, PairCause::Stream(Cause::EventTimeDelayed));
         assert_eq!(s.streams[1].cause, Cause::EventTimeDelayed);
         assert_eq!(s.streams[0].cause, Cause::Ok);
         // follower ahead of the leader: negative
@@ -1349,7 +1355,11 @@ pub(crate) mod tests {
         assert_eq!(s.streams[0].cause, Cause::PartitionStalled);
         assert_eq!(s.streams[1].cause, Cause::EventTimeDelayed);
         assert!(s.pairs[0].sync_lag_seconds.unwrap() > 28_000.0);
-        assert_eq!(s.pairs[0].cause, Cause::EventTimeDelayed, "the follower is behind: its cause explains the lag");
+        assert_eq!(
+            s.pairs[0].cause,
+            PairCause::Stream(Cause::EventTimeDelayed),
+            "the follower is behind: its cause explains the lag"
+        );
         assert_eq!(s.pairs[0].cause_stream, "behaviour");
     }
 
@@ -1786,6 +1796,8 @@ mod join_tests {
             max_pending: 1000,
             window_ms: 900 * SEC,
             partitions,
+            incomplete_below: 0.5,
+            min_judged: 2,
         }
     }
 
@@ -1833,6 +1845,47 @@ mod join_tests {
         assert_eq!((j.pending, j.total.matched, j.total.missing), (0, 2, 1));
         let by: Vec<_> = j.values.iter().map(|v| (v.value.as_str(), v.total.matched, v.total.missing)).collect();
         assert_eq!(by, [("search", 1, 0), ("social", 1, 1)], "the number 7 matches the string \"7\"");
+    }
+
+    #[test]
+    fn a_value_under_incomplete_below_makes_the_pair_join_incomplete_after_the_sides_causes() {
+        let mut m = joined(JoinPartitions::CoPartitioned);
+        for s in 0..2 {
+            m.assign_partition(s, 0, 0, StartPosition::At(0), T0);
+        }
+        let mut offsets = [0i64; 2];
+        let mut write = |m: &mut Monitor, s: usize, doc: String, at: Millis| {
+            m.record(s, 0, offsets[s], Some(doc.as_bytes()), None, at);
+            offsets[s] += 1;
+            m.log_end(s, 0, offsets[s], at);
+            m.position(s, 0, offsets[s]);
+        };
+        write(&mut m, 1, format!(r#"{{"user": "first", "ts": {}}}"#, T0 - 70 * SEC), T0);
+        for k in 0..4 {
+            let (user, referral) = if k < 2 { (format!("u{k}"), "search") } else { (format!("s{k}"), "social") };
+            if referral == "search" {
+                write(&mut m, 1, format!(r#"{{"user": "{user}", "ts": {}}}"#, T0 - 10 * SEC), T0);
+            }
+            let order = format!(r#"{{"ts": {T0}, "user_id": "{user}", "referral": "{referral}"}}"#);
+            write(&mut m, 0, order, T0);
+        }
+        write(&mut m, 1, format!(r#"{{"user": "x", "ts": {}}}"#, T0 + 20 * SEC), T0 + 20 * SEC);
+        write(
+            &mut m,
+            0,
+            format!(r#"{{"ts": {}, "user_id": "x", "referral": "search"}}"#, T0 + 20 * SEC),
+            T0 + 20 * SEC,
+        );
+        let s = m.tick(T0 + 20 * SEC);
+        let (p, j) = (&s.pairs[0], s.pairs[0].join.as_ref().unwrap());
+        assert_eq!((s.streams[0].cause, s.streams[1].cause), (Cause::Ok, Cause::Ok));
+        assert_eq!((p.cause, p.cause_stream.as_str()), (PairCause::JoinIncomplete, "behaviour"));
+        let named: Vec<String> = j.incomplete.iter().map(|v| v.phrase()).collect();
+        assert_eq!(named, ["referral=social: 0 of 2 matched"], "all: 2 of 4, not under half");
+        // the follower's own cause wins: a stalled follower is not incompleteness
+        m.set_topic_missing(1, 0, true);
+        let s = m.tick(T0 + 21 * SEC);
+        assert_eq!(s.pairs[0].cause, PairCause::Stream(Cause::TopicMissing));
     }
 
     #[test]

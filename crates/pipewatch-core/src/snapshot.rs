@@ -189,8 +189,9 @@ pub struct PairSnapshot {
     pub follower: String,
     /// Leader watermark − follower watermark; positive: the follower is behind.
     pub sync_lag_seconds: Option<f64>,
-    /// The cause of the side that is behind (see [`crate::diagnosis::pair_cause`]).
-    pub cause: Cause,
+    /// The cause of the side that is behind (see [`crate::diagnosis::pair_cause`]), or
+    /// `join_incomplete` after them.
+    pub cause: crate::diagnosis::PairCause,
     /// The stream whose cause the pair carries.
     pub cause_stream: String,
     /// A question when the sync lag over the rate window sits on a whole time-zone

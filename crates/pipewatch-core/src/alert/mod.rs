@@ -111,7 +111,7 @@ mod tests {
                 leader: "orders".into(),
                 follower: "behaviour".into(),
                 sync_lag_seconds: Some(lag),
-                cause: pair_cause,
+                cause: pair_cause.into(),
                 cause_stream: "behaviour".into(),
                 timezone_hint: None,
                 join: None,
@@ -245,6 +245,7 @@ mod tests {
             values: vec![value("search", o(194, 6), Some(0.96)), value("social", social, Some(0.95))],
             partitions: crate::join::JoinPartitions::All,
             co_partitioned: None,
+            incomplete: Vec::new(),
         };
         let rule = AlertRule {
             name: "OrdersWithoutBehaviour".into(),

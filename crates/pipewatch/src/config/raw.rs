@@ -559,6 +559,20 @@ pub struct RawJoin {
     /// reads every one) or `co_partitioned` (the group's share, with the range assignor).
     #[serde(default = "default_join_partitions")]
     pub partitions: String,
+    /// The pair is `join_incomplete` while a segment value (or all the leader's records)
+    /// judged at least `min_judged` times over the window has a completeness under this.
+    #[serde(default = "default_join_incomplete_below")]
+    pub incomplete_below: f64,
+    #[serde(default = "default_join_min_judged")]
+    pub min_judged: u64,
+}
+
+fn default_join_incomplete_below() -> f64 {
+    pipewatch_core::join::DEFAULT_INCOMPLETE_BELOW
+}
+
+fn default_join_min_judged() -> u64 {
+    pipewatch_core::join::DEFAULT_MIN_JUDGED
 }
 
 fn default_join_partitions() -> String {

@@ -283,6 +283,9 @@ fn join_spec(
     if j.sample == 0 {
         p.add(key("sample"), "must be at least 1 (1: every key)");
     }
+    if !(0.0..=1.0).contains(&j.incomplete_below) {
+        p.add(key("incomplete_below"), format!("{} is not a fraction between 0 and 1", j.incomplete_below));
+    }
     if j.max_keys == 0 || j.max_pending == 0 {
         p.add(key(if j.max_keys == 0 { "max_keys" } else { "max_pending" }), "must be at least 1");
     }
@@ -325,6 +328,8 @@ fn join_spec(
         max_pending: j.max_pending,
         window_ms,
         partitions: partitions?,
+        incomplete_below: j.incomplete_below,
+        min_judged: j.min_judged,
     })
 }
 

@@ -2,8 +2,8 @@
 //! one term per row of the diagnosis tables, so the rules follow the table; and the
 //! summed bands of the baselines they judge the volume against.
 
-use pipewatch_core::diagnosis::{Replicas, CONSUMER_ORDER, ORDER};
-use pipewatch_core::Cause;
+use pipewatch_core::diagnosis::{join_incomplete, Replicas, CONSUMER_ORDER, ORDER};
+use pipewatch_core::{Cause, JoinSpec};
 
 use super::*;
 
@@ -101,8 +101,11 @@ pub(super) fn anomaly_score_expr(stream: &str) -> String {
 
 /// The pair cause expression (see `pipewatch_core::diagnosis::pair_cause`): the side
 /// behind by the sign of the sync lag; with none, the cause first in the diagnosis order
-/// (weights from the table, the leader's a little higher on a tie); the follower's `ok`.
-pub(super) fn pair_cause_expr(leader: &str, follower: &str, pair: &str) -> String {
+/// (weights from the table, the leader's a little higher on a tie); with both sides `ok`
+/// and a `join`, `join_incomplete` (on the follower) while a value or all the leader's
+/// records judged `min_judged` times across the replicas are under `incomplete_below`
+/// (`JoinSnapshot::incomplete`); else the follower's `ok`.
+pub(super) fn pair_cause_expr(leader: &str, follower: &str, pair: &str, join: Option<&JoinSpec>) -> String {
     let (l, f, p) = (quote(leader), quote(follower), quote(pair));
     let faulty = |side: &str| format!("max by (job, stream, cause) ({STREAM_CAUSE}{{stream={side}, cause!=\"ok\"}})");
     let mut ranked = Vec::new();
@@ -112,9 +115,19 @@ pub(super) fn pair_cause_expr(leader: &str, follower: &str, pair: &str) -> Strin
             ranked.push(format!("    {STREAM_CAUSE}{{stream={side}, cause=\"{}\"}} * {w}", d.name));
         }
     }
+    let incomplete = join.map_or_else(String::new, |j| {
+        format!(
+            "or on (job)\n(\n  label_replace(label_replace(\n    count by (job) (\n      {JOIN_COMPLETENESS}{{pair={p}}} < {}\n      \
+             and on (job, pair, segment, value) ({JOIN_JUDGED}{{pair={p}}} >= {})\n    ) * 0 + 1,\n  \
+             \"stream\", {f}, \"\", \"\"), \"cause\", \"{}\", \"\", \"\")\n)\n",
+            j.incomplete_below,
+            j.min_judged.max(1),
+            join_incomplete::CAUSE
+        )
+    });
     format!(
         "(\n  {}\n  and on (job) ({SYNC_LAG}{{pair={p}}} > 0)\n)\nor on (job)\n(\n  {}\n  and on (job) ({SYNC_LAG}{{pair={p}}} < 0)\n)\n\
-         or on (job)\n(\n  topk by (job) (1,\n{}\n  ) > bool 0\n)\nor on (job)\nmax by (job, stream, cause) ({STREAM_CAUSE}{{stream={f}}})",
+         or on (job)\n(\n  topk by (job) (1,\n{}\n  ) > bool 0\n)\n{incomplete}or on (job)\nmax by (job, stream, cause) ({STREAM_CAUSE}{{stream={f}}})",
         faulty(&f),
         faulty(&l),
         ranked.join("\n    or\n")

@@ -230,18 +230,6 @@ fn pair_records(out: &mut String, config: &Config) {
             ),
             &labels,
         );
-        record(
-            out,
-            &format!(
-                "Cause of pair {}: the cause of the side that is behind (the follower's when the sync lag\n\
-                 is positive, the leader's when negative; else the cause first in the diagnosis order),\n\
-                 the other side's when that one is ok; `stream` is that side.",
-                pair.name
-            ),
-            PAIR_CAUSE,
-            &pair_cause_expr(leader, follower, &pair.name),
-            &labels,
-        );
         if let Some(j) = &pair.join {
             let window = duration(j.window_ms);
             let by = "job, pair, segment, value";
@@ -274,6 +262,19 @@ fn pair_records(out: &mut String, config: &Config) {
                 &[],
             );
         }
+        record(
+            out,
+            &format!(
+                "Cause of pair {}: the cause of the side that is behind (the follower's when the sync lag\n\
+                 is positive, the leader's when negative; else the cause first in the diagnosis order),\n\
+                 the other side's when that one is ok; with both ok, join_incomplete while a join's\n\
+                 value is under its incomplete_below (after the join's rules); `stream` is that side.",
+                pair.name
+            ),
+            PAIR_CAUSE,
+            &pair_cause_expr(leader, follower, &pair.name, pair.join.as_ref()),
+            &labels,
+        );
     }
 }
 

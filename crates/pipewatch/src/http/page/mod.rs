@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::response::Html;
 use pipewatch_core::alert::{AlertState, AlertStatus};
-use pipewatch_core::diagnosis::ConsumerCause;
+use pipewatch_core::diagnosis::{ConsumerCause, PairCause};
 use pipewatch_core::snapshot::BaselineState;
 use pipewatch_core::time::{format_human, format_rfc3339};
 use pipewatch_core::watermark::sync_lag_phrase;
@@ -128,13 +128,21 @@ fn pairs_table(h: &mut String, s: &Snapshot) {
                 .timezone_hint
                 .as_deref()
                 .map_or_else(String::new, |h| format!("<br><small class=warn>{}</small>", esc(h)));
+            // join_incomplete: a fault of the pair, naming the values
+            let (css, detail) = match p.cause {
+                PairCause::Stream(c) => (class(c), String::new()),
+                PairCause::JoinIncomplete => {
+                    let named: Vec<String> =
+                        p.join.iter().flat_map(|j| &j.incomplete).map(|v| esc(&v.phrase())).collect();
+                    ("fault", format!("<br><small>{}</small>", named.join("; ")))
+                }
+            };
             let _ = write!(
                 h,
-                "<tr><td>{}</td><td>{} → {}</td><td>{lag}{hint}</td><td class={}>{}</td></tr>",
+                "<tr><td>{}</td><td>{} → {}</td><td>{lag}{hint}</td><td class={css}>{}{detail}</td></tr>",
                 esc(&p.name),
                 esc(&p.leader),
                 esc(&p.follower),
-                class(p.cause),
                 p.cause.as_str()
             );
         }
