@@ -20,6 +20,7 @@ use serde_json::Value;
 
 pub use crate::extract::FieldMiss;
 use crate::extract::TimeFormat;
+use crate::join::KeyValue;
 use crate::time::{parse_local, parse_rfc3339, Millis};
 use crate::wire::Cursor;
 
@@ -195,6 +196,26 @@ impl Schema {
             _ => Read::String,
         };
         Ok(FieldPlan { ops, read, time: target, symbols: Vec::new() })
+    }
+
+    /// The plan for a join key at `pointer`: a string, an enum (its symbol) or an `int`
+    /// or `long` (its decimal text, as JSON writes it).
+    pub fn key_plan(&self, pointer: &[&str]) -> Result<FieldPlan, SchemaError> {
+        let (ops, current) = self.path(pointer)?;
+        let (read, symbols) = match current {
+            Type::String(_) => (Read::String, Vec::new()),
+            Type::Enum(symbols) => (Read::Symbol, symbols.iter().map(|s| s.as_str().into()).collect()),
+            Type::Int(_) => (Read::Int, Vec::new()),
+            Type::Long(_) => (Read::Long, Vec::new()),
+            other => {
+                return Err(SchemaError::NotText(format!(
+                    "/{} is {} in the schema, not a string, an enum or an integer",
+                    pointer.join("/"),
+                    kind(other)
+                )))
+            }
+        };
+        Ok(FieldPlan { ops, read, time: Time::Plain, symbols })
     }
 
     /// The plan for a segment's value at `pointer`: a string, or an enum (read as its
@@ -552,6 +573,15 @@ impl FieldPlan {
     pub fn text<'a>(&'a self, schema: &Schema, datum: &'a [u8]) -> Result<&'a [u8], FieldMiss> {
         let mut c = self.walk(schema, datum)?;
         self.read_text(&mut c)
+    }
+
+    /// A join key in `datum` (a plan from [`Schema::key_plan`]).
+    pub fn key<'a>(&'a self, schema: &Schema, datum: &'a [u8]) -> Result<KeyValue<'a>, FieldMiss> {
+        let mut c = self.walk(schema, datum)?;
+        match self.read {
+            Read::Int | Read::Long => Ok(KeyValue::Int(i128::from(c.zigzag()?))),
+            _ => self.read_text(&mut c).map(KeyValue::Text),
+        }
     }
 
     /// The text at the cursor (read whole, as [`Self::read_time`]).

@@ -33,6 +33,8 @@ use crate::watermark::LowWatermark;
 pub const SLICE_MS: Millis = 60_000;
 /// Segments that label a join's outcomes at most.
 pub const MAX_JOIN_SEGMENTS: usize = 4;
+/// Join keys a stream reads at most (one per join it is a side of, the same pointer once).
+pub const MAX_JOIN_KEYS: usize = 4;
 /// Defaults of the caps, per pair: two million keys are 20–40 MB (a window of 35 minutes
 /// holds one key per user and minute: 2 million is some 57 000 active users a minute).
 pub const DEFAULT_MAX_KEYS: usize = 2_000_000;
@@ -100,6 +102,47 @@ pub fn key_hash(found: Lookup<'_>) -> Option<u64> {
     match found {
         Lookup::String { raw, .. } | Lookup::Number(raw) => Some(xxhash_rust::xxh3::xxh3_64(raw)),
         _ => None,
+    }
+}
+
+/// The hash of an integer key (Avro `int`/`long`, a Protobuf integer): that of its
+/// decimal text, as JSON writes it, so `42` is one key whatever the format. No allocation.
+#[inline]
+pub fn int_key_hash(v: i128) -> u64 {
+    let mut buf = [0u8; 40];
+    let mut at = buf.len();
+    let negative = v < 0;
+    let mut n = v.unsigned_abs();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if negative {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    xxhash_rust::xxh3::xxh3_64(&buf[at..])
+}
+
+/// A key as a schema-registry value carries it: text (a string, an enum's symbol) or an
+/// integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyValue<'a> {
+    Text(&'a [u8]),
+    Int(i128),
+}
+
+impl KeyValue<'_> {
+    #[inline]
+    pub fn hash(self) -> u64 {
+        match self {
+            Self::Text(raw) => xxhash_rust::xxh3::xxh3_64(raw),
+            Self::Int(v) => int_key_hash(v),
+        }
     }
 }
 
@@ -661,6 +704,9 @@ mod tests {
     #[test]
     fn a_string_and_a_number_with_the_same_text_are_one_key_and_other_values_none() {
         assert_eq!(key_hash(Lookup::Number(b"42")), Some(key("42")));
+        for v in [0i128, 42, -7, i128::from(i64::MIN), i128::from(u64::MAX)] {
+            assert_eq!(int_key_hash(v), key(&v.to_string()), "an integer key is its decimal text");
+        }
         assert_ne!(key("42"), key("43"));
         assert_eq!(key_hash(Lookup::Missing), None);
         assert_eq!(key_hash(Lookup::Other), None);

@@ -15,7 +15,9 @@ use crate::consumer::{consumer_snapshot, ConsumerState, FetchRequest, Fetched, K
 use crate::diagnosis::{pair_cause, Cause, PairCause, Side};
 use crate::discovery::Discovery;
 use crate::extract::InvalidReason;
-use crate::join::{key_hash, FollowerReader, FollowerRecord, JoinPartitions, JoinState, MAX_JOIN_SEGMENTS};
+use crate::join::{
+    key_hash, FollowerReader, FollowerRecord, JoinPartitions, JoinState, MAX_JOIN_KEYS, MAX_JOIN_SEGMENTS,
+};
 use crate::json::{Lookup as Found, MAX_SET};
 use crate::offset_hint::{hint, on_offset, Spread};
 use crate::offset_index::OffsetIndex;
@@ -79,10 +81,10 @@ pub enum RecordOutcome {
     Wait(u32),
 }
 
-/// Whether a process's partitions of a pair's two streams are co-partitioned: every
-/// topic of both has the same partition count (from the metadata) and the process the
-/// same partition numbers of each (the range assignor's share). `None` while a count or
-/// an assignment is not known.
+/// Whether a process's partitions of a pair's two streams are co-partitioned: it holds
+/// every partition of both (one replica), or every topic of both has the same partition
+/// count (from the metadata) and the process the same partition numbers of each (the
+/// range assignor's share). `None` while a count or an assignment is not known.
 fn co_partitioned(leader: &StreamState, follower: &StreamState) -> Option<bool> {
     let mut shares = Vec::new();
     for s in [leader, follower] {
@@ -95,6 +97,10 @@ fn co_partitioned(leader: &StreamState, follower: &StreamState) -> Option<bool> 
     }
     if shares.iter().all(|(_, a)| a.is_empty()) {
         return None;
+    }
+    // every partition of both here (one replica): any keys are
+    if shares.iter().all(|(count, a)| a.len() == *count) {
+        return Some(true);
     }
     Some(shares.windows(2).all(|w| w[0] == w[1]))
 }
@@ -348,7 +354,9 @@ impl Monitor {
                     .iter()
                     .filter_map(|r| {
                         let t = match &mut stream.schemas {
-                            Some(schemas) => schemas.time_of(registry, &stream.spec, r.payload, r.timestamp, now),
+                            Some(schemas) => {
+                                schemas.time_of(registry, &stream.spec, &stream.join_keys, r.payload, r.timestamp, now)
+                            }
                             None => stream.spec.extractor.extract(r.payload, r.timestamp, now).ok(),
                         };
                         t.map(|t| (r.offset, t))
@@ -529,6 +537,8 @@ impl Monitor {
             // read again below, unless the record's fields are not read at all
             s.segments[i].forget_last();
         }
+        // the join keys' hashes, read with the time and the segments
+        let mut keys = [None; MAX_JOIN_KEYS];
         let (time, written) = match &mut s.schemas {
             // a schema-registry format: the schema id first (the record may wait for it)
             Some(schemas) => {
@@ -540,6 +550,8 @@ impl Monitor {
                     arrival,
                     &mut s.segments,
                     p.caught_up,
+                    &s.join_keys,
+                    &mut keys,
                 ) {
                     Read::Wait(id) => {
                         p.waiting = Some(id);
@@ -561,33 +573,35 @@ impl Monitor {
                     for (segment, value) in s.segments.iter_mut().zip(values) {
                         segment.record(*value, p.caught_up, arrival);
                     }
-                    if let Ok(t) = time {
-                        let keys = &values[s.segments.len().min(values.len())..];
-                        for role in &s.join_roles {
-                            let (Some(join), Some(key)) = (
-                                self.joins.get_mut(role.join).and_then(Option::as_mut),
-                                keys.get(role.key).copied().and_then(key_hash),
-                            ) else {
-                                continue;
-                            };
-                            if role.leader {
-                                let mut values = [u16::MAX; MAX_JOIN_SEGMENTS];
-                                for (v, (segment, _)) in values.iter_mut().zip(&join.spec.segments) {
-                                    if let Some(i) = s.segments.get(*segment).and_then(|g| g.last_index()) {
-                                        *v = u16::try_from(i).unwrap_or(u16::MAX);
-                                    }
-                                }
-                                join.leader(key, t, values, arrival);
-                            } else {
-                                join.follower(slot as usize, key, t);
-                            }
-                        }
+                    let found_keys = values.get(s.segments.len()..).unwrap_or_default();
+                    for (key, found) in keys.iter_mut().zip(found_keys) {
+                        *key = key_hash(*found);
                     }
                     (time, None)
                 }
                 _ => (s.spec.extractor.extract(payload, kafka_timestamp, arrival), None),
             },
         };
+        if let Ok(t) = time {
+            for role in &s.join_roles {
+                let (Some(join), Some(key)) =
+                    (self.joins.get_mut(role.join).and_then(Option::as_mut), keys.get(role.key).copied().flatten())
+                else {
+                    continue;
+                };
+                if role.leader {
+                    let mut values = [u16::MAX; MAX_JOIN_SEGMENTS];
+                    for (v, (segment, _)) in values.iter_mut().zip(&join.spec.segments) {
+                        if let Some(i) = s.segments.get(*segment).and_then(|g| g.last_index()) {
+                            *v = u16::try_from(i).unwrap_or(u16::MAX);
+                        }
+                    }
+                    join.leader(key, t, values, arrival);
+                } else {
+                    join.follower(slot as usize, key, t);
+                }
+            }
+        }
         // a snapshot's copy of an existing row: its event time is old by design
         let snapshot = s.snapshot_segment.and_then(|i| s.segments[i].last_value()).is_some_and(is_snapshot);
         if s.snapshot_segment.is_some() {
@@ -1923,6 +1937,11 @@ mod join_tests {
         m.set_partition_count(1, 0, 2);
         m.assign_partition(1, 0, 0, StartPosition::At(0), T0);
         assert_eq!(m.tick(T0 + 40 * SEC).pairs[0].join.as_ref().unwrap().co_partitioned, Some(false));
+        // every partition of both here: one replica is right whatever the counts
+        m.set_partition_count(1, 0, 3);
+        m.assign_partition(0, 0, 0, StartPosition::At(0), T0);
+        m.assign_partition(1, 0, 2, StartPosition::At(0), T0);
+        assert_eq!(m.tick(T0 + 40 * SEC).pairs[0].join.as_ref().unwrap().co_partitioned, Some(true));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 pub use crate::avro::SchemaError;
 pub use crate::extract::FieldMiss;
 use crate::extract::TimeFormat;
+use crate::join::KeyValue;
 use crate::time::{parse_local, parse_rfc3339, Millis};
 use crate::wire::{unzigzag, Cursor};
 
@@ -178,6 +179,30 @@ impl ProtoSchema {
                 "/{} is {} in the schema, not a string or an enum",
                 pointer.join("/"),
                 kind_name(&k)
+            ))),
+        }
+    }
+}
+
+impl ProtoSchema {
+    /// The plan for a join key at `pointer`: a string, an enum (its value's name) or an
+    /// integer (its decimal text, as JSON writes it); a wrapper's value too.
+    pub fn key_plan(message: &MessageDescriptor, pointer: &[&str]) -> Result<ProtoPlan, SchemaError> {
+        let (mut path, field) = path(message, pointer)?;
+        let mut kind = field.kind();
+        if let Some(inner) = wrapper(&kind) {
+            path.push(1);
+            kind = inner;
+        }
+        match (&kind, number(&kind)) {
+            (_, Some(n)) if !matches!(n, Number::Double | Number::Float) => {
+                Ok(ProtoPlan { path, read: Read::Number(n, 1), symbols: Vec::new(), default: None })
+            }
+            (Kind::String | Kind::Enum(_), _) => Self::text_plan(message, pointer),
+            _ => Err(SchemaError::NotText(format!(
+                "/{} is {} in the schema, not a string, an enum or an integer",
+                pointer.join("/"),
+                kind_name(&kind)
             ))),
         }
     }
@@ -547,6 +572,26 @@ impl ProtoPlan {
         self.text_in(Found(find(message, &self.path, 0)), message)
     }
 
+    /// A join key in `message` (a plan from [`ProtoSchema::key_plan`]); an integer left
+    /// out (proto3's zero) is no key.
+    pub fn key<'a>(&'a self, message: &'a [u8]) -> Result<KeyValue<'a>, FieldMiss> {
+        let Read::Number(kind, _) = self.read else {
+            return self.text(message).map(KeyValue::Text);
+        };
+        let value = find(message, &self.path, 0)?.ok_or(FieldMiss::Missing)?;
+        let v = match (kind, value) {
+            (Number::Varint, Wire::Varint(v)) => i128::from(v as i64),
+            (Number::Unsigned, Wire::Varint(v)) => i128::from(v),
+            (Number::Zigzag, Wire::Varint(v)) => i128::from(unzigzag(v)),
+            (Number::Fixed64, Wire::Fixed64(b)) => i128::from(u64::from_le_bytes(b)),
+            (Number::SFixed64, Wire::Fixed64(b)) => i128::from(i64::from_le_bytes(b)),
+            (Number::Fixed32, Wire::Fixed32(b)) => i128::from(u32::from_le_bytes(b)),
+            (Number::SFixed32, Wire::Fixed32(b)) => i128::from(i32::from_le_bytes(b)),
+            _ => return Err(FieldMiss::BadEncoding),
+        };
+        Ok(KeyValue::Int(v))
+    }
+
     /// Like [`Self::text`], with the field already found in `message` ([`scan`]).
     pub fn text_in<'a>(&'a self, found: Found<'a>, message: &'a [u8]) -> Result<&'a [u8], FieldMiss> {
         let value = match (found.0.and_then(|v| v.ok_or(FieldMiss::Missing)), &self.default) {
@@ -666,6 +711,22 @@ message Order {
     fn plan(schema: &ProtoSchema, field: &str, format: TimeFormat) -> ProtoPlan {
         let message = schema.message(None, &[1]).unwrap();
         ProtoSchema::plan(&message, &[field], format).unwrap()
+    }
+
+    #[test]
+    fn a_join_key_is_a_string_an_enum_or_an_integer_hashed_as_its_text() {
+        let s = schema();
+        let bytes = order(&s).encode_to_vec();
+        let message = s.message(None, &[1]).unwrap();
+        let key = |field: &[&str]| ProtoSchema::key_plan(&message, field).map(|p| p.key(&bytes).map(KeyValue::hash));
+        let text = |t: &str| xxhash_rust::xxh3::xxh3_64(t.as_bytes());
+        assert_eq!(key(&["paid_at_ms"]), Ok(Ok(text(&NOW.to_string()))), "an int64: its decimal text");
+        assert_eq!(key(&["zig"]), Ok(Ok(text(&(-NOW).to_string()))), "a sint64");
+        assert_eq!(key(&["fixed_ms"]), Ok(Ok(text(&NOW.to_string()))), "a fixed64");
+        assert_eq!(key(&["channel"]).unwrap(), Ok(text("APP")), "an enum: its value's name");
+        assert_eq!(key(&["shipping", "country"]), Ok(Ok(text("DE"))));
+        assert!(matches!(key(&["seconds"]), Err(SchemaError::NotText(_))), "a double is no key");
+        assert!(key(&["items"]).is_err(), "a repeated message is no key");
     }
 
     #[test]

@@ -17,7 +17,8 @@ use serde::Serialize;
 
 use crate::avro::{confluent_frame, FieldPlan, Hit, RecordPlan, Schema, SchemaError, MAX_FIELDS};
 use crate::extract::{FieldMiss, InvalidReason, TimeFormat};
-use crate::json::Lookup;
+use crate::join::KeyValue;
+use crate::json::{JsonPointer, Lookup};
 use crate::protobuf::{message_indexes, scan, Found, MessageIndexes, ProtoPlan, ProtoSchema};
 use crate::segment::SegmentState;
 use crate::spec::StreamSpec;
@@ -196,6 +197,9 @@ struct IdPlans {
     time: Option<Result<Plan, String>>,
     /// Each segment's plan; `None` where the schema has no such string or enum.
     segments: Vec<Option<Plan>>,
+    /// Each join key's plan (the stream's `join_keys`); `None` where the schema has no
+    /// such string, enum or integer. Read after the pass, each alone.
+    keys: Vec<Option<Plan>>,
     /// The time and segments in one pass (with two or more to read, where the schema
     /// allows), and what each field of it is for.
     pass: Option<(Pass, Vec<Slot>)>,
@@ -260,16 +264,24 @@ fn frame(format: ValueFormat, doc: &[u8]) -> Option<(u32, MessageIndexes, &[u8])
 impl StreamSchemas {
     /// Compiles the plans of `id` (and, Protobuf, the message `indexes` name) for the
     /// stream, from a schema the registry knows.
-    fn add(&mut self, id: u32, indexes: MessageIndexes, known: &Arc<KnownSchema>, spec: &StreamSpec) -> usize {
+    fn add(
+        &mut self,
+        id: u32,
+        indexes: MessageIndexes,
+        known: &Arc<KnownSchema>,
+        spec: &StreamSpec,
+        join_keys: &[JsonPointer],
+    ) -> usize {
         let format = spec.extractor.format().unwrap_or(TimeFormat::Rfc3339);
         let time_pointer = spec.extractor.pointer().map(|p| p.tokens());
-        let (mut time, mut segments, mut unusable) = (None, Vec::new(), None);
+        let (mut time, mut segments, mut keys, mut unusable) = (None, Vec::new(), Vec::new(), None);
         match (&known.schema, spec.value_format) {
             (Err(why), _) => unusable = Some(why.clone()),
             (Ok(Parsed::Avro(schema)), ValueFormat::Avro) => {
                 time = time_pointer.map(|p| schema.plan(&p, format).map(Plan::Avro).map_err(|e| problem(id, None, &e)));
                 segments =
                     spec.segments.iter().map(|g| schema.text_plan(&g.pointer.tokens()).ok().map(Plan::Avro)).collect();
+                keys = join_keys.iter().map(|k| schema.key_plan(&k.tokens()).ok().map(Plan::Avro)).collect();
             }
             (Ok(Parsed::Protobuf(schema)), ValueFormat::Protobuf) => {
                 match schema.message(spec.message.as_deref(), indexes.as_slice()) {
@@ -283,6 +295,10 @@ impl StreamSchemas {
                             .segments
                             .iter()
                             .map(|g| ProtoSchema::text_plan(&message, &g.pointer.tokens()).ok().map(Plan::Protobuf))
+                            .collect();
+                        keys = join_keys
+                            .iter()
+                            .map(|k| ProtoSchema::key_plan(&message, &k.tokens()).ok().map(Plan::Protobuf))
                             .collect();
                     }
                     Err(why) => unusable = Some(format!("schema {id}: {why}")),
@@ -300,6 +316,7 @@ impl StreamSchemas {
             known: known.clone(),
             time,
             segments,
+            keys,
             pass,
             unusable,
             records: 0,
@@ -317,8 +334,9 @@ impl StreamSchemas {
         self.ids.iter().position(is)
     }
 
-    /// The event time of one record (and its segments' values into `segments`), or
-    /// `Wait` when its schema id is not known yet. The per-record path: no allocation.
+    /// The event time of one record (its segments' values into `segments`, its join
+    /// keys' hashes into `keys`), or `Wait` when its schema id is not known yet. The
+    /// per-record path: no allocation.
     #[inline]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn read(
@@ -330,6 +348,8 @@ impl StreamSchemas {
         arrival: Millis,
         segments: &mut [SegmentState],
         live: bool,
+        join_keys: &[JsonPointer],
+        keys: &mut [Option<u64>],
     ) -> Read {
         let extractor = &spec.extractor;
         let Some(doc) = payload.filter(|p| !p.is_empty()) else {
@@ -341,7 +361,7 @@ impl StreamSchemas {
         let index = match self.find(id, &indexes) {
             Some(i) => i,
             None => match registry.get(id) {
-                Some(known) => self.add(id, indexes, known, spec),
+                Some(known) => self.add(id, indexes, known, spec, join_keys),
                 None => return Read::Wait(id),
             },
         };
@@ -357,6 +377,9 @@ impl StreamSchemas {
             return Read::Time(Err(InvalidReason::UnknownSchema), None);
         }
         let schema = &plans.known.schema;
+        for (key, plan) in keys.iter_mut().zip(&plans.keys) {
+            *key = plan.as_ref().and_then(|p| key_of(p, schema, datum).ok()).map(KeyValue::hash);
+        }
         if let Some((pass, slots)) = &plans.pass {
             return read_in_one_pass(pass, slots, schema, datum, extractor, kafka_timestamp, segments, live, arrival);
         }
@@ -384,6 +407,7 @@ impl StreamSchemas {
         &mut self,
         registry: &Registry,
         spec: &StreamSpec,
+        join_keys: &[JsonPointer],
         payload: Option<&[u8]>,
         kafka_timestamp: Option<Millis>,
         now: Millis,
@@ -391,7 +415,7 @@ impl StreamSchemas {
         let (id, indexes, datum) = frame(spec.value_format, payload?)?;
         let index = match self.find(id, &indexes) {
             Some(i) => i,
-            None => self.add(id, indexes, registry.get(id)?, spec),
+            None => self.add(id, indexes, registry.get(id)?, spec, join_keys),
         };
         let plans = &self.ids[index];
         if plans.unusable.is_some() {
@@ -557,6 +581,16 @@ fn time(
     }
 }
 
+/// A plan's join key in a datum of its schema.
+#[inline]
+fn key_of<'a>(plan: &'a Plan, schema: &Result<Parsed, String>, datum: &'a [u8]) -> Result<KeyValue<'a>, FieldMiss> {
+    match (plan, schema) {
+        (Plan::Avro(p), Ok(Parsed::Avro(s))) => p.key(s, datum),
+        (Plan::Protobuf(p), Ok(_)) => p.key(datum),
+        _ => Err(FieldMiss::BadEncoding),
+    }
+}
+
 /// A plan's text (a segment's value) in a datum of its schema.
 #[inline]
 fn text<'a>(plan: &'a Plan, schema: &Result<Parsed, String>, datum: &'a [u8]) -> Result<&'a [u8], FieldMiss> {
@@ -650,7 +684,23 @@ mod tests {
     }
 
     fn avro_monitor() -> Monitor {
-        let spec = StreamSpec {
+        let mut m = Monitor::new(
+            MonitorSettings { idle_partition_timeout_ms: 300 * SEC, rate_window_ms: 60 * SEC },
+            vec![avro_spec()],
+            vec![],
+        );
+        m.set_kafka_status(KafkaStatus::Up, None);
+        for p in 0..2 {
+            m.assign_partition(0, 0, p, StartPosition::At(0), T0);
+            m.log_end(0, p, 0, T0);
+            m.position(0, p, 0);
+        }
+        m
+    }
+
+    /// Avro orders: event time `/created_at`, segment `channel`.
+    fn avro_spec() -> StreamSpec {
+        StreamSpec {
             name: "orders".into(),
             topics: vec!["orders".into()],
             topic_pattern: None,
@@ -670,19 +720,88 @@ mod tests {
             baseline: None,
             segments: vec![SegmentSpec { name: "channel".into(), pointer: JsonPointer::parse("/channel").unwrap() }],
             max_segment_values: crate::segment::DEFAULT_MAX_VALUES,
+        }
+    }
+
+    #[test]
+    fn an_avro_leader_joins_on_a_long_or_string_key_as_its_json_text() {
+        const ORDER: &str = r#"{"type": "record", "name": "Order", "namespace": "shop", "fields": [
+            {"name": "user_id", "type": "long"},
+            {"name": "channel", "type": {"type": "enum", "name": "Channel", "symbols": ["web", "app"]}},
+            {"name": "created_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+            {"name": "coupon", "type": ["null", "string"], "default": null}]}"#;
+        let order = |user: i64, channel: u32, coupon: Option<&str>| {
+            let symbol = ["web", "app"][channel as usize].to_string();
+            let coupon = coupon
+                .map_or(Avro::Union(0, Box::new(Avro::Null)), |c| Avro::Union(1, Box::new(Avro::String(c.into()))));
+            framed(
+                7,
+                ORDER,
+                vec![
+                    ("user_id", Avro::Long(user)),
+                    ("channel", Avro::Enum(channel, symbol)),
+                    ("created_at", Avro::TimestampMillis(T0)),
+                    ("coupon", coupon),
+                ],
+            )
         };
+        let mut behaviour = avro_spec();
+        behaviour.name = "behaviour".into();
+        behaviour.topics = vec!["behaviour".into()];
+        behaviour.value_format = ValueFormat::Json;
+        behaviour.segments = Vec::new();
+        behaviour.extractor = Extractor::new(
+            EventTimeSource::Field { pointer: JsonPointer::parse("/ts").unwrap(), format: TimeFormat::EpochMillis },
+            300 * SEC,
+        );
+        let join = |leader_key: &str| crate::join::JoinSpec {
+            leader_key: JsonPointer::parse(leader_key).unwrap(),
+            follower_key: JsonPointer::parse("/user").unwrap(),
+            before_ms: 60 * SEC,
+            after_ms: 10 * SEC,
+            grace_ms: 5 * SEC,
+            segments: vec![(0, "channel".into())],
+            sample: 1,
+            max_keys: 1000,
+            max_pending: 1000,
+            window_ms: 900 * SEC,
+            partitions: crate::join::JoinPartitions::CoPartitioned,
+            incomplete_below: 0.5,
+            min_judged: 1,
+        };
+        let pairs = vec![
+            crate::spec::PairSpec { name: "by_user".into(), leader: 0, follower: 1, join: Some(join("/user_id")) },
+            crate::spec::PairSpec { name: "by_coupon".into(), leader: 0, follower: 1, join: Some(join("/coupon")) },
+        ];
         let mut m = Monitor::new(
             MonitorSettings { idle_partition_timeout_ms: 300 * SEC, rate_window_ms: 60 * SEC },
-            vec![spec],
-            vec![],
+            vec![avro_spec(), behaviour],
+            pairs,
         );
-        m.set_kafka_status(KafkaStatus::Up, None);
-        for p in 0..2 {
-            m.assign_partition(0, 0, p, StartPosition::At(0), T0);
-            m.log_end(0, p, 0, T0);
-            m.position(0, p, 0);
+        for s in 0..2 {
+            m.assign_partition(s, 0, 0, StartPosition::At(0), T0);
         }
-        m
+        let b = |m: &mut Monitor, o: i64, user: &str, t: Millis| {
+            let doc = format!(r#"{{"user": {user}, "ts": {t}}}"#);
+            m.record(1, 0, o, Some(doc.as_bytes()), None, t);
+        };
+        b(&mut m, 0, "0", T0 - 70 * SEC);
+        b(&mut m, 1, "42", T0 - 20 * SEC);
+        b(&mut m, 2, "\"43\"", T0 - 20 * SEC);
+        b(&mut m, 3, "\"SPRING\"", T0 - 20 * SEC);
+        assert_eq!(m.schema_fetched(7, found(ORDER, 1)), Vec::<(usize, crate::spec::PartitionSlot)>::new());
+        let orders = [(42, 0, Some("SPRING")), (43, 1, None), (44, 1, Some("x"))];
+        for (o, (user, channel, coupon)) in orders.into_iter().enumerate() {
+            assert_eq!(m.record(0, 0, o as i64, Some(&order(user, channel, coupon)), None, T0), RecordOutcome::Read);
+        }
+        b(&mut m, 4, "0", T0 + 20 * SEC);
+        let s = m.tick(T0 + 20 * SEC);
+        let (by_user, by_coupon) = (s.pairs[0].join.as_ref().unwrap(), s.pairs[1].join.as_ref().unwrap());
+        assert_eq!((by_user.total.matched, by_user.total.missing), (2, 1), "42 and \"43\" matched, 44 missing");
+        let by: Vec<_> = by_user.values.iter().map(|v| (v.value.as_str(), v.total.matched, v.total.missing)).collect();
+        assert_eq!(by, [("web", 1, 0), ("app", 1, 1)]);
+        // a union's string: SPRING matched, x missing, the null no key (not judged)
+        assert_eq!((by_coupon.total.matched, by_coupon.total.missing, by_coupon.pending), (1, 1, 0));
     }
 
     fn stream(s: &Snapshot) -> &crate::snapshot::StreamSnapshot {

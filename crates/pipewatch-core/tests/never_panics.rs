@@ -63,6 +63,8 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         (MAX_EPOCH_MS - 2..MAX_EPOCH_MS + 2).prop_map(Value::from),
         (MIN_PLAUSIBLE_EVENT_TIME..NOW + 2 * SKEW).prop_map(Value::from),
+        // fractional epoch milliseconds, some plausible
+        (MIN_PLAUSIBLE_EVENT_TIME as f64..(NOW + 2 * SKEW) as f64).prop_map(Value::from),
         any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
         "[a-z\"\\\\{}\\[\\]:, ]{0,12}".prop_map(Value::from),
     ];
@@ -111,10 +113,14 @@ proptest! {
             let found = extractor(pointer, TimeFormat::EpochMillis).extract(Some(text.as_bytes()), None, NOW);
             match doc.pointer(pointer) {
                 None => prop_assert_eq!(found, Err(InvalidReason::MissingField), "{} in {}", pointer, text),
-                Some(Value::Number(n)) => match n.as_i64() {
-                    Some(t) if (MIN_PLAUSIBLE_EVENT_TIME..=NOW + SKEW).contains(&t) => prop_assert_eq!(found, Ok(t)),
-                    Some(t) if t > NOW + SKEW && t <= MAX_EPOCH_MS => {
+                Some(Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
+                    (Some(t), _) if (MIN_PLAUSIBLE_EVENT_TIME..=NOW + SKEW).contains(&t) => prop_assert_eq!(found, Ok(t)),
+                    (Some(t), _) if t > NOW + SKEW && t <= MAX_EPOCH_MS => {
                         prop_assert_eq!(found, Err(InvalidReason::FutureTimestamp))
+                    }
+                    // fractional milliseconds are floored
+                    (None, Some(f)) if (MIN_PLAUSIBLE_EVENT_TIME as f64..=(NOW + SKEW) as f64).contains(&f) => {
+                        prop_assert_eq!(found, Ok(f.floor() as Millis), "{}", text)
                     }
                     _ => prop_assert!(found.is_err(), "{:?} for {} in {}", found, pointer, text),
                 },

@@ -233,7 +233,7 @@ pub(super) fn pair_specs<'a>(raw: &'a RawConfig, names: &mut HashSet<&'a str>, p
 }
 
 /// Joins a stream may be a side of.
-const MAX_JOINS_PER_STREAM: usize = 4;
+const MAX_JOINS_PER_STREAM: usize = pipewatch_core::join::MAX_JOIN_KEYS;
 
 /// `pair[i].join`: the keys' pointers, the window and grace, the leader's segments by
 /// name, sample and caps; both streams JSON.
@@ -289,20 +289,19 @@ fn join_spec(
     if j.max_keys == 0 || j.max_pending == 0 {
         p.add(key(if j.max_keys == 0 { "max_keys" } else { "max_pending" }), "must be at least 1");
     }
-    for (side, s) in [("leader", leader), ("follower", follower)] {
-        let st = &raw.streams[s];
-        if st.value_format != "json" {
-            p.add(
-                key(&format!("{side}_key")),
-                format!("a join's keys are read from JSON values; the {side} {:?} is {}", st.name, st.value_format),
-            );
-        }
-    }
     let partitions = JoinPartitions::parse(&j.partitions);
     match partitions {
         None => p.add(
             key("partitions"),
             format!("{:?} is not one of {}", j.partitions, JoinPartitions::NAMES.join(", ")),
+        ),
+        // the joins' own consumer reads JSON; a registry format's schemas are the consumer thread's
+        Some(JoinPartitions::All) if raw.streams[follower].value_format != "json" => p.add(
+            key("partitions"),
+            format!(
+                "\"all\" reads a JSON follower; {:?} is {}: use \"co_partitioned\" (right on one replica, or on co-partitioned topics)",
+                raw.streams[follower].name, raw.streams[follower].value_format
+            ),
         ),
         Some(JoinPartitions::All) if raw.streams[follower].topic_pattern.is_some() => p.add(
             key("partitions"),
