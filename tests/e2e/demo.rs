@@ -43,6 +43,20 @@ async fn the_demo_shows_the_scripted_sync_lag_and_gap() {
     assert_eq!(m.value("pipewatch_alert_cause", &cause), Some(1.0), "{}", m.0);
     // 8 h, less the few seconds the silent orders partition holds the orders watermark back
     assert!((28_700.0..=28_805.0).contains(&lag), "sync lag {lag}");
+    // the join: social's orders were judged missing before the behaviour turned 8 h late;
+    // since, the new orders wait for their behaviour, none called missing
+    let join = |m: &Metrics, outcome: &str, value: &str| {
+        m.value("pipewatch_join_records_total", &[("pair", "orders_behaviour"), ("outcome", outcome), ("value", value)])
+    };
+    let social_missing = join(&m, "missing", "social").expect("social judged");
+    assert!(social_missing >= 10.0, "social orders missing: {social_missing}");
+    let search = (join(&m, "matched", "search").unwrap(), join(&m, "missing", "search").unwrap());
+    assert!(search.0 >= 10.0 && search.1 == 0.0, "search orders all matched: {search:?}");
+    let ratio = m.value("pipewatch_join_completeness_ratio", &[("pair", "orders_behaviour"), ("value", "social")]);
+    assert!(ratio.is_some_and(|r| r < 0.5), "social's completeness {ratio:?}");
+    let pending = |m: &Metrics| m.value("pipewatch_join_pending_records", &[("pair", "orders_behaviour")]).unwrap();
+    let pending_then = pending(&m);
+    assert!(pending_then >= 50.0, "orders pending behind the 8 h delay: {pending_then}");
     // the orders are Avro, their schema from the demo's registry stand-in; none invalid
     assert_eq!(m.value("pipewatch_schema_registry_up", &[]), Some(1.0));
     let (_, status) = try_http_get(addr, "/api/v1/status").await.unwrap();
@@ -65,6 +79,10 @@ async fn the_demo_shows_the_scripted_sync_lag_and_gap() {
     .await;
     let failed = [("connect", "cdc"), ("connector", "orders-cdc"), ("task", "0"), ("state", "failed")];
     assert_eq!(m.value("pipewatch_connector_task_state", &failed), Some(1.0), "{}", m.0);
+    // late is not missing: more orders pending, none more missing
+    assert!(pending(&m) > pending_then, "pending {} after {pending_then}", pending(&m));
+    assert_eq!(join(&m, "missing", "social"), Some(social_missing));
+    assert_eq!(join(&m, "missing", "search"), Some(0.0));
     let out = child.wait_with_output().await.expect("demo exits");
     assert_eq!(out.status.code(), Some(0));
     let printed = String::from_utf8_lossy(&out.stdout);
@@ -95,6 +113,20 @@ async fn the_demo_shows_the_scripted_sync_lag_and_gap() {
         ),
         "{printed}"
     );
+    // the social path stops at 8 s: the pair's own cause, and one page naming the value
+    assert!(
+        printed.contains("pair orders_behaviour join_incomplete") && printed.contains("(referral=social: "),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(
+            "FIRING   OrdersWithoutBehaviour [orders_behaviour, cause join_incomplete]: orders with referral=social: "
+        ),
+        "{printed}"
+    );
+    assert_eq!(printed.matches("FIRING   OrdersWithoutBehaviour").count(), 1, "{printed}");
+    // the 8 h delay is the follower's cause, not incompleteness
+    assert!(printed.contains("pair orders_behaviour event_time_delayed"), "{printed}");
     // Downstream: the analytics job stops at 10 s.
     assert!(printed.contains("consumer analytics consumer_stopped"), "{printed}");
     assert!(

@@ -38,7 +38,9 @@ async fn every_family_of_a_live_scrape_is_in_the_metrics_reference() {
     let avro = Traffic::start(
         bootstrap,
         5.0,
-        vec![Target::bytes(&payments, 0, move |now| pipewatch_traffic::avro::order(id, now as u64, "web", now, false))],
+        vec![Target::bytes(&payments, 0, move |now| {
+            pipewatch_traffic::avro::order(id, now as u64, "web", now, false, ("u-1", "search"))
+        })],
     );
     let no = || std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let traffic = orders_and_behaviour_traffic(bootstrap, &orders, &behaviour, no(), no());

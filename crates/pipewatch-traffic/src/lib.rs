@@ -62,6 +62,30 @@ pub enum Fault {
     /// The records of this `channel` (see [`channel`]) are not written: one collection
     /// path of the stream stops while the others go on.
     StoppedChannel(Stream, &'static str),
+    /// The records of the users who came by this `referral` (see [`referral`]) are not
+    /// written: their behaviour is not collected, while their orders are.
+    StoppedReferral(Stream, &'static str),
+}
+
+/// Every value [`referral`] gives.
+pub const REFERRALS: [&str; 3] = ["search", "social", "direct"];
+
+/// How the user of record `seq` came to the shop: `social` one in twelve, `search` a
+/// third, `direct` the rest. The same user writes the orders and the behaviour of the
+/// same `seq` ([`user`]).
+pub fn referral(seq: u64) -> &'static str {
+    match seq % 12 {
+        7 => "social",
+        0 | 3 | 6 | 9 => "search",
+        _ => "direct",
+    }
+}
+
+/// The user of record `seq` of either stream: the order and the behaviour event of the
+/// same `seq` are one user's, written at about the same time (both streams' records go in
+/// turn), so a join by user matches them.
+pub fn user(seq: u64) -> String {
+    format!("u-{}", seq % 4093)
 }
 
 /// Every value [`channel`] gives.
@@ -207,6 +231,10 @@ pub fn run(producer: &TrafficProducer, plan: &Plan, partitions: [i32; 2], counts
                 if on.iter().any(|f| matches!(f, Fault::StoppedChannel(s, c) if *s == stream && *c == channel)) {
                     continue;
                 }
+                let referral = referral(seq[i]);
+                if on.iter().any(|f| matches!(f, Fault::StoppedReferral(s, r) if *s == stream && *r == referral)) {
+                    continue;
+                }
                 let partition = open[next_partition[i] as usize % open.len()];
                 next_partition[i] = next_partition[i].wrapping_add(1);
                 invalid_credit += invalid_share;
@@ -223,10 +251,11 @@ pub fn run(producer: &TrafficProducer, plan: &Plan, partitions: [i32; 2], counts
                     };
                     continue;
                 }
+                let by = (user(seq[i]), referral);
                 let payload = match (stream, plan.orders_avro) {
-                    (Stream::Orders, Some(id)) => avro::order(id, n, channel, now, invalid),
-                    (Stream::Orders, None) => order(n, channel, now, invalid).into_bytes(),
-                    (Stream::Behaviour, _) => behaviour(n, channel, now - delay_ms, invalid).into_bytes(),
+                    (Stream::Orders, Some(id)) => avro::order(id, n, channel, now, invalid, (&by.0, by.1)),
+                    (Stream::Orders, None) => order(n, channel, now, invalid, (&by.0, by.1)).into_bytes(),
+                    (Stream::Behaviour, _) => behaviour(n, &by.0, channel, now - delay_ms, invalid).into_bytes(),
                 };
                 let record = BaseRecord::<(), [u8]>::to(plan.topic(stream)).partition(partition).payload(&payload);
                 if let Err((e, _)) = producer.send(record) {
@@ -396,12 +425,13 @@ fn invalid(n: u64, field: &str) -> String {
     }
 }
 
-fn order(n: u64, channel: &str, created_at: Millis, bad: bool) -> String {
+/// Order `n` in `channel` at `created_at`, of `(user, referral)`.
+fn order(n: u64, channel: &str, created_at: Millis, bad: bool, (user, referral): (&str, &str)) -> String {
     if bad {
         return invalid(n, "created_at");
     }
     format!(
-        r#"{{"order_id":"ord-{n}","customer_id":"cus-{}","channel":"{}","total":{}.{:02},"currency":"EUR","created_at":"{}"}}"#,
+        r#"{{"order_id":"ord-{n}","customer_id":"cus-{}","channel":"{}","total":{}.{:02},"currency":"EUR","created_at":"{}","user_id":"{user}","referral":"{referral}"}}"#,
         n % 977,
         channel,
         10 + n % 190,
@@ -422,16 +452,11 @@ fn order_insert(table: &str, n: u64, channel: &str, created_at: Millis, bad: boo
     )
 }
 
-fn behaviour(n: u64, channel: &str, ts: Millis, bad: bool) -> String {
+fn behaviour(n: u64, user: &str, channel: &str, ts: Millis, bad: bool) -> String {
     if bad {
         return invalid(n, "ts");
     }
-    format!(
-        r#"{{"user_id":"u-{}","channel":"{}","event":"view","sku":"SKU-{}","ts":{ts}}}"#,
-        n % 4093,
-        channel,
-        n % 500
-    )
+    format!(r#"{{"user_id":"{user}","channel":"{channel}","event":"view","sku":"SKU-{}","ts":{ts}}}"#, n % 500)
 }
 
 #[cfg(test)]
@@ -447,16 +472,22 @@ mod tests {
         };
         let (orders, events) = (field("/created_at", TimeFormat::Rfc3339), field("/ts", TimeFormat::EpochMillis));
         let t = 1_790_000_000_000;
-        assert_eq!(orders.extract(Some(order(7, "web", t, false).as_bytes()), None, t), Ok(t));
-        assert_eq!(events.extract(Some(behaviour(7, "app", t - 5000, false).as_bytes()), None, t), Ok(t - 5000));
+        let by = ("u-7", "social");
+        assert_eq!(orders.extract(Some(order(7, "web", t, false, by).as_bytes()), None, t), Ok(t));
+        assert_eq!(events.extract(Some(behaviour(7, "u-7", "app", t - 5000, false).as_bytes()), None, t), Ok(t - 5000));
+        // the order and the behaviour of one seq are one user's
+        let user_id = JsonPointer::parse("/user_id").unwrap();
+        let (o, b) = (order(7, "web", t, false, by), behaviour(9, "u-7", "app", t, false));
+        assert_eq!(user_id.lookup(o.as_bytes()), user_id.lookup(b.as_bytes()));
+        assert_eq!((referral(7), referral(19), user(4093 + 7)), ("social", "social", "u-7".to_string()));
         let reasons: Vec<_> =
-            (0..3).map(|n| orders.extract(Some(order(n, "web", t, true).as_bytes()), None, t)).collect();
+            (0..3).map(|n| orders.extract(Some(order(n, "web", t, true, by).as_bytes()), None, t)).collect();
         assert_eq!(
             reasons,
             [Err(InvalidReason::NotJson), Err(InvalidReason::MissingField), Err(InvalidReason::BadTimestamp)]
         );
         for n in 0..3 {
-            assert!(events.extract(Some(behaviour(n, "web", t, true).as_bytes()), None, t).is_err());
+            assert!(events.extract(Some(behaviour(n, "u-1", "web", t, true).as_bytes()), None, t).is_err());
         }
     }
 

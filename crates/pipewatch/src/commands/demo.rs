@@ -3,10 +3,14 @@
 //! registry: `created_at` a `timestamp-millis`) and behaviour (JSON, `ts` epoch millis)
 //! traffic flows into it, and a scripted fault unfolds while the monitor watches:
 //!
+//! - from [`SOCIAL_STOP_AT`] the behaviour of users who came by social referral (one in
+//!   twelve) is no longer collected while their orders are: the totals barely move, but
+//!   the join of orders and behaviour by user finds nothing for `referral=social`: the
+//!   pair is `join_incomplete` naming it, and `OrdersWithoutBehaviour` pages;
 //! - from [`DELAY_AT`] behaviour events arrive 8 h after they happen: the real-time
 //!   path fails and a batch path delivers them, on every partition (the silo). The
 //!   stream watermark is the stalest active partition's, so the pair's sync lag reads
-//!   8 h at once;
+//!   8 h at once, and the join's new orders are pending (not missing);
 //! - from [`APP_STOP_AT`] orders placed in the app (`channel=app`, one in twelve) are no
 //!   longer written: the total drops 8 %, and `segment_silent` names `channel=app`
 //!   [`MAX_SILENCE`] later;
@@ -27,6 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use pipewatch_core::diagnosis::PairCause;
 use pipewatch_core::time::format_rfc3339;
 use pipewatch_core::Cause;
 use pipewatch_traffic::{self as traffic, Counts, Deliveries, Fault, Plan, Scheduled, Stream, TrafficProducer};
@@ -45,7 +50,10 @@ pub const ORDERS_TOPIC: &str = "orders";
 pub const ORDERS_SCHEMA_ID: u32 = 1;
 pub const BEHAVIOUR_TOPIC: &str = "user-behaviour";
 pub const PARTITIONS: i32 = 3;
-pub const DELAY_AT: Duration = Duration::from_secs(20);
+pub const DELAY_AT: Duration = Duration::from_secs(30);
+/// When the behaviour of users who came by social referral stops being collected (their
+/// orders go on: the join of orders and behaviour finds none for them).
+pub const SOCIAL_STOP_AT: Duration = Duration::from_secs(8);
 /// When the analytics job (group [`ANALYTICS_GROUP`], reading orders) stops.
 pub const ANALYTICS_STOP_AT: Duration = Duration::from_secs(10);
 pub const ANALYTICS_GROUP: &str = "analytics";
@@ -91,7 +99,7 @@ value_format = "avro"
 event_time = {{ field = "/created_at", format = "rfc3339" }}
 max_silence = "{MAX_SILENCE}"
 max_record_delay = "1m"
-segments = [{{ name = "channel", field = "/channel" }}]
+segments = [{{ name = "channel", field = "/channel" }}, {{ name = "referral", field = "/referral" }}]
 [[stream]]
 name = "behaviour"
 topic = "{BEHAVIOUR_TOPIC}"
@@ -108,6 +116,7 @@ baseline = {{ history = "{HISTORY_DAYS}d", tolerance = 0.3, floor = 0.1 }}
 name = "orders_behaviour"
 leader = "orders"
 follower = "behaviour"
+join = {{ leader_key = "/user_id", follower_key = "/user_id", before = "5s", after = "2s", grace = "1s", segments = ["referral"], window = "5m", min_judged = 10 }}
 [[consumer]]
 name = "analytics"
 group = "{ANALYTICS_GROUP}"
@@ -138,6 +147,14 @@ target = "orders"
 threshold = "{MAX_SILENCE}"
 severity = "page"
 impact = "Orders placed in the app are not captured: revenue, conversion and stock reports undercount the app."
+[[alert]]
+name = "OrdersWithoutBehaviour"
+kind = "join_completeness"
+target = "orders_behaviour"
+threshold = 0.5
+min_judged = 10
+severity = "page"
+impact = "Orders whose users have no behaviour data: their profiles, segments and ads are built without these purchases."
 [[alert]]
 name = "SignupsOffTheirUsual"
 kind = "volume_anomaly"
@@ -264,9 +281,14 @@ fn print_script(url: &str, history: u64) {
         "pipewatch demo: an in-process Kafka (librdkafka's mock cluster) with orders (Avro, through an in-process \
          schema registry) and behaviour (JSON) traffic.\n\
          \n  Open {url}/          the status page (refreshes every 5 s)\n       {url}/metrics   Prometheus metrics\n\
-         \nWhat happens:\n  0s   both streams flow, in sync\n  {}s  behaviour events start arriving 8h after they happen (a batch path replaces the real-time one): \
+         \nWhat happens:\n  0s   both streams flow, in sync; orders and behaviour join by user\n  \
+         {}s   the behaviour of users who came by social referral (1 in 12) stops being collected while their orders go on: \
+         the totals barely move,\n       but the join finds none of their behaviour: pipewatch_join_completeness_ratio{{value=\"social\"}} \
+         falls to 0, the pair is join_incomplete\n       naming referral=social, alert OrdersWithoutBehaviour fires\n  \
+         {}s  behaviour events start arriving 8h after they happen (a batch path replaces the real-time one): \
          pipewatch_sync_lag_seconds{{pair=\"orders_behaviour\"}} ≈ 28800, cause event_time_delayed,\n       \
-         alert BehaviourBehindOrders fires 5s later\n  \
+         alert BehaviourBehindOrders fires 5s later; the new orders wait for their behaviour \
+         (pipewatch_join_pending_records), none is called missing\n  \
          {}s  orders placed in the app (channel=app, 1 in 12) stop being captured while the rest flows (the total drops 8 %): \
          cause segment_silent {} later,\n       naming channel=app; alert AppOrdersMissing fires\n  \
          {}s  orders partition {} goes silent: \
@@ -280,6 +302,7 @@ fn print_script(url: &str, history: u64) {
          \nAnd downstream: the analytics job (consumer group {ANALYTICS_GROUP}, reading orders) stops at {}s: its lag \
          (pipewatch_consumer_lag_seconds) climbs 1 s per second,\n       \
          cause consumer_stopped 5s later; alert AnalyticsBehind fires once it is 10s behind (for 3s)\n",
+        SOCIAL_STOP_AT.as_secs(),
         DELAY_AT.as_secs(),
         APP_STOP_AT.as_secs(),
         MAX_SILENCE,
@@ -416,6 +439,7 @@ fn analytics_job(bootstrap: &str, stop: &AtomicBool) {
 struct Printed {
     causes: Vec<(String, Cause)>,
     consumers: Vec<(String, &'static str)>,
+    pairs: Vec<(String, &'static str)>,
 }
 
 impl Printed {
@@ -450,6 +474,22 @@ impl Printed {
             }
             println!("{at}  consumer {:<8} {:<20} {}", c.name, cause, c.cause.explain());
         }
+        for p in &tick.snapshot.pairs {
+            let cause = p.cause.as_str();
+            match self.pairs.iter_mut().find(|(n, _)| *n == p.name) {
+                Some((_, last)) if *last == cause => continue,
+                Some((_, last)) => *last = cause,
+                None => self.pairs.push((p.name.clone(), cause)),
+            }
+            let detail = match p.cause {
+                PairCause::JoinIncomplete => {
+                    let named: Vec<String> = p.join.iter().flat_map(|j| &j.incomplete).map(|v| v.phrase()).collect();
+                    format!(" ({})", named.join("; "))
+                }
+                PairCause::Stream(_) => String::new(),
+            };
+            println!("{at}  pair {} {:<20} {}{detail}", p.name, cause, p.cause.explain());
+        }
     }
 }
 
@@ -482,6 +522,7 @@ fn plan() -> Plan {
             at(Fault::BehaviourDelay(Duration::from_millis(BEHAVIOUR_DELAY_MS as u64)), DELAY_AT, None),
             at(Fault::SilentPartition(Stream::Orders, SILENT_PARTITION), SILENT_AT, None),
             at(Fault::StoppedChannel(Stream::Orders, "app"), APP_STOP_AT, None),
+            at(Fault::StoppedReferral(Stream::Behaviour, "social"), SOCIAL_STOP_AT, None),
         ]
         .into_iter()
         // the CDC connector failed: nothing is written any more
