@@ -15,6 +15,13 @@
 //! * **drain-avro**: the same with the orders in Avro (the Confluent wire format, the same
 //!   fields, ~150 bytes), pipewatch reading them with `value_format = "avro"`, the schema
 //!   served by the demo's registry stand-in (fetched once: not on the measured path).
+//! * **drain-join**: the same orders, half of them into a second topic (the follower,
+//!   `behaviour`, each record sharing its `customer_id` with one of the first), both
+//!   drained by the bare consumer and by pipewatch with the pair joined by
+//!   `/customer_id` (`before = "1m"`, `after` and `grace` 0: judged at the next tick), with
+//!   `partitions = --join-partitions` (`all`, the default: the joins' own consumer reads
+//!   the follower once more; or `co_partitioned`). Printed besides the drain: when every
+//!   leader record had been judged (`pipewatch_join_records_total` summed).
 //! * **scale**: `--scale` partitions over `--scale-topics` topics with 4 records each;
 //!   pipewatch watches them all: time until every partition has been read, then over
 //!   `--idle-secs` with nothing produced (after `--settle-secs`) its CPU, by thread, and
@@ -92,6 +99,8 @@ struct Options {
     group_behind: i64,
     /// `--discover-topics`: the scale topics found by `[discovery] topics`, not configured.
     discover_topics: bool,
+    /// `--join-partitions all|co_partitioned`: the drain-join's `join.partitions`.
+    join_partitions: String,
 }
 
 impl Options {
@@ -134,6 +143,11 @@ impl Options {
             max_groups: get("--max-groups").or(get("--groups").map(|n| n + 2)).unwrap_or(0) as u32,
             group_behind: get("--group-behind").unwrap_or(0).min(SCALE_RECORDS as u64) as i64,
             discover_topics: args.iter().any(|a| a == "--discover-topics"),
+            join_partitions: args
+                .iter()
+                .position(|a| a == "--join-partitions")
+                .map_or("all", |i| args.get(i + 1).expect("--join-partitions needs a value").as_str())
+                .to_string(),
         }
     }
 }
@@ -172,6 +186,9 @@ fn main() {
     if only("drain-avro") {
         drain(&options, &bootstrap, &runtime, &dir, Format::Avro);
     }
+    if only("drain-join") {
+        drain(&options, &bootstrap, &runtime, &dir, Format::Join);
+    }
     if only("scale") {
         scale(&options, &bootstrap, broker_pid, &runtime, &dir);
     }
@@ -189,6 +206,8 @@ fn main() {
 enum Format {
     Json,
     Avro,
+    /// JSON orders over two topics, their pair joined by customer.
+    Join,
 }
 
 /// The Avro orders' schema id at the registry stand-in.
@@ -253,11 +272,35 @@ fn registry_stand_in() -> String {
 fn drain(o: &Options, bootstrap: &str, runtime: &tokio::runtime::Runtime, dir: &Path, format: Format) {
     let topic = unique_topic("bench-orders");
     runtime.block_on(create_topic(bootstrap, &topic, o.partitions)).expect("create the drain topic");
+    // the join's follower: the odd records, each sharing its customer with the one before
+    let follower = (format == Format::Join).then(|| unique_topic("bench-behaviour"));
+    if let Some(f) = &follower {
+        runtime.block_on(create_topic(bootstrap, f, o.partitions)).expect("create the follower topic");
+    }
     let started = Instant::now();
     let schema = apache_avro::Schema::parse_str(AVRO_ORDER).expect("the Avro order's schema");
     let size = match format {
         Format::Json => {
             produce(bootstrap, &[topic.as_str()], o.records, |_| None);
+            order(0, &format_rfc3339(0)).len()
+        }
+        Format::Join => {
+            let topics = [topic.as_str(), follower.as_deref().unwrap_or_default()];
+            produce_with(
+                bootstrap,
+                &topics,
+                o.records,
+                |_| None,
+                |i, at| order_of(i, i / 2, &format_rfc3339(at)).into_bytes(),
+            );
+            // then one record a second ahead on each follower partition: its watermark
+            // passes every order (else the last orders wait for an idle partition)
+            let producer = producer(bootstrap);
+            let ahead = order_of(o.records, 0, &format_rfc3339(pipewatch_kafka::now_ms() + 1000)).into_bytes();
+            for p in 0..o.partitions {
+                send(&producer, BaseRecord::to(topics[1]).partition(p).payload(&ahead[..]));
+            }
+            producer.flush(Duration::from_secs(30)).expect("flush the bench producer");
             order(0, &format_rfc3339(0)).len()
         }
         Format::Avro => {
@@ -269,6 +312,11 @@ fn drain(o: &Options, bootstrap: &str, runtime: &tokio::runtime::Runtime, dir: &
     let (name, registry) = match format {
         Format::Json => ("drain", None),
         Format::Avro => ("drain-avro", Some(registry_stand_in())),
+        Format::Join => ("drain-join", None),
+    };
+    let topics = match &follower {
+        Some(f) => format!("{topic},{f}"),
+        None => topic.clone(),
     };
     println!(
         "\n{name}: {} {format:?} records of {size} bytes in {} partitions of {topic} (produced in {secs:.1} s, {:.0} records/s)",
@@ -276,17 +324,25 @@ fn drain(o: &Options, bootstrap: &str, runtime: &tokio::runtime::Runtime, dir: &
         o.partitions,
         o.records as f64 / secs
     );
+    if follower.is_some() {
+        println!(
+            "  joined by /customer_id, partitions = {:?}; judged after: from the assignment until every leader record was judged",
+            o.join_partitions
+        );
+    }
     println!(
-        "round  bare records/s  pipewatch records/s  ratio  bare RSS/CPU        pipewatch RSS/CPU   healthy after"
+        "round  bare records/s  pipewatch records/s  ratio  bare RSS/CPU        pipewatch RSS/CPU   healthy after{}",
+        if follower.is_some() { "  judged after" } else { "" }
     );
     let mut ratios = Vec::new();
     for round in 1..=o.rounds {
-        let bare = run_bare(bootstrap, &topic, o.records);
-        let pw = run_pipewatch_drain(o, bootstrap, &topic, dir, registry.as_deref());
+        let extra = if follower.is_some() { o.partitions as u64 } else { 0 };
+        let bare = run_bare(bootstrap, &topics, o.records + extra);
+        let pw = run_pipewatch_drain(o, bootstrap, &topic, follower.as_deref(), dir, registry.as_deref());
         let ratio = pw.rate() / bare.rate();
         ratios.push(ratio);
         println!(
-            "{round:>5}  {:>14.0}  {:>19.0}  {ratio:>5.2}  {:>6.1} MiB {:>5.1} s  {:>6.1} MiB {:>5.1} s  {}",
+            "{round:>5}  {:>14.0}  {:>19.0}  {ratio:>5.2}  {:>6.1} MiB {:>5.1} s  {:>6.1} MiB {:>5.1} s  {:>13}{}",
             bare.rate(),
             pw.rate(),
             bare.peak_rss_mib,
@@ -294,6 +350,7 @@ fn drain(o: &Options, bootstrap: &str, runtime: &tokio::runtime::Runtime, dir: &
             pw.peak_rss_mib,
             pw.cpu_s,
             pw.healthy_after.map_or("-".into(), |d| format!("{:.1} s", d.as_secs_f64())),
+            pw.judged_after.map_or(String::new(), |d| format!("  {:>10.1} s", d.as_secs_f64())),
         );
     }
     ratios.sort_by(f64::total_cmp);
@@ -308,6 +365,9 @@ struct Drained {
     cpu_s: f64,
     /// pipewatch only: from its start until the stream left `catching_up` (cause `ok`).
     healthy_after: Option<Duration>,
+    /// pipewatch with a join: from the assignment until every leader record was judged
+    /// (to the 200 ms of the polls of `/metrics`).
+    judged_after: Option<Duration>,
 }
 
 impl Drained {
@@ -333,6 +393,7 @@ fn run_bare(bootstrap: &str, topic: &str, records: u64) -> Drained {
         peak_rss_mib: f[2],
         cpu_s: f[3],
         healthy_after: None,
+        judged_after: None,
     }
 }
 
@@ -347,9 +408,9 @@ impl ConsumerContext for AssignedAt {
     }
 }
 
-/// `bare-consumer BOOTSTRAP TOPIC N`: reads N records with librdkafka's defaults, prints
-/// `records seconds peak_rss_mib cpu_seconds`.
-fn bare_consumer(bootstrap: &str, topic: &str, records: u64) {
+/// `bare-consumer BOOTSTRAP TOPICS N`: reads N records of the topics (comma-separated) with
+/// librdkafka's defaults, prints `records seconds peak_rss_mib cpu_seconds`.
+fn bare_consumer(bootstrap: &str, topics: &str, records: u64) {
     let consumer: BaseConsumer<AssignedAt> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", unique_topic("bench-bare"))
@@ -357,7 +418,7 @@ fn bare_consumer(bootstrap: &str, topic: &str, records: u64) {
         .set("enable.auto.commit", "false")
         .create_with_context(AssignedAt(std::sync::Mutex::new(None)))
         .expect("bare consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
+    consumer.subscribe(&topics.split(',').collect::<Vec<_>>()).expect("subscribe");
     let (mut n, mut bytes) = (0u64, 0usize);
     let deadline = Instant::now() + Duration::from_secs(600);
     while n < records {
@@ -377,25 +438,50 @@ fn bare_consumer(bootstrap: &str, topic: &str, records: u64) {
     println!("{n} {} {} {}", elapsed.as_secs_f64(), peak_rss_mib(me).unwrap_or(0.0), cpu_seconds(me).unwrap_or(0.0));
 }
 
-fn run_pipewatch_drain(o: &Options, bootstrap: &str, topic: &str, dir: &Path, registry: Option<&str>) -> Drained {
-    let records = o.records;
+fn run_pipewatch_drain(
+    o: &Options,
+    bootstrap: &str,
+    topic: &str,
+    follower: Option<&str>,
+    dir: &Path,
+    registry: Option<&str>,
+) -> Drained {
+    // the join's records ahead, one per follower partition
+    let records = o.records + if follower.is_some() { o.partitions as u64 } else { 0 };
+    let leader_records = o.records.div_ceil(2);
     let avro = match registry {
         Some(url) => format!("[schema_registry]\nurl = \"{url}\"\n"),
         None => String::new(),
     };
     let format = if registry.is_some() { "value_format = \"avro\"\n" } else { "" };
-    let streams = format!(
-        "{avro}[[stream]]\nname = \"orders\"\ntopic = \"{topic}\"\n{format}event_time = {{ field = \"/created_at\", format = \"rfc3339\" }}\n"
-    );
+    let time = "event_time = { field = \"/created_at\", format = \"rfc3339\" }\n";
+    let mut streams = format!("{avro}[[stream]]\nname = \"orders\"\ntopic = \"{topic}\"\n{format}{time}");
+    if let Some(f) = follower {
+        streams.push_str(&format!(
+            "[[stream]]\nname = \"behaviour\"\ntopic = \"{f}\"\n{time}[[pair]]\nname = \"orders_behaviour\"\n\
+             leader = \"orders\"\nfollower = \"behaviour\"\njoin = {{ leader_key = \"/customer_id\", follower_key = \
+             \"/customer_id\", before = \"1m\", after = \"0s\", grace = \"0s\", partitions = {:?} }}\n",
+            o.join_partitions
+        ));
+    }
     let pw = Pipewatch::start(bootstrap, "start = \"lookback\"\nlookback = \"15m\"", &o.properties, &streams, dir);
     let mut healthy_after = None;
+    let mut judged_at = None;
     let deadline = Instant::now() + Duration::from_secs(600);
     let metrics = loop {
         let m = pw.metrics();
         if healthy_after.is_none() && m.value("pipewatch_stream_cause", &[("cause", "ok")]) == Some(1.0) {
             healthy_after = Some(pw.started.elapsed());
         }
-        if m.sum("pipewatch_records_total") as u64 >= records && healthy_after.is_some() {
+        // every leader record judged (the counters for all have no segment)
+        let judged = m.sum_where("pipewatch_join_records_total", "segment=\"\"") as u64;
+        if follower.is_some() && judged_at.is_none() && judged >= leader_records {
+            judged_at = Some(pipewatch_kafka::now_ms());
+        }
+        if m.sum("pipewatch_records_total") as u64 >= records
+            && healthy_after.is_some()
+            && (follower.is_none() || judged_at.is_some())
+        {
             break m;
         }
         assert!(
@@ -419,6 +505,7 @@ fn run_pipewatch_drain(o: &Options, bootstrap: &str, topic: &str, dir: &Path, re
         peak_rss_mib,
         cpu_s,
         healthy_after,
+        judged_after: judged_at.map(|at| Duration::from_millis((at - assigned_ms).max(0) as u64)),
     }
 }
 
@@ -720,9 +807,14 @@ fn history(o: &Options, bootstrap: &str, broker_pid: Option<u32>, runtime: &toki
 
 /// A JSON order of ~340 bytes with its event time last.
 fn order(i: u64, created_at: &str) -> String {
+    order_of(i, i, created_at)
+}
+
+/// Order `i` of customer `customer` (modulo a million).
+fn order_of(i: u64, customer: u64, created_at: &str) -> String {
     format!(
         r#"{{"order_id":"ord-{i:012}","customer_id":"cus-{:09}","currency":"EUR","total":129.95,"items":[{{"sku":"SKU-10442","qty":2,"price":39.99}},{{"sku":"SKU-88120","qty":1,"price":49.97}}],"shipping":{{"method":"express","country":"DE"}},"channel":"web","session_id":"sess-{i:016x}","created_at":"{created_at}"}}"#,
-        i % 1_000_003
+        customer % 1_000_003
     )
 }
 
@@ -863,6 +955,11 @@ impl Metrics {
 
     fn sum(&self, name: &str) -> f64 {
         self.samples(name).map(|(_, v)| v).sum()
+    }
+
+    /// The sum over the series of `name` whose labels include `label` (`key="value"`).
+    fn sum_where(&self, name: &str, label: &str) -> f64 {
+        self.samples(name).filter(|(labels, _)| labels.contains(label)).map(|(_, v)| v).sum()
     }
 
     fn max(&self, name: &str) -> f64 {
