@@ -407,8 +407,6 @@ impl Monitor {
         self.kafka_error = error;
     }
 
-    /// Whether the cluster says a topic of the stream (by index) exists, as the log-end
-    /// poller sees it. The stream is `topic_missing` when none of its topics exists.
     /// How the joins with `partitions = "all"` read their follower's records, for the
     /// join's own consumer: each reads every partition of `topics`.
     pub fn follower_readers(&self) -> Vec<FollowerReader> {
@@ -445,6 +443,8 @@ impl Monitor {
         }
     }
 
+    /// Whether the cluster says a topic of the stream (by index) exists, as the log-end
+    /// poller sees it. The stream is `topic_missing` when none of its topics exists.
     pub fn set_topic_missing(&mut self, stream: usize, topic: usize, missing: bool) {
         if let Some(t) = self.streams.get_mut(stream).and_then(|s| s.topics.get_mut(topic)) {
             t.missing = missing;

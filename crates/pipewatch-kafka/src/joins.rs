@@ -23,9 +23,10 @@ use tracing::{debug, info, warn};
 use crate::client::{now_ms, Start};
 use crate::metrics::{classify, ErrorKind, SourceMetrics};
 use crate::rebalance::{log_librdkafka, set_start_offsets, summary};
+use crate::records::{Item, RecordQueue};
 
-/// Records sent to the consumer thread at once at most; a batch also goes when the
-/// consumer has nothing more for now.
+/// Records read before they go to the consumer thread at most; they also go when the
+/// queue has nothing more for now.
 const BATCH: usize = 4096;
 /// How often the followers' topics are looked up for new partitions.
 const METADATA_EVERY: Duration = Duration::from_secs(10);
@@ -91,37 +92,50 @@ impl Joins {
         let mut assigned: HashMap<String, i32> = HashMap::new();
         let mut listed_at: Option<Instant> = None;
         let mut errors_logged = 0u64;
+        // the assigned partitions' records, read in batches (as the group's consumer does);
+        // dropped before the consumer, at the end of this call
+        let mut queue = RecordQueue::new(&self.consumer);
         while !shutdown.load(Ordering::Relaxed) {
             if listed_at.is_none_or(|at| at.elapsed() >= METADATA_EVERY) {
                 listed_at = Some(Instant::now());
-                self.assign_new(&mut by_topic, &mut assigned, &mut next_slot);
+                self.assign_new(&mut by_topic, &mut assigned, &mut next_slot, &queue);
             }
-            let mut read = 0;
-            while read < BATCH {
-                let Some(polled) = self.consumer.poll(Duration::from_millis(if read == 0 { 100 } else { 0 })) else {
-                    break;
-                };
-                read += 1;
-                let msg = match polled {
-                    Ok(msg) => msg,
-                    Err(e) => {
-                        self.metrics.error(ErrorKind::Consume);
-                        if errors_logged < 10 || errors_logged.is_power_of_two() {
-                            warn!(error = %e, "the join consumer failed to read a follower record");
-                        }
-                        errors_logged += 1;
-                        continue;
-                    }
-                };
-                let Some(readings) = by_topic.get(msg.topic()) else { continue };
-                let arrival = now_ms();
+            let readers = &self.readers;
+            let mut take = |topic: &str, partition: i32, payload: Option<&[u8]>, ts: Option<Millis>, arrival| {
+                let Some(readings) = by_topic.get(topic) else { return };
                 for r in readings {
-                    let Some(&slot) = r.slots.get(&msg.partition()) else { continue };
-                    let reader = &self.readers[r.reader];
-                    if let Some((t, key)) = reader.read(msg.payload(), msg.timestamp().to_millis(), arrival) {
+                    let Some(&slot) = r.slots.get(&partition) else { continue };
+                    if let Some((t, key)) = readers[r.reader].read(payload, ts, arrival) {
                         batches[r.reader].push(FollowerRecord { slot, t, key });
                     }
                 }
+            };
+            let mut failed = |e: &KafkaError| {
+                self.metrics.error(ErrorKind::Consume);
+                if errors_logged < 10 || errors_logged.is_power_of_two() {
+                    warn!(error = %e, "the join consumer failed to read a follower record");
+                }
+                errors_logged += 1;
+            };
+            // events, and records fetched before their partition was routed to the queue
+            while let Some(polled) = self.consumer.poll(Duration::ZERO) {
+                match polled {
+                    Ok(msg) => take(msg.topic(), msg.partition(), msg.payload(), msg.timestamp().to_millis(), now_ms()),
+                    Err(e) => failed(&e),
+                }
+            }
+            let mut read = 0;
+            while read < BATCH {
+                let wait = Duration::from_millis(if read == 0 { 100 } else { 0 });
+                let arrival = now_ms();
+                let n = queue.read(wait, |item| match item {
+                    Item::Record(r) => take(r.topic, r.partition, r.payload, r.timestamp, arrival),
+                    Item::Error(e, _) => failed(&e),
+                });
+                if n == 0 {
+                    break;
+                }
+                read += n;
             }
             let at = now_ms();
             for (i, records) in batches.iter_mut().enumerate() {
@@ -153,6 +167,7 @@ impl Joins {
         by_topic: &mut HashMap<String, Vec<Reading>>,
         assigned: &mut HashMap<String, i32>,
         next_slot: &mut [u32],
+        queue: &RecordQueue,
     ) {
         let mut tpl = TopicPartitionList::new();
         let mut grown = Vec::new();
@@ -184,10 +199,16 @@ impl Joins {
         }
         let starts = set_start_offsets(&self.consumer, self.start, &self.metrics, &mut tpl);
         match self.consumer.incremental_assign(&tpl) {
-            Ok(()) => info!(
-                partitions = %summary(starts.iter().map(|(t, p, _)| (t.as_str(), *p))),
-                "join consumer: follower partitions read for the join"
-            ),
+            Ok(()) => {
+                // the partitions exist in the client once assigned
+                for (topic, p, _) in &starts {
+                    queue.handle().route(&self.consumer, topic, *p);
+                }
+                info!(
+                    partitions = %summary(starts.iter().map(|(t, p, _)| (t.as_str(), *p))),
+                    "join consumer: follower partitions read for the join"
+                )
+            }
             Err(e) => {
                 // tried again at the next lookup
                 self.metrics.error(ErrorKind::Rebalance);

@@ -9,8 +9,9 @@
 //! `messages` (what the threads send each other), `rebalance` (the consumer's
 //! callbacks), `records` (batch reads), `waiting` (records held for their schema),
 //! `topics` (which stream reads which topic), `reader` (the consumer thread), `poller` (the
-//! log-end poller thread), `history` (the learner thread), `joins` (the joins' own consumer thread), `check` (`check-config
-//! --connect`), `source` (starts and joins the threads).
+//! log-end poller thread), `history` (the learner thread), `joins` (the joins' own
+//! consumer thread), `check` (`check-config --connect`), `source` (starts and joins the
+//! threads).
 
 mod check;
 mod client;
