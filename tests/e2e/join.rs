@@ -120,6 +120,62 @@ async fn orders_without_behaviour_are_missing_per_referral_and_a_late_follower_l
     pw.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_8_hours_late_leaves_every_order_pending_none_missing_and_no_page() {
+    let bootstrap = broker().await;
+    let (orders, behaviour) = (unique_topic("orders"), unique_topic("behaviour"));
+    create_topic(bootstrap, &orders, 2).await.unwrap();
+    create_topic(bootstrap, &behaviour, 2).await.unwrap();
+    // every user's behaviour is there, but it happened 8 h before the orders' time: the
+    // batch path delivers it 8 h late
+    let base = now_ms() - 60_000;
+    let producer = TestProducer::new(bootstrap);
+    for k in 0..40 {
+        let (user, referral) = (format!("u{k}"), if k % 4 == 0 { "social" } else { "search" });
+        let t = base + k * 1000;
+        producer.send(&behaviour, (k % 2) as i32, Some(event(&user, t - 8 * 3600 * 1000).as_bytes()));
+        producer.send(&orders, (k % 2) as i32, Some(order(&user, referral, t).as_bytes()));
+    }
+    producer.flush();
+    let sink = Sink::start().await;
+    let pw =
+        Pipewatch::start(&config(bootstrap, "earliest", &(join_config(&orders, &behaviour) + &webhook(&sink.url))))
+            .await;
+    let m = eventually("every order pending", Duration::from_secs(60), || async {
+        let m = pw.metrics().await;
+        match m.value("pipewatch_join_pending_records", &[("pair", "orders_behaviour")]) {
+            Some(40.0) => Ok(m),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let lag = m.value("pipewatch_sync_lag_seconds", &[("pair", "orders_behaviour")]).unwrap();
+    assert!((28_700.0..=28_810.0).contains(&lag), "behaviour 8 h behind: {lag}");
+    let oldest = m.value("pipewatch_join_pending_oldest_seconds", &[("pair", "orders_behaviour")]).unwrap();
+    assert!(oldest >= 60.0, "the oldest pending order's age: {oldest}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // late is not missing: nothing judged, the pair's cause the follower's delay, no page
+    for referral in [None, Some("search"), Some("social")] {
+        assert_eq!(summed(&[&pw], referral).await, [0.0; 3], "{referral:?}");
+    }
+    eventually("the pair's cause the follower's delay", Duration::from_secs(30), || async {
+        let status = pw.status().await;
+        match status["pairs"][0]["cause"].as_str() {
+            Some("event_time_delayed") => Ok(()),
+            _ => Err(status["pairs"][0].to_string()),
+        }
+    })
+    .await;
+    let pages: Vec<serde_json::Value> = sink
+        .bodies()
+        .iter()
+        .flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["labels"]["alertname"] == ALERT)
+        .collect();
+    assert!(pages.is_empty(), "a late follower pages nothing of the join: {pages:?}");
+    pw.stop().await;
+}
+
 /// `(matched, missing, unjudged)` of `pw`'s join: for all its orders, or those of
 /// `referral` (`/metrics`).
 async fn outcomes(pw: &Pipewatch, referral: Option<&str>) -> [f64; 3] {
