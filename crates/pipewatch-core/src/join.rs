@@ -341,15 +341,23 @@ impl JoinState {
             let p = &mut self.copy[slot];
             p.watermark = Some(p.watermark.map_or(r.t, |w| w.max(r.t)));
             p.last_record = Some(at);
-            if let Some(key) = r.key {
-                self.follower(slot, key, r.t);
-            } else if self.follower_from.get(slot).is_none_or(Option::is_none) {
+            match r.key {
+                Some(key) => self.follower(slot, key, r.t),
                 // no key, but its keys are read from here on
-                if self.follower_from.len() <= slot {
-                    self.follower_from.resize(slot + 1, None);
-                }
-                self.follower_from[slot] = Some(r.t);
+                None => self.read_from(slot, r.t),
             }
+        }
+    }
+
+    /// A follower record at `t` read from partition slot `slot`: the partition's keys are
+    /// known from its first.
+    #[inline]
+    fn read_from(&mut self, slot: usize, t: Millis) {
+        if self.follower_from.get(slot).is_none_or(Option::is_none) {
+            if self.follower_from.len() <= slot {
+                self.follower_from.resize(slot + 1, None);
+            }
+            self.follower_from[slot] = Some(t);
         }
     }
 
@@ -370,12 +378,7 @@ impl JoinState {
     /// A follower record's key at event time `t`, read from partition slot `slot`.
     #[inline]
     pub(crate) fn follower(&mut self, slot: usize, key: u64, t: Millis) {
-        if self.follower_from.get(slot).is_none_or(Option::is_none) {
-            if self.follower_from.len() <= slot {
-                self.follower_from.resize(slot + 1, None);
-            }
-            self.follower_from[slot] = Some(t);
-        }
+        self.read_from(slot, t);
         if !self.sampled(key) {
             return;
         }
