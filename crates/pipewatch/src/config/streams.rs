@@ -236,7 +236,8 @@ pub(super) fn pair_specs<'a>(raw: &'a RawConfig, names: &mut HashSet<&'a str>, p
 const MAX_JOINS_PER_STREAM: usize = pipewatch_core::join::MAX_JOIN_KEYS;
 
 /// `pair[i].join`: the keys' pointers, the window and grace, the leader's segments by
-/// name, sample and caps; both streams JSON.
+/// name, sample, caps, where the follower's keys come from (`"all"`: a JSON follower
+/// named by its topics) and when the pair is `join_incomplete`.
 fn join_spec(
     raw: &RawConfig,
     i: usize,
