@@ -202,11 +202,10 @@ impl Schema {
     /// or `long` (its decimal text, as JSON writes it).
     pub fn key_plan(&self, pointer: &[&str]) -> Result<FieldPlan, SchemaError> {
         let (ops, current) = self.path(pointer)?;
-        let (read, symbols) = match current {
-            Type::String(_) => (Read::String, Vec::new()),
-            Type::Enum(symbols) => (Read::Symbol, symbols.iter().map(|s| s.as_str().into()).collect()),
-            Type::Int(_) => (Read::Int, Vec::new()),
-            Type::Long(_) => (Read::Long, Vec::new()),
+        let read = match current {
+            Type::Int(_) => Read::Int,
+            Type::Long(_) => Read::Long,
+            Type::String(_) | Type::Enum(_) => return self.text_plan(pointer),
             other => {
                 return Err(SchemaError::NotText(format!(
                     "/{} is {} in the schema, not a string, an enum or an integer",
@@ -215,7 +214,7 @@ impl Schema {
                 )))
             }
         };
-        Ok(FieldPlan { ops, read, time: Time::Plain, symbols })
+        Ok(FieldPlan { ops, read, time: Time::Plain, symbols: Vec::new() })
     }
 
     /// The plan for a segment's value at `pointer`: a string, or an enum (read as its

@@ -446,14 +446,6 @@ impl PairCause {
             Self::JoinIncomplete => join_incomplete::EXPLAIN,
         }
     }
-
-    /// The side's cause, `ok` for a pair cause of its own.
-    pub fn stream_cause(self) -> Cause {
-        match self {
-            Self::Stream(c) => c,
-            Self::JoinIncomplete => Cause::Ok,
-        }
-    }
 }
 
 impl Serialize for PairCause {

@@ -126,12 +126,7 @@ impl ProtoSchema {
     /// read with `format` for numbers the schema does not say the unit of.
     pub fn plan(message: &MessageDescriptor, pointer: &[&str], format: TimeFormat) -> Result<ProtoPlan, SchemaError> {
         let path_text = format!("/{}", pointer.join("/"));
-        let (mut path, field) = path(message, pointer)?;
-        let mut kind = field.kind();
-        if let Some(inner) = wrapper(&kind) {
-            path.push(1);
-            kind = inner;
-        }
+        let (path, _, kind) = leaf(message, pointer)?;
         let unit = match format {
             TimeFormat::EpochSeconds => 1_000_000_000,
             TimeFormat::EpochMillis => 1_000_000,
@@ -160,12 +155,7 @@ impl ProtoSchema {
     /// The plan for a segment's value at `pointer`: a string, or an enum (read as the
     /// name of its value).
     pub fn text_plan(message: &MessageDescriptor, pointer: &[&str]) -> Result<ProtoPlan, SchemaError> {
-        let (mut path, field) = path(message, pointer)?;
-        let mut kind = field.kind();
-        if let Some(inner) = wrapper(&kind) {
-            path.push(1);
-            kind = inner;
-        }
+        let (path, field, kind) = leaf(message, pointer)?;
         match kind {
             Kind::String => Ok(ProtoPlan { path, read: Read::String, symbols: Vec::new(), default: None }),
             Kind::Enum(e) => Ok(ProtoPlan {
@@ -188,12 +178,7 @@ impl ProtoSchema {
     /// The plan for a join key at `pointer`: a string, an enum (its value's name) or an
     /// integer (its decimal text, as JSON writes it); a wrapper's value too.
     pub fn key_plan(message: &MessageDescriptor, pointer: &[&str]) -> Result<ProtoPlan, SchemaError> {
-        let (mut path, field) = path(message, pointer)?;
-        let mut kind = field.kind();
-        if let Some(inner) = wrapper(&kind) {
-            path.push(1);
-            kind = inner;
-        }
+        let (path, _, kind) = leaf(message, pointer)?;
         match (&kind, number(&kind)) {
             (_, Some(n)) if !matches!(n, Number::Double | Number::Float) => {
                 Ok(ProtoPlan { path, read: Read::Number(n, 1), symbols: Vec::new(), default: None })
@@ -206,6 +191,18 @@ impl ProtoSchema {
             ))),
         }
     }
+}
+
+/// The field numbers to `pointer`'s value, its descriptor and its value's kind (a
+/// wrapper's, `google.protobuf.Int64Value` and the like, is its field 1's).
+fn leaf(message: &MessageDescriptor, pointer: &[&str]) -> Result<(Vec<u32>, FieldDescriptor, Kind), SchemaError> {
+    let (mut path, field) = path(message, pointer)?;
+    let mut kind = field.kind();
+    if let Some(inner) = wrapper(&kind) {
+        path.push(1);
+        kind = inner;
+    }
+    Ok((path, field, kind))
 }
 
 /// The field numbers to `pointer`, and its descriptor.

@@ -21,7 +21,9 @@ use rdkafka::ClientContext;
 use tracing::{debug, info, warn};
 
 use crate::client::{now_ms, Start};
+use crate::messages::JoinBatch;
 use crate::metrics::{classify, ErrorKind, SourceMetrics};
+use crate::reader::consume_error;
 use crate::rebalance::{log_librdkafka, set_start_offsets, summary};
 use crate::records::{Item, RecordQueue};
 
@@ -30,13 +32,6 @@ use crate::records::{Item, RecordQueue};
 const BATCH: usize = 4096;
 /// How often the followers' topics are looked up for new partitions.
 const METADATA_EVERY: Duration = Duration::from_secs(10);
-
-/// Follower records of one join, read at `at`.
-pub(crate) struct JoinBatch {
-    pub(crate) join: usize,
-    pub(crate) records: Vec<FollowerRecord>,
-    pub(crate) at: Millis,
-}
 
 /// Counts the consumer's errors with the source's and logs them as the group's are.
 pub(crate) struct JoinContext {
@@ -65,7 +60,8 @@ impl ConsumerContext for JoinContext {}
 /// A join reading a topic, and the slot it gives each of the topic's partitions.
 struct Reading {
     reader: usize,
-    slots: HashMap<i32, u32>,
+    /// By partition number (partitions are assigned in order, from 0).
+    slots: Vec<u32>,
 }
 
 /// The joins' consumer thread: assigns the followers' partitions as the metadata lists
@@ -83,7 +79,7 @@ impl Joins {
         let mut by_topic: HashMap<String, Vec<Reading>> = HashMap::new();
         for (i, r) in self.readers.iter().enumerate() {
             for t in &r.topics {
-                by_topic.entry(t.clone()).or_default().push(Reading { reader: i, slots: HashMap::new() });
+                by_topic.entry(t.clone()).or_default().push(Reading { reader: i, slots: Vec::new() });
             }
         }
         // slots are given per join over all its topics
@@ -104,19 +100,15 @@ impl Joins {
             let mut take = |topic: &str, partition: i32, payload: Option<&[u8]>, ts: Option<Millis>, arrival| {
                 let Some(readings) = by_topic.get(topic) else { return };
                 for r in readings {
-                    let Some(&slot) = r.slots.get(&partition) else { continue };
+                    let Some(&slot) = usize::try_from(partition).ok().and_then(|p| r.slots.get(p)) else {
+                        continue;
+                    };
                     if let Some((t, key)) = readers[r.reader].read(payload, ts, arrival) {
                         batches[r.reader].push(FollowerRecord { slot, t, key });
                     }
                 }
             };
-            let mut failed = |e: &KafkaError| {
-                self.metrics.error(ErrorKind::Consume);
-                if errors_logged < 10 || errors_logged.is_power_of_two() {
-                    warn!(error = %e, "the join consumer failed to read a follower record");
-                }
-                errors_logged += 1;
-            };
+            let mut failed = |e: &KafkaError| consume_error(&self.metrics, &mut errors_logged, e);
             // events, and records fetched before their partition was routed to the queue
             while let Some(polled) = self.consumer.poll(Duration::ZERO) {
                 match polled {
@@ -185,8 +177,11 @@ impl Joins {
             for p in from..count {
                 tpl.add_partition(topic, p);
                 for r in readings.iter_mut() {
-                    r.slots.insert(p, next_slot[r.reader]);
-                    next_slot[r.reader] += 1;
+                    // given once: an assignment tried again keeps the slot
+                    if r.slots.len() <= p as usize {
+                        r.slots.push(next_slot[r.reader]);
+                        next_slot[r.reader] += 1;
+                    }
                 }
             }
             if count > from {

@@ -4,7 +4,7 @@
 
 use pipewatch_core::baseline::PartitionHistory;
 use pipewatch_core::spec::ConsumerError;
-use pipewatch_core::{ConnectSnapshot, FetchRequest, GroupListing, Millis, SchemaFetch};
+use pipewatch_core::{ConnectSnapshot, FetchRequest, FollowerRecord, GroupListing, Millis, SchemaFetch};
 
 /// The consumer thread's link to the schema registry (which another thread or task
 /// asks): the ids records wait for go out through `ask`, which never blocks; the
@@ -79,6 +79,13 @@ pub(crate) struct WatchedGroup {
 /// `Monitor::caught_up_groups`), by the monitor's index: the poller does not read them
 /// while the listing lists them.
 pub(crate) type CaughtUp = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<usize>>>;
+
+/// Follower records of one join (the pair's index) the joins' own consumer read at `at`.
+pub(crate) struct JoinBatch {
+    pub(crate) join: usize,
+    pub(crate) records: Vec<FollowerRecord>,
+    pub(crate) at: Millis,
+}
 
 /// What the log-end poller found at one tick.
 pub(crate) struct LogEndPoll {

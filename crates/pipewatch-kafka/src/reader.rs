@@ -19,9 +19,8 @@ use rdkafka::topic_partition_list::Offset;
 use tracing::{info, warn};
 
 use crate::client::now_ms;
-use crate::joins::JoinBatch;
 use crate::messages::WatchedGroup;
-use crate::messages::{CaughtUp, FetchOutcome, HistoryRequest, Learned, LogEndPoll};
+use crate::messages::{CaughtUp, FetchOutcome, HistoryRequest, JoinBatch, Learned, LogEndPoll};
 use crate::metrics::{ErrorKind, SourceMetrics};
 use crate::poller::FETCHES_PER_TICK;
 use crate::rebalance::{apply_assignment_changes, SourceContext};
