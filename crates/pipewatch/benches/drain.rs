@@ -99,7 +99,8 @@ struct Options {
     group_behind: i64,
     /// `--discover-topics`: the scale topics found by `[discovery] topics`, not configured.
     discover_topics: bool,
-    /// `--join-partitions all|co_partitioned`: the drain-join's `join.partitions`.
+    /// `--join-partitions all|co_partitioned|none`: the drain-join's `join.partitions`
+    /// (`none`: the same two streams without the pair, the join's reference).
     join_partitions: String,
 }
 
@@ -352,6 +353,9 @@ fn drain(o: &Options, bootstrap: &str, runtime: &tokio::runtime::Runtime, dir: &
             pw.healthy_after.map_or("-".into(), |d| format!("{:.1} s", d.as_secs_f64())),
             pw.judged_after.map_or(String::new(), |d| format!("  {:>10.1} s", d.as_secs_f64())),
         );
+        if let Some([matched, missing, unjudged]) = pw.outcomes {
+            println!("       leader records matched {matched}, missing {missing}, unjudged {unjudged}");
+        }
     }
     ratios.sort_by(f64::total_cmp);
     println!("median ratio pipewatch / bare: {:.2}", ratios[ratios.len() / 2]);
@@ -368,6 +372,8 @@ struct Drained {
     /// pipewatch with a join: from the assignment until every leader record was judged
     /// (to the 200 ms of the polls of `/metrics`).
     judged_after: Option<Duration>,
+    /// pipewatch with a join: the leader records matched, missing and unjudged.
+    outcomes: Option<[u64; 3]>,
 }
 
 impl Drained {
@@ -394,6 +400,7 @@ fn run_bare(bootstrap: &str, topic: &str, records: u64) -> Drained {
         cpu_s: f[3],
         healthy_after: None,
         judged_after: None,
+        outcomes: None,
     }
 }
 
@@ -457,10 +464,13 @@ fn run_pipewatch_drain(
     let time = "event_time = { field = \"/created_at\", format = \"rfc3339\" }\n";
     let mut streams = format!("{avro}[[stream]]\nname = \"orders\"\ntopic = \"{topic}\"\n{format}{time}");
     if let Some(f) = follower {
+        streams.push_str(&format!("[[stream]]\nname = \"behaviour\"\ntopic = \"{f}\"\n{time}"));
+    }
+    if follower.is_some() && o.join_partitions != "none" {
         streams.push_str(&format!(
-            "[[stream]]\nname = \"behaviour\"\ntopic = \"{f}\"\n{time}[[pair]]\nname = \"orders_behaviour\"\n\
+            "[[pair]]\nname = \"orders_behaviour\"\n\
              leader = \"orders\"\nfollower = \"behaviour\"\njoin = {{ leader_key = \"/customer_id\", follower_key = \
-             \"/customer_id\", before = \"1m\", after = \"0s\", grace = \"0s\", partitions = {:?} }}\n",
+             \"/customer_id\", before = \"0s\", after = \"0s\", grace = \"0s\", partitions = {:?} }}\n",
             o.join_partitions
         ));
     }
@@ -468,6 +478,7 @@ fn run_pipewatch_drain(
     let mut healthy_after = None;
     let mut judged_at = None;
     let deadline = Instant::now() + Duration::from_secs(600);
+    let joined = follower.is_some() && o.join_partitions != "none";
     let metrics = loop {
         let m = pw.metrics();
         if healthy_after.is_none() && m.value("pipewatch_stream_cause", &[("cause", "ok")]) == Some(1.0) {
@@ -475,12 +486,12 @@ fn run_pipewatch_drain(
         }
         // every leader record judged (the counters for all have no segment)
         let judged = m.sum_where("pipewatch_join_records_total", "segment=\"\"") as u64;
-        if follower.is_some() && judged_at.is_none() && judged >= leader_records {
+        if joined && judged_at.is_none() && judged >= leader_records {
             judged_at = Some(pipewatch_kafka::now_ms());
         }
         if m.sum("pipewatch_records_total") as u64 >= records
             && healthy_after.is_some()
-            && (follower.is_none() || judged_at.is_some())
+            && (!joined || judged_at.is_some())
         {
             break m;
         }
@@ -494,6 +505,9 @@ fn run_pipewatch_drain(
     let last_ms = (metrics.max("pipewatch_partition_last_record_timestamp_seconds") * 1000.0) as i64;
     let (peak_rss_mib, cpu_s) = (pw.peak_rss_mib(), pw.cpu_seconds());
     let log = pw.stop();
+    for warning in log.lines().filter(|l| l.contains(" WARN ")) {
+        println!("       pipewatch warned: {warning}");
+    }
     let assigned_ms = log
         .lines()
         .find(|l| l.contains("partitions assigned"))
@@ -506,6 +520,15 @@ fn run_pipewatch_drain(
         cpu_s,
         healthy_after,
         judged_after: judged_at.map(|at| Duration::from_millis((at - assigned_ms).max(0) as u64)),
+        outcomes: joined.then(|| {
+            ["matched", "missing", "unjudged"].map(|o| {
+                metrics
+                    .samples("pipewatch_join_records_total")
+                    .filter(|(l, _)| l.contains("segment=\"\"") && l.contains(&format!("outcome=\"{o}\"")))
+                    .map(|(_, v)| v as u64)
+                    .sum()
+            })
+        }),
     }
 }
 
