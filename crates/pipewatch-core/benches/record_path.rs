@@ -381,6 +381,8 @@ fn join(c: &mut Criterion) {
         incomplete_below: 0.5,
         min_judged: 20,
     };
+    // the orders' event time less than that: judged once the follower is ahead, read then
+    let now = NOW + spec.after_ms + spec.grace_ms + 2000;
     for joined in [false, true] {
         let pair =
             PairSpec { name: "orders_behaviour".into(), leader: 0, follower: 1, join: joined.then(|| spec.clone()) };
@@ -391,15 +393,19 @@ fn join(c: &mut Criterion) {
         );
         for s in 0..2 {
             for p in 0..12 {
-                m.assign_partition(s, 0, p, StartPosition::At(0), NOW);
-                m.log_end(s, p, 0, NOW);
+                m.assign_partition(s, 0, p, StartPosition::At(0), now);
+                m.log_end(s, p, 0, now);
                 m.position(s, p, 0);
             }
         }
-        // the follower ahead of every order: each tick judges what waits
-        let ahead = format!(r#"{{"customer_id":"x","created_at":"{}"}}"#, pipewatch_core::time::format_rfc3339(NOW));
+        // the follower read from before any order's window, then ahead of every order's
+        // window and grace: each tick judges what waits, looking its key up in the slices
+        let at =
+            |t: i64| format!(r#"{{"customer_id":"x","created_at":"{}"}}"#, pipewatch_core::time::format_rfc3339(t));
+        let (early, ahead) = (at(NOW - spec.before_ms - 60_000), at(now - 1000));
         for p in 0..12 {
-            m.record(1, p, 0, Some(ahead.as_bytes()), None, NOW);
+            m.record(1, p, 0, Some(early.as_bytes()), None, now);
+            m.record(1, p, 1, Some(ahead.as_bytes()), None, now);
         }
         let name = if joined { "with_join" } else { "without_join" };
         group.bench_function(format!("follower_{name}"), |b| {
@@ -407,7 +413,7 @@ fn join(c: &mut Criterion) {
             b.iter(|| {
                 offset += 1;
                 let doc = &payloads[offset as usize % payloads.len()];
-                m.record(1, (offset % 12) as i32, offset, Some(black_box(doc)), None, NOW);
+                m.record(1, (offset % 12) as i32, offset, Some(black_box(doc)), None, now);
             })
         });
         // a tick a second at 100 000 orders a second: its judging is part of the cost
@@ -416,12 +422,18 @@ fn join(c: &mut Criterion) {
             b.iter(|| {
                 offset += 1;
                 let doc = &payloads[offset as usize % payloads.len()];
-                m.record(0, (offset % 12) as i32, offset, Some(black_box(doc)), None, NOW);
+                m.record(0, (offset % 12) as i32, offset, Some(black_box(doc)), None, now);
                 if offset % 100_000 == 0 {
-                    m.tick(NOW);
+                    m.tick(now);
                 }
             })
         });
+        if joined {
+            // what was measured: orders judged, each matched (its customer followed)
+            let s = m.tick(now);
+            let total = s.pairs[0].join.as_ref().expect("the join").total;
+            assert!(total.matched > 0 && total.missing == 0 && total.unjudged == 0, "judged: {total:?}");
+        }
     }
     group.finish();
 }

@@ -188,11 +188,18 @@ const PENDING_BUCKET_MS: Millis = 1000;
 /// `log2 n` cache misses per record.)
 #[derive(Debug, Clone, Default)]
 struct PendingRecords {
-    by_second: BTreeMap<i64, Vec<Pending>>,
+    by_second: BTreeMap<i64, Second>,
     len: usize,
     /// Lists judged, emptied, kept for the next seconds (no fresh memory, no page faults
     /// for every second of a catch-up).
     spare: Vec<Vec<Pending>>,
+}
+
+/// One second's pending records, and the oldest event time among them.
+#[derive(Debug, Clone)]
+struct Second {
+    oldest: Millis,
+    records: Vec<Pending>,
 }
 
 /// Emptied lists of pending records kept at most.
@@ -209,16 +216,31 @@ impl PendingRecords {
         self.len += 1;
         if let Some(mut last) = self.by_second.last_entry() {
             if *last.key() == second {
-                last.get_mut().push(p);
+                let last = last.get_mut();
+                last.oldest = last.oldest.min(p.t);
+                last.records.push(p);
                 return;
             }
         }
-        self.by_second.entry(second).or_insert_with(|| self.spare.pop().unwrap_or_default()).push(p);
+        let spare = &mut self.spare;
+        let s = self
+            .by_second
+            .entry(second)
+            .or_insert_with(|| Second { oldest: p.t, records: spare.pop().unwrap_or_default() });
+        s.oldest = s.oldest.min(p.t);
+        s.records.push(p);
     }
 
     /// The oldest record's event time.
     fn oldest(&self) -> Option<Millis> {
-        self.by_second.first_key_value()?.1.iter().map(|p| p.t).min()
+        Some(self.by_second.first_key_value()?.1.oldest)
+    }
+
+    /// An emptied list, for a second to come.
+    fn keep_spare(&mut self, records: Vec<Pending>) {
+        if self.spare.len() < SPARE_LISTS {
+            self.spare.push(records);
+        }
     }
 
     /// Takes out, in no particular order, every record at `limit` or before.
@@ -226,24 +248,31 @@ impl PendingRecords {
         while let Some(mut first) = self.by_second.first_entry() {
             let second = *first.key();
             if (second + 1) * PENDING_BUCKET_MS - 1 <= limit {
-                let mut records = first.remove();
+                let mut records = first.remove().records;
                 self.len -= records.len();
                 records.drain(..).for_each(&mut judge);
-                if self.spare.len() < SPARE_LISTS {
-                    self.spare.push(records);
-                }
+                self.keep_spare(records);
                 continue;
             }
-            if second * PENDING_BUCKET_MS <= limit {
-                let before = first.get().len();
-                first.get_mut().retain(|p| {
+            let s = first.get_mut();
+            if s.oldest <= limit {
+                let before = s.records.len();
+                let mut oldest = Millis::MAX;
+                s.records.retain(|p| {
                     let due = p.t <= limit;
                     if due {
                         judge(*p);
+                    } else {
+                        oldest = oldest.min(p.t);
                     }
                     !due
                 });
-                self.len -= before - first.get().len();
+                s.oldest = oldest;
+                self.len -= before - s.records.len();
+                if s.records.is_empty() {
+                    let records = first.remove().records;
+                    self.keep_spare(records);
+                }
             }
             break;
         }
@@ -556,15 +585,19 @@ impl JoinState {
 
     /// Whether the follower carried `key` within `[lo, hi]` (widened to whole slices):
     /// `None` when its keys of that window are not all known (`known_from`).
-    fn found(&self, key: u64, lo: Millis, hi: Millis, known_from: Option<Millis>) -> Option<bool> {
+    /// The slices are looked in from the record's own (`at`) back to `lo`'s, then on to
+    /// `hi`'s: a match is most often near the order, and a window of 35 minutes is 36
+    /// slices.
+    fn found(&self, key: u64, at: Millis, lo: Millis, hi: Millis, known_from: Option<Millis>) -> Option<bool> {
         if known_from.is_none_or(|from| lo < from) {
             return None;
         }
-        let (a, b) = (lo.div_euclid(SLICE_MS), hi.div_euclid(SLICE_MS));
-        let found = (a.max(self.first)..=b)
-            .filter_map(|i| self.slices.get(usize::try_from(i - self.first).ok()?))
-            .any(|s| s.contains(&key));
-        Some(found)
+        let slice = |t: Millis| t.div_euclid(SLICE_MS) - self.first;
+        let (a, at, b) = (slice(lo).max(0), slice(at), slice(hi));
+        let holds = |i: i64| {
+            usize::try_from(i).ok().and_then(|i| self.slices.get(i)).is_some_and(|s| !s.is_empty() && s.contains(&key))
+        };
+        Some((a..=at).rev().any(holds) || (at + 1..=b).any(holds))
     }
 
     /// At a tick: judges the pending records the follower's watermark has passed, drops
@@ -579,7 +612,7 @@ impl JoinState {
             let known_from = if self.co_partitioned == Some(false) { None } else { self.known_from() };
             let mut pending = std::mem::take(&mut self.pending);
             pending.take_until(fw - after - grace, |p| {
-                let o = match self.found(p.key, p.t - before, p.t + after, known_from) {
+                let o = match self.found(p.key, p.t, p.t - before, p.t + after, known_from) {
                     Some(true) => Outcome::Matched,
                     Some(false) => Outcome::Missing,
                     None => Outcome::Unjudged,
@@ -829,6 +862,12 @@ mod tests {
         assert_eq!((pending.len(), pending.oldest()), (4, Some(T0 + 1500)));
         assert_eq!(take(&mut pending, T0 + 2000), vec![T0 + 1500, T0 + 1999, T0 + 2000]);
         assert_eq!(take(&mut pending, T0 + 10_000), vec![T0 + 2999]);
+        // a second emptied record by record is gone with its oldest
+        pending.push(Pending { t: T0 + 5100, key: 1, values: NO_VALUES });
+        pending.push(Pending { t: T0 + 6100, key: 2, values: NO_VALUES });
+        assert_eq!(take(&mut pending, T0 + 5500), vec![T0 + 5100]);
+        assert_eq!((pending.len(), pending.oldest()), (1, Some(T0 + 6100)));
+        assert_eq!(take(&mut pending, T0 + 6100), vec![T0 + 6100]);
         assert_eq!((pending.len(), pending.oldest()), (0, None));
     }
 
