@@ -18,10 +18,14 @@
 //! * **drain-join**: the same orders, half of them into a second topic (the follower,
 //!   `behaviour`, each record sharing its `customer_id` with one of the first), both
 //!   drained by the bare consumer and by pipewatch with the pair joined by
-//!   `/customer_id` (`before = "1m"`, `after` and `grace` 0: judged at the next tick), with
-//!   `partitions = --join-partitions` (`all`, the default: the joins' own consumer reads
-//!   the follower once more; or `co_partitioned`). Printed besides the drain: when every
-//!   leader record had been judged (`pipewatch_join_records_total` summed).
+//!   `/customer_id` (`before`, `after` and `grace` 0: judged at the next tick on the
+//!   slice of the order's minute; `max_keys` and `max_pending` 4 million, above the
+//!   drain's million customers a minute and the orders waiting for the follower's slowest
+//!   partition), with `partitions = --join-partitions` (`all`, the default: the joins' own
+//!   consumer reads the follower once more; `co_partitioned`; or `none`: the two streams
+//!   without the pair, the reference for the join's own cost). Printed besides the drain:
+//!   when every leader record had been judged (`pipewatch_join_records_total` summed), and
+//!   how (matched, missing, unjudged); and any warning in pipewatch's log.
 //! * **scale**: `--scale` partitions over `--scale-topics` topics with 4 records each;
 //!   pipewatch watches them all: time until every partition has been read, then over
 //!   `--idle-secs` with nothing produced (after `--settle-secs`) its CPU, by thread, and
@@ -470,7 +474,7 @@ fn run_pipewatch_drain(
         streams.push_str(&format!(
             "[[pair]]\nname = \"orders_behaviour\"\n\
              leader = \"orders\"\nfollower = \"behaviour\"\njoin = {{ leader_key = \"/customer_id\", follower_key = \
-             \"/customer_id\", before = \"0s\", after = \"0s\", grace = \"0s\", partitions = {:?} }}\n",
+             \"/customer_id\", before = \"0s\", after = \"0s\", grace = \"0s\", max_keys = 4000000, max_pending = 4000000, partitions = {:?} }}\n",
             o.join_partitions
         ));
     }
