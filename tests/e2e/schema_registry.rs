@@ -497,3 +497,94 @@ async fn the_generator_writes_avro_orders_through_the_registry_as_compose_runs_i
     drop(generator);
     pw.stop().await;
 }
+
+/// The behaviour events in Avro: the user and when.
+const EVENT: &str = r#"{"type": "record", "name": "Event", "namespace": "shop", "fields": [
+    {"name": "user_id", "type": "string"},
+    {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-millis"}}]}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_avro_follower_is_joined_by_the_default_every_partition_read_and_its_own_counts_stay_its() {
+    let (bootstrap, registry) = (broker().await, schema_registry().await);
+    let (orders, behaviour) = (unique_topic("orders"), unique_topic("avro-behaviour"));
+    for t in [&orders, &behaviour] {
+        create_topic(bootstrap, t, 2).await.unwrap();
+    }
+    let own = EVENT.replacen(r#""namespace": "shop","#, &format!(r#""namespace": "shop", "doc": "{behaviour}","#), 1);
+    let id = registry.register(&format!("{behaviour}-value"), &own, &[]).await;
+    let writer = schema(EVENT);
+    let event = |user: &str, t: i64| {
+        let value =
+            Avro::Record(vec![("user_id".into(), Avro::String(user.into())), ("ts".into(), Avro::TimestampMillis(t))]);
+        avro_framed(id, &writer, value)
+    };
+    // 30 orders over both partitions: 24 from search whose users the behaviour stream saw
+    // 10 s before, 6 from social never seen; the behaviour read from before the first
+    // order and past the last one's window on both partitions
+    let base = now_ms() - 600_000;
+    let producer = TestProducer::new(bootstrap);
+    for p in 0..2 {
+        producer.send(&behaviour, p, Some(&event("nobody", base - 40_000)));
+    }
+    for k in 0..30 {
+        let (user, referral) = if k < 24 { (format!("u{k}"), "search") } else { (format!("s{k}"), "social") };
+        let t = base + k * 1000;
+        if referral == "search" {
+            // not co-partitioned: the user's behaviour on the other partition than its order
+            producer.send(&behaviour, ((k + 1) % 2) as i32, Some(&event(&user, t - 10_000)));
+        }
+        producer.send(&orders, (k % 2) as i32, Some(crate::join::order(&user, referral, t).as_bytes()));
+    }
+    for p in 0..2 {
+        producer.send(&behaviour, p, Some(&event("nobody", base + 60_000)));
+    }
+    producer.flush();
+    let body = format!(
+        r#"
+[schema_registry]
+url = "{}"
+[[stream]]
+name = "orders"
+topic = "{orders}"
+max_record_delay = "1h"
+event_time = {{ field = "/created_at", format = "rfc3339" }}
+segments = [{{ name = "referral", field = "/referral" }}]
+[[stream]]
+name = "behaviour"
+topic = "{behaviour}"
+value_format = "avro"
+max_record_delay = "1h"
+event_time = {{ field = "/ts", format = "epoch_millis" }}
+[[pair]]
+name = "orders_behaviour"
+leader = "orders"
+follower = "behaviour"
+join = {{ leader_key = "/user_id", follower_key = "/user_id", before = "20s", after = "5s", grace = "2s", segments = ["referral"], window = "1h" }}
+"#,
+        registry.url
+    );
+    let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
+    let judged = |m: &Metrics, outcome: &str, value: &str| {
+        let labels = [("pair", "orders_behaviour"), ("outcome", outcome), ("segment", "referral"), ("value", value)];
+        m.value("pipewatch_join_records_total", &labels)
+    };
+    let m = eventually("every order judged", Duration::from_secs(60), || async {
+        let m = pw.metrics().await;
+        let all = ["matched", "missing", "unjudged"].map(|o| {
+            m.value("pipewatch_join_records_total", &[("pair", "orders_behaviour"), ("outcome", o), ("segment", "")])
+        });
+        match all {
+            [Some(a), Some(b), Some(c)] if a + b + c == 30.0 => Ok(m),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!((judged(&m, "matched", "search"), judged(&m, "missing", "search")), (Some(24.0), Some(0.0)));
+    assert_eq!((judged(&m, "matched", "social"), judged(&m, "missing", "social")), (Some(0.0), Some(6.0)));
+    // the follower stream counts its own records, once: the join's copy is not counted
+    let records = ["0", "1"].map(|p| m.value("pipewatch_records_total", &[("stream", "behaviour"), ("partition", p)]));
+    assert_eq!(records, [Some(14.0), Some(14.0)]);
+    let status = pw.status().await;
+    assert_eq!(status["pairs"][0]["join"]["partitions"], "all", "{}", status["pairs"][0]);
+    pw.stop().await;
+}

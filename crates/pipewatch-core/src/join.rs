@@ -381,22 +381,43 @@ pub struct FollowerRecord {
     pub key: Option<u64>,
 }
 
+/// A follower record in a schema-registry format as the join's own consumer read it
+/// (`partitions = "all"`): decoded on the consumer thread, which has the schemas
+/// (`Monitor::follower_payloads`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowerPayload {
+    pub slot: u32,
+    pub payload: Option<Vec<u8>>,
+    pub timestamp: Option<Millis>,
+    pub arrival: Millis,
+}
+
 /// How the join's own consumer reads a follower record (`partitions = "all"`): the event
-/// time and the key in one pass, as the follower's stream reads them.
+/// time and the key in one pass, as the follower's stream reads them; or, in a
+/// schema-registry format (`encoded`), not at all: its payload goes to the consumer
+/// thread as it is.
 #[derive(Debug, Clone)]
 pub struct FollowerReader {
     /// The pair's index (its join's).
     pub join: usize,
     /// The follower's topics.
     pub topics: Vec<String>,
+    /// The follower is in a schema-registry format.
+    pub encoded: bool,
     fields: PointerSet,
     extractor: Extractor,
 }
 
 impl FollowerReader {
-    pub(crate) fn new(join: usize, topics: Vec<String>, extractor: Extractor, key: &JsonPointer) -> Self {
+    pub(crate) fn new(
+        join: usize,
+        topics: Vec<String>,
+        extractor: Extractor,
+        key: &JsonPointer,
+        encoded: bool,
+    ) -> Self {
         let fields = PointerSet::new(extractor.pointer().into_iter().chain([key]).cloned().collect());
-        Self { join, topics, fields, extractor }
+        Self { join, topics, encoded, fields, extractor }
     }
 
     /// The record's event time and key; `None` without a valid event time (the follower's

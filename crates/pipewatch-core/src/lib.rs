@@ -41,7 +41,7 @@ pub use consumer::{FetchRequest, Fetched, FetchedRecord};
 pub use diagnosis::Cause;
 pub use discovery::{DiscoverySpec, GroupChange, GroupListing};
 pub use extract::{EventTimeSource, Extractor, InvalidReason, TimeFormat};
-pub use join::{FollowerReader, FollowerRecord, JoinPartitions, JoinSpec};
+pub use join::{FollowerPayload, FollowerReader, FollowerRecord, JoinPartitions, JoinSpec};
 pub use json::JsonPointer;
 pub use monitor::{Monitor, RecordOutcome};
 pub use schema::{RegisteredSchema, SchemaFetch, ValueFormat};

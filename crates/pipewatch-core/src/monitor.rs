@@ -16,12 +16,13 @@ use crate::diagnosis::{pair_cause, Cause, PairCause, Side};
 use crate::discovery::Discovery;
 use crate::extract::InvalidReason;
 use crate::join::{
-    key_hash, FollowerReader, FollowerRecord, JoinPartitions, JoinState, MAX_JOIN_KEYS, MAX_JOIN_SEGMENTS,
+    key_hash, FollowerPayload, FollowerReader, FollowerRecord, JoinPartitions, JoinState, MAX_JOIN_KEYS,
+    MAX_JOIN_SEGMENTS,
 };
-use crate::json::{Lookup as Found, MAX_SET};
+use crate::json::{JsonPointer, Lookup as Found, MAX_SET};
 use crate::offset_hint::{hint, on_offset, Spread};
 use crate::offset_index::OffsetIndex;
-use crate::schema::{Read, Registry, SchemaFetch};
+use crate::schema::{Read, Registry, SchemaFetch, StreamSchemas};
 use crate::segment::{is_snapshot, SegmentState};
 use crate::snapshot::{KafkaStatus, PairSnapshot, RegistrySnapshot, Snapshot, StreamSnapshot};
 use crate::spec::{
@@ -33,6 +34,14 @@ use crate::topic_discovery::TopicDiscovery;
 use crate::watermark::sync_lag_seconds;
 
 /// The monitor: all streams and pairs, fed by the source, read through snapshots.
+/// How a join's own consumer's records of a schema-registry follower are read.
+#[derive(Debug, Clone)]
+struct CopySchemas {
+    schemas: StreamSchemas,
+    /// The follower's key: the one join key read.
+    key: [JsonPointer; 1],
+}
+
 #[derive(Debug, Clone)]
 pub struct Monitor {
     settings: MonitorSettings,
@@ -40,6 +49,10 @@ pub struct Monitor {
     pairs: Vec<PairSpec>,
     /// Each pair's join, if it has one (by the pair's index).
     joins: Vec<Option<JoinState>>,
+    /// `partitions = "all"` with a follower in a schema-registry format, by the pair's
+    /// index: the plans the join's copy of the follower is read with (the stream's own
+    /// count the stream's records).
+    copy_schemas: Vec<Option<CopySchemas>>,
     pub(crate) consumers: Vec<ConsumerState>,
     kafka: KafkaStatus,
     kafka_error: Option<String>,
@@ -121,8 +134,20 @@ impl Monitor {
                 Some(JoinState::new(join))
             })
             .collect();
+        let copy_schemas = pairs
+            .iter()
+            .zip(&joins)
+            .map(|(pair, join): (&PairSpec, &Option<JoinState>)| {
+                let join = join.as_ref().filter(|j| j.spec.partitions == JoinPartitions::All)?;
+                streams[pair.follower]
+                    .schemas
+                    .is_some()
+                    .then(|| CopySchemas { schemas: StreamSchemas::default(), key: [join.spec.follower_key.clone()] })
+            })
+            .collect();
         Self {
             joins,
+            copy_schemas,
             settings,
             uses_registry: streams.iter().any(|s| s.schemas.is_some()),
             connect: Vec::new(),
@@ -418,7 +443,8 @@ impl Monitor {
                 let join = join.as_ref().filter(|j| j.spec.partitions == JoinPartitions::All)?;
                 let follower = &self.streams[pair.follower];
                 let topics = follower.topics.iter().map(|t| t.name.to_string()).collect();
-                Some(FollowerReader::new(i, topics, follower.spec.extractor.clone(), &join.spec.follower_key))
+                let encoded = follower.schemas.is_some();
+                Some(FollowerReader::new(i, topics, follower.spec.extractor.clone(), &join.spec.follower_key, encoded))
             })
             .collect()
     }
@@ -428,6 +454,52 @@ impl Monitor {
         if let Some(j) = self.joins.get_mut(join).and_then(Option::as_mut) {
             j.copied(records, at);
         }
+    }
+
+    /// Follower records of join `join` in a schema-registry format, as its own consumer
+    /// read them (`FollowerReader::encoded`): each decoded with the join's own plans of
+    /// the writer's schema, then applied as [`Self::follower_records`]'s are (one without
+    /// a valid event time is not: the follower's stream counts it). `Err((i, id))`: the
+    /// `i`-th record's schema `id` is not known yet: it and the ones after are to be given
+    /// again once it is (in order, so that no key is lost).
+    pub fn follower_payloads(
+        &mut self,
+        join: usize,
+        records: &[FollowerPayload],
+        at: Millis,
+    ) -> Result<(), (usize, u32)> {
+        let (Some(Some(j)), Some(Some(copy)), Some(pair)) =
+            (self.joins.get_mut(join), self.copy_schemas.get_mut(join), self.pairs.get(join))
+        else {
+            return Ok(());
+        };
+        let spec = &self.streams[pair.follower].spec;
+        let mut read = Vec::with_capacity(records.len());
+        let mut waits = Ok(());
+        for (i, r) in records.iter().enumerate() {
+            let mut key = [None];
+            let payload = r.payload.as_deref();
+            match copy.schemas.read(
+                &self.registry,
+                spec,
+                payload,
+                r.timestamp,
+                r.arrival,
+                &mut [],
+                false,
+                &copy.key,
+                &mut key,
+            ) {
+                Read::Wait(id) => {
+                    waits = Err((i, id));
+                    break;
+                }
+                Read::Time(Ok(t), _) => read.push(FollowerRecord { slot: r.slot, t, key: key[0] }),
+                Read::Time(Err(_), _) => {}
+            }
+        }
+        j.copied(&read, at);
+        waits
     }
 
     /// Some join reads co-partitioned topics: the partition counts are wanted.

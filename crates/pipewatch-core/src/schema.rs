@@ -804,6 +804,71 @@ mod tests {
         assert_eq!((by_coupon.total.matched, by_coupon.total.missing, by_coupon.pending), (1, 1, 0));
     }
 
+    #[test]
+    fn an_avro_follower_read_by_the_joins_own_consumer_is_decoded_here_and_waits_for_its_schema() {
+        const EVENT: &str = r#"{"type": "record", "name": "Event", "namespace": "shop", "fields": [
+            {"name": "user_id", "type": "long"},
+            {"name": "created_at", "type": {"type": "long", "logicalType": "timestamp-millis"}}]}"#;
+        let event = |user: i64, t: Millis| {
+            framed(7, EVENT, vec![("user_id", Avro::Long(user)), ("created_at", Avro::TimestampMillis(t))])
+        };
+        let mut behaviour = avro_spec();
+        behaviour.name = "behaviour".into();
+        behaviour.topics = vec!["behaviour".into()];
+        behaviour.segments = Vec::new();
+        let mut orders = avro_spec();
+        orders.value_format = ValueFormat::Json;
+        orders.segments = Vec::new();
+        orders.extractor = Extractor::new(
+            EventTimeSource::Field { pointer: JsonPointer::parse("/ts").unwrap(), format: TimeFormat::EpochMillis },
+            300 * SEC,
+        );
+        let join = crate::join::JoinSpec {
+            leader_key: JsonPointer::parse("/user").unwrap(),
+            follower_key: JsonPointer::parse("/user_id").unwrap(),
+            before_ms: 60 * SEC,
+            after_ms: 10 * SEC,
+            grace_ms: 5 * SEC,
+            segments: Vec::new(),
+            sample: 1,
+            max_keys: 1000,
+            max_pending: 1000,
+            window_ms: 900 * SEC,
+            partitions: crate::join::JoinPartitions::All,
+            incomplete_below: 0.5,
+            min_judged: 1,
+        };
+        let pair = crate::spec::PairSpec { name: "by_user".into(), leader: 0, follower: 1, join: Some(join) };
+        let mut m = Monitor::new(
+            MonitorSettings { idle_partition_timeout_ms: 300 * SEC, rate_window_ms: 60 * SEC },
+            vec![orders, behaviour],
+            vec![pair],
+        );
+        let readers = m.follower_readers();
+        assert_eq!(readers.iter().map(|r| (r.join, r.encoded)).collect::<Vec<_>>(), [(0, true)]);
+        m.assign_partition(0, 0, 0, StartPosition::At(0), T0);
+        let copied = |user: i64, t: Millis| crate::join::FollowerPayload {
+            slot: 0,
+            payload: Some(event(user, t)),
+            timestamp: None,
+            arrival: T0,
+        };
+        let records = [copied(0, T0 - 70 * SEC), copied(42, T0 - 20 * SEC), copied(0, T0 + 20 * SEC)];
+        // the schema not known yet: nothing taken, all to be given again
+        assert_eq!(m.follower_payloads(0, &records, T0), Err((0, 7)));
+        assert_eq!(m.schema_fetched(7, found(EVENT, 1)), Vec::<(usize, crate::spec::PartitionSlot)>::new());
+        assert_eq!(m.follower_payloads(0, &records, T0), Ok(()));
+        for (o, user) in [42, 43].into_iter().enumerate() {
+            let doc = format!(r#"{{"user": {user}, "ts": {T0}}}"#);
+            assert_eq!(m.record(0, 0, o as i64, Some(doc.as_bytes()), None, T0), RecordOutcome::Read);
+        }
+        let s = m.tick(T0 + 20 * SEC);
+        let j = s.pairs[0].join.as_ref().unwrap();
+        assert_eq!((j.total.matched, j.total.missing, j.pending), (1, 1, 0), "42 matched, 43 missing");
+        // the follower stream's own counts are its records', not the copy's
+        assert_eq!(s.streams[1].records, 0);
+    }
+
     fn stream(s: &Snapshot) -> &crate::snapshot::StreamSnapshot {
         &s.streams[0]
     }

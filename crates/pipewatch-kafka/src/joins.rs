@@ -2,7 +2,8 @@
 //! followers' topics, assigned (never joined or committed: pipewatch's group id is only
 //! librdkafka's condition for assigning), read on a thread of its own from the source's
 //! `start`. Each record's event time and key ([`FollowerReader`]) go to the consumer
-//! thread in batches, which applies them to the monitor's joins: a replica judges the
+//! thread in batches, which applies them to the monitor's joins (a follower in a
+//! schema-registry format: the record as it came, decoded there, where the schemas are): a replica judges the
 //! leader records of its own partitions against the follower keys of all of them.
 
 use std::collections::HashMap;
@@ -11,7 +12,7 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pipewatch_core::{FollowerReader, FollowerRecord, Millis};
+use pipewatch_core::{FollowerPayload, FollowerReader, FollowerRecord, Millis};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
@@ -85,6 +86,8 @@ impl Joins {
         // slots are given per join over all its topics
         let mut next_slot = vec![0u32; self.readers.len()];
         let mut batches: Vec<Vec<FollowerRecord>> = vec![Vec::new(); self.readers.len()];
+        // a schema-registry follower's records, as they came
+        let mut payloads: Vec<Vec<FollowerPayload>> = vec![Vec::new(); self.readers.len()];
         let mut assigned: HashMap<String, i32> = HashMap::new();
         let mut listed_at: Option<Instant> = None;
         let mut errors_logged = 0u64;
@@ -103,7 +106,11 @@ impl Joins {
                     let Some(&slot) = usize::try_from(partition).ok().and_then(|p| r.slots.get(p)) else {
                         continue;
                     };
-                    if let Some((t, key)) = readers[r.reader].read(payload, ts, arrival) {
+                    let reader = &readers[r.reader];
+                    if reader.encoded {
+                        let payload = payload.map(<[u8]>::to_vec);
+                        payloads[r.reader].push(FollowerPayload { slot, payload, timestamp: ts, arrival });
+                    } else if let Some((t, key)) = reader.read(payload, ts, arrival) {
                         batches[r.reader].push(FollowerRecord { slot, t, key });
                     }
                 }
@@ -130,11 +137,12 @@ impl Joins {
                 read += n;
             }
             let at = now_ms();
-            for (i, records) in batches.iter_mut().enumerate() {
-                if records.is_empty() {
+            for (i, (records, payloads)) in batches.iter_mut().zip(&mut payloads).enumerate() {
+                if records.is_empty() && payloads.is_empty() {
                     continue;
                 }
-                let batch = JoinBatch { join: self.readers[i].join, records: std::mem::take(records), at };
+                let (records, payloads) = (std::mem::take(records), std::mem::take(payloads));
+                let batch = JoinBatch { join: self.readers[i].join, records, payloads, at };
                 // the consumer thread is behind: wait for it (the records wait in the broker)
                 let mut batch = Some(batch);
                 while let Some(b) = batch.take() {

@@ -4,7 +4,9 @@
 
 use pipewatch_core::baseline::PartitionHistory;
 use pipewatch_core::spec::ConsumerError;
-use pipewatch_core::{ConnectSnapshot, FetchRequest, FollowerRecord, GroupListing, Millis, SchemaFetch};
+use pipewatch_core::{
+    ConnectSnapshot, FetchRequest, FollowerPayload, FollowerRecord, GroupListing, Millis, SchemaFetch,
+};
 
 /// The consumer thread's link to the schema registry (which another thread or task
 /// asks): the ids records wait for go out through `ask`, which never blocks; the
@@ -80,10 +82,12 @@ pub(crate) struct WatchedGroup {
 /// while the listing lists them.
 pub(crate) type CaughtUp = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<usize>>>;
 
-/// Follower records of one join (the pair's index) the joins' own consumer read at `at`.
+/// Follower records of one join (the pair's index) the joins' own consumer read at `at`:
+/// read (JSON) or, in a schema-registry format, as they came (decoded by the monitor).
 pub(crate) struct JoinBatch {
     pub(crate) join: usize,
     pub(crate) records: Vec<FollowerRecord>,
+    pub(crate) payloads: Vec<FollowerPayload>,
     pub(crate) at: Millis,
 }
 

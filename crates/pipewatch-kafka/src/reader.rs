@@ -66,6 +66,9 @@ pub(crate) struct Reader {
     pub(crate) co_partitioned: Vec<Option<bool>>,
     /// Records that wait for their schema, held, and the registry's link.
     pub(crate) waiting: Waiting,
+    /// The joins' own consumer's records that wait for their schema (and every batch
+    /// after them: none is taken while one waits, so the join thread waits in turn).
+    pub(crate) join_waiting: Option<JoinBatch>,
     /// The Kafka Connect clusters' states, from the runtime's poller.
     pub(crate) connect: Option<Receiver<Vec<ConnectSnapshot>>>,
 }
@@ -115,9 +118,7 @@ impl Reader {
             let wait = if busy || now >= next_tick { Duration::ZERO } else { Duration::from_millis(100) };
             self.read_records(wait);
             if let Some(joins) = &link.joins {
-                for b in joins.try_iter() {
-                    self.monitor.follower_records(b.join, &b.records, b.at);
-                }
+                self.apply_join_batches(joins);
             }
             self.waiting.apply_answers(&mut self.monitor, &self.consumer);
             let now = now_ms();
@@ -212,6 +213,22 @@ impl Reader {
         });
         if !waiting.is_empty() {
             waiting.pause_if_over(consumer);
+        }
+    }
+
+    /// The joins' own consumer's batches into the monitor, the one that waits for its
+    /// schema first.
+    fn apply_join_batches(&mut self, joins: &Receiver<JoinBatch>) {
+        loop {
+            let Some(mut b) = self.join_waiting.take().or_else(|| joins.try_recv().ok()) else { return };
+            self.monitor.follower_records(b.join, &b.records, b.at);
+            if let Err((read, id)) = self.monitor.follower_payloads(b.join, &b.payloads, b.at) {
+                self.waiting.ask_for_join(id);
+                b.records.clear();
+                b.payloads.drain(..read);
+                self.join_waiting = Some(b);
+                return;
+            }
         }
     }
 

@@ -196,6 +196,7 @@ impl Source {
                     metrics,
                     errors_logged: 0,
                     co_partitioned: Vec::new(),
+                    join_waiting: None,
                 };
                 source.run(config.tick, shutdown, link, publish)
             })

@@ -84,11 +84,26 @@ impl Waiting {
     }
 
     fn ask(&mut self, id: u32, topic: &str, partition: i32, offset: i64) {
-        if self.asked.insert(id) {
+        if self.ask_once(id) {
             info!(topic, partition, offset, schema_id = id, "records wait for their schema: asking the registry");
-            if let Some(link) = &mut self.link {
-                (link.ask)(id);
-            }
+        }
+    }
+
+    /// Asks the registry's side for `id` unless asked already (until it is answered);
+    /// `true` when asked now.
+    fn ask_once(&mut self, id: u32) -> bool {
+        let new = self.asked.insert(id);
+        if let Some(link) = self.link.as_mut().filter(|_| new) {
+            (link.ask)(id);
+        }
+        new
+    }
+
+    /// The joins' own consumer read a record of schema `id`, not known yet (its batch
+    /// waits in the consumer thread): asked for once, as a held record's.
+    pub(crate) fn ask_for_join(&mut self, id: u32) {
+        if self.ask_once(id) {
+            info!(schema_id = id, "the join consumer's records wait for their schema: asking the registry");
         }
     }
 

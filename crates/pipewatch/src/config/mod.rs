@@ -402,10 +402,14 @@ follower = "behaviour"
             shown.contains("\"channel\" is not a segment of the leader \"orders\" (its segments: referral)"),
             "{shown}"
         );
-        // an Avro follower: read by the stream (co_partitioned), not by the joins' own consumer
-        let avro = bad.replace("partitions = \"some\"", "partitions = \"all\"");
-        let err = parse(&avro).unwrap_err();
-        assert!(err.to_string().contains("\"all\" reads a JSON follower; \"behaviour\" is avro"), "{err}");
+        // an Avro follower, read by the joins' own consumer (decoded where the schemas are)
+        let registry = "[schema_registry]\nurl = \"http://registry:8081\"\n[[stream]]\nname = \"orders\"";
+        let avro = format!(
+            "{}join = {{ leader_key = \"/user_id\", follower_key = \"/user\" }}\n",
+            base.replace("[[stream]]\nname = \"orders\"", registry)
+        );
+        let c = parse(&avro).unwrap();
+        assert_eq!(c.pairs[0].join.as_ref().unwrap().partitions, JoinPartitions::All);
         let good = format!(
             "{}join = {{ leader_key = \"/user_id\", follower_key = \"/user\", segments = [\"referral\"], sample = 10 }}\n",
             base.replace("value_format = \"avro\"\n", "")

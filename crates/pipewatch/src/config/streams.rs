@@ -236,8 +236,8 @@ pub(super) fn pair_specs<'a>(raw: &'a RawConfig, names: &mut HashSet<&'a str>, p
 const MAX_JOINS_PER_STREAM: usize = pipewatch_core::join::MAX_JOIN_KEYS;
 
 /// `pair[i].join`: the keys' pointers, the window and grace, the leader's segments by
-/// name, sample, caps, where the follower's keys come from (`"all"`: a JSON follower
-/// named by its topics) and when the pair is `join_incomplete`.
+/// name, sample, caps, where the follower's keys come from (`"all"`: a follower named
+/// by its topics) and when the pair is `join_incomplete`.
 fn join_spec(
     raw: &RawConfig,
     i: usize,
@@ -295,14 +295,6 @@ fn join_spec(
         None => p.add(
             key("partitions"),
             format!("{:?} is not one of {}", j.partitions, JoinPartitions::NAMES.join(", ")),
-        ),
-        // the joins' own consumer reads JSON; a registry format's schemas are the consumer thread's
-        Some(JoinPartitions::All) if raw.streams[follower].value_format != "json" => p.add(
-            key("partitions"),
-            format!(
-                "\"all\" reads a JSON follower; {:?} is {}: use \"co_partitioned\" (right on one replica, or on co-partitioned topics)",
-                raw.streams[follower].name, raw.streams[follower].value_format
-            ),
         ),
         Some(JoinPartitions::All) if raw.streams[follower].topic_pattern.is_some() => p.add(
             key("partitions"),
