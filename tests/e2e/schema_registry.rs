@@ -539,30 +539,12 @@ async fn an_avro_follower_is_joined_by_the_default_every_partition_read_and_its_
         producer.send(&behaviour, p, Some(&event("nobody", base + 60_000)));
     }
     producer.flush();
-    let body = format!(
-        r#"
-[schema_registry]
-url = "{}"
-[[stream]]
-name = "orders"
-topic = "{orders}"
-max_record_delay = "1h"
-event_time = {{ field = "/created_at", format = "rfc3339" }}
-segments = [{{ name = "referral", field = "/referral" }}]
-[[stream]]
-name = "behaviour"
-topic = "{behaviour}"
-value_format = "avro"
-max_record_delay = "1h"
-event_time = {{ field = "/ts", format = "epoch_millis" }}
-[[pair]]
-name = "orders_behaviour"
-leader = "orders"
-follower = "behaviour"
-join = {{ leader_key = "/user_id", follower_key = "/user_id", before = "20s", after = "5s", grace = "2s", segments = ["referral"], window = "1h" }}
-"#,
-        registry.url
-    );
+    // the join tests' config, the behaviour in Avro
+    let joined = crate::join::join_config(&orders, &behaviour);
+    let avro = format!("topic = \"{behaviour}\"\nvalue_format = \"avro\"");
+    assert!(joined.contains(&format!("topic = \"{behaviour}\"")));
+    let body = format!("[schema_registry]\nurl = \"{}\"\n", registry.url)
+        + &joined.replace(&format!("topic = \"{behaviour}\""), &avro);
     let pw = Pipewatch::start(&config(bootstrap, "earliest", &body)).await;
     let judged = |m: &Metrics, outcome: &str, value: &str| {
         let labels = [("pair", "orders_behaviour"), ("outcome", outcome), ("segment", "referral"), ("value", value)];

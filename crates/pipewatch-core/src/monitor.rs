@@ -33,7 +33,6 @@ use crate::time::Millis;
 use crate::topic_discovery::TopicDiscovery;
 use crate::watermark::sync_lag_seconds;
 
-/// The monitor: all streams and pairs, fed by the source, read through snapshots.
 /// How a join's own consumer's records of a schema-registry follower are read.
 #[derive(Debug, Clone)]
 struct CopySchemas {
@@ -42,6 +41,7 @@ struct CopySchemas {
     key: [JsonPointer; 1],
 }
 
+/// The monitor: all streams and pairs, fed by the source, read through snapshots.
 #[derive(Debug, Clone)]
 pub struct Monitor {
     settings: MonitorSettings,
@@ -137,7 +137,7 @@ impl Monitor {
         let copy_schemas = pairs
             .iter()
             .zip(&joins)
-            .map(|(pair, join): (&PairSpec, &Option<JoinState>)| {
+            .map(|(pair, join): (_, &Option<JoinState>)| {
                 let join = join.as_ref().filter(|j| j.spec.partitions == JoinPartitions::All)?;
                 streams[pair.follower]
                     .schemas
